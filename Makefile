@@ -1,0 +1,53 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# nginx with Lua for the gateway, MariaDB for the MySQL path, Chromium for the browser test.
+APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium
+
+.PHONY: help system-deps venv test run demo lock clean
+
+help:
+	@echo "make demo         run the suite and print its URL and demo credentials"
+	@echo "make test         install what is missing, then run the test suite"
+	@echo "make run          run the suite on 127.0.0.1:8080 in the foreground (Ctrl-C stops it)"
+	@echo "make lock         re-resolve requirements/*.lock from requirements/*.in (needs network)"
+	@echo "make clean        remove the virtualenv and run state"
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:" $$missing; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/dev.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+test: system-deps venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+run: system-deps venv
+	$(BIN)/python -m deploy.devrun
+
+# Until the local Docker target lands, the demo runs the suite straight on loopback.
+demo: run
+
+lock:
+	$(PYTHON) -m pip install --quiet uv
+	cd requirements && $(PYTHON) -m uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" app.in -o app.lock
+	cd requirements && $(PYTHON) -m uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" dev.in -o dev.lock
+
+clean:
+	rm -rf $(VENV) .run *.egg-info

@@ -1,0 +1,62 @@
+"""Render the gateway's nginx configuration from the upstream addresses of a layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import jinja2
+
+from .suite import GATEWAY_CALLS
+
+NGINX_LUA_DIR = Path(__file__).resolve().parent.parent / "nginx-lua"
+DEBIAN_MODULES = (
+    "/usr/lib/nginx/modules/ndk_http_module.so",
+    "/usr/lib/nginx/modules/ngx_http_lua_module.so",
+)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """What differs between deployments of the gateway; everything else is in nginx.conf.j2."""
+
+    upstreams: Mapping[str, str]  # service name -> host:port
+    listen: str = "8080"
+    runtime_dir: str = "/tmp/nginx"
+    lua_dir: str = str(NGINX_LUA_DIR / "lua")
+    modules: tuple[str, ...] = DEBIAN_MODULES
+    secure_cookies: bool = False
+    login_rate: str = "20r/m"
+    login_burst: int = 10
+    worker_processes: int = 1
+    error_log_level: str = "warn"
+
+    def __post_init__(self) -> None:
+        missing = sorted(set(GATEWAY_CALLS) - set(self.upstreams))
+        if missing:
+            raise ValueError(f"gateway upstreams lack {', '.join(missing)}; give an address for each")
+
+
+def render_nginx_conf(config: GatewayConfig) -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(NGINX_LUA_DIR),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    template = environment.get_template("nginx.conf.j2")
+    upstreams = {name: config.upstreams[name] for name in GATEWAY_CALLS}
+    return template.render(
+        modules=config.modules,
+        worker_processes=config.worker_processes,
+        runtime_dir=config.runtime_dir,
+        error_log_level=config.error_log_level,
+        lua_dir=config.lua_dir,
+        secure_cookies=config.secure_cookies,
+        login_rate=config.login_rate,
+        login_burst=config.login_burst,
+        upstreams=upstreams,
+        listen=config.listen,
+    )

@@ -1,0 +1,144 @@
+-- The gateway's checks: who the caller is (session cookie), login, logout, and cross-site refusal.
+-- Services are reached only through the internal locations of nginx.conf, whose upstream
+-- addresses are rendered from one place.
+
+local M = {}
+
+local config = { secure_cookies = false }
+local COOKIE = "AccessToken"
+local SAFE_METHODS = { GET = true, HEAD = true, OPTIONS = true }
+
+function M.configure(options)
+    for key, value in pairs(options) do
+        config[key] = value
+    end
+end
+
+-- A token as the session service issues them: URL-safe base64, nothing that could change the path.
+local function valid_token(token)
+    return type(token) == "string" and #token >= 20 and #token <= 200 and token:match("^[%w_-]+$") ~= nil
+end
+
+local function cookie(value, extra)
+    local parts = { COOKIE .. "=" .. value, "Path=/", "HttpOnly", "SameSite=Lax" }
+    if config.secure_cookies then
+        parts[#parts + 1] = "Secure"
+    end
+    if extra then
+        parts[#parts + 1] = extra
+    end
+    return table.concat(parts, "; ")
+end
+
+-- Answer with a plain message naming the service that failed, so a person or a smoke test sees the hop.
+local function unavailable(service, status)
+    ngx.log(ngx.ERR, "the ", service, " service answered ", status)
+    ngx.status = ngx.HTTP_BAD_GATEWAY
+    ngx.header["Content-Type"] = "text/plain; charset=utf-8"
+    ngx.say("gateway: the ", service, " service is unavailable")
+    return ngx.exit(ngx.HTTP_OK)
+end
+
+function M.strip_caller()
+    ngx.req.clear_header("callerId")
+end
+
+-- Refuse a state-changing request whose Origin (or, lacking it, Referer) names another site.
+function M.check_origin()
+    if SAFE_METHODS[ngx.req.get_method()] then
+        return
+    end
+    local source = ngx.var.http_origin
+    if source == nil or source == "" then
+        source = ngx.var.http_referer
+    end
+    if source == nil or source == "" then
+        return -- not sent by a browser
+    end
+    local authority = source:match("^https?://([^/?#]+)")
+    local host = ngx.var.http_host or ""
+    if authority == nil or authority:lower() ~= host:lower() then
+        ngx.log(ngx.WARN, "refused cross-site ", ngx.req.get_method(), " ", ngx.var.uri, " from ", source)
+        return ngx.exit(ngx.HTTP_FORBIDDEN)
+    end
+end
+
+-- The caller id behind the session cookie, or nil when there is no valid session.
+local function session_caller(token)
+    if not valid_token(token) then
+        return nil
+    end
+    local answer = ngx.location.capture("/_internal/sessions/" .. token)
+    if answer.status == ngx.HTTP_OK and answer.body:match("^%d+$") then
+        return answer.body
+    end
+    if answer.status ~= ngx.HTTP_NOT_FOUND then
+        return unavailable("session", answer.status)
+    end
+    return nil
+end
+
+function M.access()
+    M.check_origin()
+    local token = ngx.var["cookie_" .. COOKIE]
+    local caller = session_caller(token)
+    if caller == nil then
+        if token ~= nil then
+            ngx.header["Set-Cookie"] = cookie("", "Max-Age=0")
+        end
+        return ngx.redirect("/login", ngx.HTTP_MOVED_TEMPORARILY)
+    end
+    ngx.req.set_header("callerId", caller)
+end
+
+local function login_failed()
+    local page = ngx.location.capture("/_internal/login-page", { args = { error = "1" } })
+    ngx.status = ngx.HTTP_UNAUTHORIZED
+    ngx.header["Content-Type"] = "text/html; charset=utf-8"
+    ngx.print(page.body)
+    return ngx.exit(ngx.HTTP_OK)
+end
+
+function M.login()
+    if ngx.req.get_method() ~= "POST" then
+        return ngx.exec("@frontend")
+    end
+    ngx.req.read_body()
+    local args = ngx.req.get_post_args(10) or {}
+    local email, password = args.emailaddress, args.password
+    if type(email) ~= "string" or type(password) ~= "string" or email == "" or password == "" then
+        return login_failed()
+    end
+    local auth = ngx.location.capture("/_internal/authentication", {
+        method = ngx.HTTP_POST,
+        body = ngx.encode_args({ emailaddress = email, password = password }),
+    })
+    if auth.status == ngx.HTTP_UNAUTHORIZED then
+        return login_failed()
+    end
+    if auth.status ~= ngx.HTTP_OK or not auth.body:match("^%d+$") then
+        return unavailable("authentication", auth.status)
+    end
+    local session = ngx.location.capture("/_internal/sessions", { method = ngx.HTTP_POST, body = auth.body })
+    if session.status ~= ngx.HTTP_OK or not valid_token(session.body) then
+        return unavailable("session", session.status)
+    end
+    ngx.header["Set-Cookie"] = cookie(session.body)
+    return ngx.redirect("/", ngx.HTTP_MOVED_TEMPORARILY)
+end
+
+function M.logout()
+    local token = ngx.var["cookie_" .. COOKIE]
+    if valid_token(token) then
+        local answer = ngx.location.capture("/_internal/sessions/" .. token, { method = ngx.HTTP_DELETE })
+        ngx.header["Set-Cookie"] = cookie("", "Max-Age=0")
+        if answer.status ~= ngx.HTTP_NO_CONTENT then
+            -- The browser forgets the cookie, but the session lives on: say so rather than pretend.
+            return unavailable("session", answer.status)
+        end
+    end
+    ngx.header["Set-Cookie"] = cookie("", "Max-Age=0")
+    return ngx.redirect("/login", ngx.HTTP_MOVED_TEMPORARILY)
+end
+
+return M

@@ -1,0 +1,1 @@
+"""authentication: checks an email address and password, answers with the caller id."""

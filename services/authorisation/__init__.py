@@ -1,0 +1,1 @@
+"""authorisation: answers whether a caller holds a permission."""

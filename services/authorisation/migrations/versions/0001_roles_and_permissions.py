@@ -1,0 +1,49 @@
+"""Create roles, permissions and their grants; seed admin (all) and user (personView).
+
+Revision ID: 0001
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+PERMISSIONS = ["personView", "personAdd", "personEdit", "personDelete"]
+
+
+def upgrade() -> None:
+    roles = op.create_table(
+        "roles",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(50), nullable=False, unique=True),
+    )
+    permissions = op.create_table(
+        "permissions",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(50), nullable=False, unique=True),
+    )
+    grants = op.create_table(
+        "role_permissions",
+        sa.Column("role_id", sa.Integer, sa.ForeignKey("roles.id"), primary_key=True),
+        sa.Column("permission_id", sa.Integer, sa.ForeignKey("permissions.id"), primary_key=True),
+    )
+    callers = op.create_table(
+        "caller_roles",
+        sa.Column("caller_id", sa.Integer, primary_key=True),
+        sa.Column("role_id", sa.Integer, sa.ForeignKey("roles.id"), primary_key=True),
+    )
+    op.bulk_insert(roles, [{"id": 1, "name": "admin"}, {"id": 2, "name": "user"}])
+    op.bulk_insert(permissions, [{"id": i, "name": name} for i, name in enumerate(PERMISSIONS, 1)])
+    op.bulk_insert(
+        grants,
+        [{"role_id": 1, "permission_id": i} for i in range(1, len(PERMISSIONS) + 1)]
+        + [{"role_id": 2, "permission_id": 1}],
+    )
+    # The demo callers of the authentication service: 1 is admin@test.com, 2 is user@test.com.
+    op.bulk_insert(callers, [{"caller_id": 1, "role_id": 1}, {"caller_id": 2, "role_id": 2}])
+
+
+def downgrade() -> None:
+    for table in ("caller_roles", "role_permissions", "permissions", "roles"):
+        op.drop_table(table)

@@ -1,0 +1,1 @@
+"""What the five services share: configuration, database start-up, the app skeleton, the server."""

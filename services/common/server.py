@@ -1,0 +1,52 @@
+"""Start a service: read its settings, wait for and migrate its database, then serve."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from . import config as config_module
+from .app import configure_logging
+from .db import Database, DatabaseUnreachable, Migrations
+
+log = logging.getLogger(__name__)
+
+# Exit codes of a service process, documented in the README.
+EXIT_CONFIG = 2
+EXIT_DATABASE_UNREACHABLE = 3
+
+
+def main(
+    name: str,
+    default_port: int,
+    build: Callable[..., FastAPI],
+    migrations: Path | None = None,
+) -> None:
+    """Entry point of `python -m services.NAME`; `migrations` is None for a service without data."""
+    try:
+        config = config_module.load(name, default_port, database=migrations is not None)
+    except config_module.ConfigError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    configure_logging(config)
+    if migrations is None:
+        app = build(config)
+    else:
+        database = Database(config, Migrations(migrations))
+        try:
+            database.start()
+        except DatabaseUnreachable as exc:
+            log.error(
+                "database %s unreachable after %.0fs (%s); check DATABASE_URL/DATABASE_PATH "
+                "and that the server is running, or raise DB_WAIT_SECONDS",
+                config.database_display, config.db_wait_seconds, exc,
+            )
+            sys.exit(EXIT_DATABASE_UNREACHABLE)
+        app = build(config, database)
+    log.info("serving on %s:%d", config.host, config.port)
+    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, access_log=False)

@@ -1,0 +1,1 @@
+"""person: the people register, every action checked with the authorisation service."""

@@ -1,0 +1,1 @@
+"""session: issues access tokens for a caller id, resolves and revokes them."""

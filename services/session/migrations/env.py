@@ -1,0 +1,3 @@
+from services.common.migrations_env import run
+
+run()
