@@ -74,6 +74,14 @@ def ensure_mysql_databases(settings: SuiteSettings) -> None:
         connection.close()
 
 
+def nginx_command(config: GatewayConfig, nginx: str = "nginx") -> list[str]:
+    """Write the rendered nginx.conf into the config's runtime dir; the command that runs it."""
+    runtime = Path(config.runtime_dir)
+    runtime.mkdir(parents=True, exist_ok=True)
+    (runtime / "nginx.conf").write_text(render_nginx_conf(config))
+    return [shutil.which(nginx) or nginx, "-p", str(runtime), "-e", "stderr", "-c", str(runtime / "nginx.conf")]
+
+
 class LocalSuite:
     """Start the services and the gateway as child processes; `stop()` ends them all."""
 
@@ -123,20 +131,21 @@ class LocalSuite:
             raise
         return self
 
-    def start_gateway(self) -> None:
+    def gateway_config(self, **overrides) -> GatewayConfig:
+        """The gateway for this suite's services; `overrides` change listen address, limits, ..."""
         settings = self.settings
-        runtime = settings.work_dir / "nginx"
-        runtime.mkdir(parents=True, exist_ok=True)
-        config = GatewayConfig(
-            upstreams={s.name: settings.address(s.name) for s in SERVICES},
-            listen=settings.address(GATEWAY),
-            runtime_dir=str(runtime),
-            login_rate=settings.login_rate,
-            login_burst=settings.login_burst,
-        )
-        (runtime / "nginx.conf").write_text(render_nginx_conf(config))
-        nginx = shutil.which(settings.nginx) or settings.nginx
-        self.start_process(GATEWAY, [nginx, "-p", str(runtime), "-e", "stderr", "-c", str(runtime / "nginx.conf")])
+        values = {
+            "upstreams": {s.name: settings.address(s.name) for s in SERVICES},
+            "listen": settings.address(GATEWAY),
+            "runtime_dir": str(settings.work_dir / "nginx"),
+            "login_rate": settings.login_rate,
+            "login_burst": settings.login_burst,
+            **overrides,
+        }
+        return GatewayConfig(**values)
+
+    def start_gateway(self) -> None:
+        self.start_process(GATEWAY, nginx_command(self.gateway_config(), self.settings.nginx))
 
     def wait_ready(self, name: str, url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout

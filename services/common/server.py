@@ -18,7 +18,22 @@ log = logging.getLogger(__name__)
 
 # Exit codes of a service process, documented in the README.
 EXIT_CONFIG = 2
-EXIT_DATABASE_UNREACHABLE = 3
+EXIT_DATABASE_UNREACHABLE = 4  # 3 is uvicorn's own: it could not bind its port
+
+
+def start_database(config: config_module.ServiceConfig, migrations: Path) -> Database:
+    """The service's database, reachable and at the latest migration, or exit 4 with one line."""
+    database = Database(config, Migrations(migrations))
+    try:
+        database.start()
+    except DatabaseUnreachable as exc:
+        log.error(
+            "database %s unreachable after %.0fs (%s); check DATABASE_URL/DATABASE_PATH "
+            "and that the server is running, or raise DB_WAIT_SECONDS",
+            config.database_display, config.db_wait_seconds, exc,
+        )
+        sys.exit(EXIT_DATABASE_UNREACHABLE)
+    return database
 
 
 def main(
@@ -30,23 +45,10 @@ def main(
     """Entry point of `python -m services.NAME`; `migrations` is None for a service without data."""
     try:
         config = config_module.load(name, default_port, database=migrations is not None)
+        configure_logging(config)
+        app = build(config) if migrations is None else build(config, start_database(config, migrations))
     except config_module.ConfigError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
-    configure_logging(config)
-    if migrations is None:
-        app = build(config)
-    else:
-        database = Database(config, Migrations(migrations))
-        try:
-            database.start()
-        except DatabaseUnreachable as exc:
-            log.error(
-                "database %s unreachable after %.0fs (%s); check DATABASE_URL/DATABASE_PATH "
-                "and that the server is running, or raise DB_WAIT_SECONDS",
-                config.database_display, config.db_wait_seconds, exc,
-            )
-            sys.exit(EXIT_DATABASE_UNREACHABLE)
-        app = build(config, database)
     log.info("serving on %s:%d", config.host, config.port)
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, access_log=False)

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real suite on loopback (SQLite and MariaDB), started once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from deploy.devrun import LocalSuite, SuiteSettings
+from tests.infra import MariaDB, free_port_block, mariadb_server
+
+# The shared suites allow many logins: several tests log in. The rate limit itself is tested
+# on a gateway with the shipped defaults (tests/gateway/test_rate_limit.py).
+GENEROUS = {"login_rate": "6000r/m", "login_burst": 1000}
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
+    with mariadb_server(tmp_path_factory.mktemp("mariadb")) as server:
+        yield server
+
+
+def start_suite(work_dir: Path, **settings) -> LocalSuite:
+    return LocalSuite(SuiteSettings(work_dir=work_dir, base_port=free_port_block(6), **settings)).start()
+
+
+@pytest.fixture(scope="session")
+def sqlite_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSuite]:
+    suite = start_suite(tmp_path_factory.mktemp("suite-sqlite"), **GENEROUS)
+    yield suite
+    suite.stop()
+
+
+@pytest.fixture(scope="session")
+def mysql_suite(tmp_path_factory: pytest.TempPathFactory, mariadb: MariaDB) -> Iterator[LocalSuite]:
+    suite = start_suite(tmp_path_factory.mktemp("suite-mysql"), mysql_url=mariadb.url, **GENEROUS)
+    yield suite
+    suite.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "mariadb"])
+def suite(request: pytest.FixtureRequest) -> LocalSuite:
+    """The whole suite behind its gateway, once on SQLite and once on MariaDB."""
+    return request.getfixturevalue(f"{'sqlite' if request.param == 'sqlite' else 'mysql'}_suite")

@@ -1,0 +1,151 @@
+"""Real servers the tests start for themselves: free loopback ports, a MariaDB server, single services."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port_block(size: int) -> int:
+    """The first of `size` consecutive free loopback ports."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + size > 65000:
+            continue
+        if all(port_is_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError(f"no block of {size} free ports on 127.0.0.1")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass(frozen=True)
+class MariaDB:
+    port: int
+    user: str = "suite"
+    password: str = "suite"
+
+    @property
+    def url(self) -> str:
+        return f"mysql+pymysql://{self.user}:{self.password}@127.0.0.1:{self.port}"
+
+
+@contextmanager
+def mariadb_server(work_dir: Path, port: int | None = None) -> Iterator[MariaDB]:
+    """A throw-away MariaDB (Debian's mariadb-server) on a loopback port, with a TCP user."""
+    for program in ("mariadb-install-db", "mariadbd", "mariadb"):
+        if shutil.which(program) is None and not Path(f"/usr/sbin/{program}").exists():
+            raise RuntimeError(f"{program} not found: run `make test`, which installs mariadb-server")
+    data, sock = work_dir / "data", work_dir / "mysqld.sock"
+    subprocess.run(
+        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
+         "--user=root", "--skip-test-db"],
+        check=True, capture_output=True,
+    )
+    port = port or free_port_block(1)
+    mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    log = (work_dir / "server.log").open("wb")
+    server = subprocess.Popen(
+        [mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
+         "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", f"--pid-file={work_dir}/pid"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port)
+        db = MariaDB(port)
+        subprocess.run(
+            ["mariadb", f"--socket={sock}", "-e",
+             f"CREATE USER '{db.user}'@'127.0.0.1' IDENTIFIED BY '{db.password}';"
+             f" GRANT ALL ON *.* TO '{db.user}'@'127.0.0.1';"],
+            check=True, capture_output=True,
+        )
+        yield db
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@dataclass
+class ServiceProcess:
+    """One service started with `python -m services.NAME`, its output captured."""
+
+    name: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=20)
+
+
+def start_service(name: str, work_dir: Path, env: dict[str, str]) -> ServiceProcess:
+    port = free_port_block(1)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / f"{name}-{port}.log"
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT), **env}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"], env=full_env, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    return ServiceProcess(name, port, process, log_path)
+
+
+def wait_ready(service: ServiceProcess, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{service.log()}")
+        try:
+            if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{service.name} not ready after {timeout}s:\n{service.log()}")

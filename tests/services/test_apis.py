@@ -1,0 +1,166 @@
+"""Each service's HTTP contract, called directly on its loopback port (as the gateway and peers do)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploy.devrun import LocalSuite
+from tests.infra import start_service, wait_ready
+
+
+def url(suite: LocalSuite, service: str) -> str:
+    return f"http://{suite.settings.address(service)}"
+
+
+# authentication
+
+@pytest.mark.parametrize("email,password,expected", [
+    ("admin@test.com", "admin", (200, "1")), ("user@test.com", "user", (200, "2")),
+    ("ADMIN@test.com ", "admin", (200, "1")), ("admin@test.com", "user", (401, None)),
+    ("nobody@test.com", "x", (401, None)), ("", "", (401, None)),
+])
+def test_authentication(sqlite_suite: LocalSuite, email: str, password: str, expected: tuple) -> None:
+    answer = httpx.post(f"{url(sqlite_suite, 'authentication')}/api/authentication",
+                        data={"emailaddress": email, "password": password})
+    assert answer.status_code == expected[0]
+    if expected[1]:
+        assert answer.text == expected[1]
+
+
+def test_passwords_are_stored_hashed(sqlite_suite: LocalSuite) -> None:
+    database = sqlite_suite.settings.work_dir / "data" / "authentication.db"
+    with sqlite3.connect(database) as connection:
+        rows = dict(connection.execute("SELECT email, password_hash FROM users"))
+    assert set(rows) == {"admin@test.com", "user@test.com"}
+    for stored in rows.values():
+        assert stored.startswith("scrypt$") and "admin" not in stored and "user" not in stored
+
+
+# session
+
+def test_session_lifecycle(sqlite_suite: LocalSuite) -> None:
+    base = f"{url(sqlite_suite, 'session')}/api/sessions"
+    tokens = {httpx.post(base, content=b"7").text for _ in range(3)}
+    assert len(tokens) == 3
+    token = tokens.pop()
+    assert len(token) >= 22 and token.replace("-", "").replace("_", "").isalnum()
+    assert httpx.get(f"{base}/{token}").text == "7"
+    assert httpx.delete(f"{base}/{token}").status_code == 204
+    assert httpx.get(f"{base}/{token}").status_code == 404
+    assert httpx.delete(f"{base}/{token}").status_code == 204  # idempotent
+    assert httpx.get(f"{base}/not-a-token").status_code == 404
+
+
+@pytest.mark.parametrize("body", [b"", b"abc", b"-1", b"1" * 19])
+def test_session_needs_a_caller_id(sqlite_suite: LocalSuite, body: bytes) -> None:
+    assert httpx.post(f"{url(sqlite_suite, 'session')}/api/sessions", content=body).status_code == 400
+
+
+def test_sessions_expire(tmp_path: Path) -> None:
+    service = start_service("session", tmp_path, {"DATABASE_PATH": str(tmp_path / "s.db"),
+                                                  "SESSION_TTL_SECONDS": "1"})
+    try:
+        wait_ready(service)
+        token = httpx.post(f"{service.url}/api/sessions", content=b"1").text
+        assert httpx.get(f"{service.url}/api/sessions/{token}").status_code == 200
+        time.sleep(1.5)
+        assert httpx.get(f"{service.url}/api/sessions/{token}").status_code == 404
+    finally:
+        service.stop()
+
+
+# authorisation
+
+@pytest.mark.parametrize("caller,permission,status", [
+    ("1", "personView", 200), ("1", "personAdd", 200), ("1", "personEdit", 200), ("1", "personDelete", 200),
+    ("2", "personView", 200), ("2", "personAdd", 404), ("2", "personEdit", 404), ("2", "personDelete", 404),
+    ("3", "personView", 404), ("1", "personFly", 404), ("", "personView", 404), ("x", "personView", 404),
+])
+def test_authorisation(sqlite_suite: LocalSuite, caller: str, permission: str, status: int) -> None:
+    headers = {"callerId": caller} if caller else {}
+    answer = httpx.get(f"{url(sqlite_suite, 'authorisation')}/api/authorisations/{permission}", headers=headers)
+    assert answer.status_code == status
+
+
+# person
+
+def test_person_needs_a_caller(sqlite_suite: LocalSuite) -> None:
+    answer = httpx.get(f"{url(sqlite_suite, 'person')}/api/persons")
+    assert answer.status_code == 401
+    assert "callerId" in answer.json()["error"]
+
+
+def test_person_denies_with_403_and_a_json_error(sqlite_suite: LocalSuite) -> None:
+    base = f"{url(sqlite_suite, 'person')}/api/persons"
+    as_user = {"callerId": "2"}
+    assert httpx.get(base, headers=as_user).status_code == 200
+    for method, path in [("POST", ""), ("PUT", "/1"), ("DELETE", "/1")]:
+        answer = httpx.request(method, base + path, headers=as_user, json={"firstName": "a", "lastName": "b"})
+        assert answer.status_code == 403
+        assert answer.json() == {"error": f"caller 2 lacks permission person{ {'POST': 'Add', 'PUT': 'Edit', 'DELETE': 'Delete'}[method]}"}
+
+
+def test_person_crud(sqlite_suite: LocalSuite) -> None:
+    base = f"{url(sqlite_suite, 'person')}/api/persons"
+    admin = {"callerId": "1"}
+    created = httpx.post(base, headers=admin, json={"firstName": " Mary ", "lastName": "Jackson"})
+    assert created.status_code == 201
+    person = created.json()
+    assert person["firstName"] == "Mary" and person["email"] == ""
+    assert httpx.get(f"{base}/{person['id']}", headers=admin).json() == person
+    assert person in httpx.get(base, headers=admin).json()
+    changed = httpx.put(f"{base}/{person['id']}", headers=admin,
+                        json={"firstName": "Mary", "lastName": "Jackson", "email": "mj@example.org"})
+    assert changed.json()["email"] == "mj@example.org"
+    assert httpx.delete(f"{base}/{person['id']}", headers=admin).status_code == 204
+    assert httpx.get(f"{base}/{person['id']}", headers=admin).status_code == 404
+    assert httpx.put(f"{base}/{person['id']}", headers=admin,
+                     json={"firstName": "a", "lastName": "b"}).status_code == 404
+
+
+@pytest.mark.parametrize("body", [
+    {"firstName": "", "lastName": "b"}, {"firstName": "   ", "lastName": "b"}, {"firstName": "a"},
+    {"firstName": "a" * 101, "lastName": "b"}, {"firstName": "a", "lastName": "b", "email": "no-at-sign"},
+    {"firstName": "a", "lastName": "b", "role": "admin"},
+])
+def test_person_input_is_validated(sqlite_suite: LocalSuite, body: dict) -> None:
+    answer = httpx.post(f"{url(sqlite_suite, 'person')}/api/persons", headers={"callerId": "1"}, json=body)
+    assert answer.status_code == 422
+
+
+def test_person_without_authorisation_service_is_503(tmp_path: Path) -> None:
+    service = start_service("person", tmp_path, {"DATABASE_PATH": str(tmp_path / "p.db"),
+                                                 "AUTHORISATION_URL": "http://127.0.0.1:1"})
+    try:
+        wait_ready(service)
+        answer = httpx.get(f"{service.url}/api/persons", headers={"callerId": "1"})
+        assert answer.status_code == 503
+        assert answer.json() == {"error": "authorisation service unavailable"}
+    finally:
+        service.stop()
+
+
+def test_probes(sqlite_suite: LocalSuite) -> None:
+    for name in ("frontend", "authentication", "authorisation", "session", "person"):
+        assert httpx.get(f"{url(sqlite_suite, name)}/healthz").text == "ok"
+        assert httpx.get(f"{url(sqlite_suite, name)}/readyz").json() == {"ready": True}
+
+
+def test_readyz_reports_a_database_behind_the_code(tmp_path: Path) -> None:
+    database = tmp_path / "a.db"
+    service = start_service("authorisation", tmp_path, {"DATABASE_PATH": str(database)})
+    try:
+        wait_ready(service)
+        with sqlite3.connect(database) as connection:
+            connection.execute("UPDATE alembic_version SET version_num = '0000'")
+        answer = httpx.get(f"{service.url}/readyz")
+        assert answer.status_code == 503
+        assert answer.json() == {"ready": False, "reason": "database at revision 0000, expected 0001"}
+        assert httpx.get(f"{service.url}/healthz").status_code == 200
+    finally:
+        service.stop()
