@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# nginx with Lua for the gateway, MariaDB for the MySQL path, Chromium for the browser test.
-APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium
+# nginx with Lua for the gateway, MariaDB for the MySQL path, Chromium for the browser test,
+# the Docker Engine and an OCI registry for the images, debootstrap for bases built from Debian.
+APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium \
+    docker.io docker-registry debootstrap
 
-.PHONY: help system-deps venv test run demo lock clean
+.PHONY: help system-deps docker-engine venv test run demo lock clean
 
 help:
 	@echo "make demo         run the suite and print its URL and demo credentials"
@@ -25,6 +27,9 @@ system-deps:
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+docker-engine: system-deps
+	@scripts/ensure-dockerd.sh
+
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements/dev.lock pyproject.toml
@@ -33,7 +38,7 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-test: system-deps venv
+test: system-deps docker-engine venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 run: system-deps venv

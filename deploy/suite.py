@@ -16,9 +16,23 @@ class Service:
     def module(self) -> str:
         return f"services.{self.name}"
 
+    @property
+    def command(self) -> tuple[str, ...]:
+        """What the service's image runs: wait for the database, migrate, serve."""
+        return ("python3", "-m", self.module)
+
 
 GATEWAY = "nginx-lua"
 GATEWAY_PORT = 8080
+
+# The contract between the images (build) and the objects that run them (render, local target).
+APP_USER_ID = 10001  # every container runs as this non-root user
+DATA_DIR = "/data"  # SQLite files: DATABASE_PATH=/data/NAME.db, an emptyDir or a PVC
+SCRATCH_DIR = "/tmp"  # writable scratch (emptyDir) under a read-only root filesystem
+GATEWAY_CONF = "/etc/k8sdeploy/nginx.conf"  # baked for one pod on localhost; a ConfigMap may replace it
+GATEWAY_LUA_DIR = "/usr/share/k8sdeploy/lua"
+GATEWAY_RUNTIME_DIR = "/tmp/nginx"  # pid, temp files
+GATEWAY_COMMAND = ("nginx", "-p", GATEWAY_RUNTIME_DIR, "-e", "stderr", "-c", GATEWAY_CONF)
 
 SERVICES: tuple[Service, ...] = (
     Service("frontend", 8081, database=False, calls=("person",)),

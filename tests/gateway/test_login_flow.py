@@ -131,3 +131,8 @@ def test_public_pages_need_no_session(http: httpx.Client) -> None:
     assert http.get("/404").status_code == 404
     assert http.get("/static/style.css").status_code == 200
     assert http.get("/no/such/page").status_code == 302  # unknown pages still need a session
+
+
+def test_gateway_probes_need_no_session(http: httpx.Client) -> None:
+    assert http.get("/healthz").text == "ok\n"
+    assert http.get("/readyz").status_code == 200

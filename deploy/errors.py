@@ -1,0 +1,64 @@
+"""The errors the CLI reports: each says what is wrong and one thing to do, and maps to an exit code."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes of `k8sdeploy` (README, `--help`)."""
+
+    OK = 0
+    USAGE = 2  # bad usage or configuration (click's own usage errors use 2 as well)
+    BUILD = 3  # build or publish failed
+    APPLY = 4  # the target refused or failed to apply the objects
+    NOT_READY = 5  # a service was not ready in time
+    SMOKE = 6  # the smoke login failed
+    LEFTOVERS = 7  # teardown left something behind
+    INTERRUPTED = 130
+
+
+class DeployError(Exception):
+    """Base of every expected failure; anything else is a bug and keeps its traceback."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class ConfigError(DeployError):
+    """k8sdeploy.toml, an option or the environment is wrong."""
+
+
+class RenderError(DeployError):
+    """A template could not be rendered, or rendered something that is not a Kubernetes object."""
+
+
+class BuildError(DeployError):
+    exit_code = ExitCode.BUILD
+
+
+class PublishError(DeployError):
+    exit_code = ExitCode.BUILD
+
+
+class ApplyError(DeployError):
+    exit_code = ExitCode.APPLY
+
+
+class NotReadyError(DeployError):
+    exit_code = ExitCode.NOT_READY
+
+
+class SmokeError(DeployError):
+    exit_code = ExitCode.SMOKE
+
+
+class LeftoversError(DeployError):
+    exit_code = ExitCode.LEFTOVERS

@@ -1,0 +1,71 @@
+"""What the build stage hands on: published images by name, and the JSON build record holding them."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from .errors import ConfigError
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+MOVING_TAGS = frozenset({"latest", "develop"})
+
+# The six images, in the order they are built and listed.
+IMAGE_NAMES = ("nginx-lua", "frontend", "authentication", "authorisation", "session", "person")
+
+
+@dataclass(frozen=True)
+class PublishedImage:
+    """An image under an immutable version tag, pinned by its content digest."""
+
+    repository: str  # e.g. europe-west1-docker.pkg.dev/proj/suite/person, or 127.0.0.1:5000/suite/person
+    tag: str  # the version, never a moving tag
+    digest: str  # sha256:...
+    size: int = 0  # bytes of config and layers, as stored
+
+    def __post_init__(self) -> None:
+        if not DIGEST.match(self.digest):
+            raise ValueError(f"{self.repository}: {self.digest!r} is not a sha256 digest")
+        if self.tag in MOVING_TAGS:
+            raise ValueError(f"{self.repository}: {self.tag!r} is a moving tag; images carry their version")
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}@{self.digest}"
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """The result of one build: the version and commit it came from and each image by name."""
+
+    version: str
+    commit: str
+    images: Mapping[str, PublishedImage]
+
+    def to_json(self) -> str:
+        images = {name: asdict(image) for name, image in self.images.items()}
+        return json.dumps({"version": self.version, "commit": self.commit, "images": images}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "build record") -> "BuildRecord":
+        try:
+            data = json.loads(text)
+            images = {name: PublishedImage(**fields) for name, fields in data["images"].items()}
+            return cls(version=data["version"], commit=data["commit"], images=MappingProxyType(images))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{source} is not a k8sdeploy build record ({exc})",
+                              "run `k8sdeploy build` to write a new one") from exc
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path: Path) -> "BuildRecord":
+        if not path.exists():
+            raise ConfigError(f"no build record at {path}", "run `k8sdeploy build` first, or pass --build-record")
+        return cls.from_json(path.read_text(), str(path))

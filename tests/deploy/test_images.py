@@ -1,0 +1,43 @@
+"""Published images are digest-pinned under a version tag, and the build record round-trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploy.errors import ConfigError
+from deploy.images import BuildRecord, PublishedImage
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_ref_pins_tag_and_digest() -> None:
+    image = PublishedImage("127.0.0.1:5000/suite/person", "1.2.3", DIGEST)
+    assert image.ref == f"127.0.0.1:5000/suite/person:1.2.3@{DIGEST}"
+
+
+@pytest.mark.parametrize("tag,digest,message", [
+    ("latest", DIGEST, "moving tag"), ("develop", DIGEST, "moving tag"), ("1.0.0", "sha256:abc", "not a sha256"),
+])
+def test_moving_tags_and_bad_digests_are_refused(tag: str, digest: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PublishedImage("r/person", tag, digest)
+
+
+def test_record_round_trips(tmp_path: Path) -> None:
+    record = BuildRecord("1.0.0-3-gabc1234", "abc1234" * 5 + "abcde",
+                         {"person": PublishedImage("r/person", "1.0.0-3-gabc1234", DIGEST, 123)})
+    path = tmp_path / "record.json"
+    record.save(path)
+    loaded = BuildRecord.load(path)
+    assert loaded.images["person"] == record.images["person"]
+    assert (loaded.version, loaded.commit) == (record.version, record.commit)
+
+
+def test_missing_or_broken_record_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="run `k8sdeploy build` first"):
+        BuildRecord.load(tmp_path / "none.json")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not a k8sdeploy build record"):
+        BuildRecord.load(tmp_path / "bad.json")
