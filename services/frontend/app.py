@@ -62,8 +62,15 @@ def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
             return None, page(request, "404.html", 404)
         if answer.status_code >= 500:
             return None, page(request, "message.html", 502, title="Service error",
-                              message="The person service failed. Try again shortly.")
+                              message=f"The person service failed ({service_error(answer)}). Try again shortly.")
         return answer, None
+
+    def service_error(answer: httpx.Response) -> str:
+        """The person service's own error text: it names a failing authorisation service."""
+        try:
+            return str(answer.json().get("error", answer.status_code))
+        except ValueError:
+            return str(answer.status_code)
 
     def form_errors(answer: httpx.Response) -> list[str]:
         details = answer.json().get("detail", [])

@@ -1,0 +1,124 @@
+"""The smoke stage: a real login through the gateway, and a name for the hop that breaks."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import httpx
+
+from .errors import SmokeError
+from .suite import DEMO_USERS
+
+Say = Callable[[str], None]
+
+# What each hop's failure looks like from outside the gateway, checked in this order.
+HOP_SIGNS: tuple[tuple[str, str], ...] = (
+    ("authorisation service unavailable", "authorisation"),
+    ("gateway: the session service is unavailable", "session"),
+    ("gateway: the authentication service is unavailable", "authentication"),
+    ("The person service cannot be reached", "person"),
+    ("The person service failed", "person"),
+)
+
+
+@dataclass(frozen=True)
+class SmokeReport:
+    url: str
+    checks: tuple[str, ...]
+
+
+class Smoke(Protocol):
+    def run(self, url: str) -> SmokeReport | None: ...
+
+
+class NoSmoke:
+    """`--no-smoke`: the stage is there, and does nothing."""
+
+    def run(self, url: str) -> None:
+        return None
+
+
+def failing_hop(answer: httpx.Response) -> str:
+    """Which part of the suite an unexpected answer points at."""
+    for sign, hop in HOP_SIGNS:
+        if sign in answer.text:
+            return hop
+    if answer.status_code in (502, 503, 504) and "nginx" in answer.text:
+        return "frontend"  # nginx itself answered: its upstream for pages is the frontend
+    return "frontend" if answer.status_code >= 500 else "gateway"
+
+
+class SmokeFailed(SmokeError):
+    def __init__(self, hop: str, step: str, answer: httpx.Response | None = None, detail: str = ""):
+        seen = detail or (f"{answer.request.method} {answer.request.url.path} answered {answer.status_code}"
+                          if answer is not None else "no answer")
+        super().__init__(f"smoke test failed at the {hop} while {step}: {seen}",
+                         f"see `k8sdeploy logs {hop if hop != 'gateway' else 'nginx-lua'}`")
+        self.hop = hop
+
+
+class HttpSmoke:
+    """Logs in with the demo users and walks the flow a person would, through the gateway only."""
+
+    def __init__(self, say: Say = lambda _line: None, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None):
+        self.say = say
+        self.timeout = timeout
+        self.transport = transport
+
+    def client(self, url: str) -> httpx.Client:
+        return httpx.Client(base_url=url, follow_redirects=False, timeout=self.timeout, transport=self.transport)
+
+    def expect(self, answer: httpx.Response, status: int, step: str, contains: str = "") -> httpx.Response:
+        if answer.status_code != status or (contains and contains not in answer.text):
+            raise SmokeFailed(failing_hop(answer), step, answer)
+        return answer
+
+    def log_in(self, http: httpx.Client, email: str, password: str) -> None:
+        step = f"logging in as {email}"
+        answer = http.post("/login", data={"emailaddress": email, "password": password},
+                           headers={"Origin": str(http.base_url).rstrip("/")})
+        if answer.status_code == 401:
+            raise SmokeFailed("authentication", step, detail="the demo credentials were refused (401)")
+        self.expect(answer, 302, step)
+        if "AccessToken" not in http.cookies:
+            raise SmokeFailed("gateway", step, detail="no AccessToken cookie was set")
+
+    def run(self, url: str) -> SmokeReport:
+        checks: list[str] = []
+
+        def passed(check: str) -> None:
+            checks.append(check)
+            self.say(f"smoke: {check}")
+
+        (admin, admin_password), (user, user_password) = DEMO_USERS
+        try:
+            with self.client(url) as http:
+                self.expect(http.get("/login"), 200, "loading the login page", 'name="emailaddress"')
+                passed("login page served")
+                self.log_in(http, admin, admin_password)
+                passed(f"{admin} logged in")
+                people = self.expect(http.get("/persons"), 200, "listing people", "<table>")
+                rows = len(re.findall(r"<tr>", people.text)) - 1
+                passed(f"people listed ({rows})")
+                token = http.cookies["AccessToken"]
+                for path in ("/api/sessions/" + token, "/api/authentication", "/api/authorisations/personView"):
+                    self.expect(http.get(path), 404, f"checking that {path.split('/')[2]} is internal")
+                passed("internal APIs answer 404 from outside")
+                self.expect(http.get("/logout"), 302, "logging out")
+            with self.client(url) as replay:
+                replay.cookies.set("AccessToken", token)
+                self.expect(replay.get("/persons"), 302, "replaying the cookie after logout")
+            passed("logged out; the old cookie is refused")
+            with self.client(url) as http:
+                self.log_in(http, user, user_password)
+                denied = http.post("/persons/add", data={"firstName": "Smoke", "lastName": "Test"},
+                                   headers={"Origin": url.rstrip("/")})
+                self.expect(denied, 403, f"checking that {user} may not add people", "permission")
+                passed(f"{user} is refused what it may not do")
+                http.get("/logout")
+        except httpx.TransportError as exc:
+            raise SmokeFailed("gateway", "connecting", detail=f"{url}: {exc or type(exc).__name__}") from exc
+        return SmokeReport(url=url, checks=tuple(checks))

@@ -1,0 +1,61 @@
+"""The smoke stage against the real suite, whole and with one part stopped at a time."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import pytest
+
+from deploy.devrun import LocalSuite, SuiteSettings
+from deploy.errors import ExitCode
+from deploy.smoke import HttpSmoke, NoSmoke, SmokeFailed
+from deploy.suite import service
+from tests.conftest import GENEROUS
+from tests.infra import free_port_block
+
+
+def test_smoke_passes_on_a_working_suite(sqlite_suite: LocalSuite) -> None:
+    lines: list[str] = []
+    report = HttpSmoke(say=lines.append).run(sqlite_suite.url)
+    assert report.checks == tuple(line.removeprefix("smoke: ") for line in lines)
+    assert "internal APIs answer 404 from outside" in report.checks
+    assert "user@test.com is refused what it may not do" in report.checks
+
+
+def test_no_smoke_does_nothing() -> None:
+    assert NoSmoke().run("http://127.0.0.1:1") is None
+
+
+@pytest.fixture(scope="module")
+def breakable_suite(tmp_path_factory: pytest.TempPathFactory):
+    suite = LocalSuite(SuiteSettings(work_dir=tmp_path_factory.mktemp("breakable"),
+                                     base_port=free_port_block(6), **GENEROUS)).start()
+    yield suite
+    suite.stop()
+
+
+@pytest.mark.parametrize("stopped", ["authorisation", "person", "session", "authentication", "frontend",
+                                     "nginx-lua"])
+def test_smoke_names_the_stopped_hop(breakable_suite: LocalSuite, stopped: str) -> None:
+    process = breakable_suite.processes[stopped]
+    process.send_signal(signal.SIGQUIT if stopped == "nginx-lua" else signal.SIGKILL)
+    process.wait(timeout=10)
+    try:
+        with pytest.raises(SmokeFailed) as failure:
+            HttpSmoke(timeout=3).run(breakable_suite.url)
+    finally:
+        restart(breakable_suite, stopped)
+    assert failure.value.hop == ("gateway" if stopped == "nginx-lua" else stopped)
+    assert failure.value.exit_code == ExitCode.SMOKE
+    assert f"at the {failure.value.hop} while" in str(failure.value)
+
+
+def restart(suite: LocalSuite, name: str) -> None:
+    if name == "nginx-lua":
+        suite.start_gateway()
+        suite.wait_ready(name, f"{suite.url}/login", 30)
+        return
+    part = service(name)
+    suite.start_process(name, [sys.executable, "-m", part.module], suite.service_env(part))
+    suite.wait_ready(name, f"http://{suite.settings.address(name)}/readyz", 30)
