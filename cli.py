@@ -36,6 +36,8 @@ def reports_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except DeployError as exc:
             click.echo(f"error: {exc}", err=True)
+            if exc.details:
+                click.echo(exc.details, err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -23,10 +23,11 @@ class DeployError(Exception):
 
     exit_code: ExitCode = ExitCode.USAGE
 
-    def __init__(self, message: str, hint: str = ""):
+    def __init__(self, message: str, hint: str = "", details: str = ""):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details  # a diagnosis printed below the one-line message, if any
 
     def __str__(self) -> str:
         return f"{self.message}; {self.hint}" if self.hint else self.message

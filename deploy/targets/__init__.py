@@ -1,0 +1,42 @@
+"""Where rendered objects run: the local Docker Engine, GKE, or any kubeconfig context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    created: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.replaced or self.removed)
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    image: str  # the reference it runs, repository:version@digest
+    ready: bool
+    reason: str = ""  # why not ready; empty when ready
+
+
+class Target(Protocol):
+    """One deployment target; every method works on the objects of one environment only."""
+
+    def apply(self, objects: Sequence[dict]) -> ApplyResult: ...
+
+    def wait(self, timeout: float) -> None: ...
+
+    def status(self) -> list[ServiceStatus]: ...
+
+    def gateway_url(self) -> str: ...
+
+    def logs(self, service: str, lines: int = 50) -> str: ...
+
+    def down(self, volumes: bool = False) -> tuple[str, ...]: ...

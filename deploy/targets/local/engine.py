@@ -1,0 +1,275 @@
+"""Run a Plan on the Docker Engine: create, replace and prune pods, and take them all down again."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Callable, Sequence
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+from docker.types import Mount as DockerMount
+
+from ...errors import ApplyError
+from .. import ApplyResult
+from . import labels as L
+from .plan import Container, LocalTargetError, Plan, Pod, plan
+
+Say = Callable[[str], None]
+KEEP_ALIVE = ("sleep", "infinity")  # the infra container only holds the pod's namespaces
+
+
+def default_state_dir(environment: str) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "k8sdeploy" / environment
+
+
+class LocalEngine:
+    """The pods of one environment on one Docker Engine; only objects with its labels are touched."""
+
+    def __init__(self, client: docker.DockerClient, environment: str, state_dir: Path | None = None,
+                 say: Say = lambda _line: None):
+        self.client = client
+        self.environment = environment
+        self.state_dir = state_dir or default_state_dir(environment)
+        self.say = say
+
+    # naming ---------------------------------------------------------------------------------
+
+    def name(self, *parts: str) -> str:
+        return "-".join(("k8sdeploy", self.environment, *parts))
+
+    def owned(self, **more: str) -> list:
+        return self.client.containers.list(all=True, filters=L.selector(self.environment, **more))
+
+    def running_pods(self) -> dict[str, str]:
+        """Pod name -> spec hash of what runs now (from the infra containers)."""
+        return {c.labels[L.POD]: c.labels.get(L.SPEC_HASH, "") for c in self.owned(**{L.ROLE: "infra"})}
+
+    # apply ----------------------------------------------------------------------------------
+
+    def apply(self, objects: Sequence[dict]) -> ApplyResult:
+        wanted = plan(objects)
+        for note in wanted.notes:
+            self.say(f"note: {note}")
+        current = self.running_pods()
+        intact = {pod for pod, spec in current.items() if self.pod_is_whole(pod, wanted, spec)}
+        unchanged = [p for p in wanted.pods if p.name in intact]
+        to_start = [p for p in wanted.pods if p.name not in intact]
+        to_remove = [name for name in current if name not in {p.name for p in unchanged}]
+        images = {c.image: self.resolve_image(c.image) for p in to_start for c in (*p.init_containers, *p.containers)}
+        self.check_ports(to_start, keep={p.name for p in unchanged})
+        for name in to_remove:
+            self.remove_pod(name)
+        for pod in to_start:
+            self.start_pod(pod, wanted, images)
+        started = {p.name for p in to_start}
+        return ApplyResult(
+            created=tuple(sorted(started - set(current))),
+            replaced=tuple(sorted(started & set(current))),
+            unchanged=tuple(sorted(p.name for p in unchanged)),
+            removed=tuple(sorted(set(to_remove) - started)),
+        )
+
+    def pod_is_whole(self, pod_name: str, wanted: Plan, spec_hash: str) -> bool:
+        pod = next((p for p in wanted.pods if p.name == pod_name), None)
+        if pod is None or pod.spec_hash != spec_hash:
+            return False
+        present = {c.labels[L.CONTAINER] for c in self.owned(**{L.POD: pod_name, L.ROLE: "app"})}
+        return present == {c.name for c in pod.containers}
+
+    def resolve_image(self, ref: str) -> str:
+        """The local image ID for `repository:version@sha256:...` (an image ID or a repository digest)."""
+        name, _, digest = ref.partition("@")
+        repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+        for candidate in (digest, f"{repository}@{digest}"):
+            try:
+                return self.client.images.get(candidate).id
+            except (ImageNotFound, APIError):
+                continue
+        try:
+            self.say(f"pulling {repository}@{digest}")
+            return self.client.images.pull(f"{repository}@{digest}").id
+        except (ImageNotFound, APIError) as exc:
+            raise LocalTargetError(f"image {ref} is not in the local Docker Engine and cannot be pulled",
+                                   "run `k8sdeploy build` for this environment first") from exc
+
+    def check_ports(self, pods: Sequence[Pod], keep: set[str]) -> None:
+        """Refuse before changing anything when a port we need is taken by someone else."""
+        ours = {port for pod in self.running_pods() if pod not in keep
+                for port in self.ports_of_running_pod(pod)}
+        for pod in pods:
+            for container in pod.containers:
+                for port in container.ports:
+                    if port not in ours and not port_is_free(port):
+                        raise LocalTargetError(
+                            f"port {port} on 127.0.0.1, needed by {pod.name}/{container.name}, is in use by "
+                            "another process", "stop that process, then run `k8sdeploy up` again")
+
+    def ports_of_running_pod(self, pod: str) -> set[int]:
+        ports: set[int] = set()
+        for container in self.owned(**{L.POD: pod, L.ROLE: "app"}):
+            ports.update(int(p) for p in container.labels.get("k8sdeploy.io/ports", "").split(",") if p)
+        return ports
+
+    def start_pod(self, pod: Pod, wanted: Plan, images: dict[str, str]) -> None:
+        self.say(f"starting pod {pod.name}")
+        common = {L.ENVIRONMENT: self.environment, L.MANAGED_BY: "k8sdeploy", L.POD: pod.name,
+                  L.SPEC_HASH: pod.spec_hash, **dict(pod.labels)}
+        mounts = self.prepare_volumes(pod, images)
+        first = pod.containers[0]
+        hosts = {name: "127.0.0.1" for name in (*wanted.services, *pod.host_aliases)}
+        infra = self.client.containers.create(
+            images[first.image], entrypoint=list(KEEP_ALIVE[:1]), command=list(KEEP_ALIVE[1:]),
+            name=self.name(pod.name), network_mode="host", extra_hosts=hosts, user=first.user or None,
+            read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
+            restart_policy={"Name": "unless-stopped"}, labels={**common, L.ROLE: "infra"},
+        )
+        infra.start()
+        for init in pod.init_containers:
+            self.run_init(pod, init, infra, common, mounts, images)
+        for container in pod.containers:
+            self.client.containers.create(
+                **self.container_options(pod, container, infra, common, mounts, images, role="app"),
+                restart_policy={"Name": "unless-stopped"},
+            ).start()
+
+    def container_options(self, pod: Pod, container: Container, infra, common: dict, mounts: dict,  # noqa: ANN001
+                          images: dict[str, str], role: str) -> dict:
+        return {
+            "image": images[container.image],
+            "entrypoint": list(container.command) or None,
+            "command": list(container.args) or None,
+            "name": self.name(pod.name, container.name) if role == "app" else self.name(pod.name, "init", container.name),
+            "network_mode": f"container:{infra.id}",
+            "environment": dict(container.env),
+            "mounts": [mounts[(m.volume, m.sub_path, m.target, m.read_only)] for m in container.mounts],
+            "user": container.user or None,
+            "read_only": container.read_only,
+            "cap_drop": list(container.cap_drop) or None,
+            "cap_add": list(container.cap_add) or None,
+            "security_opt": ["no-new-privileges"] if container.no_new_privileges else None,
+            "mem_limit": container.memory_limit or None,
+            "nano_cpus": container.nano_cpus or None,
+            "working_dir": container.working_dir or None,
+            "labels": {**common, L.ROLE: role, L.CONTAINER: container.name, L.IMAGE: container.image,
+                       "k8sdeploy.io/ports": ",".join(map(str, container.ports)),
+                       "k8sdeploy.io/readiness": readiness_label(container)},
+        }
+
+    def run_init(self, pod: Pod, init: Container, infra, common: dict, mounts: dict,  # noqa: ANN001
+                 images: dict[str, str]) -> None:
+        self.say(f"running init container {pod.name}/{init.name}")
+        created = self.client.containers.create(**self.container_options(pod, init, infra, common, mounts,
+                                                                          images, role="init"))
+        created.start()
+        code = created.wait().get("StatusCode", 1)
+        if code != 0:
+            tail = created.logs(tail=20).decode(errors="replace")
+            raise ApplyError(f"init container {pod.name}/{init.name} exited with code {code}",
+                             f"its last log lines:\n{tail}")
+
+    # volumes --------------------------------------------------------------------------------
+
+    def prepare_volumes(self, pod: Pod, images: dict[str, str]) -> dict[tuple, DockerMount]:
+        """Docker mounts for every volumeMount of the pod, keyed by (volume, subPath, target, readOnly)."""
+        mounts: dict[tuple, DockerMount] = {}
+        for container in (*pod.init_containers, *pod.containers):
+            for mount in container.mounts:
+                volume = pod.volume(mount.volume)
+                key = (mount.volume, mount.sub_path, mount.target, mount.read_only)
+                if volume.kind == "files":
+                    source = self.write_files(pod, volume, container)
+                    path = source / mount.sub_path if mount.sub_path else source
+                    mounts[key] = DockerMount(mount.target, str(path), type="bind", read_only=True)
+                    continue
+                if mount.sub_path:
+                    raise LocalTargetError(f"{pod.name}/{container.name} mounts a subPath of {volume.kind} "
+                                           f"volume {volume.name}", "mount the whole volume")
+                name = self.ensure_volume(pod, volume, images[pod.containers[0].image])
+                # no_copy: as in Kubernetes, a volume does not take the image's files at its mount point.
+                mounts[key] = DockerMount(mount.target, name, type="volume", read_only=mount.read_only, no_copy=True)
+        return mounts
+
+    def ensure_volume(self, pod: Pod, volume, image_id: str) -> str:  # noqa: ANN001 - plan.Volume
+        labels = {L.ENVIRONMENT: self.environment, L.MANAGED_BY: "k8sdeploy", L.ROLE: "volume",
+                  L.VOLUME_KIND: volume.kind}
+        if volume.kind == "emptyDir":
+            # Like a Kubernetes emptyDir: new with the pod, world-writable, gone with the pod.
+            name = self.name(pod.name, volume.name)
+            self.client.volumes.create(name, driver="local", labels={**labels, L.POD: pod.name},
+                                       driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "mode=1777"})
+            return name
+        name = self.name("pvc", volume.claim)
+        try:
+            self.client.volumes.get(name)
+        except NotFound:
+            self.client.volumes.create(name, driver="local", labels={**labels, "k8sdeploy.io/claim": volume.claim})
+            self.give_to_pod_user(name, pod, image_id)
+        return name
+
+    def give_to_pod_user(self, volume: str, pod: Pod, image_id: str) -> None:
+        """A new claim belongs to the pod's user, as fsGroup would arrange in a cluster."""
+        owner = pod.containers[0].user or "0:0"
+        if pod.fs_group is not None:
+            owner = f"{owner.split(':')[0]}:{pod.fs_group}"
+        self.client.containers.run(image_id, entrypoint=["chown"], command=[owner, "/volume"], user="0",
+                                   network_mode="none", remove=True,
+                                   mounts=[DockerMount("/volume", volume, type="volume", no_copy=True)])
+
+    def write_files(self, pod: Pod, volume, container: Container) -> Path:  # noqa: ANN001 - plan.Volume
+        """ConfigMap and Secret keys as files on the host, readable by the container's user only."""
+        directory = self.state_dir / "files" / pod.name / volume.name
+        directory.mkdir(parents=True, exist_ok=True)
+        uid, _, gid = (container.user or "0:0").partition(":")
+        for key, content, mode in volume.files:
+            path = directory / key
+            path.write_bytes(base64.b64decode(content))
+            path.chmod(mode)
+            if os.geteuid() == 0:
+                os.chown(path, int(uid), int(gid or uid))
+        return directory
+
+    # removal --------------------------------------------------------------------------------
+
+    def remove_pod(self, pod: str) -> list[str]:
+        self.say(f"removing pod {pod}")
+        removed = []
+        for container in self.owned(**{L.POD: pod}):
+            container.remove(force=True)
+            removed.append(container.name)
+        for volume in self.client.volumes.list(filters=L.selector(self.environment, **{L.POD: pod})):
+            volume.remove(force=True)
+            removed.append(f"volume {volume.name}")
+        shutil.rmtree(self.state_dir / "files" / pod, ignore_errors=True)
+        return removed
+
+    def down(self, volumes: bool = False) -> tuple[str, ...]:
+        removed: list[str] = []
+        for pod in sorted({c.labels.get(L.POD, "") for c in self.owned()}):
+            removed.extend(self.remove_pod(pod))
+        if volumes:
+            for volume in self.client.volumes.list(filters=L.selector(self.environment)):
+                volume.remove(force=True)
+                removed.append(f"volume {volume.name}")
+        shutil.rmtree(self.state_dir / "files", ignore_errors=True)
+        return tuple(removed)
+
+
+def readiness_label(container: Container) -> str:
+    """PORT/PATH of the readiness probe, kept on the container so health checks need no plan."""
+    probe = container.readiness
+    return f"{probe.port}/{probe.path.lstrip('/')}" if probe else ""
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,124 @@
+"""Readiness on the local target: container states and HTTP probes, and a diagnosis when not ready."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import httpx
+
+from ...errors import NotReadyError
+from .. import ServiceStatus
+from . import labels as L
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ContainerHealth:
+    pod: str
+    name: str
+    image: str
+    state: str  # running, exited, restarting, ...
+    restarts: int
+    exit_code: int
+    probe: str  # "" when the readiness probe passes, else what it saw
+    crashed: bool  # exited or restarted: waiting longer will not help
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "running" and not self.probe and not self.crashed
+
+    @property
+    def reason(self) -> str:
+        if self.crashed:
+            return f"{self.state}, exit code {self.exit_code}, {self.restarts} restarts"
+        if self.state != "running":
+            return self.state
+        return self.probe
+
+
+def probe_container(container, http: httpx.Client) -> str:  # noqa: ANN001 - docker Container
+    """'' when the readiness probe answers 2xx/3xx; otherwise what it saw."""
+    spec = container.labels.get("k8sdeploy.io/readiness", "")
+    if not spec:
+        return ""
+    port, _, path = spec.partition("/")
+    url = f"http://127.0.0.1:{port}/{path}"
+    try:
+        answer = http.get(url)
+    except httpx.HTTPError as exc:
+        return f"readiness probe {url}: {type(exc).__name__}"
+    if 200 <= answer.status_code < 400:
+        return ""
+    return f"readiness probe {url}: {answer.status_code} {answer.text[:120].strip()}"
+
+
+class Health:
+    """What the engine's containers of one environment are doing right now."""
+
+    def __init__(self, client, environment: str, say: Say = lambda _line: None):  # noqa: ANN001
+        self.client = client
+        self.environment = environment
+        self.say = say
+
+    def containers(self) -> list:
+        found = self.client.containers.list(all=True, filters=L.selector(self.environment, **{L.ROLE: "app"}))
+        return sorted(found, key=lambda c: (c.labels.get(L.POD, ""), c.labels.get(L.CONTAINER, "")))
+
+    def check(self) -> list[ContainerHealth]:
+        results = []
+        with httpx.Client(timeout=2) as http:
+            for container in self.containers():
+                container.reload()
+                state = container.attrs["State"]
+                restarts = container.attrs.get("RestartCount", 0)
+                status = state.get("Status", "unknown")
+                crashed = status in ("exited", "dead") or restarts > 0 or state.get("Restarting", False)
+                results.append(ContainerHealth(
+                    pod=container.labels.get(L.POD, ""), name=container.labels.get(L.CONTAINER, container.name),
+                    image=container.labels.get(L.IMAGE, ""), state=status, restarts=restarts,
+                    exit_code=state.get("ExitCode", 0),
+                    probe=probe_container(container, http) if status == "running" else "", crashed=crashed,
+                ))
+        return results
+
+    def status(self) -> list[ServiceStatus]:
+        return [ServiceStatus(h.name, h.image, h.ready, "" if h.ready else h.reason) for h in self.check()]
+
+    def diagnose(self, unhealthy: list[ContainerHealth], lines: int = 15) -> str:
+        parts = []
+        for health in unhealthy:
+            container = self.client.containers.get(f"k8sdeploy-{self.environment}-{health.pod}-{health.name}")
+            log = container.logs(tail=lines).decode(errors="replace").rstrip() or "(no output)"
+            parts.append(f"{health.name} ({health.pod}): {health.reason}\n  last log lines:\n"
+                         + "\n".join(f"    {line}" for line in log.splitlines()))
+        return "\n".join(parts)
+
+    def wait(self, timeout: float, interval: float = 0.5) -> None:
+        """Return when every container runs and passes its readiness probe; raise NotReadyError otherwise."""
+        deadline = time.monotonic() + timeout
+        reported: set[str] = set()
+        while True:
+            results = self.check()
+            if not results:
+                raise NotReadyError(f"no containers of environment {self.environment} are running",
+                                    "run `k8sdeploy up`")
+            for health in results:
+                if health.ready and health.name not in reported:
+                    reported.add(health.name)
+                    self.say(f"{health.name} ready")
+            crashed = [h for h in results if h.crashed]
+            if crashed:
+                raise NotReadyError(f"{', '.join(h.name for h in crashed)} crashed",
+                                    "fix the cause shown below and run `k8sdeploy up` again",
+                                    details=self.diagnose(crashed))
+            waiting = [h for h in results if not h.ready]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise NotReadyError(f"{', '.join(h.name for h in waiting)} not ready after {timeout:.0f}s",
+                                    "see below; `k8sdeploy logs SERVICE` shows more",
+                                    details=self.diagnose(waiting))
+            time.sleep(interval)

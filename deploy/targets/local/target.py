@@ -1,0 +1,59 @@
+"""The local target: the Target protocol over LocalEngine (apply, down) and Health (wait, status)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import docker
+
+from ...errors import DeployError
+from ...suite import GATEWAY
+from .. import ApplyResult, ServiceStatus
+from . import labels as L
+from .engine import LocalEngine
+from .health import Health
+
+Say = Callable[[str], None]
+
+
+class NotDeployed(DeployError):
+    pass
+
+
+class LocalTarget:
+    def __init__(self, client: docker.DockerClient, environment: str, state_dir: Path | None = None,
+                 say: Say = lambda _line: None):
+        self.client = client
+        self.environment = environment
+        self.engine = LocalEngine(client, environment, state_dir, say)
+        self.health = Health(client, environment, say)
+
+    def apply(self, objects: Sequence[dict]) -> ApplyResult:
+        return self.engine.apply(objects)
+
+    def wait(self, timeout: float) -> None:
+        self.health.wait(timeout)
+
+    def status(self) -> list[ServiceStatus]:
+        return self.health.status()
+
+    def container(self, service: str):  # noqa: ANN201 - docker Container
+        found = self.engine.owned(**{L.CONTAINER: service, L.ROLE: "app"})
+        if not found:
+            known = sorted({c.labels[L.CONTAINER] for c in self.engine.owned(**{L.ROLE: "app"})})
+            if not known:
+                raise NotDeployed(f"nothing of environment {self.environment} runs here", "run `k8sdeploy up`")
+            raise NotDeployed(f"no service {service!r} in environment {self.environment}",
+                              f"choose one of: {', '.join(known)}")
+        return found[0]
+
+    def gateway_url(self) -> str:
+        ports = self.container(GATEWAY).labels.get("k8sdeploy.io/ports", "")
+        return f"http://127.0.0.1:{ports.split(',')[0]}"
+
+    def logs(self, service: str, lines: int = 50) -> str:
+        return self.container(service).logs(tail=lines).decode(errors="replace")
+
+    def down(self, volumes: bool = False) -> tuple[str, ...]:
+        return self.engine.down(volumes)

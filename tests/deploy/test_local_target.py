@@ -1,0 +1,234 @@
+"""The local target on the real Docker Engine, with a tiny image made from Debian's busybox-static.
+
+The objects here are hand-written Kubernetes objects in the shapes our layouts use; the suite's own
+images and layouts are exercised end to end in tests/test_up_local.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+import socket
+import tarfile
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+
+from deploy.errors import ExitCode, NotReadyError
+from deploy.targets.local.plan import LocalTargetError
+from deploy.targets.local.target import LocalTarget, NotDeployed
+from tests.infra import free_port_block
+
+ENV = "k8stest"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    client = docker.from_env()
+    client.ping()
+    return client
+
+
+@pytest.fixture(scope="session")
+def busybox(docker_client: docker.DockerClient) -> str:
+    """An image holding busybox (httpd, sh, sleep, chown) and /www/readyz, imported with no registry."""
+    busybox_path = shutil.which("busybox") or "/bin/busybox"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for directory in ("bin", "www", "tmp", "data", "conf"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        tar.add(busybox_path, "bin/busybox")
+        for applet in ("sh", "sleep", "httpd", "cat", "chown", "echo", "env", "touch"):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        for name in ("www/readyz", "www/healthz"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"ok\n"))
+    image_id = docker_client.api.import_image_from_data(buffer.getvalue(), repository="k8sdeploy-test/busybox",
+                                                        tag="1", changes=["ENV PATH=/bin"])
+    image = docker_client.images.get("k8sdeploy-test/busybox:1")
+    assert image.id in image_id
+    return f"k8sdeploy-test/busybox:1@{image.id}"
+
+
+@pytest.fixture
+def target(docker_client: docker.DockerClient, tmp_path: Path):
+    target = LocalTarget(docker_client, ENV, state_dir=tmp_path / "state")
+    target.down(volumes=True)
+    yield target
+    target.down(volumes=True)
+
+
+LABELS = {"app.kubernetes.io/part-of": "test", "app.kubernetes.io/instance": ENV,
+          "app.kubernetes.io/managed-by": "k8sdeploy"}
+
+
+def httpd(name: str, image: str, port: int, command: list[str] | None = None, **extra) -> dict:
+    return {
+        "name": name, "image": image,
+        "command": command or ["httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"],
+        "ports": [{"name": "http", "containerPort": port}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "readOnlyRootFilesystem": True,
+                            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "resources": {"limits": {"memory": "64Mi", "cpu": "250m"}},
+        **extra,
+    }
+
+
+def objects(image: str, ports: list[int], pod: str = "web", env_value: str = "one", **pod_extra) -> list[dict]:
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf", "labels": LABELS},
+         "data": {"greeting.txt": "hello from a ConfigMap\n", "MODE": "test"}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "labels": LABELS},
+         "data": {"PASSWORD": base64.b64encode(b"s3cret").decode()}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "store", "labels": LABELS},
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "frontdoor", "labels": LABELS},
+         "spec": {"selector": {"app": pod}, "ports": [{"port": ports[0]}]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "labels": {**LABELS, "app": pod}},
+         "spec": {
+             "securityContext": {"fsGroup": 10001},
+             "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "store", "persistentVolumeClaim": {"claimName": "store"}},
+                         {"name": "conf", "configMap": {"name": "conf"}}],
+             "containers": [
+                 httpd("first", image, ports[0], env=[
+                     {"name": "VALUE", "value": env_value},
+                     {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "conf", "key": "MODE"}}},
+                     {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "PASSWORD"}}}],
+                     volumeMounts=[{"name": "scratch", "mountPath": "/tmp"}, {"name": "store", "mountPath": "/data"},
+                                   {"name": "conf", "mountPath": "/www/greeting.txt", "subPath": "greeting.txt"}]),
+                 httpd("second", image, ports[1]),
+             ],
+             **pod_extra,
+         }},
+    ]
+
+
+def run(container, command: str) -> str:  # noqa: ANN001
+    code, output = container.exec_run(["sh", "-c", command])
+    assert code == 0, output
+    return output.decode().strip()
+
+
+def test_a_pod_runs_with_its_config_and_volumes(target: LocalTarget, busybox: str) -> None:
+    ports = [free_port_block(1), free_port_block(1)]
+    result = target.apply(objects(busybox, ports))
+    assert result.created == ("web",) and result.changed
+    target.wait(timeout=30)
+    assert httpx.get(f"http://127.0.0.1:{ports[0]}/greeting.txt").text == "hello from a ConfigMap\n"
+    first = target.container("first")
+    assert run(first, "echo $VALUE $MODE $PASSWORD") == "one test s3cret"
+    assert run(first, "touch /tmp/x /data/y && echo writable") == "writable"
+    code, _ = first.exec_run(["touch", "/not-writable"])
+    assert code != 0  # read-only root filesystem
+    assert run(first, "cat /etc/hosts").count("frontdoor") == 1  # Service names resolve locally
+    second = target.container("second")
+    assert second.attrs["HostConfig"]["NetworkMode"] == first.attrs["HostConfig"]["NetworkMode"]  # one pod, one namespace
+    assert [s.ready for s in target.status()] == [True, True]
+
+
+def test_second_apply_changes_nothing_and_a_change_replaces_the_pod(target: LocalTarget, busybox: str) -> None:
+    ports = [free_port_block(1), free_port_block(1)]
+    target.apply(objects(busybox, ports))
+    before = {c.id for c in target.engine.owned()}
+    again = target.apply(objects(busybox, ports))
+    assert again.unchanged == ("web",) and not again.changed
+    assert {c.id for c in target.engine.owned()} == before
+    changed = target.apply(objects(busybox, ports, env_value="two"))
+    assert changed.replaced == ("web",)
+    target.wait(timeout=30)
+    assert run(target.container("first"), "echo $VALUE") == "two"
+
+
+def test_switching_objects_prunes_the_old_pod_and_keeps_claims(target: LocalTarget, busybox: str,
+                                                              docker_client: docker.DockerClient) -> None:
+    ports = [free_port_block(1), free_port_block(1)]
+    target.apply(objects(busybox, ports, pod="web"))
+    run(target.container("first"), "echo kept > /data/file")
+    switched = target.apply(objects(busybox, ports, pod="other"))
+    assert switched.created == ("other",) and switched.removed == ("web",)
+    assert {c.labels["k8sdeploy.io/pod"] for c in target.engine.owned()} == {"other"}
+    target.wait(timeout=30)
+    assert run(target.container("first"), "cat /data/file") == "kept"
+
+
+def test_a_crashing_container_is_diagnosed(target: LocalTarget, busybox: str) -> None:
+    ports = [free_port_block(1), free_port_block(1)]
+    crashing = objects(busybox, ports)
+    crashing[-1]["spec"]["containers"][1]["command"] = ["sh", "-c", "echo cannot open the database; exit 3"]
+    target.apply(crashing)
+    with pytest.raises(NotReadyError) as failure:
+        target.wait(timeout=30)
+    assert failure.value.exit_code == ExitCode.NOT_READY
+    assert str(failure.value).startswith("second crashed")
+    assert "exit code 3" in failure.value.details and "cannot open the database" in failure.value.details
+
+
+def test_not_ready_in_time_names_the_failing_probe(target: LocalTarget, busybox: str) -> None:
+    ports = [free_port_block(1), free_port_block(1)]
+    slow = objects(busybox, ports)
+    slow[-1]["spec"]["containers"][1]["readinessProbe"]["httpGet"]["path"] = "/missing"
+    target.apply(slow)
+    with pytest.raises(NotReadyError) as failure:
+        target.wait(timeout=3)
+    assert "second not ready after 3s" in str(failure.value)
+    assert f"readiness probe http://127.0.0.1:{ports[1]}/missing: 404" in failure.value.details
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda objs: objs.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}}),
+     "does not run Ingress objects"),
+    (lambda objs: objs[-1]["spec"].update(hostNetwork=True), "does not run Pod web: spec.hostNetwork"),
+    (lambda objs: objs[-1]["spec"]["containers"][0].update(stdin=True), "containers[first].stdin"),
+    (lambda objs: objs[-1]["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "volumes[h]"),
+])
+def test_what_the_local_target_cannot_run_is_refused(target: LocalTarget, busybox: str, change, message: str) -> None:
+    objs = objects(busybox, [free_port_block(1), free_port_block(1)])
+    change(objs)
+    with pytest.raises(LocalTargetError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        target.apply(objs)
+    assert target.engine.owned() == []
+
+
+def test_a_taken_port_is_refused_before_anything_changes(target: LocalTarget, busybox: str) -> None:
+    ports = [free_port_block(1), free_port_block(1)]
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports[1]))
+        squatter.listen()
+        with pytest.raises(LocalTargetError, match=f"port {ports[1]} on 127.0.0.1, needed by web/second"):
+            target.apply(objects(busybox, ports))
+    assert target.engine.owned() == []
+
+
+def test_down_removes_only_this_environment_and_is_idempotent(docker_client: docker.DockerClient,
+                                                              busybox: str, tmp_path: Path) -> None:
+    ours = LocalTarget(docker_client, ENV, state_dir=tmp_path / "ours")
+    theirs = LocalTarget(docker_client, ENV + "-other", state_dir=tmp_path / "theirs")
+    try:
+        ours.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))
+        theirs.apply(objects(busybox, [free_port_block(1), free_port_block(1)], pod="theirs"))
+        removed = ours.down()
+        assert f"k8sdeploy-{ENV}-web-first" in removed and f"volume k8sdeploy-{ENV}-web-scratch" in removed
+        assert docker_client.volumes.get(f"k8sdeploy-{ENV}-pvc-store")  # claims outlive a plain down
+        assert ours.engine.owned() == [] and len(theirs.engine.owned()) == 3
+        assert ours.down(volumes=True) == (f"volume k8sdeploy-{ENV}-pvc-store",)
+        assert ours.down(volumes=True) == ()
+    finally:
+        theirs.down(volumes=True)
+
+
+def test_logs_and_unknown_service(target: LocalTarget, busybox: str) -> None:
+    with pytest.raises(NotDeployed, match="run `k8sdeploy up`"):
+        target.logs("first")
+    target.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))
+    with pytest.raises(NotDeployed, match="choose one of: first, second"):
+        target.logs("third")
+    assert isinstance(target.logs("first"), str)
