@@ -28,7 +28,10 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
 
 
 def reports_errors(command: Callable) -> Callable:
-    """Turn a DeployError into one line on stderr and its exit code; bugs keep their traceback."""
+    """Turn a DeployError into one line on stderr and its exit code; bugs keep their traceback.
+
+    Put it above every other decorator but the click command's, so option handling is covered too.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):  # noqa: ANN202
@@ -65,6 +68,85 @@ def environment_options(command: Callable) -> Callable:
 @click.version_option(__version__, prog_name="k8sdeploy")
 def main() -> None:
     """Deploy the auth microservice suite (an nginx+Lua gateway and five Python services)."""
+
+
+def say(line: str) -> None:
+    """Progress goes to stderr; stdout carries only data."""
+    click.echo(line, err=True)
+
+
+@main.command()
+@reports_errors
+@environment_options
+def status(environment: Environment) -> None:
+    """Show each service: its image version and digest, ready or not and why.
+
+    Exits 0 when every service is ready, 5 when any is not (or nothing runs).
+    """
+    from deploy.compose import make_target
+
+    rows = make_target(environment, say).status()
+    if not rows:
+        say(f"nothing of environment {environment.name} is deployed")
+        sys.exit(ExitCode.NOT_READY)
+    table = [("SERVICE", "VERSION", "DIGEST", "READY", "REASON")]
+    for row in rows:
+        name, _, digest = row.image.partition("@")
+        version = name.rsplit(":", 1)[-1] if ":" in name.rsplit("/", 1)[-1] else ""
+        table.append((row.name, version, digest[:19], "yes" if row.ready else "no", row.reason))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    if not all(row.ready for row in rows):
+        sys.exit(ExitCode.NOT_READY)
+
+
+@main.command()
+@click.argument("service")
+@click.option("--lines", "-n", default=50, show_default=True, help="How many of the last lines.")
+@reports_errors
+@environment_options
+def logs(environment: Environment, service: str, lines: int) -> None:
+    """Print the recent logs of SERVICE (frontend, person, ..., nginx-lua)."""
+    from deploy.compose import make_target
+
+    click.echo(make_target(environment, say).logs(service, lines), nl=False)
+
+
+@main.command()
+@click.option("--url", help="The gateway's URL; by default the deployed environment's.")
+@reports_errors
+@environment_options
+def smoke(environment: Environment, url: str | None) -> None:
+    """Log in through the gateway with the demo users and walk the flow; name the hop that fails.
+
+    Exits 6 when a check fails.
+    """
+    from deploy.compose import make_target
+    from deploy.smoke import HttpSmoke
+
+    url = url or make_target(environment, say).gateway_url()
+    report = HttpSmoke(say=say).run(url)
+    click.echo(f"smoke test passed at {report.url}: {len(report.checks)} checks")
+
+
+@main.command()
+@click.option("--volumes", is_flag=True, help="Also remove persistent volumes (claims), losing their data.")
+@reports_errors
+@environment_options
+def down(environment: Environment, volumes: bool) -> None:
+    """Remove everything this environment deployed, and only that; print what was removed.
+
+    Running it again is a no-op. Exits 7 when something is left behind.
+    """
+    from deploy.compose import make_target
+
+    target = make_target(environment, say)
+    removed = target.down(volumes=volumes)
+    for name in removed:
+        click.echo(f"removed {name}")
+    if not removed:
+        say(f"nothing of environment {environment.name} to remove")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+"""status, logs, smoke and down from the command line, on the real Docker Engine and the real suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from deploy.devrun import LocalSuite
+from deploy.targets.local.target import LocalTarget
+from tests.deploy.test_local_target import ENV, busybox, docker_client, objects  # noqa: F401 - fixtures
+from tests.infra import free_port_block
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "k8sdeploy.toml"
+    path.write_text(f'[environments.{ENV}]\ntarget = "local"\n')
+    return path
+
+
+@pytest.fixture
+def deployed(docker_client: docker.DockerClient, busybox: str, tmp_path: Path):  # noqa: F811
+    target = LocalTarget(docker_client, ENV, state_dir=tmp_path / "state")
+    target.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))
+    target.wait(timeout=30)
+    yield target
+    target.down(volumes=True)
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(main, list(args))
+
+
+def test_status_table_and_exit_codes(deployed: LocalTarget, config: Path, busybox: str) -> None:  # noqa: F811
+    result = invoke("status", "--env", ENV, "--config", str(config))
+    assert result.exit_code == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["SERVICE", "VERSION", "DIGEST", "READY", "REASON"]
+    assert [row.split()[0] for row in rows] == ["first", "second"]
+    assert all(row.split()[1] == "1" and row.split()[3] == "yes" for row in rows)
+    deployed.container("second").stop()
+    result = invoke("status", "--env", ENV, "--config", str(config))
+    assert result.exit_code == 5
+    assert "exited" in result.stdout.splitlines()[2]
+
+
+def test_logs_of_a_service(deployed: LocalTarget, config: Path) -> None:
+    assert invoke("logs", "first", "--env", ENV, "--config", str(config)).exit_code == 0
+    missing = invoke("logs", "third", "--env", ENV, "--config", str(config))
+    assert missing.exit_code == 2
+    assert missing.stderr == f"error: no service 'third' in environment {ENV}; choose one of: first, second\n"
+
+
+def test_down_prints_what_it_removed_then_is_a_no_op(deployed: LocalTarget, config: Path) -> None:
+    first = invoke("down", "--env", ENV, "--config", str(config))
+    assert first.exit_code == 0
+    assert f"removed k8sdeploy-{ENV}-web-first\n" in first.stdout
+    second = invoke("down", "--env", ENV, "--config", str(config))
+    assert second.exit_code == 0 and second.stdout == ""
+    assert second.stderr == f"nothing of environment {ENV} to remove\n"
+
+
+def test_smoke_against_a_url(sqlite_suite: LocalSuite) -> None:
+    result = invoke("smoke", "--url", sqlite_suite.url)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"smoke test passed at {sqlite_suite.url}")
+    failed = invoke("smoke", "--url", f"http://127.0.0.1:{free_port_block(1)}")
+    assert failed.exit_code == 6
+    assert failed.stderr.splitlines()[-1].startswith("error: smoke test failed at the gateway while connecting")
+
+
+def test_unknown_environment_is_a_usage_error(config: Path) -> None:
+    result = invoke("status", "--env", "nope", "--config", str(config))
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no environment 'nope' in {config}; choose one of: {ENV}\n"
