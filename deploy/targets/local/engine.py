@@ -262,7 +262,9 @@ class LocalEngine:
 def readiness_label(container: Container) -> str:
     """PORT/PATH of the readiness probe, kept on the container so health checks need no plan."""
     probe = container.readiness
-    return f"{probe.port}/{probe.path.lstrip('/')}" if probe else ""
+    if probe is None:
+        return ""
+    return f"http:{probe.port}/{probe.path.lstrip('/')}" if probe.kind == "http" else f"tcp:{probe.port}"
 
 
 def port_is_free(port: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -44,7 +45,14 @@ def probe_container(container, http: httpx.Client) -> str:  # noqa: ANN001 - doc
     spec = container.labels.get("k8sdeploy.io/readiness", "")
     if not spec:
         return ""
-    port, _, path = spec.partition("/")
+    kind, _, address = spec.partition(":")
+    if kind == "tcp":
+        try:
+            socket.create_connection(("127.0.0.1", int(address)), timeout=2).close()
+        except OSError as exc:
+            return f"readiness probe tcp 127.0.0.1:{address}: {exc.strerror or type(exc).__name__}"
+        return ""
+    port, _, path = address.partition("/")
     url = f"http://127.0.0.1:{port}/{path}"
     try:
         answer = http.get(url)

@@ -24,7 +24,7 @@ POD_FIELDS = {"containers", "initContainers", "volumes", "securityContext", "res
 CONTAINER_FIELDS = {"name", "image", "command", "args", "env", "envFrom", "ports", "readinessProbe",
                     "livenessProbe", "startupProbe", "resources", "securityContext", "volumeMounts",
                     "imagePullPolicy", "workingDir", "terminationMessagePolicy"}
-PROBE_FIELDS = {"httpGet", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold",
+PROBE_FIELDS = {"httpGet", "tcpSocket", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold",
                 "successThreshold"}
 
 
@@ -34,7 +34,8 @@ class LocalTargetError(ApplyError):
 
 @dataclass(frozen=True)
 class Probe:
-    path: str
+    kind: str  # http | tcp
+    path: str  # http only
     port: int
     period: float = 10
     failure_threshold: int = 3
@@ -54,7 +55,7 @@ class Volume:
     name: str
     kind: str  # emptyDir | pvc | files
     claim: str = ""  # pvc: the claim's name, which names the Docker volume that outlives the pod
-    files: tuple[tuple[str, str, int], ...] = ()  # files: (key, base64 content, mode)
+    files: tuple[tuple[str, str, int], ...] = ()  # files: (path, base64 content, mode)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,16 @@ class Translator:
         check_fields(where, spec, POD_FIELDS)
         security = spec.get("securityContext", {})
         volumes = tuple(self.volume(where, v) for v in spec.get("volumes", []))
+        if kind == "StatefulSet":
+            # The claims of replica 0, named as the StatefulSet controller names them.
+            volumes += tuple(Volume(t["metadata"]["name"], "pvc", claim=f"{t['metadata']['name']}-{name}-0")
+                             for t in obj["spec"].get("volumeClaimTemplates", []))
+        declared = {v.name for v in volumes}
+        for container in (*spec.get("initContainers", []), *spec["containers"]):
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] not in declared:
+                    raise LocalTargetError(f"{where}.containers[{container['name']}] mounts volume "
+                                           f"{mount['name']}, which the pod does not declare", "declare it")
         aliases = tuple(a for alias in spec.get("hostAliases", []) for a in alias.get("hostnames", []))
         return Pod(
             name=name,
@@ -194,8 +205,13 @@ class Translator:
                                            "which the render does not contain", "render it with the layout")
                 mode = source.get("defaultMode", 0o644 if source_kind == "configMap" else 0o400)
                 data = table[ref]
-                keys = [item["key"] for item in source.get("items", [])] or sorted(data)
-                files = tuple((key, base64.b64encode(data[key].encode()).decode(), mode) for key in keys)
+                items = source.get("items") or [{"key": key, "path": key} for key in sorted(data)]
+                missing = [item["key"] for item in items if item["key"] not in data]
+                if missing:
+                    raise LocalTargetError(f"{where}.volumes[{name}] wants key {missing[0]} of {source_kind} "
+                                           f"{ref}, which has no such key", "render it with the layout")
+                files = tuple((item.get("path", item["key"]), base64.b64encode(data[item["key"]].encode()).decode(),
+                               item.get("mode", mode)) for item in items)
                 return Volume(name, "files", files=files)
         raise LocalTargetError(f"the local target does not run {where}.volumes[{name}] of this type",
                                "use emptyDir, persistentVolumeClaim, configMap or secret")
@@ -266,13 +282,16 @@ class Translator:
         if spec is None:
             return None
         check_fields(f"{where}.probe", spec, PROBE_FIELDS)
-        if "httpGet" not in spec:
-            raise LocalTargetError(f"{where} has a probe the local target cannot run", "use an httpGet probe")
-        port = spec["httpGet"]["port"]
+        kind = "http" if "httpGet" in spec else "tcp" if "tcpSocket" in spec else ""
+        if not kind:
+            raise LocalTargetError(f"{where} has a probe the local target cannot run",
+                                   "use an httpGet or tcpSocket probe")
+        action = spec["httpGet" if kind == "http" else "tcpSocket"]
+        port = action["port"]
         port = ports.get(port, port) if isinstance(port, str) else port
         if not isinstance(port, int):
             raise LocalTargetError(f"{where}: probe port {port!r} is not one of the container's ports", "")
-        return Probe(spec["httpGet"].get("path", "/"), port, spec.get("periodSeconds", 10),
+        return Probe(kind, action.get("path", "/") if kind == "http" else "", port, spec.get("periodSeconds", 10),
                      spec.get("failureThreshold", 3), spec.get("initialDelaySeconds", 0))
 
 
