@@ -108,7 +108,7 @@ GATEWAY_PART = Part(
     volumes=(Volume("nginx-conf", "configMap", GATEWAY_CONFIG_MAP, "nginx.conf"),),
 )
 SERVICE_PARTS = tuple(
-    Part(s.name, s.port, s.command, s.calls, s.database, start_seconds=DB_WAIT_SECONDS + 30 if s.database else 10)
+    Part(s.name, s.port, s.command, s.calls, s.database, start_seconds=(DB_WAIT_SECONDS + 30) if s.database else 10)
     for s in SERVICES
 )
 # Any MySQL-compatible image that runs as a non-root user with a read-only root filesystem, given a

@@ -33,11 +33,15 @@ def test_shipped_environments_load() -> None:
     ("[environments.x]\nlayout='single-pod'\n", "environment 'x': target: Field required"),
     ("[environments.x\n", "is not valid TOML"),
     ("[environments.x]\ntarget='local'\ndatabase='mysql'\n", "environment 'x': database = \"mysql\" needs mysql_image"),
-    ("[environments.x]\ntarget='local'\nmysql_image='mysql:8.4'\n", "mysql_image: 'mysql:8.4': it is not pinned by digest"),
+    ("[environments.x]\ntarget='local'\nmysql_image='mysql:8.4'\n",
+     "mysql_image: 'mysql:8.4': it is not pinned by digest"),
     (f"[environments.x]\ntarget='local'\nmysql_image='mysql:latest@{PIN}'\n", "it names the moving tag 'latest'"),
-    ("[environments.x]\ntarget='local'\nreplicas={colour=2}\n", "replicas: no part named 'colour'; replicas are set for nginx-lua, frontend"),
-    ("[environments.x]\ntarget='local'\nreplicas={person=0}\n", "replicas.person: Input should be greater than or equal to 1"),
-    ("[environments.x]\ntarget='local'\nnamespace='Auth_Suite'\n", "environment 'x': namespace: String should match pattern"),
+    ("[environments.x]\ntarget='local'\nreplicas={colour=2}\n",
+     "replicas: no part named 'colour'; replicas are set for nginx-lua, frontend"),
+    ("[environments.x]\ntarget='local'\nreplicas={person=0}\n",
+     "replicas.person: Input should be greater than or equal to 1"),
+    ("[environments.x]\ntarget='local'\nnamespace='Auth_Suite'\n",
+     "environment 'x': namespace: String should match pattern"),
 ])
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=None) as caught:

@@ -200,7 +200,8 @@ def addresses(rendered: Rendered) -> Iterator[tuple[dict, str, int]]:
     nginx_conf = of_kind(rendered.objects, "ConfigMap")["nginx-lua-conf"]["data"]["nginx.conf"]
     for _, template in pod_templates(rendered.objects):
         for container in template["spec"]["containers"]:
-            values = [v.get("value") or secrets[v["valueFrom"]["secretKeyRef"]["key"]] for v in container.get("env", [])]
+            env = container.get("env", [])
+            values = [v.get("value") or secrets[v["valueFrom"]["secretKeyRef"]["key"]] for v in env]
             if container["name"] == "nginx-lua":
                 values += re.findall(r"server (\S+);", nginx_conf)
             for value in values:

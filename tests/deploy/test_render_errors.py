@@ -22,7 +22,8 @@ def templates(tmp_path: Path, **files: str) -> Path:
 
 
 def test_an_undefined_variable_names_the_template_line_and_variable(tmp_path: Path) -> None:
-    root = templates(tmp_path, **{"single-pod/pod.yaml.j2": "apiVersion: v1\nkind: Pod\nspec:\n  n: {{ replica_count }}\n"})
+    text = "apiVersion: v1\nkind: Pod\nspec:\n  n: {{ replica_count }}\n"
+    root = templates(tmp_path, **{"single-pod/pod.yaml.j2": text})
     with pytest.raises(RenderError) as caught:
         render_templates(root, "single-pod", {})
     assert str(caught.value).startswith("rendering single-pod/pod.yaml.j2: single-pod/pod.yaml.j2:4: "
@@ -31,7 +32,8 @@ def test_an_undefined_variable_names_the_template_line_and_variable(tmp_path: Pa
 
 
 def test_an_undefined_variable_in_a_macro_names_the_macros_file(tmp_path: Path) -> None:
-    text = '{% import "common/macros.j2" as k8s with context %}\napiVersion: v1\nkind: Pod\nname: {{ k8s.name_of(item) }}\n'
+    text = ('{% import "common/macros.j2" as k8s with context %}\n'
+            "apiVersion: v1\nkind: Pod\nname: {{ k8s.name_of(item) }}\n")
     root = templates(tmp_path, **{"split-pods/pod.yaml.j2": text})
     with pytest.raises(RenderError, match=r"split-pods/pod.yaml.j2: common/macros.j2:2: 'suffix' is undefined"):
         render_templates(root, "split-pods", {"item": {"name": "a"}})
