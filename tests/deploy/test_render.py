@@ -52,6 +52,11 @@ def test_every_object_is_valid_for_kubernetes(variant: tuple[str, Rendered], kub
         assert kubernetes_validate.validate(item, kubernetes, strict=True) == kubernetes
 
 
+def test_no_two_objects_share_a_kind_and_name(variant: tuple[str, Rendered]) -> None:
+    keys = [(item["kind"], item["metadata"]["name"]) for item in variant[1].objects]
+    assert len(keys) == len(set(keys))
+
+
 def test_yaml_and_json_carry_the_same_objects(variant: tuple[str, Rendered]) -> None:
     rendered = variant[1]
     assert yaml.safe_load(rendered.to_json()) == {"apiVersion": "v1", "kind": "List", "items": list(rendered.objects)}
