@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -10,8 +11,13 @@ from typing import Callable
 import click
 
 from deploy import __version__
-from deploy.environments import DEFAULT_CONFIG, Environment, load_environment
+from deploy.credentials import SECRET_VARIABLE
+from deploy.diagram import mermaid
+from deploy.environments import DEFAULT_CONFIG, LAYOUTS, Environment, load_environment
 from deploy.errors import DeployError, ExitCode
+from deploy.images import BuildRecord, build_record_path
+from deploy.layout import build_layout
+from deploy.render import render
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code.value:<4}{text}" for code, text in [
@@ -147,6 +153,36 @@ def down(environment: Environment, volumes: bool) -> None:
         click.echo(f"removed {name}")
     if not removed:
         say(f"nothing of environment {environment.name} to remove")
+
+
+@main.command("render")
+@click.option("--layout", "layout_name", metavar="|".join(LAYOUTS),
+              help="Layout to render.  [default: the environment's]")
+@click.option("--build-record", "record_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Build record with the images.  [default: .k8sdeploy/builds/ENV.json]")
+@click.option("--format", "output_format", type=click.Choice(["yaml", "json", "mermaid"]), default="yaml",
+              show_default=True, help="The objects as YAML or as a JSON List, or the layout as a diagram.")
+@reports_errors
+@environment_options
+def render_command(environment: Environment, layout_name: str | None, record_path: Path | None,
+                   output_format: str) -> None:
+    """Print the Kubernetes objects of a layout, every image pinned by digest.
+
+    \b
+    `kubectl apply -f -` takes the output as it is (the environment's namespace
+    must exist). With database = "mysql", the passwords of the database users
+    are derived from $K8SDEPLOY_MYSQL_SECRET.
+    """
+    layout = build_layout(layout_name or environment.layout, environment.database)
+    if output_format == "mermaid":
+        click.echo(mermaid(layout, environment.service_type, environment.gateway_port), nl=False)
+        return
+    record = BuildRecord.load(record_path or build_record_path(environment.name))
+    rendered = render(environment, layout.name, record.images, record.version,
+                      mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
+    for note in rendered.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(rendered.yaml if output_format == "yaml" else rendered.to_json(), nl=False)
 
 
 if __name__ == "__main__":

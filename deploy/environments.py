@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .images import pinning_problem
+from .suite import GATEWAY, SERVICES
 
 LAYOUTS = ("single-pod", "split-pods")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "k8sdeploy.toml"
+# The environment's name is the app.kubernetes.io/instance label; the namespace is a DNS label.
+LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+SCALABLE = (GATEWAY, *(service.name for service in SERVICES))
 
 
 class _Frozen(BaseModel):
@@ -31,19 +37,36 @@ class Gke(_Frozen):
 
 
 class Environment(_Frozen):
-    name: str
+    name: str = Field(pattern=LABEL_VALUE)
     target: Literal["local", "gke", "kubeconfig"]
     layout: Literal["single-pod", "split-pods"] = "single-pod"
     registry: str = ""  # where images are pushed; "" keeps them in the local engine
-    namespace: str = "auth-suite"
+    namespace: str = Field("auth-suite", pattern=DNS_LABEL)
     service_type: Literal["NodePort", "LoadBalancer"] = "NodePort"
     gateway_port: int = Field(8080, ge=1, le=65535)
     database: Literal["sqlite", "mysql"] = "sqlite"
-    replicas: dict[str, int] = Field(default_factory=dict)
+    mysql_image: str = ""  # database = "mysql": the server's image, pinned by digest
+    replicas: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)  # split-pods only
     bases: dict[str, str] = Field(default_factory=dict)  # base image reference per image name
     secure_cookies: bool = False
     kube_context: str = ""  # kubeconfig target
     gke: Gke | None = None
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas_of_known_parts(cls, replicas: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(replicas) - set(SCALABLE))
+        if unknown:
+            raise ValueError(f"no part named {unknown[0]!r}; replicas are set for {', '.join(SCALABLE)}")
+        return replicas
+
+    @field_validator("mysql_image")
+    @classmethod
+    def _mysql_image_is_pinned(cls, reference: str) -> str:
+        problem = pinning_problem(reference) if reference else ""
+        if problem:
+            raise ValueError(f"{reference!r}: {problem}")
+        return reference
 
     @model_validator(mode="after")
     def _gke_needs_its_table(self) -> "Environment":
@@ -51,11 +74,19 @@ class Environment(_Frozen):
             raise ValueError(f"a gke environment needs an [environments.{self.name}.gke] table")
         return self
 
+    @model_validator(mode="after")
+    def _mysql_needs_an_image(self) -> "Environment":
+        if self.database == "mysql" and not self.mysql_image:
+            raise ValueError('database = "mysql" needs mysql_image, a reference pinned by digest '
+                             "such as mysql:8.4@sha256:<digest>")
+        return self
+
 
 def _describe(error: ValidationError, name: str) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
-    return f"environment {name!r}: {where + ': ' if where else ''}{first['msg']}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"environment {name!r}: {where + ': ' if where else ''}{message}"
 
 
 def load_environment(name: str, path: Path = DEFAULT_CONFIG) -> Environment:

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-import jinja2
-
 from .suite import GATEWAY_CALLS
+from .templating import strict_environment
 
 NGINX_LUA_DIR = Path(__file__).resolve().parent.parent / "nginx-lua"
 DEBIAN_MODULES = (
@@ -39,14 +38,7 @@ class GatewayConfig:
 
 
 def render_nginx_conf(config: GatewayConfig) -> str:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(NGINX_LUA_DIR),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    template = environment.get_template("nginx.conf.j2")
+    template = strict_environment(NGINX_LUA_DIR).get_template("nginx.conf.j2")
     upstreams = {name: config.upstreams[name] for name in GATEWAY_CALLS}
     return template.render(
         modules=config.modules,

@@ -12,10 +12,29 @@ from typing import Mapping
 from .errors import ConfigError
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PINNED = re.compile(r"^(?P<name>[^\s@]+)@sha256:[0-9a-f]{64}$")
 MOVING_TAGS = frozenset({"latest", "develop"})
+STATE_DIR = Path(__file__).resolve().parent.parent / ".k8sdeploy"
 
 # The six images, in the order they are built and listed.
 IMAGE_NAMES = ("nginx-lua", "frontend", "authentication", "authorisation", "session", "person")
+
+
+def build_record_path(environment: str) -> Path:
+    """Where `k8sdeploy build` writes the record for an environment, and where later stages read it."""
+    return STATE_DIR / "builds" / f"{environment}.json"
+
+
+def pinning_problem(reference: str) -> str:
+    """Why `reference` is not `repository[:tag]@sha256:digest` with a fixed tag; "" when it is."""
+    match = PINNED.match(reference)
+    if not match:
+        return "it is not pinned by digest (repository[:tag]@sha256:<64 hex digits>)"
+    last = match["name"].rsplit("/", 1)[-1]
+    tag = last.partition(":")[2]
+    if tag in MOVING_TAGS:
+        return f"it names the moving tag {tag!r}"
+    return ""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ from deploy.environments import load_environment
 from deploy.errors import ConfigError, ExitCode
 
 
+PIN = "sha256:" + "0" * 64
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "k8sdeploy.toml"
     path.write_text(text)
@@ -29,6 +32,16 @@ def test_shipped_environments_load() -> None:
     ("[environments.x]\ntarget='gke'\n", "needs an [environments.x.gke] table"),
     ("[environments.x]\nlayout='single-pod'\n", "environment 'x': target: Field required"),
     ("[environments.x\n", "is not valid TOML"),
+    ("[environments.x]\ntarget='local'\ndatabase='mysql'\n", "environment 'x': database = \"mysql\" needs mysql_image"),
+    ("[environments.x]\ntarget='local'\nmysql_image='mysql:8.4'\n",
+     "mysql_image: 'mysql:8.4': it is not pinned by digest"),
+    (f"[environments.x]\ntarget='local'\nmysql_image='mysql:latest@{PIN}'\n", "it names the moving tag 'latest'"),
+    ("[environments.x]\ntarget='local'\nreplicas={colour=2}\n",
+     "replicas: no part named 'colour'; replicas are set for nginx-lua, frontend"),
+    ("[environments.x]\ntarget='local'\nreplicas={person=0}\n",
+     "replicas.person: Input should be greater than or equal to 1"),
+    ("[environments.x]\ntarget='local'\nnamespace='Auth_Suite'\n",
+     "environment 'x': namespace: String should match pattern"),
 ])
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=None) as caught:
@@ -46,3 +59,14 @@ def test_unknown_environment_lists_the_known_ones(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no configuration file"):
         load_environment("local", tmp_path / "none.toml")
+
+
+def test_the_name_must_be_a_label_value(tmp_path: Path) -> None:
+    # It becomes the app.kubernetes.io/instance label of every object.
+    with pytest.raises(ConfigError, match="environment 'x y': name: String should match pattern"):
+        load_environment("x y", write(tmp_path, "[environments.'x y']\ntarget='local'\n"))
+
+
+def test_a_mysql_environment_with_a_pinned_image_loads(tmp_path: Path) -> None:
+    text = f"[environments.x]\ntarget='local'\ndatabase='mysql'\nmysql_image='mariadb:11.4@{PIN}'\n"
+    assert load_environment("x", write(tmp_path, text)).mysql_image == f"mariadb:11.4@{PIN}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import ConfigError
-from deploy.images import BuildRecord, PublishedImage
+from deploy.images import STATE_DIR, BuildRecord, PublishedImage, build_record_path, pinning_problem
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -41,3 +41,20 @@ def test_missing_or_broken_record_says_how_to_make_one(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ConfigError, match="not a k8sdeploy build record"):
         BuildRecord.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("reference,problem", [
+    (f"mysql:8.4@{DIGEST}", ""),
+    (f"127.0.0.1:5000/db/mariadb@{DIGEST}", ""),
+    ("mysql:8.4", "not pinned by digest"),
+    ("mysql@sha256:abc", "not pinned by digest"),
+    (f"mysql:latest@{DIGEST}", "moving tag 'latest'"),
+    (f"127.0.0.1:5000/mysql:develop@{DIGEST}", "moving tag 'develop'"),
+])
+def test_pinning_problem(reference: str, problem: str) -> None:
+    found = pinning_problem(reference)
+    assert (problem in found) if problem else found == ""
+
+
+def test_the_build_record_of_an_environment_has_one_place() -> None:
+    assert build_record_path("staging") == STATE_DIR / "builds" / "staging.json"

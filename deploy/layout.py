@@ -1,0 +1,240 @@
+"""The layouts as one model: which pods hold which parts of the suite, and how each call is addressed.
+
+Both the Kubernetes objects (manifests/<layout>/) and the gateway's upstreams are rendered from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .environments import LAYOUTS
+from .errors import ConfigError, RenderError
+from .suite import (
+    DATA_DIR, GATEWAY, GATEWAY_CALLS, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_PORT, GATEWAY_RUNTIME_DIR,
+    SCRATCH_DIR, SERVICES, url_variable,
+)
+
+PART_OF = "auth-suite"  # app.kubernetes.io/part-of of every object
+SINGLE_POD = "auth-suite"  # the pod of the single-pod layout
+LOCALHOST = "127.0.0.1"
+GATEWAY_CONFIG_MAP = "nginx-lua-conf"
+MYSQL = "mysql"  # the database server of split-pods with database = "mysql": pod, Service and Secret
+MYSQL_PORT = 3306
+ROOT_PASSWORD_KEY = "root-password"  # keys of the Secret MYSQL
+INIT_SQL_KEY = "init.sql"
+DB_WAIT_SECONDS = 60  # how long a service waits for its database before it exits (and is restarted)
+SQLITE_VOLUME_SIZE = "1Gi"
+MYSQL_VOLUME_SIZE = "5Gi"
+
+Storage = Literal["emptyDir", "persistentVolumeClaim", "mysql"]
+
+
+def database_url_key(service: str) -> str:
+    """The key of the Secret MYSQL that holds `service`'s DATABASE_URL."""
+    return f"{service}-database-url"
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str
+    memory: str
+    cpu_limit: str
+    memory_limit: str
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str = ""
+    secret_key: str = ""  # taken from this key of the Secret MYSQL instead of `value`
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    source: Literal["emptyDir", "persistentVolumeClaim", "configMap", "secret"]
+    reference: str = ""  # the claim, ConfigMap or Secret
+    key: str = ""  # the one key of a ConfigMap or Secret that is mounted
+
+
+@dataclass(frozen=True)
+class Mount:
+    volume: str
+    path: str
+    sub_path: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A PersistentVolumeClaim: its own object, or a StatefulSet's volume claim template."""
+
+    name: str
+    owner: str  # the part whose data it holds: its app.kubernetes.io/name
+    size: str
+
+
+@dataclass(frozen=True)
+class Part:
+    """One container of the suite: the gateway, a service or the database server."""
+
+    name: str  # also the name of its image in the build record
+    port: int
+    command: tuple[str, ...] = ()  # () runs the image's own entrypoint
+    calls: tuple[str, ...] = ()  # parts it sends HTTP requests to
+    database: bool = False  # keeps data: an SQLite file or a MySQL database of its own
+    probe: Literal["http", "tcp"] = "http"  # http: /readyz and /healthz on `port`
+    start_seconds: int = 10  # liveness is not checked before this
+    scratch_dir: str = SCRATCH_DIR
+    resources: Resources = Resources("50m", "64Mi", "500m", "256Mi")
+    env: tuple[EnvVar, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    parts: tuple[Part, ...]
+    kind: Literal["Deployment", "StatefulSet"] = "Deployment"
+    claim_templates: tuple[Claim, ...] = ()
+
+
+GATEWAY_PART = Part(
+    GATEWAY, GATEWAY_PORT, GATEWAY_COMMAND, GATEWAY_CALLS, scratch_dir=GATEWAY_RUNTIME_DIR,
+    resources=Resources("50m", "32Mi", "500m", "128Mi"),
+    mounts=(Mount("nginx-conf", GATEWAY_CONF, sub_path="nginx.conf", read_only=True),),
+    volumes=(Volume("nginx-conf", "configMap", GATEWAY_CONFIG_MAP, "nginx.conf"),),
+)
+SERVICE_PARTS = tuple(
+    Part(s.name, s.port, s.command, s.calls, s.database, start_seconds=(DB_WAIT_SECONDS + 30) if s.database else 10)
+    for s in SERVICES
+)
+# Any MySQL-compatible image that runs as a non-root user with a read-only root filesystem, given a
+# writable socket directory and /tmp (the official mysql and mariadb images do), and runs the *.sql
+# files in /docker-entrypoint-initdb.d when it first initialises its data directory.
+MYSQL_PART = Part(
+    MYSQL, MYSQL_PORT, probe="tcp", start_seconds=120,
+    resources=Resources("100m", "256Mi", "1", "1Gi"),
+    env=(EnvVar("MYSQL_ROOT_PASSWORD", secret_key=ROOT_PASSWORD_KEY),),
+    mounts=(Mount("mysql-data", "/var/lib/mysql"), Mount("mysql-run", "/var/run/mysqld"),
+            Mount("mysql-init", "/docker-entrypoint-initdb.d", read_only=True)),
+    volumes=(Volume("mysql-run", "emptyDir"), Volume("mysql-init", "secret", MYSQL, INIT_SQL_KEY)),
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Pods of parts; a call between pods goes to the callee pod's Service, within a pod to localhost."""
+
+    name: str
+    pods: tuple[Pod, ...]
+    storage: Storage  # where the services keep their data
+
+    def __post_init__(self) -> None:
+        names = {part.name for part in self.parts}
+        for caller, callee in self.calls:
+            if callee not in names:
+                raise RenderError(f"layout {self.name}: {caller} calls {callee}, which the layout does not have",
+                                  f"put {callee} in a pod of the layout, or remove the call from deploy/suite.py")
+
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        return tuple(part for pod in self.pods for part in pod.parts)
+
+    @property
+    def calls(self) -> tuple[tuple[str, str], ...]:
+        """(caller, callee) for every HTTP call, and for every service to its MySQL database."""
+        http = [(part.name, callee) for part in self.parts for callee in part.calls]
+        database = [(part.name, MYSQL) for part in self.parts if part.database and self.storage == "mysql"]
+        return tuple(http + database)
+
+    def part(self, name: str) -> Part:
+        return next(part for part in self.parts if part.name == name)
+
+    def pod_of(self, name: str) -> Pod:
+        return next(pod for pod in self.pods if any(part.name == name for part in pod.parts))
+
+    def address(self, caller: str, callee: str) -> str:
+        """host:port at which `caller` reaches `callee`."""
+        pod = self.pod_of(callee)
+        host = LOCALHOST if pod == self.pod_of(caller) else pod.name
+        return f"{host}:{self.part(callee).port}"
+
+    def upstreams(self) -> dict[str, str]:
+        return {callee: self.address(GATEWAY, callee) for callee in self.part(GATEWAY).calls}
+
+    def callers(self, pod: Pod) -> tuple[tuple[Part, tuple[Pod, ...]], ...]:
+        """Each part of `pod` that other pods call, with those pods: what its Service and policy admit."""
+        found = []
+        for part in pod.parts:
+            pods = tuple(other for other in self.pods if other != pod
+                         and any((caller.name, part.name) in self.calls for caller in other.parts))
+            if pods:
+                found.append((part, pods))
+        return tuple(found)
+
+    def claims(self) -> tuple[Claim, ...]:
+        """The PersistentVolumeClaims that are objects of their own: one per service's SQLite file."""
+        if self.storage != "persistentVolumeClaim":
+            return ()
+        return tuple(Claim(f"{part.name}-data", part.name, SQLITE_VOLUME_SIZE) for part in self.parts if part.database)
+
+    def strategy(self, pod: Pod) -> Literal["Recreate", "RollingUpdate"]:
+        """Recreate where two pods must not overlap: one pod by definition, or a ReadWriteOnce volume."""
+        volumes = self.volumes(pod)
+        if self.name == "single-pod" or any(volume.source == "persistentVolumeClaim" for volume in volumes):
+            return "Recreate"
+        return "RollingUpdate"
+
+    def keeps_sqlite(self, part: Part) -> bool:
+        return part.database and self.storage != "mysql"
+
+    def env(self, part: Part) -> tuple[EnvVar, ...]:
+        """The service settings of deploy/suite.py's contract: address, database, peers."""
+        if part not in SERVICE_PARTS:
+            return part.env
+        found = [EnvVar("HOST", "0.0.0.0"), EnvVar("PORT", str(part.port))]
+        if self.keeps_sqlite(part):
+            found.append(EnvVar("DATABASE_PATH", f"{DATA_DIR}/{part.name}.db"))
+        elif part.database:
+            found.append(EnvVar("DATABASE_URL", secret_key=database_url_key(part.name)))
+        if part.database:
+            found.append(EnvVar("DB_WAIT_SECONDS", str(DB_WAIT_SECONDS)))
+        found += [EnvVar(url_variable(peer), f"http://{self.address(part.name, peer)}") for peer in part.calls]
+        return (*found, *part.env)
+
+    def mounts(self, part: Part) -> tuple[Mount, ...]:
+        scratch = (Mount(f"{part.name}-tmp", part.scratch_dir),)
+        data = (Mount(f"{part.name}-data", DATA_DIR),) if self.keeps_sqlite(part) else ()
+        return scratch + data + part.mounts
+
+    def volumes(self, pod: Pod) -> tuple[Volume, ...]:
+        found: list[Volume] = []
+        for part in pod.parts:
+            found.append(Volume(f"{part.name}-tmp", "emptyDir"))
+            if self.keeps_sqlite(part) and self.storage == "emptyDir":
+                found.append(Volume(f"{part.name}-data", "emptyDir"))
+            elif self.keeps_sqlite(part):
+                found.append(Volume(f"{part.name}-data", "persistentVolumeClaim", f"{part.name}-data"))
+            found += part.volumes
+        return tuple(found)
+
+
+def build_layout(name: str, database: str = "sqlite") -> Layout:
+    """The layout `name` with the services' data in SQLite or MySQL; a ConfigError for what cannot be."""
+    if name not in LAYOUTS:
+        raise ConfigError(f"unknown layout {name!r}", f"choose one of: {', '.join(LAYOUTS)}")
+    parts = (GATEWAY_PART, *SERVICE_PARTS)
+    if name == "single-pod":
+        if database == "mysql":
+            raise ConfigError('layout single-pod keeps SQLite on emptyDir volumes, but database = "mysql"',
+                              'render --layout split-pods, or set database = "sqlite"')
+        return Layout(name, (Pod(SINGLE_POD, parts),), storage="emptyDir")
+    pods = tuple(Pod(part.name, (part,)) for part in parts)
+    if database == "mysql":
+        server = Pod(MYSQL, (MYSQL_PART,), kind="StatefulSet",
+                     claim_templates=(Claim("mysql-data", MYSQL, MYSQL_VOLUME_SIZE),))
+        return Layout(name, (*pods, server), storage="mysql")
+    return Layout(name, pods, storage="persistentVolumeClaim")

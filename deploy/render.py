@@ -1,0 +1,149 @@
+"""Render a layout's Kubernetes objects from manifests/<layout>/*.yaml.j2, pinned by digest and checked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import jinja2
+import yaml
+
+from .credentials import secret_data
+from .environments import LABEL_VALUE, Environment
+from .errors import ConfigError, RenderError
+from .gateway import GatewayConfig, render_nginx_conf
+from .images import PublishedImage
+from .layout import GATEWAY_CONFIG_MAP, MYSQL, PART_OF, Layout, build_layout
+from .suite import APP_USER_ID, GATEWAY, GATEWAY_LUA_DIR, GATEWAY_PORT, GATEWAY_RUNTIME_DIR
+from .templating import failure_location, strict_environment
+
+MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What `kubectl apply -f` and the apply stage consume: the objects, and the YAML they came from."""
+
+    layout: Layout
+    objects: tuple[dict[str, Any], ...]
+    yaml: str
+    notes: tuple[str, ...] = ()  # what render decided that the user should know
+
+    def to_json(self) -> str:
+        return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(self.objects)}, indent=2) + "\n"
+
+
+def render(environment: Environment, layout_name: str, images: Mapping[str, PublishedImage], version: str,
+           *, mysql_secret: str = "") -> Rendered:
+    """The objects of `layout_name` for `environment`, running `images` (by name) of `version`.
+
+    `mysql_secret` is needed with database = "mysql": the users' passwords are derived from it.
+    """
+    layout = build_layout(layout_name, environment.database)
+    if not re.match(LABEL_VALUE, version):
+        raise RenderError(f"version {version!r} cannot be an app.kubernetes.io/version label",
+                          "a version is at most 63 letters, digits and '-_.'; build again with `k8sdeploy build`")
+    replicas, notes = replica_counts(layout, environment)
+    context = {
+        **gateway_context(layout, environment),
+        "layout": layout,
+        "part_of": PART_OF,
+        "instance": environment.name,
+        "namespace": environment.namespace,
+        "version": version,
+        "images": image_refs(layout, environment, images),
+        "replicas": replicas,
+        "app_user_id": APP_USER_ID,
+        "secret_name": MYSQL,
+        "secret_data": secret_data(layout, environment.name, mysql_secret),
+    }
+    text, objects = render_templates(MANIFESTS_DIR, layout.name, context)
+    return Rendered(layout, objects, text, notes)
+
+
+def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
+    """The gateway's nginx.conf for this layout (a ConfigMap over the image's own), and its Service."""
+    nginx_conf = render_nginx_conf(GatewayConfig(
+        upstreams=layout.upstreams(), listen=str(GATEWAY_PORT), runtime_dir=GATEWAY_RUNTIME_DIR,
+        lua_dir=GATEWAY_LUA_DIR, secure_cookies=environment.secure_cookies,
+    ))
+    return {
+        "gateway": GATEWAY,
+        "nginx_conf": nginx_conf,
+        "nginx_conf_sha256": hashlib.sha256(nginx_conf.encode()).hexdigest(),
+        "config_map_name": GATEWAY_CONFIG_MAP,
+        "service_type": environment.service_type,
+        "gateway_port": environment.gateway_port,
+    }
+
+
+def image_refs(layout: Layout, environment: Environment, images: Mapping[str, PublishedImage]) -> dict[str, str]:
+    """repository:tag@digest for each part; templates see nothing else of an image."""
+    refs = {}
+    for part in layout.parts:
+        if part.name == MYSQL:
+            refs[MYSQL] = environment.mysql_image
+        elif part.name in images:
+            refs[part.name] = images[part.name].ref
+        else:
+            raise ConfigError(f"the build record has no image for {part.name}",
+                              "run `k8sdeploy build`, which builds all six images")
+    return refs
+
+
+def replica_counts(layout: Layout, environment: Environment) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Replicas of each pod, from the environment; an SQLite service on a PVC runs exactly one."""
+    if layout.name == "single-pod":
+        scaled = sorted(name for name, count in environment.replicas.items() if count > 1)
+        notes = (f"single-pod runs one of each part; replicas of {', '.join(scaled)} apply to split-pods",)
+        return {pod.name: 1 for pod in layout.pods}, notes if scaled else ()
+    counts = {}
+    for pod in layout.pods:
+        counts[pod.name] = max(environment.replicas.get(part.name, 1) for part in pod.parts)
+        on_sqlite = [part.name for part in pod.parts if layout.keeps_sqlite(part)]
+        if counts[pod.name] > 1 and on_sqlite:
+            raise ConfigError(
+                f"environment {environment.name!r}: replicas.{on_sqlite[0]} = {counts[pod.name]}, but its SQLite "
+                "file is on a ReadWriteOnce volume that one pod at a time can use",
+                f'set replicas.{on_sqlite[0]} = 1, or database = "mysql"')
+    return counts, ()
+
+
+def render_templates(root: Path, layout: str, context: Mapping[str, Any]) -> tuple[str, tuple[dict, ...]]:
+    """Render `root`/`layout`/*.yaml.j2 in name order; the YAML text and the objects parsed from it."""
+    environment = strict_environment(root.resolve())
+    names = environment.list_templates(filter_func=lambda name: name.startswith(f"{layout}/")
+                                       and name.endswith(".yaml.j2") and name.count("/") == 1)
+    if not names:
+        raise RenderError(f"no templates for layout {layout} in {root / layout}", "reinstall k8sdeploy")
+    texts, objects = [], []
+    for name in sorted(names):
+        try:
+            text = environment.get_template(name).render(context)
+        except jinja2.TemplateError as exc:
+            where = failure_location(exc, root.resolve(), name)
+            raise RenderError(f"rendering {name}: {where}: {exc.message}",
+                              "give the template that value (deploy/render.py builds the context)") from exc
+        objects += parse_objects(name, text)
+        texts.append(text)
+    return "".join(texts), tuple(objects)
+
+
+def parse_objects(name: str, text: str) -> list[dict]:
+    """The documents of one template's output; each must be a Kubernetes object."""
+    try:
+        documents = [document for document in yaml.safe_load_all(text) if document is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} of its output" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RenderError(f"{name} rendered invalid YAML{where}: {problem}", "fix the template") from exc
+    for index, document in enumerate(documents, 1):
+        if not isinstance(document, dict) or not document.get("apiVersion") or not document.get("kind"):
+            raise RenderError(f"{name}: document {index} has no apiVersion and kind",
+                              "every document a template writes must be a Kubernetes object")
+    return documents
