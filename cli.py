@@ -22,6 +22,7 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
         (ExitCode.NOT_READY, "a service was not ready in time"),
         (ExitCode.SMOKE, "the smoke login failed"),
         (ExitCode.LEFTOVERS, "teardown left something behind"),
+        (ExitCode.CLOUD, "a cloud or cluster API refused (credentials, permission, project, zone, operation)"),
         (ExitCode.INTERRUPTED, "interrupted"),
     ]
 )
