@@ -116,7 +116,8 @@ class FakeKube(FakeServer):
     def list(self, request: Request) -> Reply:
         plural, ns, _ = self.key(request)
         self.clock += 1
-        items = [self.view(key) for key, obj in sorted(self.objects.items())
+        items = [{k: v for k, v in self.view(key).items() if k not in ("kind", "apiVersion")}  # as in real lists
+                 for key, obj in sorted(self.objects.items())
                  if key[0] == plural and key[1] == ns
                  and M.matches_labels(obj["metadata"].get("labels", {}), request.query.get("labelSelector", ""))
                  and M.matches_fields(obj, request.query.get("fieldSelector", ""))]

@@ -75,8 +75,9 @@ class KubeApi:
             raise
 
     def list(self, kind: Kind, namespace: str = "", labels: str = "", fields: str = "") -> list[dict]:
+        """The items, with the kind and apiVersion the API server leaves out of list items filled in."""
         answer = self.request("GET", kind.path(namespace), {"labelSelector": labels, "fieldSelector": fields})
-        return answer.get("items") or []
+        return [{"apiVersion": kind.api_version, "kind": kind.kind, **item} for item in answer.get("items") or []]
 
     def apply(self, kind: Kind, namespace: str, obj: dict, force: bool = False) -> dict:
         query = {"fieldManager": MANAGER, "force": "true" if force else None}
