@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -32,6 +33,11 @@ class Place:
         return f"[environments.{self.environment}.gke]"
 
 
+def server_message(exc: gexc.GoogleAPICallError) -> str:
+    """The API's own message, without the method and URL the REST transport puts in front of it."""
+    return re.sub(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ", "", str(exc.message))
+
+
 @contextmanager
 def calling(what: str, place: Place) -> Iterator[None]:
     """Run Google API calls; an expected failure becomes a CloudError naming what to fix."""
@@ -41,19 +47,19 @@ def calling(what: str, place: Place) -> Iterator[None]:
     except (auth_exceptions.DefaultCredentialsError, auth_exceptions.RefreshError) as exc:
         raise CredentialsError(f"no usable Google credentials while {what} ({str(exc).splitlines()[0][:160]})",
                                CREDENTIALS_HINT) from None
-    except gexc.Unauthenticated:
+    except (gexc.Unauthenticated, gexc.Unauthorized):  # gRPC and HTTP names of 401
         raise CredentialsError(f"Google rejected the credentials while {what}", CREDENTIALS_HINT) from None
-    except gexc.PermissionDenied as exc:
+    except (gexc.PermissionDenied, gexc.Forbidden) as exc:  # gRPC and HTTP names of 403
         if exc.reason == "CONSUMER_INVALID":
             raise CloudError(f"project {project!r} does not exist or these credentials cannot see it",
                              f"set project in {place.table} to an existing project id") from None
-        raise CloudError(f"permission denied while {what}: {exc.message}",
+        raise CloudError(f"permission denied while {what}: {server_message(exc)}",
                          f"grant the credentials' account roles/container.admin and roles/compute.securityAdmin "
                          f"on project {project}") from None
     except gexc.GoogleAPICallError as exc:
-        if isinstance(exc, (gexc.NotFound, gexc.BadRequest)) and "location" in str(exc.message).lower():
+        if isinstance(exc, (gexc.NotFound, gexc.BadRequest)) and "location" in server_message(exc).lower():
             raise CloudError(f"GKE has no location {place.gke.location!r} in project {project!r}",
                              f"set location in {place.table} to a zone (europe-west1-b) or a region "
                              "(europe-west1)") from None
-        raise CloudError(f"{what} failed: {exc.code} {exc.message}",
+        raise CloudError(f"{what} failed: {exc.code} {server_message(exc)}",
                          "fix the cause named above and run again") from None
