@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from kubernetes import config as kube_config
@@ -15,8 +16,9 @@ from .client import KubeApi, with_retries
 def kubeconfig_api(context: str = "", path: Path | None = None) -> KubeApi:
     """A KubeApi for `context` (the current one when empty) of the kubeconfig at `path` (or $KUBECONFIG)."""
     configuration = Configuration()
+    files = str(path) if path else os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        kube_config.load_kube_config(config_file=str(path) if path else None, context=context or None,
+        kube_config.load_kube_config(config_file=files, context=context or None,
                                      client_configuration=configuration, persist_config=False)
     except (ConfigException, FileNotFoundError) as exc:
         where = f" in {path}" if path else " (KUBECONFIG or ~/.kube/config)"
