@@ -7,16 +7,15 @@ import hashlib
 import json
 import re
 import time
-from typing import Callable, Sequence
+from typing import Sequence
 
 from kubernetes.client.exceptions import ApiException
 
 from ...errors import ApplyError
 from .. import ApplyResult
 from . import APPLIED, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, describe, kind_of, owned_by, owner_selector
-from .client import KubeApi, status_message
+from .client import Scoped, status_message
 
-Say = Callable[[str], None]
 IMMUTABLE = re.compile(r"field is immutable|may not change fields")
 
 
@@ -30,16 +29,8 @@ def conflicting_managers(exc: ApiException) -> set[str]:
     return found or set(re.findall(r'conflict with "([^"]+)"', exc.body or ""))
 
 
-class Applier:
+class Applier(Scoped):
     """Makes the namespace hold exactly the rendered objects of one environment, touching nothing else."""
-
-    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Say = lambda _line: None,
-                 poll: float = 0.5):
-        self.api = api
-        self.namespace = namespace
-        self.instance = instance
-        self.say = say
-        self.poll = poll
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
         desired = sorted((self.prepare(obj) for obj in objects), key=lambda o: KINDS.index(kind_of(o)))

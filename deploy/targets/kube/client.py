@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from typing import Callable, Iterator
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration
@@ -101,3 +101,15 @@ class KubeApi:
         for kind in kinds:
             for obj in self.list(kind, namespace if kind.namespaced else "", labels):
                 yield kind, obj
+
+
+class Scoped:
+    """Base of the stages that work on one environment's objects in one namespace."""
+
+    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Callable[[str], None] = lambda _line: None,
+                 poll: float = 0.5):
+        self.api = api
+        self.namespace = namespace
+        self.instance = instance
+        self.say = say
+        self.poll = poll

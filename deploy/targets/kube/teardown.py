@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
 
 from ...errors import LeftoversError
 from . import KINDS, NAMESPACE, PVC, SERVICE, Kind, owned_by, owner_selector
-from .client import KubeApi
-
-Say = Callable[[str], None]
+from .client import Scoped
 
 
-class Teardown:
-    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Say = lambda _line: None,
-                 poll: float = 0.5, timeout: float = 300):
-        self.api = api
-        self.namespace = namespace
-        self.instance = instance
-        self.say = say
-        self.poll = poll
-        self.timeout = timeout
+
+class Teardown(Scoped):
+    timeout = 300.0  # seconds for deleted objects to go
 
     def owned(self, kinds: tuple[Kind, ...]) -> list[tuple[Kind, dict]]:
         """Our objects of these kinds, not those a controller of ours made (pods of a Deployment)."""

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 from ...errors import NotReadyError
 from ...suite import GATEWAY
 from .. import ServiceStatus
 from . import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
-from .client import KubeApi
+from .client import Scoped
 
-Say = Callable[[str], None]
 HOPELESS = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
             "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
@@ -44,16 +42,8 @@ def container_states(pod: dict) -> list[ContainerState]:
     return found
 
 
-class Readiness:
+class Readiness(Scoped):
     """What one environment's objects are doing, judged by explicit conditions."""
-
-    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Say = lambda _line: None,
-                 poll: float = 1.0):
-        self.api = api
-        self.namespace = namespace
-        self.instance = instance
-        self.say = say
-        self.poll = poll
 
     # -- what runs -----------------------------------------------------------------------------
     def workloads(self) -> list[dict]:
