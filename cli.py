@@ -28,6 +28,7 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
         (ExitCode.NOT_READY, "a service was not ready in time"),
         (ExitCode.SMOKE, "the smoke login failed"),
         (ExitCode.LEFTOVERS, "teardown left something behind"),
+        (ExitCode.CLOUD, "a cloud or cluster API refused (credentials, permission, project, zone, operation)"),
         (ExitCode.INTERRUPTED, "interrupted"),
     ]
 )
@@ -138,16 +139,24 @@ def smoke(environment: Environment, url: str | None) -> None:
 
 @main.command()
 @click.option("--volumes", is_flag=True, help="Also remove persistent volumes (claims), losing their data.")
+@click.option("--keep-cluster", is_flag=True,
+              help="gke: keep the cluster (and, without --volumes, the claims); remove everything else.")
 @reports_errors
 @environment_options
-def down(environment: Environment, volumes: bool) -> None:
+def down(environment: Environment, volumes: bool, keep_cluster: bool) -> None:
     """Remove everything this environment deployed, and only that; print what was removed.
 
-    Running it again is a no-op. Exits 7 when something is left behind.
+    On gke the cluster goes too, unless --keep-cluster; then Compute is audited for load balancer
+    pieces, firewall rules and disks left behind. Running it again is a no-op. Exits 7 when something
+    is left behind.
     """
     from deploy.compose import make_target
+    from deploy.errors import ConfigError
 
-    target = make_target(environment, say)
+    if keep_cluster and environment.target != "gke":
+        raise ConfigError(f"--keep-cluster applies to gke environments; {environment.name} is {environment.target}",
+                          "leave out --keep-cluster")
+    target = make_target(environment, say, keep_cluster=keep_cluster)
     removed = target.down(volumes=volumes)
     for name in removed:
         click.echo(f"removed {name}")

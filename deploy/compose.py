@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import docker
@@ -12,6 +13,7 @@ from .errors import ConfigError
 from .targets import Target
 
 Say = Callable[[str], None]
+CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
 def docker_client() -> docker.DockerClient:
@@ -24,10 +26,70 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
-def make_target(environment: Environment, say: Say) -> Target:
+@dataclass(frozen=True)
+class GoogleApis:
+    """Credentials, and where the GKE and Compute APIs answer (their public endpoints unless a test says)."""
+
+    credentials: object  # google.auth.credentials.Credentials
+    container_endpoint: str = "container.googleapis.com"
+    compute_endpoint: str = "compute.googleapis.com"
+    scheme: str = "https"
+    poll: float = 5.0  # seconds between polls of long-running operations and cloud clean-up
+
+
+def google_apis() -> GoogleApis:
+    """Application default credentials: a key file, workload identity or user credentials; no shelling out."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from .errors import CredentialsError
+    from .targets.gke.cloud import CREDENTIALS_HINT
+
+    try:
+        credentials, _project = google.auth.default(scopes=[CLOUD_SCOPE])
+    except DefaultCredentialsError as exc:
+        raise CredentialsError(f"no Google credentials found ({str(exc).splitlines()[0][:120]})",
+                               CREDENTIALS_HINT) from None
+    return GoogleApis(credentials)
+
+
+def rest_client(client_class: type, host: str, apis: GoogleApis):  # noqa: ANN201 - a google-cloud client
+    transport = client_class.get_transport_class("rest")(host=host, credentials=apis.credentials,
+                                                         url_scheme=apis.scheme)
+    return client_class(transport=transport)
+
+
+def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluster: bool = False) -> Target:
+    from google.cloud import compute_v1, container_v1
+
+    from .targets.gke.cloud import Place
+    from .targets.gke.cluster import GkeCluster, kube_api_for, network_tag
+    from .targets.gke.firewall import Firewall
+    from .targets.gke.leftovers import ComputeClients, Leftovers
+    from .targets.gke.target import GkeTarget
+
+    assert environment.gke is not None  # the environment model requires the table for gke
+    place = Place(environment.name, environment.gke)
+    compute = ComputeClients(*(rest_client(cls, apis.compute_endpoint, apis) for cls in (
+        compute_v1.FirewallsClient, compute_v1.GlobalOperationsClient, compute_v1.ForwardingRulesClient,
+        compute_v1.TargetPoolsClient, compute_v1.BackendServicesClient, compute_v1.HealthChecksClient,
+        compute_v1.DisksClient)))
+    container = rest_client(container_v1.ClusterManagerClient, apis.container_endpoint, apis)
+    cluster = GkeCluster(container, place, say, poll=apis.poll)
+    firewall = Firewall(compute.firewalls, compute.operations, place, network_tag(place), say, poll=apis.poll)
+    leftovers = Leftovers(compute, place, environment.namespace, firewall.name, network_tag(place), say, apis.poll)
+    return GkeTarget(environment, cluster, firewall, leftovers, lambda c: kube_api_for(c, apis.credentials), say,
+                     keep_cluster=keep_cluster, poll=min(apis.poll, 1.0))
+
+
+def make_target(environment: Environment, say: Say, keep_cluster: bool = False) -> Target:
     if environment.target == "local":
         from .targets.local.target import LocalTarget
 
         return LocalTarget(docker_client(), environment.name, say=say)
-    raise ConfigError(f"environment {environment.name!r} uses the {environment.target} target, which this "
-                      "version of k8sdeploy cannot deploy to yet", "use an environment with target = \"local\"")
+    if environment.target == "kubeconfig":
+        from .targets.kube.kubeconfig import kubeconfig_api
+        from .targets.kube.target import KubeTarget
+
+        return KubeTarget(kubeconfig_api(environment.kube_context), environment.namespace, environment.name, say)
+    return gke_target(environment, say, google_apis(), keep_cluster)

@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     NOT_READY = 5  # a service was not ready in time
     SMOKE = 6  # the smoke login failed
     LEFTOVERS = 7  # teardown left something behind
+    CLOUD = 8  # a cloud or cluster API refused: credentials, permission, project, location, failed operation
     INTERRUPTED = 130
 
 
@@ -63,3 +64,13 @@ class SmokeError(DeployError):
 
 class LeftoversError(DeployError):
     exit_code = ExitCode.LEFTOVERS
+
+
+class CloudError(DeployError):
+    """A cloud or cluster API refused or failed: permission, unknown project or location, a failed operation."""
+
+    exit_code = ExitCode.CLOUD
+
+
+class CredentialsError(CloudError):
+    """No usable credentials for the cloud or the cluster."""

@@ -9,13 +9,14 @@ from typing import Protocol, Sequence
 @dataclass(frozen=True)
 class ApplyResult:
     created: tuple[str, ...] = ()
-    replaced: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()  # deleted and created again (an immutable field changed)
     unchanged: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()  # changed in place (Kubernetes targets)
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.replaced or self.removed)
+        return bool(self.created or self.replaced or self.removed or self.updated)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,128 @@
+"""The GKE cluster: found or created (following its operation), deleted, and a Kubernetes client for it."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Callable
+
+import google.auth.transport.requests
+from google.auth.credentials import Credentials
+from google.auth.exceptions import RefreshError
+from google.cloud import container_v1
+from kubernetes.client import ApiClient, Configuration
+
+from ...errors import CloudError, ConfigError, CredentialsError
+from ..kube.client import KubeApi, with_retries
+from .cloud import CREDENTIALS_HINT, RETRY, Place, calling
+
+Say = Callable[[str], None]
+Cluster = container_v1.Cluster
+OURS = {"managed-by": "k8sdeploy"}  # resource labels marking a cluster k8sdeploy created
+
+
+def network_tag(place: Place) -> str:
+    return place.gke.network_tag or f"k8sdeploy-{place.gke.cluster}"
+
+
+class GkeCluster:
+    def __init__(self, client: container_v1.ClusterManagerClient, place: Place, say: Say = lambda _line: None,
+                 poll: float = 5.0):
+        self.client = client
+        self.place = place
+        self.say = say
+        self.poll = poll
+        self.parent = f"projects/{place.gke.project}/locations/{place.gke.location}"
+        self.name = f"{self.parent}/clusters/{place.gke.cluster}"
+
+    def find(self) -> Cluster | None:
+        with calling(f"looking for cluster {self.place.gke.cluster}", self.place):
+            clusters = self.client.list_clusters(parent=self.parent, retry=RETRY).clusters
+        return next((c for c in clusters if c.name == self.place.gke.cluster), None)
+
+    def ensure(self) -> Cluster:
+        """The running cluster, created first if missing; stops on settings it cannot reconcile."""
+        cluster = self.find()
+        if cluster is None:
+            self.create()
+            cluster = self.find()
+        while cluster is not None and cluster.status in (Cluster.Status.PROVISIONING, Cluster.Status.RECONCILING):
+            self.say(f"cluster {cluster.name} is {cluster.status.name.lower()}; waiting")
+            time.sleep(self.poll)
+            cluster = self.find()
+        if cluster is None or cluster.status != Cluster.Status.RUNNING:
+            state = cluster.status.name if cluster else "gone"
+            raise CloudError(f"cluster {self.place.gke.cluster} is {state}: {cluster.status_message if cluster else ''}",
+                             "wait for it to finish (or delete it with `k8sdeploy down`) and run again")
+        self.reconcile(cluster)
+        return cluster
+
+    def reconcile(self, cluster: Cluster) -> None:
+        gke, found = self.place.gke, cluster.node_config
+        wrong = []
+        if found.machine_type != gke.machine_type:
+            wrong.append(f"machine type {found.machine_type} (configured {gke.machine_type})")
+        if network_tag(self.place) not in found.tags:
+            wrong.append(f"nodes without the network tag {network_tag(self.place)}")
+        if wrong:
+            raise ConfigError(f"cluster {gke.cluster} exists with {' and '.join(wrong)}, which k8sdeploy cannot change",
+                              f"make {self.place.table} match the cluster, or delete it (k8sdeploy down) first")
+
+    def create(self) -> None:
+        gke = self.place.gke
+        cluster = Cluster(name=gke.cluster, initial_node_count=gke.node_count,
+                          node_config=container_v1.NodeConfig(machine_type=gke.machine_type,
+                                                              tags=[network_tag(self.place)]),
+                          resource_labels={**OURS, "k8sdeploy-environment": self.place.environment})
+        self.say(f"creating cluster {gke.cluster} in {gke.location} ({gke.node_count} x {gke.machine_type})")
+        with calling(f"creating cluster {gke.cluster}", self.place):
+            operation = self.client.create_cluster(parent=self.parent, cluster=cluster, retry=RETRY)
+        self.follow(operation, f"creating cluster {gke.cluster}")
+
+    def delete(self) -> bool:
+        """Delete the cluster if it is there and k8sdeploy created it; True when deleted."""
+        cluster = self.find()
+        if cluster is None:
+            return False
+        if any(cluster.resource_labels.get(k) != v for k, v in OURS.items()):
+            self.say(f"keeping cluster {cluster.name}: k8sdeploy did not create it")
+            return False
+        self.say(f"deleting cluster {cluster.name}")
+        with calling(f"deleting cluster {cluster.name}", self.place):
+            operation = self.client.delete_cluster(name=self.name, retry=RETRY)
+        self.follow(operation, f"deleting cluster {cluster.name}")
+        return True
+
+    def follow(self, operation: container_v1.Operation, what: str) -> None:
+        started = time.monotonic()
+        name = f"{self.parent}/operations/{operation.name}"
+        while operation.status != container_v1.Operation.Status.DONE:
+            time.sleep(self.poll)
+            with calling(what, self.place):
+                operation = self.client.get_operation(name=name, retry=RETRY)
+            self.say(f"{what}: {operation.status.name.lower()} ({time.monotonic() - started:.0f} s)")
+        if operation.error.message or operation.status_message:
+            raise CloudError(f"{what} failed: {operation.error.message or operation.status_message}",
+                             f"fix that (quota, permissions or {self.place.table}) and run again; "
+                             f"operation {operation.name}")
+
+
+def kube_api_for(cluster: Cluster, credentials: Credentials) -> KubeApi:
+    """A Kubernetes client for the cluster, configured in memory: endpoint, CA, a refreshed Google token."""
+    configuration = Configuration()
+    configuration.host = f"https://{cluster.endpoint}"
+    configuration.ca_cert_data = base64.b64decode(cluster.master_auth.cluster_ca_certificate).decode()
+    configuration.api_key = {"authorization": ""}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+
+    def refresh(config: Configuration) -> None:
+        if not credentials.valid:
+            try:
+                credentials.refresh(google.auth.transport.requests.Request())
+            except RefreshError as exc:
+                raise CredentialsError(f"cannot refresh the Google token for the cluster ({exc})",
+                                       CREDENTIALS_HINT) from None
+        config.api_key["authorization"] = credentials.token
+
+    configuration.refresh_api_key_hook = refresh
+    return KubeApi(ApiClient(with_retries(configuration)))

@@ -1,0 +1,88 @@
+"""Our Compute firewall rule: the gateway's ports from the configured ranges to our node tag, nothing more."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+from google.api_core import exceptions as gexc
+from google.cloud import compute_v1
+
+from ...errors import CloudError
+from .cloud import RETRY, Place, calling
+
+Say = Callable[[str], None]
+PREFIX = "k8sdeploy-"  # every rule k8sdeploy makes starts so
+
+
+def firewall_name(place: Place) -> str:
+    return f"{PREFIX}{place.gke.cluster}-{place.environment}-gateway"
+
+
+class Firewall:
+    def __init__(self, firewalls: compute_v1.FirewallsClient, operations: compute_v1.GlobalOperationsClient,
+                 place: Place, tag: str, say: Say = lambda _line: None, poll: float = 2.0):
+        self.firewalls = firewalls
+        self.operations = operations
+        self.place = place
+        self.project = place.gke.project
+        self.name = firewall_name(place)
+        self.tag = tag
+        self.say = say
+        self.poll = poll
+
+    def desired(self, ports: Iterable[int]) -> compute_v1.Firewall:
+        return compute_v1.Firewall(
+            name=self.name, network="global/networks/default", direction="INGRESS",
+            description=f"k8sdeploy: the gateway of environment {self.place.environment}",
+            allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=[str(p) for p in sorted(set(ports))])],
+            source_ranges=list(self.place.gke.source_ranges), target_tags=[self.tag])
+
+    def current(self) -> compute_v1.Firewall | None:
+        with calling(f"reading firewall rule {self.name}", self.place):
+            try:
+                return self.firewalls.get(project=self.project, firewall=self.name, retry=RETRY)
+            except gexc.NotFound:
+                return None
+
+    def ensure(self, ports: Iterable[int]) -> str:
+        """Create or update the rule to match; 'created', 'updated' or 'unchanged'."""
+        want, have = self.desired(ports), self.current()
+        what = f"opening the gateway's ports in firewall rule {self.name}"
+        with calling(what, self.place):
+            if have is None:
+                operation = self.firewalls.insert_unary(project=self.project, firewall_resource=want, retry=RETRY)
+                outcome = "created"
+            elif (list(have.allowed), sorted(have.source_ranges), list(have.target_tags)) != \
+                    (list(want.allowed), sorted(want.source_ranges), list(want.target_tags)):
+                operation = self.firewalls.patch_unary(project=self.project, firewall=self.name,
+                                                       firewall_resource=want, retry=RETRY)
+                outcome = "updated"
+            else:
+                return "unchanged"
+        self.wait(operation, what)
+        self.say(f"{outcome} firewall rule {self.name}: tcp {','.join(want.allowed[0].ports)} to tag {self.tag}")
+        return outcome
+
+    def delete(self) -> bool:
+        if self.current() is None:  # look first: a second `down` sends no write at all
+            return False
+        what = f"deleting firewall rule {self.name}"
+        with calling(what, self.place):
+            try:
+                operation = self.firewalls.delete_unary(project=self.project, firewall=self.name, retry=RETRY)
+            except gexc.NotFound:
+                return False
+        self.wait(operation, what)
+        self.say(f"deleted firewall rule {self.name}")
+        return True
+
+    def wait(self, operation: compute_v1.Operation, what: str) -> None:
+        while operation.status != compute_v1.Operation.Status.DONE:
+            time.sleep(self.poll)
+            with calling(what, self.place):
+                operation = self.operations.get(project=self.project, operation=operation.name, retry=RETRY)
+        if operation.error.errors:
+            messages = "; ".join(e.message for e in operation.error.errors)
+            raise CloudError(f"{what} failed: {messages}", f"fix that (quota, permissions, {self.place.table}) "
+                                                           f"and run again; operation {operation.name}")

@@ -1,0 +1,106 @@
+"""The gke target: ensure the cluster, apply through the shared Kubernetes target, open the firewall; down
+removes load balancers and disks first, then the objects, the rule and the cluster, then audits Compute."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from ...environments import Environment
+from ...errors import ConfigError, LeftoversError
+from .. import ApplyResult, ServiceStatus
+from ..kube import PVC, SERVICE, kind_of
+from ..kube.client import KubeApi
+from ..kube.target import KubeTarget
+from .cluster import Cluster, GkeCluster
+from .firewall import Firewall
+from .leftovers import Leftovers, load_balancer_name
+
+Say = Callable[[str], None]
+
+
+class GkeTarget:
+    def __init__(self, environment: Environment, cluster: GkeCluster, firewall: Firewall, leftovers: Leftovers,
+                 connect: Callable[[Cluster], KubeApi], say: Say = lambda _line: None, keep_cluster: bool = False,
+                 poll: float = 1.0, cloud_timeout: float = 600):
+        self.environment = environment
+        self.cluster = cluster
+        self.firewall = firewall
+        self.leftovers = leftovers
+        self.connect = connect
+        self.say = say
+        self.keep_cluster = keep_cluster
+        self.poll = poll
+        self.cloud_timeout = cloud_timeout
+
+    def kube(self, cluster: Cluster | None) -> KubeTarget | None:
+        if cluster is None or cluster.status != Cluster.Status.RUNNING:
+            return None
+        env = self.environment
+        return KubeTarget(self.connect(cluster), env.namespace, env.name, self.say, poll=self.poll)
+
+    def require(self) -> KubeTarget:
+        kube = self.kube(self.cluster.find())
+        if kube is None:
+            raise ConfigError(f"cluster {self.cluster.place.gke.cluster} of environment {self.environment.name} "
+                              "is not running", f"run `k8sdeploy up --env {self.environment.name}`")
+        return kube
+
+    def apply(self, objects: Sequence[dict]) -> ApplyResult:
+        kube = self.kube(self.cluster.ensure())
+        assert kube is not None  # ensure() returns a running cluster or raises
+        result = kube.apply(objects)
+        self.firewall.ensure(self.gateway_ports(kube))
+        return result
+
+    def gateway_ports(self, kube: KubeTarget) -> set[int]:
+        """The gateway's port, and its node port when the Service has one (the node tag is the target)."""
+        ports = {self.environment.gateway_port}
+        service = kube.readiness.gateway_service()
+        for port in (service or {}).get("spec", {}).get("ports", []):
+            ports |= {port["port"]} | ({port["nodePort"]} if port.get("nodePort") else set())
+        return ports
+
+    def wait(self, timeout: float) -> None:
+        self.require().wait(timeout)
+
+    def status(self) -> list[ServiceStatus]:
+        cluster = self.cluster.find()
+        kube = self.kube(cluster)
+        if kube is None:
+            self.say(f"cluster {self.cluster.place.gke.cluster}: " + (cluster.status.name if cluster else "none"))
+            return []
+        url = kube.readiness.gateway_address(kube.readiness.gateway_service())
+        self.say(f"cluster {cluster.name} in {cluster.location}: {cluster.status.name}, endpoint {cluster.endpoint}")
+        self.say(f"gateway: {url or 'no external address yet'}")
+        return kube.status()
+
+    def gateway_url(self) -> str:
+        return self.require().gateway_url()
+
+    def logs(self, service: str, lines: int = 50) -> str:
+        return self.require().logs(service, lines)
+
+    def down(self, volumes: bool = False) -> tuple[str, ...]:
+        """Idempotent. Claims go too when the cluster goes (their disks would outlive it)."""
+        volumes = volumes or not self.keep_cluster
+        removed: list[str] = []
+        names: list[str] = []
+        kube = self.kube(self.cluster.find())
+        if kube is not None:
+            first, deleted = kube.teardown.first_wave(volumes)
+            names = [load_balancer_name(o) if kind_of(o) == SERVICE else o["spec"].get("volumeName", "")
+                     for o in deleted if kind_of(o) in (SERVICE, PVC)]
+            self.leftovers.wait_gone(names, self.cloud_timeout)
+            removed += first + kube.teardown.rest(volumes)
+        if self.firewall.delete():
+            removed.append(f"firewall rule {self.firewall.name}")
+        if not self.keep_cluster and self.cluster.delete():
+            removed.append(f"cluster {self.cluster.place.gke.cluster}")
+        elif kube is not None:
+            kube.audit(volumes)
+        left = self.leftovers.find(names, disks=volumes)
+        if left:
+            raise LeftoversError(f"{len(left)} Compute resource(s) of environment {self.environment.name} are left: "
+                                 + ", ".join(map(str, left)), "delete them (they cost money), then run "
+                                 "`k8sdeploy down` again to check", details="removed before: " + ", ".join(removed))
+        return tuple(removed)

@@ -1,0 +1,71 @@
+"""What the Kubernetes targets share: the kinds k8sdeploy applies (in order), and its ownership labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import ApplyError
+
+MANAGER = "k8sdeploy"  # the one server-side apply field manager
+MANAGED_BY = "app.kubernetes.io/managed-by"
+INSTANCE = "app.kubernetes.io/instance"  # the environment's name
+NAME = "app.kubernetes.io/name"
+APPLIED = "k8sdeploy.io/applied"  # annotation: digest of the manifest last applied
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    api_version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str = "", name: str = "") -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        scope = f"/namespaces/{namespace}" if self.namespaced else ""
+        return f"{base}{scope}/{self.plural}" + (f"/{name}" if name else "")
+
+
+NAMESPACE = Kind("Namespace", "v1", "namespaces", namespaced=False)
+SERVICE = Kind("Service", "v1", "services")
+PVC = Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims")
+DEPLOYMENT = Kind("Deployment", "apps/v1", "deployments")
+STATEFULSET = Kind("StatefulSet", "apps/v1", "statefulsets")
+POD = Kind("Pod", "v1", "pods")
+NODE = Kind("Node", "v1", "nodes", namespaced=False)
+EVENT = Kind("Event", "v1", "events")
+
+# The fixed order of apply; prune and teardown go in reverse.
+KINDS: tuple[Kind, ...] = (
+    NAMESPACE,
+    Kind("ConfigMap", "v1", "configmaps"),
+    Kind("Secret", "v1", "secrets"),
+    PVC,
+    SERVICE,
+    DEPLOYMENT,
+    STATEFULSET,
+    POD,
+    Kind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies"),
+)
+
+
+def kind_of(obj: dict) -> Kind:
+    for kind in KINDS:
+        if kind.kind == obj.get("kind") and kind.api_version == obj.get("apiVersion"):
+            return kind
+    known = ", ".join(f"{k.api_version} {k.kind}" for k in KINDS)
+    raise ApplyError(f"k8sdeploy does not apply {obj.get('apiVersion')} {obj.get('kind')} objects",
+                     f"render only these kinds: {known}")
+
+
+def describe(obj: dict) -> str:
+    return f"{obj.get('kind')}/{obj['metadata']['name']}"
+
+
+def owner_selector(instance: str) -> str:
+    return f"{MANAGED_BY}={MANAGER},{INSTANCE}={instance}"
+
+
+def owned_by(obj: dict, instance: str) -> bool:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return labels.get(MANAGED_BY) == MANAGER and labels.get(INSTANCE) == instance

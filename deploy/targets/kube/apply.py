@@ -1,0 +1,124 @@
+"""Apply stage for Kubernetes: server-side apply in a fixed kind order, prune by owner labels, replace on immutable."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import time
+from typing import Sequence
+
+from kubernetes.client.exceptions import ApiException
+
+from ...errors import ApplyError
+from .. import ApplyResult
+from . import APPLIED, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, describe, kind_of, owned_by, owner_selector
+from .client import Scoped, status_message
+
+IMMUTABLE = re.compile(r"field is immutable|may not change fields")
+
+
+def applied_digest(obj: dict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def conflicting_managers(exc: ApiException) -> set[str]:
+    causes = (json.loads(exc.body or "{}").get("details") or {}).get("causes") or []
+    found = {m.group(1) for cause in causes if (m := re.search(r'conflict with "([^"]+)"', cause.get("message", "")))}
+    return found or set(re.findall(r'conflict with "([^"]+)"', exc.body or ""))
+
+
+class Applier(Scoped):
+    """Makes the namespace hold exactly the rendered objects of one environment, touching nothing else."""
+
+    def apply(self, objects: Sequence[dict]) -> ApplyResult:
+        desired = sorted((self.prepare(obj) for obj in objects), key=lambda o: KINDS.index(kind_of(o)))
+        if not any(kind_of(obj) == NAMESPACE for obj in desired):
+            self.ensure_namespace()
+        outcome: dict[str, list[str]] = {"created": [], "updated": [], "replaced": [], "unchanged": []}
+        for obj in desired:
+            outcome[self.apply_one(obj)].append(describe(obj))
+        removed = self.prune({(kind_of(obj), obj["metadata"]["name"]) for obj in desired})
+        return ApplyResult(created=tuple(outcome["created"]), updated=tuple(outcome["updated"]),
+                           replaced=tuple(outcome["replaced"]), unchanged=tuple(outcome["unchanged"]),
+                           removed=removed)
+
+    def prepare(self, obj: dict) -> dict:
+        """A copy in our namespace, with the digest by which a second apply knows nothing changed."""
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        if not owned_by(obj, self.instance):
+            raise ApplyError(f"{describe(obj)} lacks the labels {MANAGED_BY}={MANAGER} and {INSTANCE}="
+                             f"{self.instance}", "render every object with the owner labels (a render bug)")
+        if kind_of(obj).namespaced:
+            meta["namespace"] = self.namespace
+        meta.setdefault("annotations", {}).pop(APPLIED, None)
+        meta["annotations"][APPLIED] = applied_digest(obj)
+        return obj
+
+    def ensure_namespace(self) -> None:
+        """Create our namespace if missing; an existing one (ours or not) is only used, never changed."""
+        if self.api.get(NAMESPACE, "", self.namespace) is None:
+            labels = {MANAGED_BY: MANAGER, INSTANCE: self.instance}
+            self.api.apply(NAMESPACE, "", {"apiVersion": "v1", "kind": "Namespace",
+                                           "metadata": {"name": self.namespace, "labels": labels}})
+            self.say(f"created namespace {self.namespace}")
+
+    def apply_one(self, obj: dict) -> str:
+        kind, name = kind_of(obj), obj["metadata"]["name"]
+        live = self.api.get(kind, self.namespace, name)
+        if live is not None and not owned_by(live, self.instance):
+            raise ApplyError(f"{describe(obj)} already exists in namespace {self.namespace} and is not "
+                             f"k8sdeploy's for environment {self.instance}",
+                             "delete or rename that object, or deploy to another namespace; k8sdeploy never "
+                             "overwrites what it does not own")
+        if live is not None and (live["metadata"].get("annotations") or {}).get(APPLIED) == \
+                obj["metadata"]["annotations"][APPLIED]:
+            return "unchanged"
+        try:
+            self.server_side_apply(kind, obj)
+        except ApiException as exc:
+            if exc.status != 422 or not IMMUTABLE.search(exc.body or ""):
+                raise ApplyError(f"the API server refused {describe(obj)}: {status_message(exc)}",
+                                 "fix the rendered object (or the cluster) and apply again") from None
+            self.replace(kind, obj, status_message(exc))
+            return "replaced"
+        self.say(f"{'created' if live is None else 'updated'} {describe(obj)}")
+        return "created" if live is None else "updated"
+
+    def server_side_apply(self, kind, obj: dict) -> None:  # noqa: ANN001
+        try:
+            self.api.apply(kind, self.namespace, obj)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            others = conflicting_managers(exc) - {MANAGER}
+            if others:
+                raise ApplyError(f"{describe(obj)}: fields are also managed by {', '.join(sorted(others))} "
+                                 f"({status_message(exc)})", "remove those managers' changes (or the object) "
+                                 "so k8sdeploy alone manages it") from None
+            self.api.apply(kind, self.namespace, obj, force=True)  # our own earlier writes: take them over
+
+    def replace(self, kind, obj: dict, why: str) -> None:  # noqa: ANN001
+        name = obj["metadata"]["name"]
+        self.say(f"replacing {describe(obj)}: {why}")
+        self.api.delete(kind, self.namespace, name)
+        deadline = time.monotonic() + 120
+        while self.api.get(kind, self.namespace, name) is not None:
+            if time.monotonic() > deadline:
+                raise ApplyError(f"{describe(obj)} was deleted to be replaced but is still there after 120 s",
+                                 "look for finalizers on it (kubectl get -o yaml) and apply again")
+            time.sleep(self.poll)
+        self.api.apply(kind, self.namespace, obj)
+
+    def prune(self, keep: set) -> tuple[str, ...]:
+        """Delete our objects of this environment that the render no longer has (a layout switch)."""
+        removed = []
+        for kind in reversed(KINDS[1:]):
+            for live in self.api.list(kind, self.namespace, owner_selector(self.instance)):
+                if (kind, live["metadata"]["name"]) not in keep and not live["metadata"].get("ownerReferences"):
+                    self.api.delete(kind, self.namespace, live["metadata"]["name"])
+                    removed.append(f"{kind.kind}/{live['metadata']['name']}")
+                    self.say(f"pruned {removed[-1]}")
+        return tuple(removed)

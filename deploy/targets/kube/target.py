@@ -1,0 +1,66 @@
+"""The Target protocol on any Kubernetes API: apply, wait, status, logs and down of one environment."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from ...errors import ConfigError, LeftoversError, NotReadyError
+from .. import ApplyResult, ServiceStatus
+from .apply import Applier
+from .client import KubeApi
+from .teardown import Teardown
+from .wait import Readiness, container_states
+
+Say = Callable[[str], None]
+
+
+class KubeTarget:
+    """The kubeconfig target as is; the gke target wraps it with the cluster and the cloud around it."""
+
+    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Say = lambda _line: None,
+                 poll: float = 1.0):
+        self.api = api
+        self.namespace = namespace
+        self.instance = instance
+        self.applier = Applier(api, namespace, instance, say, poll=poll)
+        self.readiness = Readiness(api, namespace, instance, say, poll=poll)
+        self.teardown = Teardown(api, namespace, instance, say, poll=poll)
+
+    def apply(self, objects: Sequence[dict]) -> ApplyResult:
+        return self.applier.apply(objects)
+
+    def wait(self, timeout: float) -> None:
+        self.readiness.wait(timeout)
+
+    def status(self) -> list[ServiceStatus]:
+        return self.readiness.status()
+
+    def gateway_url(self) -> str:
+        url = self.readiness.gateway_address(self.readiness.gateway_service())
+        if not url:
+            raise NotReadyError(f"the gateway of environment {self.instance} has no address",
+                                "run `k8sdeploy status`; a LoadBalancer takes a minute or two to get one")
+        return url
+
+    def logs(self, service: str, lines: int = 50) -> str:
+        states = [s for pod in self.readiness.pods(self.readiness.workloads()) for s in container_states(pod)]
+        for state in states:
+            if state.name == service:
+                return self.api.log(self.namespace, state.pod, service, lines)
+        known = ", ".join(sorted({s.name for s in states}))
+        if not known:
+            raise ConfigError(f"nothing of environment {self.instance} runs in namespace {self.namespace}",
+                              "run `k8sdeploy up`")
+        raise ConfigError(f"no service {service!r} in environment {self.instance}", f"choose one of: {known}")
+
+    def down(self, volumes: bool = False) -> tuple[str, ...]:
+        removed, _ = self.teardown.first_wave(volumes)
+        removed += self.teardown.rest(volumes)
+        self.audit(volumes)
+        return tuple(removed)
+
+    def audit(self, volumes: bool) -> None:
+        left = self.teardown.remaining(volumes)
+        if left:
+            raise LeftoversError(f"{len(left)} object(s) of environment {self.instance} are left: {', '.join(left)}",
+                                 "delete them by hand or run `k8sdeploy down` again")

@@ -1,0 +1,140 @@
+"""Wait stage for Kubernetes: workloads current and available, pods ready, the gateway addressed; else a diagnosis."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ...errors import NotReadyError
+from ...suite import GATEWAY
+from .. import ServiceStatus
+from . import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
+from .client import Scoped
+
+HOPELESS = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
+            "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    pod: str
+    name: str
+    image: str
+    ready: bool
+    reason: str  # waiting reason, or what keeps it from ready; "" when ready
+    detail: str = ""  # the waiting message and last exit code
+
+
+def container_states(pod: dict) -> list[ContainerState]:
+    statuses = {s["name"]: s for s in (pod.get("status") or {}).get("containerStatuses") or []}
+    phase = (pod.get("status") or {}).get("phase", "Pending")
+    found = []
+    for container in pod["spec"]["containers"]:
+        status = statuses.get(container["name"], {})
+        waiting = (status.get("state") or {}).get("waiting") or {}
+        last = (status.get("lastState") or {}).get("terminated") or {}
+        reason = "" if status.get("ready") else waiting.get("reason") or ("not ready" if status else f"pod {phase}")
+        detail = "; ".join(filter(None, [waiting.get("message", ""),
+                                         f"last exit code {last['exitCode']}" if "exitCode" in last else "",
+                                         f"{status['restartCount']} restarts" if status.get("restartCount") else ""]))
+        found.append(ContainerState(pod["metadata"]["name"], container["name"], container.get("image", ""),
+                                    bool(status.get("ready")), reason, detail))
+    return found
+
+
+class Readiness(Scoped):
+    """What one environment's objects are doing, judged by explicit conditions."""
+
+    # -- what runs -----------------------------------------------------------------------------
+    def workloads(self) -> list[dict]:
+        selector = owner_selector(self.instance)
+        return [*self.api.list(DEPLOYMENT, self.namespace, selector), *self.api.list(STATEFULSET, self.namespace, selector)]
+
+    def pods(self, workloads: list[dict]) -> list[dict]:
+        found = {p["metadata"]["name"]: p for p in self.api.list(POD, self.namespace, owner_selector(self.instance))}
+        for workload in workloads:
+            labels = (workload["spec"].get("selector") or {}).get("matchLabels") or {}
+            selector = ",".join(f"{key}={value}" for key, value in labels.items())
+            found.update({p["metadata"]["name"]: p for p in self.api.list(POD, self.namespace, selector)})
+        return [found[name] for name in sorted(found)]
+
+    def gateway_service(self) -> dict | None:
+        exposed = [s for s in self.api.list(SERVICE, self.namespace, owner_selector(self.instance))
+                   if s["spec"].get("type") in ("LoadBalancer", "NodePort")]
+        named = [s for s in exposed if (s["metadata"].get("labels") or {}).get(NAME) == GATEWAY]
+        return (named or exposed or [None])[0]
+
+    def gateway_address(self, service: dict | None) -> str:
+        """http://host:port of the gateway, or '' while it has none."""
+        if service is None:
+            return ""
+        port = service["spec"]["ports"][0]
+        if service["spec"]["type"] == "LoadBalancer":
+            ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            host = ingress[0].get("ip") or ingress[0].get("hostname") if ingress else ""
+            return f"http://{host}:{port['port']}" if host else ""
+        addresses = [a for node in self.api.list(NODE) for a in node.get("status", {}).get("addresses", [])]
+        chosen = sorted(addresses, key=lambda a: a["type"] != "ExternalIP")
+        return f"http://{chosen[0]['address']}:{port['nodePort']}" if chosen and port.get("nodePort") else ""
+
+    # -- the conditions ------------------------------------------------------------------------
+    def problems(self) -> tuple[list[str], list[ContainerState]]:
+        """What keeps the environment from ready (empty when ready), and every container's state."""
+        workloads = self.workloads()
+        problems = []
+        for workload in workloads:
+            spec, status, meta = workload["spec"], workload.get("status") or {}, workload["metadata"]
+            available = status.get("availableReplicas", status.get("readyReplicas", 0)) or 0
+            if (status.get("observedGeneration") or 0) < meta.get("generation", 1):
+                problems.append(f"{workload['kind']}/{meta['name']}: rollout not yet observed")
+            elif available != spec.get("replicas", 1):
+                problems.append(f"{workload['kind']}/{meta['name']}: {available}/{spec.get('replicas', 1)} available")
+        states = [state for pod in self.pods(workloads) for state in container_states(pod)]
+        problems += [f"{s.name} (pod {s.pod}): {s.reason}" for s in states if not s.ready]
+        if not states:
+            problems.append("no pods of this environment")
+        if not self.gateway_address(self.gateway_service()):
+            problems.append("the gateway has no address yet (no LoadBalancer ingress or NodePort)")
+        return problems, states
+
+    def wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            problems, states = self.problems()
+            if not problems:
+                self.say(f"every service of {self.instance} is ready")
+                return
+            stuck = [s for s in states if s.reason in HOPELESS]
+            if stuck or time.monotonic() > deadline:
+                failing = stuck or [s for s in states if not s.ready]
+                names = ", ".join(sorted({s.name for s in failing})) or "the environment"
+                why = "is failing" if stuck else f"was not ready after {timeout:g} s"
+                raise NotReadyError(f"{names} {why}: {problems[0]}",
+                                    "read the diagnosis below, fix the cause and deploy again",
+                                    details=self.diagnose(failing, problems))
+            self.say(f"waiting: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
+            time.sleep(self.poll)
+
+    def diagnose(self, failing: list[ContainerState], problems: list[str]) -> str:
+        """Per failing container: its waiting reason, the pod's recent events and its last log lines."""
+        lines = [f"  {problem}" for problem in problems if not any(s.pod in problem for s in failing)]
+        for state in failing:
+            lines.append(f"{state.name} (pod {state.pod}): {state.reason}" + (f" - {state.detail}" if state.detail else ""))
+            events = self.api.list(EVENT, self.namespace, fields=f"involvedObject.name={state.pod}")
+            for event in events[-5:]:
+                lines.append(f"  event {event.get('type', '')} {event.get('reason', '')}: {event.get('message', '')}")
+            try:
+                log = self.api.log(self.namespace, state.pod, state.name, 20)
+            except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure it explains
+                log = f"(no logs: {type(exc).__name__})"
+            lines += ["  last log lines:"] + [f"    {line}" for line in str(log).splitlines()[-20:]]
+        return "\n".join(lines)
+
+    def status(self) -> list[ServiceStatus]:
+        """One row per container name (a service); ready when every replica of it is."""
+        rows: dict[str, ServiceStatus] = {}
+        for state in (s for pod in self.pods(self.workloads()) for s in container_states(pod)):
+            known = rows.get(state.name)
+            if known is None or (known.ready and not state.ready):
+                rows[state.name] = ServiceStatus(state.name, state.image, state.ready, state.reason)
+        return [rows[name] for name in sorted(rows)]

@@ -1,0 +1,97 @@
+"""Each cloud failure ends in one message naming what to fix, with exit code 8 (2 for configuration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from deploy import compose
+from deploy.compose import gke_target
+from deploy.errors import CloudError, CredentialsError
+from tests.deploy.gke.conftest import ENV, Cloud, config_file, environment
+from tests.deploy.kube.objects import single_pod
+
+
+def failure(cloud: Cloud, **settings: str) -> CloudError:
+    target = gke_target(environment(**settings), lambda _line: None, cloud.apis())
+    with pytest.raises(CloudError) as caught:
+        target.apply(single_pod(ENV))
+    assert caught.value.exit_code == 8
+    return caught.value
+
+
+def test_unknown_project(cloud: Cloud) -> None:
+    assert str(failure(cloud, project="nosuch")) == (
+        "project 'nosuch' does not exist or these credentials cannot see it; "
+        "set project in [environments.staging-test.gke] to an existing project id")
+
+
+def test_unknown_zone(cloud: Cloud) -> None:
+    assert str(failure(cloud, location="europe-west1-q")) == (
+        "GKE has no location 'europe-west1-q' in project 'my-project'; set location in "
+        "[environments.staging-test.gke] to a zone (europe-west1-b) or a region (europe-west1)")
+
+
+def test_permission_denied(cloud: Cloud) -> None:
+    cloud.gke.denied.add("container.clusters.create")
+    assert str(failure(cloud)) == (
+        "permission denied while creating cluster ms-auth: Required 'container.clusters.create' permission for "
+        "'projects/my-project'.; grant the credentials' account roles/container.admin and "
+        "roles/compute.securityAdmin on project my-project")
+
+
+def test_failed_cluster_operation(cloud: Cloud) -> None:
+    cloud.gke.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
+    message = str(failure(cloud))
+    assert message.startswith('creating cluster ms-auth failed: Insufficient regional quota to satisfy request: '
+                              'resource "CPUS"; fix that (quota, permissions or [environments.staging-test.gke]) '
+                              "and run again; operation operation-1-create_cluster")
+
+
+def test_failed_firewall_operation(cloud: Cloud) -> None:
+    cloud.compute.fail_next = "Quota 'FIREWALLS' exceeded.  Limit: 100.0 globally."
+    assert str(failure(cloud)).startswith("opening the gateway's ports in firewall rule "
+                                          "k8sdeploy-ms-auth-staging-test-gateway failed: Quota 'FIREWALLS' exceeded.")
+
+
+def test_rejected_token(cloud: Cloud) -> None:
+    target = gke_target(environment(), lambda _line: None, cloud.apis(token="expired"))
+    with pytest.raises(CredentialsError, match=r"^no usable Google credentials while looking for cluster ms-auth "
+                                               r"\(The credentials do not contain the necessary fields need to "
+                                               r"refresh the access token.*\); set GOOGLE_APPLICATION_CREDENTIALS"):
+        target.status()
+
+
+def test_missing_credentials_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/gcloud/application_default_credentials.json
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # not on a GCE VM: do not ask a metadata server
+    result = CliRunner().invoke(main, ["status", "--env", ENV, "--config", str(config_file(tmp_path / "k.toml"))])
+    assert result.exit_code == 8
+    assert result.stderr.startswith("error: no Google credentials found (")
+    assert result.stderr.rstrip().endswith("; set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or "
+                                           "run where workload identity or application default credentials are "
+                                           "set up)")
+
+
+def test_status_and_down_through_the_cli(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compose, "google_apis", cloud.apis)
+    config = str(config_file(tmp_path / "k.toml"))
+    gke_target(environment(), lambda _line: None, cloud.apis()).apply(single_pod(ENV))
+    result = CliRunner().invoke(main, ["status", "--env", ENV, "--config", config])
+    assert result.exit_code in (0, 5) and "cluster ms-auth in europe-west1-b: RUNNING" in result.stderr
+    assert result.stdout.splitlines()[0].split() == ["SERVICE", "VERSION", "DIGEST", "READY", "REASON"]
+    kept = CliRunner().invoke(main, ["down", "--keep-cluster", "--env", ENV, "--config", config])
+    assert kept.exit_code == 0, kept.stderr
+    assert "removed Service/gateway" in kept.stdout and "cluster" not in kept.stdout
+    assert cloud.gke.clusters and cloud.compute.everything() == []
+    gone = CliRunner().invoke(main, ["down", "--env", ENV, "--config", config])
+    assert gone.stdout == "removed cluster ms-auth\n" and cloud.gke.clusters == {}
+    again = CliRunner().invoke(main, ["down", "--env", ENV, "--config", config])
+    assert again.exit_code == 0 and again.stdout == "" and "nothing of environment" in again.stderr
+    local = CliRunner().invoke(main, ["down", "--keep-cluster", "--config", config, "--env", ENV.replace("staging", "x")])
+    assert local.exit_code == 2

@@ -1,0 +1,113 @@
+"""The gke target through the real google-cloud-container, google-cloud-compute and kubernetes clients,
+over HTTP (and TLS for the cluster) against the fake GKE, Compute and Kubernetes APIs."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy.compose import gke_target
+from deploy.devrun import LocalSuite
+from deploy.errors import ConfigError, LeftoversError
+from deploy.smoke import HttpSmoke
+from tests.deploy.gke.conftest import ENV, Cloud, environment
+from tests.deploy.kube.objects import single_pod, split_pods
+
+FIREWALL = "k8sdeploy-ms-auth-staging-test-gateway"
+
+
+def test_first_apply_creates_cluster_objects_and_firewall_then_a_second_changes_nothing(
+        cloud: Cloud, target, said: list[str], sqlite_suite: LocalSuite) -> None:  # noqa: ANN001
+    objects = single_pod(ENV)
+    objects[0]["spec"]["ports"][0]["port"] = sqlite_suite.settings.base_port  # the LB address reaches the real suite
+    target.apply(objects)
+    cluster = cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]
+    assert cluster["status"] == "RUNNING" and cluster["resourceLabels"]["managed-by"] == "k8sdeploy"
+    assert cluster["nodeConfig"] == {"machineType": "e2-small", "tags": ["k8sdeploy-ms-auth"]}
+    assert any(line.startswith("creating cluster ms-auth: running") for line in said)
+    assert {(plural, name) for plural, _, name in cloud.kube.owned() if plural != "pods"} == {
+        ("namespaces", "auth-suite"), ("configmaps", "gateway-conf"), ("deployments", "auth-suite"),
+        ("services", "gateway")}
+    rule = cloud.compute.resources[("firewalls", "global", FIREWALL)]
+    node_port = cloud.kube.objects[("services", "auth-suite", "gateway")]["spec"]["ports"][0]["nodePort"]
+    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": sorted(
+        [str(sqlite_suite.settings.base_port), "8080", str(node_port)], key=int)}]
+    assert rule["targetTags"] == ["k8sdeploy-ms-auth"] and rule["sourceRanges"] == ["0.0.0.0/0"]
+    target.wait(timeout=20)
+    assert target.gateway_url() == f"http://127.0.0.1:{sqlite_suite.settings.base_port}"
+    assert HttpSmoke().run(target.gateway_url()).checks
+    before = cloud.mutations
+    result = target.apply(objects)
+    assert cloud.mutations == before, [fake.mutating_requests() for fake in cloud.fakes]
+    assert not result.changed
+
+
+def test_status_names_the_cluster_and_the_address(cloud: Cloud, target, said: list[str]) -> None:  # noqa: ANN001
+    assert target.status() == [] and said[-1] == "cluster ms-auth: none"
+    target.apply(single_pod(ENV))
+    target.wait(timeout=20)
+    rows = target.status()
+    assert [row.name for row in rows][:2] == ["authentication", "authorisation"] and all(r.ready for r in rows)
+    assert said[-2].startswith("cluster ms-auth in europe-west1-b: RUNNING, endpoint 127.0.0.1:")
+    assert said[-1] == "gateway: http://127.0.0.1:8080"
+
+
+def test_down_deletes_load_balancers_and_claims_first_and_leaves_nothing(cloud: Cloud, target) -> None:  # noqa: ANN001
+    target.apply(split_pods(ENV))
+    assert cloud.compute.names("forwardingRules") and cloud.compute.names("disks")
+    start = len(cloud.kube.requests)
+    removed = target.down()
+    assert removed[:2] == ("Service/gateway", "PersistentVolumeClaim/person-data")
+    assert removed[-2:] == (f"firewall rule {FIREWALL}", "cluster ms-auth")
+    deletes = [path for method, path in cloud.kube.requests[start:] if method == "DELETE"]
+    assert deletes[0].endswith("/services/gateway") and deletes[1].endswith("/persistentvolumeclaims/person-data")
+    assert cloud.compute.everything() == [] and cloud.gke.clusters == {} and cloud.kube.owned() == []
+    before = cloud.mutations
+    assert target.down() == ()
+    assert cloud.mutations == before
+
+
+def test_down_keep_cluster_keeps_only_the_cluster(cloud: Cloud) -> None:
+    target = gke_target(environment(), lambda _line: None, cloud.apis(), keep_cluster=True)
+    target.apply(single_pod(ENV))
+    removed = target.down()
+    assert "Service/gateway" in removed and "cluster ms-auth" not in removed
+    assert list(cloud.gke.clusters) == [("my-project", "europe-west1-b", "ms-auth")]
+    assert cloud.compute.everything() == [] and cloud.kube.owned() == []
+
+
+def test_leftovers_are_reported_with_exit_7(cloud: Cloud, target) -> None:  # noqa: ANN001
+    target.apply(single_pod(ENV))
+    cloud.compute.put("forwardingRules", "regions/europe-west1", {
+        "name": "a0123456789abcdef", "description": '{"kubernetes.io/service-name":"auth-suite/old-gateway"}'})
+    cloud.compute.put("disks", "zones/europe-west1-b", {"name": "unrelated", "description": "someone else's"})
+    with pytest.raises(LeftoversError) as caught:
+        target.down()
+    assert caught.value.exit_code == 7
+    assert str(caught.value).startswith("1 Compute resource(s) of environment staging-test are left: "
+                                        "forwardingRule regions/europe-west1/a0123456789abcdef; delete them")
+    assert cloud.gke.clusters == {}  # the rest went
+
+
+def test_injected_429_and_503_still_converge(cloud: Cloud, target) -> None:  # noqa: ANN001
+    cloud.flaky(0.3)
+    target.apply(split_pods(ENV))
+    target.wait(timeout=30)
+    target.down()
+    assert sum(fake.injected for fake in cloud.fakes) >= 20
+    assert cloud.compute.everything() == [] and cloud.gke.clusters == {} and cloud.kube.owned() == []
+
+
+def test_an_existing_cluster_with_other_settings_stops_the_deploy(cloud: Cloud, target) -> None:  # noqa: ANN001
+    target.apply([])
+    other = gke_target(environment(machine_type="e2-standard-4"), lambda _line: None, cloud.apis())
+    with pytest.raises(ConfigError, match="cluster ms-auth exists with machine type e2-small "
+                                          r"\(configured e2-standard-4\), which k8sdeploy cannot change"):
+        other.apply(single_pod(ENV))
+
+
+def test_a_cluster_k8sdeploy_did_not_create_is_kept(cloud: Cloud, target, said: list[str]) -> None:  # noqa: ANN001
+    target.apply([])
+    cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]["resourceLabels"] = {}
+    target.down()
+    assert "keeping cluster ms-auth: k8sdeploy did not create it" in said
+    assert len(cloud.gke.clusters) == 1

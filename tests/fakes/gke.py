@@ -1,0 +1,122 @@
+"""A faithful fake of the GKE API (container.googleapis.com v1 REST) subset k8sdeploy uses, on loopback.
+
+Why a fake: GKE cannot be reached from these machines. Like the real API, clusters are listed, got,
+created and deleted under projects/P/locations/L; create and delete answer an Operation that is PENDING,
+then RUNNING, then DONE after a few polls of operations.get (or DONE with an error when a test asks);
+a new cluster is PROVISIONING until its operation is done, then RUNNING with an endpoint and a CA
+certificate - those of the fake Kubernetes API server, which is emptied when the cluster is deleted
+(the load balancer pieces in the fake Compute API are not: real GKE leaks them too). Unknown projects
+answer 403 CONSUMER_INVALID, unknown locations 404, missing permissions 403, throttling 429/503.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+
+from tests.fakes.google import GoogleFake, fail
+from tests.fakes.kube import FakeKube
+from tests.fakes.server import Reply, Request
+
+LOC = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+
+
+class FakeGke(GoogleFake):
+    def __init__(self, kube: FakeKube, ca_pem: bytes, locations: tuple[str, ...] = ("europe-west1-b", "europe-west1"),
+                 done_after: int = 3, **kwargs):
+        super().__init__(**kwargs)
+        self.kube = kube
+        self.ca_pem = ca_pem
+        self.locations = set(locations)
+        self.done_after = done_after
+        self.clusters: dict[tuple[str, str, str], dict] = {}
+        self.operations: dict[str, dict] = {}
+        self.fail_next = ""  # an error for the next operation, e.g. a quota message
+        self.ids = itertools.count(1)
+        self.route("GET", LOC + r"/clusters", self.list_clusters)
+        self.route("POST", LOC + r"/clusters", self.create_cluster)
+        self.route("GET", LOC + r"/clusters/(?P<cluster>[^/:]+)", self.get_cluster)
+        self.route("DELETE", LOC + r"/clusters/(?P<cluster>[^/:]+)", self.delete_cluster)
+        self.route("GET", LOC + r"/operations/(?P<operation>[^/]+)", self.get_operation)
+
+    def where(self, request: Request, permission: str) -> tuple[str, str]:
+        project, location = request.params["project"], request.params["location"]
+        self.check(project, permission)
+        if location not in self.locations:
+            raise fail(404, f"Location \"{location}\" does not exist or is not available for project {project}.")
+        return project, location
+
+    def found(self, request: Request, permission: str) -> tuple[tuple[str, str, str], dict]:
+        project, location = self.where(request, permission)
+        key = (project, location, request.params["cluster"])
+        if key not in self.clusters:
+            raise fail(404, f"Not found: projects/{project}/locations/{location}/clusters/{key[2]}.")
+        return key, self.clusters[key]
+
+    def list_clusters(self, request: Request) -> Reply:
+        project, location = self.where(request, "container.clusters.list")
+        return Reply(200, {"clusters": [c for (p, l, _), c in sorted(self.clusters.items())
+                                        if p == project and location in (l, "-")]})
+
+    def get_cluster(self, request: Request) -> Reply:
+        return Reply(200, self.found(request, "container.clusters.get")[1])
+
+    def create_cluster(self, request: Request) -> Reply:
+        project, location = self.where(request, "container.clusters.create")
+        cluster = request.json()["cluster"]
+        key = (project, location, cluster["name"])
+        if key in self.clusters:
+            raise fail(409, f"Already exists: projects/{project}/locations/{location}/clusters/{cluster['name']}.")
+        self.clusters[key] = {**cluster, "location": location, "zone": location, "status": "PROVISIONING",
+                              "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/"
+                                          f"{location}/clusters/{cluster['name']}",
+                              "currentNodeCount": cluster.get("initialNodeCount", 1)}
+        return self.operation(key, "CREATE_CLUSTER")
+
+    def delete_cluster(self, request: Request) -> Reply:
+        key, cluster = self.found(request, "container.clusters.delete")
+        cluster["status"] = "STOPPING"
+        return self.operation(key, "DELETE_CLUSTER")
+
+    def operation(self, key: tuple[str, str, str], kind: str) -> Reply:
+        name = f"operation-{next(self.ids)}-{kind.lower()}"
+        self.operations[name] = {"name": name, "zone": key[1], "location": key[1], "operationType": kind,
+                                 "status": "PENDING", "polls": 0, "cluster": key, "failure": self.fail_next,
+                                 "selfLink": f"https://container.googleapis.com/v1/projects/{key[0]}/locations/"
+                                             f"{key[1]}/operations/{name}",
+                                 "targetLink": self.clusters[key]["selfLink"]}
+        self.fail_next = ""
+        return Reply(200, self.public(self.operations[name]))
+
+    def get_operation(self, request: Request) -> Reply:
+        project, location = self.where(request, "container.operations.get")
+        operation = self.operations.get(request.params["operation"])
+        if operation is None:
+            raise fail(404, f"Not found: projects/{project}/locations/{location}/operations/"
+                            f"{request.params['operation']}.")
+        operation["polls"] += 1
+        if operation["status"] != "DONE":
+            operation["status"] = "DONE" if operation["polls"] >= self.done_after else "RUNNING"
+            if operation["status"] == "DONE":
+                self.finish(operation)
+        return Reply(200, self.public(operation))
+
+    def finish(self, operation: dict) -> None:
+        key = operation["cluster"]
+        if operation["failure"]:
+            self.clusters[key]["status"] = "ERROR"
+            self.clusters[key]["statusMessage"] = operation["failure"]
+        elif operation["operationType"] == "DELETE_CLUSTER":
+            self.clusters.pop(key)
+            self.kube.reset()
+        else:
+            self.clusters[key].update({"status": "RUNNING", "endpoint": self.kube.address,
+                                       "masterAuth": {"clusterCaCertificate": base64.b64encode(self.ca_pem).decode()}})
+
+    @staticmethod
+    def public(operation: dict) -> dict:
+        shown = {k: v for k, v in operation.items() if k not in ("polls", "cluster", "failure")}
+        if operation["failure"] and operation["status"] == "DONE":
+            shown["error"] = {"code": 8, "message": operation["failure"]}
+            shown["statusMessage"] = operation["failure"]
+        return shown

@@ -1,0 +1,61 @@
+"""What the Google API fakes share: the JSON error body of Google's REST APIs, and injected 429/503."""
+
+from __future__ import annotations
+
+from tests.fakes.server import ApiError, FakeServer, Reply
+
+STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+          409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
+REASONS = {400: "invalid", 401: "authError", 403: "forbidden", 404: "notFound", 409: "alreadyExists",
+           429: "rateLimitExceeded", 503: "backendError"}
+
+
+def google_error(code: int, message: str, reason: str = "") -> Reply:
+    """The error envelope of googleapis.com REST: code, message, status, errors[] and an ErrorInfo detail."""
+    error = {"code": code, "message": message, "status": STATUS[code],
+             "errors": [{"message": message, "domain": "global", "reason": REASONS[code]}]}
+    if reason:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+                             "domain": "googleapis.com"}]
+    return Reply(code, {"error": error})
+
+
+def fail(code: int, message: str, reason: str = "") -> ApiError:
+    return ApiError(google_error(code, message, reason))
+
+
+class GoogleFake(FakeServer):
+    """Checks the bearer token, knows which projects exist, answers denied ones with 403."""
+
+    def __init__(self, projects: tuple[str, ...] = ("my-project",), token: str = "google-token"):
+        super().__init__()
+        self.projects = set(projects)
+        self.token = token
+        self.denied: set[str] = set()  # permissions the credentials lack, e.g. "container.clusters.create"
+
+    def injected_fault(self) -> Reply:
+        if self.random.random() < 0.5:
+            reply = google_error(429, "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute'.",
+                                 "RATE_LIMIT_EXCEEDED")
+        else:
+            reply = google_error(503, "The service is currently unavailable.")
+        reply.headers["Retry-After"] = self.retry_after
+        return reply
+
+    def not_routed(self, request) -> Reply:  # noqa: ANN001
+        return google_error(404, f"Not found: {request.path}")
+
+    def dispatch(self, request) -> Reply:  # noqa: ANN001
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            with self.lock:
+                self.requests.append((request.method, request.path))
+            return google_error(401, "Request had invalid authentication credentials. Expected OAuth 2 access "
+                                     "token, login cookie or other valid authentication credential.",
+                                "ACCESS_TOKEN_TYPE_UNSUPPORTED")
+        return super().dispatch(request)
+
+    def check(self, project: str, permission: str) -> None:
+        if project not in self.projects:
+            raise fail(403, f"Permission denied on resource project {project}.", "CONSUMER_INVALID")
+        if permission in self.denied:
+            raise fail(403, f"Required '{permission}' permission for 'projects/{project}'.", "IAM_PERMISSION_DENIED")

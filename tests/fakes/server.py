@@ -1,0 +1,157 @@
+"""The loopback HTTP server under every fake: routing, JSON replies, request counting and injected faults.
+
+Each fake is a real HTTP/1.1 server on 127.0.0.1 (optionally TLS), so the real client libraries run their
+whole stack against it: serialisation, auth headers, connection pooling, retries, Retry-After.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import ssl
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+MUTATING = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)  # named groups of the route
+
+    def json(self) -> dict:
+        return json.loads(self.body or b"{}")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: object = None  # dict/list -> JSON; str -> text/plain
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Request], Reply]
+
+
+class ApiError(Exception):
+    """Raised by a route to answer with an error body."""
+
+    def __init__(self, reply: Reply):
+        super().__init__(reply.status)
+        self.reply = reply
+
+
+class FakeServer:
+    """Routes (method, path regex) to handlers; counts requests; injects 429/503 when `flaky` > 0."""
+
+    def __init__(self, tls: tuple[str, str] | None = None, seed: int = 6):
+        self.routes: list[tuple[str, re.Pattern, Handler]] = []
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.RLock()
+        self.flaky = 0.0  # share of requests answered with an injected 429 or 503
+        self.retry_after = "1"
+        self.injected = 0
+        self.random = random.Random(seed)
+        self.tls = tls
+        self.httpd: ThreadingHTTPServer | None = None
+
+    # -- what tests look at ------------------------------------------------------------------
+    @property
+    def mutations(self) -> int:
+        return sum(1 for method, _ in self.requests if method in MUTATING)
+
+    def mutating_requests(self) -> list[tuple[str, str]]:
+        return [(method, path) for method, path in self.requests if method in MUTATING]
+
+    # -- for subclasses -----------------------------------------------------------------------
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(pattern + r"/?$"), handler))
+
+    def injected_fault(self) -> Reply:  # overridden with the API's own error bodies
+        return Reply(503, {"error": "unavailable"}, {"Retry-After": self.retry_after})
+
+    def not_routed(self, request: Request) -> Reply:
+        return Reply(404, {"error": f"no route for {request.method} {request.path}"})
+
+    # -- serving ------------------------------------------------------------------------------
+    def dispatch(self, request: Request) -> Reply:
+        with self.lock:
+            self.requests.append((request.method, request.path))
+            if self.flaky and self.random.random() < self.flaky:
+                self.injected += 1
+                return self.injected_fault()
+            for method, pattern, handler in self.routes:
+                match = pattern.match(request.path)
+                if method == request.method and match:
+                    request.params = match.groupdict()
+                    try:
+                        return handler(request)
+                    except ApiError as exc:
+                        return exc.reply
+            return self.not_routed(request)
+
+    @property
+    def port(self) -> int:
+        assert self.httpd is not None
+        return self.httpd.server_address[1]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "FakeServer":
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.httpd.daemon_threads = True
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+
+def _handler_for(server: FakeServer) -> type[BaseHTTPRequestHandler]:
+    class _Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one write per reply (flushed after each request): no Nagle/delayed-ACK stalls
+        disable_nagle_algorithm = True
+
+        def log_message(self, *_args) -> None:  # quiet
+            pass
+
+        def _serve(self) -> None:
+            split = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            query = {key: values[-1] for key, values in parse_qs(split.query).items()}
+            request = Request(self.command, split.path, query, {k.lower(): v for k, v in self.headers.items()}, body)
+            reply = server.dispatch(request)
+            if isinstance(reply.body, (dict, list)):
+                payload, kind = json.dumps(reply.body).encode(), "application/json"
+            else:
+                payload, kind = str(reply.body or "").encode(), "text/plain"
+            self.send_response(reply.status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in reply.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    return _Handler
