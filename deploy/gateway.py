@@ -38,9 +38,10 @@ class GatewayConfig:
             raise ValueError(f"gateway upstreams lack {', '.join(missing)}; give an address for each")
 
 
-def render_nginx_conf(config: GatewayConfig) -> str:
+def render_nginx_conf(config: GatewayConfig, template_dir: Path = NGINX_LUA_DIR) -> str:
+    """nginx.conf for `config`; `template_dir` is the nginx-lua/ of the source tree (the build reads a checkout)."""
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(NGINX_LUA_DIR),
+        loader=jinja2.FileSystemLoader(template_dir),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

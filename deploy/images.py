@@ -16,6 +16,12 @@ MOVING_TAGS = frozenset({"latest", "develop"})
 
 # The six images, in the order they are built and listed.
 IMAGE_NAMES = ("nginx-lua", "frontend", "authentication", "authorisation", "session", "person")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_record_path(env_name: str, root: Path = PROJECT_ROOT) -> Path:
+    """Where `build` writes, and later stages read, the build record of an environment."""
+    return root / ".k8sdeploy" / "builds" / f"{env_name}.json"
 
 
 @dataclass(frozen=True)
