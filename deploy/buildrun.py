@@ -19,6 +19,7 @@ from .build.store import BlobStore, default_cache_dir
 from .errors import ConfigError, PublishError
 from .images import IMAGE_NAMES, BuildRecord
 from .progress import PlainProgress, Progress
+from .publish import Publisher
 from .publish.auth import Credentials, credentials_for
 from .publish.engine import EnginePublisher
 from .publish.registry import RegistryAddress, RegistryClient, RetryPolicy, Traffic
@@ -33,7 +34,8 @@ class BuildOptions:
     builder: Literal["oci", "docker"] = "oci"
     channels: tuple[str, ...] = ()
     allow_dirty: bool = False
-    cache_dir: Path = field(default_factory=default_cache_dir)  # bases, dependencies, layers
+    cache_dir: Path = field(default_factory=default_cache_dir)  # Debian bases and dependency trees
+    store_dir: Path | None = None  # layers and images; default: cache_dir
     bases: Mapping[str, str] = field(default_factory=dict)  # Environment.bases
 
 
@@ -83,33 +85,44 @@ def check_publishable(version: Version, options: BuildOptions) -> None:
                           f"{options.registry} is not a local registry", "commit them, or pass --allow-dirty")
 
 
-def _pair(options: BuildOptions, clients: Clients, store: BlobStore, bases: BaseResolver, progress: Progress):
+def _builder(options: BuildOptions, clients: Clients, bases: BaseResolver, progress: Progress):
     if options.builder == "docker":
-        from .build.docker import DockerBuilder, DockerPublisher
+        from .build.docker import DockerBuilder
 
-        address = RegistryAddress.parse(options.registry) if options.registry else None
-        builder = DockerBuilder(clients.docker(), bases, address, log=progress.step)
-        return builder, DockerPublisher(clients.docker(), address, clients.registry, log=progress.step)
-    builder = OciBuilder(store, bases, log=progress.step)
-    if not options.registry:
-        return builder, EnginePublisher(clients.docker(), log=progress.step)
-    address = RegistryAddress.parse(options.registry)
-    return builder, RegistryPublisher(address, clients.registry(address.host), log=progress.step)
+        return DockerBuilder(clients.docker(), bases, log=progress.step)
+    return OciBuilder(bases.store, bases, log=progress.step)
+
+
+def _publisher(options: BuildOptions, clients: Clients, progress: Progress) -> Publisher:
+    address = RegistryAddress.parse(options.registry) if options.registry else None
+    if options.builder == "docker":
+        from .build.docker import DockerPublisher
+
+        return DockerPublisher(clients.docker(), address, clients.registry, log=progress.step)
+    if address is None:
+        return EnginePublisher(clients.docker(), log=progress.step)
+    return RegistryPublisher(address, clients.registry(address.host), log=progress.step)
+
+
+def build_images(options: BuildOptions, clients: Clients, progress: Progress) -> tuple[Version, list]:
+    """The version of `options.source` and its six images, built (nothing published yet)."""
+    version = version_of(options.source)
+    check_publishable(version, options)
+    progress.step("build", f"version {version.version}")
+    store = BlobStore(options.store_dir or options.cache_dir)
+    bases = BaseResolver(store, options.cache_dir, clients.registry, log=lambda message: progress.step("bases", message))
+    site_packages = install_dependencies(options.source / LOCK, options.cache_dir)
+    specs = suite_specs(options.source, version, site_packages, options.bases)
+    builder = _builder(options, clients, bases, progress)
+    with ThreadPoolExecutor(2) as pool:  # the (at most two) Debian bases are built side by side
+        list(pool.map(bases.resolve, sorted({spec.base for spec in specs})))
+    return version, [builder.build(spec) for spec in specs]
 
 
 def run_build(options: BuildOptions, clients: Clients, progress: Progress | None = None) -> BuildRecord:
     """Build the six images from `options.source` and publish them under the source's version."""
     progress = progress or PlainProgress()
-    version = version_of(options.source)
-    check_publishable(version, options)
-    progress.step("build", f"version {version.version}")
-    store = BlobStore(options.cache_dir)
-    bases = BaseResolver(store, options.cache_dir, clients.registry, log=lambda message: progress.step("bases", message))
-    site_packages = install_dependencies(options.source / LOCK, options.cache_dir)
-    specs = suite_specs(options.source, version, site_packages, options.bases)
-    builder, publisher = _pair(options, clients, store, bases, progress)
-    with ThreadPoolExecutor(2) as pool:  # the (at most two) Debian bases are built side by side
-        list(pool.map(bases.resolve, sorted({spec.base for spec in specs})))
-    images = [builder.build(spec) for spec in specs]
+    publisher = _publisher(options, clients, progress)
+    version, images = build_images(options, clients, progress)
     published = publisher.publish(images, version.version, options.channels)
     return BuildRecord(version.version, version.commit, MappingProxyType({name: published[name] for name in IMAGE_NAMES}))

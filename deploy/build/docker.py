@@ -46,9 +46,8 @@ def dockerfile(spec: ImageSpec, base_tag: str, layer_files: Sequence[str]) -> st
 class DockerBuilder:
     """Builds through the engine (the classic builder, its layer cache included); no registry needed."""
 
-    def __init__(self, client: docker.DockerClient, bases: BaseResolver, address: RegistryAddress | None,
-                 log: Log = lambda image, message: None):
-        self.client, self.bases, self.address, self.log = client, bases, address, log
+    def __init__(self, client: docker.DockerClient, bases: BaseResolver, log: Log = lambda image, message: None):
+        self.client, self.bases, self.log = client, bases, log
 
     def build(self, spec: ImageSpec) -> EngineImage:
         base_tag = self._base_in_engine(self.bases.resolve(spec.base))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from ..errors import ConfigError, PublishError
 from .auth import Anonymous, Credentials
@@ -178,7 +178,8 @@ class RegistryClient:
         """`attempt`, again after 429/5xx or a dropped connection, waiting longer each time (with jitter)."""
         policy = self.retry
         retrying = Retrying(stop=stop_after_attempt(policy.attempts), reraise=True,
-                            wait=wait_exponential_jitter(initial=policy.initial, max=policy.maximum),
+                            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum)
+                            + wait_random(0, policy.initial),
                             retry=retry_if_exception(_is_retryable))
         try:
             return retrying(attempt)

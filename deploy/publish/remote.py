@@ -59,7 +59,7 @@ class RegistryPublisher:
 
     def publish(self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()) -> Mapping[str, PublishedImage]:
         self.client.check()
-        pending = [image for image in images if not self._already_tagged(image, tag)]
+        pending = self._untagged(images, tag)
         self._push_blobs(pending)
         for image in pending:
             self.client.put_manifest(self._repository(image), image.digest, image.manifest, OCI_MANIFEST)
@@ -74,17 +74,23 @@ class RegistryPublisher:
     def _repository(self, image: OciImage) -> str:
         return self.address.repository(image.name)
 
-    def _already_tagged(self, image: OciImage, tag: str) -> bool:
-        existing = self.client.manifest_digest(self._repository(image), tag)
-        if existing is None:
-            return False
-        if existing != image.digest:
+    def _untagged(self, images: Sequence[OciImage], tag: str) -> list[OciImage]:
+        """The images not yet under `tag`; refused, before anything is pushed, if any tag holds another digest."""
+        pending, conflicts = [], []
+        for image in images:
+            existing = self.client.manifest_digest(self._repository(image), tag)
+            if existing is None:
+                pending.append(image)
+            elif existing != image.digest:
+                conflicts.append(f"{image.name} is {existing} there, {image.digest} here")
+            else:
+                self.log(image.name, f"{tag} already published with this digest; nothing to push")
+        if conflicts:
             raise PublishError(
-                f"{self.address.host}/{self._repository(image)}:{tag} already exists as {existing}, and this "
-                f"build of {image.name} is {image.digest}; version tags are immutable",
+                f"version {tag} already exists in {self.address} with other content ({'; '.join(conflicts)}); "
+                "version tags are immutable, nothing was pushed",
                 "commit the change so it gets a new version (or tag a new release); never overwrite a version")
-        self.log(image.name, f"{tag} already published with this digest; nothing to push")
-        return True
+        return pending
 
     def _push_blobs(self, images: list[OciImage]) -> None:
         pusher = _BlobPusher(self.client)
