@@ -19,6 +19,7 @@ from typing import Iterator
 import bcrypt
 import httpx
 
+from deploy.publish.registry import MANIFEST_TYPES
 from tests.infra import free_port_block, wait_for_port
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-authorization"}
@@ -35,7 +36,7 @@ class Registry:
 
     def digest(self, repository: str, tag: str) -> str | None:
         response = httpx.head(f"http://{self.host}/v2/{repository}/manifests/{tag}", auth=self.auth,
-                              headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+                              headers={"Accept": MANIFEST_TYPES})
         return response.headers.get("docker-content-digest") if response.status_code == 200 else None
 
     auth: tuple[str, str] | None = None
