@@ -15,9 +15,10 @@ from deploy.credentials import SECRET_VARIABLE
 from deploy.diagram import mermaid
 from deploy.environments import DEFAULT_CONFIG, LAYOUTS, Environment, load_environment
 from deploy.errors import DeployError, ExitCode
-from deploy.images import BuildRecord, build_record_path
+from deploy.images import IMAGE_NAMES, PROJECT_ROOT, BuildRecord, build_record_path
 from deploy.layout import build_layout
 from deploy.render import render
+from deploy.version import CHANNELS
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code.value:<4}{text}" for code, text in [
@@ -192,6 +193,37 @@ def render_command(environment: Environment, layout_name: str | None, record_pat
     for note in rendered.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(rendered.yaml if output_format == "yaml" else rendered.to_json(), nl=False)
+@main.command()
+@reports_errors
+@environment_options
+@click.option("--registry", metavar="HOST[:PORT]/PATH",
+              help="Push here. Default: the environment's registry; none means the local Docker Engine.")
+@click.option("--builder", type=click.Choice(["oci", "docker"]), default="oci", show_default=True,
+              help="oci: daemonless, reproducible layers; docker: the Docker Engine from generated Dockerfiles.")
+@click.option("--channel", "channels", type=click.Choice(CHANNELS), multiple=True,
+              help="Also move this tag to the new images (the version tag is always pushed).")
+@click.option("--allow-dirty", is_flag=True, help="Publish uncommitted changes to a non-local registry.")
+@click.option("--source", type=click.Path(path_type=Path, file_okay=False, exists=True), default=PROJECT_ROOT,
+              show_default="this checkout", help="The git checkout to build.")
+@click.option("--record", "record_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Where to write the build record (JSON). Default: .k8sdeploy/builds/ENV.json")
+def build(environment: Environment, registry: str | None, builder: str, channels: tuple[str, ...],
+          allow_dirty: bool, source: Path, record_path: Path | None) -> None:
+    """Build the six images and publish them under the version from git; print their tag@digest."""
+    from deploy.buildrun import BuildOptions, Clients, run_build
+    from deploy.progress import progress_for
+
+    options = BuildOptions(source=source, registry=environment.registry if registry is None else registry,
+                           builder=builder, channels=channels, allow_dirty=allow_dirty, bases=environment.bases)
+    clients, progress = Clients(), progress_for(sys.stderr)
+    try:
+        record = run_build(options, clients, progress)
+    finally:
+        progress.close()
+        clients.close()
+    record.save(record_path or build_record_path(environment.name))
+    for name in IMAGE_NAMES:
+        click.echo(record.images[name].ref)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ class GatewayConfig:
             raise ValueError(f"gateway upstreams lack {', '.join(missing)}; give an address for each")
 
 
-def render_nginx_conf(config: GatewayConfig) -> str:
-    template = strict_environment(NGINX_LUA_DIR).get_template("nginx.conf.j2")
+def render_nginx_conf(config: GatewayConfig, template_dir: Path = NGINX_LUA_DIR) -> str:
+    """nginx.conf for `config`; `template_dir` is the nginx-lua/ of the source tree (the build reads a checkout)."""
+    template = strict_environment(template_dir).get_template("nginx.conf.j2")
     upstreams = {name: config.upstreams[name] for name in GATEWAY_CALLS}
     return template.render(
         modules=config.modules,

@@ -14,7 +14,8 @@ from .errors import ConfigError
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PINNED = re.compile(r"^(?P<name>[^\s@]+)@sha256:[0-9a-f]{64}$")
 MOVING_TAGS = frozenset({"latest", "develop"})
-STATE_DIR = Path(__file__).resolve().parent.parent / ".k8sdeploy"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = PROJECT_ROOT / ".k8sdeploy"
 
 # The six images, in the order they are built and listed.
 IMAGE_NAMES = ("nginx-lua", "frontend", "authentication", "authorisation", "session", "person")

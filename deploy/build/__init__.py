@@ -1,0 +1,12 @@
+"""Build the six images from the source tree: the daemonless OCI builder (default) or the Docker Engine."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .spec import ImageSpec
+
+
+class Builder(Protocol):
+    def build(self, spec: ImageSpec):  # noqa: ANN201 - the image type belongs to the matching publisher
+        """The image described by `spec`, ready for the publisher paired with this builder."""

@@ -1,0 +1,194 @@
+"""Base images, pinned by digest: from a registry, or built here from Debian packages with debootstrap.
+
+A base reference is one of
+  HOST/REPO@sha256:...            an image in a registry (e.g. a python or openresty image you trust)
+  debootstrap:NAME[@sha256:...]   built by k8sdeploy from Debian bookworm packages, cached on disk
+`Environment.bases` maps an image name (`person`) or a base name (`python`, `nginx`) to a reference;
+without one, an image uses `debootstrap:<its base name>`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from ..errors import BuildError, ConfigError
+from ..publish.registry import RegistryAddress, RegistryClient
+from .layers import FileEntry, LayerSpec, build_layer
+from .store import (DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Blob, BlobStore, Layer,
+                    canonical_json)
+
+SUITE = "bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_PACKAGES = {
+    "python": ("python3",),  # bookworm's Python 3.11: what requirements/app.lock is resolved for
+    "nginx": ("nginx-light", "libnginx-mod-http-lua"),  # modules in /usr/lib/nginx/modules
+}
+TRIMMED = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
+           "var/lib/apt/lists", "var/cache/apt", "var/cache/debconf", "var/log")
+DEFAULT_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
+APP_USER = ("app:x:10001:10001:k8sdeploy:/nonexistent:/usr/sbin/nologin\n", "app:x:10001:\n")
+LAYER_TYPES = {"application/vnd.docker.image.rootfs.diff.tar.gzip": OCI_LAYER}
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """A base: its config (JSON bytes) and layers, all present in the build's blob store."""
+
+    reference: str
+    config: bytes
+    layers: tuple[Layer, ...]
+    mount_from: str = ""  # HOST/REPO the layers can be mounted from, for a registry base
+
+    @property
+    def config_json(self) -> dict:
+        return json.loads(self.config)
+
+
+def base_reference(image: str, base_name: str, bases: Mapping[str, str]) -> str:
+    return bases.get(image) or bases.get(base_name) or f"debootstrap:{base_name}"
+
+
+@dataclass
+class BaseResolver:
+    """Finds (and, for debootstrap bases, builds once) the base images a build needs."""
+
+    store: BlobStore
+    cache_dir: Path
+    registry: Callable[[str], RegistryClient]  # host -> client, from the composition root
+    mirror: str = field(default_factory=lambda: os.environ.get("K8SDEPLOY_DEBIAN_MIRROR", DEFAULT_MIRROR))
+    log: Callable[[str], None] = lambda message: None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def resolve(self, reference: str) -> BaseImage:
+        name, _, pinned = reference.partition("@")
+        if name.startswith("debootstrap:"):
+            return self._debian(name.removeprefix("debootstrap:"), pinned, reference)
+        if not pinned.startswith("sha256:"):
+            raise ConfigError(f"base image {reference!r} is not pinned by digest",
+                              "write it as HOST/REPO@sha256:... (e.g. from `docker inspect` RepoDigests)")
+        return self._pull(name, pinned, reference)
+
+    def _debian(self, name: str, pinned: str, reference: str) -> BaseImage:
+        if name not in DEBIAN_PACKAGES:
+            raise ConfigError(f"no Debian base named {name!r}", f"use one of: {', '.join(DEBIAN_PACKAGES)}")
+        bases = BlobStore(self.cache_dir / "bases")
+        with self._lock:
+            note = bases.note("built", name)
+            if note is None or not bases.has(note["manifest"]):
+                note = bases.note("built", name, {"manifest": self._debootstrap(name, bases)})
+        if pinned and note["manifest"] != pinned:
+            raise BuildError(f"base {reference} is pinned, but the one built here is {note['manifest']}",
+                             "pin the digest built here, or point the base at a registry image with that digest")
+        return self._from_store(bases, note["manifest"], reference)
+
+    def _from_store(self, source: BlobStore, manifest_digest: str, reference: str, mount_from: str = "") -> BaseImage:
+        manifest = json.loads(source.read(manifest_digest))
+        config = source.read(manifest["config"]["digest"])
+        diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+        layers = []
+        for descriptor, diff_id in zip(manifest["layers"], diff_ids):
+            self.store.adopt(source, descriptor["digest"])
+            media_type = LAYER_TYPES.get(descriptor["mediaType"], descriptor["mediaType"])
+            layers.append(Layer(descriptor["digest"], descriptor["size"], media_type, diff_id))
+        return BaseImage(reference, config, tuple(layers), mount_from)
+
+    def _debootstrap(self, name: str, bases: BlobStore) -> str:
+        if shutil.which("debootstrap") is None or os.geteuid() != 0:
+            raise BuildError(f"cannot build the Debian base {name!r}: debootstrap needs root and the debootstrap package",
+                             "run as root after `make system-deps`, or set a registry base in the environment's bases")
+        packages = DEBIAN_PACKAGES[name]
+        self.log(f"building base {name} from Debian {SUITE} ({', '.join(packages)}); once, about a minute")
+        with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".rootfs-") as work:
+            rootfs = Path(work) / "rootfs"
+            command = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(rootfs),
+                       self.mirror]
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                tail = "\n".join(result.stdout.strip().splitlines()[-5:])
+                raise BuildError(f"debootstrap of base {name!r} failed:\n{tail}",
+                                 f"check that {self.mirror} is reachable (K8SDEPLOY_DEBIAN_MIRROR)")
+            _trim(rootfs)
+            layer = build_layer(LayerSpec(f"debian-{name}", tuple(rootfs_entries(rootfs)), int(time.time())), bases)
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        config = {"architecture": "amd64", "os": "linux", "created": created,
+                  "config": {"Env": list(DEFAULT_ENV)},
+                  "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+                  "history": [{"created": created, "created_by": " ".join(command[:-2])}]}
+        config_blob = Blob(bases.put(canonical_json(config)), len(canonical_json(config)), OCI_CONFIG)
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_blob.descriptor(),
+                    "layers": [layer.descriptor()]}
+        digest = bases.put(canonical_json(manifest))
+        self.log(f"base {name} is debootstrap:{name}@{digest}")
+        return digest
+
+    def _pull(self, name: str, digest: str, reference: str) -> BaseImage:
+        host, _, repository = name.partition("/")
+        if not repository or "." not in host and ":" not in host and host != "localhost":
+            host, repository = "registry-1.docker.io", name if "/" in name else f"library/{name}"
+        repository = repository.rsplit(":", 1)[0] if ":" in repository.split("/")[-1] else repository
+        client = self.registry(host)
+        manifest_digest = self._manifest_for_amd64(client, repository, digest, reference)
+        for blob in self._blobs(json.loads(self.store.read(manifest_digest))):
+            if not self.store.has(blob):
+                self.store.put(client.download_blob(repository, blob))
+        return self._from_store(self.store, manifest_digest, reference, mount_from=f"{host}/{repository}")
+
+    def _manifest_for_amd64(self, client: RegistryClient, repository: str, digest: str, reference: str) -> str:
+        fetched = client.get_manifest(repository, digest)
+        if fetched is None:
+            raise BuildError(f"base image {reference} is not in its registry",
+                             "push it there, or fix the base reference in the environment's bases")
+        data, media_type = fetched
+        self.store.put(data)
+        if media_type in (OCI_INDEX, DOCKER_LIST) or "manifests" in json.loads(data):
+            for entry in json.loads(data)["manifests"]:
+                platform = entry.get("platform", {})
+                if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
+                    return self._manifest_for_amd64(client, repository, entry["digest"], reference)
+            raise BuildError(f"base image {reference} has no linux/amd64 image", "choose a base built for amd64")
+        return digest
+
+    @staticmethod
+    def _blobs(manifest: dict) -> list[str]:
+        return [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+
+
+def _trim(rootfs: Path) -> None:
+    """Drop what an image never needs (docs, man pages, locales, apt lists and caches, logs)."""
+    for relative in TRIMMED:
+        directory = rootfs / relative
+        for child in directory.iterdir() if directory.is_dir() else ():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    with (rootfs / "etc/passwd").open("a") as passwd, (rootfs / "etc/group").open("a") as group:
+        passwd.write(APP_USER[0])
+        group.write(APP_USER[1])
+
+
+def rootfs_entries(rootfs: Path) -> list[FileEntry]:
+    """Every directory, file and symlink of a root file system, with its own owner, mode and time.
+
+    Device nodes are left out (the runtime provides /dev); hard links become copies.
+    """
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(rootfs):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            info = path.lstat()
+            image_path = "/" + path.relative_to(rootfs).as_posix()
+            common = dict(mode=info.st_mode & 0o7777, uid=info.st_uid, gid=info.st_gid, mtime=int(info.st_mtime))
+            if path.is_symlink():
+                entries.append(FileEntry(image_path, kind="symlink", link=os.readlink(path), **common))
+            elif path.is_dir():
+                entries.append(FileEntry(image_path, kind="dir", **common))
+            elif path.is_file():
+                entries.append(FileEntry(image_path, source=path, **common))
+    return entries

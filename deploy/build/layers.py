@@ -1,0 +1,141 @@
+"""Reproducible layers: a sorted tar of fixed owners, modes and times, gzipped without a timestamp."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import stat
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Iterable
+
+from .store import OCI_LAYER, BlobStore, Layer
+
+GZIP_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One entry of a layer: a directory, a file (from `source` on disk or `data`) or a symlink."""
+
+    path: str  # absolute path in the image
+    kind: str = "file"  # file | dir | symlink
+    source: Path | None = None
+    data: bytes | None = None
+    link: str = ""
+    mode: int = 0o644
+    uid: int = 0
+    gid: int = 0
+    mtime: int | None = None  # None: the layer's time
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """What a layer holds and the time its entries carry (SOURCE_DATE_EPOCH of its sources)."""
+
+    name: str
+    entries: tuple[FileEntry, ...]
+    epoch: int
+
+    def with_parents(self) -> tuple[FileEntry, ...]:
+        """The entries plus any missing parent directories (root-owned, 0755), sorted by path."""
+        by_path = {entry.path.rstrip("/") or "/": entry for entry in self.entries}
+        for entry in self.entries:
+            for parent in PurePosixPath(entry.path).parents:
+                key = str(parent)
+                if key != "/" and key not in by_path:
+                    by_path[key] = FileEntry(key, kind="dir", mode=0o755)
+        return tuple(by_path[key] for key in sorted(by_path))
+
+
+def tree_entries(source: Path, target: str, *, exclude: tuple[str, ...] = ("__pycache__",)) -> list[FileEntry]:
+    """The files and directories under `source`, placed under `target`; modes normalised to 0644/0755."""
+    entries = [FileEntry(target, kind="dir", mode=0o755)]
+    for dirpath, dirnames, filenames in os.walk(source):
+        dirnames[:] = sorted(name for name in dirnames if name not in exclude)
+        base = PurePosixPath(target) / Path(dirpath).relative_to(source).as_posix()
+        for name in dirnames:
+            entries.append(FileEntry(str(base / name), kind="dir", mode=0o755))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.suffix == ".pyc":
+                continue
+            if path.is_symlink():
+                entries.append(FileEntry(str(base / name), kind="symlink", link=os.readlink(path), mode=0o777))
+            else:
+                executable = path.stat().st_mode & stat.S_IXUSR
+                entries.append(FileEntry(str(base / name), source=path, mode=0o755 if executable else 0o644))
+    return entries
+
+
+def _tarinfo(entry: FileEntry, epoch: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(entry.path.lstrip("/") + ("/" if entry.kind == "dir" else ""))
+    info.mode, info.uid, info.gid = entry.mode, entry.uid, entry.gid
+    info.uname = info.gname = ""
+    info.mtime = epoch if entry.mtime is None else entry.mtime
+    if entry.kind == "dir":
+        info.type = tarfile.DIRTYPE
+    elif entry.kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, entry.link
+    else:
+        info.size = len(entry.data) if entry.data is not None else entry.source.stat().st_size
+    return info
+
+
+def write_tar(spec: LayerSpec, out: IO[bytes]) -> None:
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for entry in spec.with_parents():
+            info = _tarinfo(entry, spec.epoch)
+            if entry.kind != "file":
+                tar.addfile(info)
+            elif entry.data is not None:
+                tar.addfile(info, io.BytesIO(entry.data))
+            else:
+                with entry.source.open("rb") as handle:
+                    tar.addfile(info, handle)
+
+
+class _Hashing(io.RawIOBase):
+    """A write-only stream that hashes what passes through to `inner`."""
+
+    def __init__(self, inner: IO[bytes]):
+        self.inner, self.hash, self.size = inner, hashlib.sha256(), 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.hash.update(data)
+        self.size += len(data)
+        self.inner.write(data)
+        return len(data)
+
+
+def build_layer(spec: LayerSpec, store: BlobStore) -> Layer:
+    """The layer of `spec` in `store`; gzip runs only when this exact tar was never compressed before."""
+    with store.writer() as plain:
+        hashing = _Hashing(plain)
+        write_tar(spec, hashing)
+        diff_id = "sha256:" + hashing.hash.hexdigest()
+        known = store.note("layers", diff_id)
+        if known and store.has(known["digest"]):
+            return Layer(known["digest"], known["size"], OCI_LAYER, diff_id)
+        plain.flush()
+        plain.seek(0)
+        layer = _compress(plain, store, diff_id)
+    store.note("layers", diff_id, {"digest": layer.digest, "size": layer.size})
+    return layer
+
+
+def _compress(plain: IO[bytes], store: BlobStore, diff_id: str) -> Layer:
+    with store.writer() as packed:
+        hashing = _Hashing(packed)
+        with gzip.GzipFile(filename="", mode="wb", fileobj=hashing, mtime=0, compresslevel=GZIP_LEVEL) as gz:
+            shutil.copyfileobj(plain, gz, 1 << 20)
+        digest = "sha256:" + hashing.hash.hexdigest()
+        store.commit(packed, digest)
+    return Layer(digest, hashing.size, OCI_LAYER, diff_id)

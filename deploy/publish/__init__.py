@@ -1,0 +1,13 @@
+"""Publish built images under their immutable version tag: to a registry, or into the local Docker Engine."""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, Sequence
+
+from ..images import PublishedImage
+
+
+class Publisher(Protocol):
+    def publish(self, images: Sequence, tag: str, channels: tuple[str, ...] = ()) -> Mapping[str, PublishedImage]:
+        """Each image under `tag` (immutable: the same digest is a no-op, another one is refused), then
+        under each channel tag (moving, e.g. `develop`); the result is keyed by image name."""

@@ -1,0 +1,98 @@
+"""The version of a source tree, from git: the one place where image tags and source times come from.
+
+On a commit tagged `vX.Y.Z` the version is `X.Y.Z`; otherwise `X.Y.Z-N-gSHA` (git describe style,
+N commits after the tag; `0.0.0-N-gSHA` before any tag). A tree with uncommitted changes gets
+`-dirty-HASH`, HASH being a digest of those changes, so that two different dirty trees never share
+a version tag (tags are immutable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import ConfigError
+
+RELEASE_TAG = re.compile(r"^v(\d+\.\d+\.\d+)$")
+DESCRIBED = re.compile(r"^v(\d+\.\d+\.\d+)-(\d+)-g([0-9a-f]+)$")
+CHANNELS = ("develop",)  # `latest` moves only through an explicit release, never through build
+
+
+@dataclass(frozen=True)
+class Version:
+    """What an image is tagged with and stamped by."""
+
+    version: str  # the immutable tag
+    commit: str  # full SHA of HEAD
+    epoch: int  # commit time of HEAD (SOURCE_DATE_EPOCH), seconds since 1970
+    dirty: bool = False
+    source: str = ""  # where the source lives (remote URL without credentials), for the OCI label
+
+    @property
+    def created(self) -> str:
+        return datetime.fromtimestamp(self.epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _git(root: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ConfigError(f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}",
+                          "build from a git checkout with at least one commit")
+    return result.stdout.strip()
+
+
+def _describe(root: Path, commit: str) -> str:
+    try:
+        described = _git(root, "describe", "--tags", "--long", "--match", "v[0-9]*.[0-9]*.[0-9]*", "--abbrev=7")
+    except ConfigError:  # no release tag yet
+        count = _git(root, "rev-list", "--count", "HEAD")
+        return f"0.0.0-{count}-g{commit[:7]}"
+    match = DESCRIBED.match(described)
+    if not match:
+        raise ConfigError(f"git describe gave {described!r}", "name release tags vX.Y.Z")
+    release, distance, sha = match.groups()
+    return release if distance == "0" else f"{release}-{distance}-g{sha}"
+
+
+def _changes_digest(root: Path) -> str:
+    """A digest of uncommitted changes (tracked diffs and untracked files), or "" for a clean tree."""
+    status = _git(root, "status", "--porcelain", "--untracked-files=all")
+    if not status:
+        return ""
+    digest = hashlib.sha256(subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary"],
+                                           capture_output=True, check=True).stdout)
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
+    for name in sorted(filter(None, untracked)):
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return digest.hexdigest()[:8]
+
+
+def _source_url(root: Path) -> str:
+    result = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True)
+    return re.sub(r"//[^/@]*@", "//", result.stdout.strip())  # never a password in a label
+
+
+def version_of(root: Path) -> Version:
+    """The version of the checkout at `root`."""
+    commit = _git(root, "rev-parse", "HEAD")
+    version = _describe(root, commit)
+    changes = _changes_digest(root)
+    if changes:
+        version = f"{version}-dirty-{changes}"
+    return Version(version=version, commit=commit, epoch=int(_git(root, "log", "-1", "--format=%ct", "HEAD")),
+                   dirty=bool(changes), source=_source_url(root))
+
+
+def last_change(root: Path, paths: tuple[str, ...]) -> int:
+    """Commit time of the last commit touching `paths`: the file time of a layer made from them.
+
+    Layers take their time from their own sources rather than from HEAD, so a commit that does
+    not touch a layer's sources leaves the layer, and its digest, as it was.
+    """
+    stamp = _git(root, "log", "-1", "--format=%ct", "HEAD", "--", *paths)
+    return int(stamp) if stamp else int(_git(root, "log", "-1", "--format=%ct", "HEAD"))

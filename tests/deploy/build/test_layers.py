@@ -1,0 +1,79 @@
+"""Layers are reproducible: same content gives the same digest whatever the file times and paths."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+from pathlib import Path
+
+from deploy.build.layers import FileEntry, LayerSpec, build_layer, tree_entries
+from deploy.build.store import BlobStore
+
+
+def make_tree(root: Path, mtime: int) -> Path:
+    (root / "pkg" / "sub").mkdir(parents=True)
+    (root / "pkg" / "b.py").write_text("b = 2\n")
+    (root / "pkg" / "a.py").write_text("a = 1\n")
+    (root / "pkg" / "sub" / "run.sh").write_text("#!/bin/sh\n")
+    (root / "pkg" / "sub" / "run.sh").chmod(0o700)
+    (root / "pkg" / "__pycache__").mkdir()
+    (root / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
+    for path in root.rglob("*"):
+        os.utime(path, (mtime, mtime))
+    return root / "pkg"
+
+
+def layer_of(tree: Path, store_dir: Path, epoch: int = 1714564800):
+    entries = tuple(tree_entries(tree, "/opt/app")) + (FileEntry("/data", kind="dir", uid=10001, gid=10001),)
+    return build_layer(LayerSpec("app", entries, epoch), BlobStore(store_dir))
+
+
+def members(store_dir: Path, digest: str) -> list[tarfile.TarInfo]:
+    data = BlobStore(store_dir).read(digest)
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
+        return tar.getmembers()
+
+
+def test_same_content_same_digest_across_paths_and_file_times(tmp_path: Path) -> None:
+    first = layer_of(make_tree(tmp_path / "one", 1_000_000_000), tmp_path / "store-one")
+    second = layer_of(make_tree(tmp_path / "elsewhere" / "two", 1_600_000_000), tmp_path / "store-two")
+    assert first == second
+
+
+def test_entries_are_sorted_with_fixed_owner_mode_and_time(tmp_path: Path) -> None:
+    layer = layer_of(make_tree(tmp_path / "src", 1_000_000_000), tmp_path / "store")
+    infos = members(tmp_path / "store", layer.digest)
+    names = [info.name for info in infos]
+    assert names == sorted(names)
+    assert names == ["data", "opt", "opt/app", "opt/app/a.py", "opt/app/b.py", "opt/app/sub", "opt/app/sub/run.sh"]
+    by_name = {info.name: info for info in infos}
+    assert {info.mtime for info in infos} == {1714564800}
+    assert (by_name["opt/app/a.py"].uid, by_name["opt/app/a.py"].mode) == (0, 0o644)
+    assert by_name["opt/app/sub/run.sh"].mode == 0o755
+    assert (by_name["data"].uid, by_name["data"].gid) == (10001, 10001)
+
+
+def test_gzip_carries_no_time_or_name(tmp_path: Path) -> None:
+    layer = layer_of(make_tree(tmp_path / "src", 1_000_000_000), tmp_path / "store")
+    header = BlobStore(tmp_path / "store").read(layer.digest)[:10]
+    assert header[3] == 0  # no FNAME/FEXTRA/FCOMMENT flags
+    assert header[4:8] == b"\0\0\0\0"  # MTIME 0
+
+
+def test_content_or_epoch_change_changes_the_digest(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "src", 1_000_000_000)
+    before = layer_of(tree, tmp_path / "store")
+    assert layer_of(tree, tmp_path / "store", epoch=1714564801).digest != before.digest
+    (tree / "a.py").write_text("a = 3\n")
+    assert layer_of(tree, tmp_path / "store").digest != before.digest
+
+
+def test_a_tar_compressed_once_is_not_compressed_again(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "src", 1_000_000_000)
+    first = layer_of(tree, tmp_path / "store")
+    blob = BlobStore(tmp_path / "store").path(first.digest)
+    stamp = blob.stat().st_mtime_ns
+    assert layer_of(tree, tmp_path / "store") == first
+    assert blob.stat().st_mtime_ns == stamp

@@ -1,0 +1,94 @@
+"""Fixtures of the build and publish tests: a source repository, the built suite, real registries.
+
+The Debian bases and the dependency tree live in the user's k8sdeploy cache (K8SDEPLOY_CACHE), so
+only the first session on a machine runs debootstrap; images and layers go to per-session stores.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from deploy.build.oci import OciImage
+from deploy.build.store import default_cache_dir
+from deploy.buildrun import BuildOptions, Clients, build_images
+from deploy.progress import PlainProgress
+from deploy.publish.registry import RetryPolicy
+from deploy.version import Version
+from tests.registries import Registry, registry_server
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("services", "nginx-lua", "requirements/app.lock", "deploy/gateway.py", "deploy/suite.py")
+COMMIT_DATE = "2024-05-01T12:00:00+00:00"
+FAST_RETRY = RetryPolicy(attempts=5, initial=0.05, maximum=0.5)
+
+
+def git(repo: Path, *args: str, date: str = COMMIT_DATE) -> str:
+    env = {**os.environ, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date, "GIT_AUTHOR_NAME": "t",
+           "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+def make_source_repo(dest: Path) -> Path:
+    """A git repository holding the suite's sources, committed at a fixed time and tagged v1.0.0."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "data")
+    for relative in SOURCES:
+        source, target = ROOT / relative, dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(source, target, ignore=ignore) if source.is_dir() else shutil.copy(source, target)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "the suite")
+    git(dest, "tag", "v1.0.0")
+    return dest
+
+
+def clone(source: Path, dest: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", str(source), str(dest)], check=True, capture_output=True)
+    return dest
+
+
+@dataclass(frozen=True)
+class BuiltSuite:
+    version: Version
+    images: list[OciImage]
+
+    def image(self, name: str) -> OciImage:
+        return next(image for image in self.images if image.name == name)
+
+
+def build_suite(source: Path, store_dir: Path, clients: Clients | None = None, **options) -> BuiltSuite:
+    clients = clients or Clients(retry=FAST_RETRY)
+    version, images = build_images(BuildOptions(source=source, cache_dir=default_cache_dir(), store_dir=store_dir,
+                                                **options), clients, PlainProgress())
+    return BuiltSuite(version, images)
+
+
+@pytest.fixture(scope="session")
+def source_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_source_repo(tmp_path_factory.mktemp("source") / "suite")
+
+
+@pytest.fixture(scope="session")
+def suite_build(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) -> BuiltSuite:
+    """The six images of a clone of the source repository at v1.0.0 (builds the Debian bases if not cached)."""
+    checkout = clone(source_repo, tmp_path_factory.mktemp("checkout") / "suite")
+    return build_suite(checkout, tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with registry_server(tmp_path_factory.mktemp("registry")) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_registry(tmp_path: Path) -> Iterator[Registry]:
+    with registry_server(tmp_path / "registry") as server:
+        yield server

@@ -1,0 +1,107 @@
+"""`k8sdeploy build` end to end: a fresh clone builds, pushes and prints six tag@digest references;
+run again it uploads nothing; every failure is one clear line, a non-zero exit and no version tag."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli import main
+from deploy.errors import ExitCode
+from deploy.images import IMAGE_NAMES, BuildRecord
+from tests.deploy.conftest import BuiltSuite, clone
+from tests.infra import free_port_block
+from tests.registries import Registry, registry_server
+
+
+def build(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, ["build", *args], env=env, catch_exceptions=False)
+
+
+def write_config(path: Path, registry: str, bases: dict[str, str]) -> Path:
+    """A k8sdeploy.toml with one environment, `ci`."""
+    lines = ["[environments.ci]", 'target = "kubeconfig"', f"registry = {json.dumps(registry)}",
+             "[environments.ci.bases]", *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in bases.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, source_repo: Path) -> Path:
+    return clone(source_repo, tmp_path / "fresh-clone")
+
+
+def test_build_pushes_six_prints_their_references_and_a_rerun_uploads_nothing(
+        tmp_path: Path, checkout: Path, fresh_registry: Registry, suite_build: BuiltSuite) -> None:
+    record_path = tmp_path / "record.json"
+    args = ["--registry", f"{fresh_registry.host}/suite", "--source", str(checkout), "--record", str(record_path)]
+    first = build(*args)
+    assert first.exit_code == 0, first.stderr
+    refs = first.stdout.splitlines()
+    assert refs == [f"{fresh_registry.host}/suite/{image.name}:1.0.0@{image.digest}" for image in suite_build.images]
+    record = BuildRecord.load(record_path)
+    assert record.version == "1.0.0" and [record.images[name].ref for name in IMAGE_NAMES] == refs
+    assert record.images["person"].size == suite_build.image("person").size
+    again = build(*args)
+    assert again.exit_code == 0 and again.stdout.splitlines() == refs
+    assert again.stderr.count("already published with this digest; nothing to push") == 6
+    assert "pushed" not in again.stderr
+
+
+def test_an_unreachable_registry_is_one_clear_error(checkout: Path) -> None:
+    result = build("--registry", f"127.0.0.1:{free_port_block(1)}/suite", "--source", str(checkout))
+    assert result.exit_code == ExitCode.BUILD
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot reach registry" in errors[0]
+    assert result.stdout == ""
+
+
+def test_a_malformed_registry_address_is_a_usage_error(checkout: Path) -> None:
+    result = build("--registry", "not a registry/x", "--source", str(checkout))
+    assert result.exit_code == ExitCode.USAGE
+    assert "is not a registry address" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with registry_server(tmp_path_factory.mktemp("cli-auth-registry"), users={"ci": "right"}) as server:
+        yield server
+
+
+def test_wrong_credentials_are_one_clear_error_and_nothing_is_tagged(tmp_path: Path, checkout: Path,
+                                                                     auth_registry: Registry) -> None:
+    auth = base64.b64encode(b"ci:wrong").decode()
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": auth}}}))
+    result = build("--registry", f"{auth_registry.host}/suite", "--source", str(checkout),
+                   env={"DOCKER_CONFIG": str(tmp_path / "docker")})
+    assert result.exit_code == ExitCode.BUILD
+    assert "refused the credentials" in result.stderr and "docker login" in result.stderr
+    assert all(auth_registry.tags(f"suite/{name}") == [] for name in IMAGE_NAMES)
+
+
+def test_a_missing_base_image_is_one_clear_error(tmp_path: Path, checkout: Path, fresh_registry: Registry) -> None:
+    missing = f"{fresh_registry.host}/bases/python@sha256:{'0' * 64}"
+    config = write_config(tmp_path / "k8sdeploy.toml", registry=f"{fresh_registry.host}/suite",
+                          bases={"python": missing})
+    result = build("--config", str(config), "--env", "ci", "--source", str(checkout))
+    assert result.exit_code == ExitCode.BUILD
+    assert f"base image {missing} is not in its registry" in result.stderr
+    assert all(fresh_registry.tags(f"suite/{name}") == [] for name in IMAGE_NAMES)
+
+
+def test_a_dirty_checkout_goes_only_to_a_local_registry_unless_allowed(tmp_path: Path, checkout: Path,
+                                                                       fresh_registry: Registry) -> None:
+    (checkout / "notes.txt").write_text("work in progress\n")
+    remote = build("--registry", "registry.example.org/suite", "--source", str(checkout))
+    assert remote.exit_code == ExitCode.USAGE
+    assert "uncommitted changes" in remote.stderr and "--allow-dirty" in remote.stderr
+    local = build("--registry", f"{fresh_registry.host}/suite", "--source", str(checkout),
+                  "--record", str(tmp_path / "r.json"))
+    assert local.exit_code == 0, local.stderr
+    assert local.stdout.splitlines()[0].split(":")[2].startswith("1.0.0-dirty-")
