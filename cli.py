@@ -226,5 +226,53 @@ def build(environment: Environment, registry: str | None, builder: str, channels
         click.echo(record.images[name].ref)
 
 
+@main.command()
+@reports_errors
+@environment_options
+@click.option("--layout", "layout_name", type=click.Choice(LAYOUTS), help="Layout to deploy.  [default: the environment's]")
+@click.option("--builder", type=click.Choice(["oci", "docker"]), default="oci", show_default=True,
+              help="How to build the images (see `k8sdeploy build --help`).")
+@click.option("--allow-dirty", is_flag=True, help="Deploy uncommitted changes to a non-local environment.")
+@click.option("--wait-timeout", default=180, show_default=True, type=click.IntRange(1),
+              help="Seconds to wait for every service to be ready.")
+@click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
+def up(environment: Environment, layout_name: str | None, builder: str, allow_dirty: bool, wait_timeout: int,
+       no_smoke: bool) -> None:
+    """Build, render, apply, wait and smoke-test; print the gateway URL and the demo credentials.
+
+    Run again with nothing changed, it changes nothing and says so. Switching --layout removes the
+    other layout's objects. Exits 3, 4, 5 or 6 when building, applying, waiting or the smoke test fails.
+    """
+    from deploy.buildrun import BuildOptions, Clients, run_build
+    from deploy.compose import make_target
+    from deploy.pipeline import up as run_up
+    from deploy.progress import progress_for
+    from deploy.smoke import HttpSmoke, NoSmoke
+    from deploy.suite import DEMO_USERS
+
+    layout = layout_name or environment.layout
+    options = BuildOptions(source=PROJECT_ROOT, registry=environment.registry, builder=builder,
+                           allow_dirty=allow_dirty, bases=environment.bases)
+
+    def build() -> BuildRecord:
+        clients, progress = Clients(), progress_for(sys.stderr)
+        try:
+            record = run_build(options, clients, progress)
+        finally:
+            progress.close()
+            clients.close()
+        record.save(build_record_path(environment.name))
+        return record
+
+    result = run_up(environment, layout, build=build, target=make_target(environment, say),
+                    smoke=NoSmoke() if no_smoke else HttpSmoke(say=say), say=say, wait_timeout=wait_timeout,
+                    mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
+    timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.durations.items())
+    say(f"{environment.name}: {layout} version {result.version} is up ({timings})")
+    click.echo(f"gateway: {result.url}")
+    for email, password in DEMO_USERS:
+        click.echo(f"  log in as {email} / {password}")
+
+
 if __name__ == "__main__":
     main()

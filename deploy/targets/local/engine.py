@@ -251,10 +251,13 @@ class LocalEngine:
         removed: list[str] = []
         for pod in sorted({c.labels.get(L.POD, "") for c in self.owned()}):
             removed.extend(self.remove_pod(pod))
+        claims = self.client.volumes.list(filters=L.selector(self.environment))
         if volumes:
-            for volume in self.client.volumes.list(filters=L.selector(self.environment)):
+            for volume in claims:
                 volume.remove(force=True)
                 removed.append(f"volume {volume.name}")
+        elif claims:
+            self.say(f"kept {len(claims)} claim volume(s) with their data; `down --volumes` removes them too")
         shutil.rmtree(self.state_dir / "files", ignore_errors=True)
         return tuple(removed)
 
