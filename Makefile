@@ -9,10 +9,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium \
     docker.io docker-registry debootstrap
 
-.PHONY: help system-deps docker-engine venv test run demo lock clean
+.PHONY: help system-deps docker-engine venv test run demo down lock clean
 
 help:
-	@echo "make demo         run the suite and print its URL and demo credentials"
+	@echo "make demo         deploy the suite on the local Docker Engine; print its URL and demo credentials"
+	@echo "make down         remove the demo deployment"
 	@echo "make test         install what is missing, then run the test suite"
 	@echo "make run          run the suite on 127.0.0.1:8080 in the foreground (Ctrl-C stops it)"
 	@echo "make lock         re-resolve requirements/*.lock from requirements/*.in (needs network)"
@@ -44,8 +45,12 @@ test: system-deps docker-engine venv
 run: system-deps venv
 	$(BIN)/python -m deploy.devrun
 
-# Until the local Docker target lands, the demo runs the suite straight on loopback.
-demo: run
+# The suite on the local Docker Engine, one pod; `k8sdeploy down` (or `make down`) removes it.
+demo: system-deps docker-engine venv
+	$(BIN)/k8sdeploy up --layout single-pod
+
+down: venv
+	$(BIN)/k8sdeploy down
 
 lock:
 	$(PYTHON) -m pip install --quiet uv

@@ -236,8 +236,10 @@ def build(environment: Environment, registry: str | None, builder: str, channels
 @click.option("--wait-timeout", default=180, show_default=True, type=click.IntRange(1),
               help="Seconds to wait for every service to be ready.")
 @click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
+@click.option("--source", type=click.Path(path_type=Path, file_okay=False, exists=True), default=PROJECT_ROOT,
+              show_default="this checkout", help="The git checkout to build.")
 def up(environment: Environment, layout_name: str | None, builder: str, allow_dirty: bool, wait_timeout: int,
-       no_smoke: bool) -> None:
+       no_smoke: bool, source: Path) -> None:
     """Build, render, apply, wait and smoke-test; print the gateway URL and the demo credentials.
 
     Run again with nothing changed, it changes nothing and says so. Switching --layout removes the
@@ -251,7 +253,7 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     from deploy.suite import DEMO_USERS
 
     layout = layout_name or environment.layout
-    options = BuildOptions(source=PROJECT_ROOT, registry=environment.registry, builder=builder,
+    options = BuildOptions(source=source, registry=environment.registry, builder=builder,
                            allow_dirty=allow_dirty, bases=environment.bases)
 
     def build() -> BuildRecord:

@@ -37,12 +37,18 @@ def write_docker_archive(image: OciImage, repo_tags: Sequence[str], out: Path) -
             tar.add(image.store.path(blob.digest), arcname=blob_name(blob.digest))
 
 
-def load_into_engine(client: docker.DockerClient, image: OciImage, repo_tags: Sequence[str]) -> str:
-    """Put `image` into the engine under `repo_tags`; returns its image ID. Loads nothing it already has."""
-    image_id = image.config.digest  # the engine's image ID is the digest of the config
+def in_engine(client: docker.DockerClient, image_id: str) -> bool:
     try:
         client.images.get(image_id)
     except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def load_into_engine(client: docker.DockerClient, image: OciImage, repo_tags: Sequence[str]) -> str:
+    """Put `image` into the engine under `repo_tags`; returns its image ID. Loads nothing it already has."""
+    image_id = image.config.digest  # the engine's image ID is the digest of the config
+    if not in_engine(client, image_id):
         with tempfile.TemporaryDirectory(prefix="k8sdeploy-load-") as work:
             archive = Path(work) / "image.tar"
             write_docker_archive(image, repo_tags, archive)
@@ -66,8 +72,9 @@ class EnginePublisher:
         published = {}
         for image in images:
             repository = f"{self.prefix}/{image.name}"
+            loaded = not in_engine(self.client, image.config.digest)
             image_id = load_into_engine(self.client, image, [f"{repository}:{t}" for t in (tag, *channels)])
-            self.log(image.name, f"in the engine as {repository}:{tag}")
+            self.log(image.name, f"{'loaded into' if loaded else 'already in'} the engine as {repository}:{tag}")
             published[image.name] = PublishedImage(repository, tag, image_id, image.size)
         return published
 

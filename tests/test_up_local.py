@@ -1,0 +1,118 @@
+"""`k8sdeploy up`, `status`, `smoke` and `down` on the real Docker Engine, with the suite's real images.
+
+The steps run in order against one environment: up single-pod, up again (no change), a browser
+login at the printed URL, a layout switch, a crashing image, down twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from tests.browser.test_login_browser import CHROMIUM_FLAGS
+from tests.deploy.conftest import git, make_source_repo
+
+ENV = "uptest"
+OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "k8sdeploy.toml"
+    path.write_text(f'[environments.{ENV}]\ntarget = "local"\nlayout = "single-pod"\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine() -> docker.DockerClient:
+    client = docker.from_env()
+    yield client
+    for container in client.containers.list(all=True, filters=OWNED):
+        container.remove(force=True)
+    for volume in client.volumes.list(filters=OWNED):
+        volume.remove(force=True)
+
+
+def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
+    return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
+
+
+def container_ids(engine: docker.DockerClient) -> dict[str, str]:
+    return {c.name: c.id for c in engine.containers.list(all=True, filters=OWNED)}
+
+
+class TestUpOnTheLocalEngine:
+    def test_up_single_pod_passes_the_smoke_test(self, config: Path, engine: docker.DockerClient) -> None:
+        result = k8sdeploy(config, "up", "--layout", "single-pod")
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.splitlines() == ["gateway: http://127.0.0.1:8080",
+                                              "  log in as admin@test.com / admin",
+                                              "  log in as user@test.com / user"]
+        assert "smoke: user@test.com is refused what it may not do" in result.stderr
+        pods = {c.labels["k8sdeploy.io/pod"] for c in engine.containers.list(filters=OWNED)}
+        assert pods == {"auth-suite"}
+        assert len(container_ids(engine)) == 7  # the infra container and six
+
+    def test_second_up_changes_nothing(self, config: Path, engine: docker.DockerClient) -> None:
+        before = container_ids(engine)
+        result = k8sdeploy(config, "up")
+        assert result.exit_code == 0, result.stderr
+        assert "no change: auth-suite already up to date" in result.stderr
+        assert "loaded into the engine" not in result.stderr
+        assert result.stderr.count("already in the engine as") == 6
+        assert container_ids(engine) == before
+
+    def test_status_lists_six_ready_services(self, config: Path) -> None:
+        result = k8sdeploy(config, "status")
+        assert result.exit_code == 0, result.stderr
+        rows = [line.split() for line in result.stdout.splitlines()[1:]]
+        assert sorted(row[0] for row in rows) == ["authentication", "authorisation", "frontend", "nginx-lua",
+                                                  "person", "session"]
+        assert all(row[3] == "yes" and row[2].startswith("sha256:") for row in rows)
+
+    def test_a_browser_logs_in_at_the_printed_url(self) -> None:
+        from playwright.sync_api import expect, sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+            page = browser.new_page()
+            page.goto("http://127.0.0.1:8080/")
+            expect(page).to_have_url("http://127.0.0.1:8080/login")
+            page.fill("input[name=emailaddress]", "admin@test.com")
+            page.fill("input[name=password]", "admin")
+            page.click("button[type=submit]")
+            page.click("text=People")
+            expect(page.locator("table")).to_contain_text("Hopper")
+            browser.close()
+
+    def test_switching_layout_removes_the_single_pod(self, config: Path, engine: docker.DockerClient) -> None:
+        result = k8sdeploy(config, "up", "--layout", "split-pods")
+        assert result.exit_code == 0, result.stderr
+        assert "removed auth-suite" in result.stderr
+        pods = {c.labels["k8sdeploy.io/pod"] for c in engine.containers.list(all=True, filters=OWNED)}
+        assert pods == {"nginx-lua", "frontend", "authentication", "authorisation", "session", "person"}
+        assert k8sdeploy(config, "smoke").exit_code == 0
+
+    def test_a_crashing_service_is_named_with_its_last_log_lines(self, config: Path, tmp_path: Path) -> None:
+        source = make_source_repo(tmp_path / "broken")
+        main_module = source / "services" / "person" / "__main__.py"
+        main_module.write_text("raise RuntimeError('person: the flux capacitor is missing')\n")
+        git(source, "commit", "-qam", "break person")
+        result = k8sdeploy(config, "up", "--layout", "single-pod", "--source", str(source), "--wait-timeout", "120")
+        assert result.exit_code == 5, result.stderr
+        assert "error: person crashed; fix the cause shown below" in result.stderr
+        assert "RuntimeError: person: the flux capacitor is missing" in result.stderr
+        assert "frontend crashed" not in result.stderr
+
+    def test_down_removes_everything_and_again_is_a_no_op(self, config: Path, engine: docker.DockerClient) -> None:
+        first = k8sdeploy(config, "down", "--volumes")
+        assert first.exit_code == 0, first.stderr
+        assert f"removed k8sdeploy-{ENV}-auth-suite-person" in first.stdout
+        assert engine.containers.list(all=True, filters=OWNED) == []
+        assert engine.volumes.list(filters=OWNED) == []
+        second = k8sdeploy(config, "down")
+        assert second.exit_code == 0 and second.stdout == ""
