@@ -83,7 +83,7 @@ def say(line: str) -> None:
     click.echo(line, err=True)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
 def status(environment: Environment) -> None:
@@ -109,7 +109,7 @@ def status(environment: Environment) -> None:
         sys.exit(ExitCode.NOT_READY)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @click.argument("service")
 @click.option("--lines", "-n", default=50, show_default=True, help="How many of the last lines.")
 @reports_errors
@@ -121,7 +121,7 @@ def logs(environment: Environment, service: str, lines: int) -> None:
     click.echo(make_target(environment, say).logs(service, lines), nl=False)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @click.option("--url", help="The gateway's URL; by default the deployed environment's.")
 @reports_errors
 @environment_options
@@ -138,7 +138,7 @@ def smoke(environment: Environment, url: str | None) -> None:
     click.echo(f"smoke test passed at {report.url}: {len(report.checks)} checks")
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @click.option("--volumes", is_flag=True, help="Also remove persistent volumes (claims), losing their data.")
 @click.option("--keep-cluster", is_flag=True,
               help="gke: keep the cluster (and, without --volumes, the claims); remove everything else.")
@@ -165,7 +165,7 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool) -> None:
         say(f"nothing of environment {environment.name} to remove")
 
 
-@main.command("render")
+@main.command("render", epilog=EXIT_CODES_HELP)
 @click.option("--layout", "layout_name", metavar="|".join(LAYOUTS),
               help="Layout to render.  [default: the environment's]")
 @click.option("--build-record", "record_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -193,7 +193,7 @@ def render_command(environment: Environment, layout_name: str | None, record_pat
     for note in rendered.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(rendered.yaml if output_format == "yaml" else rendered.to_json(), nl=False)
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
 @click.option("--registry", metavar="HOST[:PORT]/PATH",
@@ -226,7 +226,7 @@ def build(environment: Environment, registry: str | None, builder: str, channels
         click.echo(record.images[name].ref)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
 @click.option("--layout", "layout_name", type=click.Choice(LAYOUTS), help="Layout to deploy.  [default: the environment's]")

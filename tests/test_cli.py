@@ -22,3 +22,14 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["deploy-everything"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_every_command_explains_its_exit_codes() -> None:
+    from deploy.errors import ExitCode
+
+    for name in main.list_commands(None):
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert "Exit codes:" in result.output, name
+        for code in ExitCode:
+            assert f"\n    {code.value:<4}" in result.output, (name, code)
