@@ -232,3 +232,33 @@ def test_logs_and_unknown_service(target: LocalTarget, busybox: str) -> None:
     with pytest.raises(NotDeployed, match="choose one of: first, second"):
         target.logs("third")
     assert isinstance(target.logs("first"), str)
+
+
+def test_init_containers_run_to_completion_first(target: LocalTarget, busybox: str) -> None:
+    ports = [free_port_block(1), free_port_block(1)]
+    objs = objects(busybox, ports)
+    pod = objs[-1]["spec"]
+    pod["volumes"].append({"name": "www", "emptyDir": {}})
+    pod["initContainers"] = [{
+        "name": "prepare", "image": busybox,
+        "command": ["sh", "-c", "echo prepared > /www/readyz && echo prepared > /www/state"],
+        "volumeMounts": [{"name": "www", "mountPath": "/www"}],
+        "securityContext": {"runAsUser": 10001, "runAsNonRoot": True},
+    }]
+    pod["containers"][1]["volumeMounts"] = [{"name": "www", "mountPath": "/www"}]
+    target.apply(objs)
+    target.wait(timeout=30)
+    assert httpx.get(f"http://127.0.0.1:{ports[1]}/state").text == "prepared\n"
+
+
+def test_a_failing_init_container_stops_the_pod(target: LocalTarget, busybox: str) -> None:
+    from deploy.errors import ApplyError
+
+    objs = objects(busybox, [free_port_block(1), free_port_block(1)])
+    objs[-1]["spec"]["initContainers"] = [{"name": "migrate", "image": busybox,
+                                          "command": ["sh", "-c", "echo schema is locked; exit 9"]}]
+    with pytest.raises(ApplyError) as failure:
+        target.apply(objs)
+    assert str(failure.value).startswith("init container web/migrate exited with code 9")
+    assert "schema is locked" in str(failure.value)
+    assert not [c for c in target.engine.owned(**{"k8sdeploy.io/role": "app"})]

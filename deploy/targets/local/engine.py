@@ -122,8 +122,13 @@ class LocalEngine:
         mounts = self.prepare_volumes(pod, images)
         first = pod.containers[0]
         hosts = {name: "127.0.0.1" for name in (*wanted.services, *pod.host_aliases)}
+        # The infra container also holds every emptyDir: a tmpfs volume lives while something mounts
+        # it, so what an init container wrote is still there for the others, as in a pod.
+        held = sorted({m["Source"] for m in mounts.values() if m["Type"] == "volume"
+                       and m["Source"].startswith(self.name(pod.name) + "-")})
         infra = self.client.containers.create(
             images[first.image], entrypoint=list(KEEP_ALIVE[:1]), command=list(KEEP_ALIVE[1:]),
+            mounts=[DockerMount(f"/.pod-volumes/{name}", name, type="volume", no_copy=True) for name in held],
             name=self.name(pod.name), network_mode="host", extra_hosts=hosts, user=first.user or None,
             read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
             restart_policy={"Name": "unless-stopped"}, labels={**common, L.ROLE: "infra"},
