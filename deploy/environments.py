@@ -40,7 +40,9 @@ class Environment(_Frozen):
     gateway_port: int = Field(8080, ge=1, le=65535)
     database: Literal["sqlite", "mysql"] = "sqlite"
     replicas: dict[str, int] = Field(default_factory=dict)
-    bases: dict[str, str] = Field(default_factory=dict)  # base image reference per image name
+    # Base image per image name (person) or base name (python, nginx): HOST/REPO@sha256:... or
+    # debootstrap:NAME[@sha256:...]; see deploy/build/bases.py. Default: debootstrap:<base name>.
+    bases: dict[str, str] = Field(default_factory=dict)
     secure_cookies: bool = False
     kube_context: str = ""  # kubeconfig target
     gke: Gke | None = None
