@@ -42,7 +42,7 @@ class Row:
     seconds: float
     requests: int
     blobs: int
-    megabytes: float
+    sent: int
     manifests: int
 
 
@@ -88,7 +88,7 @@ def run(builder: str, checkout: Path, registry: str, cache: Path, rules: ProxyRu
         raise SystemExit(f"{builder} {scenario} failed:\n{result.stderr}")
     after = (rules.requests, rules.blobs_uploaded, rules.bytes_uploaded, rules.manifests_put)
     requests, blobs, sent, manifests = (a - b for a, b in zip(after, before))
-    return Row(scenario, builder, seconds, requests, blobs, sent / 1e6, manifests)
+    return Row(scenario, builder, seconds, requests, blobs, sent, manifests)
 
 
 def bench_builder(builder: str, work: Path, engine: docker.DockerClient) -> list[Row]:
@@ -109,13 +109,17 @@ def bench_builder(builder: str, work: Path, engine: docker.DockerClient) -> list
     return rows
 
 
+def size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"
+
+
 def table(rows: list[Row]) -> str:
-    lines = ["| scenario | builder | wall time | HTTP requests | blobs uploaded | MB uploaded | manifests put |",
+    lines = ["| scenario | builder | wall time | HTTP requests | blobs uploaded | bytes uploaded | manifests put |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for scenario in dict.fromkeys(row.scenario for row in rows):
         for row in (row for row in rows if row.scenario == scenario):
             lines.append(f"| {row.scenario} | {row.builder} | {row.seconds:.1f} s | {row.requests} | {row.blobs} "
-                         f"| {row.megabytes:.1f} | {row.manifests} |")
+                         f"| {size(row.sent)} | {row.manifests} |")
     return "\n".join(lines)
 
 
