@@ -9,13 +9,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium \
     docker.io docker-registry debootstrap
 
-.PHONY: help system-deps docker-engine venv test run demo down lock clean
+.PHONY: help system-deps docker-engine venv test run demo down lock clean bench
 
 help:
 	@echo "make demo         deploy the suite on the local Docker Engine; print its URL and demo credentials"
 	@echo "make down         remove the demo deployment"
 	@echo "make test         install what is missing, then run the test suite"
 	@echo "make run          run the suite on 127.0.0.1:8080 in the foreground (Ctrl-C stops it)"
+	@echo "make bench        build+push benchmark: our builder vs --builder docker (prints a table)"
 	@echo "make lock         re-resolve requirements/*.lock from requirements/*.in (needs network)"
 	@echo "make clean        remove the virtualenv and run state"
 
@@ -41,6 +42,9 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml
 
 test: system-deps docker-engine venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: system-deps docker-engine venv
+	$(BIN)/python bench/build_bench.py
 
 run: system-deps venv
 	$(BIN)/python -m deploy.devrun

@@ -47,7 +47,9 @@ class Environment(_Frozen):
     database: Literal["sqlite", "mysql"] = "sqlite"
     mysql_image: str = ""  # database = "mysql": the server's image, pinned by digest
     replicas: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)  # split-pods only
-    bases: dict[str, str] = Field(default_factory=dict)  # base image reference per image name
+    # Base image per image name (person) or base name (python, nginx): HOST/REPO@sha256:... or
+    # debootstrap:NAME[@sha256:...]; see deploy/build/bases.py. Default: debootstrap:<base name>.
+    bases: dict[str, str] = Field(default_factory=dict)
     secure_cookies: bool = False
     kube_context: str = ""  # kubeconfig target
     gke: Gke | None = None

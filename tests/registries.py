@@ -84,6 +84,9 @@ class ProxyRules:
     token_lifetime: int = 3600
     faults: int = 0
     requests: int = 0
+    blobs_uploaded: int = 0  # completed blob uploads (the PUT that names the digest)
+    bytes_uploaded: int = 0  # blob bytes sent in PATCH and PUT bodies
+    manifests_put: int = 0
     google_tokens: list[str] = field(default_factory=list)
     registry_tokens: set[str] = field(default_factory=set)
     seen_authorization: list[str] = field(default_factory=list)
@@ -106,11 +109,30 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _handle(self) -> None:
-        rules, body = self.server.rules, self.rfile.read(int(self.headers.get("Content-Length") or 0))
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        while self.rfile.readline().strip():  # trailers
+            pass
+        return b"".join(chunks)
+
+    def _count(self, body: bytes) -> int:
+        rules = self.server.rules
         with rules.lock:
             rules.requests += 1
-            number = next(rules._counter) + 1
+            if "/blobs/uploads/" in self.path and self.command in ("PATCH", "PUT"):
+                rules.bytes_uploaded += len(body)
+                rules.blobs_uploaded += self.command == "PUT"
+            rules.manifests_put += "/manifests/" in self.path and self.command == "PUT"
+            return next(rules._counter) + 1
+
+    def _handle(self) -> None:
+        rules, body = self.server.rules, self._body()
+        number = self._count(body)
         if rules.fault_every and number % rules.fault_every == 0:
             with rules.lock:
                 rules.faults += 1
@@ -153,7 +175,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, json.dumps({"token": token}).encode(), {"Content-Type": "application/json"})
 
     def _forward(self, body: bytes) -> None:
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS | {"authorization"}}
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in HOP_HEADERS | {"authorization", "content-length"}}
         response = self.server.upstream.request(self.command, f"http://{self.server.target}{self.path}",
                                                 headers=headers, content=body or None)
         self.send_response(response.status_code)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from ..errors import BuildError, ConfigError
-from ..publish.registry import RegistryAddress, RegistryClient
+from ..publish.registry import RegistryClient
 from .layers import FileEntry, LayerSpec, build_layer
 from .store import (DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Blob, BlobStore, Layer,
                     canonical_json)

@@ -52,7 +52,7 @@ class DockerBuilder:
         self.client, self.bases, self.log = client, bases, log
 
     def build(self, spec: ImageSpec) -> EngineImage:
-        base_tag = self._base_in_engine(self.bases.resolve(spec.base))
+        base_tag = self.base_in_engine(self.bases.resolve(spec.base))
         store = self.bases.store
         with tempfile.TemporaryDirectory(prefix="k8sdeploy-docker-") as context:
             names = []
@@ -68,7 +68,7 @@ class DockerBuilder:
                 raise BuildError(f"docker build of {spec.name} failed: {exc}", "see the Docker Engine's log") from None
         return EngineImage(spec.name, image.id, image.attrs.get("Size", 0))
 
-    def _base_in_engine(self, base: BaseImage) -> str:
+    def base_in_engine(self, base: BaseImage) -> str:
         config = Blob(sha256_digest(base.config), len(base.config), OCI_CONFIG)
         self.bases.store.put(base.config)
         tag = f"k8sdeploy-base:{config.digest.split(':')[1][:16]}"

@@ -11,7 +11,7 @@ import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Iterable
+from typing import IO
 
 from .store import OCI_LAYER, BlobStore, Layer
 

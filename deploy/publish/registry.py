@@ -13,7 +13,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from ..errors import ConfigError, PublishError
-from .auth import Anonymous, Credentials
+from .auth import Anonymous, Credentials, RegistryAuth
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -100,8 +100,6 @@ class RegistryClient:
 
     def __init__(self, host: str, http: httpx.Client, credentials: Credentials | None = None,
                  retry: RetryPolicy = RetryPolicy(), traffic: Traffic | None = None):
-        from .auth import RegistryAuth
-
         self.host, self.http, self.retry = host, http, retry
         self.credentials = credentials or Anonymous()
         self.traffic = traffic or Traffic()

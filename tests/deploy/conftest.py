@@ -70,6 +70,13 @@ def build_suite(source: Path, store_dir: Path, clients: Clients | None = None, *
     return BuiltSuite(version, images)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first test needing the built suite may build the Debian bases (debootstrap, ~2 minutes)."""
+    for item in items:
+        if "suite_build" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(900))
+
+
 @pytest.fixture(scope="session")
 def source_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_source_repo(tmp_path_factory.mktemp("source") / "suite")

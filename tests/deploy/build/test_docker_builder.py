@@ -7,7 +7,6 @@ whole root file system, so six images take minutes (bench/ measures them all).""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import docker
