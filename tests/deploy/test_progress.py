@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-from deploy.images import default_record_path
 from deploy.progress import PlainProgress, RichProgress, progress_for
 
 
@@ -31,7 +30,3 @@ def test_a_line_per_image_on_a_terminal() -> None:
     progress.close()
     assert "person" in stream.getvalue() and "session" in stream.getvalue() and "pushed" in stream.getvalue()
 
-
-def test_the_build_record_of_an_environment_has_one_place() -> None:
-    path = default_record_path("staging")
-    assert path.parts[-3:] == (".k8sdeploy", "builds", "staging.json")
