@@ -71,10 +71,18 @@ def _changes_digest(root: Path) -> str:
     return digest.hexdigest()[:8]
 
 
+def source_url(remote: str) -> str:
+    """The origin as one https-style URL whatever the clone used (ssh or https, with or without .git),
+    so that clones of one repository stamp the same label; never with credentials."""
+    url = re.sub(r"^(?:ssh://)?git@([^:/]+)[:/]", r"https://\1/", remote.strip())
+    url = re.sub(r"//[^/@]*@", "//", url)
+    return url.removesuffix(".git").rstrip("/")
+
+
 def _source_url(root: Path) -> str:
     result = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"],
                             capture_output=True, text=True)
-    return re.sub(r"//[^/@]*@", "//", result.stdout.strip())  # never a password in a label
+    return source_url(result.stdout)
 
 
 def version_of(root: Path) -> Version:

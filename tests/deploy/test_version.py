@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deploy.errors import ConfigError
-from deploy.version import last_change, version_of
+from deploy.version import last_change, source_url, version_of
 from tests.deploy.conftest import git
 
 
@@ -73,3 +73,9 @@ def test_layer_times_come_from_the_last_commit_touching_their_sources(repo: Path
 def test_outside_git_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="git checkout"):
         version_of(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("remote", ["git@github.com:org/suite.git", "https://github.com/org/suite",
+                                    "https://user:token@github.com/org/suite.git", "ssh://git@github.com/org/suite"])
+def test_the_source_label_is_the_same_for_every_way_of_cloning(remote: str) -> None:
+    assert source_url(remote) == "https://github.com/org/suite"
