@@ -14,7 +14,7 @@ import pytest
 from deploy.buildrun import Clients
 from deploy.errors import BuildError, ConfigError, PublishError
 from deploy.publish.auth import DockerConfigCredentials, GoogleCredentials
-from deploy.publish.registry import RegistryAddress
+from deploy.publish.registry import RetryPolicy, RegistryAddress
 from deploy.publish.remote import RegistryPublisher
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite, build_suite, clone, git
 from tests.infra import free_port_block
@@ -119,7 +119,9 @@ def test_refused_credentials_are_one_clear_error(tmp_path: Path, auth_registry: 
 def test_retries_ride_out_dropped_connections_and_503s(fresh_registry: Registry, suite_build: BuiltSuite) -> None:
     rules = ProxyRules(fault_every=3)
     with registry_proxy(fresh_registry.host, rules) as proxy:
-        clients = Clients(retry=FAST_RETRY)
+        # Uploads run in parallel, so one request's retries can keep landing on every third request;
+        # ten attempts make a run of failures that long vanishingly rare.
+        clients = Clients(retry=RetryPolicy(attempts=10, initial=0.05, maximum=0.5))
         publisher = RegistryPublisher(RegistryAddress.parse(f"{proxy}/suite"), clients.registry(proxy))
         publisher.publish(suite_build.images, TAG)
     assert rules.faults >= 5
