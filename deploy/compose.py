@@ -93,3 +93,14 @@ def make_target(environment: Environment, say: Say, keep_cluster: bool = False) 
 
         return KubeTarget(kubeconfig_api(environment.kube_context), environment.namespace, environment.name, say)
     return gke_target(environment, say, google_apis(), keep_cluster)
+
+
+def make_history(environment: Environment, say: Say):  # noqa: ANN201 - a releases.ReleaseHistory
+    """Where the environment's target keeps its releases: local state for the local target."""
+    from .releases import FileHistory, NotKept
+
+    if environment.target == "local":
+        from .targets.local.engine import default_state_dir
+
+        return FileHistory(default_state_dir(environment.name) / "releases.json")
+    return NotKept(environment.target, say)

@@ -12,6 +12,7 @@ from cli import main
 from deploy.devrun import LocalSuite
 from deploy.targets.local.target import LocalTarget
 from tests.deploy.test_local_target import ENV, busybox, docker_client, objects  # noqa: F401 - fixtures
+from tests.deploy.test_output_json import valid
 from tests.infra import free_port_block
 
 
@@ -56,12 +57,35 @@ def test_logs_of_a_service(deployed: LocalTarget, config: Path) -> None:
 
 
 def test_down_prints_what_it_removed_then_is_a_no_op(deployed: LocalTarget, config: Path) -> None:
-    first = invoke("down", "--env", ENV, "--config", str(config))
+    first = invoke("down", "--yes", "--env", ENV, "--config", str(config))
     assert first.exit_code == 0
     assert f"removed k8sdeploy-{ENV}-web-first\n" in first.stdout
-    second = invoke("down", "--env", ENV, "--config", str(config))
+    second = invoke("down", "-y", "--env", ENV, "--config", str(config))
     assert second.exit_code == 0 and second.stdout == ""
-    assert second.stderr == f"nothing of environment {ENV} to remove\n"
+    assert second.stderr.endswith(f"nothing of environment {ENV} to remove\n")  # after: kept 1 claim volume
+
+
+def test_without_a_terminal_down_refuses_unless_yes(deployed: LocalTarget, config: Path) -> None:
+    refused = invoke("down", "--env", ENV, "--config", str(config))  # CliRunner's stdin is not a terminal
+    assert refused.exit_code == 2
+    assert "not interactive" in refused.stderr and "pass --yes" in refused.stderr
+    assert refused.stdout == ""
+    assert [row.ready for row in deployed.status()] == [True, True]
+
+
+def test_status_and_down_as_json(deployed: LocalTarget, config: Path, busybox: str) -> None:  # noqa: F811
+    status = invoke("status", "--output", "json", "--env", ENV, "--config", str(config))
+    assert status.exit_code == 0, status.stderr
+    document = valid(status.stdout)
+    assert document["result"] == "ok"
+    assert [(s["name"], s["ready"]) for s in document["services"]] == [("first", True), ("second", True)]
+    deployed.container("second").stop()
+    not_ready = invoke("status", "--output", "json", "--env", ENV, "--config", str(config))
+    assert not_ready.exit_code == 5
+    assert valid(not_ready.stdout)["result"] == "not-ready"
+    down = invoke("down", "--yes", "--output", "json", "--env", ENV, "--config", str(config))
+    assert down.exit_code == 0, down.stderr
+    assert f"k8sdeploy-{ENV}-web-first" in valid(down.stdout)["removed"]
 
 
 def test_smoke_against_a_url(sqlite_suite: LocalSuite) -> None:
