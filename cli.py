@@ -127,14 +127,21 @@ def say(line: str) -> None:
 def status(environment: Environment, output: str) -> None:
     """Show each service: its image version and digest, ready or not and why.
 
-    Exits 0 when every service is ready, 5 when any is not (or nothing runs).
+    Exits 0 when every service is ready, 5 when any is not (or nothing runs). When the images that run
+    differ from the release recorded last (changed by hand), each difference is a `drift:` line.
     """
     from deploy import report
-    from deploy.compose import make_target
+    from deploy.compose import make_history, make_target
+    from deploy.releases import drift
 
-    rows = make_target(environment, say).status()
+    target = make_target(environment, say)
+    rows = target.status()
+    history = make_history(environment, say, target)
+    releases = history.releases() if history.kept and rows else []
+    release = releases[-1] if releases else None
+    drifted = drift(rows, release) if release else ()
     if output == "json":
-        click.echo(report.dumps(report.status(environment.name, rows)), nl=False)
+        click.echo(report.dumps(report.status(environment.name, rows, release, drifted)), nl=False)
         if not rows or not all(row.ready for row in rows):
             sys.exit(ExitCode.NOT_READY)
         return
@@ -149,6 +156,8 @@ def status(environment: Environment, output: str) -> None:
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     for line in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for line in drifted:
+        click.echo(f"drift: {line}")
     if not all(row.ready for row in rows):
         sys.exit(ExitCode.NOT_READY)
 
@@ -332,7 +341,8 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
         record.save(build_record_path(environment.name))
         return record
 
-    target, history = make_target(environment, say), make_history(environment, say)
+    target = make_target(environment, say)
+    history = make_history(environment, say, target)
     smoke = NoSmoke() if no_smoke else HttpSmoke(say=say)
     common = dict(target=target, smoke=smoke, history=history, say=say, wait_timeout=wait_timeout,
                   mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
@@ -401,9 +411,10 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
     from deploy.releases import choose
     from deploy.smoke import HttpSmoke, NoSmoke
 
-    history = make_history(environment, say)
+    target = make_target(environment, say)
+    history = make_history(environment, say, target)
     release = choose(history.releases(), version)
-    result = run_rollback(environment, release, target=make_target(environment, say),
+    result = run_rollback(environment, release, target=target,
                           smoke=NoSmoke() if no_smoke else HttpSmoke(say=say), history=history, say=say,
                           wait_timeout=wait_timeout, mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
     say(f"{environment.name}: rolled back to {result.layout} version {result.version}")

@@ -20,7 +20,8 @@ from types import MappingProxyType
 from typing import Mapping, Protocol, Sequence
 
 from .errors import ConfigError, DeployError
-from .images import IMAGE_NAMES, PublishedImage
+from .images import PublishedImage
+from .targets import ServiceStatus
 
 FORMAT = 1  # of the history file
 
@@ -75,6 +76,8 @@ class NoRelease(DeployError):
 
 
 class ReleaseHistory(Protocol):
+    kept: bool  # False: nothing is recorded for this target (yet)
+
     def record(self, release: Release) -> None: ...
 
     def releases(self) -> list[Release]: ...  # oldest first
@@ -82,6 +85,8 @@ class ReleaseHistory(Protocol):
 
 class FileHistory:
     """Releases of one environment as a JSON file, written whole through a temporary file."""
+
+    kept = True
 
     def __init__(self, path: Path):
         self.path = path
@@ -106,6 +111,8 @@ class FileHistory:
 
 class NotKept:
     """Targets whose history is not kept yet (gke, kubeconfig): `up` records nothing and says so once."""
+
+    kept = False
 
     def __init__(self, target: str, say=lambda _line: None):  # noqa: ANN001
         self.target = target
@@ -137,5 +144,15 @@ def choose(releases: Sequence[Release], version: str | None) -> Release:
                     "deploy an earlier version with `k8sdeploy up --source`")
 
 
-def ordered_images(images: Mapping[str, PublishedImage]) -> dict[str, PublishedImage]:
-    return {name: images[name] for name in IMAGE_NAMES if name in images}
+def drift(running: Sequence[ServiceStatus], release: Release) -> tuple[str, ...]:
+    """How what runs differs from the recorded release (someone changed it by hand); () when it does not."""
+    lines = []
+    names = {row.name for row in running}
+    for row in running:
+        recorded = release.images.get(row.name)
+        if recorded is None:
+            lines.append(f"{row.name} runs {row.image}, which release {release.version} does not have")
+        elif row.image != recorded.ref:
+            lines.append(f"{row.name} runs {row.image}, release {release.version} recorded {recorded.ref}")
+    lines += [f"{name} of release {release.version} is not running" for name in release.images if name not in names]
+    return tuple(lines)

@@ -41,10 +41,12 @@ def built(record: BuildRecord, environment: str, durations: Mapping[str, float])
             "commit": record.commit, "images": images(record.images), "durations": dict(durations)}
 
 
-def status(environment: str, rows: Sequence[ServiceStatus]) -> dict:
+def status(environment: str, rows: Sequence[ServiceStatus], release: Release | None = None,
+           drift: Sequence[str] = ()) -> dict:
     ready = bool(rows) and all(row.ready for row in rows)
     return {"command": "status", "result": "ok" if ready else "not-ready", "environment": environment,
-            "services": [asdict(row) for row in rows]}
+            "services": [asdict(row) for row in rows], "release": None if release is None else release.version,
+            "drift": list(drift)}
 
 
 def removed(environment: str, names: Sequence[str]) -> dict:

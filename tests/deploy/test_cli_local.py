@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -9,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from deploy.images import PublishedImage
+from deploy.releases import FileHistory, Release
 from deploy.devrun import LocalSuite
 from deploy.targets.local.target import LocalTarget
 from tests.deploy.test_local_target import ENV, busybox, docker_client, objects  # noqa: F401 - fixtures
@@ -86,6 +89,23 @@ def test_status_and_down_as_json(deployed: LocalTarget, config: Path, busybox: s
     down = invoke("down", "--yes", "--output", "json", "--env", ENV, "--config", str(config))
     assert down.exit_code == 0, down.stderr
     assert f"k8sdeploy-{ENV}-web-first" in valid(down.stdout)["removed"]
+
+
+def test_status_names_drift_from_the_recorded_release(deployed: LocalTarget, config: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    running = {row.name: row.image for row in deployed.status()}
+    recorded = {name: PublishedImage(ref.partition("@")[0].rsplit(":", 1)[0], "1", ref.partition("@")[2])
+                for name, ref in running.items()}
+    recorded["second"] = replace(recorded["second"], digest="sha256:" + "0" * 64)  # not what runs
+    history = FileHistory(tmp_path / "xdg" / "k8sdeploy" / ENV / "releases.json")
+    history.record(Release("1", "c" * 40, recorded, "single-pod", "sha256:" + "1" * 64, "2026-01-01T00:00:00Z", "t"))
+    result = invoke("status", "--env", ENV, "--config", str(config))
+    assert result.exit_code == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("drift:")] == [
+        f"drift: second runs {running['second']}, release 1 recorded {recorded['second'].ref}"]
+    document = valid(invoke("status", "--output", "json", "--env", ENV, "--config", str(config)).stdout)
+    assert document["release"] == "1" and len(document["drift"]) == 1
 
 
 def test_smoke_against_a_url(sqlite_suite: LocalSuite) -> None:
