@@ -89,7 +89,10 @@ def interactive(environ=os.environ, stdin=sys.stdin) -> bool:  # noqa: ANN001
 
 
 def confirms(question: str) -> Callable:
-    """--yes for a destructive command: without it, ask on a terminal and refuse anywhere else (exit 2)."""
+    """--yes for a destructive command: without it, ask on a terminal and refuse anywhere else (exit 2).
+
+    Put it below @environment_options: the question names the environment.
+    """
 
     def decorate(command: Callable) -> Callable:
         @click.option("--yes", "-y", is_flag=True, help="Do it without asking (required when not interactive).")
@@ -101,7 +104,8 @@ def confirms(question: str) -> Callable:
                 if not interactive(os.environ, sys.stdin):
                     raise click.UsageError(f"{text} Not asking: this run is not interactive (no terminal, or CI "
                                            "is set); pass --yes to go ahead")
-                click.confirm(text, err=True, abort=True)
+                if not click.confirm(text, err=True):
+                    raise DeployError("not confirmed; nothing was changed", "answer y, or pass --yes")
             return command(*args, **kwargs)
 
         return wrapper

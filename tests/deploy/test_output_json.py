@@ -147,3 +147,30 @@ def test_who_names_the_ci_run() -> None:
         "github-actions o/r run 42 by bot"
     assert who({"CI": "1"}).startswith("ci (")
     assert "@" in who({})
+
+
+def ask_on_a_terminal(config: Path, answer: bytes, state: Path) -> tuple[int, str]:
+    """`k8sdeploy down` as a process whose stdin is a real terminal (a pty), CI unset."""
+    import os
+    import subprocess
+    import sys
+
+    primary, secondary = os.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"XDG_STATE_HOME": str(state)}
+    os.write(primary, answer)
+    done = subprocess.run([sys.executable, "-m", "cli", "down", "--env", ENV, "--config", str(config)],
+                          stdin=secondary, capture_output=True, text=True, env=env, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    os.close(primary)
+    os.close(secondary)
+    return done.returncode, done.stderr
+
+
+def test_on_a_terminal_down_asks_first(config: Path, tmp_path: Path) -> None:
+    code, stderr = ask_on_a_terminal(config, b"n\n", tmp_path)
+    assert code == 2
+    assert f"Remove everything environment {ENV} deployed? [y/N]" in stderr
+    assert "error: not confirmed; nothing was changed; answer y, or pass --yes" in stderr
+    code, stderr = ask_on_a_terminal(config, b"y\n", tmp_path)
+    assert code == 0, stderr
+    assert f"nothing of environment {ENV} to remove" in stderr
