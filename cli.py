@@ -428,5 +428,36 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
     click.echo(f"gateway: {result.url}")
 
 
+@main.command("release", epilog=EXIT_CODES_HELP)
+@click.argument("version")
+@reports_errors
+@environment_options
+@output_option
+def release_command(environment: Environment, version: str, output: str) -> None:
+    """Move the `latest` tag of the six images in the environment's registry to VERSION's digests.
+
+    The only way `latest` moves. Every image must be published under VERSION already; otherwise
+    nothing moves and it exits 3.
+    """
+    from dataclasses import asdict
+
+    from deploy import report
+    from deploy.buildrun import Clients
+    from deploy.release import move_latest, registry_of
+
+    address = registry_of(environment.registry, environment.name)
+    clients = Clients()
+    try:
+        moved = move_latest(address, clients.registry(address.host), version, say)
+    finally:
+        clients.close()
+    if output == "json":
+        click.echo(report.dumps({"command": "release", "result": "ok", "environment": environment.name,
+                                 "version": version, "images": {m.name: asdict(m) for m in moved}}), nl=False)
+        return
+    for m in moved:
+        click.echo(f"{m.repository}:latest@{m.digest}")
+
+
 if __name__ == "__main__":
     main()
