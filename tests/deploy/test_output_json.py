@@ -174,3 +174,40 @@ def test_on_a_terminal_down_asks_first(config: Path, tmp_path: Path) -> None:
     code, stderr = ask_on_a_terminal(config, b"y\n", tmp_path)
     assert code == 0, stderr
     assert f"nothing of environment {ENV} to remove" in stderr
+
+
+def test_rollback_to_images_that_are_gone_is_an_apply_failure(config: Path, state: Path) -> None:
+    from dataclasses import replace
+
+    from tests.infra import free_port_block
+
+    gone = f"127.0.0.1:{free_port_block(1)}"  # no registry answers there
+    recorded = release("1.0.0", "a")
+    images = {name: replace(image, repository=image.repository.replace("127.0.0.1:5000", gone))
+              for name, image in recorded.images.items()}
+    FileHistory(state).record(replace(recorded, images=images))
+    result = invoke(config, "rollback", "--yes", "--to", "1.0.0", "--output", "json")
+    assert result.exit_code == 4, result.stderr
+    document = valid(result.stdout)
+    assert document["exit_code"] == 4 and "is not in the local Docker Engine and cannot be pulled" in \
+        document["error"]["message"]
+
+
+def test_an_interrupted_command_exits_130() -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as silent:  # accepts connections and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        process = subprocess.Popen([sys.executable, "-m", "cli", "smoke", "--url", url], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+        time.sleep(2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "interrupted"
