@@ -54,7 +54,7 @@ demo: system-deps docker-engine venv
 	$(BIN)/k8sdeploy up --layout single-pod
 
 down: venv
-	$(BIN)/k8sdeploy down
+	$(BIN)/k8sdeploy down --yes
 
 lock:
 	$(PYTHON) -m pip install --quiet uv

@@ -38,7 +38,8 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
 def reports_errors(command: Callable) -> Callable:
     """Turn a DeployError into one line on stderr and its exit code; bugs keep their traceback.
 
-    Put it above every other decorator but the click command's, so option handling is covered too.
+    With `--output json` the failure is also one JSON document on stdout. Put it above every other
+    decorator but the click command's, so option handling is covered too.
     """
 
     @functools.wraps(command)
@@ -49,6 +50,10 @@ def reports_errors(command: Callable) -> Callable:
             click.echo(f"error: {exc}", err=True)
             if exc.details:
                 click.echo(exc.details, err=True)
+            if kwargs.get("output") == "json":
+                from deploy import report
+
+                click.echo(report.dumps(report.failed(click.get_current_context().info_name, exc)), nl=False)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -72,6 +77,42 @@ def environment_options(command: Callable) -> Callable:
     return wrapper
 
 
+def output_option(command: Callable) -> Callable:
+    """--output text|json: json is one document on stdout (deploy/schemas/output.schema.json)."""
+    return click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                        help="json: one JSON document on stdout (deploy/schemas/output.schema.json).")(command)
+
+
+def interactive(environ=os.environ, stdin=sys.stdin) -> bool:  # noqa: ANN001
+    """Questions may be asked only of a person: stdin is a terminal and CI is not set."""
+    return bool(stdin is not None and stdin.isatty() and not environ.get("CI"))
+
+
+def confirms(question: str) -> Callable:
+    """--yes for a destructive command: without it, ask on a terminal and refuse anywhere else (exit 2).
+
+    Put it below @environment_options: the question names the environment.
+    """
+
+    def decorate(command: Callable) -> Callable:
+        @click.option("--yes", "-y", is_flag=True, help="Do it without asking (required when not interactive).")
+        @functools.wraps(command)
+        def wrapper(*args, yes: bool, **kwargs):  # noqa: ANN202
+            if not yes:
+                environment = kwargs.get("environment")
+                text = question.format(env=getattr(environment, "name", "?"))
+                if not interactive(os.environ, sys.stdin):
+                    raise click.UsageError(f"{text} Not asking: this run is not interactive (no terminal, or CI "
+                                           "is set); pass --yes to go ahead")
+                if not click.confirm(text, err=True):
+                    raise DeployError("not confirmed; nothing was changed", "answer y, or pass --yes")
+            return command(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="k8sdeploy")
 def main() -> None:
@@ -86,14 +127,28 @@ def say(line: str) -> None:
 @main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
-def status(environment: Environment) -> None:
+@output_option
+def status(environment: Environment, output: str) -> None:
     """Show each service: its image version and digest, ready or not and why.
 
-    Exits 0 when every service is ready, 5 when any is not (or nothing runs).
+    Exits 0 when every service is ready, 5 when any is not (or nothing runs). When the images that run
+    differ from the release recorded last (changed by hand), each difference is a `drift:` line.
     """
-    from deploy.compose import make_target
+    from deploy import report
+    from deploy.compose import make_history, make_target
+    from deploy.releases import drift
 
-    rows = make_target(environment, say).status()
+    target = make_target(environment, say)
+    rows = target.status()
+    history = make_history(environment, say, target)
+    releases = history.releases() if history.kept and rows else []
+    release = releases[-1] if releases else None
+    drifted = drift(rows, release) if release else ()
+    if output == "json":
+        click.echo(report.dumps(report.status(environment.name, rows, release, drifted)), nl=False)
+        if not rows or not all(row.ready for row in rows):
+            sys.exit(ExitCode.NOT_READY)
+        return
     if not rows:
         say(f"nothing of environment {environment.name} is deployed")
         sys.exit(ExitCode.NOT_READY)
@@ -105,6 +160,8 @@ def status(environment: Environment) -> None:
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     for line in table:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for line in drifted:
+        click.echo(f"drift: {line}")
     if not all(row.ready for row in rows):
         sys.exit(ExitCode.NOT_READY)
 
@@ -144,13 +201,17 @@ def smoke(environment: Environment, url: str | None) -> None:
               help="gke: keep the cluster (and, without --volumes, the claims); remove everything else.")
 @reports_errors
 @environment_options
-def down(environment: Environment, volumes: bool, keep_cluster: bool) -> None:
+@output_option
+@confirms("Remove everything environment {env} deployed?")
+def down(environment: Environment, volumes: bool, keep_cluster: bool, output: str) -> None:
     """Remove everything this environment deployed, and only that; print what was removed.
 
     On gke the cluster goes too, unless --keep-cluster; then Compute is audited for load balancer
     pieces, firewall rules and disks left behind. Running it again is a no-op. Exits 7 when something
-    is left behind.
+    is left behind. Asks first on a terminal; elsewhere (no terminal, or CI set) it needs --yes.
+    The release history stays (`k8sdeploy history`).
     """
+    from deploy import report
     from deploy.compose import make_target
     from deploy.errors import ConfigError
 
@@ -159,6 +220,9 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool) -> None:
                           "leave out --keep-cluster")
     target = make_target(environment, say, keep_cluster=keep_cluster)
     removed = target.down(volumes=volumes)
+    if output == "json":
+        click.echo(report.dumps(report.removed(environment.name, removed)), nl=False)
+        return
     for name in removed:
         click.echo(f"removed {name}")
     if not removed:
@@ -174,15 +238,18 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool) -> None:
               show_default=True, help="The objects as YAML or as a JSON List, or the layout as a diagram.")
 @reports_errors
 @environment_options
+@output_option
 def render_command(environment: Environment, layout_name: str | None, record_path: Path | None,
-                   output_format: str) -> None:
+                   output_format: str, output: str) -> None:
     """Print the Kubernetes objects of a layout, every image pinned by digest.
 
     \b
     `kubectl apply -f -` takes the output as it is (the environment's namespace
     must exist). With database = "mysql", the passwords of the database users
-    are derived from $K8SDEPLOY_MYSQL_SECRET.
+    are derived from $K8SDEPLOY_MYSQL_SECRET. --output json is --format json.
     """
+    if output == "json":
+        output_format = "json"
     layout = build_layout(layout_name or environment.layout, environment.database)
     if output_format == "mermaid":
         click.echo(mermaid(layout, environment.service_type, environment.gateway_port), nl=False)
@@ -207,21 +274,28 @@ def render_command(environment: Environment, layout_name: str | None, record_pat
               show_default="this checkout", help="The git checkout to build.")
 @click.option("--record", "record_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write the build record (JSON). Default: .k8sdeploy/builds/ENV.json")
+@output_option
 def build(environment: Environment, registry: str | None, builder: str, channels: tuple[str, ...],
-          allow_dirty: bool, source: Path, record_path: Path | None) -> None:
+          allow_dirty: bool, source: Path, record_path: Path | None, output: str) -> None:
     """Build the six images and publish them under the version from git; print their tag@digest."""
+    from deploy import report
     from deploy.buildrun import BuildOptions, Clients, run_build
+    from deploy.pipeline import Stopwatch
     from deploy.progress import progress_for
 
     options = BuildOptions(source=source, registry=environment.registry if registry is None else registry,
                            builder=builder, channels=channels, allow_dirty=allow_dirty, bases=environment.bases)
-    clients, progress = Clients(), progress_for(sys.stderr)
+    clients, progress, watch = Clients(), progress_for(sys.stderr), Stopwatch()
     try:
-        record = run_build(options, clients, progress)
+        with watch.stage("build"):
+            record = run_build(options, clients, progress)
     finally:
         progress.close()
         clients.close()
     record.save(record_path or build_record_path(environment.name))
+    if output == "json":
+        click.echo(report.dumps(report.built(record, environment.name, watch.durations)), nl=False)
+        return
     for name in IMAGE_NAMES:
         click.echo(record.images[name].ref)
 
@@ -238,16 +312,21 @@ def build(environment: Environment, registry: str | None, builder: str, channels
 @click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
 @click.option("--source", type=click.Path(path_type=Path, file_okay=False, exists=True), default=PROJECT_ROOT,
               show_default="this checkout", help="The git checkout to build.")
+@click.option("--rollback-on-failure", is_flag=True,
+              help="When waiting or the smoke test fails, put the last recorded release back (and still exit 5 or 6).")
+@output_option
 def up(environment: Environment, layout_name: str | None, builder: str, allow_dirty: bool, wait_timeout: int,
-       no_smoke: bool, source: Path) -> None:
-    """Build, render, apply, wait and smoke-test; print the gateway URL and the demo credentials.
+       no_smoke: bool, source: Path, rollback_on_failure: bool, output: str) -> None:
+    """Build, render, apply, wait and smoke-test, record the release; print the gateway URL and the demo credentials.
 
     Run again with nothing changed, it changes nothing and says so. Switching --layout removes the
-    other layout's objects. Exits 3, 4, 5 or 6 when building, applying, waiting or the smoke test fails.
+    other layout's objects. Exits 3, 4, 5 or 6 when building, applying, waiting or the smoke test fails
+    (with --rollback-on-failure, 5 or 6 after the previous release is back and has passed its checks).
     """
+    from deploy import report
     from deploy.buildrun import BuildOptions, Clients, run_build
-    from deploy.compose import make_target
-    from deploy.pipeline import up as run_up
+    from deploy.compose import make_history, make_target
+    from deploy.pipeline import rollback, up as run_up, up_or_roll_back
     from deploy.progress import progress_for
     from deploy.smoke import HttpSmoke, NoSmoke
     from deploy.suite import DEMO_USERS
@@ -266,14 +345,118 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
         record.save(build_record_path(environment.name))
         return record
 
-    result = run_up(environment, layout, build=build, target=make_target(environment, say),
-                    smoke=NoSmoke() if no_smoke else HttpSmoke(say=say), say=say, wait_timeout=wait_timeout,
-                    mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
+    target = make_target(environment, say)
+    history = make_history(environment, say, target)
+    smoke = NoSmoke() if no_smoke else HttpSmoke(say=say)
+    common = dict(target=target, smoke=smoke, history=history, say=say, wait_timeout=wait_timeout,
+                  mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
+
+    def deploy():  # noqa: ANN202 - pipeline.UpResult
+        return run_up(environment, layout, build=build, **common)
+
+    if rollback_on_failure:
+        result = up_or_roll_back(deploy, history, lambda release: rollback(environment, release, **common), say)
+    else:
+        result = deploy()
     timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.durations.items())
     say(f"{environment.name}: {layout} version {result.version} is up ({timings})")
+    if output == "json":
+        click.echo(report.dumps(report.deployed("up", result, environment.name)), nl=False)
+        return
     click.echo(f"gateway: {result.url}")
     for email, password in DEMO_USERS:
         click.echo(f"  log in as {email} / {password}")
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@reports_errors
+@environment_options
+@output_option
+def history(environment: Environment, output: str) -> None:
+    """List the releases recorded by each successful `up` and `rollback`, newest first."""
+    from deploy import report
+    from deploy.compose import make_history
+
+    releases = make_history(environment, say).releases()
+    if output == "json":
+        click.echo(report.dumps(report.history(environment.name, releases)), nl=False)
+        return
+    if not releases:
+        say(f"no release of environment {environment.name} is recorded")
+        return
+    table = [("VERSION", "COMMIT", "LAYOUT", "ACTION", "TIME", "BY", "OBJECTS")]
+    for release in reversed(releases):
+        table.append((release.version, release.commit[:12], release.layout, release.action, release.time,
+                      release.by, release.objects_hash[:19]))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@reports_errors
+@environment_options
+@click.option("--to", "version", metavar="VERSION", help="The recorded version to put back.  [default: the one before the current]")
+@click.option("--wait-timeout", default=180, show_default=True, type=click.IntRange(1),
+              help="Seconds to wait for every service to be ready.")
+@click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
+@output_option
+@confirms("Replace what environment {env} runs with a recorded release?")
+def rollback(environment: Environment, version: str | None, wait_timeout: int, no_smoke: bool, output: str) -> None:
+    """Put a recorded release back by its image digests (nothing is built), wait and smoke-test it.
+
+    The images must still be where the release found them (the local engine, or the registry). Asks
+    first on a terminal; elsewhere (no terminal, or CI set) it needs --yes. Exits 4, 5 or 6 when
+    applying, waiting or the smoke test fails, 2 when the version is not recorded.
+    """
+    from deploy import report
+    from deploy.compose import make_history, make_target
+    from deploy.pipeline import rollback as run_rollback
+    from deploy.releases import choose
+    from deploy.smoke import HttpSmoke, NoSmoke
+
+    target = make_target(environment, say)
+    history = make_history(environment, say, target)
+    release = choose(history.releases(), version)
+    result = run_rollback(environment, release, target=target,
+                          smoke=NoSmoke() if no_smoke else HttpSmoke(say=say), history=history, say=say,
+                          wait_timeout=wait_timeout, mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
+    say(f"{environment.name}: rolled back to {result.layout} version {result.version}")
+    if output == "json":
+        click.echo(report.dumps(report.deployed("rollback", result, environment.name)), nl=False)
+        return
+    click.echo(f"gateway: {result.url}")
+
+
+@main.command("release", epilog=EXIT_CODES_HELP)
+@click.argument("version")
+@reports_errors
+@environment_options
+@output_option
+def release_command(environment: Environment, version: str, output: str) -> None:
+    """Move the `latest` tag of the six images in the environment's registry to VERSION's digests.
+
+    The only way `latest` moves. Every image must be published under VERSION already; otherwise
+    nothing moves and it exits 3.
+    """
+    from dataclasses import asdict
+
+    from deploy import report
+    from deploy.buildrun import Clients
+    from deploy.release import move_latest, registry_of
+
+    address = registry_of(environment.registry, environment.name)
+    clients = Clients()
+    try:
+        moved = move_latest(address, clients.registry(address.host), version, say)
+    finally:
+        clients.close()
+    if output == "json":
+        click.echo(report.dumps({"command": "release", "result": "ok", "environment": environment.name,
+                                 "version": version, "images": {m.name: asdict(m) for m in moved}}), nl=False)
+        return
+    for m in moved:
+        click.echo(f"{m.repository}:latest@{m.digest}")
 
 
 if __name__ == "__main__":

@@ -93,3 +93,21 @@ def make_target(environment: Environment, say: Say, keep_cluster: bool = False) 
 
         return KubeTarget(kubeconfig_api(environment.kube_context), environment.namespace, environment.name, say)
     return gke_target(environment, say, google_apis(), keep_cluster)
+
+
+def make_history(environment: Environment, say: Say, target: Target | None = None):  # noqa: ANN201
+    """Where the environment's target keeps its releases (a releases.ReleaseHistory): local state for the
+    local target, a ConfigMap for a kubeconfig cluster (on `target`'s API when given); gke: not yet."""
+    from .releases import FileHistory, NotKept
+
+    if environment.target == "local":
+        from .targets.local.engine import default_state_dir
+
+        return FileHistory(default_state_dir(environment.name) / "releases.json")
+    if environment.target == "kubeconfig":
+        from .targets.kube.history import ConfigMapHistory
+        from .targets.kube.kubeconfig import kubeconfig_api
+
+        api = target.api if target is not None else kubeconfig_api(environment.kube_context)
+        return ConfigMapHistory(api, environment.namespace, environment.name)
+    return NotKept(environment.target, say)

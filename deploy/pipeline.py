@@ -1,15 +1,17 @@
-"""`up`: build, render, apply, wait, smoke — each stage timed, the outcome one frozen record."""
+"""`up` and `rollback`: (build,) render, apply, wait, smoke, record — each stage timed, the outcome one frozen record."""
 
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Callable, Iterator, Mapping
 
 from .environments import Environment
+from .errors import DeployError, NotReadyError, SmokeError
 from .images import BuildRecord, PublishedImage
+from .releases import Release, ReleaseHistory, choose, now, objects_hash, who
 from .render import render
 from .smoke import Smoke, SmokeReport
 from .targets import ApplyResult, Target
@@ -28,6 +30,12 @@ class UpResult:
     applied: ApplyResult
     smoke: SmokeReport | None
     durations: Mapping[str, float]  # seconds per stage
+    objects_hash: str = ""  # of the rendered objects, as recorded in the release
+    action: str = "up"  # up | rollback
+
+    def release(self, by: str, time: str) -> Release:
+        return Release(version=self.version, commit=self.commit, images=self.images, layout=self.layout,
+                       objects_hash=self.objects_hash, time=time, by=by, action=self.action)
 
 
 class Stopwatch:
@@ -54,12 +62,28 @@ def describe(applied: ApplyResult) -> str:
 
 
 def up(environment: Environment, layout: str, *, build: Callable[[], BuildRecord], target: Target, smoke: Smoke,
-       say: Say, wait_timeout: float, mysql_secret: str = "") -> UpResult:
-    """Deploy `layout` to `environment`'s target; raises the failing stage's DeployError."""
+       history: ReleaseHistory, say: Say, wait_timeout: float, mysql_secret: str = "") -> UpResult:
+    """Deploy `layout` to `environment`'s target and record the release; raises the failing stage's DeployError."""
     watch = Stopwatch()
     with watch.stage("build"):
         record = build()
     say(f"version {record.version}")
+    return deploy(environment, layout, record, target=target, smoke=smoke, history=history, say=say,
+                  wait_timeout=wait_timeout, mysql_secret=mysql_secret, watch=watch)
+
+
+def rollback(environment: Environment, release: Release, *, target: Target, smoke: Smoke, history: ReleaseHistory,
+             say: Say, wait_timeout: float, mysql_secret: str = "") -> UpResult:
+    """Put a recorded release back by its digests, nothing built; waited for, smoke-tested and recorded."""
+    say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
+    record = BuildRecord(version=release.version, commit=release.commit, images=release.images)
+    return deploy(environment, release.layout, record, target=target, smoke=smoke, history=history, say=say,
+                  wait_timeout=wait_timeout, mysql_secret=mysql_secret, watch=Stopwatch(), action="rollback")
+
+
+def deploy(environment: Environment, layout: str, record: BuildRecord, *, target: Target, smoke: Smoke,
+           history: ReleaseHistory, say: Say, wait_timeout: float, mysql_secret: str, watch: Stopwatch,
+           action: str = "up") -> UpResult:
     with watch.stage("render"):
         rendered = render(environment, layout, record.images, record.version, mysql_secret=mysql_secret)
     for note in rendered.notes:
@@ -72,8 +96,36 @@ def up(environment: Environment, layout: str, *, build: Callable[[], BuildRecord
     url = target.gateway_url()
     with watch.stage("smoke"):
         report = smoke.run(url)
-    return UpResult(
+    result = UpResult(
         environment=environment.name, layout=layout, version=record.version, commit=record.commit,
         images=record.images, url=url, applied=applied, smoke=report,
-        durations=MappingProxyType(dict(watch.durations)),
+        durations=MappingProxyType(dict(watch.durations)), objects_hash=objects_hash(rendered.objects),
+        action=action,
     )
+    with watch.stage("record"):
+        history.record(result.release(by=who(), time=now()))
+    return replace(result, durations=MappingProxyType(dict(watch.durations)))
+
+
+class RolledBack(DeployError):
+    """`up --rollback-on-failure`: the new version failed and the previous one runs again; exits as the failure."""
+
+    def __init__(self, failure: DeployError, restored: UpResult):
+        super().__init__(f"{failure}; rolled back to version {restored.version}, which passed its checks",
+                         details=failure.details)
+        self.exit_code = failure.exit_code
+        self.restored = restored
+
+
+def up_or_roll_back(run_up: Callable[[], UpResult], history: ReleaseHistory,
+                    run_rollback: Callable[[Release], UpResult], say: Say) -> UpResult:
+    """Run `up`; when waiting or the smoke test fails, put back the newest recorded release and raise RolledBack."""
+    previous = history.releases()
+    try:
+        return run_up()
+    except (NotReadyError, SmokeError) as failure:
+        if not previous:
+            say("nothing recorded to roll back to")
+            raise
+        say(f"version failed ({type(failure).__name__}); rolling back")
+        raise RolledBack(failure, run_rollback(choose(previous, previous[-1].version))) from failure

@@ -109,10 +109,10 @@ class TestUpOnTheLocalEngine:
         assert "frontend crashed" not in result.stderr
 
     def test_down_removes_everything_and_again_is_a_no_op(self, config: Path, engine: docker.DockerClient) -> None:
-        first = k8sdeploy(config, "down", "--volumes")
+        first = k8sdeploy(config, "down", "--volumes", "--yes")
         assert first.exit_code == 0, first.stderr
         assert f"removed k8sdeploy-{ENV}-auth-suite-person" in first.stdout
         assert engine.containers.list(all=True, filters=OWNED) == []
         assert engine.volumes.list(filters=OWNED) == []
-        second = k8sdeploy(config, "down")
+        second = k8sdeploy(config, "down", "--yes")
         assert second.exit_code == 0 and second.stdout == ""

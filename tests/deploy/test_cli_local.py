@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -9,9 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from deploy.images import PublishedImage
+from deploy.releases import FileHistory, Release
 from deploy.devrun import LocalSuite
 from deploy.targets.local.target import LocalTarget
 from tests.deploy.test_local_target import ENV, busybox, docker_client, objects  # noqa: F401 - fixtures
+from tests.deploy.test_output_json import valid
 from tests.infra import free_port_block
 
 
@@ -56,13 +60,53 @@ def test_logs_of_a_service(deployed: LocalTarget, config: Path) -> None:
 
 
 def test_down_prints_what_it_removed_then_is_a_no_op(deployed: LocalTarget, config: Path) -> None:
-    first = invoke("down", "--env", ENV, "--config", str(config))
+    first = invoke("down", "--yes", "--env", ENV, "--config", str(config))
     assert first.exit_code == 0
     assert f"removed k8sdeploy-{ENV}-web-first\n" in first.stdout
     assert "kept 1 claim volume(s) with their data; `down --volumes` removes them too" in first.stderr
-    second = invoke("down", "--env", ENV, "--config", str(config))
+    second = invoke("down", "-y", "--env", ENV, "--config", str(config))
     assert second.exit_code == 0 and second.stdout == ""
-    assert second.stderr.endswith(f"nothing of environment {ENV} to remove\n")
+    assert second.stderr.endswith(f"nothing of environment {ENV} to remove\n")  # after: kept 1 claim volume
+
+
+def test_without_a_terminal_down_refuses_unless_yes(deployed: LocalTarget, config: Path) -> None:
+    refused = invoke("down", "--env", ENV, "--config", str(config))  # CliRunner's stdin is not a terminal
+    assert refused.exit_code == 2
+    assert "not interactive" in refused.stderr and "pass --yes" in refused.stderr
+    assert refused.stdout == ""
+    assert [row.ready for row in deployed.status()] == [True, True]
+
+
+def test_status_and_down_as_json(deployed: LocalTarget, config: Path, busybox: str) -> None:  # noqa: F811
+    status = invoke("status", "--output", "json", "--env", ENV, "--config", str(config))
+    assert status.exit_code == 0, status.stderr
+    document = valid(status.stdout)
+    assert document["result"] == "ok"
+    assert [(s["name"], s["ready"]) for s in document["services"]] == [("first", True), ("second", True)]
+    deployed.container("second").stop()
+    not_ready = invoke("status", "--output", "json", "--env", ENV, "--config", str(config))
+    assert not_ready.exit_code == 5
+    assert valid(not_ready.stdout)["result"] == "not-ready"
+    down = invoke("down", "--yes", "--output", "json", "--env", ENV, "--config", str(config))
+    assert down.exit_code == 0, down.stderr
+    assert f"k8sdeploy-{ENV}-web-first" in valid(down.stdout)["removed"]
+
+
+def test_status_names_drift_from_the_recorded_release(deployed: LocalTarget, config: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    running = {row.name: row.image for row in deployed.status()}
+    recorded = {name: PublishedImage(ref.partition("@")[0].rsplit(":", 1)[0], "1", ref.partition("@")[2])
+                for name, ref in running.items()}
+    recorded["second"] = replace(recorded["second"], digest="sha256:" + "0" * 64)  # not what runs
+    history = FileHistory(tmp_path / "xdg" / "k8sdeploy" / ENV / "releases.json")
+    history.record(Release("1", "c" * 40, recorded, "single-pod", "sha256:" + "1" * 64, "2026-01-01T00:00:00Z", "t"))
+    result = invoke("status", "--env", ENV, "--config", str(config))
+    assert result.exit_code == 0, result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("drift:")] == [
+        f"drift: second runs {running['second']}, release 1 recorded {recorded['second'].ref}"]
+    document = valid(invoke("status", "--output", "json", "--env", ENV, "--config", str(config)).stdout)
+    assert document["release"] == "1" and len(document["drift"]) == 1
 
 
 def test_smoke_against_a_url(sqlite_suite: LocalSuite) -> None:

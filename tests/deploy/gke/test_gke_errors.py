@@ -85,13 +85,13 @@ def test_status_and_down_through_the_cli(cloud: Cloud, tmp_path: Path, monkeypat
     result = CliRunner().invoke(main, ["status", "--env", ENV, "--config", config])
     assert result.exit_code in (0, 5) and "cluster ms-auth in europe-west1-b: RUNNING" in result.stderr
     assert result.stdout.splitlines()[0].split() == ["SERVICE", "VERSION", "DIGEST", "READY", "REASON"]
-    kept = CliRunner().invoke(main, ["down", "--keep-cluster", "--env", ENV, "--config", config])
+    kept = CliRunner().invoke(main, ["down", "--yes", "--keep-cluster", "--env", ENV, "--config", config])
     assert kept.exit_code == 0, kept.stderr
     assert "removed Service/gateway" in kept.stdout and "cluster" not in kept.stdout
     assert cloud.gke.clusters and cloud.compute.everything() == []
-    gone = CliRunner().invoke(main, ["down", "--env", ENV, "--config", config])
+    gone = CliRunner().invoke(main, ["down", "--yes", "--env", ENV, "--config", config])
     assert gone.stdout == "removed cluster ms-auth\n" and cloud.gke.clusters == {}
-    again = CliRunner().invoke(main, ["down", "--env", ENV, "--config", config])
+    again = CliRunner().invoke(main, ["down", "--yes", "--env", ENV, "--config", config])
     assert again.exit_code == 0 and again.stdout == "" and "nothing of environment" in again.stderr
-    local = CliRunner().invoke(main, ["down", "--keep-cluster", "--config", config, "--env", ENV.replace("staging", "x")])
+    local = CliRunner().invoke(main, ["down", "--yes", "--keep-cluster", "--config", config, "--env", ENV.replace("staging", "x")])
     assert local.exit_code == 2

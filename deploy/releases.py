@@ -1,0 +1,158 @@
+"""The record stage: each successful `up` or `rollback` is a Release, appended to the target's history.
+
+The local target keeps its history as a JSON file next to its other state (the files it mounts
+into pods), in `$XDG_STATE_HOME/k8sdeploy/ENV/releases.json`: that directory already belongs to
+exactly one environment of one user on one machine, like the containers labelled with it, and
+survives `down` (the images it names stay in the engine, so a rollback still works).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping, Protocol, Sequence
+
+from .errors import ConfigError, DeployError
+from .images import PublishedImage
+from .targets import ServiceStatus
+
+FORMAT = 1  # of the history file
+
+
+@dataclass(frozen=True)
+class Release:
+    """What ran after one successful `up` or `rollback`, enough to put it back by digest."""
+
+    version: str
+    commit: str
+    images: Mapping[str, PublishedImage]
+    layout: str
+    objects_hash: str  # sha256 of the rendered objects (canonical JSON)
+    time: str  # UTC, ISO 8601
+    by: str  # who or what ran it: user@host, or the CI run
+    action: str = "up"  # up | rollback
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "commit": self.commit, "layout": self.layout,
+                "images": {name: {**asdict(image), "ref": image.ref} for name, image in self.images.items()},
+                "objects_hash": self.objects_hash, "time": self.time, "by": self.by, "action": self.action}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Release":
+        images = {name: PublishedImage(**{k: v for k, v in fields.items() if k != "ref"})
+                  for name, fields in data["images"].items()}
+        return cls(version=data["version"], commit=data["commit"], images=MappingProxyType(images),
+                   layout=data["layout"], objects_hash=data["objects_hash"], time=data["time"], by=data["by"],
+                   action=data.get("action", "up"))
+
+
+def objects_hash(objects: Sequence[dict]) -> str:
+    canonical = json.dumps(list(objects), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def who(environ: Mapping[str, str] = os.environ) -> str:
+    """The CI run when there is one (GitHub Actions names it), else user@host."""
+    if environ.get("GITHUB_RUN_ID"):
+        return (f"github-actions {environ.get('GITHUB_REPOSITORY', '')} run {environ['GITHUB_RUN_ID']}"
+                f" by {environ.get('GITHUB_ACTOR', '?')}").replace("  ", " ")
+    user = f"{getpass.getuser()}@{socket.gethostname()}"
+    return f"ci ({user})" if environ.get("CI") else user
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class NoRelease(DeployError):
+    """Nothing recorded to roll back to."""
+
+
+class ReleaseHistory(Protocol):
+    kept: bool  # False: nothing is recorded for this target (yet)
+
+    def record(self, release: Release) -> None: ...
+
+    def releases(self) -> list[Release]: ...  # oldest first
+
+
+class FileHistory:
+    """Releases of one environment as a JSON file, written whole through a temporary file."""
+
+    kept = True
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def releases(self) -> list[Release]:
+        if not self.path.exists():
+            return []
+        try:
+            data = json.loads(self.path.read_text())
+            return [Release.from_dict(entry) for entry in data["releases"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{self.path} is not a k8sdeploy release history ({exc})",
+                              "move it away; the next `up` starts a new history") from exc
+
+    def record(self, release: Release) -> None:
+        entries = [r.to_dict() for r in self.releases()] + [release.to_dict()]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"format": FORMAT, "releases": entries}, indent=2) + "\n")
+        temporary.replace(self.path)
+
+
+class NotKept:
+    """Targets whose history is not kept yet (gke, kubeconfig): `up` records nothing and says so once."""
+
+    kept = False
+
+    def __init__(self, target: str, say=lambda _line: None):  # noqa: ANN001
+        self.target = target
+        self.say = say
+
+    def record(self, release: Release) -> None:
+        self.say(f"note: release history is not kept for {self.target} targets yet")
+
+    def releases(self) -> list[Release]:
+        raise ConfigError(f"release history is not kept for {self.target} targets yet",
+                          "use a local environment, or redeploy a version with `k8sdeploy up --source`")
+
+
+def choose(releases: Sequence[Release], version: str | None) -> Release:
+    """The release to roll back to: `version`'s latest record, or the newest one before what runs now."""
+    if not releases:
+        raise NoRelease("no release is recorded for this environment", "deploy one with `k8sdeploy up`")
+    if version is not None:
+        for release in reversed(releases):
+            if release.version == version:
+                return release
+        known = ", ".join(dict.fromkeys(r.version for r in reversed(releases)))
+        raise NoRelease(f"no release {version} is recorded", f"choose one of: {known}")
+    current = releases[-1].version
+    for release in reversed(releases):
+        if release.version != current:
+            return release
+    raise NoRelease(f"only version {current} is recorded; there is nothing older to roll back to",
+                    "deploy an earlier version with `k8sdeploy up --source`")
+
+
+def drift(running: Sequence[ServiceStatus], release: Release) -> tuple[str, ...]:
+    """How what runs differs from the recorded release (someone changed it by hand); () when it does not."""
+    lines = []
+    names = {row.name for row in running}
+    for row in running:
+        recorded = release.images.get(row.name)
+        if recorded is None:
+            lines.append(f"{row.name} runs {row.image}, which release {release.version} does not have")
+        elif row.image != recorded.ref:
+            lines.append(f"{row.name} runs {row.image}, release {release.version} recorded {recorded.ref}")
+    lines += [f"{name} of release {release.version} is not running" for name in release.images if name not in names]
+    return tuple(lines)

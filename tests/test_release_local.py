@@ -1,0 +1,146 @@
+"""Releases on the real Docker Engine: up A, up B, history, rollback to A by digest, a failing C rolled back.
+
+The steps run in order against one environment (its own name and state directory), with the
+suite's real images built from two git checkouts: A tagged v1.0.0, B tagged v7.7.1 (person changed),
+and C, A with person crashing at start-up. Every command runs with `--output json`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import docker
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from deploy.suite import GATEWAY_PORT, SERVICES
+from deploy.targets.local.engine import port_is_free
+from tests.deploy.conftest import clone, git, make_source_repo
+from tests.deploy.test_output_json import valid
+
+ENV = "releasetest"
+OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
+SUITE_PORTS = (GATEWAY_PORT, *(service.port for service in SERVICES))
+SEEN: dict[str, dict] = {}  # what earlier steps printed, by step
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("release")
+    (path / "k8sdeploy.toml").write_text(f'[environments.{ENV}]\ntarget = "local"\nlayout = "single-pod"\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(workdir: Path) -> dict[str, Path]:
+    a = make_source_repo(workdir / "a")
+    b = clone(a, workdir / "b")
+    person = b / "services" / "person" / "__main__.py"
+    person.write_text(person.read_text() + "# version B\n")
+    git(b, "commit", "-qam", "person: B")
+    git(b, "tag", "v7.7.1")  # a version no other test builds: version tags are immutable in the engine
+    c = clone(a, workdir / "c")
+    (c / "services" / "person" / "__main__.py").write_text("raise RuntimeError('person: C cannot start')\n")
+    git(c, "commit", "-qam", "person: broken")
+    return {"a": a, "b": b, "c": c}
+
+
+@pytest.fixture(scope="module")
+def engine() -> docker.DockerClient:
+    """The engine, once the suite's fixed ports are free (tests/test_up_local.py uses them too)."""
+    deadline = time.monotonic() + 600
+    while not all(port_is_free(port) for port in SUITE_PORTS) and time.monotonic() < deadline:
+        time.sleep(5)
+    client = docker.from_env()
+    yield client
+    for container in client.containers.list(all=True, filters=OWNED):
+        container.remove(force=True)
+    for volume in client.volumes.list(filters=OWNED):
+        volume.remove(force=True)
+
+
+def k8sdeploy(workdir: Path, *args: str):  # noqa: ANN201 - click Result
+    return CliRunner(env={"XDG_STATE_HOME": str(workdir / "state")}).invoke(
+        main, [*args, "--env", ENV, "--config", str(workdir / "k8sdeploy.toml")])
+
+
+def digests(document: dict) -> dict[str, str]:
+    return {name: image["digest"] for name, image in document["images"].items()}
+
+
+def running_digests(workdir: Path, release: str) -> dict[str, str]:
+    """The digests that run, once status says they are exactly those of the release recorded last."""
+    status = k8sdeploy(workdir, "status", "--output", "json")
+    assert status.exit_code == 0, status.stderr
+    document = valid(status.stdout)
+    assert (document["release"], document["drift"]) == (release, [])
+    return {row["name"]: row["image"].partition("@")[2] for row in document["services"]}
+
+
+class TestReleases:
+    def test_up_a_prints_one_json_document(self, workdir: Path, sources: dict, engine: docker.DockerClient) -> None:
+        result = k8sdeploy(workdir, "up", "--source", str(sources["a"]), "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        document = valid(result.stdout)  # the whole of stdout is one document
+        assert (document["command"], document["result"], document["version"]) == ("up", "ok", "1.0.0")
+        assert document["url"] == "http://127.0.0.1:8080" and document["layout"] == "single-pod"
+        assert set(document["durations"]) == {"build", "render", "apply", "wait", "smoke", "record"}
+        assert len(document["smoke"]["checks"]) > 1
+        SEEN["a"] = document
+
+    def test_up_b(self, workdir: Path, sources: dict) -> None:
+        result = k8sdeploy(workdir, "up", "--source", str(sources["b"]), "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        document = valid(result.stdout)
+        assert document["version"] == "7.7.1"
+        assert digests(document)["person"] != digests(SEEN["a"])["person"]
+        assert running_digests(workdir, "7.7.1") == digests(document)
+        SEEN["b"] = document
+
+    def test_history_lists_both(self, workdir: Path) -> None:
+        result = k8sdeploy(workdir, "history", "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        releases = valid(result.stdout)["releases"]
+        assert [(r["version"], r["action"]) for r in releases] == [("7.7.1", "up"), ("1.0.0", "up")]
+        assert [digests(r) for r in releases] == [digests(SEEN["b"]), digests(SEEN["a"])]
+        assert releases[1]["objects_hash"] == SEEN["a"]["objects_hash"]
+        assert releases[1]["commit"] == SEEN["a"]["commit"] != releases[0]["commit"]
+
+    def test_rollback_returns_to_a_by_digest_without_building(self, workdir: Path) -> None:
+        result = k8sdeploy(workdir, "rollback", "--yes", "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        document = valid(result.stdout)
+        assert (document["command"], document["action"], document["version"]) == ("rollback", "rollback", "1.0.0")
+        assert "build" not in document["durations"]
+        assert "building" not in result.stderr.lower() and "already in the engine" not in result.stderr
+        assert digests(document) == digests(SEEN["a"])
+        assert document["objects_hash"] == SEEN["a"]["objects_hash"]  # the same objects as A's up
+        assert running_digests(workdir, "1.0.0") == digests(SEEN["a"])
+
+    def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, workdir: Path, sources: dict) -> None:
+        result = k8sdeploy(workdir, "up", "--source", str(sources["c"]), "--rollback-on-failure",
+                           "--wait-timeout", "90", "--output", "json")
+        assert result.exit_code == 5, result.stderr
+        document = valid(result.stdout)
+        assert document["result"] == "failed" and document["exit_code"] == 5
+        assert "person crashed" in document["error"]["message"]
+        assert "rolled back to version 1.0.0" in document["error"]["message"]
+        assert "RuntimeError: person: C cannot start" in document["error"]["details"]
+        assert digests(document["rolled_back_to"]) == digests(SEEN["a"])
+        assert running_digests(workdir, "1.0.0") == digests(SEEN["a"])
+        assert k8sdeploy(workdir, "smoke").exit_code == 0
+        history = valid(k8sdeploy(workdir, "history", "--output", "json").stdout)["releases"]
+        assert [(r["version"], r["action"]) for r in history[:2]] == [("1.0.0", "rollback"), ("1.0.0", "rollback")]
+        assert len(history) == 4  # C was never recorded
+
+    def test_down_refuses_without_yes_then_removes_everything(self, workdir: Path,
+                                                              engine: docker.DockerClient) -> None:
+        refused = k8sdeploy(workdir, "down", "--volumes")
+        assert refused.exit_code == 2 and "pass --yes" in refused.stderr
+        assert engine.containers.list(filters=OWNED)
+        result = k8sdeploy(workdir, "down", "--volumes", "--yes", "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        assert f"k8sdeploy-{ENV}-auth-suite-person" in valid(result.stdout)["removed"]
+        assert engine.containers.list(all=True, filters=OWNED) == []
