@@ -279,20 +279,14 @@ def build(environment: Environment, registry: str | None, builder: str, channels
           allow_dirty: bool, source: Path, record_path: Path | None, output: str) -> None:
     """Build the six images and publish them under the version from git; print their tag@digest."""
     from deploy import report
-    from deploy.buildrun import BuildOptions, Clients, run_build
+    from deploy.buildrun import BuildOptions, build_and_record
     from deploy.pipeline import Stopwatch
-    from deploy.progress import progress_for
 
     options = BuildOptions(source=source, registry=environment.registry if registry is None else registry,
                            builder=builder, channels=channels, allow_dirty=allow_dirty, bases=environment.bases)
-    clients, progress, watch = Clients(), progress_for(sys.stderr), Stopwatch()
-    try:
-        with watch.stage("build"):
-            record = run_build(options, clients, progress)
-    finally:
-        progress.close()
-        clients.close()
-    record.save(record_path or build_record_path(environment.name))
+    watch = Stopwatch()
+    with watch.stage("build"):
+        record = build_and_record(options, record_path or build_record_path(environment.name))
     if output == "json":
         click.echo(report.dumps(report.built(record, environment.name, watch.durations)), nl=False)
         return
@@ -324,10 +318,9 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     (with --rollback-on-failure, 5 or 6 after the previous release is back and has passed its checks).
     """
     from deploy import report
-    from deploy.buildrun import BuildOptions, Clients, run_build
+    from deploy.buildrun import BuildOptions, build_and_record
     from deploy.compose import make_history, make_target
     from deploy.pipeline import rollback, up as run_up, up_or_roll_back
-    from deploy.progress import progress_for
     from deploy.smoke import HttpSmoke, NoSmoke
     from deploy.suite import DEMO_USERS
 
@@ -336,14 +329,7 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
                            allow_dirty=allow_dirty, bases=environment.bases)
 
     def build() -> BuildRecord:
-        clients, progress = Clients(), progress_for(sys.stderr)
-        try:
-            record = run_build(options, clients, progress)
-        finally:
-            progress.close()
-            clients.close()
-        record.save(build_record_path(environment.name))
-        return record
+        return build_and_record(options, build_record_path(environment.name))
 
     target = make_target(environment, say)
     history = make_history(environment, say, target)

@@ -126,3 +126,17 @@ def run_build(options: BuildOptions, clients: Clients, progress: Progress | None
     version, images = build_images(options, clients, progress)
     published = publisher.publish(images, version.version, options.channels)
     return BuildRecord(version.version, version.commit, MappingProxyType({name: published[name] for name in IMAGE_NAMES}))
+
+
+def build_and_record(options: BuildOptions, record_path: Path) -> BuildRecord:
+    """`build` and `up` alike: make the clients, build and publish with progress on stderr, save the record."""
+    from .progress import progress_for
+
+    clients, progress = Clients(), progress_for()
+    try:
+        record = run_build(options, clients, progress)
+    finally:
+        progress.close()
+        clients.close()
+    record.save(record_path)
+    return record
