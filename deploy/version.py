@@ -73,7 +73,10 @@ def _changes_digest(root: Path) -> str:
 
 def source_url(remote: str) -> str:
     """The origin as one https-style URL whatever the clone used (ssh or https, with or without .git),
-    so that clones of one repository stamp the same label; never with credentials."""
+    so that clones of one repository stamp the same label; never with credentials. A clone of a local
+    path gets no label: the path means nothing elsewhere and would make the digest depend on it."""
+    if remote.strip().startswith(("/", ".", "file:")):
+        return ""
     url = re.sub(r"^(?:ssh://)?git@([^:/]+)[:/]", r"https://\1/", remote.strip())
     url = re.sub(r"//[^/@]*@", "//", url)
     return url.removesuffix(".git").rstrip("/")

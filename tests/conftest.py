@@ -43,3 +43,19 @@ def mysql_suite(tmp_path_factory: pytest.TempPathFactory, mariadb: MariaDB) -> I
 def suite(request: pytest.FixtureRequest) -> LocalSuite:
     """The whole suite behind its gateway, once on SQLite and once on MariaDB."""
     return request.getfixturevalue(f"{'sqlite' if request.param == 'sqlite' else 'mysql'}_suite")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_without_stale_test_versions() -> None:
+    """Images of the tests' made-up versions left by an older checkout would be refused as changed."""
+    import docker
+
+    from tests.infra import forget_test_versions
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException:
+        return  # tests that need the engine say so themselves
+    forget_test_versions(client)
+    client.close()

@@ -149,3 +149,22 @@ def wait_ready(service: ServiceProcess, timeout: float = 30) -> None:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{service.name} not ready after {timeout}s:\n{service.log()}")
+
+
+# The versions of the made-up source repositories that tests build (tags v1.0.0 and v7.7.1). Their
+# content follows the checkout, so an engine that kept them from an older checkout would refuse the
+# rebuild (version tags are immutable): tests that build into the engine forget them first.
+TEST_VERSIONS = ("1.0.0", "7.7.1")
+
+
+def forget_test_versions(client) -> None:  # noqa: ANN001 - docker.DockerClient
+    import docker.errors
+
+    for image in client.images.list(name="k8sdeploy/*"):
+        for tag in image.tags:
+            version = tag.rsplit(":", 1)[-1]
+            if version.startswith(TEST_VERSIONS):
+                try:
+                    client.images.remove(tag, force=True, noprune=True)
+                except docker.errors.APIError:
+                    pass  # already gone

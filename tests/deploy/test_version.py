@@ -79,3 +79,8 @@ def test_outside_git_is_a_config_error(tmp_path: Path) -> None:
                                     "https://user:token@github.com/org/suite.git", "ssh://git@github.com/org/suite"])
 def test_the_source_label_is_the_same_for_every_way_of_cloning(remote: str) -> None:
     assert source_url(remote) == "https://github.com/org/suite"
+
+
+@pytest.mark.parametrize("remote", ["/tmp/pytest-of-root/pytest-104/release0/a", "./suite", "file:///srv/suite.git"])
+def test_a_clone_of_a_local_path_gets_no_source_label(remote: str) -> None:
+    assert source_url(remote) == ""
