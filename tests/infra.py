@@ -16,6 +16,8 @@ from typing import Iterator
 
 import httpx
 
+from deploy.targets.local.engine import port_is_free  # noqa: F401 - tests import it from here
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,16 +32,6 @@ def free_port_block(size: int) -> int:
         if all(port_is_free(base + i) for i in range(size)):
             return base
     raise RuntimeError(f"no block of {size} free ports on 127.0.0.1")
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:
@@ -168,3 +160,11 @@ def forget_test_versions(client) -> None:  # noqa: ANN001 - docker.DockerClient
                     client.images.remove(tag, force=True, noprune=True)
                 except docker.errors.APIError:
                     pass  # already gone
+
+
+def remove_environment(client, owned: dict) -> None:  # noqa: ANN001 - docker.DockerClient
+    """Remove the containers and volumes a test's environment left (its labels in `owned`)."""
+    for container in client.containers.list(all=True, filters=owned):
+        container.remove(force=True)
+    for volume in client.volumes.list(filters=owned):
+        volume.remove(force=True)

@@ -19,6 +19,7 @@ from deploy.suite import GATEWAY_PORT, SERVICES
 from deploy.targets.local.engine import port_is_free
 from tests.deploy.conftest import clone, git, make_source_repo
 from tests.deploy.test_output_json import valid
+from tests.infra import remove_environment
 
 ENV = "releasetest"
 OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
@@ -55,10 +56,7 @@ def engine() -> docker.DockerClient:
         time.sleep(5)
     client = docker.from_env()
     yield client
-    for container in client.containers.list(all=True, filters=OWNED):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters=OWNED):
-        volume.remove(force=True)
+    remove_environment(client, OWNED)
 
 
 def k8sdeploy(workdir: Path, *args: str):  # noqa: ANN201 - click Result

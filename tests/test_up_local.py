@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from cli import main
 from tests.browser.test_login_browser import CHROMIUM_FLAGS
 from tests.deploy.conftest import git, make_source_repo
+from tests.infra import remove_environment
 
 ENV = "uptest"
 OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
@@ -31,10 +32,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def engine() -> docker.DockerClient:
     client = docker.from_env()
     yield client
-    for container in client.containers.list(all=True, filters=OWNED):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters=OWNED):
-        volume.remove(force=True)
+    remove_environment(client, OWNED)
 
 
 def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
