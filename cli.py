@@ -141,7 +141,7 @@ def status(environment: Environment, output: str) -> None:
     target = make_target(environment, say)
     rows = target.status()
     history = make_history(environment, say, target)
-    releases = history.releases() if history.kept and rows else []
+    releases = history.releases() if rows else []
     release = releases[-1] if releases else None
     drifted = drift(rows, release) if release else ()
     if output == "json":

@@ -97,10 +97,9 @@ def make_target(environment: Environment, say: Say, keep_cluster: bool = False) 
 
 def make_history(environment: Environment, say: Say, target: Target | None = None):  # noqa: ANN201
     """Where the environment's target keeps its releases (a releases.ReleaseHistory): local state for the
-    local target, a ConfigMap for a kubeconfig cluster (on `target`'s API when given); gke: not yet."""
-    from .releases import FileHistory, NotKept
-
+    local target, a ConfigMap in the cluster for Kubernetes targets (on `target`'s API when given)."""
     if environment.target == "local":
+        from .releases import FileHistory
         from .targets.local.engine import default_state_dir
 
         return FileHistory(default_state_dir(environment.name) / "releases.json")
@@ -110,4 +109,6 @@ def make_history(environment: Environment, say: Say, target: Target | None = Non
 
         api = target.api if target is not None else kubeconfig_api(environment.kube_context)
         return ConfigMapHistory(api, environment.namespace, environment.name)
-    return NotKept(environment.target, say)
+    from .targets.gke.history import ClusterHistory
+
+    return ClusterHistory(target if target is not None else make_target(environment, say))

@@ -11,7 +11,7 @@ from typing import Callable, Iterator, Mapping
 from .environments import Environment
 from .errors import DeployError, NotReadyError, SmokeError
 from .images import BuildRecord, PublishedImage
-from .releases import Release, ReleaseHistory, choose, now, objects_hash, who
+from .releases import Release, ReleaseHistory, now, objects_hash, who
 from .render import render
 from .smoke import Smoke, SmokeReport
 from .targets import ApplyResult, Target
@@ -111,15 +111,31 @@ class RolledBack(DeployError):
     """`up --rollback-on-failure`: the new version failed and the previous one runs again; exits as the failure."""
 
     def __init__(self, failure: DeployError, restored: UpResult):
-        super().__init__(f"{failure}; rolled back to version {restored.version}, which passed its checks",
-                         details=failure.details)
+        super().__init__(f"{failure.message}; rolled back to version {restored.version}, which passed its checks",
+                         hint=failure.hint, details=failure.details)
         self.exit_code = failure.exit_code
         self.restored = restored
 
 
+class RollbackFailed(DeployError):
+    """`up --rollback-on-failure`: the new version failed, and so did putting the previous one back.
+
+    Both failures are named; the exit code is the first one's (why the deploy failed), and the
+    details hold both diagnoses, since neither version may be serving now."""
+
+    def __init__(self, failure: DeployError, version: str, rollback_failure: DeployError):
+        super().__init__(f"{failure.message}; rolling back to version {version} failed too: {rollback_failure.message}",
+                         hint="run `k8sdeploy status` to see what runs, then `k8sdeploy rollback --to VERSION` "
+                              "or a fixed `up`",
+                         details=f"the new version:\n{failure.details}\nthe rollback to {version}:\n"
+                                 f"{rollback_failure.details}")
+        self.exit_code = failure.exit_code
+
+
 def up_or_roll_back(run_up: Callable[[], UpResult], history: ReleaseHistory,
                     run_rollback: Callable[[Release], UpResult], say: Say) -> UpResult:
-    """Run `up`; when waiting or the smoke test fails, put back the newest recorded release and raise RolledBack."""
+    """Run `up`; when waiting or the smoke test fails, put back the newest recorded release and raise RolledBack
+    (or RollbackFailed, naming both failures, when putting it back fails as well)."""
     previous = history.releases()
     try:
         return run_up()
@@ -127,5 +143,10 @@ def up_or_roll_back(run_up: Callable[[], UpResult], history: ReleaseHistory,
         if not previous:
             say("nothing recorded to roll back to")
             raise
-        say(f"version failed ({type(failure).__name__}); rolling back")
-        raise RolledBack(failure, run_rollback(choose(previous, previous[-1].version))) from failure
+        release = previous[-1]
+        say(f"version failed ({type(failure).__name__}); rolling back to {release.version}")
+        try:
+            restored = run_rollback(release)
+        except DeployError as rollback_failure:
+            raise RollbackFailed(failure, release.version, rollback_failure) from rollback_failure
+        raise RolledBack(failure, restored) from failure

@@ -76,8 +76,6 @@ class NoRelease(DeployError):
 
 
 class ReleaseHistory(Protocol):
-    kept: bool  # False: nothing is recorded for this target (yet)
-
     def record(self, release: Release) -> None: ...
 
     def releases(self) -> list[Release]: ...  # oldest first
@@ -85,8 +83,6 @@ class ReleaseHistory(Protocol):
 
 class FileHistory:
     """Releases of one environment as a JSON file, written whole through a temporary file."""
-
-    kept = True
 
     def __init__(self, path: Path):
         self.path = path
@@ -107,23 +103,6 @@ class FileHistory:
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps({"format": FORMAT, "releases": entries}, indent=2) + "\n")
         temporary.replace(self.path)
-
-
-class NotKept:
-    """Targets whose history is not kept yet (gke, kubeconfig): `up` records nothing and says so once."""
-
-    kept = False
-
-    def __init__(self, target: str, say=lambda _line: None):  # noqa: ANN001
-        self.target = target
-        self.say = say
-
-    def record(self, release: Release) -> None:
-        self.say(f"note: release history is not kept for {self.target} targets yet")
-
-    def releases(self) -> list[Release]:
-        raise ConfigError(f"release history is not kept for {self.target} targets yet",
-                          "use a local environment, or redeploy a version with `k8sdeploy up --source`")
 
 
 def choose(releases: Sequence[Release], version: str | None) -> Release:

@@ -18,7 +18,7 @@ from cli import main
 from deploy.suite import GATEWAY_PORT, SERVICES
 from deploy.targets.local.engine import port_is_free
 from tests.deploy.conftest import clone, git, make_source_repo
-from tests.deploy.test_output_json import valid
+from tests.deploy.test_output_json import digests, valid
 from tests.infra import remove_environment
 
 ENV = "releasetest"
@@ -62,10 +62,6 @@ def engine() -> docker.DockerClient:
 def k8sdeploy(workdir: Path, *args: str):  # noqa: ANN201 - click Result
     return CliRunner(env={"XDG_STATE_HOME": str(workdir / "state")}).invoke(
         main, [*args, "--env", ENV, "--config", str(workdir / "k8sdeploy.toml")])
-
-
-def digests(document: dict) -> dict[str, str]:
-    return {name: image["digest"] for name, image in document["images"].items()}
 
 
 def running_digests(workdir: Path, release: str) -> dict[str, str]:

@@ -27,6 +27,11 @@ def valid(text: str) -> dict:
     return document
 
 
+def digests(document: dict) -> dict[str, str]:
+    """Image name -> digest, of a document (or a release in one) that lists images."""
+    return {name: image["digest"] for name, image in document["images"].items()}
+
+
 def images(version: str, seed: str) -> MappingProxyType:
     return MappingProxyType({name: PublishedImage(f"127.0.0.1:5000/suite/{name}", version,
                                                   "sha256:" + (seed * 64)[:64], 1000) for name in IMAGE_NAMES})

@@ -40,7 +40,7 @@ class FakeKube(FakeServer):
         self.managers: dict[tuple[str, str, str], dict[tuple[str, str], dict]] = {}
         self.born: dict[tuple[str, str, str], int] = {}
         self.clock = 0  # advances with every status read
-        self.crashing: dict[str, str] = {}  # container name -> its last log lines
+        self.crashing: dict[str, tuple[str, str]] = {}  # container name -> (image part, its last log lines)
         self.versions = itertools.count(100)
         self.add_node("node-1", "127.0.0.1")
         prefixes = [r"/api/v1/namespaces/" + NS + "/" + PLURAL,
@@ -55,9 +55,14 @@ class FakeKube(FakeServer):
             self.route("DELETE", prefix + "/" + NAME, self.delete)
 
     # -- what tests do -------------------------------------------------------------------------
-    def crash(self, container: str, log: str) -> None:
-        """Make every pod running `container` crash-loop, with `log` as its last output."""
-        self.crashing[container] = log
+    def crash(self, container: str, log: str, image: str = "") -> None:
+        """Make every pod running `container` (with an image reference containing `image`) crash-loop,
+        with `log` as its last output."""
+        self.crashing[container] = (image, log)
+
+    def crashes(self, container: dict) -> bool:
+        image, _log = self.crashing.get(container["name"], (None, ""))
+        return image is not None and image in container.get("image", "")
 
     def add_node(self, name: str, address: str) -> None:
         self.objects[("nodes", "", name)] = {
@@ -129,8 +134,10 @@ class FakeKube(FakeServer):
         key = ("pods", request.params["ns"], request.params["name"])
         if key not in self.objects:
             raise M.not_found("pods", key[2])
-        container = request.query.get("container") or self.objects[key]["spec"]["containers"][0]["name"]
-        text = self.crashing.get(container, f"{container}: started\n{container}: listening\n")
+        containers = self.objects[key]["spec"]["containers"]
+        name = request.query.get("container") or containers[0]["name"]
+        container = next((c for c in containers if c["name"] == name), {"name": name})
+        text = self.crashing[name][1] if self.crashes(container) else f"{name}: started\n{name}: listening\n"
         tail = int(request.query.get("tailLines", 0) or 0)
         lines = text.splitlines(keepends=True)
         return Reply(200, "".join(lines[-tail:] if tail else lines))
@@ -323,7 +330,7 @@ class FakeKube(FakeServer):
         status = {"name": name, "image": container.get("image", ""), "ready": False, "restartCount": 0}
         if not started:
             return {**status, "state": {"waiting": {"reason": "ContainerCreating"}}}
-        if name in self.crashing:
+        if self.crashes(container):
             message = f"back-off 10s restarting failed container={name} pod={key[2]}"
             if not any(e.get("reason") == "BackOff" and e["involvedObject"]["name"] == key[2]
                        for e in self.objects.values() if e.get("kind") == "Event"):

@@ -20,8 +20,6 @@ KEY = "releases.json"
 
 
 class ConfigMapHistory:
-    kept = True
-
     def __init__(self, api: KubeApi, namespace: str, instance: str):
         self.api = api
         self.namespace = namespace

@@ -1,0 +1,189 @@
+"""Releases on the gke target, end to end through the CLI: `up --env` A then B, history, rollback to A by
+digest, a failing C rolled back (and a rollback that fails too), then `down` taking the history along.
+
+What is real: the suite's six images are built from three git checkouts (A tagged v1.0.0, B v1.1.0
+with person changed, C v2.0.0 with person raising at start-up) and pushed to a real registry on
+loopback (Debian's docker-registry, standing in for Artifact Registry); the google-cloud-container,
+google-cloud-compute and kubernetes clients; the smoke login through a real suite.
+
+What is faked, because none of it can run on these machines: GKE, Compute and the cluster's
+Kubernetes API are the loopback HTTP fakes of tests/fakes. The fake cluster runs no containers, so
+C's crash is the fake's (`FakeKube.crash` for person containers of 2.0.0 images), and the
+LoadBalancer address it hands out is 127.0.0.1 on the environment's gateway port, where this test
+runs the suite from source for the smoke login to pass through.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from deploy import compose
+from deploy.devrun import LocalSuite
+from tests.deploy.conftest import clone, git
+from tests.deploy.gke.conftest import ENV, Cloud
+from tests.deploy.test_output_json import digests, valid
+from tests.fakes.compute import FakeCompute
+from tests.fakes.gke import FakeGke
+from tests.fakes.kube import FakeKube
+from tests.fakes.tls import Tls
+from tests.registries import Registry, registry_server
+
+SEEN: dict[str, dict] = {}  # what earlier steps printed, by step
+CRASH_LOG = "Traceback (most recent call last):\nRuntimeError: person: C cannot start\n"
+
+
+@pytest.fixture(scope="module")
+def cloud(tls: Tls) -> Iterator[Cloud]:
+    """One fake project for the whole module (the steps build on each other), reached through the CLI."""
+    compute = FakeCompute(token="google-token").start()
+    kube = FakeKube(tls=(tls.cert_file, tls.key_file), token="google-token", cloud=compute).start()
+    gke = FakeGke(kube, tls.ca_pem, token="google-token").start()
+    cloud = Cloud(gke, compute, kube)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compose, "google_apis", cloud.apis)
+        yield cloud
+    for fake in (gke, kube, compute):
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def artifact_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with registry_server(tmp_path_factory.mktemp("artifact-registry")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry, sqlite_suite: LocalSuite) -> Path:
+    path = tmp_path_factory.mktemp("gke-releases") / "k8sdeploy.toml"
+    path.write_text("\n".join([
+        f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
+        f'registry = "{artifact_registry.host}/suite"', f"gateway_port = {sqlite_suite.settings.base_port}",
+        f"[environments.{ENV}.gke]", 'project = "my-project"', 'location = "europe-west1-b"', 'cluster = "ms-auth"',
+    ]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) -> dict[str, Path]:
+    workdir = tmp_path_factory.mktemp("gke-sources")
+    a = clone(source_repo, workdir / "a")
+    b = clone(a, workdir / "b")
+    person = b / "services" / "person" / "__main__.py"
+    person.write_text(person.read_text() + "# version B\n")
+    git(b, "commit", "-qam", "person: B")
+    git(b, "tag", "v1.1.0")
+    c = clone(a, workdir / "c")
+    (c / "services" / "person" / "__main__.py").write_text("raise RuntimeError('person: C cannot start')\n")
+    git(c, "commit", "-qam", "person: broken")
+    git(c, "tag", "v2.0.0")
+    return {"a": a, "b": b, "c": c}
+
+
+def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
+    return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
+
+
+def deployed_images(kube: FakeKube) -> set[str]:
+    deployment = kube.objects[("deployments", "auth-suite", "auth-suite")]
+    return {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
+
+
+def refs(document: dict) -> set[str]:
+    return {image["ref"] for image in document["images"].values()}
+
+
+class TestGkeReleases:
+    def test_up_a_creates_the_cluster_pushes_and_records(self, config: Path, sources: dict, cloud: Cloud,
+                                                         artifact_registry: Registry) -> None:
+        result = k8sdeploy(config, "up", "--source", str(sources["a"]), "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        document = valid(result.stdout)
+        assert (document["command"], document["result"], document["version"]) == ("up", "ok", "1.0.0")
+        assert set(document["durations"]) == {"build", "render", "apply", "wait", "smoke", "record"}
+        assert all(ref.startswith(f"{artifact_registry.host}/suite/") and ":1.0.0@sha256:" in ref
+                   for ref in refs(document))
+        assert deployed_images(cloud.kube) == refs(document)
+        assert ("my-project", "europe-west1-b", "ms-auth") in cloud.gke.clusters
+        assert ("configmaps", "auth-suite", f"k8sdeploy-releases-{ENV}") in cloud.kube.objects
+        SEEN["a"] = document
+
+    def test_up_b(self, config: Path, sources: dict, cloud: Cloud) -> None:
+        result = k8sdeploy(config, "up", "--source", str(sources["b"]), "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        document = valid(result.stdout)
+        assert document["version"] == "1.1.0" and digests(document)["person"] != digests(SEEN["a"])["person"]
+        assert deployed_images(cloud.kube) == refs(document)
+        status = k8sdeploy(config, "status", "--output", "json")
+        assert status.exit_code == 0, status.stderr
+        assert (valid(status.stdout)["release"], valid(status.stdout)["drift"]) == ("1.1.0", [])
+        SEEN["b"] = document
+
+    def test_history_lists_both(self, config: Path) -> None:
+        result = k8sdeploy(config, "history", "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        releases = valid(result.stdout)["releases"]
+        assert [(r["version"], r["action"]) for r in releases] == [("1.1.0", "up"), ("1.0.0", "up")]
+        assert [digests(r) for r in releases] == [digests(SEEN["b"]), digests(SEEN["a"])]
+        assert releases[1]["objects_hash"] == SEEN["a"]["objects_hash"]
+
+    def test_rollback_returns_to_a_by_digest_without_building(self, config: Path, cloud: Cloud) -> None:
+        clusters = cloud.gke.mutations
+        result = k8sdeploy(config, "rollback", "--yes", "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        document = valid(result.stdout)
+        assert (document["action"], document["version"]) == ("rollback", "1.0.0")
+        assert "build" not in document["durations"] and "pushed" not in result.stderr
+        assert digests(document) == digests(SEEN["a"]) and document["objects_hash"] == SEEN["a"]["objects_hash"]
+        assert deployed_images(cloud.kube) == refs(SEEN["a"])
+        assert cloud.gke.mutations == clusters  # the cluster was there: not touched
+
+    def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, config: Path, sources: dict, cloud: Cloud) -> None:
+        cloud.kube.crash("person", CRASH_LOG, image=":2.0.0@")
+        result = k8sdeploy(config, "up", "--source", str(sources["c"]), "--rollback-on-failure",
+                           "--wait-timeout", "30", "--output", "json")
+        assert result.exit_code == 5, result.stderr
+        document = valid(result.stdout)
+        assert document["result"] == "failed" and document["exit_code"] == 5
+        assert document["error"]["message"].startswith("person is failing: ")
+        assert document["error"]["message"].endswith("; rolled back to version 1.0.0, which passed its checks")
+        assert document["error"]["hint"] == "read the diagnosis below, fix the cause and deploy again"
+        assert "RuntimeError: person: C cannot start" in document["error"]["details"]
+        assert digests(document["rolled_back_to"]) == digests(SEEN["a"])
+        assert deployed_images(cloud.kube) == refs(SEEN["a"])
+        history = valid(k8sdeploy(config, "history", "--output", "json").stdout)["releases"]
+        assert [(r["version"], r["action"]) for r in history] == [
+            ("1.0.0", "rollback"), ("1.0.0", "rollback"), ("1.1.0", "up"), ("1.0.0", "up")]  # C never recorded
+
+    def test_a_rollback_that_fails_too_names_both_failures(self, config: Path, sources: dict, cloud: Cloud) -> None:
+        cloud.kube.crash("person", CRASH_LOG)  # now A's person crashes as well
+        result = k8sdeploy(config, "up", "--source", str(sources["c"]), "--rollback-on-failure",
+                           "--wait-timeout", "30", "--output", "json")
+        assert result.exit_code == 5, result.stderr
+        error = valid(result.stdout)["error"]
+        assert error["type"] == "RollbackFailed"
+        assert error["message"].startswith("person is failing: ")
+        assert "; rolling back to version 1.0.0 failed too: person is failing: " in error["message"]
+        assert error["hint"].startswith("run `k8sdeploy status`")
+        new, _, rollback = error["details"].partition("\nthe rollback to 1.0.0:\n")
+        assert new.startswith("the new version:\n")  # both diagnoses, each under its heading
+        assert "RuntimeError: person: C cannot start" in new and "RuntimeError: person: C cannot start" in rollback
+        cloud.kube.crashing.clear()
+        history = valid(k8sdeploy(config, "history", "--output", "json").stdout)["releases"]
+        assert len(history) == 4  # neither the failed up nor the failed rollback was recorded
+
+    def test_down_takes_the_history_with_the_cluster(self, config: Path, cloud: Cloud) -> None:
+        refused = k8sdeploy(config, "down")
+        assert refused.exit_code == 2 and "pass --yes" in refused.stderr and cloud.gke.clusters
+        result = k8sdeploy(config, "down", "--yes", "--output", "json")
+        assert result.exit_code == 0, result.stderr
+        assert "cluster ms-auth" in valid(result.stdout)["removed"]
+        assert cloud.gke.clusters == {} and cloud.compute.everything() == [] and cloud.kube.owned() == []
+        history = k8sdeploy(config, "history", "--output", "json")
+        assert history.exit_code == 0 and valid(history.stdout)["releases"] == []
+        rollback = k8sdeploy(config, "rollback", "--yes")
+        assert rollback.exit_code == 2 and "no release is recorded" in rollback.stderr
