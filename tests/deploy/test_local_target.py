@@ -7,6 +7,7 @@ images and layouts are exercised end to end in tests/test_up_local.py.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import shutil
 import socket
@@ -34,7 +35,10 @@ def docker_client() -> docker.DockerClient:
 
 @pytest.fixture(scope="session")
 def busybox(docker_client: docker.DockerClient) -> str:
-    """An image holding busybox (httpd, sh, sleep, chown) and /www/readyz, imported with no registry."""
+    """An image holding busybox (httpd, sh, sleep, chown) and /www/readyz, imported with no registry.
+
+    `docker import` stamps the time, so the tag is a digest of the tar: an unchanged busybox reuses the
+    image of an earlier run instead of leaving it dangling."""
     busybox_path = shutil.which("busybox") or "/bin/busybox"
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -42,7 +46,7 @@ def busybox(docker_client: docker.DockerClient) -> str:
             info = tarfile.TarInfo(directory)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
-        tar.add(busybox_path, "bin/busybox")
+        tar.add(busybox_path, "bin/busybox", filter=lambda info: info.replace(mtime=0))
         for applet in ("sh", "sleep", "httpd", "cat", "chown", "echo", "env", "touch"):
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
@@ -51,11 +55,14 @@ def busybox(docker_client: docker.DockerClient) -> str:
             info = tarfile.TarInfo(name)
             info.size = 3
             tar.addfile(info, io.BytesIO(b"ok\n"))
-    image_id = docker_client.api.import_image_from_data(buffer.getvalue(), repository="k8sdeploy-test/busybox",
-                                                        tag="1", changes=["ENV PATH=/bin"])
-    image = docker_client.images.get("k8sdeploy-test/busybox:1")
-    assert image.id in image_id
-    return f"k8sdeploy-test/busybox:1@{image.id}"
+    tag = hashlib.sha256(buffer.getvalue()).hexdigest()[:12]
+    try:
+        image = docker_client.images.get(f"k8sdeploy-test/busybox:{tag}")
+    except docker.errors.ImageNotFound:
+        docker_client.api.import_image_from_data(buffer.getvalue(), repository="k8sdeploy-test/busybox", tag=tag,
+                                                 changes=["ENV PATH=/bin"])
+        image = docker_client.images.get(f"k8sdeploy-test/busybox:{tag}")
+    return f"k8sdeploy-test/busybox:{tag}@{image.id}"
 
 
 @pytest.fixture
