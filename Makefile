@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # nginx with Lua for the gateway, MariaDB for the MySQL path, Chromium for the browser test,
-# the Docker Engine and an OCI registry for the images, debootstrap for bases built from Debian.
+# the Docker Engine and an OCI registry for the images, debootstrap for bases built from Debian,
+# a static busybox for the local pods' 2 MB infra image and the local target's test image.
 APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium \
-    docker.io docker-registry debootstrap
+    docker.io docker-registry debootstrap busybox-static
 
 .PHONY: help system-deps docker-engine venv test run demo down lock clean bench
 

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from deploy.errors import ExitCode, NotReadyError
+from deploy.targets.local.pause import is_static_executable, pause_image
 from deploy.targets.local.plan import LocalTargetError
 from deploy.targets.local.target import LocalTarget, NotDeployed
 from tests.infra import free_port_block
@@ -269,3 +270,37 @@ def test_a_failing_init_container_stops_the_pod(target: LocalTarget, busybox: st
     assert str(failure.value).startswith("init container web/migrate exited with code 9")
     assert "schema is locked" in str(failure.value)
     assert not [c for c in target.engine.owned(**{"k8sdeploy.io/role": "app"})]
+
+
+def test_pods_are_held_by_the_small_pause_image(target: LocalTarget, busybox: str,
+                                                docker_client: docker.DockerClient) -> None:
+    ports = [free_port_block(1), free_port_block(1)]
+    target.apply(objects(busybox, ports))  # a claim too: the pause image's chown gives it to the pod's user
+    infra, = target.engine.owned(**{"k8sdeploy.io/role": "infra"})
+    image = docker_client.images.get(infra.attrs["Image"])
+    assert [tag.split(":")[0] for tag in image.tags] == ["k8sdeploy/pause"] and image.attrs["Size"] < 5_000_000
+    target.wait(timeout=30)
+    assert run(target.container("first"), "touch /data/mine && echo written") == "written"
+    assert image.id == pause_image(docker_client)  # made once: the same image again, not a new one
+
+
+def test_without_a_static_busybox_the_pods_first_image_holds_it(target: LocalTarget, busybox: str,
+                                                                tmp_path: Path) -> None:
+    said: list[str] = []
+    target.engine.say, target.engine.busybox = said.append, Path(shutil.which("ls") or "/bin/ls")  # dynamic
+    target.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))
+    infra, = target.engine.owned(**{"k8sdeploy.io/role": "infra"})
+    assert infra.attrs["Image"] == busybox.partition("@")[2]
+    assert any(line.startswith("note: no static busybox at /") for line in said)
+    target.wait(timeout=30)
+
+
+@pytest.mark.parametrize("path, static", [("busybox", True), ("ls", False), ("text", False), ("empty", False)])
+def test_only_a_static_executable_may_hold_a_pod(tmp_path: Path, path: str, static: bool) -> None:
+    files = {"text": b"#!/bin/sh\necho not an ELF file\n", "empty": b""}
+    if path in files:
+        (tmp_path / path).write_bytes(files[path])
+        candidate = tmp_path / path
+    else:
+        candidate = Path(shutil.which(path) or f"/bin/{path}")
+    assert is_static_executable(candidate) is static

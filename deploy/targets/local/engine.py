@@ -16,6 +16,7 @@ from docker.types import Mount as DockerMount
 from ...errors import ApplyError
 from .. import ApplyResult
 from . import labels as L
+from .pause import BUSYBOX, pause_image
 from .plan import Container, LocalTargetError, Plan, Pod, plan
 
 Say = Callable[[str], None]
@@ -31,11 +32,12 @@ class LocalEngine:
     """The pods of one environment on one Docker Engine; only objects with its labels are touched."""
 
     def __init__(self, client: docker.DockerClient, environment: str, state_dir: Path | None = None,
-                 say: Say = lambda _line: None):
+                 say: Say = lambda _line: None, busybox: Path = BUSYBOX):
         self.client = client
         self.environment = environment
         self.state_dir = state_dir or default_state_dir(environment)
         self.say = say
+        self.busybox = busybox  # a static busybox makes the pods' small infra image (pause.py)
 
     # naming ---------------------------------------------------------------------------------
 
@@ -62,10 +64,11 @@ class LocalEngine:
         to_remove = [name for name in current if name not in {p.name for p in unchanged}]
         images = {c.image: self.resolve_image(c.image) for p in to_start for c in (*p.init_containers, *p.containers)}
         self.check_ports(to_start, keep={p.name for p in unchanged})
+        infra = self.infra_image() if to_start else None
         for name in to_remove:
             self.remove_pod(name)
         for pod in to_start:
-            self.start_pod(pod, wanted, images)
+            self.start_pod(pod, wanted, images, infra or images[pod.containers[0].image])
         started = {p.name for p in to_start}
         return ApplyResult(
             created=tuple(sorted(started - set(current))),
@@ -80,6 +83,13 @@ class LocalEngine:
             return False
         present = {c.labels[L.CONTAINER] for c in self.owned(**{L.POD: pod_name, L.ROLE: "app"})}
         return present == {c.name for c in pod.containers}
+
+    def infra_image(self) -> str | None:
+        pause = pause_image(self.client, self.busybox)
+        if pause is None:
+            self.say(f"note: no static busybox at {self.busybox} (Debian: busybox-static), so each pod is held by "
+                     "a container of its first image, which is slower to create and remove")
+        return pause
 
     def resolve_image(self, ref: str) -> str:
         """The local image ID for `repository:version@sha256:...` (an image ID or a repository digest)."""
@@ -115,11 +125,12 @@ class LocalEngine:
             ports.update(int(p) for p in container.labels.get("k8sdeploy.io/ports", "").split(",") if p)
         return ports
 
-    def start_pod(self, pod: Pod, wanted: Plan, images: dict[str, str]) -> None:
+    def start_pod(self, pod: Pod, wanted: Plan, images: dict[str, str], infra_image: str) -> None:
+        """The infra container (`infra_image`, holding the pod's volumes), init containers, then the rest."""
         self.say(f"starting pod {pod.name}")
         common = {L.ENVIRONMENT: self.environment, L.MANAGED_BY: "k8sdeploy", L.POD: pod.name,
                   L.SPEC_HASH: pod.spec_hash, **dict(pod.labels)}
-        mounts = self.prepare_volumes(pod, images)
+        mounts = self.prepare_volumes(pod, infra_image)
         first = pod.containers[0]
         hosts = {name: "127.0.0.1" for name in (*wanted.services, *pod.host_aliases)}
         # The infra container also holds every emptyDir: a tmpfs volume lives while something mounts
@@ -127,7 +138,7 @@ class LocalEngine:
         held = sorted({m["Source"] for m in mounts.values() if m["Type"] == "volume"
                        and m["Source"].startswith(self.name(pod.name) + "-")})
         infra = self.client.containers.create(
-            images[first.image], entrypoint=list(KEEP_ALIVE[:1]), command=list(KEEP_ALIVE[1:]),
+            infra_image, entrypoint=list(KEEP_ALIVE[:1]), command=list(KEEP_ALIVE[1:]),
             mounts=[DockerMount(f"/.pod-volumes/{name}", name, type="volume", no_copy=True) for name in held],
             name=self.name(pod.name), network_mode="host", extra_hosts=hosts, user=first.user or None,
             read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
@@ -179,7 +190,7 @@ class LocalEngine:
 
     # volumes --------------------------------------------------------------------------------
 
-    def prepare_volumes(self, pod: Pod, images: dict[str, str]) -> dict[tuple, DockerMount]:
+    def prepare_volumes(self, pod: Pod, infra_image: str) -> dict[tuple, DockerMount]:
         """Docker mounts for every volumeMount of the pod, keyed by (volume, subPath, target, readOnly)."""
         mounts: dict[tuple, DockerMount] = {}
         for container in (*pod.init_containers, *pod.containers):
@@ -194,7 +205,7 @@ class LocalEngine:
                 if mount.sub_path:
                     raise LocalTargetError(f"{pod.name}/{container.name} mounts a subPath of {volume.kind} "
                                            f"volume {volume.name}", "mount the whole volume")
-                name = self.ensure_volume(pod, volume, images[pod.containers[0].image])
+                name = self.ensure_volume(pod, volume, infra_image)
                 # no_copy: as in Kubernetes, a volume does not take the image's files at its mount point.
                 mounts[key] = DockerMount(mount.target, name, type="volume", read_only=mount.read_only, no_copy=True)
         return mounts
