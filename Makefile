@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium \
     docker.io docker-registry debootstrap busybox-static
 
-.PHONY: help system-deps docker-engine venv test run demo down lock clean bench
+.PHONY: help system-deps docker-engine venv test run demo down lock clean bench bench-local
 
 help:
 	@echo "make demo         deploy the suite on the local Docker Engine; print its URL and demo credentials"
@@ -18,6 +18,7 @@ help:
 	@echo "make test         install what is missing, then run the test suite"
 	@echo "make run          run the suite on 127.0.0.1:8080 in the foreground (Ctrl-C stops it)"
 	@echo "make bench        build+push benchmark: our builder vs --builder docker (prints a table)"
+	@echo "make bench-local  local pods: the pause image vs each pod's first image (prints a table)"
 	@echo "make lock         re-resolve requirements/*.lock from requirements/*.in (needs network)"
 	@echo "make clean        remove the virtualenv and run state"
 
@@ -46,6 +47,9 @@ test: system-deps docker-engine venv
 
 bench: system-deps docker-engine venv
 	$(BIN)/python bench/build_bench.py
+
+bench-local: system-deps docker-engine venv
+	$(BIN)/python bench/local_bench.py
 
 run: system-deps venv
 	$(BIN)/python -m deploy.devrun
