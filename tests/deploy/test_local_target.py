@@ -38,8 +38,8 @@ def docker_client() -> docker.DockerClient:
 def busybox(docker_client: docker.DockerClient) -> str:
     """An image holding busybox (httpd, sh, sleep, chown) and /www/readyz, imported with no registry.
 
-    `docker import` stamps the time, so the tag is a digest of the tar: an unchanged busybox reuses the
-    image of an earlier run instead of leaving it dangling."""
+    `docker import` stamps the time, so the image carries a digest of its tar as a label: an unchanged
+    busybox reuses the image of an earlier run instead of leaving it dangling."""
     busybox_path = shutil.which("busybox") or "/bin/busybox"
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -56,14 +56,16 @@ def busybox(docker_client: docker.DockerClient) -> str:
             info = tarfile.TarInfo(name)
             info.size = 3
             tar.addfile(info, io.BytesIO(b"ok\n"))
-    tag = hashlib.sha256(buffer.getvalue()).hexdigest()[:12]
+    content = hashlib.sha256(buffer.getvalue()).hexdigest()
     try:
-        image = docker_client.images.get(f"k8sdeploy-test/busybox:{tag}")
+        image = docker_client.images.get("k8sdeploy-test/busybox:1")
     except docker.errors.ImageNotFound:
-        docker_client.api.import_image_from_data(buffer.getvalue(), repository="k8sdeploy-test/busybox", tag=tag,
-                                                 changes=["ENV PATH=/bin"])
-        image = docker_client.images.get(f"k8sdeploy-test/busybox:{tag}")
-    return f"k8sdeploy-test/busybox:{tag}@{image.id}"
+        image = None
+    if image is None or image.labels.get("k8sdeploy.test/content") != content:
+        docker_client.api.import_image_from_data(buffer.getvalue(), repository="k8sdeploy-test/busybox", tag="1",
+                                                 changes=["ENV PATH=/bin", f"LABEL k8sdeploy.test/content={content}"])
+        image = docker_client.images.get("k8sdeploy-test/busybox:1")
+    return f"k8sdeploy-test/busybox:1@{image.id}"
 
 
 @pytest.fixture
