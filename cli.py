@@ -131,8 +131,9 @@ def say(line: str) -> None:
 def status(environment: Environment, output: str) -> None:
     """Show each service: its image version and digest, ready or not and why.
 
-    Exits 0 when every service is ready, 5 when any is not (or nothing runs). When the images that run
-    differ from the release recorded last (changed by hand), each difference is a `drift:` line.
+    Exits 0 when every service is ready, 5 when any is not (or nothing runs). Each image that differs
+    from the release recorded last, and (on Kubernetes) each object whose fields someone else changed
+    (kubectl edit, patch, scale), is a `drift:` line; the next `up` puts the rendered fields back.
     """
     from deploy import report
     from deploy.compose import make_history, make_target
@@ -143,7 +144,7 @@ def status(environment: Environment, output: str) -> None:
     history = make_history(environment, say, target)
     releases = history.releases() if rows else []
     release = releases[-1] if releases else None
-    drifted = drift(rows, release) if release else ()
+    drifted = (drift(rows, release) if release else ()) + (target.hand_edits() if rows else ())
     if output == "json":
         click.echo(report.dumps(report.status(environment.name, rows, release, drifted)), nl=False)
         if not rows or not all(row.ready for row in rows):

@@ -40,4 +40,6 @@ class Target(Protocol):
 
     def logs(self, service: str, lines: int = 50) -> str: ...
 
+    def hand_edits(self) -> tuple[str, ...]: ...  # one line per object changed outside k8sdeploy
+
     def down(self, volumes: bool = False) -> tuple[str, ...]: ...

@@ -4,7 +4,8 @@ Why a fake: no Kubernetes API server can run on these machines. It behaves like 
 k8sdeploy depends on it: server-side apply (PATCH application/apply-patch+yaml with fieldManager and
 force) keeps one applied configuration per manager, merges them, answers 409 Conflict naming the other
 manager's fields, and bumps resourceVersion (and generation on spec changes) only on a real change;
-immutable selectors and pod specs answer 422 Invalid; create answers 409 AlreadyExists; every error
+a JSON merge patch (what `kubectl edit` sends) is an Update that takes the fields it changes from
+the other managers; metadata.managedFields lists each manager with its FieldsV1 set; immutable selectors and pod specs answer 422 Invalid; create answers 409 AlreadyExists; every error
 carries a metav1.Status body; label and field selectors filter lists. Pods of Deployments and
 StatefulSets go from Pending to Ready after `ready_after` status polls, or into CrashLoopBackOff with
 events and logs for containers a test names. LoadBalancer Services get an ingress address after some
@@ -162,8 +163,11 @@ class FakeKube(FakeServer):
 
     def patch(self, request: Request) -> Reply:
         key = self.key(request)
-        if request.headers.get("content-type", "").split(";")[0] != "application/apply-patch+yaml":
-            raise M.fail(415, "UnsupportedMediaType", "this fake only speaks server-side apply")
+        content_type = request.headers.get("content-type", "").split(";")[0]
+        if content_type == "application/merge-patch+json":
+            return self.update(key, request)
+        if content_type != "application/apply-patch+yaml":
+            raise M.fail(415, "UnsupportedMediaType", "this fake speaks server-side apply and JSON merge patch")
         manager = request.query.get("fieldManager", "")
         if not manager:
             raise M.fail(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required "
@@ -176,6 +180,23 @@ class FakeKube(FakeServer):
         entries[(manager, "Apply")] = config
         self.store(key, old)
         return Reply(200 if old else 201, self.view(key))
+
+    def update(self, key: tuple[str, str, str], request: Request) -> Reply:
+        """A merge patch (`kubectl edit`, `kubectl patch --type merge`): an Update by its field manager, which
+        takes the fields it changes from every other manager, as the real server's field management does."""
+        old = self.objects.get(key)
+        if old is None:
+            raise M.not_found(key[0], key[2])
+        manager = request.query.get("fieldManager") or request.headers.get("user-agent", "unknown").split("/")[0]
+        patch = M.comparable(request.json())
+        entries = self.managers[key]
+        for (other, op), theirs in entries.items():
+            if (other, op) != (manager, "Update"):
+                for path in M.conflicts(patch, theirs):
+                    M.drop(theirs, path)
+        entries[(manager, "Update")] = M.merge(entries.get((manager, "Update"), {}), patch)
+        self.store(key, old)
+        return Reply(200, self.view(key))
 
     def settle_conflicts(self, key, entries, manager: str, config: dict, force: bool) -> None:  # noqa: ANN001
         found = [(other, path) for (other, op), theirs in entries.items() if (other, op) != (manager, "Apply")
@@ -206,7 +227,10 @@ class FakeKube(FakeServer):
         meta.update({"uid": old["metadata"]["uid"] if old else str(uuid.uuid4()),
                      "creationTimestamp": old["metadata"]["creationTimestamp"] if old else "2024-05-01T10:00:00Z",
                      "resourceVersion": str(next(self.versions)),
-                     "managedFields": [{"manager": m, "operation": op} for m, op in self.managers[key]]})
+                     "managedFields": [{"manager": m, "operation": op, "apiVersion": live.get("apiVersion", "v1"),
+                                        "fieldsType": "FieldsV1", "fieldsV1": M.fields_v1(config)}
+                                       for (m, op), config in self.managers[key].items()
+                                       if M.fields_v1(config)]})  # a manager that owns nothing is dropped
         if key[1]:
             meta["namespace"] = key[1]
         generation = old["metadata"].get("generation", 1) if old else 1

@@ -106,11 +106,22 @@ def leaves(obj: dict, prefix: str = "") -> dict[str, object]:
     return found
 
 
+def fields_v1(config: dict) -> dict:
+    """The FieldsV1 set of a manager's fields, as in metadata.managedFields (lists are atomic here)."""
+    return {f"f:{key}": fields_v1(value) if isinstance(value, dict) else {}
+            for key, value in config.items() if key not in ("apiVersion", "kind")}
+
+
 def drop(obj: dict, path: str) -> None:
+    """Forget a manager's field, and the maps it leaves empty (they were only its way to the field)."""
     parts = path.strip(".").split(".")
+    trail = [obj]
     for part in parts[:-1]:
-        obj = obj.get(part, {})
-    obj.pop(parts[-1], None)
+        trail.append(trail[-1].get(part, {}))
+    trail[-1].pop(parts[-1], None)
+    for parent, part, child in reversed(list(zip(trail, parts, trail[1:]))):
+        if child == {}:
+            parent.pop(part, None)
 
 
 def conflicts(mine: dict, theirs: dict) -> list[str]:

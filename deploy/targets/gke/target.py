@@ -80,6 +80,10 @@ class GkeTarget:
     def logs(self, service: str, lines: int = 50) -> str:
         return self.require().logs(service, lines)
 
+    def hand_edits(self) -> tuple[str, ...]:
+        kube = self.kube(self.cluster.find())
+        return kube.hand_edits() if kube is not None else ()
+
     def down(self, volumes: bool = False) -> tuple[str, ...]:
         """Idempotent. Claims go too when the cluster goes (their disks would outlive it)."""
         volumes = volumes or not self.keep_cluster

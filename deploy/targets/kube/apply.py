@@ -15,6 +15,7 @@ from ...errors import ApplyError
 from .. import ApplyResult
 from . import APPLIED, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, describe, kind_of, owned_by, owner_selector
 from .client import Scoped, status_message
+from .edits import hand_edits
 
 IMMUTABLE = re.compile(r"field is immutable|may not change fields")
 
@@ -73,32 +74,43 @@ class Applier(Scoped):
                              f"k8sdeploy's for environment {self.instance}",
                              "delete or rename that object, or deploy to another namespace; k8sdeploy never "
                              "overwrites what it does not own")
-        if live is not None and (live["metadata"].get("annotations") or {}).get(APPLIED) == \
-                obj["metadata"]["annotations"][APPLIED]:
+        live_annotations = (live or {}).get("metadata", {}).get("annotations") or {}
+        edits = hand_edits(live) if live is not None else ()
+        if live is not None and not edits and live_annotations.get(APPLIED) == obj["metadata"]["annotations"][APPLIED]:
             return "unchanged"
         try:
-            self.server_side_apply(kind, obj)
+            # an object k8sdeploy applied before (it bears the digest) takes back what was changed by hand
+            answer = self.server_side_apply(kind, obj, edits if APPLIED in live_annotations else ())
         except ApiException as exc:
             if exc.status != 422 or not IMMUTABLE.search(exc.body or ""):
                 raise ApplyError(f"the API server refused {describe(obj)}: {status_message(exc)}",
                                  "fix the rendered object (or the cluster) and apply again") from None
             self.replace(kind, obj, status_message(exc))
             return "replaced"
+        if live is not None and answer.get("metadata", {}).get("resourceVersion") == \
+                live["metadata"].get("resourceVersion"):
+            if edits:
+                self.say(f"note: {describe(obj)} keeps changes made by hand to fields k8sdeploy does not set: "
+                         + "; ".join(edits))
+            return "unchanged"
         self.say(f"{'created' if live is None else 'updated'} {describe(obj)}")
         return "created" if live is None else "updated"
 
-    def server_side_apply(self, kind, obj: dict) -> None:  # noqa: ANN001
+    def server_side_apply(self, kind, obj: dict, edits: tuple[str, ...]) -> dict:  # noqa: ANN001
+        """Apply; on a conflict with our own earlier writes, or with hand `edits` of our object, take the fields back."""
         try:
-            self.api.apply(kind, self.namespace, obj)
+            return self.api.apply(kind, self.namespace, obj)
         except ApiException as exc:
             if exc.status != 409:
                 raise
             others = conflicting_managers(exc) - {MANAGER}
-            if others:
+            if others and not edits:
                 raise ApplyError(f"{describe(obj)}: fields are also managed by {', '.join(sorted(others))} "
                                  f"({status_message(exc)})", "remove those managers' changes (or the object) "
                                  "so k8sdeploy alone manages it") from None
-            self.api.apply(kind, self.namespace, obj, force=True)  # our own earlier writes: take them over
+            if others:
+                self.say(f"{describe(obj)} was changed by hand ({'; '.join(edits)}); putting back the rendered fields")
+            return self.api.apply(kind, self.namespace, obj, force=True)
 
     def replace(self, kind, obj: dict, why: str) -> None:  # noqa: ANN001
         name = obj["metadata"]["name"]

@@ -8,6 +8,7 @@ from ...errors import ConfigError, LeftoversError, NotReadyError
 from .. import ApplyResult, ServiceStatus
 from .apply import Applier
 from .client import KubeApi
+from .edits import Edits
 from .teardown import Teardown
 from .wait import Readiness, container_states
 
@@ -25,6 +26,7 @@ class KubeTarget:
         self.applier = Applier(api, namespace, instance, say, poll=poll)
         self.readiness = Readiness(api, namespace, instance, say, poll=poll)
         self.teardown = Teardown(api, namespace, instance, say, poll=poll)
+        self.edits = Edits(api, namespace, instance, say, poll=poll)
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
         return self.applier.apply(objects)
@@ -52,6 +54,9 @@ class KubeTarget:
             raise ConfigError(f"nothing of environment {self.instance} runs in namespace {self.namespace}",
                               "run `k8sdeploy up`")
         raise ConfigError(f"no service {service!r} in environment {self.instance}", f"choose one of: {known}")
+
+    def hand_edits(self) -> tuple[str, ...]:
+        return self.edits.lines()
 
     def down(self, volumes: bool = False) -> tuple[str, ...]:
         removed, _ = self.teardown.first_wave(volumes)

@@ -55,5 +55,10 @@ class LocalTarget:
     def logs(self, service: str, lines: int = 50) -> str:
         return self.container(service).logs(tail=lines).decode(errors="replace")
 
+    def hand_edits(self) -> tuple[str, ...]:
+        """None to find: a container cannot be edited in place; one replaced by hand runs another image
+        (a drift line of its own) or no longer runs (not ready)."""
+        return ()
+
     def down(self, volumes: bool = False) -> tuple[str, ...]:
         return self.engine.down(volumes)
