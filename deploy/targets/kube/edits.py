@@ -17,7 +17,7 @@ from . import KINDS, MANAGER, describe, owner_selector
 from .client import Scoped
 
 # Field managers of the cluster itself (Kubernetes' and GKE's controllers), never a hand edit.
-SYSTEM_MANAGERS = ("kube-controller-manager", "kube-scheduler", "kubelet", "glbc")
+SYSTEM_MANAGERS = ("kube-controller-manager", "cloud-controller-manager", "kube-scheduler", "kubelet", "glbc")
 SYSTEM_PREFIXES = ("gke-", "system:")
 
 
