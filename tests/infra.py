@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
+import pytest
 
-from deploy.targets.local.engine import port_is_free  # noqa: F401 - tests import it from here
+from deploy.targets.local.engine import port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,3 +169,23 @@ def remove_environment(client, owned: dict) -> None:  # noqa: ANN001 - docker.Do
         container.remove(force=True)
     for volume in client.volumes.list(filters=owned):
         volume.remove(force=True)
+
+
+def require_suite_ports(client, timeout: float = 30) -> None:  # noqa: ANN001 - docker.DockerClient
+    """Tests that deploy the real suite on the engine need its fixed ports (8080-8085). Wait briefly for
+    them (an earlier module's environment going away); if something keeps them, fail at once saying
+    what: a k8sdeploy environment, such as the demo's, or another process."""
+    from deploy.suite import GATEWAY_PORT, SERVICES
+
+    ports = (GATEWAY_PORT, *(service.port for service in SERVICES))
+    deadline = time.monotonic() + timeout
+    while not all(port_is_free(port) for port in ports):
+        if time.monotonic() > deadline:
+            taken = [port for port in ports if not port_is_free(port)]
+            environments = sorted({c.labels.get("k8sdeploy.io/environment", "?") for c in client.containers.list(
+                filters={"label": "app.kubernetes.io/managed-by=k8sdeploy"})})
+            holder = (f"k8sdeploy environment {', '.join(environments)}: run `k8sdeploy down --yes --env "
+                      f"{environments[0]}` first (`make down` for the demo's, local)") if environments else \
+                "another process: stop it first"
+            pytest.fail(f"the suite's ports {', '.join(map(str, taken))} are taken by {holder}", pytrace=False)
+        time.sleep(1)

@@ -7,7 +7,6 @@ and C, A with person crashing at start-up. Every command runs with `--output jso
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import docker
@@ -15,15 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from deploy.suite import GATEWAY_PORT, SERVICES
-from deploy.targets.local.engine import port_is_free
 from tests.deploy.conftest import clone, git, make_source_repo
 from tests.deploy.test_output_json import digests, valid
-from tests.infra import remove_environment
+from tests.infra import remove_environment, require_suite_ports
 
 ENV = "releasetest"
 OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
-SUITE_PORTS = (GATEWAY_PORT, *(service.port for service in SERVICES))
 SEEN: dict[str, dict] = {}  # what earlier steps printed, by step
 
 
@@ -51,10 +47,8 @@ def sources(workdir: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def engine() -> docker.DockerClient:
     """The engine, once the suite's fixed ports are free (tests/test_up_local.py uses them too)."""
-    deadline = time.monotonic() + 600
-    while not all(port_is_free(port) for port in SUITE_PORTS) and time.monotonic() < deadline:
-        time.sleep(5)
     client = docker.from_env()
+    require_suite_ports(client)
     yield client
     remove_environment(client, OWNED)
 

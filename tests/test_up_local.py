@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cli import main
 from tests.browser.test_login_browser import CHROMIUM_FLAGS
 from tests.deploy.conftest import git, make_source_repo
-from tests.infra import remove_environment
+from tests.infra import remove_environment, require_suite_ports
 
 ENV = "uptest"
 OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
@@ -31,6 +31,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def engine() -> docker.DockerClient:
     client = docker.from_env()
+    require_suite_ports(client)
     yield client
     remove_environment(client, OWNED)
 
