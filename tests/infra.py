@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,14 +23,23 @@ from deploy.targets.local.engine import port_is_free
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel takes source ports of outgoing connections from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port_block(size: int) -> int:
-    """The first of `size` consecutive free loopback ports."""
+    """The first of `size` consecutive free loopback ports, below the ephemeral range: a port from that
+    range can be taken by any outgoing connection (a client, nginx to an upstream) between this check
+    and the server's bind."""
+    low, high = ephemeral_ports()
+    choices = range(10000, low - size) if low - size > 10000 else range(high + 1, 65535 - size)
     for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + size > 65000:
-            continue
+        base = random.choice(choices)
         if all(port_is_free(base + i) for i in range(size)):
             return base
     raise RuntimeError(f"no block of {size} free ports on 127.0.0.1")
