@@ -199,3 +199,17 @@ def require_suite_ports(client, timeout: float = 30) -> None:  # noqa: ANN001 - 
                 "another process: stop it first"
             pytest.fail(f"the suite's ports {', '.join(map(str, taken))} are taken by {holder}", pytrace=False)
         time.sleep(1)
+
+
+@contextmanager
+def suite_environment(owned: dict) -> Iterator:
+    """The Docker Engine for tests that deploy the real suite: once its fixed ports are free, and with
+    the test environment's containers and volumes (its labels in `owned`) removed afterwards."""
+    import docker
+
+    client = docker.from_env()
+    require_suite_ports(client)
+    try:
+        yield client
+    finally:
+        remove_environment(client, owned)

@@ -8,6 +8,7 @@ and C, A with person crashing at start-up. Every command runs with `--output jso
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import docker
 import pytest
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 from cli import main
 from tests.deploy.conftest import clone, git, make_source_repo
 from tests.deploy.test_output_json import digests, valid
-from tests.infra import remove_environment, require_suite_ports
+from tests.infra import suite_environment
 
 ENV = "releasetest"
 OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
@@ -45,12 +46,9 @@ def sources(workdir: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def engine() -> docker.DockerClient:
-    """The engine, once the suite's fixed ports are free (tests/test_up_local.py uses them too)."""
-    client = docker.from_env()
-    require_suite_ports(client)
-    yield client
-    remove_environment(client, OWNED)
+def engine() -> Iterator[docker.DockerClient]:
+    with suite_environment(OWNED) as client:
+        yield client
 
 
 def k8sdeploy(workdir: Path, *args: str):  # noqa: ANN201 - click Result

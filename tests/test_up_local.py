@@ -7,6 +7,7 @@ login at the printed URL, a layout switch, a crashing image, down twice.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import docker
 import pytest
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 from cli import main
 from tests.browser.test_login_browser import CHROMIUM_FLAGS
 from tests.deploy.conftest import git, make_source_repo
-from tests.infra import remove_environment, require_suite_ports
+from tests.infra import suite_environment
 
 ENV = "uptest"
 OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
@@ -29,11 +30,9 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine() -> docker.DockerClient:
-    client = docker.from_env()
-    require_suite_ports(client)
-    yield client
-    remove_environment(client, OWNED)
+def engine() -> Iterator[docker.DockerClient]:
+    with suite_environment(OWNED) as client:
+        yield client
 
 
 def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result

@@ -89,6 +89,14 @@ def suite_build(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) -> 
     return build_suite(checkout, tmp_path_factory.mktemp("store"))
 
 
+@pytest.fixture
+def config(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A k8sdeploy.toml holding one local environment, named by the test module's ENV."""
+    path = tmp_path / "k8sdeploy.toml"
+    path.write_text(f'[environments.{request.module.ENV}]\ntarget = "local"\n')
+    return path
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     with registry_server(tmp_path_factory.mktemp("registry")) as server:

@@ -20,13 +20,6 @@ from tests.infra import free_port_block
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "k8sdeploy.toml"
-    path.write_text(f'[environments.{ENV}]\ntarget = "local"\n')
-    return path
-
-
-@pytest.fixture
 def deployed(docker_client: docker.DockerClient, busybox: str, tmp_path: Path):  # noqa: F811
     target = LocalTarget(docker_client, ENV, state_dir=tmp_path / "state")
     target.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import shutil
 import socket
-import tarfile
 from pathlib import Path
 
 import docker
@@ -19,7 +17,7 @@ import httpx
 import pytest
 
 from deploy.errors import ExitCode, NotReadyError
-from deploy.targets.local.pause import is_static_executable, pause_image
+from deploy.targets.local.pause import is_static_executable, pause_image, root_fs
 from deploy.targets.local.plan import LocalTargetError
 from deploy.targets.local.target import LocalTarget, NotDeployed
 from tests.infra import free_port_block
@@ -40,29 +38,16 @@ def busybox(docker_client: docker.DockerClient) -> str:
 
     `docker import` stamps the time, so the image carries a digest of its tar as a label: an unchanged
     busybox reuses the image of an earlier run instead of leaving it dangling."""
-    busybox_path = shutil.which("busybox") or "/bin/busybox"
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for directory in ("bin", "www", "tmp", "data", "conf"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        tar.add(busybox_path, "bin/busybox", filter=lambda info: info.replace(mtime=0))
-        for applet in ("sh", "sleep", "httpd", "cat", "chown", "echo", "env", "touch"):
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-        for name in ("www/readyz", "www/healthz"):
-            info = tarfile.TarInfo(name)
-            info.size = 3
-            tar.addfile(info, io.BytesIO(b"ok\n"))
-    content = hashlib.sha256(buffer.getvalue()).hexdigest()
+    layer = root_fs(Path(shutil.which("busybox") or "/bin/busybox"),
+                    applets=("sh", "sleep", "httpd", "cat", "chown", "echo", "env", "touch"),
+                    directories=("www", "tmp", "data", "conf"), files={"www/readyz": b"ok\n", "www/healthz": b"ok\n"})
+    content = hashlib.sha256(layer).hexdigest()
     try:
         image = docker_client.images.get("k8sdeploy-test/busybox:1")
     except docker.errors.ImageNotFound:
         image = None
     if image is None or image.labels.get("k8sdeploy.test/content") != content:
-        docker_client.api.import_image_from_data(buffer.getvalue(), repository="k8sdeploy-test/busybox", tag="1",
+        docker_client.api.import_image_from_data(layer, repository="k8sdeploy-test/busybox", tag="1",
                                                  changes=["ENV PATH=/bin", f"LABEL k8sdeploy.test/content={content}"])
         image = docker_client.images.get("k8sdeploy-test/busybox:1")
     return f"k8sdeploy-test/busybox:1@{image.id}"

@@ -44,13 +44,6 @@ def release(version: str, seed: str, action: str = "up") -> Release:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "k8sdeploy.toml"
-    path.write_text(f'[environments.{ENV}]\ntarget = "local"\n')
-    return path
-
-
-@pytest.fixture
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     return tmp_path / "state" / "k8sdeploy" / ENV / "releases.json"

@@ -15,6 +15,8 @@ import io
 import struct
 import tarfile
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping, Sequence
 
 import docker
 from docker.errors import ImageNotFound
@@ -48,21 +50,28 @@ def is_static_executable(path: Path) -> bool:
     return True
 
 
-def root_fs(busybox: Path) -> bytes:
-    """The image's only layer, byte for byte the same for the same busybox (no times, no owners)."""
+def root_fs(busybox: Path, applets: Sequence[str] = APPLETS, directories: Sequence[str] = (),
+            files: Mapping[str, bytes] = MappingProxyType({})) -> bytes:
+    """A one-layer root file system: /bin/busybox with links for `applets`, plus empty `directories` and
+    `files`; byte for byte the same for the same input (no times, no owners)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        directory = tarfile.TarInfo("bin")
-        directory.type, directory.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(directory)
+        for name in ("bin", *directories):
+            directory = tarfile.TarInfo(name)
+            directory.type, directory.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(directory)
         info = tarfile.TarInfo("bin/busybox")
         info.size, info.mode = busybox.stat().st_size, 0o755
         with busybox.open("rb") as binary:
             tar.addfile(info, binary)
-        for applet in APPLETS:
+        for applet in applets:
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(link)
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(content), 0o644
+            tar.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
 
 
