@@ -10,13 +10,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium \
     docker.io docker-registry debootstrap busybox-static
 
-.PHONY: help system-deps docker-engine venv test run demo down lock clean bench bench-local
+.PHONY: help system-deps docker-engine venv kube-binaries test run demo down cluster cluster-down lock clean bench \
+    bench-local
 
 help:
 	@echo "make demo         deploy the suite on the local Docker Engine; print its URL and demo credentials"
 	@echo "make down         remove the demo deployment"
 	@echo "make test         install what is missing, then run the test suite"
 	@echo "make run          run the suite on 127.0.0.1:8080 in the foreground (Ctrl-C stops it)"
+	@echo "make cluster      start a real Kubernetes control plane (KWOK nodes) and a registry on 127.0.0.1;"
+	@echo "                  print its kubeconfig (k8sdeploy up --env cluster deploys to it)"
+	@echo "make cluster-down stop it and remove its state"
 	@echo "make bench        build+push benchmark: our builder vs --builder docker (prints a table)"
 	@echo "make bench-local  local pods: the pause image vs each pod's first image (prints a table)"
 	@echo "make lock         re-resolve requirements/*.lock from requirements/*.in (needs network)"
@@ -42,7 +46,13 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-test: system-deps docker-engine venv
+# kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK from the Go modules pinned in
+# tools/cluster/*/go.mod, cached in ~/.cache/k8sdeploy/kube (a cold build takes about 15 minutes).
+kube-binaries:
+	@command -v go >/dev/null || { echo "Go is needed to build the control plane (tools/cluster)" >&2; exit 1; }
+	@tools/cluster/build.sh >/dev/null
+
+test: system-deps docker-engine venv kube-binaries
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: system-deps docker-engine venv
@@ -60,6 +70,12 @@ demo: system-deps docker-engine venv
 
 down: venv
 	$(BIN)/k8sdeploy down --yes
+
+cluster: system-deps venv kube-binaries
+	@$(BIN)/python -m tools.cluster.controlplane up --registry
+
+cluster-down: venv
+	@$(BIN)/python -m tools.cluster.controlplane down
 
 lock:
 	$(PYTHON) -m pip install --quiet uv

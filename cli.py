@@ -320,9 +320,8 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     """
     from deploy import report
     from deploy.buildrun import BuildOptions, build_and_record
-    from deploy.compose import make_history, make_target
+    from deploy.compose import make_history, make_smoke, make_target
     from deploy.pipeline import rollback, up as run_up, up_or_roll_back
-    from deploy.smoke import HttpSmoke, NoSmoke
     from deploy.suite import DEMO_USERS
 
     layout = layout_name or environment.layout
@@ -334,8 +333,7 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
 
     target = make_target(environment, say)
     history = make_history(environment, say, target)
-    smoke = NoSmoke() if no_smoke else HttpSmoke(say=say)
-    common = dict(target=target, smoke=smoke, history=history, say=say, wait_timeout=wait_timeout,
+    common = dict(target=target, smoke=make_smoke(environment, say, no_smoke), history=history, say=say, wait_timeout=wait_timeout,
                   mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
 
     def deploy():  # noqa: ANN202 - pipeline.UpResult
@@ -397,16 +395,15 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
     applying, waiting or the smoke test fails, 2 when the version is not recorded.
     """
     from deploy import report
-    from deploy.compose import make_history, make_target
+    from deploy.compose import make_history, make_smoke, make_target
     from deploy.pipeline import rollback as run_rollback
     from deploy.releases import choose
-    from deploy.smoke import HttpSmoke, NoSmoke
 
     target = make_target(environment, say)
     history = make_history(environment, say, target)
     release = choose(history.releases(), version)
-    result = run_rollback(environment, release, target=target,
-                          smoke=NoSmoke() if no_smoke else HttpSmoke(say=say), history=history, say=say,
+    result = run_rollback(environment, release, target=target, smoke=make_smoke(environment, say, no_smoke),
+                          history=history, say=say,
                           wait_timeout=wait_timeout, mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
     say(f"{environment.name}: rolled back to {result.layout} version {result.version}")
     if output == "json":

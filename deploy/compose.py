@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import docker
@@ -82,6 +83,21 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
                      keep_cluster=keep_cluster, poll=min(apis.poll, 1.0))
 
 
+def kubeconfig_path(environment: Environment) -> Path | None:
+    return Path(environment.kubeconfig).expanduser() if environment.kubeconfig else None
+
+
+def make_smoke(environment: Environment, say: Say, skip: bool = False):  # noqa: ANN201 - a smoke.Smoke
+    """The smoke login, or a stage that says why it was skipped (--no-smoke, or the environment's `smoke = false`)."""
+    from .smoke import HttpSmoke, NoSmoke
+
+    if skip:
+        return NoSmoke(say, "--no-smoke")
+    if not environment.smoke:
+        return NoSmoke(say, f"environment {environment.name} sets smoke = false")
+    return HttpSmoke(say=say)
+
+
 def make_target(environment: Environment, say: Say, keep_cluster: bool = False) -> Target:
     if environment.target == "local":
         from .targets.local.target import LocalTarget
@@ -91,7 +107,8 @@ def make_target(environment: Environment, say: Say, keep_cluster: bool = False) 
         from .targets.kube.kubeconfig import kubeconfig_api
         from .targets.kube.target import KubeTarget
 
-        return KubeTarget(kubeconfig_api(environment.kube_context), environment.namespace, environment.name, say)
+        return KubeTarget(kubeconfig_api(environment.kube_context, kubeconfig_path(environment)), environment.namespace,
+                          environment.name, say)
     return gke_target(environment, say, google_apis(), keep_cluster)
 
 
@@ -107,7 +124,8 @@ def make_history(environment: Environment, say: Say, target: Target | None = Non
         from .targets.kube.history import ConfigMapHistory
         from .targets.kube.kubeconfig import kubeconfig_api
 
-        api = target.api if target is not None else kubeconfig_api(environment.kube_context)
+        api = target.api if target is not None else kubeconfig_api(environment.kube_context,
+                                                                   kubeconfig_path(environment))
         return ConfigMapHistory(api, environment.namespace, environment.name)
     from .targets.gke.history import ClusterHistory
 

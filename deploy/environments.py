@@ -52,6 +52,9 @@ class Environment(_Frozen):
     bases: dict[str, str] = Field(default_factory=dict)
     secure_cookies: bool = False
     kube_context: str = ""  # kubeconfig target
+    kubeconfig: str = ""  # kubeconfig target: the file ("~" expands); "" means $KUBECONFIG or ~/.kube/config
+    # false where no login can pass through the gateway (a control plane whose kubelets are simulated)
+    smoke: bool = True
     gke: Gke | None = None
 
     @field_validator("replicas")

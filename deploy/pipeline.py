@@ -103,8 +103,21 @@ def deploy(environment: Environment, layout: str, record: BuildRecord, *, target
         action=action,
     )
     with watch.stage("record"):
-        history.record(result.release(by=who(), time=now()))
+        record_release(history, result, say)
     return replace(result, durations=MappingProxyType(dict(watch.durations)))
+
+
+def record_release(history: ReleaseHistory, result: UpResult, say: Say) -> None:
+    """Record the release, unless nothing changed and the newest recorded release is this one: an `up` with
+    nothing to do writes nothing at all."""
+    release = result.release(by=who(), time=now())
+    newest = history.releases()[-1:]
+    same = newest and (newest[0].version, newest[0].objects_hash, newest[0].layout, newest[0].action) == (
+        release.version, release.objects_hash, release.layout, release.action)
+    if same and not result.applied.changed:
+        say(f"release {release.version} is already the newest recorded; nothing to record")
+        return
+    history.record(release)
 
 
 class RolledBack(DeployError):

@@ -34,9 +34,14 @@ class Smoke(Protocol):
 
 
 class NoSmoke:
-    """`--no-smoke`: the stage is there, and does nothing."""
+    """`--no-smoke` (or an environment with `smoke = false`): the stage is there, says why it does nothing."""
+
+    def __init__(self, say: Say = lambda _line: None, why: str = "--no-smoke"):
+        self.say = say
+        self.why = why
 
     def run(self, url: str) -> None:
+        self.say(f"skipped the smoke login ({self.why})")
         return None
 
 

@@ -8,7 +8,9 @@ from typing import Iterator
 import pytest
 
 from deploy.devrun import LocalSuite, SuiteSettings
+from tests.controlplane import TOKENS, KubeCluster
 from tests.infra import MariaDB, free_port_block, mariadb_server
+from tools.cluster.controlplane import Cluster, ControlPlane
 
 # The shared suites allow many logins: several tests log in. The rate limit itself is tested
 # on a gateway with the shipped defaults (tests/gateway/test_rate_limit.py).
@@ -59,3 +61,23 @@ def engine_without_stale_test_versions() -> None:
         return  # tests that need the engine say so themselves
     forget_test_versions(client)
     client.close()
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The real Kubernetes control plane (etcd, API server, controllers, scheduler; KWOK's nodes), once per
+    session. `make test` builds its binaries; a machine without them builds them here (minutes)."""
+    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"), base_port=free_port_block(4), tokens=TOKENS,
+                         say=lambda _line: None)
+    try:
+        yield plane.start()
+    finally:
+        plane.stop(remove_state=False)
+
+
+@pytest.fixture
+def kube_cluster(control_plane: Cluster, tmp_path: Path) -> Iterator[KubeCluster]:
+    """This test's part of the control plane: a namespace name of its own (not created), removed afterwards."""
+    kube = KubeCluster.new(control_plane, tmp_path)
+    yield kube
+    kube.cleanup()

@@ -4,8 +4,9 @@ Why a fake: GKE cannot be reached from these machines. Like the real API, cluste
 created and deleted under projects/P/locations/L; create and delete answer an Operation that is PENDING,
 then RUNNING, then DONE after a few polls of operations.get (or DONE with an error when a test asks);
 a new cluster is PROVISIONING until its operation is done, then RUNNING with an endpoint and a CA
-certificate - those of the fake Kubernetes API server, which is emptied when the cluster is deleted
-(the load balancer pieces in the fake Compute API are not: real GKE leaks them too). Unknown projects
+certificate - those of the real Kubernetes API server the tests run (tests/controlplane.py), whose
+objects of the cluster's environment go when the cluster is deleted (`on_delete`; the load balancer
+pieces in the fake Compute API do not: real GKE leaks them too). Unknown projects
 answer 403 CONSUMER_INVALID, unknown locations 404, missing permissions 403, throttling 429/503.
 """
 
@@ -14,19 +15,23 @@ from __future__ import annotations
 import base64
 import itertools
 
+from typing import Callable
+
 from tests.fakes.google import GoogleFake, fail
-from tests.fakes.kube import FakeKube
 from tests.fakes.server import Reply, Request
 
 LOC = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 
 
 class FakeGke(GoogleFake):
-    def __init__(self, kube: FakeKube, ca_pem: bytes, locations: tuple[str, ...] = ("europe-west1-b", "europe-west1"),
-                 done_after: int = 3, **kwargs):
+    def __init__(self, endpoint: str, ca_pem: bytes, on_create: Callable[[], None] = lambda: None,
+                 on_delete: Callable[[], None] = lambda: None,
+                 locations: tuple[str, ...] = ("europe-west1-b", "europe-west1"), done_after: int = 3, **kwargs):
         super().__init__(**kwargs)
-        self.kube = kube
+        self.endpoint = endpoint  # host:port of the cluster's API server
         self.ca_pem = ca_pem
+        self.on_create = on_create
+        self.on_delete = on_delete
         self.locations = set(locations)
         self.done_after = done_after
         self.clusters: dict[tuple[str, str, str], dict] = {}
@@ -108,9 +113,10 @@ class FakeGke(GoogleFake):
             self.clusters[key]["statusMessage"] = operation["failure"]
         elif operation["operationType"] == "DELETE_CLUSTER":
             self.clusters.pop(key)
-            self.kube.reset()
+            self.on_delete()
         else:
-            self.clusters[key].update({"status": "RUNNING", "endpoint": self.kube.address,
+            self.on_create()
+            self.clusters[key].update({"status": "RUNNING", "endpoint": self.endpoint,
                                        "masterAuth": {"clusterCaCertificate": base64.b64encode(self.ca_pem).decode()}})
 
     @staticmethod

@@ -95,7 +95,9 @@ class KubeApi:
 
     def log(self, namespace: str, pod: str, container: str, lines: int) -> str:
         query = {"container": container, "tailLines": str(lines)}
-        return self.request("GET", POD.path(namespace, pod) + "/log", query, accept="text/plain")
+        # the log subresource answers text/plain, but a real API server refuses an Accept of only text/plain
+        # (406: it negotiates among json, yaml and protobuf), as kubectl knows: ask for anything
+        return self.request("GET", POD.path(namespace, pod) + "/log", query, accept="*/*")
 
     def each(self, kinds: tuple[Kind, ...], namespace: str, labels: str) -> Iterator[tuple[Kind, dict]]:
         for kind in kinds:

@@ -16,8 +16,10 @@ from typing import Iterator
 from . import KINDS, MANAGER, describe, owner_selector
 from .client import Scoped
 
-# Field managers of the cluster itself (Kubernetes' and GKE's controllers), never a hand edit.
-SYSTEM_MANAGERS = ("kube-controller-manager", "cloud-controller-manager", "kube-scheduler", "kubelet", "glbc")
+# Field managers of the cluster itself (Kubernetes' and GKE's controllers, and KWOK, which stands in for
+# the kubelets and the volume provisioner of a simulated cluster and binds claims), never a hand edit.
+SYSTEM_MANAGERS = ("kube-controller-manager", "cloud-controller-manager", "kube-scheduler", "kubelet", "glbc",
+                   "kwok")
 SYSTEM_PREFIXES = ("gke-", "system:")
 
 

@@ -48,9 +48,28 @@ class Teardown(Scoped):
         kinds = tuple(k for k in reversed(KINDS) if k is not NAMESPACE and (volumes or k is not PVC))
         removed = self.delete(self.owned(kinds))
         namespace = self.api.get(NAMESPACE, "", self.namespace)
-        if namespace is not None and owned_by(namespace, self.instance) and not self.remaining(volumes=True):
+        if namespace is None or not owned_by(namespace, self.instance) or self.remaining(volumes=True):
+            return removed
+        if not namespace["metadata"].get("deletionTimestamp"):
             removed += self.delete([(NAMESPACE, namespace)])
+        self.wait_namespace_gone()
         return removed
+
+    def wait_namespace_gone(self) -> None:
+        """A deleted namespace stays Terminating until the namespace controller has emptied it."""
+        started = time.monotonic()
+        said = started
+        while (namespace := self.api.get(NAMESPACE, "", self.namespace)) is not None:
+            waited = time.monotonic() - started
+            if waited > self.timeout:
+                why = "; ".join(c.get("message", "") for c in (namespace.get("status") or {}).get("conditions") or []
+                                if c.get("status") == "True") or "no reason given"
+                raise LeftoversError(f"namespace {self.namespace} is still terminating after {self.timeout:g} s: {why}",
+                                     "look at what is left in it (finalizers) and run down again")
+            if time.monotonic() - said >= 5:
+                self.say(f"waiting for namespace {self.namespace} to finish terminating ({waited:.0f} s)")
+                said = time.monotonic()
+            time.sleep(self.poll)
 
     def remaining(self, volumes: bool) -> list[str]:
         kinds = tuple(k for k in KINDS if k is not NAMESPACE and (volumes or k is not PVC))

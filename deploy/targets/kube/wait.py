@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from kubernetes.client.exceptions import ApiException
+
 from ...errors import NotReadyError
 from ...suite import GATEWAY
 from .. import ServiceStatus
 from . import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
-from .client import Scoped
+from .client import Scoped, status_message
 
 HOPELESS = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
             "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
@@ -56,7 +58,8 @@ class Readiness(Scoped):
             labels = (workload["spec"].get("selector") or {}).get("matchLabels") or {}
             selector = ",".join(f"{key}={value}" for key, value in labels.items())
             found.update({p["metadata"]["name"]: p for p in self.api.list(POD, self.namespace, selector)})
-        return [found[name] for name in sorted(found)]
+        # a pod being deleted (an old replica, a rollout's loser) is no longer part of what runs
+        return [found[name] for name in sorted(found) if not found[name]["metadata"].get("deletionTimestamp")]
 
     def gateway_service(self) -> dict | None:
         exposed = [s for s in self.api.list(SERVICE, self.namespace, owner_selector(self.instance))
@@ -125,6 +128,8 @@ class Readiness(Scoped):
                 lines.append(f"  event {event.get('type', '')} {event.get('reason', '')}: {event.get('message', '')}")
             try:
                 log = self.api.log(self.namespace, state.pod, state.name, 20)
+            except ApiException as exc:
+                log = f"(no logs: {status_message(exc)})"
             except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure it explains
                 log = f"(no logs: {type(exc).__name__})"
             lines += ["  last log lines:"] + [f"    {line}" for line in str(log).splitlines()[-20:]]

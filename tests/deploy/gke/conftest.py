@@ -1,4 +1,6 @@
-"""Fixtures for the gke target: fake GKE, Compute and Kubernetes APIs wired as one Google Cloud project."""
+"""Fixtures for the gke target: fake GKE and Compute APIs wired as one Google Cloud project whose cluster is
+the real Kubernetes API server of the tests (reached through a TLS fault proxy), with the load balancers
+and disks GKE's controllers would make simulated into the fake Compute API (tests/fakes/cloud_controller.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ from google.oauth2.credentials import Credentials
 
 from deploy.compose import GoogleApis, gke_target
 from deploy.environments import Environment, Gke
+from tests.controlplane import KubeCluster
+from tests.fakes.cloud_controller import CloudController
 from tests.fakes.compute import FakeCompute
 from tests.fakes.gke import FakeGke
-from tests.fakes.kube import FakeKube
-from tests.fakes.tls import Tls, make_tls
+from tests.fakes.proxy import FaultProxy
 
-TOKEN = "google-token"
+TOKEN = "google-token"  # the API server's token file maps it to a cluster admin (tests/controlplane.py)
 ENV = "staging-test"
 
 
@@ -24,42 +27,79 @@ ENV = "staging-test"
 class Cloud:
     gke: FakeGke
     compute: FakeCompute
-    kube: FakeKube
+    kube: KubeCluster
+    proxy: FaultProxy  # in front of the API server: what the cluster's endpoint is
+    controller: CloudController
 
     @property
-    def fakes(self) -> tuple:
-        return self.gke, self.compute, self.kube
+    def namespace(self) -> str:
+        return self.kube.namespace
 
-    @property
-    def mutations(self) -> int:
-        return sum(fake.mutations for fake in self.fakes)
+    def mark(self) -> tuple:
+        return len(self.gke.mutating_requests()), len(self.compute.mutating_requests()), self.kube.mark()
+
+    def mutations(self, mark: tuple) -> list:
+        """Mutating requests to GKE, Compute and the API server (by the tests' users) since `mark`."""
+        gke, compute, kube = mark
+        return [*self.gke.mutating_requests()[gke:], *self.compute.mutating_requests()[compute:],
+                *self.kube.mutations(kube)]
 
     def flaky(self, share: float) -> None:
-        for fake in self.fakes:
+        for fake in (self.gke, self.compute):
             fake.flaky, fake.retry_after = share, "0"
+        self.proxy.flaky, self.proxy.retry_after = share, "0"
+
+    @property
+    def injected(self) -> int:
+        return self.gke.injected + self.compute.injected + self.proxy.injected
 
     def apis(self, token: str = TOKEN) -> GoogleApis:
         return GoogleApis(Credentials(token=token), self.gke.address, self.compute.address, "http", poll=0.01)
 
+    def cluster_deleted(self) -> None:
+        """What deleting a GKE cluster does to what ran in it: all of it goes, the controllers first (so the
+        load balancers they made stay in Compute, as real GKE leaks them)."""
+        self.controller.paused = True
+        session = self.kube.session()
+        for service in self.kube.list("services"):
+            if service["metadata"].get("finalizers"):
+                name = service["metadata"]["name"]
+                session.patch(f"{self.kube.server}/api/v1/namespaces/{self.namespace}/services/{name}",
+                              json={"metadata": {"finalizers": None}},
+                              headers={"Content-Type": "application/merge-patch+json"}, timeout=10)
+        session.delete(f"{self.kube.server}/api/v1/namespaces/{self.namespace}", timeout=10)
+        self.kube.wait_gone("namespaces", self.namespace)
 
-@pytest.fixture(scope="session")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
-    return make_tls(tmp_path_factory.mktemp("tls"))
+    def stop(self) -> None:
+        self.controller.stop()
+        for fake in (self.gke, self.compute, self.proxy):
+            fake.stop()
+
+
+def make_cloud(kube: KubeCluster) -> Cloud:
+    pki = kube.cluster.state / "pki"
+    compute = FakeCompute(token=TOKEN).start()
+    proxy = FaultProxy(kube.server, str(pki / "ca.crt"), tls=(str(pki / "apiserver.crt"), str(pki / "apiserver.key")))
+    proxy.start()
+    controller = CloudController(kube.session(), kube.server, compute, (kube.namespace,)).start()
+    gke = FakeGke(proxy.address, kube.cluster.ca_pem, token=TOKEN)
+    cloud = Cloud(gke, compute, kube, proxy, controller)
+    gke.on_create = lambda: setattr(controller, "paused", False)
+    gke.on_delete = cloud.cluster_deleted
+    gke.start()
+    return cloud
 
 
 @pytest.fixture
-def cloud(tls: Tls) -> Iterator[Cloud]:
-    compute = FakeCompute(token=TOKEN).start()
-    kube = FakeKube(tls=(tls.cert_file, tls.key_file), token=TOKEN, cloud=compute).start()
-    gke = FakeGke(kube, tls.ca_pem, token=TOKEN).start()
-    yield Cloud(gke, compute, kube)
-    for fake in (gke, kube, compute):
-        fake.stop()
+def cloud(kube_cluster: KubeCluster) -> Iterator[Cloud]:
+    cloud = make_cloud(kube_cluster)
+    yield cloud
+    cloud.stop()
 
 
-def environment(**gke: object) -> Environment:
+def environment(namespace: str, **gke: object) -> Environment:
     settings = {"project": "my-project", "location": "europe-west1-b", "cluster": "ms-auth", **gke}
-    return Environment(name=ENV, target="gke", service_type="LoadBalancer", gke=Gke(**settings))
+    return Environment(name=ENV, target="gke", service_type="LoadBalancer", namespace=namespace, gke=Gke(**settings))
 
 
 @pytest.fixture
@@ -69,11 +109,12 @@ def said() -> list[str]:
 
 @pytest.fixture
 def target(cloud: Cloud, said: list[str]):  # noqa: ANN201 - a GkeTarget
-    return gke_target(environment(), said.append, cloud.apis())
+    return gke_target(environment(cloud.namespace), said.append, cloud.apis())
 
 
-def config_file(path: Path, **gke: str) -> Path:
+def config_file(path: Path, namespace: str = "auth-suite", **gke: str) -> Path:
     settings = {"project": "my-project", "location": "europe-west1-b", "cluster": "ms-auth", **gke}
-    lines = [f'[environments.{ENV}]', 'target = "gke"', 'service_type = "LoadBalancer"', f'[environments.{ENV}.gke]']
+    lines = [f'[environments.{ENV}]', 'target = "gke"', 'service_type = "LoadBalancer"', f'namespace = "{namespace}"',
+             f'[environments.{ENV}.gke]']
     path.write_text("\n".join(lines + [f'{key} = "{value}"' for key, value in settings.items()]) + "\n")
     return path

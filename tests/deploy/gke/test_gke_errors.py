@@ -16,7 +16,7 @@ from tests.deploy.kube.objects import single_pod
 
 
 def failure(cloud: Cloud, **settings: str) -> CloudError:
-    target = gke_target(environment(**settings), lambda _line: None, cloud.apis())
+    target = gke_target(environment(cloud.namespace, **settings), lambda _line: None, cloud.apis())
     with pytest.raises(CloudError) as caught:
         target.apply(single_pod(ENV))
     assert caught.value.exit_code == 8
@@ -58,7 +58,7 @@ def test_failed_firewall_operation(cloud: Cloud) -> None:
 
 
 def test_rejected_token(cloud: Cloud) -> None:
-    target = gke_target(environment(), lambda _line: None, cloud.apis(token="expired"))
+    target = gke_target(environment(cloud.namespace), lambda _line: None, cloud.apis(token="expired"))
     with pytest.raises(CredentialsError, match=r"^no usable Google credentials while looking for cluster ms-auth "
                                                r"\(The credentials do not contain the necessary fields need to "
                                                r"refresh the access token.*\); set GOOGLE_APPLICATION_CREDENTIALS"):
@@ -80,8 +80,9 @@ def test_missing_credentials_through_the_cli(tmp_path: Path, monkeypatch: pytest
 
 def test_status_and_down_through_the_cli(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compose, "google_apis", cloud.apis)
-    config = str(config_file(tmp_path / "k.toml"))
-    gke_target(environment(), lambda _line: None, cloud.apis()).apply(single_pod(ENV))
+    config = str(config_file(tmp_path / "k.toml", cloud.namespace))
+    gke_target(environment(cloud.namespace), lambda _line: None, cloud.apis()).apply(single_pod(ENV))
+    cloud.controller.wait_idle()
     result = CliRunner().invoke(main, ["status", "--env", ENV, "--config", config])
     assert result.exit_code in (0, 5) and "cluster ms-auth in europe-west1-b: RUNNING" in result.stderr
     assert result.stdout.splitlines()[0].split() == ["SERVICE", "VERSION", "DIGEST", "READY", "REASON"]

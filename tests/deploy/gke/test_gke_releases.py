@@ -6,11 +6,11 @@ with person changed, C v2.0.0 with person raising at start-up) and pushed to a r
 loopback (Debian's docker-registry, standing in for Artifact Registry); the google-cloud-container,
 google-cloud-compute and kubernetes clients; the smoke login through a real suite.
 
-What is faked, because none of it can run on these machines: GKE, Compute and the cluster's
-Kubernetes API are the loopback HTTP fakes of tests/fakes. The fake cluster runs no containers, so
-C's crash is the fake's (`FakeKube.crash` for person containers of 2.0.0 images), and the
-LoadBalancer address it hands out is 127.0.0.1 on the environment's gateway port, where this test
-runs the suite from source for the smoke login to pass through.
+The cluster is the real Kubernetes control plane of the tests (API server, controllers, scheduler);
+GKE and Compute, which cannot run on these machines, are the loopback HTTP fakes of tests/fakes. Its
+kubelets are simulated (KWOK), so no container runs: C's crash is a KWOK stage for person containers of
+2.0.0 images, and the LoadBalancer address the simulated cloud controller hands out is 127.0.0.1 on the
+environment's gateway port, where this test runs the suite from source for the smoke login to pass through.
 """
 
 from __future__ import annotations
@@ -25,30 +25,27 @@ from cli import main
 from deploy import compose
 from deploy.devrun import LocalSuite
 from tests.deploy.conftest import clone, git
-from tests.deploy.gke.conftest import ENV, Cloud
+from tests.controlplane import KubeCluster
+from tests.deploy.gke.conftest import ENV, Cloud, make_cloud
 from tests.deploy.test_output_json import digests, valid
-from tests.fakes.compute import FakeCompute
-from tests.fakes.gke import FakeGke
-from tests.fakes.kube import FakeKube
-from tests.fakes.tls import Tls
 from tests.registries import Registry, registry_server
+from tools.cluster.controlplane import Cluster
 
 SEEN: dict[str, dict] = {}  # what earlier steps printed, by step
 CRASH_LOG = "Traceback (most recent call last):\nRuntimeError: person: C cannot start\n"
+C_PERSON = "self.spec.containers.exists(c, c.name == 'person' && c.image.contains(':2.0.0@'))"
 
 
 @pytest.fixture(scope="module")
-def cloud(tls: Tls) -> Iterator[Cloud]:
+def cloud(control_plane: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     """One fake project for the whole module (the steps build on each other), reached through the CLI."""
-    compute = FakeCompute(token="google-token").start()
-    kube = FakeKube(tls=(tls.cert_file, tls.key_file), token="google-token", cloud=compute).start()
-    gke = FakeGke(kube, tls.ca_pem, token="google-token").start()
-    cloud = Cloud(gke, compute, kube)
+    kube = KubeCluster.new(control_plane, tmp_path_factory.mktemp("gke-releases-kube"))
+    cloud = make_cloud(kube)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(compose, "google_apis", cloud.apis)
         yield cloud
-    for fake in (gke, kube, compute):
-        fake.stop()
+    cloud.stop()
+    kube.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +55,12 @@ def artifact_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regi
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry, sqlite_suite: LocalSuite) -> Path:
+def config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry, sqlite_suite: LocalSuite,
+           cloud: Cloud) -> Path:
     path = tmp_path_factory.mktemp("gke-releases") / "k8sdeploy.toml"
     path.write_text("\n".join([
         f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
+        f'namespace = "{cloud.namespace}"',
         f'registry = "{artifact_registry.host}/suite"', f"gateway_port = {sqlite_suite.settings.base_port}",
         f"[environments.{ENV}.gke]", 'project = "my-project"', 'location = "europe-west1-b"', 'cluster = "ms-auth"',
     ]) + "\n")
@@ -88,8 +87,8 @@ def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
     return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
 
 
-def deployed_images(kube: FakeKube) -> set[str]:
-    deployment = kube.objects[("deployments", "auth-suite", "auth-suite")]
+def deployed_images(kube: KubeCluster) -> set[str]:
+    deployment = kube.get("deployments", "auth-suite")
     return {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
 
 
@@ -109,7 +108,7 @@ class TestGkeReleases:
                    for ref in refs(document))
         assert deployed_images(cloud.kube) == refs(document)
         assert ("my-project", "europe-west1-b", "ms-auth") in cloud.gke.clusters
-        assert ("configmaps", "auth-suite", f"k8sdeploy-releases-{ENV}") in cloud.kube.objects
+        assert cloud.kube.get("configmaps", f"k8sdeploy-releases-{ENV}") is not None
         SEEN["a"] = document
 
     def test_up_b(self, config: Path, sources: dict, cloud: Cloud) -> None:
@@ -143,9 +142,10 @@ class TestGkeReleases:
         assert cloud.gke.mutations == clusters  # the cluster was there: not touched
 
     def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, config: Path, sources: dict, cloud: Cloud) -> None:
-        cloud.kube.crash("person", CRASH_LOG, image=":2.0.0@")
+        cloud.kube.logs({"person": CRASH_LOG})
+        cloud.kube.simulate("crash-loop", "person", C_PERSON)
         result = k8sdeploy(config, "up", "--source", str(sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "30", "--output", "json")
+                           "--wait-timeout", "60", "--output", "json")
         assert result.exit_code == 5, result.stderr
         document = valid(result.stdout)
         assert document["result"] == "failed" and document["exit_code"] == 5
@@ -160,9 +160,12 @@ class TestGkeReleases:
             ("1.0.0", "rollback"), ("1.0.0", "rollback"), ("1.1.0", "up"), ("1.0.0", "up")]  # C never recorded
 
     def test_a_rollback_that_fails_too_names_both_failures(self, config: Path, sources: dict, cloud: Cloud) -> None:
-        cloud.kube.crash("person", CRASH_LOG)  # now A's person crashes as well
+        cloud.kube.simulate("crash-loop", "person", "true")  # now A's person crashes as well:
+        for pod in cloud.kube.list("pods"):  # its running pod is replaced by one that crashes
+            cloud.kube.session().delete(f"{cloud.kube.server}/api/v1/namespaces/{cloud.namespace}/pods/"
+                                        f"{pod['metadata']['name']}", timeout=10)
         result = k8sdeploy(config, "up", "--source", str(sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "30", "--output", "json")
+                           "--wait-timeout", "60", "--output", "json")
         assert result.exit_code == 5, result.stderr
         error = valid(result.stdout)["error"]
         assert error["type"] == "RollbackFailed"
@@ -172,7 +175,7 @@ class TestGkeReleases:
         new, _, rollback = error["details"].partition("\nthe rollback to 1.0.0:\n")
         assert new.startswith("the new version:\n")  # both diagnoses, each under its heading
         assert "RuntimeError: person: C cannot start" in new and "RuntimeError: person: C cannot start" in rollback
-        cloud.kube.crashing.clear()
+        cloud.kube.forget_simulations()
         history = valid(k8sdeploy(config, "history", "--output", "json").stdout)["releases"]
         assert len(history) == 4  # neither the failed up nor the failed rollback was recorded
 

@@ -1,7 +1,11 @@
 """The gke target through the real google-cloud-container, google-cloud-compute and kubernetes clients,
-over HTTP (and TLS for the cluster) against the fake GKE, Compute and Kubernetes APIs."""
+over HTTP against the fake GKE and Compute APIs, and over TLS against the real Kubernetes API server that
+the fake GKE hands out as the cluster's endpoint."""
 
 from __future__ import annotations
+
+import time
+from typing import Callable
 
 import pytest
 
@@ -15,36 +19,44 @@ from tests.deploy.kube.objects import single_pod, split_pods
 FIREWALL = "k8sdeploy-ms-auth-staging-test-gateway"
 
 
+def wait_for(condition: Callable[[], object], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the simulated cloud controller did not act in time"
+        time.sleep(0.1)
+
+
 def test_first_apply_creates_cluster_objects_and_firewall_then_a_second_changes_nothing(
         cloud: Cloud, target, said: list[str], sqlite_suite: LocalSuite) -> None:  # noqa: ANN001
     objects = single_pod(ENV)
     objects[0]["spec"]["ports"][0]["port"] = sqlite_suite.settings.base_port  # the LB address reaches the real suite
     target.apply(objects)
+    cloud.controller.wait_idle()
     cluster = cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]
     assert cluster["status"] == "RUNNING" and cluster["resourceLabels"]["managed-by"] == "k8sdeploy"
     assert cluster["nodeConfig"] == {"machineType": "e2-small", "tags": ["k8sdeploy-ms-auth"]}
     assert any(line.startswith("creating cluster ms-auth: running") for line in said)
-    assert {(plural, name) for plural, _, name in cloud.kube.owned() if plural != "pods"} == {
-        ("namespaces", "auth-suite"), ("configmaps", "gateway-conf"), ("deployments", "auth-suite"),
+    assert {(plural, name) for plural, name in cloud.kube.owned() if plural != "pods"} == {
+        ("namespaces", cloud.namespace), ("configmaps", "gateway-conf"), ("deployments", "auth-suite"),
         ("services", "gateway")}
     rule = cloud.compute.resources[("firewalls", "global", FIREWALL)]
-    node_port = cloud.kube.objects[("services", "auth-suite", "gateway")]["spec"]["ports"][0]["nodePort"]
+    node_port = cloud.kube.get("services", "gateway")["spec"]["ports"][0]["nodePort"]
     assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": sorted(
         [str(sqlite_suite.settings.base_port), "8080", str(node_port)], key=int)}]
     assert rule["targetTags"] == ["k8sdeploy-ms-auth"] and rule["sourceRanges"] == ["0.0.0.0/0"]
-    target.wait(timeout=20)
+    target.wait(timeout=60)
     assert target.gateway_url() == f"http://127.0.0.1:{sqlite_suite.settings.base_port}"
     assert HttpSmoke().run(target.gateway_url()).checks
-    before = cloud.mutations
+    mark = cloud.mark()
     result = target.apply(objects)
-    assert cloud.mutations == before, [fake.mutating_requests() for fake in cloud.fakes]
+    assert cloud.mutations(mark) == []
     assert not result.changed
 
 
 def test_status_names_the_cluster_and_the_address(cloud: Cloud, target, said: list[str]) -> None:  # noqa: ANN001
     assert target.status() == [] and said[-1] == "cluster ms-auth: none"
     target.apply(single_pod(ENV))
-    target.wait(timeout=20)
+    target.wait(timeout=60)
     rows = target.status()
     assert [row.name for row in rows][:2] == ["authentication", "authorisation"] and all(r.ready for r in rows)
     assert said[-2].startswith("cluster ms-auth in europe-west1-b: RUNNING, endpoint 127.0.0.1:")
@@ -53,22 +65,23 @@ def test_status_names_the_cluster_and_the_address(cloud: Cloud, target, said: li
 
 def test_down_deletes_load_balancers_and_claims_first_and_leaves_nothing(cloud: Cloud, target) -> None:  # noqa: ANN001
     target.apply(split_pods(ENV))
-    assert cloud.compute.names("forwardingRules") and cloud.compute.names("disks")
-    start = len(cloud.kube.requests)
+    wait_for(lambda: cloud.compute.names("forwardingRules") and cloud.compute.names("disks"))
+    mark = cloud.kube.mark()
     removed = target.down()
     assert removed[:2] == ("Service/gateway", "PersistentVolumeClaim/person-data")
     assert removed[-2:] == (f"firewall rule {FIREWALL}", "cluster ms-auth")
-    deletes = [path for method, path in cloud.kube.requests[start:] if method == "DELETE"]
-    assert deletes[0].endswith("/services/gateway") and deletes[1].endswith("/persistentvolumeclaims/person-data")
+    deletes = [line for line in cloud.kube.mutations(mark) if line.startswith("delete ")]
+    assert deletes[:2] == ["delete services/gateway", "delete persistentvolumeclaims/person-data"]
     assert cloud.compute.everything() == [] and cloud.gke.clusters == {} and cloud.kube.owned() == []
-    before = cloud.mutations
+    mark = cloud.mark()
     assert target.down() == ()
-    assert cloud.mutations == before
+    assert cloud.mutations(mark) == []
 
 
 def test_down_keep_cluster_keeps_only_the_cluster(cloud: Cloud) -> None:
-    target = gke_target(environment(), lambda _line: None, cloud.apis(), keep_cluster=True)
+    target = gke_target(environment(cloud.namespace), lambda _line: None, cloud.apis(), keep_cluster=True)
     target.apply(single_pod(ENV))
+    cloud.controller.wait_idle()
     removed = target.down()
     assert "Service/gateway" in removed and "cluster ms-auth" not in removed
     assert list(cloud.gke.clusters) == [("my-project", "europe-west1-b", "ms-auth")]
@@ -77,8 +90,9 @@ def test_down_keep_cluster_keeps_only_the_cluster(cloud: Cloud) -> None:
 
 def test_leftovers_are_reported_with_exit_7(cloud: Cloud, target) -> None:  # noqa: ANN001
     target.apply(single_pod(ENV))
-    cloud.compute.put("forwardingRules", "regions/europe-west1", {
-        "name": "a0123456789abcdef", "description": '{"kubernetes.io/service-name":"auth-suite/old-gateway"}'})
+    description = '{"kubernetes.io/service-name":"%s/old-gateway"}' % cloud.namespace
+    cloud.compute.put("forwardingRules", "regions/europe-west1", {"name": "a0123456789abcdef",
+                                                                  "description": description})
     cloud.compute.put("disks", "zones/europe-west1-b", {"name": "unrelated", "description": "someone else's"})
     with pytest.raises(LeftoversError) as caught:
         target.down()
@@ -91,15 +105,15 @@ def test_leftovers_are_reported_with_exit_7(cloud: Cloud, target) -> None:  # no
 def test_injected_429_and_503_still_converge(cloud: Cloud, target) -> None:  # noqa: ANN001
     cloud.flaky(0.3)
     target.apply(split_pods(ENV))
-    target.wait(timeout=30)
+    target.wait(timeout=60)
     target.down()
-    assert sum(fake.injected for fake in cloud.fakes) >= 20
+    assert cloud.injected >= 20
     assert cloud.compute.everything() == [] and cloud.gke.clusters == {} and cloud.kube.owned() == []
 
 
 def test_an_existing_cluster_with_other_settings_stops_the_deploy(cloud: Cloud, target) -> None:  # noqa: ANN001
     target.apply([])
-    other = gke_target(environment(machine_type="e2-standard-4"), lambda _line: None, cloud.apis())
+    other = gke_target(environment(cloud.namespace, machine_type="e2-standard-4"), lambda _line: None, cloud.apis())
     with pytest.raises(ConfigError, match="cluster ms-auth exists with machine type e2-small "
                                           r"\(configured e2-standard-4\), which k8sdeploy cannot change"):
         other.apply(single_pod(ENV))

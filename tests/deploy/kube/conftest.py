@@ -1,44 +1,34 @@
-"""Fixtures for the Kubernetes targets: the fake API server, a kubeconfig pointing at it, the target."""
+"""Fixtures for the Kubernetes targets: the real control plane (tests/controlplane.py), a kubeconfig with a
+bearer token for it, and the target on this test's own namespace."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-import yaml
 
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
-from tests.fakes.kube import FakeKube
+from tests.controlplane import KubeCluster, kubeconfig_for
 
 ENV = "kube-test"
-NAMESPACE = "auth-suite"
-TOKEN = "kubeconfig-token"
 
 
 @pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    fake = FakeKube(token=TOKEN, ready_after=2).start()
-    yield fake
-    fake.stop()
-
-
-def write_kubeconfig(path: Path, server: str, token: str = TOKEN) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "other",
-        "clusters": [{"name": "fake", "cluster": {"server": server}}],
-        "users": [{"name": "tester", "user": {"token": token}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester"}},
-                     {"name": "other", "context": {"cluster": "fake", "user": "nobody"}}]}))
-    return path
+def kube(kube_cluster: KubeCluster) -> KubeCluster:
+    return kube_cluster
 
 
 @pytest.fixture
-def kubeconfig(kube: FakeKube, tmp_path: Path) -> Path:
-    return write_kubeconfig(tmp_path / "kubeconfig", f"http://{kube.address}")
+def kubeconfig(kube: KubeCluster, tmp_path: Path) -> Path:
+    return kubeconfig_for(kube.cluster, tmp_path / "kubeconfig")
 
 
 @pytest.fixture
-def target(kubeconfig: Path) -> KubeTarget:
-    return KubeTarget(kubeconfig_api("fake", kubeconfig), NAMESPACE, ENV, poll=0.01)
+def said() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def target(kubeconfig: Path, kube: KubeCluster, said: list[str]) -> KubeTarget:
+    return KubeTarget(kubeconfig_api("test", kubeconfig), kube.namespace, ENV, said.append, poll=0.05)

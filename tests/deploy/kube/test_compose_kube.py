@@ -10,52 +10,56 @@ from click.testing import CliRunner
 from cli import main
 from deploy.compose import make_target
 from deploy.environments import Environment
+from tests.controlplane import KubeCluster
 from tests.deploy.kube.objects import single_pod
-from tests.fakes.kube import FakeKube
 
 
-def test_kubeconfig_environment_deploys_and_tears_down(kube: FakeKube, kubeconfig: Path, tmp_path: Path,
+def config_file(path: Path, namespace: str) -> Path:
+    path.write_text(f'[environments.kind-dev]\ntarget = "kubeconfig"\nkube_context = "test"\n'
+                    f'namespace = "{namespace}"\n')
+    return path
+
+
+def test_kubeconfig_environment_deploys_and_tears_down(kube: KubeCluster, kubeconfig: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    environment = Environment(name="kind-dev", target="kubeconfig", kube_context="fake", namespace="dev")
+    environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)
     target = make_target(environment, lambda _line: None)
     target.apply(single_pod("kind-dev", "NodePort"))
-    assert ("deployments", "dev", "auth-suite") in kube.objects
-    config = tmp_path / "k8sdeploy.toml"
-    config.write_text('[environments.kind-dev]\ntarget = "kubeconfig"\nkube_context = "fake"\nnamespace = "dev"\n')
+    assert kube.get("deployments", "auth-suite") is not None
+    config = config_file(tmp_path / "k8sdeploy.toml", kube.namespace)
     result = CliRunner().invoke(main, ["down", "--yes", "--env", "kind-dev", "--config", str(config)])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == ["removed Deployment/auth-suite", "removed Service/gateway",
-                                          "removed ConfigMap/gateway-conf", "removed Namespace/dev"]
-    assert kube.owned() == []
+                                          "removed ConfigMap/gateway-conf", f"removed Namespace/{kube.namespace}"]
+    assert kube.owned() == [] and kube.get("namespaces", kube.namespace) is None
 
 
 def test_kubeconfig_history_is_a_configmap_that_prune_leaves_and_rollback_uses(
-        kube: FakeKube, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kube: KubeCluster, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from deploy.compose import make_history
     from tests.deploy.test_output_json import release, valid
 
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    environment = Environment(name="kind-dev", target="kubeconfig", kube_context="fake", namespace="dev")
+    environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)
     target = make_target(environment, lambda _line: None)
     history = make_history(environment, lambda _line: None, target)
     target.apply(single_pod("kind-dev", "NodePort"))
     history.record(release("1.0.0", "a"))
     history.record(release("1.1.0", "b"))
     target.apply(single_pod("kind-dev", "NodePort"))  # prunes what the render lacks: not the history
-    live = kube.objects[("configmaps", "dev", "k8sdeploy-releases-kind-dev")]
+    live = kube.get("configmaps", "k8sdeploy-releases-kind-dev")
     assert live["metadata"]["labels"]["k8sdeploy.io/release-history"] == "kind-dev"
-    config = tmp_path / "k8sdeploy.toml"
-    config.write_text('[environments.kind-dev]\ntarget = "kubeconfig"\nkube_context = "fake"\nnamespace = "dev"\n')
+    config = config_file(tmp_path / "k8sdeploy.toml", kube.namespace)
     listed = CliRunner().invoke(main, ["history", "--output", "json", "--env", "kind-dev", "--config", str(config)])
     assert listed.exit_code == 0, listed.stderr
     assert [r["version"] for r in valid(listed.stdout)["releases"]] == ["1.1.0", "1.0.0"]
-    back = CliRunner().invoke(main, ["rollback", "--yes", "--no-smoke", "--wait-timeout", "30", "--output", "json",
+    back = CliRunner().invoke(main, ["rollback", "--yes", "--no-smoke", "--wait-timeout", "60", "--output", "json",
                                      "--env", "kind-dev", "--config", str(config)])
     assert back.exit_code == 0, back.stderr
     document = valid(back.stdout)
     assert document["version"] == "1.0.0" and "build" not in document["durations"]
-    deployment = kube.objects[("deployments", "dev", "auth-suite")]
+    deployment = kube.get("deployments", "auth-suite")
     images = {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
     assert images == {image["ref"] for image in release("1.0.0", "a").to_dict()["images"].values()}
     assert [r.version for r in history.releases()] == ["1.0.0", "1.1.0", "1.0.0"]

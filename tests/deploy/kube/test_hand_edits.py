@@ -1,5 +1,5 @@
 """Hand edits of k8sdeploy's objects (what `kubectl edit` and `kubectl patch --type merge` send, a JSON merge
-patch under another field manager), through the real `kubernetes` client against the fake API server:
+patch under another field manager), through the real `kubernetes` client against the real API server:
 status names them, the next apply takes back the fields k8sdeploy sets and leaves the others."""
 
 from __future__ import annotations
@@ -12,57 +12,46 @@ from click.testing import CliRunner
 from cli import main
 from deploy.targets.kube import DEPLOYMENT, Kind
 from deploy.targets.kube.edits import hand_edits
-from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
-from tests.deploy.kube.conftest import ENV, NAMESPACE
+from tests.controlplane import KubeCluster
+from tests.deploy.kube.conftest import ENV
 from tests.deploy.kube.objects import single_pod
 from tests.deploy.test_output_json import valid
-from tests.fakes.kube import FakeKube
 
 CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
 
 
-@pytest.fixture
-def said() -> list[str]:
-    return []
-
-
-@pytest.fixture
-def target(kubeconfig: Path, said: list[str]) -> KubeTarget:
-    return KubeTarget(kubeconfig_api("fake", kubeconfig), NAMESPACE, ENV, said.append, poll=0.01)
-
-
 def kubectl_edit(target: KubeTarget, kind: Kind, name: str, patch: dict) -> None:
-    target.api.request("PATCH", kind.path(NAMESPACE, name), {"fieldManager": "kubectl-edit"}, patch,
+    target.api.request("PATCH", kind.path(target.namespace, name), {"fieldManager": "kubectl-edit"}, patch,
                        "application/merge-patch+json")
 
 
-def test_an_edited_field_is_drift_and_the_next_apply_takes_it_back(target: KubeTarget, kube: FakeKube,
+def test_an_edited_field_is_drift_and_the_next_apply_takes_it_back(target: KubeTarget, kube: KubeCluster,
                                                                    said: list[str]) -> None:
-    target.apply(single_pod(ENV))
+    target.apply(single_pod(ENV, "NodePort"))
     assert target.hand_edits() == ()
     kubectl_edit(target, DEPLOYMENT, "auth-suite", {"spec": {"replicas": 3}})
-    assert kube.objects[("deployments", NAMESPACE, "auth-suite")]["spec"]["replicas"] == 3
+    assert kube.get("deployments", "auth-suite")["spec"]["replicas"] == 3
     assert target.hand_edits() == ("Deployment/auth-suite was changed by hand: kubectl-edit set spec.replicas",)
-    result = target.apply(single_pod(ENV))  # the same render: only the hand edit makes it apply
+    result = target.apply(single_pod(ENV, "NodePort"))  # the same render: only the hand edit makes it apply
     assert result.updated == ("Deployment/auth-suite",) and len(result.unchanged) == 2
     assert ("Deployment/auth-suite was changed by hand (kubectl-edit set spec.replicas); putting back the "
             "rendered fields") in said
-    assert kube.objects[("deployments", NAMESPACE, "auth-suite")]["spec"]["replicas"] == 1
+    assert kube.get("deployments", "auth-suite")["spec"]["replicas"] == 1
     assert target.hand_edits() == ()
-    before = kube.mutations
-    assert not target.apply(single_pod(ENV)).changed and kube.mutations == before
+    mark = kube.mark()
+    assert not target.apply(single_pod(ENV, "NodePort")).changed and kube.mutations(mark) == []
 
 
-def test_a_field_k8sdeploy_does_not_set_stays_with_a_note(target: KubeTarget, kube: FakeKube,
+def test_a_field_k8sdeploy_does_not_set_stays_with_a_note(target: KubeTarget, kube: KubeCluster,
                                                           said: list[str]) -> None:
-    target.apply(single_pod(ENV))
+    target.apply(single_pod(ENV, "NodePort"))
     kubectl_edit(target, CONFIGMAP, "gateway-conf", {"data": {"debug": "on"}})
-    result = target.apply(single_pod(ENV))
+    result = target.apply(single_pod(ENV, "NodePort"))
     assert not result.changed and "ConfigMap/gateway-conf" in result.unchanged
     assert said[-1] == ("note: ConfigMap/gateway-conf keeps changes made by hand to fields k8sdeploy does not "
                         "set: kubectl-edit set data.debug")
-    assert kube.objects[("configmaps", NAMESPACE, "gateway-conf")]["data"]["debug"] == "on"
+    assert kube.get("configmaps", "gateway-conf")["data"]["debug"] == "on"
 
 
 def test_status_reports_the_edit_as_drift(target: KubeTarget, kubeconfig: Path, tmp_path: Path,
@@ -70,9 +59,10 @@ def test_status_reports_the_edit_as_drift(target: KubeTarget, kubeconfig: Path, 
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text(f'[environments.{ENV}]\ntarget = "kubeconfig"\nkube_context = "fake"\nnamespace = "{NAMESPACE}"\n')
-    target.apply(single_pod(ENV))
-    target.wait(timeout=10)
+    config.write_text(f'[environments.{ENV}]\ntarget = "kubeconfig"\nkube_context = "test"\n'
+                      f'namespace = "{target.namespace}"\n')
+    target.apply(single_pod(ENV, "NodePort"))
+    target.wait(timeout=60)
     kubectl_edit(target, DEPLOYMENT, "auth-suite", {"spec": {"replicas": 2}})
     result = CliRunner().invoke(main, ["status", "--output", "json", "--env", ENV, "--config", str(config)])
     assert valid(result.stdout)["drift"] == [

@@ -1,0 +1,71 @@
+"""`k8sdeploy up` of a kubeconfig environment shaped like `cluster` in k8sdeploy.toml (smoke = false), end to end
+through the CLI against the real API server: the suite built from a git checkout and pushed to a registry on
+loopback, split-pods applied and waited for (pods run on KWOK's nodes), a second `up` that sends no mutating
+request (the API server's audit log, filtered by the test's user, says so), a switch to single-pod that
+prunes exactly split-pods' objects, and `down --yes` leaving no object and no namespace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from tests.controlplane import KubeCluster
+from tests.deploy.conftest import clone
+from tests.deploy.test_output_json import valid
+from tests.registries import Registry
+
+ENV = "cluster-test"
+KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet", "services": "Service", "configmaps": "ConfigMap",
+         "secrets": "Secret", "persistentvolumeclaims": "PersistentVolumeClaim", "networkpolicies": "NetworkPolicy"}
+
+
+@pytest.fixture
+def config(tmp_path: Path, kubeconfig: Path, kube: KubeCluster, registry: Registry) -> Path:
+    path = tmp_path / "k8sdeploy.toml"
+    path.write_text("\n".join([
+        f"[environments.{ENV}]", 'target = "kubeconfig"', f'kubeconfig = "{kubeconfig}"', 'kube_context = "test"',
+        f'registry = "{registry.host}/suite"', f'namespace = "{kube.namespace}"', 'layout = "split-pods"',
+        'service_type = "NodePort"', "smoke = false"]) + "\n")
+    return path
+
+
+def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
+    return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
+
+
+def kinds(owned: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    return {item for item in owned if item[0] not in ("pods", "namespaces")}
+
+
+@pytest.mark.timeout(900)
+def test_up_twice_switch_layout_and_down(config: Path, kube: KubeCluster, source_repo: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    checkout = str(clone(source_repo, tmp_path / "checkout"))
+    first = k8sdeploy(config, "up", "--source", checkout, "--wait-timeout", "120", "--output", "json")
+    assert first.exit_code == 0, first.stderr
+    assert valid(first.stdout)["layout"] == "split-pods"
+    assert f"skipped the smoke login (environment {ENV} sets smoke = false)" in first.stderr
+    split = kinds(kube.owned())
+    assert ("deployments", "person") in split and ("persistentvolumeclaims", "person-data") in split
+    assert all(claim["status"]["phase"] == "Bound" for claim in kube.list("persistentvolumeclaims"))
+
+    mark = kube.mark()
+    again = k8sdeploy(config, "up", "--source", checkout, "--wait-timeout", "120")
+    assert again.exit_code == 0, again.stderr
+    assert kube.mutations(mark) == []
+    assert "nothing to record" in again.stderr
+
+    switched = k8sdeploy(config, "up", "--source", checkout, "--layout", "single-pod", "--wait-timeout", "120")
+    assert switched.exit_code == 0, switched.stderr
+    single = kinds(kube.owned())
+    pruned = {line.removeprefix("pruned ") for line in switched.stderr.splitlines() if line.startswith("pruned ")}
+    assert pruned and pruned == {f"{KINDS[plural]}/{name}" for plural, name in split - single}
+    assert ("deployments", "auth-suite") in single and ("deployments", "person") not in single
+
+    down = k8sdeploy(config, "down", "--yes", "--volumes")
+    assert down.exit_code == 0, down.stderr
+    assert kube.owned() == [] and kube.get("namespaces", kube.namespace) is None

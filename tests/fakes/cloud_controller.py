@@ -1,0 +1,150 @@
+"""What GKE runs beside the API server that this machine cannot: the service controller of the cloud
+controller manager and the Persistent Disk CSI driver, writing to the fake Compute API.
+
+It watches the real API server (by polling, in a thread) the way those controllers do:
+- A Service of type LoadBalancer gets the finalizer `service.kubernetes.io/load-balancer-cleanup`, then a
+  forwarding rule, a target pool, a health check and a `k8s-fw-` firewall rule named
+  `a` + the Service's uid without dashes (32 characters), described with `kubernetes.io/service-name`,
+  then an ingress address in its status. When the Service is deleted, the controller deletes those
+  resources and only then removes the finalizer, so the Service stays (Terminating) until its load
+  balancer is gone. (kubernetes/cloud-provider controllers/service/controller.go; GKE docs "LoadBalancer
+  Service parameters"; the k8s-fw naming: cloud-provider-gcp gce_loadbalancer_naming.go.)
+- A PersistentVolume of a claim in a watched namespace gets a zonal disk of the same name (`pvc-<uid>`),
+  described with `kubernetes.io/created-for/pv/name` and the claim's name and namespace, which goes when
+  the volume is deleted (the PD CSI driver's DeleteVolume).
+The ingress address is 127.0.0.1: no other address may be reached from these machines.
+
+`paused` (while the cluster is deleted) and `stop()` stop it without cleaning up: a cluster deleted under its Services leaks their load balancers,
+as a real GKE cluster does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import requests
+
+from tests.fakes.compute import FakeCompute
+
+FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+
+
+def load_balancer_name(uid: str) -> str:
+    return ("a" + uid.replace("-", ""))[:32]
+
+
+class CloudController:
+    def __init__(self, session: requests.Session, server: str, compute: FakeCompute, namespaces: tuple[str, ...],
+                 poll: float = 0.1, ingress_ip: str = "127.0.0.1"):
+        self.session = session
+        self.server = server
+        self.compute = compute
+        self.namespaces = set(namespaces)
+        self.poll = poll
+        self.ingress_ip = ingress_ip
+        self.paused = False  # while the cluster is deleted (or not yet created) nothing runs
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.errors: list[str] = []
+
+    def start(self) -> "CloudController":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                if not self.paused:
+                    self.reconcile()
+            except (requests.RequestException, KeyError, ValueError) as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+            self.stopped.wait(self.poll)
+
+    def reconcile(self) -> None:
+        for namespace in sorted(self.namespaces):
+            answer = self.session.get(f"{self.server}/api/v1/namespaces/{namespace}/services", timeout=10)
+            if answer.status_code == 200:
+                for service in answer.json()["items"]:
+                    self.service(service)
+        self.disks()
+
+    # -- the service controller ---------------------------------------------------------------
+    def patch(self, path: str, body: dict) -> None:
+        self.session.patch(f"{self.server}{path}", data=json.dumps(body), timeout=10,
+                           headers={"Content-Type": "application/merge-patch+json"})
+
+    def service(self, service: dict) -> None:
+        meta = service["metadata"]
+        path = f"/api/v1/namespaces/{meta['namespace']}/services/{meta['name']}"
+        finalizers = meta.get("finalizers") or []
+        wants = service["spec"].get("type") == "LoadBalancer" and not meta.get("deletionTimestamp")
+        name = load_balancer_name(meta["uid"])
+        if wants and FINALIZER not in finalizers:
+            self.patch(path, {"metadata": {"finalizers": [*finalizers, FINALIZER]}})
+            return
+        if wants:
+            with self.compute.lock:
+                if ("forwardingRules", f"regions/{self.compute.region}", name) not in self.compute.resources:
+                    self.compute.load_balancer_created(service)
+            if not (service.get("status") or {}).get("loadBalancer", {}).get("ingress"):
+                self.patch(path + "/status", {"status": {"loadBalancer": {"ingress": [
+                    {"ip": self.ingress_ip, "ipMode": "VIP"}]}}})
+            return
+        if FINALIZER in finalizers:
+            with self.compute.lock:
+                left = [key for key in self.compute.resources if name in key[2]]
+                for key in left:
+                    self.compute.doomed.setdefault(key, 2)
+                self.compute.tick()
+            if not left:
+                self.patch(path, {"metadata": {"finalizers": [f for f in finalizers if f != FINALIZER]}})
+
+    # -- the disk driver ----------------------------------------------------------------------
+    def disks(self) -> None:
+        answer = self.session.get(f"{self.server}/api/v1/persistentvolumes", timeout=10)
+        if answer.status_code != 200:
+            return
+        volumes = {pv["metadata"]["name"]: pv for pv in answer.json()["items"]}
+        zone = f"zones/{self.compute.zone}"
+        with self.compute.lock:
+            self.sync_disks(volumes, zone)
+
+    def sync_disks(self, volumes: dict[str, dict], zone: str) -> None:
+        for name, pv in volumes.items():
+            claim = (pv["spec"].get("claimRef") or {})
+            if claim.get("namespace") in self.namespaces and ("disks", zone, name) not in self.compute.resources:
+                self.compute.disk_created({"metadata": {"name": claim["name"], "namespace": claim["namespace"]},
+                                           "spec": {"volumeName": name}})
+        for collection, scope, name in list(self.compute.resources):
+            if collection == "disks" and scope == zone and name not in volumes and \
+                    (collection, scope, name) not in self.compute.doomed and self.ours(name):
+                self.compute.doomed.setdefault((collection, scope, name), 2)
+        self.compute.tick()
+
+    def ours(self, disk: str) -> bool:
+        description = self.compute.resources[("disks", f"zones/{self.compute.zone}", disk)].get("description", "")
+        try:
+            return json.loads(description).get("kubernetes.io/created-for/pvc/namespace") in self.namespaces
+        except ValueError:
+            return False
+
+    def wait_idle(self, timeout: float = 10) -> None:
+        """Until every LoadBalancer Service of the watched namespaces has its address."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = False
+            for namespace in self.namespaces:
+                answer = self.session.get(f"{self.server}/api/v1/namespaces/{namespace}/services", timeout=10)
+                for service in answer.json().get("items", []) if answer.status_code == 200 else []:
+                    if service["spec"].get("type") == "LoadBalancer" and not \
+                            (service.get("status") or {}).get("loadBalancer", {}).get("ingress"):
+                        pending = True
+            if not pending:
+                return
+            time.sleep(self.poll)

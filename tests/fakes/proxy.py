@@ -1,0 +1,128 @@
+"""A loopback HTTP proxy in front of the real Kubernetes API server, for the faults a real network and a
+loaded API server produce: with `flaky` > 0 that share of requests is answered 429 or 503 (a
+metav1.Status body and Retry-After, as the API server's priority and fairness answers) or, when `faults`
+has "drop", has its connection dropped, before the API server sees it. Everything else is forwarded as it is, with the
+client's own Authorization header, and counted.
+
+Clients reach it over plain HTTP (a kubeconfig whose server is http://127.0.0.1:PORT), or over TLS with
+the API server's own certificate when given one (what the fake GKE hands out as the endpoint); it
+reaches the API server over TLS, trusting the control plane's CA.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, ca_file: str, tls: tuple[str, str] | None = None, seed: int = 6):
+        self.upstream = upstream
+        self.tls = tls
+        self.ca_file = ca_file
+        self.flaky = 0.0
+        self.faults: tuple[str, ...] = ("429", "503")  # and "drop": the connection closed without an answer
+        self.retry_after = "0"
+        self.injected = 0
+        self.requests: list[tuple[str, str]] = []
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.local = threading.local()
+        self.httpd: ThreadingHTTPServer | None = None
+
+    @property
+    def address(self) -> str:
+        assert self.httpd is not None
+        return f"127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.address}"
+
+    @property
+    def mutations(self) -> list[tuple[str, str]]:
+        return [(method, path) for method, path in self.requests if method in ("POST", "PUT", "PATCH", "DELETE")]
+
+    def fault(self) -> str:
+        """'' to forward, or the fault to inject: '429', '503' or 'drop'."""
+        with self.lock:
+            if not self.flaky or self.random.random() >= self.flaky:
+                return ""
+            self.injected += 1
+            return self.random.choice(self.faults)
+
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> requests.Response:
+        session = getattr(self.local, "session", None)
+        if session is None:
+            session = self.local.session = requests.Session()
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+            session.verify = self.ca_file
+        sent = {k: v for k, v in headers.items() if k.lower() not in HOP}
+        return session.request(method, self.upstream + path, headers=sent, data=body or None, timeout=60,
+                               allow_redirects=False, stream=False)
+
+    def start(self) -> "FaultProxy":
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd.daemon_threads = True
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+
+def _status(code: int, reason: str, message: str) -> bytes:
+    return json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                       "message": message, "reason": reason, "code": code}).encode()
+
+
+def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *_args) -> None:
+            pass
+
+        def reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            with proxy.lock:
+                proxy.requests.append((self.command, self.path))
+            fault = proxy.fault()
+            if fault == "drop":
+                self.close_connection = True
+                self.connection.close()
+                return
+            if fault:
+                code, reason = (429, "TooManyRequests") if fault == "429" else (503, "ServiceUnavailable")
+                self.reply(code, _status(code, reason, "injected by the test proxy"),
+                           {"Content-Type": "application/json", "Retry-After": proxy.retry_after})
+                return
+            answer = proxy.forward(self.command, self.path, dict(self.headers.items()), body)
+            headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP}
+            self.reply(answer.status_code, answer.content, headers)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = serve
+
+    return Handler
