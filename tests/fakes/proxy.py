@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import random
-import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
+
+from tests.fakes.server import serve
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 
@@ -46,9 +47,6 @@ class FaultProxy:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.address}"
 
-    @property
-    def mutations(self) -> list[tuple[str, str]]:
-        return [(method, path) for method, path in self.requests if method in ("POST", "PUT", "PATCH", "DELETE")]
 
     def fault(self) -> str:
         """'' to forward, or the fault to inject: '429', '503' or 'drop'."""
@@ -69,13 +67,7 @@ class FaultProxy:
                                allow_redirects=False, stream=False)
 
     def start(self) -> "FaultProxy":
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.httpd.daemon_threads = True
-        if self.tls:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*self.tls)
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = serve(_handler(self), self.tls)
         return self
 
     def stop(self) -> None:

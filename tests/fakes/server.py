@@ -109,19 +109,25 @@ class FakeServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> "FakeServer":
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.httpd.daemon_threads = True
-        if self.tls:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*self.tls)
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = serve(_handler_for(self), self.tls)
         return self
 
     def stop(self) -> None:
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
+
+
+def serve(handler: type[BaseHTTPRequestHandler], tls: tuple[str, str] | None = None) -> ThreadingHTTPServer:
+    """A threaded HTTP(S) server on a free loopback port, serving in a daemon thread."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
 
 
 def _handler_for(server: FakeServer) -> type[BaseHTTPRequestHandler]:

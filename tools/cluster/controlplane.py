@@ -39,11 +39,13 @@ import yaml
 from tools.cluster import pki
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_STATE = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local/state") / "k8sdeploy/cluster"
+DEFAULT_STATE = Path.home() / ".local/state/k8sdeploy/cluster"  # the `cluster` environment's kubeconfig is there
 DEFAULT_BASE_PORT = 16440
 NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 ADMIN_TOKEN_USER = "admin"
-# A pod, ReplicaSet and the like: the kinds KWOK's stages act on and the volume stages create.
+# KWOK's own stages, as kwokctl installs them (nodes Ready with a lease heartbeat, pods Running and Ready,
+# deleted pods gone), and its volume provisioner (a default StorageClass that binds claims to hostPath
+# volumes nobody mounts). Tests add stages of their own for the failures they need.
 KWOK_STAGES = ("node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
                "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml", "pod/fast/pod-delete.yaml",
                "volume/fast/storage-class.yaml", "volume/fast/pvc-provision.yaml", "volume/fast/pv-bind.yaml",

@@ -136,6 +136,16 @@ def test_wait_times_out_with_what_is_missing(target: KubeTarget, kube: KubeClust
     assert "Readiness probe failed: HTTP probe failed with statuscode: 503" in caught.value.details
 
 
+def test_a_pod_no_node_can_take_is_diagnosed_with_the_schedulers_reason(target: KubeTarget) -> None:
+    objects = single_pod(ENV, "NodePort")
+    objects[1]["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "64"}}
+    target.apply(objects)
+    with pytest.raises(NotReadyError, match="was not ready after 3 s") as caught:
+        target.wait(timeout=3)
+    assert "pod Pending" in caught.value.details  # the real scheduler's verdict, as an event of the pod:
+    assert "event Warning FailedScheduling: 0/3 nodes are available: 3 Insufficient cpu." in caught.value.details
+
+
 @pytest.fixture
 def proxy(kube: KubeCluster) -> Iterator[FaultProxy]:
     proxy = FaultProxy(kube.server, str(kube.cluster.state / "pki/ca.crt")).start()
