@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from enum import IntEnum
 
 
@@ -70,6 +72,24 @@ class CloudError(DeployError):
     """A cloud or cluster API refused or failed: permission, unknown project or location, a failed operation."""
 
     exit_code = ExitCode.CLOUD
+
+
+class KubeApiError(CloudError):
+    """The Kubernetes API answered an error: its HTTP status and the reason and message of its Status body."""
+
+    def __init__(self, host: str, request: str, status: int, body: str):
+        try:
+            document = json.loads(body or "{}")
+        except ValueError:
+            document = {}
+        document = document if isinstance(document, dict) else {}
+        self.status = status
+        self.body = body
+        self.reason = str(document.get("reason") or "")
+        self.api_message = str(document.get("message") or body.strip()[:300] or "no message")
+        super().__init__(f"the Kubernetes API at {host} answered {status}{' ' + self.reason if self.reason else ''} "
+                         f"to {request}: {self.api_message}",
+                         "look at the object and the cluster (kubectl describe), fix what it names and run again")
 
 
 class CredentialsError(CloudError):

@@ -1,5 +1,6 @@
 """The gke target: ensure the cluster, apply through the shared Kubernetes target, open the firewall; down
-removes load balancers and disks first, then the objects, the rule and the cluster, then audits Compute."""
+removes the load balancers first (and waits for their Compute pieces), then the workloads, then the claims
+(and waits for their disks), the rule and the cluster, then audits Compute."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Callable, Sequence
 from ...environments import Environment
 from ...errors import ConfigError, LeftoversError
 from .. import ApplyResult, ServiceStatus
-from ..kube import PVC, SERVICE, kind_of
 from ..kube.client import KubeApi
 from ..kube.target import KubeTarget
 from .cluster import Cluster, GkeCluster
@@ -91,11 +91,17 @@ class GkeTarget:
         names: list[str] = []
         kube = self.kube(self.cluster.find())
         if kube is not None:
-            first, deleted = kube.teardown.first_wave(volumes)
-            names = [load_balancer_name(o) if kind_of(o) == SERVICE else o["spec"].get("volumeName", "")
-                     for o in deleted if kind_of(o) in (SERVICE, PVC)]
+            first, services = kube.teardown.load_balancers()
+            names = [load_balancer_name(service) for service in services]
             self.leftovers.wait_gone(names, self.cloud_timeout)
-            removed += first + kube.teardown.rest(volumes)
+            removed += first + kube.teardown.workloads()
+            if volumes:
+                claimed, claims = kube.teardown.claims()
+                disks = [claim["spec"].get("volumeName", "") for claim in claims]
+                self.leftovers.wait_gone(disks, self.cloud_timeout)
+                removed += claimed
+                names += disks
+            removed += kube.teardown.remove_namespace()
         if self.firewall.delete():
             removed.append(f"firewall rule {self.firewall.name}")
         if not self.keep_cluster and self.cluster.delete():

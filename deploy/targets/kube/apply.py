@@ -9,22 +9,24 @@ import re
 import time
 from typing import Sequence
 
-from kubernetes.client.exceptions import ApiException
-
-from ...errors import ApplyError
+from ...errors import ApplyError, KubeApiError
 from .. import ApplyResult
-from . import APPLIED, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, describe, kind_of, owned_by, owner_selector
-from .client import Scoped, status_message
+from . import (APPLIED, DEPLOYMENT, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, PVC, describe, kind_of,
+               owned_by, owner_selector)
+from .client import Scoped
 from .edits import hand_edits
 
-IMMUTABLE = re.compile(r"field is immutable|may not change fields")
+# The API server's words for a change it will not patch in place: a Deployment's selector ("field is
+# immutable"), a StatefulSet's spec beyond its mutable fields ("updates to statefulset spec for fields
+# other than 'replicas', ... are forbidden").
+IMMUTABLE = re.compile(r"field is immutable|may not change fields|updates to statefulset spec for fields other than")
 
 
 def applied_digest(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def conflicting_managers(exc: ApiException) -> set[str]:
+def conflicting_managers(exc: KubeApiError) -> set[str]:
     causes = (json.loads(exc.body or "{}").get("details") or {}).get("causes") or []
     found = {m.group(1) for cause in causes if (m := re.search(r'conflict with "([^"]+)"', cause.get("message", "")))}
     return found or set(re.findall(r'conflict with "([^"]+)"', exc.body or ""))
@@ -59,8 +61,14 @@ class Applier(Scoped):
         return obj
 
     def ensure_namespace(self) -> None:
-        """Create our namespace if missing; an existing one (ours or not) is only used, never changed."""
-        if self.api.get(NAMESPACE, "", self.namespace) is None:
+        """Create our namespace if missing; an existing one (ours or not) is only used, never changed. One still
+        terminating (an `up` right after `down`) takes no new objects: wait for it to go, then create it."""
+        live = self.api.get(NAMESPACE, "", self.namespace)
+        if live is not None and live["metadata"].get("deletionTimestamp"):
+            self.say(f"namespace {self.namespace} is still terminating (an earlier down); waiting for it to go")
+            self.wait_namespace_gone()
+            live = None
+        if live is None:
             labels = {MANAGED_BY: MANAGER, INSTANCE: self.instance}
             self.api.apply(NAMESPACE, "", {"apiVersion": "v1", "kind": "Namespace",
                                            "metadata": {"name": self.namespace, "labels": labels}})
@@ -78,14 +86,16 @@ class Applier(Scoped):
         edits = hand_edits(live) if live is not None else ()
         if live is not None and not edits and live_annotations.get(APPLIED) == obj["metadata"]["annotations"][APPLIED]:
             return "unchanged"
+        if live is not None and kind == DEPLOYMENT:
+            self.clear_defaulted_rolling_update(obj, live)
         try:
             # an object k8sdeploy applied before (it bears the digest) takes back what was changed by hand
             answer = self.server_side_apply(kind, obj, edits if APPLIED in live_annotations else ())
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status != 422 or not IMMUTABLE.search(exc.body or ""):
-                raise ApplyError(f"the API server refused {describe(obj)}: {status_message(exc)}",
+                raise ApplyError(f"the API server refused {describe(obj)}: {exc.api_message}",
                                  "fix the rendered object (or the cluster) and apply again") from None
-            self.replace(kind, obj, status_message(exc))
+            self.replace(kind, obj, exc.api_message)
             return "replaced"
         if live is not None and answer.get("metadata", {}).get("resourceVersion") == \
                 live["metadata"].get("resourceVersion"):
@@ -100,17 +110,28 @@ class Applier(Scoped):
         """Apply; on a conflict with our own earlier writes, or with hand `edits` of our object, take the fields back."""
         try:
             return self.api.apply(kind, self.namespace, obj)
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status != 409:
                 raise
             others = conflicting_managers(exc) - {MANAGER}
             if others and not edits:
                 raise ApplyError(f"{describe(obj)}: fields are also managed by {', '.join(sorted(others))} "
-                                 f"({status_message(exc)})", "remove those managers' changes (or the object) "
+                                 f"({exc.api_message})", "remove those managers' changes (or the object) "
                                  "so k8sdeploy alone manages it") from None
             if others:
                 self.say(f"{describe(obj)} was changed by hand ({'; '.join(edits)}); putting back the rendered fields")
             return self.api.apply(kind, self.namespace, obj, force=True)
+
+    def clear_defaulted_rolling_update(self, obj: dict, live: dict) -> None:
+        """A Deployment going from RollingUpdate to Recreate (sqlite to mysql and back): the API server defaulted
+        `strategy.rollingUpdate`, which no manager owns, so an apply cannot remove it and Recreate is refused
+        with it; clear it, with the new type, in one merge patch first."""
+        wanted = (obj.get("spec") or {}).get("strategy") or {}
+        if wanted.get("type") == "Recreate" and (live["spec"].get("strategy") or {}).get("rollingUpdate"):
+            self.say(f"{describe(obj)}: switching to Recreate, clearing the rollingUpdate the API server defaulted")
+            self.api.request("PATCH", DEPLOYMENT.path(self.namespace, obj["metadata"]["name"]),
+                             {"fieldManager": MANAGER}, {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}},
+                             "application/merge-patch+json")
 
     def replace(self, kind, obj: dict, why: str) -> None:  # noqa: ANN001
         name = obj["metadata"]["name"]
@@ -125,12 +146,20 @@ class Applier(Scoped):
         self.api.apply(kind, self.namespace, obj)
 
     def prune(self, keep: set) -> tuple[str, ...]:
-        """Delete our objects of this environment that the render no longer has (a layout switch)."""
+        """Delete the objects k8sdeploy applied for this environment that the render no longer has (a layout
+        switch). Only what bears our digest annotation was applied by us: a claim a StatefulSet made from its
+        template carries the template's labels, not the annotation. Claims hold data: they are kept, with a
+        note, until `down --volumes`."""
         removed = []
         for kind in reversed(KINDS[1:]):
             for live in self.api.list(kind, self.namespace, owner_selector(self.instance)):
-                if (kind, live["metadata"]["name"]) not in keep and not live["metadata"].get("ownerReferences"):
-                    self.api.delete(kind, self.namespace, live["metadata"]["name"])
-                    removed.append(f"{kind.kind}/{live['metadata']['name']}")
-                    self.say(f"pruned {removed[-1]}")
+                meta = live["metadata"]
+                if (kind, meta["name"]) in keep or APPLIED not in (meta.get("annotations") or {}):
+                    continue
+                if kind == PVC:
+                    self.say(f"kept {kind.kind}/{meta['name']}: it holds data (`k8sdeploy down --volumes` removes it)")
+                    continue
+                self.api.delete(kind, self.namespace, meta["name"])
+                removed.append(f"{kind.kind}/{meta['name']}")
+                self.say(f"pruned {removed[-1]}")
         return tuple(removed)

@@ -3,36 +3,32 @@
 from __future__ import annotations
 
 import json
+import ssl
+import time
 from typing import Callable, Iterator
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
-from ...errors import CloudError, CredentialsError
-from . import MANAGER, POD, Kind
+from ...errors import CloudError, CredentialsError, KubeApiError, LeftoversError
+from . import MANAGER, NAMESPACE, POD, Kind
 
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
 def with_retries(configuration: Configuration) -> Configuration:
-    """Retry 429 and 503 (every method: the server did not act on them), honouring Retry-After."""
-    configuration.retries = urllib3.Retry(total=10, connect=3, read=2, status_forcelist=(429, 503),
-                                          allowed_methods=None, backoff_factor=0.2, raise_on_status=False,
-                                          respect_retry_after_header=True)
+    """Retry 429 and 503 (every method: the server did not act on them), honouring Retry-After, with waits of
+    at most 5 s; a TLS failure (an "other" error to urllib3) is not retried: it will not change."""
+    configuration.retries = urllib3.Retry(total=10, connect=3, read=2, other=0, status_forcelist=(429, 503),
+                                          allowed_methods=None, backoff_factor=0.2, backoff_max=5,
+                                          raise_on_status=False, respect_retry_after_header=True)
     return configuration
 
 
-def status_message(exc: ApiException) -> str:
-    """The message of the metav1.Status body the API server sends with an error."""
-    try:
-        return json.loads(exc.body or "{}").get("message") or str(exc.reason)
-    except ValueError:
-        return str(exc.reason or exc.body)
-
-
 class KubeApi:
-    """Resources by kind, namespace and name; errors stay ApiException except the unreachable and the refused."""
+    """Resources by kind, namespace and name. Every failure is a DeployError: CloudError when unreachable (or
+    TLS fails), CredentialsError on 401, KubeApiError with the status and Status body for any other error."""
 
     def __init__(self, api_client: ApiClient):
         self.api_client = api_client
@@ -47,29 +43,38 @@ class KubeApi:
         try:
             response = self.api_client.call_api(*serialized, _request_timeout=30)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if isinstance(getattr(exc, "reason", exc), (urllib3.exceptions.SSLError, ssl.SSLError)):
+                raise self.tls_failed(str(getattr(exc, "reason", exc))) from None
             raise CloudError(f"cannot reach the Kubernetes API at {self.host} ({type(exc).__name__})",
                              "check that the cluster is running and the context or endpoint is right") from None
+        except ApiException as exc:  # the client's own, with status 0, for a TLS failure without retries
+            raise self.tls_failed(str(exc.reason or exc)) from None
         response.read()
         text = response.data.decode(errors="replace")
         if response.status >= 400:
-            error = ApiException(http_resp=response, body=text)
-            self.refuse_credentials(error)
-            raise error
+            self.refuse(response.status, f"{method} {path}", text)
         kind = response.getheader("Content-Type") or ""
         return json.loads(text) if kind.startswith("application/json") else text
 
-    def refuse_credentials(self, error: ApiException) -> None:
-        if error.status == 401:
+    def tls_failed(self, why: str) -> CloudError:
+        reason = why.strip().splitlines()[-1][:200] if why.strip() else "handshake failed"
+        return CloudError(f"no TLS connection to the Kubernetes API at {self.host}: {reason}",
+                          "check the cluster's CA certificate in the kubeconfig (or the endpoint)")
+
+    def refuse(self, status: int, request: str, text: str) -> None:
+        error = KubeApiError(self.host, request, status, text)
+        if status == 401:
             raise CredentialsError(f"the Kubernetes API at {self.host} rejected the credentials",
                                    "refresh them (a new token, or the kubeconfig user's credentials)")
-        if error.status == 403:
-            raise CloudError(f"the Kubernetes API at {self.host} forbids this: {status_message(error)}",
+        if status == 403:
+            raise CloudError(f"the Kubernetes API at {self.host} forbids this: {error.api_message}",
                              "grant the account edit rights on the namespace (e.g. roles/container.developer)")
+        raise error
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict | None:
         try:
             return self.request("GET", kind.path(namespace, name))
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -88,7 +93,7 @@ class KubeApi:
         try:
             self.request("DELETE", kind.path(namespace, name), {"propagationPolicy": "Background"})
             return True
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 return False
             raise
@@ -115,3 +120,19 @@ class Scoped:
         self.instance = instance
         self.say = say
         self.poll = poll
+
+    def wait_namespace_gone(self, timeout: float = 300) -> None:
+        """A deleted namespace stays Terminating until the namespace controller has emptied it."""
+        started = time.monotonic()
+        said = started
+        while (namespace := self.api.get(NAMESPACE, "", self.namespace)) is not None:
+            waited = time.monotonic() - started
+            if waited > timeout:
+                why = "; ".join(c.get("message", "") for c in (namespace.get("status") or {}).get("conditions") or []
+                                if c.get("status") == "True") or "no reason given"
+                raise LeftoversError(f"namespace {self.namespace} is still terminating after {timeout:g} s: {why}",
+                                     "look at what is left in it (its finalizers), then run the command again")
+            if time.monotonic() - said >= 5:
+                self.say(f"waiting for namespace {self.namespace} to finish terminating ({waited:.0f} s)")
+                said = time.monotonic()
+            time.sleep(self.poll)

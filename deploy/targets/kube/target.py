@@ -59,8 +59,11 @@ class KubeTarget:
         return self.edits.lines()
 
     def down(self, volumes: bool = False) -> tuple[str, ...]:
-        removed, _ = self.teardown.first_wave(volumes)
-        removed += self.teardown.rest(volumes)
+        removed, _ = self.teardown.load_balancers()
+        removed += self.teardown.workloads()
+        if volumes:
+            removed += self.teardown.claims()[0]
+        removed += self.teardown.remove_namespace()
         self.audit(volumes)
         return tuple(removed)
 

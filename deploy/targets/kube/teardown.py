@@ -1,13 +1,14 @@
-"""Teardown for Kubernetes: load balancers and volume claims first, then the rest, then our namespace."""
+"""Teardown for Kubernetes, in the order the cluster's finalizers allow: LoadBalancer Services first (their
+cloud controller holds them until the load balancer is gone), then the workloads and the rest, then the
+volume claims (a claim in use keeps `kubernetes.io/pvc-protection` until no pod uses it), then our namespace."""
 
 from __future__ import annotations
 
 import time
 
 from ...errors import LeftoversError
-from . import KINDS, NAMESPACE, PVC, SERVICE, Kind, owned_by, owner_selector
+from . import KINDS, NAMESPACE, PVC, SERVICE, Kind, describe, owned_by, owner_selector
 from .client import Scoped
-
 
 
 class Teardown(Scoped):
@@ -26,50 +27,49 @@ class Teardown(Scoped):
                 self.say(f"deleted {removed[-1]}")
         return removed
 
-    def first_wave(self, volumes: bool) -> tuple[list[str], list[dict]]:
-        """Delete LoadBalancer Services (and claims when `volumes`), wait until the API has let them go.
-
-        Returns what was removed and the deleted objects, whose cloud pieces the caller may wait for.
-        """
-        found = [(k, o) for k, o in self.owned((SERVICE,)) if o["spec"].get("type") == "LoadBalancer"]
-        if volumes:
-            found += self.owned((PVC,))
-        removed = self.delete(found)
-        deadline = time.monotonic() + self.timeout
-        for kind, obj in found:
-            while self.api.get(kind, self.namespace, obj["metadata"]["name"]) is not None:
-                if time.monotonic() > deadline:
-                    raise LeftoversError(f"{kind.kind}/{obj['metadata']['name']} is still being deleted after "
-                                         f"{self.timeout:g} s", "look at its finalizers and events, then run down again")
-                time.sleep(self.poll)
-        return removed, [obj for _, obj in found]
-
-    def rest(self, volumes: bool) -> list[str]:
-        kinds = tuple(k for k in reversed(KINDS) if k is not NAMESPACE and (volumes or k is not PVC))
-        removed = self.delete(self.owned(kinds))
-        namespace = self.api.get(NAMESPACE, "", self.namespace)
-        if namespace is None or not owned_by(namespace, self.instance) or self.remaining(volumes=True):
-            return removed
-        if not namespace["metadata"].get("deletionTimestamp"):
-            removed += self.delete([(NAMESPACE, namespace)])
-        self.wait_namespace_gone()
-        return removed
-
-    def wait_namespace_gone(self) -> None:
-        """A deleted namespace stays Terminating until the namespace controller has emptied it."""
-        started = time.monotonic()
-        said = started
-        while (namespace := self.api.get(NAMESPACE, "", self.namespace)) is not None:
+    def wait_gone(self, found: list[tuple[Kind, dict]], why: str) -> None:
+        """Until the API has let every deleted object go (its finalizers done), with progress and a bound."""
+        started = said = time.monotonic()
+        while left := [(k, o) for k, o in found if self.api.get(k, self.namespace, o["metadata"]["name"]) is not None]:
             waited = time.monotonic() - started
+            names = ", ".join(describe(o) for _, o in left)
             if waited > self.timeout:
-                why = "; ".join(c.get("message", "") for c in (namespace.get("status") or {}).get("conditions") or []
-                                if c.get("status") == "True") or "no reason given"
-                raise LeftoversError(f"namespace {self.namespace} is still terminating after {self.timeout:g} s: {why}",
-                                     "look at what is left in it (finalizers) and run down again")
+                finalizers = sorted({f for _, o in left for f in o["metadata"].get("finalizers") or []})
+                raise LeftoversError(f"{names} still being deleted after {self.timeout:g} s"
+                                     + (f" (finalizers: {', '.join(finalizers)})" if finalizers else ""),
+                                     "look at its finalizers and events, then run down again")
             if time.monotonic() - said >= 5:
-                self.say(f"waiting for namespace {self.namespace} to finish terminating ({waited:.0f} s)")
+                self.say(f"waiting for {names} to go: {why} ({waited:.0f} s)")
                 said = time.monotonic()
             time.sleep(self.poll)
+
+    def load_balancers(self) -> tuple[list[str], list[dict]]:
+        """Delete LoadBalancer Services and wait until the API has let them go; returns what was removed and
+        the deleted Services, whose cloud pieces the caller may wait for."""
+        found = [(k, o) for k, o in self.owned((SERVICE,)) if o["spec"].get("type") == "LoadBalancer"]
+        removed = self.delete(found)
+        self.wait_gone(found, "their load balancers are being deleted")
+        return removed, [obj for _, obj in found]
+
+    def workloads(self) -> list[str]:
+        """Everything else of ours but the claims and the namespace: workloads first, then what they use."""
+        return self.delete(self.owned(tuple(k for k in reversed(KINDS) if k not in (NAMESPACE, PVC))))
+
+    def claims(self) -> tuple[list[str], list[dict]]:
+        """Delete our claims (those of StatefulSets' templates too) and wait until their pods have let them go."""
+        found = self.owned((PVC,))
+        removed = self.delete(found)
+        self.wait_gone(found, "pods that used them are still stopping")
+        return removed, [obj for _, obj in found]
+
+    def remove_namespace(self) -> list[str]:
+        """Delete our namespace once nothing of ours is left in it, and wait until it has gone."""
+        namespace = self.api.get(NAMESPACE, "", self.namespace)
+        if namespace is None or not owned_by(namespace, self.instance) or self.remaining(volumes=True):
+            return []
+        removed = [] if namespace["metadata"].get("deletionTimestamp") else self.delete([(NAMESPACE, namespace)])
+        self.wait_namespace_gone(self.timeout)
+        return removed
 
     def remaining(self, volumes: bool) -> list[str]:
         kinds = tuple(k for k in KINDS if k is not NAMESPACE and (volumes or k is not PVC))

@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from kubernetes.client.exceptions import ApiException
-
-from ...errors import NotReadyError
+from ...errors import KubeApiError, NotReadyError
 from ...suite import GATEWAY
 from .. import ServiceStatus
 from . import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
-from .client import Scoped, status_message
+from .client import Scoped
 
 HOPELESS = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
             "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
@@ -42,6 +40,33 @@ def container_states(pod: dict) -> list[ContainerState]:
         found.append(ContainerState(pod["metadata"]["name"], container["name"], container.get("image", ""),
                                     bool(status.get("ready")), reason, detail))
     return found
+
+
+def rollout_problem(workload: dict) -> str:
+    """What `kubectl rollout status` would still wait for ('' when rolled out): the controller has seen the
+    current generation, every replica runs the new template, none of the old ones is left, and all of them
+    are available (a Deployment) or ready on the current revision (a StatefulSet)."""
+    spec, status, meta = workload["spec"], workload.get("status") or {}, workload["metadata"]
+    name, wanted = f"{workload['kind']}/{meta['name']}", spec.get("replicas", 1)
+    if (status.get("observedGeneration") or 0) < meta.get("generation", 1):
+        return f"{name}: rollout not yet observed"
+    updated = status.get("updatedReplicas") or 0
+    if updated < wanted:
+        return f"{name}: {updated} of {wanted} replicas updated"
+    if workload["kind"] == "Deployment":
+        old = (status.get("replicas") or 0) - updated
+        available = status.get("availableReplicas") or 0
+        if old > 0:
+            return f"{name}: {old} old replica(s) still running"
+        if available < wanted:
+            return f"{name}: {available} of {wanted} updated replicas available"
+        return ""
+    ready = status.get("readyReplicas") or 0
+    if ready < wanted:
+        return f"{name}: {ready} of {wanted} replicas ready"
+    if status.get("currentRevision") != status.get("updateRevision"):
+        return f"{name}: rolling update to revision {status.get('updateRevision')} not complete"
+    return ""
 
 
 class Readiness(Scoped):
@@ -84,14 +109,7 @@ class Readiness(Scoped):
     def problems(self) -> tuple[list[str], list[ContainerState]]:
         """What keeps the environment from ready (empty when ready), and every container's state."""
         workloads = self.workloads()
-        problems = []
-        for workload in workloads:
-            spec, status, meta = workload["spec"], workload.get("status") or {}, workload["metadata"]
-            available = status.get("availableReplicas", status.get("readyReplicas", 0)) or 0
-            if (status.get("observedGeneration") or 0) < meta.get("generation", 1):
-                problems.append(f"{workload['kind']}/{meta['name']}: rollout not yet observed")
-            elif available != spec.get("replicas", 1):
-                problems.append(f"{workload['kind']}/{meta['name']}: {available}/{spec.get('replicas', 1)} available")
+        problems = [problem for problem in map(rollout_problem, workloads) if problem]
         states = [state for pod in self.pods(workloads) for state in container_states(pod)]
         problems += [f"{s.name} (pod {s.pod}): {s.reason}" for s in states if not s.ready]
         if not states:
@@ -128,8 +146,8 @@ class Readiness(Scoped):
                 lines.append(f"  event {event.get('type', '')} {event.get('reason', '')}: {event.get('message', '')}")
             try:
                 log = self.api.log(self.namespace, state.pod, state.name, 20)
-            except ApiException as exc:
-                log = f"(no logs: {status_message(exc)})"
+            except KubeApiError as exc:
+                log = f"(no logs: {exc.api_message})"
             except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure it explains
                 log = f"(no logs: {type(exc).__name__})"
             lines += ["  last log lines:"] + [f"    {line}" for line in str(log).splitlines()[-20:]]

@@ -63,15 +63,18 @@ def test_status_names_the_cluster_and_the_address(cloud: Cloud, target, said: li
     assert said[-1] == "gateway: http://127.0.0.1:8080"
 
 
-def test_down_deletes_load_balancers_and_claims_first_and_leaves_nothing(cloud: Cloud, target) -> None:  # noqa: ANN001
+def test_down_deletes_load_balancers_first_claims_after_workloads_and_leaves_nothing(
+        cloud: Cloud, target) -> None:  # noqa: ANN001
     target.apply(split_pods(ENV))
     wait_for(lambda: cloud.compute.names("forwardingRules") and cloud.compute.names("disks"))
     mark = cloud.kube.mark()
     removed = target.down()
-    assert removed[:2] == ("Service/gateway", "PersistentVolumeClaim/person-data")
-    assert removed[-2:] == (f"firewall rule {FIREWALL}", "cluster ms-auth")
+    assert removed[0] == "Service/gateway" and removed[-4:] == (
+        "PersistentVolumeClaim/person-data", f"Namespace/{cloud.namespace}", f"firewall rule {FIREWALL}",
+        "cluster ms-auth")
     deletes = [line for line in cloud.kube.mutations(mark) if line.startswith("delete ")]
-    assert deletes[:2] == ["delete services/gateway", "delete persistentvolumeclaims/person-data"]
+    assert deletes[0] == "delete services/gateway" and deletes[-2:] == [
+        "delete persistentvolumeclaims/person-data", f"delete namespaces/{cloud.namespace}"]
     assert cloud.compute.everything() == [] and cloud.gke.clusters == {} and cloud.kube.owned() == []
     mark = cloud.mark()
     assert target.down() == ()
