@@ -30,6 +30,7 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
         (ExitCode.SMOKE, "the smoke login failed"),
         (ExitCode.LEFTOVERS, "teardown left something behind"),
         (ExitCode.CLOUD, "a cloud or cluster API refused (credentials, permission, project, zone, operation)"),
+        (ExitCode.BUSY, "another up, rollback or down of the environment is running (it holds the lease)"),
         (ExitCode.INTERRUPTED, "interrupted"),
     ]
 )
@@ -220,7 +221,8 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool, output: st
         raise ConfigError(f"--keep-cluster applies to gke environments; {environment.name} is {environment.target}",
                           "leave out --keep-cluster")
     target = make_target(environment, say, keep_cluster=keep_cluster)
-    removed = target.down(volumes=volumes)
+    with holding_lease(environment, target, create=False):
+        removed = target.down(volumes=volumes)
     if output == "json":
         click.echo(report.dumps(report.removed(environment.name, removed)), nl=False)
         return
@@ -339,10 +341,11 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     def deploy():  # noqa: ANN202 - pipeline.UpResult
         return run_up(environment, layout, build=build, **common)
 
-    if rollback_on_failure:
-        result = up_or_roll_back(deploy, history, lambda release: rollback(environment, release, **common), say)
-    else:
-        result = deploy()
+    with holding_lease(environment, target):
+        if rollback_on_failure:
+            result = up_or_roll_back(deploy, history, lambda release: rollback(environment, release, **common), say)
+        else:
+            result = deploy()
     timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.durations.items())
     say(f"{environment.name}: {layout} version {result.version} is up ({timings})")
     if output == "json":
@@ -351,6 +354,14 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     click.echo(f"gateway: {result.url}")
     for email, password in DEMO_USERS:
         click.echo(f"  log in as {email} / {password}")
+
+
+def holding_lease(environment: Environment, target: object, create: bool = True):  # noqa: ANN201
+    """The environment's lease, held by this command (user@host or the CI run, and the process id)."""
+    from deploy.compose import make_lease
+    from deploy.releases import who
+
+    return make_lease(environment, say, target).hold(f"{who()} (pid {os.getpid()})", create)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -402,9 +413,10 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
     target = make_target(environment, say)
     history = make_history(environment, say, target)
     release = choose(history.releases(), version)
-    result = run_rollback(environment, release, target=target, smoke=make_smoke(environment, say, no_smoke),
-                          history=history, say=say,
-                          wait_timeout=wait_timeout, mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
+    with holding_lease(environment, target):
+        result = run_rollback(environment, release, target=target, smoke=make_smoke(environment, say, no_smoke),
+                              history=history, say=say, wait_timeout=wait_timeout,
+                              mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
     say(f"{environment.name}: rolled back to {result.layout} version {result.version}")
     if output == "json":
         click.echo(report.dumps(report.deployed("rollback", result, environment.name)), nl=False)

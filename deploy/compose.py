@@ -130,3 +130,20 @@ def make_history(environment: Environment, say: Say, target: Target | None = Non
     from .targets.gke.history import ClusterHistory
 
     return ClusterHistory(target if target is not None else make_target(environment, say))
+
+
+def make_lease(environment: Environment, say: Say, target: Target):  # noqa: ANN201 - a lease.Lease
+    """Where the environment's lease is kept: a file in the local target's state directory, a Lease in the
+    environment's namespace on Kubernetes targets (on gke, once its cluster runs)."""
+    if environment.target == "local":
+        from .lease import FileLease
+        from .targets.local.engine import default_state_dir
+
+        return FileLease(default_state_dir(environment.name) / "lease.json", environment.name)
+    from .targets.kube.lease import KubeLease
+
+    if environment.target == "kubeconfig":
+        return KubeLease(target.api, environment.namespace, environment.name, say)
+    from .targets.gke.target import ClusterLease
+
+    return ClusterLease(target, lambda api: KubeLease(api, environment.namespace, environment.name, say), say)

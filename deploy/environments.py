@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -14,8 +15,12 @@ from .suite import GATEWAY, SERVICES
 
 LAYOUTS = ("single-pod", "split-pods")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "k8sdeploy.toml"
-# The environment's name is the app.kubernetes.io/instance label; the namespace is a DNS label.
-LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+# The environment's name is the app.kubernetes.io/instance label, a GCP label value (the cluster's
+# k8sdeploy-environment) and part of a Compute firewall rule's name: lower-case letters, digits and dashes,
+# starting with a letter, as all three allow. The namespace is a DNS label.
+ENVIRONMENT_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"  # any Kubernetes label value (a version)
+FIREWALL_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"  # Compute resource names (RFC 1035), 63 at most
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 SCALABLE = (GATEWAY, *(service.name for service in SERVICES))
 
@@ -37,7 +42,7 @@ class Gke(_Frozen):
 
 
 class Environment(_Frozen):
-    name: str = Field(pattern=LABEL_VALUE)
+    name: str
     target: Literal["local", "gke", "kubeconfig"]
     layout: Literal["single-pod", "split-pods"] = "single-pod"
     registry: str = ""  # where images are pushed; "" keeps them in the local engine
@@ -56,6 +61,15 @@ class Environment(_Frozen):
     # false where no login can pass through the gateway (a control plane whose kubelets are simulated)
     smoke: bool = True
     gke: Gke | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits_labels_and_firewall_names(cls, name: str) -> str:
+        if not re.match(ENVIRONMENT_NAME, name):
+            raise ValueError("an environment name is lower-case letters, digits and dashes, starting with a letter "
+                             "and at most 63 characters (it becomes a Kubernetes label, a GCP label value and part "
+                             "of a firewall rule's name)")
+        return name
 
     @field_validator("replicas")
     @classmethod
@@ -77,6 +91,12 @@ class Environment(_Frozen):
     def _gke_needs_its_table(self) -> "Environment":
         if self.target == "gke" and self.gke is None:
             raise ValueError(f"a gke environment needs an [environments.{self.name}.gke] table")
+        if self.gke is not None:
+            rule = f"k8sdeploy-{self.gke.cluster}-{self.name}-gateway"  # deploy/targets/gke/firewall.py
+            if not re.match(FIREWALL_NAME, rule):
+                raise ValueError(f"the firewall rule name {rule!r} ({len(rule)} characters) is not a valid "
+                                 "Compute name: shorten the environment or cluster name (63 characters in all, "
+                                 "lower-case letters, digits and dashes)")
         return self
 
     @model_validator(mode="after")

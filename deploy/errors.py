@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     SMOKE = 6  # the smoke login failed
     LEFTOVERS = 7  # teardown left something behind
     CLOUD = 8  # a cloud or cluster API refused: credentials, permission, project, location, failed operation
+    BUSY = 9  # another k8sdeploy command holds the environment's lease
     INTERRUPTED = 130
 
 
@@ -94,3 +95,17 @@ class KubeApiError(CloudError):
 
 class CredentialsError(CloudError):
     """No usable credentials for the cloud or the cluster."""
+
+
+class LeaseHeldError(DeployError):
+    """Another `up`, `rollback` or `down` of the same environment is running (it holds the lease)."""
+
+    exit_code = ExitCode.BUSY
+
+    def __init__(self, environment: str, holder: str, since: str, expires_in: int):
+        self.environment = environment
+        self.holder = holder
+        self.since = since
+        super().__init__(f"environment {environment} is being deployed by {holder} since {since}",
+                         f"wait for it to finish (its lease expires {expires_in} s after its last renewal if it "
+                         "crashed) and run again")

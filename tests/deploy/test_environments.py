@@ -63,8 +63,17 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_the_name_must_be_a_label_value(tmp_path: Path) -> None:
     # It becomes the app.kubernetes.io/instance label of every object.
-    with pytest.raises(ConfigError, match="environment 'x y': name: String should match pattern"):
-        load_environment("x y", write(tmp_path, "[environments.'x y']\ntarget='local'\n"))
+    for bad in ("x y", "Staging", "2nd", "dev_1"):
+        with pytest.raises(ConfigError, match=f"environment '{bad}': name: an environment name is lower-case letters"):
+            load_environment(bad, write(tmp_path, f"[environments.'{bad}']\ntarget='local'\n"))
+
+
+def test_a_gke_environment_whose_firewall_rule_name_would_be_too_long_is_refused(tmp_path: Path) -> None:
+    name = "staging-" + "x" * 40
+    text = f"[environments.{name}]\ntarget='gke'\n[environments.{name}.gke]\nproject='p'\nlocation='l'\ncluster='ms-auth'\n"
+    with pytest.raises(ConfigError, match=f"the firewall rule name 'k8sdeploy-ms-auth-{name}-gateway' \\(74 characters\\) "
+                                          "is not a valid Compute name: shorten"):
+        load_environment(name, write(tmp_path, text))
 
 
 def test_a_mysql_environment_with_a_pinned_image_loads(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ AGGREGATED = ("forwardingRules", "targetPools", "backendServices", "healthChecks
 
 
 class FakeCompute(GoogleFake):
+    service, title = "compute.googleapis.com", "Compute Engine API"
     def __init__(self, region: str = "europe-west1", zone: str = "europe-west1-b", done_after: int = 2, **kwargs):
         super().__init__(**kwargs)
         self.region, self.zone = region, zone

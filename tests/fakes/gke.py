@@ -24,6 +24,7 @@ LOC = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 
 
 class FakeGke(GoogleFake):
+    service, title = "container.googleapis.com", "Kubernetes Engine API"
     def __init__(self, endpoint: str, ca_pem: bytes, on_create: Callable[[], None] = lambda: None,
                  on_delete: Callable[[], None] = lambda: None,
                  locations: tuple[str, ...] = ("europe-west1-b", "europe-west1"), done_after: int = 3, **kwargs):
@@ -48,7 +49,8 @@ class FakeGke(GoogleFake):
         project, location = request.params["project"], request.params["location"]
         self.check(project, permission)
         if location not in self.locations:
-            raise fail(404, f"Location \"{location}\" does not exist or is not available for project {project}.")
+            # a zone or region that does not exist: 400 INVALID_ARGUMENT, not 404
+            raise fail(400, f"Location \"{location}\" does not exist.")
         return project, location
 
     def found(self, request: Request, permission: str) -> tuple[tuple[str, str, str], dict]:

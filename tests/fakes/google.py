@@ -10,28 +10,34 @@ REASONS = {400: "invalid", 401: "authError", 403: "forbidden", 404: "notFound", 
            429: "rateLimitExceeded", 503: "backendError"}
 
 
-def google_error(code: int, message: str, reason: str = "") -> Reply:
-    """The error envelope of googleapis.com REST: code, message, status, errors[] and an ErrorInfo detail."""
+def google_error(code: int, message: str, reason: str = "", metadata: dict | None = None) -> Reply:
+    """The error envelope of googleapis.com REST: code, message, status, errors[] and an ErrorInfo detail
+    (https://cloud.google.com/apis/design/errors#error_model; google.rpc.ErrorInfo's reason and metadata)."""
     error = {"code": code, "message": message, "status": STATUS[code],
              "errors": [{"message": message, "domain": "global", "reason": REASONS[code]}]}
     if reason:
         error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
-                             "domain": "googleapis.com"}]
+                             "domain": "googleapis.com", **({"metadata": metadata} if metadata else {})}]
     return Reply(code, {"error": error})
 
 
-def fail(code: int, message: str, reason: str = "") -> ApiError:
-    return ApiError(google_error(code, message, reason))
+def fail(code: int, message: str, reason: str = "", metadata: dict | None = None) -> ApiError:
+    return ApiError(google_error(code, message, reason, metadata))
 
 
 class GoogleFake(FakeServer):
-    """Checks the bearer token, knows which projects exist, answers denied ones with 403."""
+    """Checks the bearer token, knows which projects exist, answers denied ones with 403, and a project where
+    the API (`service`, e.g. container.googleapis.com) is not enabled with 403 SERVICE_DISABLED."""
+
+    service = ""  # the API's service name
+    title = ""  # its name in the console, as its SERVICE_DISABLED message says it
 
     def __init__(self, projects: tuple[str, ...] = ("my-project",), token: str = "google-token"):
         super().__init__()
         self.projects = set(projects)
         self.token = token
         self.denied: set[str] = set()  # permissions the credentials lack, e.g. "container.clusters.create"
+        self.disabled = False  # the API is not enabled in the projects
 
     def injected_fault(self) -> Reply:
         if self.random.random() < 0.5:
@@ -57,5 +63,10 @@ class GoogleFake(FakeServer):
     def check(self, project: str, permission: str) -> None:
         if project not in self.projects:
             raise fail(403, f"Permission denied on resource project {project}.", "CONSUMER_INVALID")
+        if self.disabled:
+            raise fail(403, f"{self.title} has not been used in project {project} before or it is disabled. Enable it "
+                            f"by visiting https://console.developers.google.com/apis/api/{self.service}/overview?"
+                            f"project={project} then retry.", "SERVICE_DISABLED",
+                       {"service": self.service, "consumer": f"projects/{project}"})
         if permission in self.denied:
             raise fail(403, f"Required '{permission}' permission for 'projects/{project}'.", "IAM_PERMISSION_DENIED")

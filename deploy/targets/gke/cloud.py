@@ -50,6 +50,11 @@ def calling(what: str, place: Place) -> Iterator[None]:
     except (gexc.Unauthenticated, gexc.Unauthorized):  # gRPC and HTTP names of 401
         raise CredentialsError(f"Google rejected the credentials while {what}", CREDENTIALS_HINT) from None
     except (gexc.PermissionDenied, gexc.Forbidden) as exc:  # gRPC and HTTP names of 403
+        if exc.reason == "SERVICE_DISABLED":
+            service = (exc.metadata or {}).get("service") or "the API"
+            raise CloudError(f"{service} is not enabled in project {project!r} (while {what})",
+                             f"enable it: gcloud services enable {service} --project {project} (or in the "
+                             "console's API library), wait a minute, and run again") from None
         if exc.reason == "CONSUMER_INVALID":
             raise CloudError(f"project {project!r} does not exist or these credentials cannot see it",
                              f"set project in {place.table} to an existing project id") from None

@@ -4,7 +4,8 @@ removes the load balancers first (and waits for their Compute pieces), then the 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 from ...environments import Environment
 from ...errors import ConfigError, LeftoversError
@@ -114,3 +115,23 @@ class GkeTarget:
                                  + ", ".join(map(str, left)), "delete them (they cost money), then run "
                                  "`k8sdeploy down` again to check", details="removed before: " + ", ".join(removed))
         return tuple(removed)
+
+
+class ClusterLease:
+    """The environment's lease in its cluster; before the cluster exists there is nowhere to keep one (two
+    first deploys racing meet at GKE, which creates the cluster once)."""
+
+    def __init__(self, target: GkeTarget, lease_on: Callable[[KubeApi], object], say: Say = lambda _line: None):
+        self.target = target
+        self.lease_on = lease_on
+        self.say = say
+
+    @contextmanager
+    def hold(self, holder: str, create: bool = True) -> Iterator[object]:
+        kube = self.target.kube(self.target.cluster.find())
+        if kube is None:
+            self.say(f"no running cluster {self.target.cluster.place.gke.cluster} yet: no lease to hold")
+            yield None
+            return
+        with self.lease_on(kube.api).hold(holder, create) as held:
+            yield held

@@ -60,20 +60,6 @@ class Applier(Scoped):
         meta["annotations"][APPLIED] = applied_digest(obj)
         return obj
 
-    def ensure_namespace(self) -> None:
-        """Create our namespace if missing; an existing one (ours or not) is only used, never changed. One still
-        terminating (an `up` right after `down`) takes no new objects: wait for it to go, then create it."""
-        live = self.api.get(NAMESPACE, "", self.namespace)
-        if live is not None and live["metadata"].get("deletionTimestamp"):
-            self.say(f"namespace {self.namespace} is still terminating (an earlier down); waiting for it to go")
-            self.wait_namespace_gone()
-            live = None
-        if live is None:
-            labels = {MANAGED_BY: MANAGER, INSTANCE: self.instance}
-            self.api.apply(NAMESPACE, "", {"apiVersion": "v1", "kind": "Namespace",
-                                           "metadata": {"name": self.namespace, "labels": labels}})
-            self.say(f"created namespace {self.namespace}")
-
     def apply_one(self, obj: dict) -> str:
         kind, name = kind_of(obj), obj["metadata"]["name"]
         live = self.api.get(kind, self.namespace, name)

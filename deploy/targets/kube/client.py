@@ -12,7 +12,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
 from ...errors import CloudError, CredentialsError, KubeApiError, LeftoversError
-from . import MANAGER, NAMESPACE, POD, Kind
+from . import INSTANCE, MANAGED_BY, MANAGER, NAMESPACE, POD, Kind
 
 APPLY_PATCH = "application/apply-patch+yaml"
 
@@ -136,3 +136,17 @@ class Scoped:
                 self.say(f"waiting for namespace {self.namespace} to finish terminating ({waited:.0f} s)")
                 said = time.monotonic()
             time.sleep(self.poll)
+
+    def ensure_namespace(self) -> None:
+        """Create our namespace if missing; an existing one (ours or not) is only used, never changed. One still
+        terminating (an `up` right after `down`) takes no new objects: wait for it to go, then create it."""
+        live = self.api.get(NAMESPACE, "", self.namespace)
+        if live is not None and live["metadata"].get("deletionTimestamp"):
+            self.say(f"namespace {self.namespace} is still terminating (an earlier down); waiting for it to go")
+            self.wait_namespace_gone()
+            live = None
+        if live is None:
+            labels = {MANAGED_BY: MANAGER, INSTANCE: self.instance}
+            self.api.apply(NAMESPACE, "", {"apiVersion": "v1", "kind": "Namespace",
+                                           "metadata": {"name": self.namespace, "labels": labels}})
+            self.say(f"created namespace {self.namespace}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ...errors import ConfigError
+from ...errors import ConfigError, KubeApiError
 from ...releases import FORMAT, Release
 from . import MANAGED_BY, MANAGER, Kind
 from .client import KubeApi
@@ -26,21 +26,39 @@ class ConfigMapHistory:
         self.instance = instance
         self.name = f"k8sdeploy-releases-{instance}"
 
-    def releases(self) -> list[Release]:
+    def read(self) -> tuple[list[Release], str]:
+        """The releases, and the resourceVersion they were read at ('' when there is no history yet)."""
         live = self.api.get(CONFIGMAP, self.namespace, self.name)
         if live is None:
-            return []
+            return [], ""
         try:
-            return [Release.from_dict(entry) for entry in json.loads(live["data"][KEY])["releases"]]
+            releases = [Release.from_dict(entry) for entry in json.loads(live["data"][KEY])["releases"]]
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"ConfigMap {self.namespace}/{self.name} is not a k8sdeploy release history ({exc})",
                               "delete it; the next `up` starts a new history") from exc
+        return releases, live["metadata"]["resourceVersion"]
 
-    def record(self, release: Release) -> None:
-        entries = [r.to_dict() for r in self.releases()] + [release.to_dict()]
-        self.api.apply(CONFIGMAP, self.namespace, {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": self.name, "namespace": self.namespace,
-                         "labels": {MANAGED_BY: MANAGER, HISTORY_LABEL: self.instance}},
-            "data": {KEY: json.dumps({"format": FORMAT, "releases": entries}, indent=2) + "\n"},
-        }, force=True)
+    def releases(self) -> list[Release]:
+        return self.read()[0]
+
+    def record(self, release: Release, attempts: int = 5) -> None:
+        """Append, with the resourceVersion read as a precondition: a writer in between makes the API server
+        answer 409, and the append is done again on what it wrote, so no entry is lost."""
+        for attempt in range(attempts):
+            releases, version = self.read()
+            metadata = {"name": self.name, "namespace": self.namespace,
+                        "labels": {MANAGED_BY: MANAGER, HISTORY_LABEL: self.instance}}
+            if version:
+                metadata["resourceVersion"] = version
+            entries = [r.to_dict() for r in releases] + [release.to_dict()]
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
+                    "data": {KEY: json.dumps({"format": FORMAT, "releases": entries}, indent=2) + "\n"}}
+            try:
+                if version:
+                    self.api.apply(CONFIGMAP, self.namespace, body, force=True)
+                else:
+                    self.api.request("POST", CONFIGMAP.path(self.namespace), {"fieldManager": MANAGER}, body)
+                return
+            except KubeApiError as exc:
+                if exc.status != 409 or attempt == attempts - 1:
+                    raise

@@ -35,6 +35,16 @@ def test_unknown_zone(cloud: Cloud) -> None:
         "[environments.staging-test.gke] to a zone (europe-west1-b) or a region (europe-west1)")
 
 
+@pytest.mark.parametrize("api", ["gke", "compute"])
+def test_an_api_not_enabled_names_the_api_to_enable(cloud: Cloud, api: str) -> None:
+    fake = cloud.gke if api == "gke" else cloud.compute
+    fake.disabled = True  # compute: the cluster is created, then opening the firewall fails
+    message = str(failure(cloud))
+    assert message.startswith(f"{fake.service} is not enabled in project 'my-project' (while ")
+    assert message.endswith(f"enable it: gcloud services enable {fake.service} --project my-project (or in the "
+                            "console's API library), wait a minute, and run again")
+
+
 def test_permission_denied(cloud: Cloud) -> None:
     cloud.gke.denied.add("container.clusters.create")
     assert str(failure(cloud)) == (
