@@ -60,8 +60,16 @@ class FakeGke(GoogleFake):
             raise fail(404, f"Not found: projects/{project}/locations/{location}/clusters/{key[2]}.")
         return key, self.clusters[key]
 
+    def advance(self) -> None:
+        """Time passes for operations nobody polls: each read of the clusters moves them one step, as the
+        real ones move on by themselves."""
+        for operation in self.operations.values():
+            if operation["status"] != "DONE":
+                self.step(operation)
+
     def list_clusters(self, request: Request) -> Reply:
         project, location = self.where(request, "container.clusters.list")
+        self.advance()
         return Reply(200, {"clusters": [c for (p, l, _), c in sorted(self.clusters.items())
                                         if p == project and location in (l, "-")]})
 
@@ -82,6 +90,9 @@ class FakeGke(GoogleFake):
 
     def delete_cluster(self, request: Request) -> Reply:
         key, cluster = self.found(request, "container.clusters.delete")
+        running = [name for name, op in self.operations.items() if op["cluster"] == key and op["status"] != "DONE"]
+        if running:  # GKE runs one operation at a time on a cluster
+            raise fail(400, f"Cluster is running incompatible operation {running[0]}.", status="FAILED_PRECONDITION")
         cluster["status"] = "STOPPING"
         return self.operation(key, "DELETE_CLUSTER")
 
@@ -101,12 +112,15 @@ class FakeGke(GoogleFake):
         if operation is None:
             raise fail(404, f"Not found: projects/{project}/locations/{location}/operations/"
                             f"{request.params['operation']}.")
-        operation["polls"] += 1
         if operation["status"] != "DONE":
-            operation["status"] = "DONE" if operation["polls"] >= self.done_after else "RUNNING"
-            if operation["status"] == "DONE":
-                self.finish(operation)
+            self.step(operation)
         return Reply(200, self.public(operation))
+
+    def step(self, operation: dict) -> None:
+        operation["polls"] += 1
+        operation["status"] = "DONE" if operation["polls"] >= self.done_after else "RUNNING"
+        if operation["status"] == "DONE":
+            self.finish(operation)
 
     def finish(self, operation: dict) -> None:
         key = operation["cluster"]

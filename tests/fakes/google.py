@@ -10,10 +10,10 @@ REASONS = {400: "invalid", 401: "authError", 403: "forbidden", 404: "notFound", 
            429: "rateLimitExceeded", 503: "backendError"}
 
 
-def google_error(code: int, message: str, reason: str = "", metadata: dict | None = None) -> Reply:
+def google_error(code: int, message: str, reason: str = "", metadata: dict | None = None, status: str = "") -> Reply:
     """The error envelope of googleapis.com REST: code, message, status, errors[] and an ErrorInfo detail
     (https://cloud.google.com/apis/design/errors#error_model; google.rpc.ErrorInfo's reason and metadata)."""
-    error = {"code": code, "message": message, "status": STATUS[code],
+    error = {"code": code, "message": message, "status": status or STATUS[code],
              "errors": [{"message": message, "domain": "global", "reason": REASONS[code]}]}
     if reason:
         error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
@@ -21,8 +21,8 @@ def google_error(code: int, message: str, reason: str = "", metadata: dict | Non
     return Reply(code, {"error": error})
 
 
-def fail(code: int, message: str, reason: str = "", metadata: dict | None = None) -> ApiError:
-    return ApiError(google_error(code, message, reason, metadata))
+def fail(code: int, message: str, reason: str = "", metadata: dict | None = None, status: str = "") -> ApiError:
+    return ApiError(google_error(code, message, reason, metadata, status))
 
 
 class GoogleFake(FakeServer):

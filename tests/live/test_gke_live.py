@@ -1,52 +1,61 @@
-"""The gke target against a real Google Cloud project: up, ready, down, and nothing left.
+"""The gke target against a real Google Cloud project, end to end through the CLI: the six images built and
+pushed to Artifact Registry, a new one-node cluster, the real single-pod render applied, waited for, the
+smoke login through the LoadBalancer, then `down` and the Compute audit (exit 7 if anything is left).
 
-Skipped unless K8SDEPLOY_LIVE_PROJECT names a project (the only allowed skip). Optional:
-K8SDEPLOY_LIVE_LOCATION (default europe-west1-b). It creates a one-node cluster named
-k8sdeploy-live-<random> and deletes it again; credentials come from application default credentials.
+Skipped unless K8SDEPLOY_LIVE_PROJECT names a project (the only allowed skip). Run it as
+
+    K8SDEPLOY_LIVE_PROJECT=my-project \\
+    K8SDEPLOY_LIVE_REGISTRY=europe-west1-docker.pkg.dev/my-project/k8sdeploy-live \\
+    .venv/bin/python -m pytest tests/live -p no:cacheprovider
+
+with application default credentials (GOOGLE_APPLICATION_CREDENTIALS) of an account that has the roles
+README.md lists for the gke target (roles/container.admin, roles/compute.securityAdmin, roles/compute.viewer,
+roles/iam.serviceAccountUser on the nodes' service account) and roles/artifactregistry.writer on the
+repository K8SDEPLOY_LIVE_REGISTRY names (it must exist). Optional: K8SDEPLOY_LIVE_LOCATION (default
+europe-west1-b). It takes up to an hour (a cluster create is up to 15 minutes, its delete as long) and
+deletes what it created even when a step fails: `down` first waits for a create still running.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from deploy.compose import make_target
-from deploy.environments import Environment, Gke
+from cli import main
 
 PROJECT = os.environ.get("K8SDEPLOY_LIVE_PROJECT", "")
-pytestmark = [pytest.mark.live,
+REGISTRY = os.environ.get("K8SDEPLOY_LIVE_REGISTRY", f"europe-west1-docker.pkg.dev/{PROJECT}/k8sdeploy-live")
+LOCATION = os.environ.get("K8SDEPLOY_LIVE_LOCATION", "europe-west1-b")
+pytestmark = [pytest.mark.live, pytest.mark.timeout(3600),
               pytest.mark.skipif(not PROJECT, reason="set K8SDEPLOY_LIVE_PROJECT to a project to run live tests")]
 ENV = "live"
 
 
-def objects() -> list[dict]:
-    """A public image behind a LoadBalancer Service: enough to make GKE create the cloud pieces."""
-    labels = {"app.kubernetes.io/name": "nginx-lua", "app.kubernetes.io/instance": ENV,
-              "app.kubernetes.io/managed-by": "k8sdeploy", "app.kubernetes.io/part-of": "auth-suite"}
-    selector = {"app.kubernetes.io/name": "nginx-lua", "app.kubernetes.io/instance": ENV}
-    return [
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gateway", "labels": labels},
-         "spec": {"type": "LoadBalancer", "selector": selector, "ports": [{"port": 8080, "targetPort": 8080}]}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "gateway", "labels": labels},
-         "spec": {"replicas": 1, "selector": {"matchLabels": selector},
-                  "template": {"metadata": {"labels": labels}, "spec": {"containers": [
-                      {"name": "nginx-lua", "image": "nginxinc/nginx-unprivileged:1.27-alpine",
-                       "ports": [{"containerPort": 8080}]}]}}}},
-    ]
+def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
+    return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
 
 
-def test_up_then_down_leaves_nothing() -> None:
-    gke = Gke(project=PROJECT, location=os.environ.get("K8SDEPLOY_LIVE_LOCATION", "europe-west1-b"),
-              cluster=f"k8sdeploy-live-{uuid.uuid4().hex[:6]}")
-    environment = Environment(name=ENV, target="gke", service_type="LoadBalancer", gke=gke)
-    target = make_target(environment, print)
+def test_up_smoke_login_then_down_leaves_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "k8sdeploy.toml"
+    config.write_text("\n".join([
+        f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
+        f'registry = "{REGISTRY}"', f"[environments.{ENV}.gke]", f'project = "{PROJECT}"', f'location = "{LOCATION}"',
+        f'cluster = "k8sdeploy-live-{uuid.uuid4().hex[:6]}"', 'machine_type = "e2-standard-2"']) + "\n")
     try:
-        target.apply(objects())
-        target.wait(timeout=600)
-        assert target.gateway_url().startswith("http://")
-        assert not target.apply(objects()).changed
+        up = k8sdeploy(config, "up", "--allow-dirty", "--wait-timeout", "900", "--output", "json")
+        assert up.exit_code == 0, up.stderr
+        document = json.loads(up.stdout)
+        assert all(ref.startswith(f"{REGISTRY}/") and "@sha256:" in ref
+                   for ref in (image["ref"] for image in document["images"].values()))
+        assert document["durations"]["smoke"] > 0 and document["url"].startswith("http://")
+        again = k8sdeploy(config, "up", "--allow-dirty", "--wait-timeout", "900")
+        assert again.exit_code == 0 and "nothing to record" in again.stderr, again.stderr
     finally:
-        target.down()  # raises LeftoversError (exit 7) if anything of it is left
-    assert target.down() == ()
+        down = k8sdeploy(config, "down", "--yes")
+    assert down.exit_code == 0, down.stderr  # 7 names what is left in Compute
+    assert k8sdeploy(config, "down", "--yes").stdout == ""

@@ -42,14 +42,9 @@ class GkeCluster:
 
     def ensure(self) -> Cluster:
         """The running cluster, created first if missing; stops on settings it cannot reconcile."""
-        cluster = self.find()
-        if cluster is None:
+        if self.find() is None:
             self.create()
-            cluster = self.find()
-        while cluster is not None and cluster.status in (Cluster.Status.PROVISIONING, Cluster.Status.RECONCILING):
-            self.say(f"cluster {cluster.name} is {cluster.status.name.lower()}; waiting")
-            time.sleep(self.poll)
-            cluster = self.find()
+        cluster = self.settled()
         if cluster is None or cluster.status != Cluster.Status.RUNNING:
             state = cluster.status.name if cluster else "gone"
             raise CloudError(f"cluster {self.place.gke.cluster} is {state}: {cluster.status_message if cluster else ''}",
@@ -79,9 +74,19 @@ class GkeCluster:
             operation = self.client.create_cluster(parent=self.parent, cluster=cluster, retry=RETRY)
         self.follow(operation, f"creating cluster {gke.cluster}")
 
+    def settled(self) -> Cluster | None:
+        """The cluster once no operation runs on it (GKE refuses a delete while a create runs: a `down` after
+        an interrupted `up`, or a test's clean-up), or None when there is none."""
+        cluster = self.find()
+        while cluster is not None and cluster.status in (Cluster.Status.PROVISIONING, Cluster.Status.RECONCILING):
+            self.say(f"cluster {cluster.name} is {cluster.status.name.lower()}; waiting for that to finish")
+            time.sleep(self.poll)
+            cluster = self.find()
+        return cluster
+
     def delete(self) -> bool:
         """Delete the cluster if it is there and k8sdeploy created it; True when deleted."""
-        cluster = self.find()
+        cluster = self.settled()
         if cluster is None:
             return False
         if any(cluster.resource_labels.get(k) != v for k, v in OURS.items()):

@@ -128,3 +128,17 @@ def test_a_cluster_k8sdeploy_did_not_create_is_kept(cloud: Cloud, target, said: 
     target.down()
     assert "keeping cluster ms-auth: k8sdeploy did not create it" in said
     assert len(cloud.gke.clusters) == 1
+
+
+def test_down_waits_for_a_cluster_still_being_created(cloud: Cloud, target, said: list[str]) -> None:  # noqa: ANN001
+    """An interrupted `up` (or a test's clean-up) leaves a create running; GKE answers a delete then with 400
+    FAILED_PRECONDITION 'Cluster is running incompatible operation' (before: that error, and the cluster left)."""
+    from google.cloud import container_v1
+
+    cluster = container_v1.Cluster(name="ms-auth", initial_node_count=1, resource_labels={"managed-by": "k8sdeploy"},
+                                   node_config=container_v1.NodeConfig(machine_type="e2-small",
+                                                                       tags=["k8sdeploy-ms-auth"]))
+    target.cluster.client.create_cluster(parent=target.cluster.parent, cluster=cluster)
+    assert target.down()[-1] == "cluster ms-auth"
+    assert any(line.endswith("is provisioning; waiting for that to finish") for line in said)
+    assert cloud.gke.clusters == {}
