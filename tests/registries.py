@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import random
 import shutil
 import signal
 import subprocess
@@ -80,6 +81,8 @@ class ProxyRules:
     user oauth2accesstoken and a password issued by /oauth2/token (the fake Google endpoint)."""
 
     fault_every: int = 0
+    fault_share: float = 0.0  # with a seeded random: a 503, a drop before forwarding, or an answer lost after
+    seed: int = 0
     bearer: bool = False
     token_lifetime: int = 3600
     faults: int = 0
@@ -130,9 +133,28 @@ class _Handler(BaseHTTPRequestHandler):
             rules.manifests_put += "/manifests/" in self.path and self.command == "PUT"
             return next(rules._counter) + 1
 
+    def _random_fault(self) -> str:
+        rules = self.server.rules
+        with rules.lock:
+            if not hasattr(rules, "_random"):
+                rules._random = random.Random(rules.seed)
+            if rules._random.random() >= rules.fault_share:
+                return ""
+            rules.faults += 1
+            return rules._random.choice(("503", "drop", "lost"))
+
     def _handle(self) -> None:
         rules, body = self.server.rules, self._body()
         number = self._count(body)
+        fault = self._random_fault() if rules.fault_share and not self.path.startswith(("/oauth2", "/token")) else ""
+        if fault == "503":
+            return self._reply(503, b'{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}')
+        if fault:  # "drop": the registry never sees it; "lost": it acts on it, and its answer is lost
+            if fault == "lost":
+                self.server.upstream.request(self.command, f"http://{self.server.target}{self.path}",
+                                             headers=self._forwarded_headers(), content=body or None)
+            self.close_connection = True
+            return
         if rules.fault_every and number % rules.fault_every == 0:
             with rules.lock:
                 rules.faults += 1
@@ -174,11 +196,13 @@ class _Handler(BaseHTTPRequestHandler):
         rules.registry_tokens.add(token)
         self._reply(200, json.dumps({"token": token}).encode(), {"Content-Type": "application/json"})
 
+    def _forwarded_headers(self) -> dict[str, str]:
+        return {k: v for k, v in self.headers.items()
+                if k.lower() not in HOP_HEADERS | {"authorization", "content-length"}}
+
     def _forward(self, body: bytes) -> None:
-        headers = {k: v for k, v in self.headers.items()
-                   if k.lower() not in HOP_HEADERS | {"authorization", "content-length"}}
         response = self.server.upstream.request(self.command, f"http://{self.server.target}{self.path}",
-                                                headers=headers, content=body or None)
+                                                headers=self._forwarded_headers(), content=body or None)
         self.send_response(response.status_code)
         for key, value in response.headers.items():
             if key.lower() not in HOP_HEADERS | {"content-length", "content-encoding"}:

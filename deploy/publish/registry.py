@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
 
 from ..errors import ConfigError, PublishError
 from .auth import Anonymous, Credentials, RegistryAuth
@@ -60,7 +60,11 @@ class RegistryAddress:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 5
+    """Each request is retried on its own after 429/5xx or a dropped connection, until `deadline` seconds
+    have passed since its first try: truncated exponential backoff with jitter (Google's guidance for its
+    APIs, https://cloud.google.com/storage/docs/retry-strategy), waits from `initial` up to `maximum`."""
+
+    deadline: float = 60.0
     initial: float = 0.25  # seconds; doubles each attempt, plus jitter
     maximum: float = 4.0
 
@@ -142,17 +146,24 @@ class RegistryClient:
         return True
 
     def upload_blob(self, repository: str, digest: str, path: Path, size: int) -> None:
-        """POST an upload session, PUT the whole blob into it; both again on a fault."""
-
-        def attempt() -> None:
-            started = self._request("POST", self._url(f"{repository}/blobs/uploads/"), (202,))
+        """POST an upload session, PUT the whole blob into it (a monolithic upload), each retried on its own;
+        the session is kept across the PUT's retries. When the registry no longer knows the session (404:
+        a PUT whose answer was lost completed it), the blob is looked for before a new session is opened.
+        (OCI distribution spec, "Pushing a blob monolithically" and "Errors": BLOB_UPLOAD_UNKNOWN.)"""
+        for _ in range(3):
+            started = self._send("POST", f"{repository}/blobs/uploads/", ok=(202,))
             location = self._url(started.headers["location"]).copy_merge_params({"digest": digest})
-            with path.open("rb") as body:
-                self._request("PUT", location, (201,), content=body,
-                              headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
 
-        self._reliably(attempt)
-        self.traffic.add(blobs_uploaded=1, bytes_uploaded=size)
+            def put() -> httpx.Response:
+                with path.open("rb") as body:
+                    return self._request("PUT", location, (201, 404), content=body, headers={
+                        "Content-Type": "application/octet-stream", "Content-Length": str(size)})
+
+            if self._reliably(put).status_code == 201 or self.has_blob(repository, digest):
+                self.traffic.add(blobs_uploaded=1, bytes_uploaded=size)
+                return
+        raise PublishError(f"registry {self.host} kept losing the upload sessions of {repository}@{digest[:19]}",
+                           "run again; if it persists, the registry's storage is failing")
 
     def download_blob(self, repository: str, digest: str) -> bytes:
         return self._send("GET", f"{repository}/blobs/{digest}").content
@@ -173,20 +184,24 @@ class RegistryClient:
         return response
 
     def _reliably(self, attempt: Callable[[], T]) -> T:
-        """`attempt`, again after 429/5xx or a dropped connection, waiting longer each time (with jitter)."""
+        """One request, again after 429/5xx or a dropped connection until the policy's deadline, waiting longer
+        each time (with jitter); past it, the error names what the registry kept doing."""
         policy = self.retry
-        retrying = Retrying(stop=stop_after_attempt(policy.attempts), reraise=True,
+        retrying = Retrying(stop=stop_after_delay(policy.deadline), reraise=True,
                             wait=wait_exponential(multiplier=policy.initial, max=policy.maximum)
                             + wait_random(0, policy.initial),
                             retry=retry_if_exception(_is_retryable))
         try:
             return retrying(attempt)
         except _Retryable as exc:
-            raise self._refusal(exc.response) from None
+            request = exc.response.request
+            raise PublishError(f"registry {self.host} kept answering {exc.response.status_code} for "
+                               f"{policy.deadline:g} s (last: {request.method} {request.url.path})",
+                               "the registry is overloaded or failing: run again later") from None
         except (httpx.TransportError, httpx.StreamConsumed) as exc:
-            raise PublishError(f"cannot reach registry {self.host} ({type(exc).__name__}: {exc})",
-                               "check the registry address (--registry or the environment's registry) "
-                               "and that the registry is running") from None
+            raise PublishError(f"cannot reach registry {self.host} ({type(exc).__name__}: {exc}), retried for "
+                               f"{policy.deadline:g} s", "check the registry address (--registry or the "
+                               "environment's registry) and that the registry is running") from None
 
     def _refusal(self, response: httpx.Response) -> PublishError:
         if response.status_code == 401:

@@ -26,7 +26,7 @@ from tests.registries import Registry, registry_server
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("services", "nginx-lua", "requirements/app.lock", "deploy/gateway.py", "deploy/suite.py")
 COMMIT_DATE = "2024-05-01T12:00:00+00:00"
-FAST_RETRY = RetryPolicy(attempts=5, initial=0.05, maximum=0.5)
+FAST_RETRY = RetryPolicy(deadline=10, initial=0.05, maximum=0.5)
 
 
 def git(repo: Path, *args: str, date: str = COMMIT_DATE) -> str:
