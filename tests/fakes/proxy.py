@@ -1,7 +1,7 @@
 """A loopback HTTP proxy in front of the real Kubernetes API server, for the faults a real network and a
 loaded API server produce: with `flaky` > 0 that share of requests is answered 429 or 503 (a
 metav1.Status body and Retry-After, as the API server's priority and fairness answers) or, when `faults`
-has "drop", has its connection dropped, before the API server sees it. Everything else is forwarded as it is, with the
+has "drop", has its connection dropped before the API server sees it, or with "lost", after it acted on it. Everything else is forwarded as it is, with the
 client's own Authorization header, and counted.
 
 Clients reach it over plain HTTP (a kubeconfig whose server is http://127.0.0.1:PORT), or over TLS with
@@ -29,7 +29,9 @@ class FaultProxy:
         self.tls = tls
         self.ca_file = ca_file
         self.flaky = 0.0
-        self.faults: tuple[str, ...] = ("429", "503")  # and "drop": the connection closed without an answer
+        # and "drop": the connection closed before the API server sees the request; "lost": it acts on it,
+        # and its answer is lost (the client cannot know whether a create happened)
+        self.faults: tuple[str, ...] = ("429", "503")
         self.retry_after = "0"
         self.injected = 0
         self.requests: list[tuple[str, str]] = []
@@ -102,7 +104,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             with proxy.lock:
                 proxy.requests.append((self.command, self.path))
             fault = proxy.fault()
-            if fault == "drop":
+            if fault in ("drop", "lost"):
+                if fault == "lost":
+                    proxy.forward(self.command, self.path, dict(self.headers.items()), body)
                 self.close_connection = True
                 self.connection.close()
                 return

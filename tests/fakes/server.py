@@ -40,6 +40,7 @@ class Reply:
 
 
 Handler = Callable[[Request], Reply]
+DROPPED = Reply(0)  # no answer: the connection is closed
 
 
 class ApiError(Exception):
@@ -57,7 +58,10 @@ class FakeServer:
         self.routes: list[tuple[str, re.Pattern, Handler]] = []
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.RLock()
-        self.flaky = 0.0  # share of requests answered with an injected 429 or 503
+        self.flaky = 0.0  # share of requests that meet one of `faults`
+        # "fault" answers injected_fault() (429 or 503); "drop" closes the connection before acting; "lost"
+        # acts on the request, then closes the connection without its answer
+        self.faults: tuple[str, ...] = ("fault",)
         self.retry_after = "1"
         self.injected = 0
         self.random = random.Random(seed)
@@ -86,9 +90,19 @@ class FakeServer:
     def dispatch(self, request: Request) -> Reply:
         with self.lock:
             self.requests.append((request.method, request.path))
+            fault = ""
             if self.flaky and self.random.random() < self.flaky:
                 self.injected += 1
-                return self.injected_fault()
+                fault = self.random.choice(self.faults)
+                if fault not in ("drop", "lost"):
+                    return self.injected_fault()
+                if fault == "drop":
+                    return DROPPED
+            reply = self.route_request(request)
+            return DROPPED if fault == "lost" else reply
+
+    def route_request(self, request: Request) -> Reply:
+        with self.lock:
             for method, pattern, handler in self.routes:
                 match = pattern.match(request.path)
                 if method == request.method and match:
@@ -146,6 +160,10 @@ def _handler_for(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             query = {key: values[-1] for key, values in parse_qs(split.query).items()}
             request = Request(self.command, split.path, query, {k.lower(): v for k, v in self.headers.items()}, body)
             reply = server.dispatch(request)
+            if reply is DROPPED:
+                self.close_connection = True
+                self.connection.close()
+                return
             if isinstance(reply.body, (dict, list)):
                 payload, kind = json.dumps(reply.body).encode(), "application/json"
             else:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+import requests
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.auth import exceptions as auth_exceptions
@@ -14,8 +15,11 @@ from google.auth import exceptions as auth_exceptions
 from ...environments import Gke
 from ...errors import CloudError, CredentialsError
 
-# 429 and 503 mean "not done, try again": retry with backoff until a minute has passed.
-RETRY = gretry.Retry(predicate=gretry.if_exception_type(gexc.TooManyRequests, gexc.ServiceUnavailable),
+# 429 and 503 mean "not done, try again", and so does a dropped connection (whose request may have been
+# acted on: a repeated create answers 409, which the callers read back): retry each request with
+# truncated exponential backoff and jitter until a minute has passed.
+RETRY = gretry.Retry(predicate=gretry.if_exception_type(gexc.TooManyRequests, gexc.ServiceUnavailable,
+                                                        requests.exceptions.ConnectionError),
                      initial=0.05, maximum=2.0, multiplier=2.0, timeout=60.0)
 CREDENTIALS_HINT = ("set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or run where workload "
                     "identity or application default credentials are set up)")
@@ -47,6 +51,9 @@ def calling(what: str, place: Place) -> Iterator[None]:
     except (auth_exceptions.DefaultCredentialsError, auth_exceptions.RefreshError) as exc:
         raise CredentialsError(f"no usable Google credentials while {what} ({str(exc).splitlines()[0][:160]})",
                                CREDENTIALS_HINT) from None
+    except (requests.exceptions.ConnectionError, gexc.RetryError) as exc:
+        raise CloudError(f"the Google API kept failing while {what} ({type(exc).__name__}), retried for 60 s",
+                         "check the network, then run again") from None
     except (gexc.Unauthenticated, gexc.Unauthorized):  # gRPC and HTTP names of 401
         raise CredentialsError(f"Google rejected the credentials while {what}", CREDENTIALS_HINT) from None
     except (gexc.PermissionDenied, gexc.Forbidden) as exc:  # gRPC and HTTP names of 403

@@ -7,6 +7,7 @@ import time
 from typing import Callable
 
 import google.auth.transport.requests
+from google.api_core import exceptions as gexc
 from google.auth.credentials import Credentials
 from google.auth.exceptions import RefreshError
 from google.cloud import container_v1
@@ -71,7 +72,11 @@ class GkeCluster:
                           resource_labels={**OURS, "k8sdeploy-environment": self.place.environment})
         self.say(f"creating cluster {gke.cluster} in {gke.location} ({gke.node_count} x {gke.machine_type})")
         with calling(f"creating cluster {gke.cluster}", self.place):
-            operation = self.client.create_cluster(parent=self.parent, cluster=cluster, retry=RETRY)
+            try:
+                operation = self.client.create_cluster(parent=self.parent, cluster=cluster, retry=RETRY)
+            except gexc.Conflict:  # a retried create whose first answer was lost: it is being created
+                self.say(f"cluster {gke.cluster} is already being created (an earlier try went through)")
+                return
         self.follow(operation, f"creating cluster {gke.cluster}")
 
     def settled(self) -> Cluster | None:
@@ -94,8 +99,18 @@ class GkeCluster:
             return False
         self.say(f"deleting cluster {cluster.name}")
         with calling(f"deleting cluster {cluster.name}", self.place):
-            operation = self.client.delete_cluster(name=self.name, retry=RETRY)
-        self.follow(operation, f"deleting cluster {cluster.name}")
+            try:
+                operation = self.client.delete_cluster(name=self.name, retry=RETRY)
+            except gexc.NotFound:  # a retried delete whose first answer was lost: it is gone
+                return True
+            except gexc.BadRequest as exc:
+                if "incompatible operation" not in str(exc.message):
+                    raise
+                operation = None  # a retried delete whose first one runs: wait for the cluster to go
+        if operation is not None:
+            self.follow(operation, f"deleting cluster {cluster.name}")
+        while self.find() is not None:
+            time.sleep(self.poll)
         return True
 
     def follow(self, operation: container_v1.Operation, what: str) -> None:

@@ -51,7 +51,11 @@ class Firewall:
         what = f"opening the gateway's ports in firewall rule {self.name}"
         with calling(what, self.place):
             if have is None:
-                operation = self.firewalls.insert_unary(project=self.project, firewall_resource=want, retry=RETRY)
+                try:
+                    operation = self.firewalls.insert_unary(project=self.project, firewall_resource=want,
+                                                            retry=RETRY)
+                except gexc.Conflict:  # a retried insert whose first answer was lost: read it back
+                    return self.ensure(ports)
                 outcome = "created"
             elif (list(have.allowed), sorted(have.source_ranges), list(have.target_tags)) != \
                     (list(want.allowed), sorted(want.source_ranges), list(want.target_tags)):
@@ -71,9 +75,10 @@ class Firewall:
         with calling(what, self.place):
             try:
                 operation = self.firewalls.delete_unary(project=self.project, firewall=self.name, retry=RETRY)
-            except gexc.NotFound:
-                return False
-        self.wait(operation, what)
+            except gexc.NotFound:  # gone since it was read: a retried delete whose first answer was lost
+                operation = None
+        if operation is not None:
+            self.wait(operation, what)
         self.say(f"deleted firewall rule {self.name}")
         return True
 

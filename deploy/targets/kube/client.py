@@ -18,11 +18,13 @@ APPLY_PATCH = "application/apply-patch+yaml"
 
 
 def with_retries(configuration: Configuration) -> Configuration:
-    """Retry 429 and 503 (every method: the server did not act on them), honouring Retry-After, with waits of
-    at most 5 s; a TLS failure (an "other" error to urllib3) is not retried: it will not change."""
-    configuration.retries = urllib3.Retry(total=10, connect=3, read=2, other=0, status_forcelist=(429, 503),
-                                          allowed_methods=None, backoff_factor=0.2, backoff_max=5,
-                                          raise_on_status=False, respect_retry_after_header=True)
+    """Retry each request on its own: 429 and 503 (the server did not act on them), honouring Retry-After, and
+    dropped connections, every method, with truncated exponential backoff (waits of at most 2 s, about a
+    minute in all). A request whose answer was lost may have been acted on: the callers that create read
+    back what a repeated create answers (409). A TLS failure ("other" to urllib3) will not change: not retried."""
+    configuration.retries = urllib3.Retry(total=30, connect=10, read=10, status=20, other=0,
+                                          status_forcelist=(429, 503), allowed_methods=None, backoff_factor=0.1,
+                                          backoff_max=2, raise_on_status=False, respect_retry_after_header=True)
     return configuration
 
 

@@ -46,6 +46,8 @@ class ConfigMapHistory:
         answer 409, and the append is done again on what it wrote, so no entry is lost."""
         for attempt in range(attempts):
             releases, version = self.read()
+            if releases and releases[-1] == release:  # an earlier write whose answer was lost: it happened
+                return
             metadata = {"name": self.name, "namespace": self.namespace,
                         "labels": {MANAGED_BY: MANAGER, HISTORY_LABEL: self.instance}}
             if version:

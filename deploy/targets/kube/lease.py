@@ -56,6 +56,8 @@ class KubeLease(Scoped):
         if live is None:
             return self.acquire(holder)  # released in between
         found = holding(live)
+        if found.holder == holder:  # our own create, whose answer was lost: it happened
+            return found
         if not found.expired(now):
             raise refuse(self.instance, found, now)
         self.say(f"taking over the lease of {found.holder}, which expired (not renewed since {found.renewed})")

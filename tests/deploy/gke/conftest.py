@@ -4,6 +4,7 @@ and disks GKE's controllers would make simulated into the fake Compute API (test
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -44,10 +45,13 @@ class Cloud:
         return [*self.gke.mutating_requests()[gke:], *self.compute.mutating_requests()[compute:],
                 *self.kube.mutations(kube)]
 
-    def flaky(self, share: float) -> None:
-        for fake in (self.gke, self.compute):
-            fake.flaky, fake.retry_after = share, "0"
+    def flaky(self, share: float, seed: int = 6) -> None:
+        """`share` of the requests to each API meet a fault: 429 or 503, a dropped connection, a lost answer."""
+        for number, fake in enumerate((self.gke, self.compute)):
+            fake.flaky, fake.retry_after, fake.faults = share, "0", ("fault", "drop", "lost")
+            fake.random = random.Random(seed * 3 + number)
         self.proxy.flaky, self.proxy.retry_after = share, "0"
+        self.proxy.faults, self.proxy.random = ("429", "503", "drop", "lost"), random.Random(seed * 3 + 2)
 
     @property
     def injected(self) -> int:
