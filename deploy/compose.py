@@ -61,24 +61,26 @@ def rest_client(client_class: type, host: str, apis: GoogleApis):  # noqa: ANN20
 
 
 def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluster: bool = False) -> Target:
+    from google.auth.transport.requests import AuthorizedSession
     from google.cloud import compute_v1, container_v1
 
     from .targets.gke.cloud import Place
     from .targets.gke.cluster import GkeCluster, kube_api_for, network_tag
     from .targets.gke.firewall import Firewall
-    from .targets.gke.leftovers import ComputeClients, Leftovers
+    from .targets.gke.leftovers import ComputeClients, HttpHealthChecks, Leftovers
     from .targets.gke.target import GkeTarget
 
     assert environment.gke is not None  # the environment model requires the table for gke
     place = Place(environment.name, environment.gke)
+    legacy_checks = HttpHealthChecks(AuthorizedSession(apis.credentials), apis.compute_endpoint, apis.scheme)
     compute = ComputeClients(*(rest_client(cls, apis.compute_endpoint, apis) for cls in (
         compute_v1.FirewallsClient, compute_v1.GlobalOperationsClient, compute_v1.ForwardingRulesClient,
         compute_v1.TargetPoolsClient, compute_v1.BackendServicesClient, compute_v1.HealthChecksClient,
-        compute_v1.DisksClient)))
+        compute_v1.DisksClient)), legacy_checks)
     container = rest_client(container_v1.ClusterManagerClient, apis.container_endpoint, apis)
     cluster = GkeCluster(container, place, say, poll=apis.poll)
     firewall = Firewall(compute.firewalls, compute.operations, place, network_tag(place), say, poll=apis.poll)
-    leftovers = Leftovers(compute, place, environment.namespace, firewall.name, network_tag(place), say, apis.poll)
+    leftovers = Leftovers(compute, place, firewall.name, say, apis.poll)
     return GkeTarget(environment, cluster, firewall, leftovers, lambda c: kube_api_for(c, apis.credentials), say,
                      keep_cluster=keep_cluster, poll=min(apis.poll, 1.0))
 

@@ -68,7 +68,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     """The real Kubernetes control plane (etcd, API server, controllers, scheduler; KWOK's nodes), once per
     session. `make test` builds its binaries; a machine without them builds them here (minutes)."""
     plane = ControlPlane(tmp_path_factory.mktemp("control-plane"), base_port=free_port_block(4), tokens=TOKENS,
-                         say=lambda _line: None)
+                         die_with_parent=True, say=lambda _line: None)
     try:
         yield plane.start()
     finally:

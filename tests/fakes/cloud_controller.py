@@ -3,9 +3,10 @@ controller manager and the Persistent Disk CSI driver, writing to the fake Compu
 
 It watches the real API server (by polling, in a thread) the way those controllers do:
 - A Service of type LoadBalancer gets the finalizer `service.kubernetes.io/load-balancer-cleanup`, then a
-  forwarding rule, a target pool, a health check and a `k8s-fw-` firewall rule named
-  `a` + the Service's uid without dashes (32 characters), described with `kubernetes.io/service-name`,
-  then an ingress address in its status. When the Service is deleted, the controller deletes those
+  forwarding rule, a target pool and a `k8s-fw-` firewall rule named `a` + the Service's uid without
+  dashes (32 characters), described with `kubernetes.io/service-name`, and the cluster's shared legacy
+  HTTP health check of the nodes (`k8s-<cluster id>-node`, gone with its last load balancer), then an
+  ingress address in its status. When the Service is deleted, the controller deletes those
   resources and only then removes the finalizer, so the Service stays (Terminating) until its load
   balancer is gone. (kubernetes/cloud-provider controllers/service/controller.go; GKE docs "LoadBalancer
   Service parameters"; the k8s-fw naming: cloud-provider-gcp gce_loadbalancer_naming.go.)
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Callable
 
 import requests
 
@@ -37,14 +39,17 @@ def load_balancer_name(uid: str) -> str:
 
 class CloudController:
     def __init__(self, session: requests.Session, server: str, compute: FakeCompute, namespaces: tuple[str, ...],
-                 poll: float = 0.1, ingress_ip: str = "127.0.0.1"):
+                 cluster_id: Callable[[], str] = lambda: "0123456789abcdef", poll: float = 0.1,
+                 ingress_ip: str = "127.0.0.1"):
         self.session = session
+        self.cluster_id = cluster_id  # the first 16 hex digits of the GKE cluster's id
         self.server = server
         self.compute = compute
         self.namespaces = set(namespaces)
         self.poll = poll
         self.ingress_ip = ingress_ip
         self.paused = False  # while the cluster is deleted (or not yet created) nothing runs
+        self.leaks: set[str] = set()  # resource names it fails to delete (and says it did), as controllers do
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.errors: list[str] = []
@@ -67,11 +72,16 @@ class CloudController:
             self.stopped.wait(self.poll)
 
     def reconcile(self) -> None:
+        balanced = False
         for namespace in sorted(self.namespaces):
             answer = self.session.get(f"{self.server}/api/v1/namespaces/{namespace}/services", timeout=10)
             if answer.status_code == 200:
                 for service in answer.json()["items"]:
                     self.service(service)
+                    balanced |= service["spec"].get("type") == "LoadBalancer"
+        if not balanced:
+            with self.compute.lock:
+                self.compute.cluster_has_no_load_balancers(self.cluster_id())
         self.disks()
 
     # -- the service controller ---------------------------------------------------------------
@@ -91,14 +101,14 @@ class CloudController:
         if wants:
             with self.compute.lock:
                 if ("forwardingRules", f"regions/{self.compute.region}", name) not in self.compute.resources:
-                    self.compute.load_balancer_created(service)
+                    self.compute.load_balancer_created(service, self.cluster_id())
             if not (service.get("status") or {}).get("loadBalancer", {}).get("ingress"):
                 self.patch(path + "/status", {"status": {"loadBalancer": {"ingress": [
                     {"ip": self.ingress_ip, "ipMode": "VIP"}]}}})
             return
         if FINALIZER in finalizers:
             with self.compute.lock:
-                left = [key for key in self.compute.resources if name in key[2]]
+                left = [key for key in self.compute.resources if name in key[2] and key[2] not in self.leaks]
                 for key in left:
                     self.compute.doomed.setdefault(key, 2)
                 self.compute.tick()

@@ -6,8 +6,9 @@ after a few polls of globalOperations.get (or DONE with an error when a test ask
 forwarding rules, target pools, backend services, health checks and disks keyed by scope; the Google
 error envelope for 403/404/409/429/503; and the pieces a GKE cluster's controllers create outside the
 cluster: a LoadBalancer Service makes a forwarding rule, a target pool, a health check and a k8s-fw-*
-firewall rule (named a<uid>, described with kubernetes.io/service-name), a PVC makes a disk - and they
-go away only some polls after the Service or claim is deleted, never when the cluster is.
+firewall rule (named a<uid>, described with kubernetes.io/service-name) and the cluster's shared legacy
+HTTP health check of its nodes (global httpHealthChecks, k8s-<cluster id>-node), a PVC makes a disk - and
+they go away only some polls after the Service or claim is deleted, never when the cluster is.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class FakeCompute(GoogleFake):
         self.fail_next: str = ""  # an operation error for the next firewall change
         self.ids = itertools.count(1000)
         self.route("GET", P + r"/global/firewalls", self.list_global)
+        self.route("GET", P + r"/global/httpHealthChecks", self.list_global)
         self.route("GET", P + r"/global/firewalls/(?P<name>[^/]+)", self.get_firewall)
         self.route("POST", P + r"/global/firewalls", self.insert_firewall)
         self.route("PATCH", P + r"/global/firewalls/(?P<name>[^/]+)", self.patch_firewall)
@@ -48,22 +50,38 @@ class FakeCompute(GoogleFake):
     def everything(self) -> list[tuple[str, str, str]]:
         return sorted(self.resources)
 
-    # -- the cluster's controllers (called by the fake Kubernetes API) -------------------------
-    def load_balancer_created(self, service: dict) -> None:
+    # -- the cluster's controllers (tests/fakes/cloud_controller.py) ------------------------------
+    def load_balancer_created(self, service: dict, cluster_id: str) -> None:
+        """A target-pool load balancer as GKE's service controller makes it: a forwarding rule, a target pool and
+        a k8s-fw- firewall rule named a<uid>, and the cluster's shared legacy HTTP health check of the nodes
+        `k8s-<cluster id>-node` (port 10256) with its firewall rule `k8s-<cluster id>-node-http-hc` (names as
+        GKE projects show them, e.g. httpHealthChecks/k8s-b74c81ed5ad4dc2c-node)."""
         name = "a" + service["metadata"]["uid"].replace("-", "")[:31]
         described = json.dumps({"kubernetes.io/service-name": f"{service['metadata']['namespace']}/"
                                                               f"{service['metadata']['name']}"})
         region = f"regions/{self.region}"
         for collection, scope, resource_name in (("forwardingRules", region, name), ("targetPools", region, name),
-                                                 ("healthChecks", "global", f"k8s-{name}-hc"),
                                                  ("firewalls", "global", f"k8s-fw-{name}")):
             self.put(collection, scope, {"name": resource_name, "description": described})
+        node_check = f"k8s-{cluster_id}-node"
+        if ("httpHealthChecks", "global", node_check) not in self.resources:
+            self.put("httpHealthChecks", "global", {"name": node_check, "port": 10256, "requestPath": "/healthz",
+                                                    "description": json.dumps({"kubernetes.io/service-name":
+                                                                               node_check})})
+            self.put("firewalls", "global", {"name": f"{node_check}-http-hc", "description": json.dumps(
+                {"kubernetes.io/cluster-id": cluster_id})})
 
     def load_balancer_deleted(self, service: dict) -> None:
         name = "a" + service["metadata"]["uid"].replace("-", "")[:31]
         for key in list(self.resources):
             if name in key[2]:
                 self.doomed[key] = 2
+
+    def cluster_has_no_load_balancers(self, cluster_id: str) -> None:
+        """The service controller deletes the shared node health check with the cluster's last load balancer."""
+        for key in list(self.resources):
+            if key[2].startswith(f"k8s-{cluster_id}-node"):
+                self.doomed.setdefault(key, 2)
 
     def disk_created(self, claim: dict) -> None:
         meta = claim["metadata"]

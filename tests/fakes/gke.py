@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import uuid
 
 from typing import Callable
 
@@ -60,6 +61,11 @@ class FakeGke(GoogleFake):
             raise fail(404, f"Not found: projects/{project}/locations/{location}/clusters/{key[2]}.")
         return key, self.clusters[key]
 
+    def cluster_id(self) -> str:
+        """What GKE's controllers name the cluster's shared load-balancer pieces after: 16 hex digits of its id."""
+        running = [c for c in self.clusters.values() if c.get("status") == "RUNNING"]
+        return running[0]["id"][:16] if running else "0000000000000000"
+
     def advance(self) -> None:
         """Time passes for operations nobody polls: each read of the clusters moves them one step, as the
         real ones move on by themselves."""
@@ -83,6 +89,7 @@ class FakeGke(GoogleFake):
         if key in self.clusters:
             raise fail(409, f"Already exists: projects/{project}/locations/{location}/clusters/{cluster['name']}.")
         self.clusters[key] = {**cluster, "location": location, "zone": location, "status": "PROVISIONING",
+                              "id": uuid.uuid4().hex + uuid.uuid4().hex,
                               "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/"
                                           f"{location}/clusters/{cluster['name']}",
                               "currentNodeCount": cluster.get("initialNodeCount", 1)}

@@ -22,6 +22,7 @@ Every process is started here, its pid kept in STATE/pids/NAME; `stop` ends exac
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import json
 import os
@@ -89,6 +90,11 @@ class Cluster:
         return answer.json()["gitVersion"]
 
 
+def terminate_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies (Linux PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def binaries() -> Path:
     """The directory of the built binaries (built now when the pin changed or nothing was built)."""
     done = subprocess.run(["bash", str(HERE / "build.sh")], stdout=subprocess.PIPE, text=True)
@@ -102,8 +108,11 @@ class ControlPlane:
 
     def __init__(self, state: Path = DEFAULT_STATE, base_port: int = DEFAULT_BASE_PORT,
                  tokens: dict[str, tuple[str, str]] | None = None, bin_dir: Path | None = None,
-                 registry: bool = False, say=lambda line: print(line, file=sys.stderr)):  # noqa: ANN001 - a Say
+                 registry: bool = False, die_with_parent: bool = False,
+                 say=lambda line: print(line, file=sys.stderr)):  # noqa: ANN001 - a Say
         self.state = state
+        # a test session's control plane ends with the session even when it is killed (no clean-up runs)
+        self.die_with_parent = die_with_parent
         self.with_registry = registry
         self.ports = Ports.from_base(base_port)
         self.extra_tokens = tokens or {}  # token -> (user, comma-separated groups)
@@ -238,7 +247,8 @@ class ControlPlane:
     def launch(self, name: str, bin_dir: Path, args: list[str]) -> None:
         log = open(self.state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         process = subprocess.Popen([str(bin_dir / name), *args], stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state)
+                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state,
+                                   preexec_fn=terminate_with_parent if self.die_with_parent else None)
         log.close()
         self.pid_file(name).write_text(str(process.pid))
 

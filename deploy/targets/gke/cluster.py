@@ -22,6 +22,10 @@ Cluster = container_v1.Cluster
 OURS = {"managed-by": "k8sdeploy"}  # resource labels marking a cluster k8sdeploy created
 
 
+def created_by_us(cluster: Cluster) -> bool:
+    return all(cluster.resource_labels.get(k) == v for k, v in OURS.items())
+
+
 def network_tag(place: Place) -> str:
     return place.gke.network_tag or f"k8sdeploy-{place.gke.cluster}"
 
@@ -94,7 +98,7 @@ class GkeCluster:
         cluster = self.settled()
         if cluster is None:
             return False
-        if any(cluster.resource_labels.get(k) != v for k, v in OURS.items()):
+        if not created_by_us(cluster):
             self.say(f"keeping cluster {cluster.name}: k8sdeploy did not create it")
             return False
         self.say(f"deleting cluster {cluster.name}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from .cloud import RETRY, Place, calling
@@ -25,6 +25,7 @@ class ComputeClients:
     backend_services: compute_v1.BackendServicesClient
     health_checks: compute_v1.HealthChecksClient
     disks: compute_v1.DisksClient
+    http_health_checks: "HttpHealthChecks"  # the legacy ones target pools use
 
 
 def load_balancer_name(service: dict) -> str:
@@ -42,33 +43,61 @@ class Leftover:
         return f"{self.kind} {self.scope}/{self.name}"
 
 
-class Leftovers:
-    """Finds what belongs to one deployment: described as made for a Service or claim in our namespace, named
-    after one of our load balancers or disks, or a firewall rule that is ours or targets our node tag."""
+class HttpHealthChecks:
+    """The legacy global httpHealthChecks collection that target-pool load balancers use, for which
+    google-cloud-compute has no client: `GET compute/v1/projects/PROJECT/global/httpHealthChecks`, paged by
+    nextPageToken (Compute Engine REST reference, httpHealthChecks.list), over an authorized session."""
 
-    def __init__(self, compute: ComputeClients, place: Place, namespace: str, own_firewall: str, tag: str,
-                 say: Say = lambda _line: None, poll: float = 5.0):
+    def __init__(self, session: object, endpoint: str, scheme: str = "https"):
+        self.session = session  # google.auth.transport.requests.AuthorizedSession
+        self.base = f"{scheme}://{endpoint}/compute/v1/projects"
+
+    def names(self, project: str, retry: object = RETRY) -> list[str]:
+        found, token = [], ""
+        while True:
+            def page(token: str = token) -> dict:
+                answer = self.session.get(f"{self.base}/{project}/global/httpHealthChecks",
+                                          params={"pageToken": token} if token else None, timeout=30)
+                if answer.status_code >= 400:
+                    raise gexc.from_http_response(answer)
+                return answer.json()
+
+            data = retry(page)()
+            found += [item["name"] for item in data.get("items", [])]
+            token = data.get("nextPageToken", "")
+            if not token:
+                return found
+
+
+def node_health_check(cluster_id: str) -> str:
+    """The legacy HTTP health check of the nodes that GKE shares between a cluster's target-pool load
+    balancers (k8s-<first 16 hex digits of the cluster's id>-node), and its firewall rule (+ -http-hc)."""
+    return f"k8s-{cluster_id[:16]}-node"
+
+
+class Leftovers:
+    """Finds what belongs to one deployment and nothing else: resources named after the load balancers and
+    disks of its own Services and claims (a<service uid>, k8s-fw-a<service uid>, pvc-<claim uid>), the
+    cluster's shared node health check and its firewall rule when its cluster is being deleted (named after
+    the cluster's id), and the environment's own firewall rule. Not by namespace or node tag: two
+    environments in one project, or in one cluster, would report each other's."""
+
+    def __init__(self, compute: ComputeClients, place: Place, own_firewall: str, say: Say = lambda _line: None,
+                 poll: float = 5.0):
         self.compute = compute
         self.place = place
-        self.namespace = namespace
         self.own_firewall = own_firewall
-        self.tag = tag
         self.say = say
         self.poll = poll
 
-    def ours(self, resource: object, names: Iterable[str]) -> bool:
-        try:
-            described = json.loads(getattr(resource, "description", "") or "{}")
-        except ValueError:
-            described = {}
-        described = described if isinstance(described, dict) else {}
-        return (described.get("kubernetes.io/service-name", "").startswith(f"{self.namespace}/")
-                or described.get("kubernetes.io/created-for/pvc/namespace") == self.namespace
-                or any(name and name in resource.name for name in names))
-
-    def find(self, names: Iterable[str] = (), disks: bool = True) -> list[Leftover]:
-        names = tuple(names)
+    def find(self, names: Iterable[str] = (), disks: bool = True, cluster_id: str = "") -> list[Leftover]:
+        """`names`: of this deployment's load balancers and disks; `cluster_id`: of its cluster, when deleted."""
+        names = tuple(n for n in names if n) + ((node_health_check(cluster_id),) if cluster_id else ())
         project, found = self.place.gke.project, []
+
+        def ours(name: str) -> bool:
+            return any(n in name for n in names)
+
         with calling("auditing what is left in Compute", self.place):
             aggregated = [("forwardingRule", self.compute.forwarding_rules, "forwarding_rules"),
                           ("targetPool", self.compute.target_pools, "target_pools"),
@@ -78,16 +107,22 @@ class Leftovers:
                 aggregated.append(("disk", self.compute.disks, "disks"))
             for kind, client, field in aggregated:
                 for scope, scoped in client.aggregated_list(project=project, retry=RETRY):
-                    found += [Leftover(kind, scope, r.name) for r in getattr(scoped, field) if self.ours(r, names)]
+                    found += [Leftover(kind, scope, r.name) for r in getattr(scoped, field) if ours(r.name)]
+            for check in self.compute.http_health_checks.names(project):
+                if ours(check):
+                    found.append(Leftover("httpHealthCheck", "global", check))
             for rule in self.compute.firewalls.list(project=project, retry=RETRY):
-                if rule.name == self.own_firewall or self.tag in rule.target_tags or self.ours(rule, names):
+                if rule.name == self.own_firewall or ours(rule.name):
                     found.append(Leftover("firewall", "global", rule.name))
         return found
 
     def wait_gone(self, names: Iterable[str], timeout: float) -> None:
         """Wait until the cloud pieces of deleted Services and claims are gone (GKE removes them slowly)."""
         names, deadline = tuple(n for n in names if n), time.monotonic() + timeout
-        while names and (left := [item for item in self.find(names) if any(n in item.name for n in names)]):
+        while names and (left := self.find(names)):
+            left = [item for item in left if item.name != self.own_firewall]
+            if not left:
+                return
             if time.monotonic() > deadline:
                 self.say(f"still there after {timeout:g} s: {', '.join(map(str, left))}")
                 return

@@ -12,9 +12,9 @@ from ...errors import ConfigError, LeftoversError
 from .. import ApplyResult, ServiceStatus
 from ..kube.client import KubeApi
 from ..kube.target import KubeTarget
-from .cluster import Cluster, GkeCluster
+from .cluster import Cluster, GkeCluster, created_by_us
 from .firewall import Firewall
-from .leftovers import Leftovers, load_balancer_name
+from .leftovers import Leftovers, load_balancer_name, node_health_check
 
 Say = Callable[[str], None]
 
@@ -90,11 +90,15 @@ class GkeTarget:
         volumes = volumes or not self.keep_cluster
         removed: list[str] = []
         names: list[str] = []
-        kube = self.kube(self.cluster.find())
+        cluster = self.cluster.find()
+        # a cluster this down deletes takes its shared node health check with it (GKE leaks it otherwise)
+        cluster_id = cluster.id if cluster is not None and not self.keep_cluster and created_by_us(cluster) else ""
+        kube = self.kube(cluster)
         if kube is not None:
             first, services = kube.teardown.load_balancers()
             names = [load_balancer_name(service) for service in services]
-            self.leftovers.wait_gone(names, self.cloud_timeout)
+            self.leftovers.wait_gone(names + ([node_health_check(cluster_id)] if cluster_id and names else []),
+                                     self.cloud_timeout)
             removed += first + kube.teardown.workloads()
             if volumes:
                 claimed, claims = kube.teardown.claims()
@@ -109,7 +113,7 @@ class GkeTarget:
             removed.append(f"cluster {self.cluster.place.gke.cluster}")
         elif kube is not None:
             kube.audit(volumes)
-        left = self.leftovers.find(names, disks=volumes)
+        left = self.leftovers.find(names, disks=volumes, cluster_id=cluster_id)
         if left:
             raise LeftoversError(f"{len(left)} Compute resource(s) of environment {self.environment.name} are left: "
                                  + ", ".join(map(str, left)), "delete them (they cost money), then run "

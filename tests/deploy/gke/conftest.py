@@ -85,8 +85,8 @@ def make_cloud(kube: KubeCluster) -> Cloud:
     compute = FakeCompute(token=TOKEN).start()
     proxy = FaultProxy(kube.server, str(pki / "ca.crt"), tls=(str(pki / "apiserver.crt"), str(pki / "apiserver.key")))
     proxy.start()
-    controller = CloudController(kube.session(), kube.server, compute, (kube.namespace,)).start()
     gke = FakeGke(proxy.address, kube.cluster.ca_pem, token=TOKEN)
+    controller = CloudController(kube.session(), kube.server, compute, (kube.namespace,), gke.cluster_id).start()
     cloud = Cloud(gke, compute, kube, proxy, controller)
     gke.on_create = lambda: setattr(controller, "paused", False)
     gke.on_delete = cloud.cluster_deleted

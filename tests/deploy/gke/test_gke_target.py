@@ -93,16 +93,42 @@ def test_down_keep_cluster_keeps_only_the_cluster(cloud: Cloud) -> None:
 
 def test_leftovers_are_reported_with_exit_7(cloud: Cloud, target) -> None:  # noqa: ANN001
     target.apply(single_pod(ENV))
-    description = '{"kubernetes.io/service-name":"%s/old-gateway"}' % cloud.namespace
-    cloud.compute.put("forwardingRules", "regions/europe-west1", {"name": "a0123456789abcdef",
-                                                                  "description": description})
+    cloud.controller.wait_idle()
+    uid = cloud.kube.get("services", "gateway")["metadata"]["uid"]
+    leaked = "a" + uid.replace("-", "")[:31]
+    cloud.controller.leaks.add(leaked)  # its controller fails to delete this Service's forwarding rule and pool
+    target.cloud_timeout = 1  # how long down waits for them before it audits
+    description = '{"kubernetes.io/service-name":"%s/gateway"}' % cloud.namespace  # another cluster's, same names
+    cloud.compute.put("forwardingRules", "regions/europe-west1", {"name": "a" + "0" * 31, "description": description})
     cloud.compute.put("disks", "zones/europe-west1-b", {"name": "unrelated", "description": "someone else's"})
     with pytest.raises(LeftoversError) as caught:
         target.down()
     assert caught.value.exit_code == 7
-    assert str(caught.value).startswith("1 Compute resource(s) of environment staging-test are left: "
-                                        "forwardingRule regions/europe-west1/a0123456789abcdef; delete them")
+    assert str(caught.value).startswith("2 Compute resource(s) of environment staging-test are left: "
+                                        f"forwardingRule regions/europe-west1/{leaked}, targetPool regions/europe-west1/"
+                                        f"{leaked}; delete them")
     assert cloud.gke.clusters == {}  # the rest went
+
+
+def test_two_environments_in_one_cluster_do_not_report_each_other(cloud: Cloud, said: list[str]) -> None:
+    """Each environment's down audits only its own load balancers, disks and firewall rule (before: by
+    namespace and node tag, so the other environment's firewall rule, on the same tag, was a leftover)."""
+    other = f"{cloud.namespace}-b"
+    cloud.controller.namespaces.add(other)
+    a = gke_target(environment(cloud.namespace), said.append, cloud.apis(), keep_cluster=True)
+    b_environment = environment(other).model_copy(update={"name": "other-test"})
+    b = gke_target(b_environment, said.append, cloud.apis(), keep_cluster=True)
+    a.apply(split_pods(ENV))
+    b.apply(split_pods("other-test"))
+    cloud.controller.wait_idle()
+    try:
+        assert "Service/gateway" in a.down()
+        assert cloud.compute.names("forwardingRules") and "k8sdeploy-ms-auth-other-test-gateway" in \
+            cloud.compute.names("firewalls")  # b's are there, and were not a's leftovers
+        assert "Service/gateway" in b.down()
+    finally:
+        cloud.kube.session().delete(f"{cloud.kube.server}/api/v1/namespaces/{other}", timeout=10)
+    assert not [name for name in cloud.compute.names("forwardingRules")]
 
 
 @pytest.mark.parametrize("seed", range(10))
