@@ -137,3 +137,33 @@ def test_what_cannot_be_patched_is_replaced(target: KubeTarget, kube: KubeCluste
     assert target.apply(objects).updated == ("Deployment/frontend",)
     assert kube.get("deployments", "frontend")["spec"]["strategy"] == {"type": "Recreate"}
     target.wait(timeout=60)
+
+
+def test_the_mysql_claim_of_the_real_render_survives_ups_and_a_layout_round_trip(target: KubeTarget,
+                                                                                 kube: KubeCluster) -> None:
+    """split-pods with MySQL as `render` makes it (its StatefulSet's claim template): up twice, to single-pod and
+    back keep the same claim (its uid), and down --volumes leaves no object."""
+    from deploy.environments import Environment
+    from deploy.render import render
+    from tests.deploy.inputs import MYSQL_IMAGE, MYSQL_SECRET, VERSION, fake_images
+
+    environment = Environment(name=ENV, target="kubeconfig", namespace=kube.namespace, layout="split-pods",
+                              database="mysql", mysql_image=MYSQL_IMAGE)
+
+    def objects(layout: str) -> tuple[dict, ...]:  # single-pod keeps SQLite: the environment says sqlite there
+        chosen = environment if layout == "split-pods" else environment.model_copy(update={"database": "sqlite"})
+        return render(chosen, layout, fake_images(), VERSION, mysql_secret=MYSQL_SECRET).objects
+
+    target.apply(objects("split-pods"))
+    target.wait(timeout=90)
+    claims = kube.list("persistentvolumeclaims")
+    assert len(claims) == 1 and claims[0]["metadata"]["name"].endswith("-0")  # made from the template
+    name, uid = claims[0]["metadata"]["name"], claims[0]["metadata"]["uid"]
+    assert not target.apply(objects("split-pods")).changed
+    target.apply(objects("single-pod"))
+    target.wait(timeout=90)
+    target.apply(objects("split-pods"))
+    target.wait(timeout=90)
+    assert kube.get("persistentvolumeclaims", name)["metadata"]["uid"] == uid
+    target.down(volumes=True)
+    assert kube.owned() == [] and kube.get("namespaces", kube.namespace) is None
