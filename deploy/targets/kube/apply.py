@@ -115,9 +115,9 @@ class Applier(Scoped):
         wanted = (obj.get("spec") or {}).get("strategy") or {}
         if wanted.get("type") == "Recreate" and (live["spec"].get("strategy") or {}).get("rollingUpdate"):
             self.say(f"{describe(obj)}: switching to Recreate, clearing the rollingUpdate the API server defaulted")
+            cleared = {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}}
             self.api.request("PATCH", DEPLOYMENT.path(self.namespace, obj["metadata"]["name"]),
-                             {"fieldManager": MANAGER}, {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}},
-                             "application/merge-patch+json")
+                             {"fieldManager": MANAGER}, cleared, "application/merge-patch+json")
 
     def replace(self, kind, obj: dict, why: str) -> None:  # noqa: ANN001
         name = obj["metadata"]["name"]

@@ -41,7 +41,8 @@ class KubeLease(Scoped):
             metadata["resourceVersion"] = resource_version
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
                 "spec": {"holderIdentity": mine.holder, "leaseDurationSeconds": mine.duration,
-                         "acquireTime": mine.acquired.strftime(MICROTIME), "renewTime": mine.renewed.strftime(MICROTIME)}}
+                         "acquireTime": mine.acquired.strftime(MICROTIME),
+                         "renewTime": mine.renewed.strftime(MICROTIME)}}
 
     def acquire(self, holder: str) -> Holding:
         now = utcnow()

@@ -84,7 +84,7 @@ class Readiness(Scoped):
             selector = ",".join(f"{key}={value}" for key, value in labels.items())
             found.update({p["metadata"]["name"]: p for p in self.api.list(POD, self.namespace, selector)})
         # a pod being deleted (an old replica, a rollout's loser) is no longer part of what runs
-        return [found[name] for name in sorted(found) if not found[name]["metadata"].get("deletionTimestamp")]
+        return [pod for _, pod in sorted(found.items()) if not pod["metadata"].get("deletionTimestamp")]
 
     def gateway_service(self) -> dict | None:
         exposed = [s for s in self.api.list(SERVICE, self.namespace, owner_selector(self.instance))
