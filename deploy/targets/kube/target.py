@@ -63,6 +63,10 @@ class KubeTarget:
         removed += self.teardown.workloads()
         if volumes:
             removed += self.teardown.claims()[0]
+        else:
+            for claim in self.teardown.remaining(volumes=True):
+                self.teardown.say(f"kept {claim}: it holds data (`k8sdeploy down --volumes` removes it, "
+                                  f"and then namespace {self.namespace})")
         removed += self.teardown.remove_namespace()
         self.audit(volumes)
         return tuple(removed)
