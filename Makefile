@@ -47,7 +47,7 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml
 	touch $@
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK from the Go modules pinned in
-# tools/cluster/*/go.mod, cached in ~/.cache/k8sdeploy/kube (a cold build takes about 15 minutes).
+# tools/cluster/*/go.mod, cached in ~/.cache/k8sdeploy/kube (a cold build takes about 6 minutes).
 kube-binaries:
 	@command -v go >/dev/null || { echo "Go is needed to build the control plane (tools/cluster)" >&2; exit 1; }
 	@tools/cluster/build.sh >/dev/null

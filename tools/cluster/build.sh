@@ -23,7 +23,7 @@ stamp="$stamp -X $pkg.buildDate=1970-01-01T00:00:00Z"
 stamp="$stamp ${stamp//component-base\/version/client-go\/pkg\/version}"
 export CGO_ENABLED=0
 start=$(date +%s)
-echo "building the control plane $version into $out (cold: about 15 minutes on 2 cores)" >&2
+echo "building the control plane $version into $out (cold: about 6 minutes on 2 cores)" >&2
 (cd "$here/kube" && go build -trimpath -tags=selinux,notest -ldflags "-s -w $stamp" -o "$out.tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler)
