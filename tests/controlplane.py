@@ -174,12 +174,9 @@ class KubeCluster:
         return datetime.datetime.now(datetime.timezone.utc)
 
     def mutations(self, since: datetime.datetime | None = None, user: str = "") -> list[str]:
-        """Mutating requests by the tests' users since `since` (default: this test's start)."""
+        """Mutating requests by the tests' users (or `user`) since `since` (default: this test's start)."""
         time.sleep(0.2)  # the audit log's writes land shortly after the answer
-        found = []
-        for who in ([user] if user else TEST_USERS):
-            found += audit_mutations(self.cluster.audit_log, who, "", since or self.started)
-        return found
+        return audit_mutations(self.cluster.audit_log, (user,) if user else TEST_USERS, since or self.started)
 
     # -- simulated kubelets --------------------------------------------------------------------
     def simulate(self, state: str, container: str, pods_where: str) -> None:

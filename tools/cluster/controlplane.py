@@ -33,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Collection
 
 import requests
 import yaml
@@ -376,16 +377,15 @@ class ControlPlane:
             subprocess.run(["rm", "-rf", str(self.state)], check=False)
 
 
-def audit_mutations(audit_log: Path, user: str = "", namespace: str = "", since: datetime.datetime | None = None
+def audit_mutations(audit_log: Path, users: Collection[str] = (), since: datetime.datetime | None = None
                     ) -> list[str]:
-    """Mutating requests in the API server's audit log (only those are logged), as 'VERB resource/name'."""
+    """Mutating requests (only those are logged) by any of `users` (all when empty) since `since`, in the order
+    the API server logged them, as 'VERB resource/name'."""
     found = []
     for line in audit_log.read_text().splitlines() if audit_log.exists() else []:
         event = json.loads(line)
         ref = event.get("objectRef") or {}
-        if user and event.get("user", {}).get("username") != user:
-            continue
-        if namespace and ref.get("namespace", "") != namespace and ref.get("name") != namespace:
+        if users and event.get("user", {}).get("username") not in users:
             continue
         if since and datetime.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00")) < since:
             continue

@@ -116,17 +116,21 @@ def test_refused_credentials_are_one_clear_error(tmp_path: Path, auth_registry: 
     assert auth_registry.tags("refused/session") == []
 
 
-def test_retries_ride_out_dropped_connections_and_503s(fresh_registry: Registry, suite_build: BuiltSuite) -> None:
-    rules = ProxyRules(fault_every=3)
-    with registry_proxy(fresh_registry.host, rules) as proxy:
-        # Uploads run in parallel, so one request's retries can keep landing on every third request;
-        # retrying each for up to 30 s makes a run of failures that long vanishingly rare.
-        clients = Clients(retry=RetryPolicy(deadline=30, initial=0.05, maximum=0.5))
-        publisher = RegistryPublisher(RegistryAddress.parse(f"{proxy}/suite"), clients.registry(proxy))
+def publish_through(registry: Registry, suite_build: BuiltSuite, rules: ProxyRules, retry: RetryPolicy) -> None:
+    """Publish the suite to `registry` through a proxy that injects faults by `rules`; check every image landed."""
+    with registry_proxy(registry.host, rules) as proxy:
+        publisher = RegistryPublisher(RegistryAddress.parse(f"{proxy}/suite"), Clients(retry=retry).registry(proxy))
         publisher.publish(suite_build.images, TAG)
-    assert rules.faults >= 5
     for image in suite_build.images:
-        assert fresh_registry.digest(f"suite/{image.name}", TAG) == image.digest
+        assert registry.digest(f"suite/{image.name}", TAG) == image.digest
+
+
+def test_retries_ride_out_dropped_connections_and_503s(fresh_registry: Registry, suite_build: BuiltSuite) -> None:
+    # Uploads run in parallel, so one request's retries can keep landing on every third request;
+    # retrying each for up to 30 s makes a run of failures that long vanishingly rare.
+    rules = ProxyRules(fault_every=3)
+    publish_through(fresh_registry, suite_build, rules, RetryPolicy(deadline=30, initial=0.05, maximum=0.5))
+    assert rules.faults >= 5
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -135,13 +139,8 @@ def test_thirty_percent_faults_converge(fresh_registry: Registry, suite_build: B
     (before: a blob's POST and PUT had to succeed in the same attempt, five attempts in all, and the last
     error blamed the repository and credentials: 3 runs of 4 failed)."""
     rules = ProxyRules(fault_share=0.3, seed=seed)
-    with registry_proxy(fresh_registry.host, rules) as proxy:
-        clients = Clients(retry=RetryPolicy(deadline=30, initial=0.02, maximum=0.2))
-        publisher = RegistryPublisher(RegistryAddress.parse(f"{proxy}/suite"), clients.registry(proxy))
-        publisher.publish(suite_build.images, TAG)
+    publish_through(fresh_registry, suite_build, rules, RetryPolicy(deadline=30, initial=0.02, maximum=0.2))
     assert rules.faults >= 10
-    for image in suite_build.images:
-        assert fresh_registry.digest(f"suite/{image.name}", TAG) == image.digest
 
 
 def test_a_registry_that_keeps_failing_is_named_as_such(fresh_registry: Registry, suite_build: BuiltSuite) -> None:
