@@ -211,10 +211,11 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool, output: st
     On gke the cluster goes too, unless --keep-cluster; then Compute is audited for load balancer
     pieces, firewall rules and disks left behind. Running it again is a no-op. Exits 7 when something
     is left behind. Asks first on a terminal; elsewhere (no terminal, or CI set) it needs --yes.
-    The release history stays (`k8sdeploy history`).
+    The release history stays (`k8sdeploy history`), and so do the pushed images and their registry
+    (an Artifact Registry repository too).
     """
     from deploy import report
-    from deploy.compose import make_target
+    from deploy.compose import artifact_repository, make_target
     from deploy.errors import ConfigError
 
     if keep_cluster and environment.target != "gke":
@@ -223,6 +224,14 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool, output: st
     target = make_target(environment, say, keep_cluster=keep_cluster)
     with holding_lease(environment, target, create=False):
         removed = target.down(volumes=volumes)
+    repository = artifact_repository(environment, say)
+    if repository is not None:
+        name = repository.name
+        say(f"left Artifact Registry repository {name} and its images: they outlive the environment (delete it "
+            f"with `gcloud artifacts repositories delete {name.repository} --location {name.location} "
+            f"--project {name.project}`)")
+    elif environment.registry:
+        say(f"left the images in {environment.registry}: k8sdeploy never deletes what it pushed")
     if output == "json":
         click.echo(report.dumps(report.removed(environment.name, removed)), nl=False)
         return
@@ -283,10 +292,15 @@ def build(environment: Environment, registry: str | None, builder: str, channels
     """Build the six images and publish them under the version from git; print their tag@digest."""
     from deploy import report
     from deploy.buildrun import BuildOptions, build_and_record
+    from deploy.compose import artifact_repository
     from deploy.pipeline import Stopwatch
 
     options = BuildOptions(source=source, registry=environment.registry if registry is None else registry,
                            builder=builder, channels=channels, allow_dirty=allow_dirty, bases=environment.bases)
+    repository = artifact_repository(environment, say, options.registry)
+    if repository is not None:
+        repository.refuse_moving(channels)
+        repository.ensure(environment.name)
     watch = Stopwatch()
     with watch.stage("build"):
         record = build_and_record(options, record_path or build_record_path(environment.name))
@@ -322,19 +336,22 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     """
     from deploy import report
     from deploy.buildrun import BuildOptions, build_and_record
-    from deploy.compose import make_history, make_smoke, make_target
+    from deploy.compose import artifact_repository, make_history, make_smoke, make_target
     from deploy.pipeline import rollback, up as run_up, up_or_roll_back
     from deploy.suite import DEMO_USERS
 
     layout = layout_name or environment.layout
     options = BuildOptions(source=source, registry=environment.registry, builder=builder,
                            allow_dirty=allow_dirty, bases=environment.bases)
-
-    def build() -> BuildRecord:
-        return build_and_record(options, build_record_path(environment.name))
-
     target = make_target(environment, say)
     history = make_history(environment, say, target)
+    repository = artifact_repository(environment, say)
+
+    def build() -> BuildRecord:
+        if repository is not None:  # before building: a push needs the repository, and it keeps our releases
+            repository.ensure(environment.name, [release.version for release in history.releases()])
+        return build_and_record(options, build_record_path(environment.name))
+
     common = dict(target=target, smoke=make_smoke(environment, say, no_smoke), history=history, say=say, wait_timeout=wait_timeout,
                   mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
 
@@ -439,9 +456,13 @@ def release_command(environment: Environment, version: str, output: str) -> None
 
     from deploy import report
     from deploy.buildrun import Clients
-    from deploy.release import move_latest, registry_of
+    from deploy.compose import artifact_repository
+    from deploy.release import LATEST, move_latest, registry_of
 
     address = registry_of(environment.registry, environment.name)
+    repository = artifact_repository(environment, say)
+    if repository is not None:
+        repository.refuse_moving([LATEST])
     clients = Clients()
     try:
         moved = move_latest(address, clients.registry(address.host), version, say)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import docker
 from docker.errors import DockerException
@@ -29,13 +29,17 @@ def docker_client() -> docker.DockerClient:
 
 @dataclass(frozen=True)
 class GoogleApis:
-    """Credentials, and where the GKE and Compute APIs answer (their public endpoints unless a test says)."""
+    """Credentials, and where the GKE, Compute and Artifact Registry APIs answer (their public endpoints unless
+    a test says)."""
 
     credentials: object  # google.auth.credentials.Credentials
     container_endpoint: str = "container.googleapis.com"
     compute_endpoint: str = "compute.googleapis.com"
     scheme: str = "https"
     poll: float = 5.0  # seconds between polls of long-running operations and cloud clean-up
+    artifact_registry_endpoint: str = "artifactregistry.googleapis.com"
+    # registry hosts that are Artifact Registry although not named LOCATION-docker.pkg.dev (a test's stand-in)
+    docker_locations: Mapping[str, str] = field(default_factory=dict)
 
 
 def google_apis() -> GoogleApis:
@@ -44,7 +48,7 @@ def google_apis() -> GoogleApis:
     from google.auth.exceptions import DefaultCredentialsError
 
     from .errors import CredentialsError
-    from .targets.gke.cloud import CREDENTIALS_HINT
+    from .googleapi import CREDENTIALS_HINT
 
     try:
         credentials, _project = google.auth.default(scopes=[CLOUD_SCOPE])
@@ -83,6 +87,29 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
     leftovers = Leftovers(compute, place, firewall.name, say, apis.poll)
     return GkeTarget(environment, cluster, firewall, leftovers, lambda c: kube_api_for(c, apis.credentials), say,
                      keep_cluster=keep_cluster, poll=min(apis.poll, 1.0))
+
+
+def artifact_repository(environment: Environment, say: Say, registry: str | None = None):  # noqa: ANN201
+    """The Artifact Registry repository the environment (or `registry`) pushes to, as a
+    publish.artifact_registry.ArtifactRepository; None for any other registry. Google is asked for
+    credentials only for a *-docker.pkg.dev registry, or on gke (whose credentials are needed anyway)."""
+    from .publish.artifact_registry import DOCKER_HOST, ArtifactRepository, repository_of
+    from .publish.registry import RegistryAddress
+
+    registry = environment.registry if registry is None else registry
+    if not registry:
+        return None
+    address = RegistryAddress.parse(registry)
+    if not DOCKER_HOST.match(address.host) and environment.target != "gke":
+        return None
+    apis = google_apis()
+    name = repository_of(address, apis.docker_locations)
+    if name is None:
+        return None
+    from google.cloud import artifactregistry_v1
+
+    client = rest_client(artifactregistry_v1.ArtifactRegistryClient, apis.artifact_registry_endpoint, apis)
+    return ArtifactRepository(client, name, say, poll=min(apis.poll, 1.0))
 
 
 def kubeconfig_path(environment: Environment) -> Path | None:

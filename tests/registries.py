@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import bcrypt
 import httpx
@@ -93,6 +93,9 @@ class ProxyRules:
     google_tokens: list[str] = field(default_factory=list)
     registry_tokens: set[str] = field(default_factory=set)
     seen_authorization: list[str] = field(default_factory=list)
+    # the registry's own refusals before forwarding, e.g. Artifact Registry's (tests/fakes/artifact_registry.py):
+    # (method, path, body, upstream HOST:PORT) -> (status, JSON body), or None to forward
+    gate: Callable[[str, str, bytes, str], tuple[int, bytes] | None] | None = None
     _counter: itertools.count = field(default_factory=itertools.count)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -170,6 +173,9 @@ class _Handler(BaseHTTPRequestHandler):
             realm = f"http://{self.headers['Host']}/token"
             return self._reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}', {
                 "WWW-Authenticate": f'Bearer realm="{realm}",service="proxy",scope="repository:x:pull,push"'})
+        refused = rules.gate(self.command, self.path.split("?")[0], body, self.server.target) if rules.gate else None
+        if refused:
+            return self._reply(refused[0], refused[1], {"Content-Type": "application/json"})
         self._forward(body)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle

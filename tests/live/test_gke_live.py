@@ -10,8 +10,9 @@ Skipped unless K8SDEPLOY_LIVE_PROJECT names a project (the only allowed skip). R
 
 with application default credentials (GOOGLE_APPLICATION_CREDENTIALS) of an account that has the roles
 README.md lists for the gke target (roles/container.admin, roles/compute.securityAdmin, roles/compute.viewer,
-roles/iam.serviceAccountUser on the nodes' service account) and roles/artifactregistry.writer on the
-repository K8SDEPLOY_LIVE_REGISTRY names (it must exist). Optional: K8SDEPLOY_LIVE_LOCATION (default
+roles/iam.serviceAccountUser on the nodes' service account) and roles/artifactregistry.admin (the first run
+creates the repository K8SDEPLOY_LIVE_REGISTRY names; roles/artifactregistry.writer on it is enough once it
+exists). Optional: K8SDEPLOY_LIVE_LOCATION (default
 europe-west1-b). It takes up to an hour (a cluster create is up to 15 minutes, its delete as long) and
 deletes what it created even when a step fails: `down` first waits for a create still running.
 """

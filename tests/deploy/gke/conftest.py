@@ -5,7 +5,7 @@ and disks GKE's controllers would make simulated into the fake Compute API (test
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -15,6 +15,7 @@ from google.oauth2.credentials import Credentials
 from deploy.compose import GoogleApis, gke_target
 from deploy.environments import Environment, Gke
 from tests.controlplane import KubeCluster
+from tests.fakes.artifact_registry import FakeArtifactRegistry
 from tests.fakes.cloud_controller import CloudController
 from tests.fakes.compute import FakeCompute
 from tests.fakes.gke import FakeGke
@@ -31,6 +32,10 @@ class Cloud:
     kube: KubeCluster
     proxy: FaultProxy  # in front of the API server: what the cluster's endpoint is
     controller: CloudController
+    # where a test's images go, when it stands in for Artifact Registry: the fake of its API, and the
+    # registry host that is its Docker side (tests/fakes/artifact_registry.py)
+    artifact_registry: FakeArtifactRegistry | None = None
+    docker_locations: dict[str, str] = field(default_factory=dict)
 
     @property
     def namespace(self) -> str:
@@ -58,7 +63,9 @@ class Cloud:
         return self.gke.injected + self.compute.injected + self.proxy.injected
 
     def apis(self, token: str = TOKEN) -> GoogleApis:
-        return GoogleApis(Credentials(token=token), self.gke.address, self.compute.address, "http", poll=0.01)
+        registry = self.artifact_registry.address if self.artifact_registry else "artifactregistry.googleapis.com"
+        return GoogleApis(Credentials(token=token), self.gke.address, self.compute.address, "http", poll=0.01,
+                          artifact_registry_endpoint=registry, docker_locations=dict(self.docker_locations))
 
     def cluster_deleted(self) -> None:
         """What deleting a GKE cluster does to what ran in it: all of it goes, the controllers first (so the
@@ -76,7 +83,7 @@ class Cloud:
 
     def stop(self) -> None:
         self.controller.stop()
-        for fake in (self.gke, self.compute, self.proxy):
+        for fake in (self.gke, self.compute, self.proxy, *([self.artifact_registry] if self.artifact_registry else [])):
             fake.stop()
 
 

@@ -3,11 +3,13 @@ digest, a failing C rolled back (and a rollback that fails too), then `down` tak
 
 What is real: the suite's six images are built from three git checkouts (A tagged v1.0.0, B v1.1.0
 with person changed, C v2.0.0 with person raising at start-up) and pushed to a real registry on
-loopback (Debian's docker-registry, standing in for Artifact Registry); the google-cloud-container,
-google-cloud-compute and kubernetes clients; the smoke login through a real suite.
+loopback (Debian's docker-registry); the google-cloud-container, google-cloud-compute,
+google-cloud-artifact-registry and kubernetes clients; the smoke login through a real suite.
 
 The cluster is the real Kubernetes control plane of the tests (API server, controllers, scheduler);
-GKE and Compute, which cannot run on these machines, are the loopback HTTP fakes of tests/fakes. Its
+GKE, Compute and Artifact Registry, which cannot run on these machines, are the loopback HTTP fakes of
+tests/fakes (the project starts without a repository, and the registry refuses pushes into one that does
+not exist, so the first `up` must create it). Its
 kubelets are simulated (KWOK), so no container runs: C's crash is a KWOK stage for person containers of
 2.0.0 images, and the LoadBalancer address the simulated cloud controller hands out is 127.0.0.1 on the
 environment's gateway port, where this test runs the suite from source for the smoke login to pass through.
@@ -26,9 +28,10 @@ from deploy import compose
 from deploy.devrun import LocalSuite
 from tests.deploy.conftest import clone, git
 from tests.controlplane import KubeCluster
-from tests.deploy.gke.conftest import ENV, Cloud, make_cloud
+from tests.deploy.gke.conftest import ENV, TOKEN, Cloud, make_cloud
 from tests.deploy.test_output_json import digests, valid
-from tests.registries import Registry, registry_server
+from tests.fakes.artifact_registry import FakeArtifactRegistry
+from tests.registries import ProxyRules, Registry, registry_proxy, registry_server
 from tools.cluster.controlplane import Cluster
 
 SEEN: dict[str, dict] = {}  # what earlier steps printed, by step
@@ -49,9 +52,14 @@ def cloud(control_plane: Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 @pytest.fixture(scope="module")
-def artifact_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with registry_server(tmp_path_factory.mktemp("artifact-registry")) as server:
-        yield server
+def artifact_registry(tmp_path_factory: pytest.TempPathFactory, cloud: Cloud) -> Iterator[Registry]:
+    """A project with no repository yet: the fake Artifact Registry API, and its Docker side in front of a real
+    registry (it refuses pushes into a repository that does not exist)."""
+    cloud.artifact_registry = FakeArtifactRegistry(token=TOKEN).start()
+    with registry_server(tmp_path_factory.mktemp("artifact-registry")) as server, \
+            registry_proxy(server.host, ProxyRules(gate=cloud.artifact_registry.docker_gate)) as host:
+        cloud.docker_locations[host] = cloud.artifact_registry.location
+        yield Registry(host, server.root)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +69,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry
     path.write_text("\n".join([
         f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
         f'namespace = "{cloud.namespace}"',
-        f'registry = "{artifact_registry.host}/suite"', f"gateway_port = {sqlite_suite.settings.base_port}",
+        f'registry = "{artifact_registry.host}/my-project/suite"', f"gateway_port = {sqlite_suite.settings.base_port}",
         f"[environments.{ENV}.gke]", 'project = "my-project"', 'location = "europe-west1-b"', 'cluster = "ms-auth"',
     ]) + "\n")
     return path
@@ -97,15 +105,20 @@ def refs(document: dict) -> set[str]:
 
 
 class TestGkeReleases:
-    def test_up_a_creates_the_cluster_pushes_and_records(self, config: Path, sources: dict, cloud: Cloud,
-                                                         artifact_registry: Registry) -> None:
+    def test_up_a_creates_the_repository_and_the_cluster_pushes_and_records(
+            self, config: Path, sources: dict, cloud: Cloud, artifact_registry: Registry) -> None:
+        assert cloud.artifact_registry.repository("my-project", "suite") is None  # a fresh project
         result = k8sdeploy(config, "up", "--source", str(sources["a"]), "--output", "json")
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert (document["command"], document["result"], document["version"]) == ("up", "ok", "1.0.0")
         assert set(document["durations"]) == {"build", "render", "apply", "wait", "smoke", "record"}
-        assert all(ref.startswith(f"{artifact_registry.host}/suite/") and ":1.0.0@sha256:" in ref
+        assert all(ref.startswith(f"{artifact_registry.host}/my-project/suite/") and ":1.0.0@sha256:" in ref
                    for ref in refs(document))
+        repository = cloud.artifact_registry.repository("my-project", "suite")
+        assert repository["labels"] == {"managed-by": "k8sdeploy"} and repository["dockerConfig"]["immutableTags"]
+        assert set(repository["cleanupPolicies"]) == {"k8sdeploy-keep-newest", "k8sdeploy-delete-old"}  # none recorded
+        assert "created Artifact Registry repository" in result.stderr
         assert deployed_images(cloud.kube) == refs(document)
         assert ("my-project", "europe-west1-b", "ms-auth") in cloud.gke.clusters
         assert cloud.kube.get("configmaps", f"k8sdeploy-releases-{ENV}") is not None
@@ -120,6 +133,8 @@ class TestGkeReleases:
         status = k8sdeploy(config, "status", "--output", "json")
         assert status.exit_code == 0, status.stderr
         assert (valid(status.stdout)["release"], valid(status.stdout)["drift"]) == ("1.1.0", [])
+        policies = cloud.artifact_registry.repository("my-project", "suite")["cleanupPolicies"]
+        assert policies[f"k8sdeploy-released-{ENV}"]["condition"] == {"tagState": "TAGGED", "tagPrefixes": ["1.0.0"]}
         SEEN["b"] = document
 
     def test_history_lists_both(self, config: Path) -> None:
@@ -188,5 +203,8 @@ class TestGkeReleases:
         assert cloud.gke.clusters == {} and cloud.compute.everything() == [] and cloud.kube.owned() == []
         history = k8sdeploy(config, "history", "--output", "json")
         assert history.exit_code == 0 and valid(history.stdout)["releases"] == []
+        assert "left Artifact Registry repository" in result.stderr  # images outlive the environment
+        policies = cloud.artifact_registry.repository("my-project", "suite")["cleanupPolicies"]
+        assert policies[f"k8sdeploy-released-{ENV}"]["condition"]["tagPrefixes"] == ["1.0.0", "1.1.0"]
         rollback = k8sdeploy(config, "rollback", "--yes")
         assert rollback.exit_code == 2 and "no release is recorded" in rollback.stderr
