@@ -138,7 +138,8 @@ class ArtifactRepository:
             try:
                 operation = self.client.create_repository(parent=self.name.parent, repository=repository,
                                                           repository_id=self.name.repository, retry=RETRY)
-            except gexc.AlreadyExists:  # made meanwhile, or a retried create whose first answer was lost
+            except gexc.Conflict:  # made meanwhile, or a retried create whose first answer was lost
+                self.appeared(what)
                 return self.ensure(environment, versions)
             self.wait(operation, what)
         self.say(f"created Artifact Registry repository {self.name}")
@@ -154,6 +155,15 @@ class ArtifactRepository:
         error = operation.exception()
         if error is not None:
             raise CloudError(f"{what} failed: {error}", "fix the cause named above and run again")
+
+    def appeared(self, what: str) -> None:
+        """Wait for a repository whose create someone (or our own lost request) started to be there."""
+        deadline = time.monotonic() + self.timeout
+        while self.find() is None:
+            if time.monotonic() > deadline:
+                raise CloudError(f"{what}: the id is taken, but the repository did not appear in "
+                                 f"{self.timeout:.0f} s", "run again later")
+            time.sleep(self.poll)
 
     def keep_released(self, found: ar.Repository, environment: str, released: Iterable[str]) -> str:
         policies = dict(found.cleanup_policies)

@@ -4,8 +4,9 @@ and the Docker side's refusals, in front of a real registry.
 Why a fake: Artifact Registry cannot be reached from these machines. It follows the REST reference,
 https://cloud.google.com/artifact-registry/docs/reference/rest/v1/projects.locations.repositories:
 - `repositories.get` answers the Repository resource, or 404 NOT_FOUND;
-- `repositories.create` (POST .../repositories?repositoryId=ID) answers a google.longrunning Operation that is
-  done after a few polls of `operations.get`, when the repository appears; 409 ALREADY_EXISTS for a taken
+- `repositories.create` (POST .../repositories?repositoryId=ID) answers a google.longrunning Operation that
+  finishes on its own, whether polled or not (here: after `done_after` further requests of any kind), when
+  the repository appears; 409 ALREADY_EXISTS for a taken
   id, 400 INVALID_ARGUMENT for an id that is not lower-case letters, digits and dashes starting with a
   letter, for a missing format, and for cleanup policies the reference refuses (a keep policy with both a
   condition and mostRecentVersions; more than 10 policies,
@@ -95,7 +96,15 @@ class FakeArtifactRegistry(GoogleFake):
             raise fail(400, f"Invalid location: {p['location']}")
         return f"projects/{p['project']}/locations/{p['location']}/repositories/{repository or p['repository']}"
 
+    def advance(self) -> None:
+        """Every request is a step of time for the operations under way."""
+        for operation, entry in self.operations.items():
+            self.polls[operation] += 1
+            if self.polls[operation] >= self.done_after:
+                self.repositories.setdefault(entry["target"], entry["resource"])
+
     def get(self, request: Request) -> Reply:
+        self.advance()
         name = self._name(request)
         if name not in self.repositories:
             raise fail(404, "Requested entity was not found.")
@@ -106,6 +115,7 @@ class FakeArtifactRegistry(GoogleFake):
         if not REPOSITORY_ID.match(repository_id):
             raise fail(400, f"Invalid repository id {repository_id!r}: it must start with a lower-case letter and "
                             "contain only lower-case letters, digits and dashes.")
+        self.advance()
         name = self._name(request, repository_id)
         if name in self.repositories or any(op["target"] == name for op in self.operations.values()):
             raise fail(409, "the repository already exists")
@@ -128,15 +138,15 @@ class FakeArtifactRegistry(GoogleFake):
         operation = f"projects/{p['project']}/locations/{p['location']}/operations/{p['operation']}"
         if operation not in self.operations:
             raise fail(404, "Operation not found.")
-        self.polls[operation] += 1
+        self.advance()
         entry = self.operations[operation]
         if self.polls[operation] < self.done_after:
             return Reply(200, {"name": operation, "metadata": {"@type": METADATA_TYPE}, "done": False})
-        self.repositories.setdefault(entry["target"], entry["resource"])
         return Reply(200, {"name": operation, "metadata": {"@type": METADATA_TYPE}, "done": True,
                            "response": {"@type": REPOSITORY_TYPE, **self.repositories[entry["target"]]}})
 
     def patch(self, request: Request) -> Reply:
+        self.advance()
         name = self._name(request)
         if name not in self.repositories:
             raise fail(404, "Requested entity was not found.")
