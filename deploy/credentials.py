@@ -5,12 +5,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
+import string
 
 from .errors import ConfigError
 from .layout import INIT_SQL_KEY, MYSQL, ROOT_PASSWORD_KEY, Layout, database_url_key
 
 SECRET_VARIABLE = "K8SDEPLOY_MYSQL_SECRET"
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_BITS = 128
+# The alphabets a random secret is usually drawn from, smallest first: a secret is credited with
+# log2(size) bits per character of the smallest one that holds all its characters.
+ALPHABETS = (string.digits, "0123456789abcdef", string.digits + string.ascii_lowercase,
+             string.ascii_letters + string.digits, string.ascii_letters + string.digits + "-_+/=",
+             string.printable.strip())
+
+
+def secret_bits(secret: str) -> float:
+    """An upper estimate of a secret's entropy: length x log2(alphabet), where the alphabet is the smallest of
+    ALPHABETS containing every character (hex: 4 bits each, base64: 6, printable ASCII: 6.6), and a run of
+    one repeated character counts once. `openssl rand -hex 32` gives 256 bits; 16 letters, about 95."""
+    alphabet = next((a for a in ALPHABETS if set(secret) <= set(a)), None)
+    size = len(alphabet) if alphabet else 256  # outside printable ASCII: a byte per character at most
+    runs = sum(1 for i, char in enumerate(secret) if i == 0 or char != secret[i - 1])
+    return runs * math.log2(size) if secret else 0.0
 
 
 def password(secret: str, environment: str, user: str) -> str:
@@ -35,8 +52,9 @@ def secret_data(layout: Layout, environment: str, secret: str) -> dict[str, str]
     """The Secret MYSQL's data (base64): root password, init.sql, and each service's DATABASE_URL."""
     if layout.storage != "mysql":
         return {}
-    if len(secret) < MIN_SECRET_LENGTH:
-        state = "is not set" if not secret else f"is shorter than {MIN_SECRET_LENGTH} characters"
+    bits = secret_bits(secret)
+    if bits < MIN_SECRET_BITS:
+        state = "is not set" if not secret else f"holds at most {bits:.0f} bits of entropy, fewer than {MIN_SECRET_BITS}"
         raise ConfigError(f'database = "mysql" derives its passwords from {SECRET_VARIABLE}, which {state}',
                           f"set {SECRET_VARIABLE} to a long random string (e.g. `openssl rand -hex 32`) and keep it")
     users = {part.name: password(secret, environment, part.name) for part in layout.parts if part.database}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -40,6 +41,16 @@ class Gke(_Frozen):
     network_tag: str = ""  # defaults to k8sdeploy-<cluster>
     source_ranges: tuple[str, ...] = ("0.0.0.0/0",)
 
+    @field_validator("source_ranges")
+    @classmethod
+    def _ranges_are_cidrs(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
+        for value in ranges:
+            try:
+                ipaddress.ip_network(value, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a CIDR range such as 203.0.113.0/24 ({exc})") from None
+        return ranges
+
 
 class Environment(_Frozen):
     name: str
@@ -56,6 +67,8 @@ class Environment(_Frozen):
     # debootstrap:NAME[@sha256:...]; see deploy/build/bases.py. Default: debootstrap:<base name>.
     bases: dict[str, str] = Field(default_factory=dict)
     secure_cookies: bool = False
+    # local target: the address the gateway listens on (default 127.0.0.1; "0.0.0.0" opens it to the network)
+    gateway_address: str = ""
     kube_context: str = ""  # kubeconfig target
     kubeconfig: str = ""  # kubeconfig target: the file ("~" expands); "" means $KUBECONFIG or ~/.kube/config
     # false where no login can pass through the gateway (a control plane whose kubelets are simulated)
@@ -99,6 +112,36 @@ class Environment(_Frozen):
                                  "lower-case letters, digits and dashes)")
         return self
 
+    @field_validator("gateway_address")
+    @classmethod
+    def _gateway_address_is_an_ip(cls, address: str) -> str:
+        if address:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"{address!r} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for all)") from None
+        return address
+
+    @model_validator(mode="after")
+    def _gateway_address_is_local(self) -> "Environment":
+        if self.gateway_address and self.target != "local":
+            raise ValueError("gateway_address applies to the local target; in a cluster the gateway's Service "
+                             "decides who reaches it")
+        return self
+
+    @property
+    def service_address(self) -> str:
+        """Where the services listen: loopback on the local target (the host's network is shared with every
+        container there), every address of their pod elsewhere (probes come from the node)."""
+        return "127.0.0.1" if self.target == "local" else "0.0.0.0"
+
+    def gateway_listen(self, port: int) -> str:
+        """nginx's `listen` for the gateway: on the local target only its address (loopback by default)."""
+        if self.target != "local":
+            return str(port)
+        address = self.gateway_address or "127.0.0.1"
+        return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
     @model_validator(mode="after")
     def _mysql_needs_an_image(self) -> "Environment":
         if self.database == "mysql" and not self.mysql_image:
@@ -117,15 +160,31 @@ def _describe(error: ValidationError, name: str) -> str:
 def load_environment(name: str, path: Path = DEFAULT_CONFIG) -> Environment:
     """The environment `name` from `path`, validated; a ConfigError names what is wrong."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"no configuration file at {path}", "pass --config or create k8sdeploy.toml") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", "pass --config with a readable file") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path} is not UTF-8 text (line {line}: byte {exc.object[exc.start]:#04x})",
+                          "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}", "fix the file") from None
+    unknown = sorted(set(data) - {"environments"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} at the top level",
+                          "the file holds only [environments.NAME] tables")
     environments = data.get("environments", {})
+    if not isinstance(environments, dict):
+        raise ConfigError(f"{path}: environments must be a table of [environments.NAME] tables",
+                          f"write [environments.{name}] with its keys")
     if name not in environments:
         known = ", ".join(sorted(environments)) or "none"
         raise ConfigError(f"no environment {name!r} in {path}", f"choose one of: {known}")
+    if not isinstance(environments[name], dict):
+        raise ConfigError(f"{path}: environments.{name} must be a table, not a {type(environments[name]).__name__}",
+                          f"write [environments.{name}] with its keys on the lines below")
     try:
         return Environment(name=name, **environments[name])
     except ValidationError as exc:

@@ -131,6 +131,9 @@ class Layout:
     name: str
     pods: tuple[Pod, ...]
     storage: Storage  # where the services keep their data
+    # where the services listen: every address of their pod in a cluster (probes come from the node), loopback
+    # on the local target (its containers share the host's network: nothing else should reach them)
+    bind: str = "0.0.0.0"
 
     def __post_init__(self) -> None:
         names = {part.name for part in self.parts}
@@ -195,7 +198,7 @@ class Layout:
         """The service settings of deploy/suite.py's contract: address, database, peers."""
         if part not in SERVICE_PARTS:
             return part.env
-        found = [EnvVar("HOST", "0.0.0.0"), EnvVar("PORT", str(part.port))]
+        found = [EnvVar("HOST", self.bind), EnvVar("PORT", str(part.port))]
         if self.keeps_sqlite(part):
             found.append(EnvVar("DATABASE_PATH", f"{DATA_DIR}/{part.name}.db"))
         elif part.database:
@@ -222,8 +225,9 @@ class Layout:
         return tuple(found)
 
 
-def build_layout(name: str, database: str = "sqlite") -> Layout:
-    """The layout `name` with the services' data in SQLite or MySQL; a ConfigError for what cannot be."""
+def build_layout(name: str, database: str = "sqlite", bind: str = "0.0.0.0") -> Layout:
+    """The layout `name` with the services' data in SQLite or MySQL, the services listening on `bind`; a
+    ConfigError for what cannot be."""
     if name not in LAYOUTS:
         raise ConfigError(f"unknown layout {name!r}", f"choose one of: {', '.join(LAYOUTS)}")
     parts = (GATEWAY_PART, *SERVICE_PARTS)
@@ -231,10 +235,10 @@ def build_layout(name: str, database: str = "sqlite") -> Layout:
         if database == "mysql":
             raise ConfigError('layout single-pod keeps SQLite on emptyDir volumes, but database = "mysql"',
                               'render --layout split-pods, or set database = "sqlite"')
-        return Layout(name, (Pod(SINGLE_POD, parts),), storage="emptyDir")
+        return Layout(name, (Pod(SINGLE_POD, parts),), storage="emptyDir", bind=bind)
     pods = tuple(Pod(part.name, (part,)) for part in parts)
     if database == "mysql":
         server = Pod(MYSQL, (MYSQL_PART,), kind="StatefulSet",
                      claim_templates=(Claim("mysql-data", MYSQL, MYSQL_VOLUME_SIZE),))
-        return Layout(name, (*pods, server), storage="mysql")
-    return Layout(name, pods, storage="persistentVolumeClaim")
+        return Layout(name, (*pods, server), storage="mysql", bind=bind)
+    return Layout(name, pods, storage="persistentVolumeClaim", bind=bind)

@@ -43,7 +43,7 @@ def render(environment: Environment, layout_name: str, images: Mapping[str, Publ
 
     `mysql_secret` is needed with database = "mysql": the users' passwords are derived from it.
     """
-    layout = build_layout(layout_name, environment.database)
+    layout = build_layout(layout_name, environment.database, environment.service_address)
     if not re.match(LABEL_VALUE, version):
         raise RenderError(f"version {version!r} cannot be an app.kubernetes.io/version label",
                           "a version is at most 63 letters, digits and '-_.'; build again with `k8sdeploy build`")
@@ -68,7 +68,7 @@ def render(environment: Environment, layout_name: str, images: Mapping[str, Publ
 def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
     """The gateway's nginx.conf for this layout (a ConfigMap over the image's own), and its Service."""
     nginx_conf = render_nginx_conf(GatewayConfig(
-        upstreams=layout.upstreams(), listen=str(GATEWAY_PORT), runtime_dir=GATEWAY_RUNTIME_DIR,
+        upstreams=layout.upstreams(), listen=environment.gateway_listen(GATEWAY_PORT), runtime_dir=GATEWAY_RUNTIME_DIR,
         lua_dir=GATEWAY_LUA_DIR, secure_cookies=environment.secure_cookies,
     ))
     return {

@@ -6,6 +6,7 @@ login at the printed URL, a layout switch, a crashing image, down twice.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +40,20 @@ def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
     return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
 
 
+SUITE_PORTS = range(8080, 8086)  # the gateway and the five services (deploy/suite.py)
+
+
+def listening(ports: range) -> dict[int, str]:
+    """Port -> local address of the listening TCP sockets on `ports`, as `ss -ltn` shows them."""
+    lines = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    found = {}
+    for line in lines:
+        address, _, port = line.split()[3].rpartition(":")
+        if int(port) in ports:
+            found[int(port)] = address.strip("[]")
+    return found
+
+
 def container_ids(engine: docker.DockerClient) -> dict[str, str]:
     return {c.name: c.id for c in engine.containers.list(all=True, filters=OWNED)}
 
@@ -54,6 +69,11 @@ class TestUpOnTheLocalEngine:
         pods = {c.labels["k8sdeploy.io/pod"] for c in engine.containers.list(filters=OWNED)}
         assert pods == {"auth-suite"}
         assert len(container_ids(engine)) == 7  # the infra container and six
+
+    def test_every_port_of_the_suite_listens_on_loopback_only(self) -> None:
+        """The containers share the host's network: a service on 0.0.0.0 would take requests from anyone who
+        reaches the machine (a POST to the session service's /api/sessions is an admin session)."""
+        assert listening(SUITE_PORTS) and set(listening(SUITE_PORTS).values()) == {"127.0.0.1"}
 
     def test_second_up_changes_nothing(self, config: Path, engine: docker.DockerClient) -> None:
         before = container_ids(engine)
@@ -94,6 +114,7 @@ class TestUpOnTheLocalEngine:
         pods = {c.labels["k8sdeploy.io/pod"] for c in engine.containers.list(all=True, filters=OWNED)}
         assert pods == {"nginx-lua", "frontend", "authentication", "authorisation", "session", "person"}
         assert k8sdeploy(config, "smoke").exit_code == 0
+        assert set(listening(SUITE_PORTS).values()) == {"127.0.0.1"}
 
     def test_a_crashing_service_is_named_with_its_last_log_lines(self, config: Path, tmp_path: Path) -> None:
         source = make_source_repo(tmp_path / "broken")

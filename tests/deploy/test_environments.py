@@ -42,6 +42,17 @@ def test_shipped_environments_load() -> None:
      "replicas.person: Input should be greater than or equal to 1"),
     ("[environments.x]\ntarget='local'\nnamespace='Auth_Suite'\n",
      "environment 'x': namespace: String should match pattern"),
+    ("environments = 'x'\n", "environments must be a table of [environments.NAME] tables"),
+    ("[environments]\nx = 3\n", "environments.x must be a table, not a int"),
+    ("colour = 'red'\n[environments.x]\ntarget='local'\n", "unknown key 'colour' at the top level"),
+    ("[environments.x]\ntarget='local'\nbases='python'\n", "environment 'x': bases: Input should be a valid dictionary"),
+    ("[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='p'\nlocation='l'\ncluster='c'\n"
+     "source_ranges=['10.0.0.1/8']\n", "gke.source_ranges: '10.0.0.1/8' is not a CIDR range"),
+    ("[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='p'\nlocation='l'\ncluster='c'\n"
+     "source_ranges=['everyone']\n", "gke.source_ranges: 'everyone' is not a CIDR range"),
+    ("[environments.x]\ntarget='local'\ngateway_address='localhost'\n",
+     "gateway_address: 'localhost' is not an IP address"),
+    ("[environments.x]\ntarget='kubeconfig'\ngateway_address='0.0.0.0'\n", "gateway_address applies to the local target"),
 ])
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=None) as caught:
@@ -79,3 +90,22 @@ def test_a_gke_environment_whose_firewall_rule_name_would_be_too_long_is_refused
 def test_a_mysql_environment_with_a_pinned_image_loads(tmp_path: Path) -> None:
     text = f"[environments.x]\ntarget='local'\ndatabase='mysql'\nmysql_image='mariadb:11.4@{PIN}'\n"
     assert load_environment("x", write(tmp_path, text)).mysql_image == f"mariadb:11.4@{PIN}"
+
+
+def test_a_file_that_is_not_utf8_is_named_with_the_byte(tmp_path: Path) -> None:
+    path = tmp_path / "k8sdeploy.toml"
+    path.write_bytes(b"[environments.x]\ntarget = 'local' # caf\xe9\n")
+    with pytest.raises(ConfigError) as caught:
+        load_environment("x", path)
+    assert "is not UTF-8 text (line 2: byte 0xe9)" in caught.value.message and caught.value.exit_code == ExitCode.USAGE
+
+
+def test_the_local_gateway_listens_on_loopback_unless_the_environment_says_otherwise(tmp_path: Path) -> None:
+    local = load_environment("x", write(tmp_path, "[environments.x]\ntarget='local'\n"))
+    assert (local.gateway_listen(8080), local.service_address) == ("127.0.0.1:8080", "127.0.0.1")
+    opened = load_environment("x", write(tmp_path, "[environments.x]\ntarget='local'\ngateway_address='0.0.0.0'\n"))
+    assert opened.gateway_listen(8080) == "0.0.0.0:8080"
+    v6 = load_environment("x", write(tmp_path, "[environments.x]\ntarget='local'\ngateway_address='::1'\n"))
+    assert v6.gateway_listen(8080) == "[::1]:8080"
+    cluster = load_environment("x", write(tmp_path, "[environments.x]\ntarget='kubeconfig'\n"))
+    assert (cluster.gateway_listen(8080), cluster.service_address) == ("8080", "0.0.0.0")

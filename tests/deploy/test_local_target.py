@@ -291,3 +291,27 @@ def test_only_a_static_executable_may_hold_a_pod(tmp_path: Path, path: str, stat
     else:
         candidate = Path(shutil.which(path) or f"/bin/{path}")
     assert is_static_executable(candidate) is static
+
+
+def test_secret_files_get_their_mode_in_a_directory_only_their_user_enters(tmp_path: Path) -> None:
+    """The files of a Secret volume, written for the container's user: 0700 directory, the key's own mode (the
+    engine's client is not needed to write them)."""
+    import os
+    import stat
+    from types import SimpleNamespace
+
+    from deploy.targets.local.engine import LocalEngine
+    from deploy.targets.local.plan import Volume
+
+    engine = LocalEngine(None, ENV, state_dir=tmp_path)
+    secret = Volume("creds", "files", files=(("password", base64.b64encode(b"s3cret").decode(), 0o400),))
+    stale = tmp_path / "files" / "pod" / "creds" / "password"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("old")
+    stale.chmod(0o644)  # left world-readable by an older k8sdeploy
+    directory = engine.write_files(SimpleNamespace(name="pod"), secret, SimpleNamespace(user="10001:10001"))
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / "password").stat().st_mode) == 0o400
+    assert (directory / "password").read_bytes() == b"s3cret"
+    if os.geteuid() == 0:
+        assert (directory.stat().st_uid, (directory / "password").stat().st_uid) == (10001, 10001)

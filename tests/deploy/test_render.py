@@ -123,7 +123,8 @@ def test_the_gateway_reads_the_layouts_nginx_conf_from_a_config_map(variant: tup
     host = {"single-pod": "127.0.0.1"}.get(name)
     upstreams = {s: f"{host or s}:{port}" for s, port in (("frontend", 8081), ("authentication", 8082),
                                                            ("session", 8084))}
-    expected = render_nginx_conf(GatewayConfig(upstreams, listen="8080", runtime_dir=GATEWAY_RUNTIME_DIR,
+    listen = "127.0.0.1:8080" if environment.target == "local" else "8080"  # the local target: loopback only
+    expected = render_nginx_conf(GatewayConfig(upstreams, listen=listen, runtime_dir=GATEWAY_RUNTIME_DIR,
                                                lua_dir=GATEWAY_LUA_DIR, secure_cookies=environment.secure_cookies))
     assert of_kind(rendered.objects, "ConfigMap")["nginx-lua-conf"]["data"]["nginx.conf"] == expected
     gateway = next(c for c in containers(rendered.objects) if c["name"] == "nginx-lua")

@@ -83,8 +83,19 @@ def test_single_pod_says_that_replicas_do_not_apply() -> None:
     assert rendered.notes == ("single-pod runs one of each part; replicas of frontend, person apply to split-pods",)
 
 
-@pytest.mark.parametrize("secret,state", [("", "which is not set"), ("short", "which is shorter than 16")])
+@pytest.mark.parametrize("secret,state", [
+    ("", "which is not set"),
+    ("0123456789abcdef0123456789abcde", "which holds at most 124 bits of entropy, fewer than 128"),  # 31 hex digits
+    ("a" * 64, "which holds at most 4 bits of entropy"),  # one repeated character counts once
+    ("correcthorsebatterystaple", "which holds at most 119 bits"),  # 25 lower-case letters
+])
 def test_mysql_needs_the_secret_its_passwords_come_from(secret: str, state: str) -> None:
     environment = local(database="mysql", mysql_image=MYSQL_IMAGE)
     with pytest.raises(ConfigError, match=f"derives its passwords from K8SDEPLOY_MYSQL_SECRET, {state}"):
         render(environment, "split-pods", fake_images(), VERSION, mysql_secret=secret)
+
+
+@pytest.mark.parametrize("secret", ["0123456789abcdef" * 2, "Zm9vYmFyYmF6cXV4cXV1eHF1dXg", "x7-Kq_2mP9vL4nR8sT1wY6zB3c"])
+def test_a_secret_of_128_bits_or_more_is_taken(secret: str) -> None:
+    environment = local(database="mysql", mysql_image=MYSQL_IMAGE)
+    assert render(environment, "split-pods", fake_images(), VERSION, mysql_secret=secret).objects

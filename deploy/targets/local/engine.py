@@ -237,16 +237,26 @@ class LocalEngine:
                                    mounts=[DockerMount("/volume", volume, type="volume", no_copy=True)])
 
     def write_files(self, pod: Pod, volume, container: Container) -> Path:  # noqa: ANN001 - plan.Volume
-        """ConfigMap and Secret keys as files on the host, readable by the container's user only."""
+        """ConfigMap and Secret keys as files on the host, readable by the container's user only: each file is
+        created with its final mode (never readable by others, not even for a moment), in a 0700 directory
+        of that user (the bind mount shows the container only this directory)."""
         directory = self.state_dir / "files" / pod.name / volume.name
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        directory.chmod(0o700)
         uid, _, gid = (container.user or "0:0").partition(":")
+        owner = (int(uid), int(gid or uid)) if os.geteuid() == 0 else None
+        if owner:
+            os.chown(directory, *owner)
         for key, content, mode in volume.files:
             path = directory / key
-            path.write_bytes(base64.b64decode(content))
-            path.chmod(mode)
-            if os.geteuid() == 0:
-                os.chown(path, int(uid), int(gid or uid))
+            path.unlink(missing_ok=True)  # a new file, so O_CREAT's mode is the one it gets
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+            with os.fdopen(descriptor, "wb") as file:
+                if owner:
+                    os.fchown(file.fileno(), *owner)
+                os.fchmod(file.fileno(), mode)  # the umask may have taken bits O_CREAT asked for
+                file.write(base64.b64decode(content))
         return directory
 
     # removal --------------------------------------------------------------------------------
