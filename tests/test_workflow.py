@@ -37,3 +37,14 @@ def test_every_make_target_of_the_workflow_exists() -> None:
     targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
     used = {line.split()[1] for line in run_lines() if line.startswith("make ")}
     assert used and used <= targets
+
+
+def test_every_action_is_pinned_by_commit() -> None:
+    """A tag such as v4 can be moved to other code by whoever controls the action; a commit cannot."""
+    text = WORKFLOW.read_text()
+    uses = re.findall(r"uses:\s*(\S+)(.*)", text)
+    assert uses
+    for action, comment in uses:
+        name, _, ref = action.partition("@")
+        assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{name} is pinned to {ref!r}, not a commit"
+        assert re.search(r"#\s*v\d", comment), f"{name}: say which release the commit is"
