@@ -30,6 +30,11 @@ class GatewayConfig:
     login_burst: int = 10
     worker_processes: int = 1
     error_log_level: str = "warn"
+    # HTTPS: nginx's listen for it, the directory with tls.crt and tls.key, and the port clients reach it on
+    # (the redirect's); with it, plain HTTP only answers the probes and redirects, and cookies are Secure
+    tls_listen: str = ""
+    tls_dir: str = ""
+    https_port: int = 443
 
     def __post_init__(self) -> None:
         missing = sorted(set(GATEWAY_CALLS) - set(self.upstreams))
@@ -52,4 +57,7 @@ def render_nginx_conf(config: GatewayConfig, template_dir: Path = NGINX_LUA_DIR)
         login_burst=config.login_burst,
         upstreams=upstreams,
         listen=config.listen,
+        tls_listen=config.tls_listen,
+        tls_dir=config.tls_dir,
+        https_port=config.https_port,
     )

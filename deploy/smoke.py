@@ -112,7 +112,7 @@ class HttpSmoke:
                 for path in ("/api/sessions/" + token, "/api/authentication", "/api/authorisations/personView"):
                     self.expect(http.get(path), 404, f"checking that {path.split('/')[2]} is internal")
                 passed("internal APIs answer 404 from outside")
-                self.expect(http.get("/logout"), 302, "logging out")
+                self.expect(http.post("/logout", headers={"Origin": url.rstrip("/")}), 302, "logging out")
             with self.client(url) as replay:
                 replay.cookies.set("AccessToken", token)
                 self.expect(replay.get("/persons"), 302, "replaying the cookie after logout")
@@ -123,7 +123,8 @@ class HttpSmoke:
                                    headers={"Origin": url.rstrip("/")})
                 self.expect(denied, 403, f"checking that {user} may not add people", "permission")
                 passed(f"{user} is refused what it may not do")
-                http.get("/logout")
+                self.expect(http.post("/logout", headers={"Origin": url.rstrip("/")}), 302,
+                            f"logging {user} out")
         except httpx.TransportError as exc:
             raise SmokeFailed("gateway", "connecting", detail=f"{url}: {exc or type(exc).__name__}") from exc
         return SmokeReport(url=url, checks=tuple(checks))

@@ -43,7 +43,8 @@ function M.strip_caller()
     ngx.req.clear_header("callerId")
 end
 
--- Refuse a state-changing request whose Origin (or, lacking it, Referer) names another site.
+-- Refuse a state-changing request whose Origin (or, lacking it, Referer) names another site, and one
+-- that names none but carries the session cookie: browsers send Origin with such requests.
 function M.check_origin()
     if SAFE_METHODS[ngx.req.get_method()] then
         return
@@ -53,7 +54,11 @@ function M.check_origin()
         source = ngx.var.http_referer
     end
     if source == nil or source == "" then
-        return -- not sent by a browser
+        if ngx.var["cookie_" .. COOKIE] ~= nil then
+            ngx.log(ngx.WARN, "refused ", ngx.req.get_method(), " ", ngx.var.uri, " with the cookie but no Origin")
+            return ngx.exit(ngx.HTTP_FORBIDDEN)
+        end
+        return -- not sent by a browser, and no session to act for (a login from a script)
     end
     local authority = source:match("^https?://([^/?#]+)")
     local host = ngx.var.http_host or ""
@@ -61,6 +66,27 @@ function M.check_origin()
         ngx.log(ngx.WARN, "refused cross-site ", ngx.req.get_method(), " ", ngx.var.uri, " from ", source)
         return ngx.exit(ngx.HTTP_FORBIDDEN)
     end
+end
+
+-- The frontend never sees the session token: only the gateway needs it. Other cookies pass unchanged.
+-- $cookie_AccessToken matches the name in any case, so the token goes in any case too.
+function M.strip_token()
+    local header = ngx.req.get_headers()["Cookie"]
+    if header == nil then
+        return
+    end
+    if type(header) == "table" then -- several Cookie lines
+        header = table.concat(header, "; ")
+    end
+    local kept = {}
+    for pair in header:gmatch("[^;]+") do
+        pair = pair:match("^%s*(.-)%s*$")
+        local name = pair:match("^[^=]*"):match("^(.-)%s*$")
+        if pair ~= "" and name:lower() ~= COOKIE:lower() then
+            kept[#kept + 1] = pair
+        end
+    end
+    ngx.req.set_header("Cookie", #kept > 0 and table.concat(kept, "; ") or nil)
 end
 
 -- The caller id behind the session cookie, or nil when there is no valid session.
@@ -89,11 +115,13 @@ function M.access()
         return ngx.redirect("/login", ngx.HTTP_MOVED_TEMPORARILY)
     end
     ngx.req.set_header("callerId", caller)
+    M.strip_token()
 end
 
-local function login_failed()
-    local page = ngx.location.capture("/_internal/login-page", { args = { error = "1" } })
-    ngx.status = ngx.HTTP_UNAUTHORIZED
+-- The login page again, with a message: 401 for wrong credentials, 429 for an account locked for a while.
+local function login_failed(status, reason)
+    local page = ngx.location.capture("/_internal/login-page", { args = { error = reason or "1" } })
+    ngx.status = status or ngx.HTTP_UNAUTHORIZED
     ngx.header["Content-Type"] = "text/html; charset=utf-8"
     ngx.print(page.body)
     return ngx.exit(ngx.HTTP_OK)
@@ -116,6 +144,16 @@ function M.login()
     if auth.status == ngx.HTTP_UNAUTHORIZED then
         return login_failed()
     end
+    if auth.status == ngx.HTTP_TOO_MANY_REQUESTS then
+        -- Locked after too many failed logins: the person sees the form, a client when to try again
+        -- (seconds; the subrequest's header names keep the service's case, FastAPI's are lower case).
+        for name, value in pairs(auth.header) do
+            if name:lower() == "retry-after" and type(value) == "string" and value:match("^%d+$") then
+                ngx.header["Retry-After"] = value
+            end
+        end
+        return login_failed(ngx.HTTP_TOO_MANY_REQUESTS, "locked")
+    end
     if auth.status ~= ngx.HTTP_OK or not auth.body:match("^%d+$") then
         return unavailable("authentication", auth.status)
     end
@@ -127,7 +165,12 @@ function M.login()
     return ngx.redirect("/", ngx.HTTP_MOVED_TEMPORARILY)
 end
 
+-- Only a POST ends the session (after check_origin): a link or an image elsewhere cannot.
 function M.logout()
+    if ngx.req.get_method() ~= "POST" then
+        ngx.header["Allow"] = "POST"
+        return ngx.exit(ngx.HTTP_NOT_ALLOWED)
+    end
     local token = ngx.var["cookie_" .. COOKIE]
     if valid_token(token) then
         local answer = ngx.location.capture("/_internal/sessions/" .. token, { method = ngx.HTTP_DELETE })

@@ -45,6 +45,8 @@ def log_in(page: Page, url: str, email: str, password: str) -> None:
 
 def test_admin_logs_in_edits_and_logs_out(sqlite_suite: LocalSuite, page: Page) -> None:
     url = sqlite_suite.url
+    console: list[str] = []  # Chromium reports here what the gateway's Content-Security-Policy blocked
+    page.on("console", lambda message: console.append(message.text))
     log_in(page, url, "admin@test.com", "wrong")
     expect(page.get_by_role("alert")).to_have_text("Wrong email address or password.")
     page.fill("input[name=emailaddress]", "admin@test.com")
@@ -59,17 +61,23 @@ def test_admin_logs_in_edits_and_logs_out(sqlite_suite: LocalSuite, page: Page) 
     page.click("text=Add a person")
     page.fill("input[name=firstName]", "Dorothy")
     page.fill("input[name=lastName]", "Vaughan")
-    page.click("button[type=submit]")  # the browser's own Origin header passes the gateway's check
+    page.click("main button[type=submit]")  # the browser's own Origin header passes the gateway's check
     expect(page.locator("h1")).to_have_text("Dorothy Vaughan")
     page.click("text=Edit")
     page.fill("input[name=lastName]", "Johnson Vaughan")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     expect(page.locator("h1")).to_have_text("Dorothy Johnson Vaughan")
 
-    page.click("text=Log out")
+    # The stylesheet applies under the policy; the Log out button looks like the People link.
+    expect(page.locator("header")).to_have_css("background-color", "rgb(255, 255, 255)")
+    link_color = page.locator("header nav a").evaluate("link => getComputedStyle(link).color")
+    expect(page.locator("header nav button")).to_have_css("color", link_color)
+    expect(page.locator("header nav button")).to_have_css("background-color", "rgba(0, 0, 0, 0)")
+    page.click("text=Log out")  # a POST with the browser's Origin
     expect(page).to_have_url(f"{url}/login")
     page.goto(f"{url}/persons")
     expect(page).to_have_url(f"{url}/login")
+    assert not [line for line in console if "Content Security Policy" in line], console
 
 
 def test_user_sees_a_permission_message(sqlite_suite: LocalSuite, page: Page) -> None:
@@ -79,5 +87,5 @@ def test_user_sees_a_permission_message(sqlite_suite: LocalSuite, page: Page) ->
     page.goto(f"{url}/persons/add")
     page.fill("input[name=firstName]", "Not")
     page.fill("input[name=lastName]", "Allowed")
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")  # not the Log out button in the header
     expect(page.get_by_role("alert")).to_have_text("You do not have permission to do that.")

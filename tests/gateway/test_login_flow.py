@@ -105,7 +105,7 @@ def test_logout_revokes_the_session(http: httpx.Client) -> None:
     login(http, "admin@test.com", "admin")
     token = http.cookies["AccessToken"]
     assert http.get("/persons").status_code == 200
-    out = http.get("/logout")
+    out = http.post("/logout", headers=same_origin(http))
     assert out.status_code == 302 and out.headers["location"].endswith("/login")
     assert "Max-Age=0" in out.headers["set-cookie"]
     with client(str(http.base_url)) as replay:
