@@ -337,9 +337,11 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     from deploy import report
     from deploy.buildrun import BuildOptions, build_and_record
     from deploy.compose import artifact_repository, make_history, make_smoke, make_target
+    from deploy.environments import refuse_plain_http
     from deploy.pipeline import rollback, up as run_up, up_or_roll_back
     from deploy.suite import DEMO_USERS
 
+    refuse_plain_http(environment, say)
     layout = layout_name or environment.layout
     options = BuildOptions(source=source, registry=environment.registry, builder=builder,
                            allow_dirty=allow_dirty, bases=environment.bases)
@@ -425,8 +427,10 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
     from deploy import report
     from deploy.compose import make_history, make_smoke, make_target
     from deploy.pipeline import rollback as run_rollback
+    from deploy.environments import refuse_plain_http
     from deploy.releases import choose
 
+    refuse_plain_http(environment, say)
     target = make_target(environment, say)
     history = make_history(environment, say, target)
     release = choose(history.releases(), version)

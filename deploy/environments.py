@@ -6,7 +6,7 @@ import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -69,6 +69,12 @@ class Environment(_Frozen):
     secure_cookies: bool = False
     # local target: the address the gateway listens on (default 127.0.0.1; "0.0.0.0" opens it to the network)
     gateway_address: str = ""
+    # Kubernetes targets: a kubernetes.io/tls Secret in the namespace (tls.crt, tls.key) the gateway serves
+    # HTTPS with on https_port; plain HTTP then only redirects to it
+    tls_secret: str = Field("", pattern=r"^([a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?)?$")
+    https_port: int = Field(443, ge=1, le=65535)
+    # serve the gateway over plain HTTP beyond loopback anyway (passwords and cookies in clear): said on every up
+    allow_plain_http: bool = False
     kube_context: str = ""  # kubeconfig target
     kubeconfig: str = ""  # kubeconfig target: the file ("~" expands); "" means $KUBECONFIG or ~/.kube/config
     # false where no login can pass through the gateway (a control plane whose kubelets are simulated)
@@ -127,7 +133,18 @@ class Environment(_Frozen):
         if self.gateway_address and self.target != "local":
             raise ValueError("gateway_address applies to the local target; in a cluster the gateway's Service "
                              "decides who reaches it")
+        if self.tls_secret and self.target == "local":
+            raise ValueError("tls_secret applies to Kubernetes targets; the local gateway serves on loopback")
         return self
+
+    def plain_http_exposure(self) -> str:
+        """Where the gateway would serve plain HTTP beyond this machine's loopback ('' where it would not)."""
+        if self.tls_secret:
+            return ""
+        if self.target == "local":
+            address = self.gateway_address or "127.0.0.1"
+            return "" if ipaddress.ip_address(address).is_loopback else f"on {address}:{self.gateway_port}"
+        return f"through its {self.service_type} Service on port {self.gateway_port}"
 
     @property
     def service_address(self) -> str:
@@ -148,6 +165,23 @@ class Environment(_Frozen):
             raise ValueError('database = "mysql" needs mysql_image, a reference pinned by digest '
                              "such as mysql:8.4@sha256:<digest>")
         return self
+
+
+def refuse_plain_http(environment: Environment, say: Callable[[str], None]) -> None:
+    """Before anything is built: a gateway beyond loopback serves HTTPS, or the environment accepts plain HTTP
+    (and hears about it on every deploy)."""
+    exposure = environment.plain_http_exposure()
+    if not exposure:
+        return
+    table = f"[environments.{environment.name}]"
+    if not environment.allow_plain_http:
+        fix = ("set gateway_address back to 127.0.0.1" if environment.target == "local" else
+               f'set tls_secret = "NAME" (a kubernetes.io/tls Secret in namespace {environment.namespace})')
+        raise ConfigError(f"environment {environment.name} would serve its gateway over plain HTTP {exposure}, "
+                          "so passwords and session cookies would cross the network in clear",
+                          f"{fix} in {table}, or allow_plain_http = true to accept that")
+    say(f"warning: environment {environment.name} serves its gateway over plain HTTP {exposure} "
+        "(allow_plain_http = true): passwords and session cookies cross the network in clear")
 
 
 def _describe(error: ValidationError, name: str) -> str:

@@ -5,14 +5,14 @@ Both the Kubernetes objects (manifests/<layout>/) and the gateway's upstreams ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .environments import LAYOUTS
 from .errors import ConfigError, RenderError
 from .suite import (
     DATA_DIR, GATEWAY, GATEWAY_CALLS, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_PORT, GATEWAY_RUNTIME_DIR,
-    SCRATCH_DIR, SERVICES, url_variable,
+    GATEWAY_TLS_DIR, GATEWAY_TLS_PORT, SCRATCH_DIR, SERVICES, url_variable,
 )
 
 PART_OF = "auth-suite"  # app.kubernetes.io/part-of of every object
@@ -91,6 +91,11 @@ class Part:
     env: tuple[EnvVar, ...] = ()
     mounts: tuple[Mount, ...] = ()
     volumes: tuple[Volume, ...] = ()
+    extra_ports: tuple[int, ...] = ()  # served beside `port` (the gateway's HTTPS), never probed
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, *self.extra_ports)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class Layout:
     # where the services listen: every address of their pod in a cluster (probes come from the node), loopback
     # on the local target (its containers share the host's network: nothing else should reach them)
     bind: str = "0.0.0.0"
+    tls_secret: str = ""  # the kubernetes.io/tls Secret the gateway serves HTTPS with; "" for none
 
     def __post_init__(self) -> None:
         names = {part.name for part in self.parts}
@@ -225,20 +231,27 @@ class Layout:
         return tuple(found)
 
 
-def build_layout(name: str, database: str = "sqlite", bind: str = "0.0.0.0") -> Layout:
-    """The layout `name` with the services' data in SQLite or MySQL, the services listening on `bind`; a
-    ConfigError for what cannot be."""
+def tls_gateway(secret: str) -> Part:
+    """The gateway serving HTTPS too, with the certificate and key of Secret `secret` (read-only files)."""
+    return replace(GATEWAY_PART, extra_ports=(GATEWAY_TLS_PORT,),
+                   mounts=(*GATEWAY_PART.mounts, Mount("gateway-tls", GATEWAY_TLS_DIR, read_only=True)),
+                   volumes=(*GATEWAY_PART.volumes, Volume("gateway-tls", "secret", secret)))
+
+
+def build_layout(name: str, database: str = "sqlite", bind: str = "0.0.0.0", tls_secret: str = "") -> Layout:
+    """The layout `name` with the services' data in SQLite or MySQL, the services listening on `bind`, the
+    gateway serving HTTPS when `tls_secret` names its certificate; a ConfigError for what cannot be."""
     if name not in LAYOUTS:
         raise ConfigError(f"unknown layout {name!r}", f"choose one of: {', '.join(LAYOUTS)}")
-    parts = (GATEWAY_PART, *SERVICE_PARTS)
+    parts = (tls_gateway(tls_secret) if tls_secret else GATEWAY_PART, *SERVICE_PARTS)
     if name == "single-pod":
         if database == "mysql":
             raise ConfigError('layout single-pod keeps SQLite on emptyDir volumes, but database = "mysql"',
                               'render --layout split-pods, or set database = "sqlite"')
-        return Layout(name, (Pod(SINGLE_POD, parts),), storage="emptyDir", bind=bind)
+        return Layout(name, (Pod(SINGLE_POD, parts),), storage="emptyDir", bind=bind, tls_secret=tls_secret)
     pods = tuple(Pod(part.name, (part,)) for part in parts)
     if database == "mysql":
         server = Pod(MYSQL, (MYSQL_PART,), kind="StatefulSet",
                      claim_templates=(Claim("mysql-data", MYSQL, MYSQL_VOLUME_SIZE),))
-        return Layout(name, (*pods, server), storage="mysql", bind=bind)
-    return Layout(name, pods, storage="persistentVolumeClaim", bind=bind)
+        return Layout(name, (*pods, server), storage="mysql", bind=bind, tls_secret=tls_secret)
+    return Layout(name, pods, storage="persistentVolumeClaim", bind=bind, tls_secret=tls_secret)

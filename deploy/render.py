@@ -18,7 +18,8 @@ from .errors import ConfigError, RenderError
 from .gateway import GatewayConfig, render_nginx_conf
 from .images import PublishedImage
 from .layout import GATEWAY_CONFIG_MAP, MYSQL, PART_OF, Layout, build_layout
-from .suite import APP_USER_ID, GATEWAY, GATEWAY_LUA_DIR, GATEWAY_PORT, GATEWAY_RUNTIME_DIR
+from .suite import (APP_USER_ID, GATEWAY, GATEWAY_LUA_DIR, GATEWAY_PORT, GATEWAY_RUNTIME_DIR, GATEWAY_TLS_DIR,
+                    GATEWAY_TLS_PORT)
 from .templating import failure_location, strict_environment
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
@@ -43,7 +44,7 @@ def render(environment: Environment, layout_name: str, images: Mapping[str, Publ
 
     `mysql_secret` is needed with database = "mysql": the users' passwords are derived from it.
     """
-    layout = build_layout(layout_name, environment.database, environment.service_address)
+    layout = build_layout(layout_name, environment.database, environment.service_address, environment.tls_secret)
     if not re.match(LABEL_VALUE, version):
         raise RenderError(f"version {version!r} cannot be an app.kubernetes.io/version label",
                           "a version is at most 63 letters, digits and '-_.'; build again with `k8sdeploy build`")
@@ -67,9 +68,11 @@ def render(environment: Environment, layout_name: str, images: Mapping[str, Publ
 
 def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
     """The gateway's nginx.conf for this layout (a ConfigMap over the image's own), and its Service."""
+    tls = {"tls_listen": str(GATEWAY_TLS_PORT), "tls_dir": GATEWAY_TLS_DIR,
+           "https_port": environment.https_port} if environment.tls_secret else {}
     nginx_conf = render_nginx_conf(GatewayConfig(
         upstreams=layout.upstreams(), listen=environment.gateway_listen(GATEWAY_PORT), runtime_dir=GATEWAY_RUNTIME_DIR,
-        lua_dir=GATEWAY_LUA_DIR, secure_cookies=environment.secure_cookies,
+        lua_dir=GATEWAY_LUA_DIR, secure_cookies=environment.secure_cookies, **tls,
     ))
     return {
         "gateway": GATEWAY,
@@ -78,6 +81,7 @@ def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
         "config_map_name": GATEWAY_CONFIG_MAP,
         "service_type": environment.service_type,
         "gateway_port": environment.gateway_port,
+        "https_port": environment.https_port,
     }
 
 

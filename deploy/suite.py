@@ -32,6 +32,8 @@ SCRATCH_DIR = "/tmp"  # writable scratch (emptyDir) under a read-only root files
 GATEWAY_CONF = "/etc/k8sdeploy/nginx.conf"  # baked for one pod on localhost; a ConfigMap may replace it
 GATEWAY_LUA_DIR = "/usr/share/k8sdeploy/lua"
 GATEWAY_RUNTIME_DIR = "/tmp/nginx"  # pid, temp files
+GATEWAY_TLS_PORT = 8443  # HTTPS, when the environment names a certificate (tls_secret)
+GATEWAY_TLS_DIR = "/etc/k8sdeploy/tls"  # tls.crt and tls.key of that Secret
 GATEWAY_COMMAND = ("nginx", "-p", GATEWAY_RUNTIME_DIR, "-e", "stderr", "-c", GATEWAY_CONF)
 
 SERVICES: tuple[Service, ...] = (

@@ -45,7 +45,7 @@ def test_up_smoke_login_then_down_leaves_nothing(tmp_path: Path) -> None:
     config = tmp_path / "k8sdeploy.toml"
     config.write_text("\n".join([
         f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
-        f'registry = "{REGISTRY}"', f"[environments.{ENV}.gke]", f'project = "{PROJECT}"', f'location = "{LOCATION}"',
+        f'registry = "{REGISTRY}"', "allow_plain_http = true", f"[environments.{ENV}.gke]", f'project = "{PROJECT}"', f'location = "{LOCATION}"',
         f'cluster = "k8sdeploy-live-{uuid.uuid4().hex[:6]}"', 'machine_type = "e2-standard-2"']) + "\n")
     try:
         up = k8sdeploy(config, "up", "--allow-dirty", "--wait-timeout", "900", "--output", "json")

@@ -34,12 +34,13 @@ STATEFULSET = Kind("StatefulSet", "apps/v1", "statefulsets")
 POD = Kind("Pod", "v1", "pods")
 NODE = Kind("Node", "v1", "nodes", namespaced=False)
 EVENT = Kind("Event", "v1", "events")
+SECRET = Kind("Secret", "v1", "secrets")
 
 # The fixed order of apply; prune and teardown go in reverse.
 KINDS: tuple[Kind, ...] = (
     NAMESPACE,
     Kind("ConfigMap", "v1", "configmaps"),
-    Kind("Secret", "v1", "secrets"),
+    SECRET,
     PVC,
     SERVICE,
     DEPLOYMENT,

@@ -9,21 +9,35 @@ import re
 import time
 from typing import Sequence
 
-from ...errors import ApplyError, KubeApiError
+from ...errors import ApplyError, ConfigError, KubeApiError
 from .. import ApplyResult
 from . import (APPLIED, DEPLOYMENT, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, PVC, describe, kind_of,
-               owned_by, owner_selector)
+               SECRET, owned_by, owner_selector)
 from .client import Scoped
 from .edits import hand_edits
 
 # The API server's words for a change it will not patch in place: a Deployment's selector ("field is
 # immutable"), a StatefulSet's spec beyond its mutable fields ("updates to statefulset spec for fields
 # other than 'replicas', ... are forbidden").
+TLS_KEYS = ("tls.crt", "tls.key")
 IMMUTABLE = re.compile(r"field is immutable|may not change fields|updates to statefulset spec for fields other than")
 
 
 def applied_digest(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def mounted_secrets(objects: Sequence[dict]) -> dict[str, tuple[str, ...]]:
+    """Secret name -> keys the workloads' pods mount from it (a whole kubernetes.io/tls Secret: its two keys)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for obj in objects:
+        spec = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for volume in spec.get("volumes", []):
+            secret = volume.get("secret")
+            if secret:
+                items = tuple(item["key"] for item in secret.get("items", [])) or TLS_KEYS
+                found[secret["secretName"]] = tuple(sorted({*found.get(secret["secretName"], ()), *items}))
+    return found
 
 
 def conflicting_managers(exc: KubeApiError) -> set[str]:
@@ -39,6 +53,7 @@ class Applier(Scoped):
         desired = sorted((self.prepare(obj) for obj in objects), key=lambda o: KINDS.index(kind_of(o)))
         if not any(kind_of(obj) == NAMESPACE for obj in desired):
             self.ensure_namespace()
+        self.require_secrets(desired)
         outcome: dict[str, list[str]] = {"created": [], "updated": [], "replaced": [], "unchanged": []}
         for obj in desired:
             outcome[self.apply_one(obj)].append(describe(obj))
@@ -46,6 +61,22 @@ class Applier(Scoped):
         return ApplyResult(created=tuple(outcome["created"]), updated=tuple(outcome["updated"]),
                            replaced=tuple(outcome["replaced"]), unchanged=tuple(outcome["unchanged"]),
                            removed=removed)
+
+    def require_secrets(self, desired: Sequence[dict]) -> None:
+        """Secrets the pods mount but k8sdeploy does not make (the gateway's certificate) must be there, with the
+        keys they need, before anything changes: a pod waiting for a missing Secret is a slow way to find out."""
+        ours = {obj["metadata"]["name"] for obj in desired if kind_of(obj) == SECRET}
+        for name, keys in sorted(mounted_secrets(desired).items()):
+            if name in ours:
+                continue
+            live = self.api.get(SECRET, self.namespace, name)
+            missing = sorted(set(keys) - set((live or {}).get("data") or {}))
+            if live is None or missing:
+                state = "does not exist" if live is None else f"lacks {', '.join(missing)}"
+                raise ConfigError(f"Secret {name} in namespace {self.namespace}, which the gateway serves HTTPS "
+                                  f"with, {state}", f"create it: kubectl -n {self.namespace} create secret tls "
+                                  f"{name} --cert=CERT.pem --key=KEY.pem (or let cert-manager make it), then run "
+                                  "again")
 
     def prepare(self, obj: dict) -> dict:
         """A copy in our namespace, with the digest by which a second apply knows nothing changed."""

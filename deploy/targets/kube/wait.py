@@ -96,14 +96,15 @@ class Readiness(Scoped):
         """http://host:port of the gateway, or '' while it has none."""
         if service is None:
             return ""
-        port = service["spec"]["ports"][0]
+        port = service["spec"]["ports"][0]  # https first when the gateway serves it
+        scheme = "https" if port.get("name") == "https" else "http"
         if service["spec"]["type"] == "LoadBalancer":
             ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
             host = ingress[0].get("ip") or ingress[0].get("hostname") if ingress else ""
-            return f"http://{host}:{port['port']}" if host else ""
+            return f"{scheme}://{host}:{port['port']}" if host else ""
         addresses = [a for node in self.api.list(NODE) for a in node.get("status", {}).get("addresses", [])]
         chosen = sorted(addresses, key=lambda a: a["type"] != "ExternalIP")
-        return f"http://{chosen[0]['address']}:{port['nodePort']}" if chosen and port.get("nodePort") else ""
+        return f"{scheme}://{chosen[0]['address']}:{port['nodePort']}" if chosen and port.get("nodePort") else ""
 
     # -- the conditions ------------------------------------------------------------------------
     def problems(self) -> tuple[list[str], list[ContainerState]]:

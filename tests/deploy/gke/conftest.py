@@ -126,6 +126,6 @@ def target(cloud: Cloud, said: list[str]):  # noqa: ANN201 - a GkeTarget
 def config_file(path: Path, namespace: str = "auth-suite", **gke: str) -> Path:
     settings = {"project": "my-project", "location": "europe-west1-b", "cluster": "ms-auth", **gke}
     lines = [f'[environments.{ENV}]', 'target = "gke"', 'service_type = "LoadBalancer"', f'namespace = "{namespace}"',
-             f'[environments.{ENV}.gke]']
+             "allow_plain_http = true", f'[environments.{ENV}.gke]']
     path.write_text("\n".join(lines + [f'{key} = "{value}"' for key, value in settings.items()]) + "\n")
     return path

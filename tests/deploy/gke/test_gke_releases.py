@@ -68,7 +68,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry
     path = tmp_path_factory.mktemp("gke-releases") / "k8sdeploy.toml"
     path.write_text("\n".join([
         f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
-        f'namespace = "{cloud.namespace}"',
+        f'namespace = "{cloud.namespace}"', "allow_plain_http = true",
         f'registry = "{artifact_registry.host}/my-project/suite"', f"gateway_port = {sqlite_suite.settings.base_port}",
         f"[environments.{ENV}.gke]", 'project = "my-project"', 'location = "europe-west1-b"', 'cluster = "ms-auth"',
     ]) + "\n")

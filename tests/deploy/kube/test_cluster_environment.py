@@ -28,7 +28,7 @@ def config(tmp_path: Path, kubeconfig: Path, kube: KubeCluster, registry: Regist
     path.write_text("\n".join([
         f"[environments.{ENV}]", 'target = "kubeconfig"', f'kubeconfig = "{kubeconfig}"', 'kube_context = "test"',
         f'registry = "{registry.host}/suite"', f'namespace = "{kube.namespace}"', 'layout = "split-pods"',
-        'service_type = "NodePort"', "smoke = false"]) + "\n")
+        'service_type = "NodePort"', "smoke = false", "allow_plain_http = true"]) + "\n")
     return path
 
 

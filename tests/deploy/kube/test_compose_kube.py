@@ -16,7 +16,7 @@ from tests.deploy.kube.objects import single_pod
 
 def config_file(path: Path, namespace: str) -> Path:
     path.write_text(f'[environments.kind-dev]\ntarget = "kubeconfig"\nkube_context = "test"\n'
-                    f'namespace = "{namespace}"\n')
+                    f'namespace = "{namespace}"\nallow_plain_http = true\n')
     return path
 
 

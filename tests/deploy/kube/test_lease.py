@@ -74,7 +74,7 @@ def test_two_ups_started_together_one_wins(kubeconfig: Path, kube: KubeCluster, 
     config.write_text("\n".join([
         f"[environments.{ENV}]", 'target = "kubeconfig"', f'kubeconfig = "{kubeconfig}"', 'kube_context = "test"',
         f'registry = "{registry.host}/suite"', f'namespace = "{kube.namespace}"', 'service_type = "NodePort"',
-        "smoke = false"]) + "\n")
+        "smoke = false", "allow_plain_http = true"]) + "\n")
     checkout = clone(source_repo, tmp_path / "checkout")
     command = [sys.executable, "-c", "from cli import main; main()", "up", "--env", ENV, "--config", str(config),
                "--source", str(checkout)]
