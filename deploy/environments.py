@@ -40,6 +40,9 @@ class Gke(_Frozen):
     node_count: int = Field(1, ge=1)
     network_tag: str = ""  # defaults to k8sdeploy-<cluster>
     source_ranges: tuple[str, ...] = ("0.0.0.0/0",)
+    # the nodes' Google service account (give it roles/logging.logWriter, roles/monitoring.metricWriter and
+    # roles/artifactregistry.reader only); "" runs them as the project's Compute Engine default account
+    node_service_account: str = Field("", pattern=r"^([-a-z0-9]+@[-a-z0-9.]+\.gserviceaccount\.com)?$")
 
     @field_validator("source_ranges")
     @classmethod

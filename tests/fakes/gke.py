@@ -8,6 +8,14 @@ certificate - those of the real Kubernetes API server the tests run (tests/contr
 objects of the cluster's environment go when the cluster is deleted (`on_delete`; the load balancer
 pieces in the fake Compute API do not: real GKE leaks them too). Unknown projects
 answer 403 CONSUMER_INVALID, unknown locations 404, missing permissions 403, throttling 429/503.
+
+A create is refused with 400 INVALID_ARGUMENT where GKE refuses the combination
+(https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.clusters):
+the GKE metadata server (nodeConfig.workloadMetadataConfig.mode GKE_METADATA) without Workload Identity
+(https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity: the pool is PROJECT.svc.id.goog);
+Dataplane V2 (networkConfig.datapathProvider ADVANCED_DATAPATH) on a cluster that is not VPC-native
+(https://cloud.google.com/kubernetes-engine/docs/concepts/dataplane-v2); a node service account that does
+not exist in the project. Enums arrive as numbers (`$alt=json;enum-encoding=int`) or names.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ class FakeGke(GoogleFake):
         self.clusters: dict[tuple[str, str, str], dict] = {}
         self.operations: dict[str, dict] = {}
         self.fail_next = ""  # an error for the next operation, e.g. a quota message
+        self.service_accounts = {"k8sdeploy-nodes@my-project.iam.gserviceaccount.com"}
         self.ids = itertools.count(1)
         self.route("GET", LOC + r"/clusters", self.list_clusters)
         self.route("POST", LOC + r"/clusters", self.create_cluster)
@@ -84,7 +93,7 @@ class FakeGke(GoogleFake):
 
     def create_cluster(self, request: Request) -> Reply:
         project, location = self.where(request, "container.clusters.create")
-        cluster = request.json()["cluster"]
+        cluster = self.checked(project, request.json()["cluster"])
         key = (project, location, cluster["name"])
         if key in self.clusters:
             raise fail(409, f"Already exists: projects/{project}/locations/{location}/clusters/{cluster['name']}.")
@@ -94,6 +103,30 @@ class FakeGke(GoogleFake):
                                           f"{location}/clusters/{cluster['name']}",
                               "currentNodeCount": cluster.get("initialNodeCount", 1)}
         return self.operation(key, "CREATE_CLUSTER")
+
+    def checked(self, project: str, cluster: dict) -> dict:
+        node = cluster.setdefault("nodeConfig", {})
+        metadata = node.get("workloadMetadataConfig", {})
+        if "mode" in metadata:
+            metadata["mode"] = {0: "MODE_UNSPECIFIED", 1: "GCE_METADATA", 2: "GKE_METADATA"}.get(metadata["mode"],
+                                                                                              metadata["mode"])
+        network = cluster.get("networkConfig", {})
+        if "datapathProvider" in network:
+            network["datapathProvider"] = {0: "DATAPATH_PROVIDER_UNSPECIFIED", 1: "LEGACY_DATAPATH",
+                                           2: "ADVANCED_DATAPATH"}.get(network["datapathProvider"],
+                                                                       network["datapathProvider"])
+        pool = cluster.get("workloadIdentityConfig", {}).get("workloadPool", "")
+        if metadata.get("mode") == "GKE_METADATA" and not pool:
+            raise fail(400, "Workload Identity must be enabled on the cluster to use the GKE metadata server.")
+        if pool and pool != f"{project}.svc.id.goog":
+            raise fail(400, f"Workload Identity pool must be {project}.svc.id.goog, got {pool}.")
+        if network.get("datapathProvider") == "ADVANCED_DATAPATH" and not cluster.get(
+                "ipAllocationPolicy", {}).get("useIpAliases"):
+            raise fail(400, "Dataplane V2 (ADVANCED_DATAPATH) requires a VPC-native cluster (useIpAliases).")
+        account = node.get("serviceAccount", "")
+        if account and account not in self.service_accounts:
+            raise fail(400, f"Service account \"{account}\" does not exist.")
+        return cluster
 
     def delete_cluster(self, request: Request) -> Reply:
         key, cluster = self.found(request, "container.clusters.delete")

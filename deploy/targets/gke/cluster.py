@@ -26,6 +26,28 @@ def created_by_us(cluster: Cluster) -> bool:
     return all(cluster.resource_labels.get(k) == v for k, v in OURS.items())
 
 
+def hardened(place: Place, cluster: Cluster) -> Cluster:
+    """What a cluster k8sdeploy creates has beyond the defaults: Dataplane V2, which enforces the layouts'
+    NetworkPolicies (a VPC-native cluster: it needs alias IPs); Workload Identity, so pods get no node
+    credentials from the metadata server (GKE_METADATA); shielded nodes with secure boot and integrity
+    monitoring; and the configured node service account (with the cloud-platform scope, IAM deciding)."""
+    node = cluster.node_config
+    node.shielded_instance_config = container_v1.ShieldedInstanceConfig(enable_secure_boot=True,
+                                                                        enable_integrity_monitoring=True)
+    node.workload_metadata_config = container_v1.WorkloadMetadataConfig(
+        mode=container_v1.WorkloadMetadataConfig.Mode.GKE_METADATA)
+    if place.gke.node_service_account:
+        node.service_account = place.gke.node_service_account
+        node.oauth_scopes = ["https://www.googleapis.com/auth/cloud-platform"]
+    cluster.network_config = container_v1.NetworkConfig(
+        datapath_provider=container_v1.DatapathProvider.ADVANCED_DATAPATH)
+    cluster.ip_allocation_policy = container_v1.IPAllocationPolicy(use_ip_aliases=True)
+    cluster.workload_identity_config = container_v1.WorkloadIdentityConfig(
+        workload_pool=f"{place.gke.project}.svc.id.goog")
+    cluster.shielded_nodes = container_v1.ShieldedNodes(enabled=True)
+    return cluster
+
+
 def network_tag(place: Place) -> str:
     return place.gke.network_tag or f"k8sdeploy-{place.gke.cluster}"
 
@@ -67,14 +89,22 @@ class GkeCluster:
         if wrong:
             raise ConfigError(f"cluster {gke.cluster} exists with {' and '.join(wrong)}, which k8sdeploy cannot change",
                               f"make {self.place.table} match the cluster, or delete it (k8sdeploy down) first")
+        advanced = cluster.network_config.datapath_provider == container_v1.DatapathProvider.ADVANCED_DATAPATH
+        if not advanced and not cluster.network_policy.enabled:
+            self.say(f"warning: cluster {gke.cluster} does not enforce NetworkPolicies (no Dataplane V2, no network "
+                     "policy add-on): the layout's policies are applied but not enforced")
 
     def create(self) -> None:
         gke = self.place.gke
-        cluster = Cluster(name=gke.cluster, initial_node_count=gke.node_count,
-                          node_config=container_v1.NodeConfig(machine_type=gke.machine_type,
-                                                              tags=[network_tag(self.place)]),
-                          resource_labels={**OURS, "k8sdeploy-environment": self.place.environment})
-        self.say(f"creating cluster {gke.cluster} in {gke.location} ({gke.node_count} x {gke.machine_type})")
+        cluster = hardened(self.place, Cluster(
+            name=gke.cluster, initial_node_count=gke.node_count,
+            node_config=container_v1.NodeConfig(machine_type=gke.machine_type, tags=[network_tag(self.place)]),
+            resource_labels={**OURS, "k8sdeploy-environment": self.place.environment}))
+        self.say(f"creating cluster {gke.cluster} in {gke.location} ({gke.node_count} x {gke.machine_type}; Dataplane "
+                 "V2 enforcing NetworkPolicies, Workload Identity, shielded nodes)")
+        if not gke.node_service_account:
+            self.say(f"note: the nodes run as the project's Compute Engine default service account (broad roles); "
+                     f"set node_service_account in {self.place.table} to a dedicated one")
         with calling(f"creating cluster {gke.cluster}", self.place):
             try:
                 operation = self.client.create_cluster(parent=self.parent, cluster=cluster, retry=RETRY)

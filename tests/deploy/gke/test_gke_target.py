@@ -11,7 +11,7 @@ import pytest
 
 from deploy.compose import gke_target
 from deploy.devrun import LocalSuite
-from deploy.errors import ConfigError, LeftoversError
+from deploy.errors import CloudError, ConfigError, LeftoversError
 from deploy.smoke import HttpSmoke
 from tests.deploy.gke.conftest import ENV, Cloud, environment
 from tests.deploy.kube.objects import single_pod, split_pods
@@ -34,7 +34,16 @@ def test_first_apply_creates_cluster_objects_and_firewall_then_a_second_changes_
     cloud.controller.wait_idle()
     cluster = cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]
     assert cluster["status"] == "RUNNING" and cluster["resourceLabels"]["managed-by"] == "k8sdeploy"
-    assert cluster["nodeConfig"] == {"machineType": "e2-small", "tags": ["k8sdeploy-ms-auth"]}
+    assert {k: cluster["nodeConfig"][k] for k in ("machineType", "tags")} == {"machineType": "e2-small",
+                                                                             "tags": ["k8sdeploy-ms-auth"]}
+    assert cluster["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    assert cluster["nodeConfig"]["shieldedInstanceConfig"] == {"enableSecureBoot": True,
+                                                               "enableIntegrityMonitoring": True}
+    assert "serviceAccount" not in cluster["nodeConfig"]  # none configured: GKE's default, and a note says so
+    assert any(line.startswith("note: the nodes run as the project's Compute Engine default") for line in said)
+    assert cluster["networkConfig"] == {"datapathProvider": "ADVANCED_DATAPATH"}  # enforces the NetworkPolicies
+    assert cluster["workloadIdentityConfig"] == {"workloadPool": "my-project.svc.id.goog"}
+    assert cluster["shieldedNodes"] == {"enabled": True} and cluster["ipAllocationPolicy"]["useIpAliases"]
     assert any(line.startswith("creating cluster ms-auth: running") for line in said)
     assert {(plural, name) for plural, name in cloud.kube.owned() if plural != "pods"} == {
         ("namespaces", cloud.namespace), ("configmaps", "gateway-conf"), ("deployments", "auth-suite"),
@@ -151,6 +160,16 @@ def test_an_existing_cluster_with_other_settings_stops_the_deploy(cloud: Cloud, 
         other.apply(single_pod(ENV))
 
 
+def test_an_existing_cluster_that_enforces_no_policies_is_warned_about(cloud: Cloud, target,  # noqa: ANN001
+                                                                      said: list[str]) -> None:
+    target.apply([])
+    assert not any("does not enforce NetworkPolicies" in line for line in said)  # ours: Dataplane V2
+    del cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]["networkConfig"]  # someone's older cluster
+    target.apply([])
+    assert "warning: cluster ms-auth does not enforce NetworkPolicies (no Dataplane V2, no network policy add-on): " \
+           "the layout's policies are applied but not enforced" in said
+
+
 def test_a_cluster_k8sdeploy_did_not_create_is_kept(cloud: Cloud, target, said: list[str]) -> None:  # noqa: ANN001
     target.apply([])
     cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]["resourceLabels"] = {}
@@ -171,3 +190,19 @@ def test_down_waits_for_a_cluster_still_being_created(cloud: Cloud, target, said
     assert target.down()[-1] == "cluster ms-auth"
     assert any(line.endswith("is provisioning; waiting for that to finish") for line in said)
     assert cloud.gke.clusters == {}
+
+
+def test_nodes_run_as_the_configured_service_account(cloud: Cloud, said: list[str]) -> None:
+    account = "k8sdeploy-nodes@my-project.iam.gserviceaccount.com"
+    target = gke_target(environment(cloud.namespace, node_service_account=account), said.append, cloud.apis())
+    target.cluster.ensure()
+    node = cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]["nodeConfig"]
+    assert (node["serviceAccount"], node["oauthScopes"]) == (account, ["https://www.googleapis.com/auth/cloud-platform"])
+    assert not any(line.startswith("note: the nodes run as") for line in said)
+
+
+def test_a_node_service_account_that_does_not_exist_is_named(cloud: Cloud, said: list[str]) -> None:
+    account = "nobody@my-project.iam.gserviceaccount.com"
+    target = gke_target(environment(cloud.namespace, node_service_account=account), said.append, cloud.apis())
+    with pytest.raises(CloudError, match=f'Service account "{account}" does not exist'):
+        target.cluster.ensure()
