@@ -184,6 +184,16 @@ class Layout:
                 found.append((part, pods))
         return tuple(found)
 
+    def callees(self, pod: Pod) -> tuple[tuple[Part, Pod], ...]:
+        """Each part of another pod that a part of `pod` calls, with its pod: what `pod`'s egress admits."""
+        found = []
+        for caller, callee in self.calls:
+            if any(part.name == caller for part in pod.parts) and self.pod_of(callee) != pod:
+                entry = (self.part(callee), self.pod_of(callee))
+                if entry not in found:
+                    found.append(entry)
+        return tuple(found)
+
     def claims(self) -> tuple[Claim, ...]:
         """The PersistentVolumeClaims that are objects of their own: one per service's SQLite file."""
         if self.storage != "persistentVolumeClaim":

@@ -41,10 +41,10 @@ def peer_admits(peer: dict, source: Source, policy_namespace: str) -> bool:
     return in_namespace and matches(peer.get("podSelector", {}), source.labels)
 
 
-def port_admits(ports: list[dict] | None, port: int) -> bool:
+def port_admits(ports: list[dict] | None, port: int, protocol: str = "TCP") -> bool:
     for entry in ports or []:
         assert isinstance(entry.get("port"), int) and "endPort" not in entry, f"evaluator does not handle {entry}"
-    return not ports or any(e["port"] == port and e.get("protocol", "TCP") == "TCP" for e in ports)
+    return not ports or any(e["port"] == port and e.get("protocol", "TCP") == protocol for e in ports)
 
 
 def admitted(policies: list[dict], source: Source, namespace: str, labels: dict[str, str], port: int) -> bool:
@@ -58,6 +58,22 @@ def admitted(policies: list[dict], source: Source, namespace: str, labels: dict[
             peers = rule.get("from")
             from_ok = not peers or any(peer_admits(peer, source, namespace) for peer in peers)
             if from_ok and port_admits(rule.get("ports"), port):
+                return True
+    return False
+
+
+def sends(policies: list[dict], namespace: str, labels: dict[str, str], destination: Source, port: int,
+          protocol: str = "TCP") -> bool:
+    """Whether a pod with `labels` in `namespace` may open a connection to `destination`:`port` (its egress)."""
+    selecting = [p for p in policies if p["metadata"]["namespace"] == namespace
+                 and matches(p["spec"]["podSelector"], labels) and "Egress" in p["spec"]["policyTypes"]]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy["spec"].get("egress", []):
+            peers = rule.get("to")
+            to_ok = not peers or any(peer_admits(peer, destination, namespace) for peer in peers)
+            if to_ok and port_admits(rule.get("ports"), port, protocol):
                 return True
     return False
 
@@ -107,3 +123,29 @@ def test_the_evaluator_admits_everything_without_a_policy_and_scopes_pod_selecto
     assert admitted([policy], Source("b", "ns", {"app": "b"}), "ns", pod, 80)
     assert not admitted([policy], Source("b", "other", {"app": "b"}), "ns", pod, 80)
     assert not admitted([policy], Source("outside"), "ns", pod, 80)
+
+
+KUBE_DNS = Source("kube-dns", "kube-system", {"k8s-app": "kube-dns"})
+METADATA = Source("metadata server 169.254.169.254")  # an address outside the cluster's pods
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_pods_send_only_the_suites_calls_and_dns(variant: str) -> None:
+    objects = render_variant(variant).objects
+    namespace = VARIANTS[variant][0].namespace
+    policies = list(of_kind(objects, "NetworkPolicy").values())
+    pods = {w["metadata"]["name"]: t for w, t in pod_templates(objects)}
+    found = set()
+    for source, template in pods.items():
+        labels = template["metadata"]["labels"]
+        for target, other in pods.items():
+            for port in [p["containerPort"] for c in other["spec"]["containers"] for p in c["ports"]] + [22]:
+                if target != source and sends(policies, namespace, labels, Source(target, namespace,
+                                                                                  other["metadata"]["labels"]), port):
+                    found.add((source, target, port))
+        assert sends(policies, namespace, labels, KUBE_DNS, 53, "UDP") and sends(policies, namespace, labels,
+                                                                                  KUBE_DNS, 53, "TCP")
+        assert not sends(policies, namespace, labels, KUBE_DNS, 8080)
+        assert not sends(policies, namespace, labels, METADATA, 80)  # no node credentials
+        assert not sends(policies, namespace, labels, Source("the Internet"), 443)
+    assert found == {call for call in EXPECTED[variant] if call[0] != ANYWHERE}
