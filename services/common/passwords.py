@@ -7,7 +7,11 @@ import hashlib
 import hmac
 import secrets
 
-_N, _R, _P = 2**14, 8, 1
+# OWASP Password Storage Cheat Sheet (scrypt): N=2^17, r=8, p=1 (128 MiB per hash), or an equivalent
+# lower-memory setting. We take N=2^14, r=8, p=5: 16 MiB per hash (128 * r * N bytes), within
+# OpenSSL's default 32 MiB limit, because the services run several per node and hash in a thread pool.
+_N, _R, _P = 2**14, 8, 5
+_DKLEN = 32
 
 
 def _b64(data: bytes) -> str:
@@ -16,7 +20,7 @@ def _b64(data: bytes) -> str:
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, dklen=_DKLEN)
     return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
@@ -33,6 +37,16 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+def needs_rehash(stored: str) -> bool:
+    """True when `stored` was not made with today's parameters: hash the password again at the next login."""
+    try:
+        scheme, n, r, p, _salt, digest = stored.split("$")
+        current = (int(n), int(r), int(p), len(base64.b64decode(digest)))
+    except (ValueError, TypeError):
+        return True
+    return scheme != "scrypt" or current != (_N, _R, _P, _DKLEN)
 
 
 # Checked against when the user does not exist, so that a miss costs as long as a hit.

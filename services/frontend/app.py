@@ -11,6 +11,7 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.convertors import Convertor, register_url_convertor
 
 from services.common.app import create_app
 from services.common.config import ServiceConfig
@@ -30,6 +31,22 @@ class PersonApi:
         return self.client.request(
             method, f"{self.base_url}/api/persons{path}", headers={"callerId": caller_id}, json=json
         )
+
+
+class PersonIdConvertor(Convertor):
+    """A person id in a path: 1 to 19 digits (the person service's ids end at 2**63-1). Longer digit strings
+    match no route (the 404 page) instead of reaching int(), which refuses numbers of over 4300 digits."""
+
+    regex = "[0-9]{1,19}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("person_id", PersonIdConvertor())
 
 
 def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
@@ -113,18 +130,18 @@ def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
                         action="/persons/add", title="Add person")
         return RedirectResponse(f"/persons/{answer.json()['id']}", status_code=303)
 
-    @app.get("/persons/{person_id:int}", response_class=HTMLResponse)
+    @app.get("/persons/{person_id:person_id}", response_class=HTMLResponse)
     def view(request: Request, person_id: int) -> Response:
         answer, failure = person_call(request, "GET", f"/{person_id}")
         return failure or page(request, "person.html", person=answer.json())
 
-    @app.get("/persons/{person_id:int}/edit", response_class=HTMLResponse)
+    @app.get("/persons/{person_id:person_id}/edit", response_class=HTMLResponse)
     def edit_form(request: Request, person_id: int) -> Response:
         answer, failure = person_call(request, "GET", f"/{person_id}")
         return failure or page(request, "person_form.html", person=answer.json(),
                                action=f"/persons/{person_id}/edit", title="Edit person")
 
-    @app.post("/persons/{person_id:int}/edit")
+    @app.post("/persons/{person_id:person_id}/edit")
     def edit(request: Request, person_id: int, firstName: str = Form(""), lastName: str = Form(""),  # noqa: ANN201, N803
              email: str = Form("")):
         fields = {"firstName": firstName, "lastName": lastName, "email": email}
@@ -136,7 +153,7 @@ def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
                         errors=form_errors(answer), action=f"/persons/{person_id}/edit", title="Edit person")
         return RedirectResponse(f"/persons/{person_id}", status_code=303)
 
-    @app.post("/persons/{person_id:int}/delete")
+    @app.post("/persons/{person_id:person_id}/delete")
     def delete(request: Request, person_id: int) -> Response:
         _answer, failure = person_call(request, "DELETE", f"/{person_id}")
         return failure or RedirectResponse("/persons", status_code=303)

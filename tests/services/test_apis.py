@@ -133,6 +133,51 @@ def test_person_input_is_validated(sqlite_suite: LocalSuite, body: dict) -> None
     assert answer.status_code == 422
 
 
+# Whole numbers no person can have (zero, negative, beyond SQLite's 64-bit INTEGER, far beyond) are 404
+# without a lookup, the largest 64-bit id is looked up, and what FastAPI cannot read as a whole number
+# (including one of more than 4300 digits, pydantic's limit) stays 422.
+PERSON_IDS = [
+    ("0", 404), ("-1", 404), (str(-2**63 - 1), 404), (str(2**63), 404), (str(2**64), 404), ("9" * 20, 404),
+    ("9" * 300, 404), (str(2**63 - 1), 404),
+    ("abc", 422), ("1.5", 422), ("1e3", 422), ("0x10", 422), ("%20", 422), ("9" * 5000, 422),
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_person_ids_out_of_range_are_404_and_malformed_ones_422(suite: LocalSuite, method: str) -> None:
+    base = f"{url(suite, 'person')}/api/persons"
+    for person_id, status in PERSON_IDS:
+        answer = httpx.request(method, f"{base}/{person_id}", headers={"callerId": "1"},
+                               json={"firstName": "a", "lastName": "b"})
+        assert answer.status_code == status, (person_id[:30], answer.text[:200])
+        if status == 422:
+            assert answer.json()["detail"][0]["loc"] == ["path", "person_id"]
+        elif len(person_id) > 100:
+            assert answer.json() == {"detail": "no person with an id that long"}
+        else:
+            assert answer.json() == {"detail": f"no person with id {person_id}"}
+
+
+def test_person_ids_out_of_range_never_reach_the_database(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
+    """With its table gone, the service fails every lookup: ids out of range are answered without one."""
+    database = tmp_path / "p.db"
+    service = start_service("person", tmp_path, {"DATABASE_PATH": str(database),
+                                                 "AUTHORISATION_URL": url(sqlite_suite, "authorisation")})
+    try:
+        wait_ready(service)
+        with sqlite3.connect(database) as connection:
+            connection.execute("DROP TABLE persons")
+        base = f"{service.url}/api/persons"
+        body = {"firstName": "a", "lastName": "b"}
+        for method in ("GET", "PUT", "DELETE"):
+            assert httpx.request(method, f"{base}/1", headers={"callerId": "1"}, json=body).status_code == 500
+            for person_id in ("0", "-1", str(2**63)):
+                answer = httpx.request(method, f"{base}/{person_id}", headers={"callerId": "1"}, json=body)
+                assert answer.status_code == 404, (method, person_id)
+    finally:
+        service.stop()
+
+
 def test_person_without_authorisation_service_is_503(tmp_path: Path) -> None:
     service = start_service("person", tmp_path, {"DATABASE_PATH": str(tmp_path / "p.db"),
                                                  "AUTHORISATION_URL": "http://127.0.0.1:1"})
