@@ -185,15 +185,17 @@ def logs(environment: Environment, service: str, lines: int) -> None:
 @reports_errors
 @environment_options
 def smoke(environment: Environment, url: str | None) -> None:
-    """Log in through the gateway with the demo users and walk the flow; name the hop that fails.
+    """Log in through the gateway as the environment's smoke users and walk the flow; name the hop that fails.
 
     Exits 6 when a check fails.
     """
-    from deploy.compose import make_target
+    from deploy.compose import make_target, users_store
     from deploy.smoke import HttpSmoke
+    from deploy.users import wanted
 
-    url = url or make_target(environment, say).gateway_url()
-    report = HttpSmoke(say=say).run(url)
+    target = make_target(environment, say)
+    url = url or target.gateway_url()
+    report = HttpSmoke(say=say, users=wanted(environment, users_store(environment, target, say).read()).smoke).run(url)
     click.echo(f"smoke test passed at {report.url}: {len(report.checks)} checks")
 
 
@@ -339,7 +341,6 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     from deploy.compose import artifact_repository, make_history, make_smoke, make_target
     from deploy.environments import refuse_plain_http
     from deploy.pipeline import rollback, up as run_up, up_or_roll_back
-    from deploy.suite import DEMO_USERS
 
     refuse_plain_http(environment, say)
     layout = layout_name or environment.layout
@@ -354,13 +355,15 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
             repository.ensure(environment.name, [release.version for release in history.releases()])
         return build_and_record(options, build_record_path(environment.name))
 
-    common = dict(target=target, smoke=make_smoke(environment, say, no_smoke), history=history, say=say, wait_timeout=wait_timeout,
-                  mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
-
-    def deploy():  # noqa: ANN202 - pipeline.UpResult
-        return run_up(environment, layout, build=build, **common)
-
     with holding_lease(environment, target):
+        users = environment_users(environment, target)
+        common = dict(target=target, smoke=make_smoke(environment, say, no_smoke, users), history=history, say=say,
+                      wait_timeout=wait_timeout, mysql_secret=os.environ.get(SECRET_VARIABLE, ""),
+                      secrets=(users.secret(environment.namespace),))
+
+        def deploy():  # noqa: ANN202 - pipeline.UpResult
+            return run_up(environment, layout, build=build, **common)
+
         if rollback_on_failure:
             result = up_or_roll_back(deploy, history, lambda release: rollback(environment, release, **common), say)
         else:
@@ -371,8 +374,24 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
         click.echo(report.dumps(report.deployed("up", result, environment.name)), nl=False)
         return
     click.echo(f"gateway: {result.url}")
-    for email, password in DEMO_USERS:
-        click.echo(f"  log in as {email} / {password}")
+    for user in users.demo:
+        click.echo(f"  log in as {user.email} / {user.password}")
+    if not users.demo:
+        say(f"no user of environment {environment.name} has a known password; add one with "
+            f"`k8sdeploy user add EMAIL --role admin --env {environment.name}`")
+
+
+def environment_users(environment: Environment, target: object):  # noqa: ANN201 - a users.Users
+    """The environment's users for this deploy (smoke users kept from the last one): the local target keeps
+    them in its state file now; on Kubernetes they are applied with the rendered objects."""
+    from deploy.compose import users_store
+    from deploy.users import wanted
+
+    store = users_store(environment, target, say)
+    users = wanted(environment, store.read())
+    if environment.target == "local":
+        store.write(users)
+    return users
 
 
 def holding_lease(environment: Environment, target: object, create: bool = True):  # noqa: ANN201
@@ -435,14 +454,59 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
     history = make_history(environment, say, target)
     release = choose(history.releases(), version)
     with holding_lease(environment, target):
-        result = run_rollback(environment, release, target=target, smoke=make_smoke(environment, say, no_smoke),
+        users = environment_users(environment, target)
+        result = run_rollback(environment, release, target=target, smoke=make_smoke(environment, say, no_smoke, users),
                               history=history, say=say, wait_timeout=wait_timeout,
-                              mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
+                              mysql_secret=os.environ.get(SECRET_VARIABLE, ""),
+                              secrets=(users.secret(environment.namespace),))
     say(f"{environment.name}: rolled back to {result.layout} version {result.version}")
     if output == "json":
         click.echo(report.dumps(report.deployed("rollback", result, environment.name)), nl=False)
         return
     click.echo(f"gateway: {result.url}")
+
+
+@main.group(epilog=EXIT_CODES_HELP)
+def user() -> None:
+    """The environment's users (kept by k8sdeploy in the Secret k8sdeploy-users; local: a 0600 file)."""
+
+
+@user.command("add", epilog=EXIT_CODES_HELP)
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "user"]), default="user", show_default=True,
+              help="admin may add, edit and delete people; user may only view them.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin (else one is generated "
+              "and printed once).")
+@reports_errors
+@environment_options
+def user_add(environment: Environment, email: str, role: str, password_stdin: bool) -> None:
+    """Add a user who can log in through the gateway: a real deployment's way in.
+
+    Kubernetes targets: the pods of authentication and authorisation are replaced to read it (the
+    environment must be up). Local target: the next `k8sdeploy up` starts the services with it.
+    """
+    from deploy.compose import make_target, users_store
+    from deploy.errors import ConfigError
+    from deploy.users import Users, new_password, wanted
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else new_password()
+    if len(password) < 12:
+        raise ConfigError("the password is shorter than 12 characters", "give a longer one, or leave out "
+                          "--password-stdin to have one generated")
+    target = make_target(environment, say)
+    store = users_store(environment, target, say)
+    if environment.target != "local" and not store.deployed:
+        raise ConfigError(f"environment {environment.name} is not up", f"run `k8sdeploy up --env {environment.name}` "
+                          "first; its users live in its namespace")
+    with holding_lease(environment, target):
+        current = wanted(environment, store.read())
+        users: Users = current.add(email, role, password)
+        store.write(users)
+    say(f"added {email.strip().lower()} ({role}) to environment {environment.name}")
+    if environment.target == "local":
+        say(f"run `k8sdeploy up --env {environment.name}` to start the services with it")
+    if not password_stdin:
+        click.echo(f"password: {password}")
 
 
 @main.command("release", epilog=EXIT_CODES_HELP)

@@ -116,15 +116,36 @@ def kubeconfig_path(environment: Environment) -> Path | None:
     return Path(environment.kubeconfig).expanduser() if environment.kubeconfig else None
 
 
-def make_smoke(environment: Environment, say: Say, skip: bool = False):  # noqa: ANN201 - a smoke.Smoke
-    """The smoke login, or a stage that says why it was skipped (--no-smoke, or the environment's `smoke = false`)."""
+def make_smoke(environment: Environment, say: Say, skip: bool = False, users=None):  # noqa: ANN001, ANN201
+    """The smoke login as the environment's smoke users (a users.Users), or a stage that says why it was skipped
+    (--no-smoke, or the environment's `smoke = false`)."""
     from .smoke import HttpSmoke, NoSmoke
 
     if skip:
         return NoSmoke(say, "--no-smoke")
     if not environment.smoke:
         return NoSmoke(say, f"environment {environment.name} sets smoke = false")
-    return HttpSmoke(say=say)
+    return HttpSmoke(say=say, users=users.smoke) if users is not None else HttpSmoke(say=say)
+
+
+def users_store(environment: Environment, target: Target, say: Say):  # noqa: ANN201 - FileUsers or KubeUsers
+    """Where the environment's users are kept: a 0600 file of the local target, the Secret k8sdeploy-users in
+    the namespace of a Kubernetes target (on gke, once its cluster runs)."""
+    if environment.target == "local":
+        from .targets.local.engine import default_state_dir
+        from .users import FileUsers
+
+        return FileUsers(default_state_dir(environment.name) / "users.json")
+    from .targets.kube.users import KubeUsers
+
+    if environment.target == "kubeconfig":
+        return KubeUsers(lambda: target.api, environment.namespace, environment.name, say)
+
+    def api():  # noqa: ANN202 - the running cluster's KubeApi, or None
+        kube = target.kube(target.cluster.find())
+        return kube.api if kube is not None else None
+
+    return KubeUsers(api, environment.namespace, environment.name, say)
 
 
 def make_target(environment: Environment, say: Say, keep_cluster: bool = False) -> Target:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from .gateway import GatewayConfig, render_nginx_conf
-from .suite import DEMO_USERS, GATEWAY, GATEWAY_PORT, SERVICES, Service, url_variable
+from .suite import DEMO_USERS, GATEWAY, GATEWAY_PORT, SEEDED_BY, SERVICES, Service, url_variable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,6 +106,8 @@ class LocalSuite:
                 env["DATABASE_PATH"] = str(settings.work_dir / "data" / f"{service.name}.db")
         for peer in service.calls:
             env[url_variable(peer)] = f"http://{settings.address(peer)}"
+        if service.name in SEEDED_BY:  # the suite from source: the demo users, as a demo environment has them
+            env["SEED_USERS"] = json.dumps([user.seed() for user in DEMO_USERS])
         env.update(settings.extra_env)
         return env
 
@@ -207,8 +210,8 @@ def main(base_port: int, work_dir: Path, mysql_url: str) -> None:
         sys.exit(1)
     try:
         click.echo(f"suite running at {suite.url}")
-        for email, password in DEMO_USERS:
-            click.echo(f"  log in as {email} / {password}")
+        for user in DEMO_USERS:
+            click.echo(f"  log in as {user.email} / {user.password}")
         click.echo(f"logs in {suite.logs}; Ctrl-C stops everything", err=True)
         while all(p.poll() is None for p in suite.processes.values()):
             time.sleep(0.5)

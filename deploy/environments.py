@@ -78,6 +78,9 @@ class Environment(_Frozen):
     https_port: int = Field(443, ge=1, le=65535)
     # serve the gateway over plain HTTP beyond loopback anyway (passwords and cookies in clear): said on every up
     allow_plain_http: bool = False
+    # the demo users with known passwords (admin@test.com / admin, user@test.com / user); default: on the
+    # local target only
+    demo_users: bool | None = None
     kube_context: str = ""  # kubeconfig target
     kubeconfig: str = ""  # kubeconfig target: the file ("~" expands); "" means $KUBECONFIG or ~/.kube/config
     # false where no login can pass through the gateway (a control plane whose kubelets are simulated)
@@ -148,6 +151,10 @@ class Environment(_Frozen):
             address = self.gateway_address or "127.0.0.1"
             return "" if ipaddress.ip_address(address).is_loopback else f"on {address}:{self.gateway_port}"
         return f"through its {self.service_type} Service on port {self.gateway_port}"
+
+    @property
+    def with_demo_users(self) -> bool:
+        return self.demo_users if self.demo_users is not None else self.target == "local"
 
     @property
     def service_address(self) -> str:

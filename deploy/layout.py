@@ -12,7 +12,7 @@ from .environments import LAYOUTS
 from .errors import ConfigError, RenderError
 from .suite import (
     DATA_DIR, GATEWAY, GATEWAY_CALLS, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_PORT, GATEWAY_RUNTIME_DIR,
-    GATEWAY_TLS_DIR, GATEWAY_TLS_PORT, SCRATCH_DIR, SERVICES, url_variable,
+    GATEWAY_TLS_DIR, GATEWAY_TLS_PORT, SCRATCH_DIR, SEEDED_BY, SERVICES, USERS_KEY, USERS_SECRET, url_variable,
 )
 
 PART_OF = "auth-suite"  # app.kubernetes.io/part-of of every object
@@ -47,7 +47,9 @@ class Resources:
 class EnvVar:
     name: str
     value: str = ""
-    secret_key: str = ""  # taken from this key of the Secret MYSQL instead of `value`
+    secret_key: str = ""  # taken from this key of a Secret (`secret`, default MYSQL) instead of `value`
+    secret: str = ""
+    optional: bool = False  # the Secret or its key may be missing (then the variable is unset)
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,8 @@ class Layout:
         if part.database:
             found.append(EnvVar("DB_WAIT_SECONDS", str(DB_WAIT_SECONDS)))
         found += [EnvVar(url_variable(peer), f"http://{self.address(part.name, peer)}") for peer in part.calls]
+        if part.name in SEEDED_BY:  # the users k8sdeploy keeps for the environment (deploy/users.py)
+            found.append(EnvVar("SEED_USERS", secret_key=USERS_KEY, secret=USERS_SECRET, optional=True))
         return (*found, *part.env)
 
     def mounts(self, part: Part) -> tuple[Mount, ...]:

@@ -6,7 +6,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, Sequence
 
 from .environments import Environment
 from .errors import DeployError, NotReadyError, SmokeError
@@ -62,34 +62,37 @@ def describe(applied: ApplyResult) -> str:
 
 
 def up(environment: Environment, layout: str, *, build: Callable[[], BuildRecord], target: Target, smoke: Smoke,
-       history: ReleaseHistory, say: Say, wait_timeout: float, mysql_secret: str = "") -> UpResult:
-    """Deploy `layout` to `environment`'s target and record the release; raises the failing stage's DeployError."""
+       history: ReleaseHistory, say: Say, wait_timeout: float, mysql_secret: str = "",
+       secrets: Sequence[dict] = ()) -> UpResult:
+    """Deploy `layout` to `environment`'s target and record the release; raises the failing stage's DeployError.
+    `secrets` are applied with the rendered objects but are not part of them (the users, deploy/users.py)."""
     watch = Stopwatch()
     with watch.stage("build"):
         record = build()
     say(f"version {record.version}")
     return deploy(environment, layout, record, target=target, smoke=smoke, history=history, say=say,
-                  wait_timeout=wait_timeout, mysql_secret=mysql_secret, watch=watch)
+                  wait_timeout=wait_timeout, mysql_secret=mysql_secret, watch=watch, secrets=secrets)
 
 
 def rollback(environment: Environment, release: Release, *, target: Target, smoke: Smoke, history: ReleaseHistory,
-             say: Say, wait_timeout: float, mysql_secret: str = "") -> UpResult:
+             say: Say, wait_timeout: float, mysql_secret: str = "", secrets: Sequence[dict] = ()) -> UpResult:
     """Put a recorded release back by its digests, nothing built; waited for, smoke-tested and recorded."""
     say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
     record = BuildRecord(version=release.version, commit=release.commit, images=release.images)
     return deploy(environment, release.layout, record, target=target, smoke=smoke, history=history, say=say,
-                  wait_timeout=wait_timeout, mysql_secret=mysql_secret, watch=Stopwatch(), action="rollback")
+                  wait_timeout=wait_timeout, mysql_secret=mysql_secret, watch=Stopwatch(), action="rollback",
+                  secrets=secrets)
 
 
 def deploy(environment: Environment, layout: str, record: BuildRecord, *, target: Target, smoke: Smoke,
            history: ReleaseHistory, say: Say, wait_timeout: float, mysql_secret: str, watch: Stopwatch,
-           action: str = "up") -> UpResult:
+           action: str = "up", secrets: Sequence[dict] = ()) -> UpResult:
     with watch.stage("render"):
         rendered = render(environment, layout, record.images, record.version, mysql_secret=mysql_secret)
     for note in rendered.notes:
         say(f"note: {note}")
     with watch.stage("apply"):
-        applied = target.apply(rendered.objects)
+        applied = target.apply((*rendered.objects, *secrets))
     say(describe(applied))
     with watch.stage("wait"):
         target.wait(wait_timeout)

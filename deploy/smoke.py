@@ -9,7 +9,7 @@ from typing import Callable, Protocol
 import httpx
 
 from .errors import SmokeError
-from .suite import DEMO_USERS
+from .suite import DEMO_USERS, User
 
 Say = Callable[[str], None]
 
@@ -65,10 +65,12 @@ class SmokeFailed(SmokeError):
 
 
 class HttpSmoke:
-    """Logs in with the demo users and walks the flow a person would, through the gateway only."""
+    """Logs in with an admin and a viewer (the environment's smoke users; by default the demo users) and walks
+    the flow a person would, through the gateway only."""
 
     def __init__(self, say: Say = lambda _line: None, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None):
+                 transport: httpx.BaseTransport | None = None, users: tuple[User, User] = DEMO_USERS):
+        self.users = users
         self.say = say
         self.timeout = timeout
         self.transport = transport
@@ -86,7 +88,7 @@ class HttpSmoke:
         answer = http.post("/login", data={"emailaddress": email, "password": password},
                            headers={"Origin": str(http.base_url).rstrip("/")})
         if answer.status_code == 401:
-            raise SmokeFailed("authentication", step, detail="the demo credentials were refused (401)")
+            raise SmokeFailed("authentication", step, detail="the smoke user's credentials were refused (401)")
         self.expect(answer, 302, step)
         if "AccessToken" not in http.cookies:
             raise SmokeFailed("gateway", step, detail="no AccessToken cookie was set")
@@ -98,7 +100,7 @@ class HttpSmoke:
             checks.append(check)
             self.say(f"smoke: {check}")
 
-        (admin, admin_password), (user, user_password) = DEMO_USERS
+        (admin, admin_password), (user, user_password) = ((u.email, u.password) for u in self.users)
         try:
             with self.client(url) as http:
                 self.expect(http.get("/login"), 200, "loading the login page", 'name="emailaddress"')

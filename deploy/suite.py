@@ -47,7 +47,24 @@ SERVICES: tuple[Service, ...] = (
 # The services the gateway itself talks to.
 GATEWAY_CALLS: tuple[str, ...] = ("frontend", "authentication", "session")
 
-DEMO_USERS = (("admin@test.com", "admin"), ("user@test.com", "user"))
+@dataclass(frozen=True)
+class User:
+    """A user the deployment seeds (services/common/seed.py reads them from SEED_USERS)."""
+
+    id: int
+    email: str
+    password: str
+    role: str  # admin | user
+
+    def seed(self) -> dict:
+        return {"id": self.id, "email": self.email, "password": self.password, "role": self.role}
+
+
+# Known passwords, for environments that enable them (demo_users): a demo and the tests.
+DEMO_USERS = (User(1, "admin@test.com", "admin", "admin"), User(2, "user@test.com", "user", "user"))
+SEEDED_BY = ("authentication", "authorisation")  # the services that read SEED_USERS
+USERS_SECRET = "k8sdeploy-users"  # the Secret k8sdeploy keeps SEED_USERS in (never rendered)
+USERS_KEY = "seed-users.json"
 
 
 def service(name: str) -> Service:

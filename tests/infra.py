@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -18,6 +19,7 @@ from typing import Iterator
 import httpx
 import pytest
 
+from deploy.suite import DEMO_USERS
 from deploy.targets.local.engine import port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,11 +129,15 @@ class ServiceProcess:
         return self.process.wait(timeout=20)
 
 
+# The tests' services seed the demo users, as a demo environment's do (deploy/users.py).
+DEMO_SEED = {"SEED_USERS": json.dumps([user.seed() for user in DEMO_USERS])}
+
+
 def start_service(name: str, work_dir: Path, env: dict[str, str]) -> ServiceProcess:
     port = free_port_block(1)
     work_dir.mkdir(parents=True, exist_ok=True)
     log_path = work_dir / f"{name}-{port}.log"
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT), **env}
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT), **DEMO_SEED, **env}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"], env=full_env, cwd=ROOT,

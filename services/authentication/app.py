@@ -18,6 +18,7 @@ from services.common.app import create_app
 from services.common.config import ServiceConfig, env_int
 from services.common.db import Database
 from services.common.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from services.common.seed import SeedUser, seed_users
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,23 @@ def email_hash(email: str) -> str:
     return hashlib.sha256(email.encode("utf-8")).hexdigest()
 
 
+def seed(database: Database, users: tuple[SeedUser, ...]) -> None:
+    """Each seeded user exists with its address and password (a stored hash is kept while it still matches:
+    a restart re-hashes nothing)."""
+    with database.sessions.begin() as session:
+        for wanted in users:
+            user = session.get(User, wanted.id)
+            if user is None:
+                session.add(User(id=wanted.id, email=wanted.email, password_hash=hash_password(wanted.password)))
+                log.info("seeded user %d", wanted.id)
+            elif user.email != wanted.email or not verify_password(wanted.password, user.password_hash):
+                user.email, user.password_hash = wanted.email, hash_password(wanted.password)
+                log.info("updated seeded user %d", wanted.id)
+
+
 def build(config: ServiceConfig, database: Database, clock: Clock = utcnow) -> FastAPI:
     """`clock` gives the current UTC time (naive); tests pass their own to move past the window."""
+    seed(database, seed_users())
     limit = env_int("LOGIN_FAILURE_LIMIT", MAX_FAILED_LOGINS)
     window = timedelta(seconds=env_int("LOGIN_FAILURE_WINDOW_SECONDS", FAILURE_WINDOW_SECONDS))
     app = create_app(config, database.readiness)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Header
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, select
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.app import create_app
 from services.common.config import ServiceConfig
 from services.common.db import Database
+from services.common.seed import SeedUser, seed_users
 
 
 class Base(DeclarativeBase):
@@ -41,7 +42,19 @@ class CallerRole(Base):
     role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"), primary_key=True)
 
 
+def seed(database: Database, users: tuple[SeedUser, ...]) -> None:
+    """Each seeded caller has exactly its role (a restart with the same users writes nothing)."""
+    with database.sessions.begin() as session:
+        roles = {role.name: role.id for role in session.scalars(select(Role))}
+        for user in users:
+            held = set(session.scalars(select(CallerRole.role_id).where(CallerRole.caller_id == user.id)))
+            if held != {roles[user.role]}:
+                session.execute(delete(CallerRole).where(CallerRole.caller_id == user.id))
+                session.add(CallerRole(caller_id=user.id, role_id=roles[user.role]))
+
+
 def build(config: ServiceConfig, database: Database) -> FastAPI:
+    seed(database, seed_users())
     app = create_app(config, database.readiness)
 
     @app.get("/api/authorisations/{permission}", response_class=PlainTextResponse)

@@ -149,8 +149,12 @@ def test_single_pod_keeps_sqlite_on_empty_dirs_and_reaches_peers_on_localhost() 
     [(workload, template)] = pod_templates(rendered.objects)
     assert workload["spec"]["replicas"] == 1 and workload["spec"]["strategy"]["type"] == "Recreate"
     assert [c["name"] for c in template["spec"]["containers"]] == ["nginx-lua", *(s.name for s in SERVICES)]
-    env = {c["name"]: {e["name"]: e["value"] for e in c.get("env", [])} for c in template["spec"]["containers"]}
+    env = {c["name"]: {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+           for c in template["spec"]["containers"]}
     assert env["person"]["AUTHORISATION_URL"] == "http://127.0.0.1:8083"
+    users = {"secretKeyRef": {"name": "k8sdeploy-users", "key": "seed-users.json", "optional": True}}
+    assert env["authentication"]["SEED_USERS"] == env["authorisation"]["SEED_USERS"] == users  # never a password
+    assert "SEED_USERS" not in env["person"]
     assert env["frontend"]["PERSON_URL"] == "http://127.0.0.1:8085"
     assert env["session"]["DATABASE_PATH"] == f"{DATA_DIR}/session.db"
     assert "DATABASE_PATH" not in env["frontend"]  # frontend keeps no data
@@ -182,7 +186,7 @@ def test_split_pods_on_mysql_use_a_stateful_server_and_secret_urls() -> None:
     secret_keys = set(of_kind(rendered.objects, "Secret")["mysql"]["data"])
     for container in containers(rendered.objects):
         for variable in container.get("env", []):
-            if "valueFrom" in variable:
+            if "valueFrom" in variable and variable["name"] != "SEED_USERS":  # the users: k8sdeploy-users
                 assert variable["valueFrom"]["secretKeyRef"]["key"] in secret_keys
                 assert variable["valueFrom"]["secretKeyRef"]["name"] == "mysql"
     person = of_kind(rendered.objects, "Deployment")["person"]
@@ -207,7 +211,8 @@ def addresses(rendered: Rendered) -> Iterator[tuple[dict, str, int]]:
     for _, template in pod_templates(rendered.objects):
         for container in template["spec"]["containers"]:
             env = container.get("env", [])
-            values = [v.get("value") or secrets[v["valueFrom"]["secretKeyRef"]["key"]] for v in env]
+            values = [v.get("value") or secrets.get(v["valueFrom"]["secretKeyRef"]["key"], "") for v in env
+                      if "value" in v or not v["valueFrom"]["secretKeyRef"].get("optional")]  # not: SEED_USERS
             if container["name"] == "nginx-lua":
                 values += re.findall(r"server (\S+);", nginx_conf)
             for value in values:

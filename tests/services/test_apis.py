@@ -205,7 +205,7 @@ def test_readyz_reports_a_database_behind_the_code(tmp_path: Path) -> None:
             connection.execute("UPDATE alembic_version SET version_num = '0000'")
         answer = httpx.get(f"{service.url}/readyz")
         assert answer.status_code == 503
-        assert answer.json() == {"ready": False, "reason": "database at revision 0000, expected 0001"}
+        assert answer.json() == {"ready": False, "reason": "database at revision 0000, expected 0002"}
         assert httpx.get(f"{service.url}/healthz").status_code == 200
     finally:
         service.stop()

@@ -26,7 +26,7 @@ from services.authentication.app import FAILURE_WINDOW_SECONDS, MAX_FAILED_LOGIN
 from services.common.config import load
 from services.common.db import Database, Migrations
 from services.common.passwords import needs_rehash, verify_password
-from tests.infra import ROOT, free_port_block, start_service
+from tests.infra import DEMO_SEED, ROOT, free_port_block, start_service
 
 LOCKED = "too many failed logins for this account"
 
@@ -89,13 +89,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"{server.url}/{name}"
 
 
+def build_seeded(config, database: Database, clock):  # noqa: ANN001, ANN201 - a FastAPI app
+    """The service as started with the demo users seeded (tests/infra.py's DEMO_SEED)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEED_USERS", DEMO_SEED["SEED_USERS"])
+        return build(config, database, clock=clock)
+
+
 @pytest.fixture
 def auth(database_url: str) -> Iterator[Authentication]:
     config = load("authentication", 0, env={"DATABASE_URL": database_url})
     database = Database(config, Migrations(ROOT / "services" / "authentication" / "migrations"))
     database.start()
     clock = Clock(datetime(2030, 1, 1, 12, 0, 0))
-    server, thread, url = serve(build(config, database, clock=clock))
+    server, thread, url = serve(build_seeded(config, database, clock))
     try:
         yield Authentication(url, clock, database)
     finally:

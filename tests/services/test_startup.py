@@ -83,7 +83,8 @@ def test_second_start_on_mariadb_changes_nothing(tmp_path: Path, mariadb: MariaD
     wait_ready(first)
     first.stop()
     before = mysql_snapshot(mariadb, "twice_authorisation")
-    assert before["alembic_version"] == [("0001",)] and len(before["permissions"]) == 4
+    assert before["alembic_version"] == [("0002",)] and len(before["permissions"]) == 4
+    assert sorted(before["caller_roles"]) == [(1, 1), (2, 2)]  # the demo callers, seeded from SEED_USERS
     second = start_service("authorisation", tmp_path, env)
     wait_ready(second)
     second.stop()

@@ -233,6 +233,8 @@ class Translator:
                 values[item["name"]] = self.lookup(where, "configMap", ref["name"], ref["key"])
             elif "secretKeyRef" in item.get("valueFrom", {}):
                 ref = item["valueFrom"]["secretKeyRef"]
+                if ref.get("optional") and ref["key"] not in self.secrets.get(ref["name"], {}):
+                    continue  # as a kubelet does: an optional key that is not there sets nothing
                 values[item["name"]] = self.lookup(where, "secret", ref["name"], ref["key"])
             else:
                 raise LocalTargetError(f"the local target does not run env {item['name']} of {where}",

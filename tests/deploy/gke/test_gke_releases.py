@@ -69,6 +69,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry
     path.write_text("\n".join([
         f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
         f'namespace = "{cloud.namespace}"', "allow_plain_http = true",
+        "demo_users = true",  # the smoke login reaches the suite run from source, which seeds the demo users
         f'registry = "{artifact_registry.host}/my-project/suite"', f"gateway_port = {sqlite_suite.settings.base_port}",
         f"[environments.{ENV}.gke]", 'project = "my-project"', 'location = "europe-west1-b"', 'cluster = "ms-auth"',
     ]) + "\n")

@@ -6,6 +6,8 @@ prunes exactly split-pods' objects, and `down --yes` leaving no object and no na
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,16 @@ def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
     return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
 
 
+def seeded_users(kube: KubeCluster) -> list[dict]:
+    secret = kube.get("secrets", "k8sdeploy-users")
+    return json.loads(base64.b64decode(secret["data"]["seed-users.json"]))
+
+
+def pod_of(kube: KubeCluster, container: str) -> str:
+    return next(pod["metadata"]["name"] for pod in kube.list("pods")
+                if container in {c["name"] for c in pod["spec"]["containers"]})
+
+
 def kinds(owned: list[tuple[str, str]]) -> set[tuple[str, str]]:
     return {item for item in owned if item[0] not in ("pods", "namespaces")}
 
@@ -59,6 +71,17 @@ def test_up_twice_switch_layout_and_down(config: Path, kube: KubeCluster, source
     # nothing of the deployment is written: the only writes are the environment's lease, taken and released
     assert kube.mutations(mark) == [f"create leases/k8sdeploy-{ENV}", f"delete leases/k8sdeploy-{ENV}"]
     assert "nothing to record" in again.stderr
+
+    assert [user["email"] for user in seeded_users(kube)] == ["smoke-admin@k8sdeploy.invalid",
+                                                              "smoke-user@k8sdeploy.invalid"]  # no demo users here
+    authentication = pod_of(kube, "authentication")
+    added = CliRunner().invoke(main, ["user", "add", "Boss@Example.com", "--role", "admin", "--env", ENV,
+                                      "--config", str(config)])
+    assert added.exit_code == 0, added.stderr
+    [password] = [line.removeprefix("password: ") for line in added.stdout.splitlines()]
+    assert {"id": 100, "email": "boss@example.com", "password": password, "role": "admin"} in seeded_users(kube)
+    assert f"replacing pod {authentication}: its services read the users at start-up" in added.stderr
+    kube.wait_gone("pods", authentication)  # its Deployment makes a new one, which seeds at start-up
 
     switched = k8sdeploy(config, "up", "--source", checkout, "--layout", "single-pod", "--wait-timeout", "120")
     assert switched.exit_code == 0, switched.stderr

@@ -1,4 +1,6 @@
-"""Create roles, permissions and their grants; seed admin (all) and user (personView).
+"""Create roles, permissions and their grants: admin (all) and user (personView). Which caller has which
+role comes from the SEED_USERS setting (services/common/seed.py); 0002 removes the demo callers this once
+gave roles to.
 
 Revision ID: 0001
 """
@@ -28,7 +30,7 @@ def upgrade() -> None:
         sa.Column("role_id", sa.Integer, sa.ForeignKey("roles.id"), primary_key=True),
         sa.Column("permission_id", sa.Integer, sa.ForeignKey("permissions.id"), primary_key=True),
     )
-    callers = op.create_table(
+    op.create_table(
         "caller_roles",
         sa.Column("caller_id", sa.Integer, primary_key=True),
         sa.Column("role_id", sa.Integer, sa.ForeignKey("roles.id"), primary_key=True),
@@ -40,8 +42,6 @@ def upgrade() -> None:
         [{"role_id": 1, "permission_id": i} for i in range(1, len(PERMISSIONS) + 1)]
         + [{"role_id": 2, "permission_id": 1}],
     )
-    # The demo callers of the authentication service: 1 is admin@test.com, 2 is user@test.com.
-    op.bulk_insert(callers, [{"caller_id": 1, "role_id": 1}, {"caller_id": 2, "role_id": 2}])
 
 
 def downgrade() -> None:

@@ -1,0 +1,38 @@
+"""The users Secret on Kubernetes targets (deploy/users.py): read for each `up`, written by `user add`, which
+then replaces the pods that read it (their Deployments make new ones, which seed at start-up)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ...suite import SEEDED_BY, USERS_SECRET, User
+from ...users import Users, from_secret
+from . import INSTANCE, POD, SECRET
+from .client import KubeApi
+
+Say = Callable[[str], None]
+
+
+class KubeUsers:
+    def __init__(self, api: Callable[[], KubeApi | None], namespace: str, instance: str,
+                 say: Say = lambda _line: None):
+        self.api, self.namespace, self.instance, self.say = api, namespace, instance, say
+
+    def read(self) -> dict[int, User]:
+        api = self.api()
+        return from_secret(api.get(SECRET, self.namespace, USERS_SECRET)) if api is not None else {}
+
+    def write(self, users: Users) -> None:
+        api = self.api()
+        if api is None:
+            raise RuntimeError("no cluster to write the users to")  # callers check `deployed` first
+        api.apply(SECRET, self.namespace, users.secret(self.namespace), force=True)
+        for pod in api.list(POD, self.namespace, f"{INSTANCE}={self.instance}"):
+            if {c["name"] for c in pod["spec"]["containers"]} & set(SEEDED_BY):
+                api.delete(POD, self.namespace, pod["metadata"]["name"])
+                self.say(f"replacing pod {pod['metadata']['name']}: its services read the users at start-up")
+
+    @property
+    def deployed(self) -> bool:
+        api = self.api()
+        return api is not None and api.get(SECRET, self.namespace, USERS_SECRET) is not None
