@@ -95,6 +95,9 @@ def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
 
     @app.get("/login", response_class=HTMLResponse)
     def login(request: Request, error: str = "") -> HTMLResponse:
+        if error == "locked":  # the authentication service's per-account limit (the gateway answers 429)
+            return page(request, "login.html", 429, error="Too many failed logins for this address. Try again in "
+                                                          "a few minutes.")
         message = "Wrong email address or password." if error else ""
         return page(request, "login.html", 401 if error else 200, error=message)
 

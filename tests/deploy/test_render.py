@@ -244,6 +244,7 @@ def test_the_gateway_service_exposes_the_gateways_port(variant: tuple[str, Rende
     environment = VARIANTS[variant[0]][0]
     service = of_kind(variant[1].objects, "Service")["nginx-lua"]
     assert service["spec"]["type"] == environment.service_type
+    assert service["spec"]["externalTrafficPolicy"] == "Local"  # the login limit sees each client's address
     assert service["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": environment.gateway_port,
                                          "targetPort": 8080}]
     [target] = [t for _, t in pod_templates(variant[1].objects)

@@ -220,6 +220,7 @@ def test_a_locked_account_sees_the_login_page_with_429(sqlite_suite: LocalSuite,
     assert answer.status_code == 429
     assert answer.headers["retry-after"] == "120"
     assert 'name="emailaddress"' in answer.text and 'role="alert"' in answer.text
+    assert "Too many failed logins for this address" in answer.text  # not "wrong password"
     assert answer.headers["content-type"].startswith("text/html")
     assert "set-cookie" not in answer.headers
     assert_security_headers(answer, no_store=True)

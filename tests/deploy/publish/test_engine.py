@@ -22,7 +22,7 @@ from deploy.publish.remote import RegistryPublisher
 from deploy.suite import APP_USER_ID, GATEWAY, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_RUNTIME_DIR, SERVICES, url_variable
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
 from tests.helpers import client, login
-from tests.infra import free_port_block
+from tests.infra import DEMO_SEED, free_port_block
 from tests.registries import Registry
 
 
@@ -118,7 +118,7 @@ def test_the_six_images_run_and_serve_a_login(loaded, containers: Containers, tm
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     for service in SERVICES:
         env = {"PORT": str(ports[service.name]), "HOST": "127.0.0.1", "DB_WAIT_SECONDS": "10",
-               **{url_variable(peer): urls[peer] for peer in service.calls}}
+               **{url_variable(peer): urls[peer] for peer in service.calls}, **DEMO_SEED}  # the demo users
         container = containers.run(local_ref(loaded[service.name]), environment=env)
         wait_ready(f"{urls[service.name]}/readyz", container)
     conf = tmp_path / "nginx.conf"
