@@ -47,35 +47,33 @@ def port_admits(ports: list[dict] | None, port: int, protocol: str = "TCP") -> b
     return not ports or any(e["port"] == port and e.get("protocol", "TCP") == protocol for e in ports)
 
 
-def admitted(policies: list[dict], source: Source, namespace: str, labels: dict[str, str], port: int) -> bool:
-    """Whether `source` may connect to `port` of a pod with `labels` in `namespace`."""
+def allowed(policies: list[dict], direction: str, namespace: str, labels: dict[str, str], peer: Source, port: int,
+            protocol: str = "TCP") -> bool:
+    """Whether the policies of a pod with `labels` in `namespace` let `peer` connect to its `port` (direction
+    "Ingress"), or let it connect to `peer`:`port` ("Egress"); a pod no policy of that direction selects may."""
+    rules, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
     selecting = [p for p in policies if p["metadata"]["namespace"] == namespace
-                 and matches(p["spec"]["podSelector"], labels) and "Ingress" in p["spec"]["policyTypes"]]
+                 and matches(p["spec"]["podSelector"], labels) and direction in p["spec"]["policyTypes"]]
     if not selecting:
         return True
     for policy in selecting:
-        for rule in policy["spec"].get("ingress", []):
-            peers = rule.get("from")
-            from_ok = not peers or any(peer_admits(peer, source, namespace) for peer in peers)
-            if from_ok and port_admits(rule.get("ports"), port):
+        for rule in policy["spec"].get(rules, []):
+            peers = rule.get(peers_key)
+            peer_ok = not peers or any(peer_admits(entry, peer, namespace) for entry in peers)
+            if peer_ok and port_admits(rule.get("ports"), port, protocol):
                 return True
     return False
+
+
+def admitted(policies: list[dict], source: Source, namespace: str, labels: dict[str, str], port: int) -> bool:
+    """Whether `source` may connect to `port` of a pod with `labels` in `namespace`."""
+    return allowed(policies, "Ingress", namespace, labels, source, port)
 
 
 def sends(policies: list[dict], namespace: str, labels: dict[str, str], destination: Source, port: int,
           protocol: str = "TCP") -> bool:
     """Whether a pod with `labels` in `namespace` may open a connection to `destination`:`port` (its egress)."""
-    selecting = [p for p in policies if p["metadata"]["namespace"] == namespace
-                 and matches(p["spec"]["podSelector"], labels) and "Egress" in p["spec"]["policyTypes"]]
-    if not selecting:
-        return True
-    for policy in selecting:
-        for rule in policy["spec"].get("egress", []):
-            peers = rule.get("to")
-            to_ok = not peers or any(peer_admits(peer, destination, namespace) for peer in peers)
-            if to_ok and port_admits(rule.get("ports"), port, protocol):
-                return True
-    return False
+    return allowed(policies, "Egress", namespace, labels, destination, port, protocol)
 
 
 # The calls of the issue, written out here rather than taken from the code under test.
