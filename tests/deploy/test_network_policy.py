@@ -87,12 +87,16 @@ EXPECTED = {
 }
 
 
+def rendered(variant: str) -> tuple[str, list[dict], dict[str, dict]]:
+    """The variant's namespace, its NetworkPolicies, and its pod templates by workload name."""
+    objects = render_variant(variant).objects
+    pods = {w["metadata"]["name"]: t for w, t in pod_templates(objects)}
+    return VARIANTS[variant][0].namespace, list(of_kind(objects, "NetworkPolicy").values()), pods
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_policies_admit_exactly_the_suites_calls(variant: str) -> None:
-    objects = render_variant(variant).objects
-    namespace = VARIANTS[variant][0].namespace
-    policies = list(of_kind(objects, "NetworkPolicy").values())
-    pods = {w["metadata"]["name"]: t for w, t in pod_templates(objects)}
+    namespace, policies, pods = rendered(variant)
     sources = [Source(name, namespace, t["metadata"]["labels"]) for name, t in pods.items()]
     gateway_labels = pods["nginx-lua" if "nginx-lua" in pods else "auth-suite"]["metadata"]["labels"]
     strangers = [  # look like ours, but are not: another namespace, another instance, outside the cluster
@@ -129,10 +133,7 @@ METADATA = Source("metadata server 169.254.169.254")  # an address outside the c
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_pods_send_only_the_suites_calls_and_dns(variant: str) -> None:
-    objects = render_variant(variant).objects
-    namespace = VARIANTS[variant][0].namespace
-    policies = list(of_kind(objects, "NetworkPolicy").values())
-    pods = {w["metadata"]["name"]: t for w, t in pod_templates(objects)}
+    namespace, policies, pods = rendered(variant)
     found = set()
     for source, template in pods.items():
         labels = template["metadata"]["labels"]
