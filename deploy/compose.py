@@ -9,9 +9,9 @@ from typing import Callable, Mapping
 import docker
 from docker.errors import DockerException
 
-from .environments import Environment
-from .errors import ConfigError
-from .targets import Target
+from deploy.environments import Environment
+from deploy.errors import ConfigError
+from deploy.targets import Target
 
 Say = Callable[[str], None]
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -47,8 +47,8 @@ def google_apis() -> GoogleApis:
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
-    from .errors import CredentialsError
-    from .googleapi import CREDENTIALS_HINT
+    from deploy.errors import CredentialsError
+    from deploy.googleapi import CREDENTIALS_HINT
 
     try:
         credentials, _project = google.auth.default(scopes=[CLOUD_SCOPE])
@@ -68,11 +68,11 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
     from google.auth.transport.requests import AuthorizedSession
     from google.cloud import compute_v1, container_v1
 
-    from .targets.gke.cloud import Place
-    from .targets.gke.cluster import GkeCluster, kube_api_for, network_tag
-    from .targets.gke.firewall import Firewall
-    from .targets.gke.leftovers import ComputeClients, HttpHealthChecks, Leftovers
-    from .targets.gke.target import GkeTarget
+    from deploy.targets.gke.cloud import Place
+    from deploy.targets.gke.cluster import GkeCluster, kube_api_for, network_tag
+    from deploy.targets.gke.firewall import Firewall
+    from deploy.targets.gke.leftovers import ComputeClients, HttpHealthChecks, Leftovers
+    from deploy.targets.gke.target import GkeTarget
 
     assert environment.gke is not None  # the environment model requires the table for gke
     place = Place(environment.name, environment.gke)
@@ -93,8 +93,8 @@ def artifact_repository(environment: Environment, say: Say, registry: str | None
     """The Artifact Registry repository the environment (or `registry`) pushes to, as a
     publish.artifact_registry.ArtifactRepository; None for any other registry. Google is asked for
     credentials only for a *-docker.pkg.dev registry, or on gke (whose credentials are needed anyway)."""
-    from .publish.artifact_registry import DOCKER_HOST, ArtifactRepository, repository_of
-    from .publish.registry import RegistryAddress
+    from deploy.publish.artifact_registry import DOCKER_HOST, ArtifactRepository, repository_of
+    from deploy.publish.registry import RegistryAddress
 
     registry = environment.registry if registry is None else registry
     if not registry:
@@ -119,7 +119,7 @@ def kubeconfig_path(environment: Environment) -> Path | None:
 def make_smoke(environment: Environment, say: Say, skip: bool = False, users=None):  # noqa: ANN001, ANN201
     """The smoke login as the environment's smoke users (a users.Users), or a stage that says why it was skipped
     (--no-smoke, or the environment's `smoke = false`)."""
-    from .smoke import HttpSmoke, NoSmoke
+    from deploy.smoke import HttpSmoke, NoSmoke
 
     if skip:
         return NoSmoke(say, "--no-smoke")
@@ -132,11 +132,11 @@ def users_store(environment: Environment, target: Target, say: Say):  # noqa: AN
     """Where the environment's users are kept: a 0600 file of the local target, the Secret k8sdeploy-users in
     the namespace of a Kubernetes target (on gke, once its cluster runs)."""
     if environment.target == "local":
-        from .targets.local.engine import default_state_dir
-        from .users import FileUsers
+        from deploy.targets.local.engine import default_state_dir
+        from deploy.users import FileUsers
 
         return FileUsers(default_state_dir(environment.name) / "users.json")
-    from .targets.kube.users import KubeUsers
+    from deploy.targets.kube.users import KubeUsers
 
     if environment.target == "kubeconfig":
         return KubeUsers(lambda: target.api, environment.namespace, environment.name, say)
@@ -150,12 +150,12 @@ def users_store(environment: Environment, target: Target, say: Say):  # noqa: AN
 
 def make_target(environment: Environment, say: Say, keep_cluster: bool = False) -> Target:
     if environment.target == "local":
-        from .targets.local.target import LocalTarget
+        from deploy.targets.local.target import LocalTarget
 
         return LocalTarget(docker_client(), environment.name, say=say)
     if environment.target == "kubeconfig":
-        from .targets.kube.kubeconfig import kubeconfig_api
-        from .targets.kube.target import KubeTarget
+        from deploy.targets.kube.kubeconfig import kubeconfig_api
+        from deploy.targets.kube.target import KubeTarget
 
         return KubeTarget(kubeconfig_api(environment.kube_context, kubeconfig_path(environment)), environment.namespace,
                           environment.name, say)
@@ -166,18 +166,18 @@ def make_history(environment: Environment, say: Say, target: Target | None = Non
     """Where the environment's target keeps its releases (a releases.ReleaseHistory): local state for the
     local target, a ConfigMap in the cluster for Kubernetes targets (on `target`'s API when given)."""
     if environment.target == "local":
-        from .releases import FileHistory
-        from .targets.local.engine import default_state_dir
+        from deploy.releases import FileHistory
+        from deploy.targets.local.engine import default_state_dir
 
         return FileHistory(default_state_dir(environment.name) / "releases.json")
     if environment.target == "kubeconfig":
-        from .targets.kube.history import ConfigMapHistory
-        from .targets.kube.kubeconfig import kubeconfig_api
+        from deploy.targets.kube.history import ConfigMapHistory
+        from deploy.targets.kube.kubeconfig import kubeconfig_api
 
         api = target.api if target is not None else kubeconfig_api(environment.kube_context,
                                                                    kubeconfig_path(environment))
         return ConfigMapHistory(api, environment.namespace, environment.name)
-    from .targets.gke.history import ClusterHistory
+    from deploy.targets.gke.history import ClusterHistory
 
     return ClusterHistory(target if target is not None else make_target(environment, say))
 
@@ -186,14 +186,14 @@ def make_lease(environment: Environment, say: Say, target: Target):  # noqa: ANN
     """Where the environment's lease is kept: a file in the local target's state directory, a Lease in the
     environment's namespace on Kubernetes targets (on gke, once its cluster runs)."""
     if environment.target == "local":
-        from .lease import FileLease
-        from .targets.local.engine import default_state_dir
+        from deploy.lease import FileLease
+        from deploy.targets.local.engine import default_state_dir
 
         return FileLease(default_state_dir(environment.name) / "lease.json", environment.name)
-    from .targets.kube.lease import KubeLease
+    from deploy.targets.kube.lease import KubeLease
 
     if environment.target == "kubeconfig":
         return KubeLease(target.api, environment.namespace, environment.name, say)
-    from .targets.gke.target import ClusterLease
+    from deploy.targets.gke.target import ClusterLease
 
     return ClusterLease(target, lambda api: KubeLease(api, environment.namespace, environment.name, say), say)

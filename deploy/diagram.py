@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .layout import Layout
-from .suite import GATEWAY
+from deploy.layout import Layout
+from deploy.suite import GATEWAY
 
 
 def node(name: str) -> str:

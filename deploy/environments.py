@@ -10,9 +10,9 @@ from typing import Annotated, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
-from .images import pinning_problem
-from .suite import GATEWAY, SERVICES
+from deploy.errors import ConfigError
+from deploy.images import pinning_problem
+from deploy.suite import GATEWAY, SERVICES
 
 LAYOUTS = ("single-pod", "split-pods")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "k8sdeploy.toml"

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from .environments import LAYOUTS
-from .errors import ConfigError, RenderError
-from .suite import (
+from deploy.environments import LAYOUTS
+from deploy.errors import ConfigError, RenderError
+from deploy.suite import (
     DATA_DIR, GATEWAY, GATEWAY_CALLS, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_PORT, GATEWAY_RUNTIME_DIR,
     GATEWAY_TLS_DIR, GATEWAY_TLS_PORT, SCRATCH_DIR, SEEDED_BY, SERVICES, USERS_KEY, USERS_SECRET, url_variable,
 )

@@ -8,13 +8,13 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Callable, Iterator, Mapping, Sequence
 
-from .environments import Environment
-from .errors import DeployError, NotReadyError, SmokeError
-from .images import BuildRecord, PublishedImage
-from .releases import Release, ReleaseHistory, now, objects_hash, who
-from .render import render
-from .smoke import Smoke, SmokeReport
-from .targets import ApplyResult, Target
+from deploy.environments import Environment
+from deploy.errors import DeployError, NotReadyError, SmokeError
+from deploy.images import BuildRecord, PublishedImage
+from deploy.releases import Release, ReleaseHistory, now, objects_hash, who
+from deploy.render import render
+from deploy.smoke import Smoke, SmokeReport
+from deploy.targets import ApplyResult, Target
 
 Say = Callable[[str], None]
 

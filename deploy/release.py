@@ -10,9 +10,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import ConfigError, PublishError
-from .images import IMAGE_NAMES
-from .publish.registry import RegistryAddress, RegistryClient
+from deploy.errors import ConfigError, PublishError
+from deploy.images import IMAGE_NAMES
+from deploy.publish.registry import RegistryAddress, RegistryClient
 
 LATEST = "latest"
 

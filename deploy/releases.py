@@ -19,9 +19,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping, Protocol, Sequence
 
-from .errors import ConfigError, DeployError
-from .images import PublishedImage
-from .targets import ServiceStatus
+from deploy.errors import ConfigError, DeployError
+from deploy.images import PublishedImage
+from deploy.targets import ServiceStatus
 
 FORMAT = 1  # of the history file
 

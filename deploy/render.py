@@ -12,15 +12,15 @@ from typing import Any, Mapping
 import jinja2
 import yaml
 
-from .credentials import secret_data
-from .environments import LABEL_VALUE, Environment
-from .errors import ConfigError, RenderError
-from .gateway import GatewayConfig, render_nginx_conf
-from .images import PublishedImage
-from .layout import GATEWAY_CONFIG_MAP, MYSQL, PART_OF, Layout, build_layout
-from .suite import (APP_USER_ID, GATEWAY, GATEWAY_LUA_DIR, GATEWAY_PORT, GATEWAY_RUNTIME_DIR, GATEWAY_TLS_DIR,
+from deploy.credentials import secret_data
+from deploy.environments import LABEL_VALUE, Environment
+from deploy.errors import ConfigError, RenderError
+from deploy.gateway import GatewayConfig, render_nginx_conf
+from deploy.images import PublishedImage
+from deploy.layout import GATEWAY_CONFIG_MAP, MYSQL, PART_OF, Layout, build_layout
+from deploy.suite import (APP_USER_ID, GATEWAY, GATEWAY_LUA_DIR, GATEWAY_PORT, GATEWAY_RUNTIME_DIR, GATEWAY_TLS_DIR,
                     GATEWAY_TLS_PORT)
-from .templating import failure_location, strict_environment
+from deploy.templating import failure_location, strict_environment
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
 

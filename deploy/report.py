@@ -7,10 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .errors import DeployError
-from .images import BuildRecord, PublishedImage
-from .releases import Release
-from .targets import ServiceStatus
+from deploy.errors import DeployError
+from deploy.images import BuildRecord, PublishedImage
+from deploy.releases import Release
+from deploy.targets import ServiceStatus
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "output.schema.json"
 OUTPUTS = ("text", "json")

@@ -8,8 +8,8 @@ from typing import Callable, Protocol
 
 import httpx
 
-from .errors import SmokeError
-from .suite import DEMO_USERS, User
+from deploy.errors import SmokeError
+from deploy.suite import DEMO_USERS, User
 
 Say = Callable[[str], None]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import ConfigError
+from deploy.errors import ConfigError
 
 RELEASE_TAG = re.compile(r"^v(\d+\.\d+\.\d+)$")
 DESCRIBED = re.compile(r"^v(\d+\.\d+\.\d+)-(\d+)-g([0-9a-f]+)$")

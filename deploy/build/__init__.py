@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from .spec import ImageSpec
+from deploy.build.spec import ImageSpec
 
 
 class Builder(Protocol):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from .store import OCI_LAYER, BlobStore, Layer
+from deploy.build.store import OCI_LAYER, BlobStore, Layer
 
 GZIP_LEVEL = 6
 

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from ..gateway import GatewayConfig, render_nginx_conf
-from ..suite import (APP_USER_ID, DATA_DIR, GATEWAY, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_PORT,
+from deploy.gateway import GatewayConfig, render_nginx_conf
+from deploy.suite import (APP_USER_ID, DATA_DIR, GATEWAY, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_PORT,
                      GATEWAY_RUNTIME_DIR, SCRATCH_DIR, SERVICES, Service)
-from ..version import Version, last_change
-from .bases import base_reference
-from .layers import FileEntry, LayerSpec, tree_entries
+from deploy.version import Version, last_change
+from deploy.build.bases import base_reference
+from deploy.build.layers import FileEntry, LayerSpec, tree_entries
 
 APP_DIR = "/opt/k8sdeploy/app"  # services/ (the service and services/common)
 DEPS_DIR = "/opt/k8sdeploy/deps"  # the locked dependencies, the same layer in all five services

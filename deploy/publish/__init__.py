@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, Sequence
 
-from ..images import PublishedImage
+from deploy.images import PublishedImage
 
 
 class Publisher(Protocol):

@@ -3,61 +3,17 @@ the blob store) under its version tag, or just tag it when the engine already ha
 
 from __future__ import annotations
 
-import io
-import json
-import tarfile
-import tempfile
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import docker
 import docker.errors
 
-from ..build.oci import OciImage
-from ..errors import PublishError
-from ..images import PublishedImage
+from deploy.build.docker_archive import LOCAL_PREFIX, in_engine, load_into_engine
+from deploy.build.oci import OciImage
+from deploy.errors import PublishError
+from deploy.images import PublishedImage
 
-LOCAL_PREFIX = "k8sdeploy"  # images in the local engine are k8sdeploy/NAME:VERSION
 Log = Callable[[str, str], None]
-
-
-def write_docker_archive(image: OciImage, repo_tags: Sequence[str], out: Path) -> None:
-    """The `docker save` format that `docker load` reads: manifest.json, the config, the (gzipped) layers."""
-    def blob_name(digest: str) -> str:
-        return "blobs/sha256/" + digest.split(":", 1)[1]
-
-    manifest = [{"Config": blob_name(image.config.digest), "RepoTags": list(repo_tags),
-                 "Layers": [blob_name(layer.digest) for layer in image.layers]}]
-    data = json.dumps(manifest).encode()
-    with tarfile.open(out, "w") as tar:
-        info = tarfile.TarInfo("manifest.json")
-        info.size = len(data)
-        tar.addfile(info, fileobj=io.BytesIO(data))
-        for blob in dict.fromkeys((image.config, *image.layers)):
-            tar.add(image.store.path(blob.digest), arcname=blob_name(blob.digest))
-
-
-def in_engine(client: docker.DockerClient, image_id: str) -> bool:
-    try:
-        client.images.get(image_id)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
-
-
-def load_into_engine(client: docker.DockerClient, image: OciImage, repo_tags: Sequence[str]) -> str:
-    """Put `image` into the engine under `repo_tags`; returns its image ID. Loads nothing it already has."""
-    image_id = image.config.digest  # the engine's image ID is the digest of the config
-    if not in_engine(client, image_id):
-        with tempfile.TemporaryDirectory(prefix="k8sdeploy-load-") as work:
-            archive = Path(work) / "image.tar"
-            write_docker_archive(image, repo_tags, archive)
-            with archive.open("rb") as handle:
-                client.images.load(handle)
-    for ref in repo_tags:
-        repository, _, tag = ref.rpartition(":")
-        client.api.tag(image_id, repository, tag)
-    return image_id
 
 
 class EnginePublisher:

@@ -12,8 +12,8 @@ from typing import Callable, TypeVar
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
 
-from ..errors import ConfigError, PublishError
-from .auth import Anonymous, Credentials, RegistryAuth
+from deploy.errors import ConfigError, PublishError
+from deploy.publish.auth import Anonymous, Credentials, RegistryAuth
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

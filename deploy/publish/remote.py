@@ -7,11 +7,11 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Mapping, Sequence
 
-from ..build.oci import OciImage
-from ..build.store import OCI_MANIFEST, Blob
-from ..errors import PublishError
-from ..images import PublishedImage
-from .registry import RegistryAddress, RegistryClient
+from deploy.build.oci import OciImage
+from deploy.build.store import OCI_MANIFEST, Blob
+from deploy.errors import PublishError
+from deploy.images import PublishedImage
+from deploy.publish.registry import RegistryAddress, RegistryClient
 
 Log = Callable[[str, str], None]
 

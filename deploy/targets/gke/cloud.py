@@ -8,9 +8,9 @@ from typing import Iterator
 
 from google.api_core import exceptions as gexc
 
-from ...environments import Gke
-from ...errors import CloudError
-from ...googleapi import CREDENTIALS_HINT, RETRY, google_calls, server_message
+from deploy.environments import Gke
+from deploy.errors import CloudError
+from deploy.googleapi import CREDENTIALS_HINT, RETRY, google_calls, server_message
 
 __all__ = ["CREDENTIALS_HINT", "RETRY", "Place", "calling"]
 

@@ -13,9 +13,9 @@ from google.auth.exceptions import RefreshError
 from google.cloud import container_v1
 from kubernetes.client import ApiClient, Configuration
 
-from ...errors import CloudError, ConfigError, CredentialsError
-from ..kube.client import KubeApi, with_retries
-from .cloud import CREDENTIALS_HINT, RETRY, Place, calling
+from deploy.errors import CloudError, ConfigError, CredentialsError
+from deploy.targets.kube.client import KubeApi, with_retries
+from deploy.targets.gke.cloud import CREDENTIALS_HINT, RETRY, Place, calling
 
 Say = Callable[[str], None]
 Cluster = container_v1.Cluster

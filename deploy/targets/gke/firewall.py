@@ -8,8 +8,8 @@ from typing import Callable, Iterable
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from ...errors import CloudError
-from .cloud import RETRY, Place, calling
+from deploy.errors import CloudError
+from deploy.targets.gke.cloud import RETRY, Place, calling
 
 Say = Callable[[str], None]
 PREFIX = "k8sdeploy-"  # every rule k8sdeploy makes starts so

@@ -7,9 +7,9 @@ takes everything else of the environment.
 
 from __future__ import annotations
 
-from ...releases import Release
-from ..kube.history import ConfigMapHistory
-from .target import GkeTarget
+from deploy.releases import Release
+from deploy.targets.kube.history import ConfigMapHistory
+from deploy.targets.gke.target import GkeTarget
 
 
 class ClusterHistory:

@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from .cloud import RETRY, Place, calling
+from deploy.targets.gke.cloud import RETRY, Place, calling
 
 Say = Callable[[str], None]
 

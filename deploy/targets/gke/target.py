@@ -7,14 +7,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
-from ...environments import Environment
-from ...errors import ConfigError, LeftoversError
-from .. import ApplyResult, ServiceStatus
-from ..kube.client import KubeApi
-from ..kube.target import KubeTarget
-from .cluster import Cluster, GkeCluster, created_by_us
-from .firewall import Firewall
-from .leftovers import Leftovers, load_balancer_name, node_health_check
+from deploy.environments import Environment
+from deploy.errors import ConfigError, LeftoversError
+from deploy.targets import ApplyResult, ServiceStatus
+from deploy.targets.kube.client import KubeApi
+from deploy.targets.kube.target import KubeTarget
+from deploy.targets.gke.cluster import Cluster, GkeCluster, created_by_us
+from deploy.targets.gke.firewall import Firewall
+from deploy.targets.gke.leftovers import Leftovers, load_balancer_name, node_health_check
 
 Say = Callable[[str], None]
 

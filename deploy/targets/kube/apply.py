@@ -9,12 +9,12 @@ import re
 import time
 from typing import Sequence
 
-from ...errors import ApplyError, ConfigError, KubeApiError
-from .. import ApplyResult
-from . import (APPLIED, DEPLOYMENT, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, PVC, describe, kind_of,
+from deploy.errors import ApplyError, ConfigError, KubeApiError
+from deploy.targets import ApplyResult
+from deploy.targets.kube import (APPLIED, DEPLOYMENT, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, PVC, describe, kind_of,
                SECRET, owned_by, owner_selector)
-from .client import Scoped
-from .edits import hand_edits
+from deploy.targets.kube.client import Scoped
+from deploy.targets.kube.edits import hand_edits
 
 # The API server's words for a change it will not patch in place: a Deployment's selector ("field is
 # immutable"), a StatefulSet's spec beyond its mutable fields ("updates to statefulset spec for fields

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Iterator
 
-from . import KINDS, MANAGER, describe, owner_selector
-from .client import Scoped
+from deploy.targets.kube import KINDS, MANAGER, describe, owner_selector
+from deploy.targets.kube.client import Scoped
 
 # Field managers of the cluster itself (Kubernetes' and GKE's controllers, and KWOK, which stands in for
 # the kubelets and the volume provisioner of a simulated cluster and binds claims), never a hand edit.

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 
-from ...errors import ConfigError, KubeApiError
-from ...releases import FORMAT, Release
-from . import MANAGED_BY, MANAGER, Kind
-from .client import KubeApi
+from deploy.errors import ConfigError, KubeApiError
+from deploy.releases import FORMAT, Release
+from deploy.targets.kube import MANAGED_BY, MANAGER, Kind
+from deploy.targets.kube.client import KubeApi
 
 CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
 HISTORY_LABEL = "k8sdeploy.io/release-history"

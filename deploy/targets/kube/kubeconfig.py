@@ -9,8 +9,8 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.config_exception import ConfigException
 
-from ...errors import ConfigError
-from .client import KubeApi, with_retries
+from deploy.errors import ConfigError
+from deploy.targets.kube.client import KubeApi, with_retries
 
 
 def kubeconfig_api(context: str = "", path: Path | None = None) -> KubeApi:

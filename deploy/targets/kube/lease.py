@@ -9,10 +9,10 @@ import datetime
 from contextlib import contextmanager
 from typing import Iterator
 
-from ...errors import KubeApiError
-from ...lease import DURATION, Holding, Renewer, refuse, utcnow
-from . import MANAGED_BY, MANAGER, NAMESPACE, Kind
-from .client import Scoped
+from deploy.errors import KubeApiError
+from deploy.lease import DURATION, Holding, Renewer, refuse, utcnow
+from deploy.targets.kube import MANAGED_BY, MANAGER, NAMESPACE, Kind
+from deploy.targets.kube.client import Scoped
 
 LEASE = Kind("Lease", "coordination.k8s.io/v1", "leases")
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from ...errors import ConfigError, LeftoversError, NotReadyError
-from .. import ApplyResult, ServiceStatus
-from .apply import Applier
-from .client import KubeApi
-from .edits import Edits
-from .teardown import Teardown
-from .wait import Readiness, container_states
+from deploy.errors import ConfigError, LeftoversError, NotReadyError
+from deploy.targets import ApplyResult, ServiceStatus
+from deploy.targets.kube.apply import Applier
+from deploy.targets.kube.client import KubeApi
+from deploy.targets.kube.edits import Edits
+from deploy.targets.kube.teardown import Teardown
+from deploy.targets.kube.wait import Readiness, container_states
 
 Say = Callable[[str], None]
 

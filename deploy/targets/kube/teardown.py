@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import time
 
-from ...errors import LeftoversError
-from . import KINDS, NAMESPACE, PVC, SERVICE, Kind, describe, owned_by, owner_selector
-from .client import Scoped
+from deploy.errors import LeftoversError
+from deploy.targets.kube import KINDS, NAMESPACE, PVC, SERVICE, Kind, describe, owned_by, owner_selector
+from deploy.targets.kube.client import Scoped
 
 
 class Teardown(Scoped):

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ...suite import SEEDED_BY, USERS_SECRET, User
-from ...users import Users, from_secret
-from . import INSTANCE, POD, SECRET
-from .client import KubeApi
+from deploy.suite import SEEDED_BY, USERS_SECRET, User
+from deploy.users import Users, from_secret
+from deploy.targets.kube import INSTANCE, POD, SECRET
+from deploy.targets.kube.client import KubeApi
 
 Say = Callable[[str], None]
 

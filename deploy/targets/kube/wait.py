@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ...errors import KubeApiError, NotReadyError
-from ...suite import GATEWAY
-from .. import ServiceStatus
-from . import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
-from .client import Scoped
+from deploy.errors import KubeApiError, NotReadyError
+from deploy.suite import GATEWAY
+from deploy.targets import ServiceStatus
+from deploy.targets.kube import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
+from deploy.targets.kube.client import Scoped
 
 HOPELESS = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
             "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}

@@ -13,11 +13,11 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import Mount as DockerMount
 
-from ...errors import ApplyError
-from .. import ApplyResult
-from . import labels as L
-from .pause import BUSYBOX, pause_image
-from .plan import Container, LocalTargetError, Plan, Pod, plan
+from deploy.errors import ApplyError
+from deploy.targets import ApplyResult
+from deploy.targets.local import labels as L
+from deploy.targets.local.pause import BUSYBOX, pause_image
+from deploy.targets.local.plan import Container, LocalTargetError, Plan, Pod, plan
 
 Say = Callable[[str], None]
 KEEP_ALIVE = ("sleep", "infinity")  # the infra container only holds the pod's namespaces

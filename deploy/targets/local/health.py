@@ -9,9 +9,9 @@ from typing import Callable
 
 import httpx
 
-from ...errors import NotReadyError
-from .. import ServiceStatus
-from . import labels as L
+from deploy.errors import NotReadyError
+from deploy.targets import ServiceStatus
+from deploy.targets.local import labels as L
 
 Say = Callable[[str], None]
 

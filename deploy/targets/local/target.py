@@ -7,12 +7,12 @@ from typing import Callable, Sequence
 
 import docker
 
-from ...errors import DeployError
-from ...suite import GATEWAY
-from .. import ApplyResult, ServiceStatus
-from . import labels as L
-from .engine import LocalEngine
-from .health import Health
+from deploy.errors import DeployError
+from deploy.suite import GATEWAY
+from deploy.targets import ApplyResult, ServiceStatus
+from deploy.targets.local import labels as L
+from deploy.targets.local.engine import LocalEngine
+from deploy.targets.local.health import Health
 
 Say = Callable[[str], None]
 

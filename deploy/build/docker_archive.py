@@ -1,0 +1,58 @@
+"""Put an image of the blob store into the local Docker Engine: a docker-archive written from the store and
+loaded, or only tagged when the engine already has that image ID (the docker builder's bases, the engine
+publisher's images)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import docker
+import docker.errors
+
+from deploy.build.oci import OciImage
+
+LOCAL_PREFIX = "k8sdeploy"  # images in the local engine are k8sdeploy/NAME:VERSION
+
+
+def write_docker_archive(image: OciImage, repo_tags: Sequence[str], out: Path) -> None:
+    """The `docker save` format that `docker load` reads: manifest.json, the config, the (gzipped) layers."""
+    def blob_name(digest: str) -> str:
+        return "blobs/sha256/" + digest.split(":", 1)[1]
+
+    manifest = [{"Config": blob_name(image.config.digest), "RepoTags": list(repo_tags),
+                 "Layers": [blob_name(layer.digest) for layer in image.layers]}]
+    data = json.dumps(manifest).encode()
+    with tarfile.open(out, "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, fileobj=io.BytesIO(data))
+        for blob in dict.fromkeys((image.config, *image.layers)):
+            tar.add(image.store.path(blob.digest), arcname=blob_name(blob.digest))
+
+
+def in_engine(client: docker.DockerClient, image_id: str) -> bool:
+    try:
+        client.images.get(image_id)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def load_into_engine(client: docker.DockerClient, image: OciImage, repo_tags: Sequence[str]) -> str:
+    """Put `image` into the engine under `repo_tags`; returns its image ID. Loads nothing it already has."""
+    image_id = image.config.digest  # the engine's image ID is the digest of the config
+    if not in_engine(client, image_id):
+        with tempfile.TemporaryDirectory(prefix="k8sdeploy-load-") as work:
+            archive = Path(work) / "image.tar"
+            write_docker_archive(image, repo_tags, archive)
+            with archive.open("rb") as handle:
+                client.images.load(handle)
+    for ref in repo_tags:
+        repository, _, tag = ref.rpartition(":")
+        client.api.tag(image_id, repository, tag)
+    return image_id
