@@ -11,14 +11,14 @@ from typing import Callable
 import click
 
 from deploy import __version__
-from deploy.credentials import SECRET_VARIABLE
-from deploy.diagram import mermaid
-from deploy.environments import DEFAULT_CONFIG, LAYOUTS, Environment, load_environment
-from deploy.errors import DeployError, ExitCode
-from deploy.images import IMAGE_NAMES, PROJECT_ROOT, BuildRecord, build_record_path
-from deploy.layout import build_layout
-from deploy.render import render
-from deploy.version import CHANNELS
+from deploy.render.credentials import SECRET_VARIABLE
+from deploy.render.diagram import mermaid
+from deploy.model.environments import DEFAULT_CONFIG, LAYOUTS, Environment, load_environment
+from deploy.model.errors import DeployError, ExitCode
+from deploy.model.images import IMAGE_NAMES, PROJECT_ROOT, BuildRecord, build_record_path
+from deploy.render.layout import build_layout
+from deploy.render.objects import render
+from deploy.model.version import CHANNELS
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code.value:<4}{text}" for code, text in [
@@ -52,7 +52,7 @@ def reports_errors(command: Callable) -> Callable:
             if exc.details:
                 click.echo(exc.details, err=True)
             if kwargs.get("output") == "json":
-                from deploy import report
+                from deploy import output as report
 
                 click.echo(report.dumps(report.failed(click.get_current_context().info_name, exc)), nl=False)
             sys.exit(exc.exit_code)
@@ -136,9 +136,9 @@ def status(environment: Environment, output: str) -> None:
     from the release recorded last, and (on Kubernetes) each object whose fields someone else changed
     (kubectl edit, patch, scale), is a `drift:` line; the next `up` puts the rendered fields back.
     """
-    from deploy import report
+    from deploy import output as report
     from deploy.compose import make_history, make_target
-    from deploy.releases import drift
+    from deploy.model.releases import drift
 
     target = make_target(environment, say)
     rows = target.status()
@@ -216,9 +216,9 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool, output: st
     The release history stays (`k8sdeploy history`), and so do the pushed images and their registry
     (an Artifact Registry repository too).
     """
-    from deploy import report
+    from deploy import output as report
     from deploy.compose import artifact_repository, make_target
-    from deploy.errors import ConfigError
+    from deploy.model.errors import ConfigError
 
     if keep_cluster and environment.target != "gke":
         raise ConfigError(f"--keep-cluster applies to gke environments; {environment.name} is {environment.target}",
@@ -292,10 +292,10 @@ def render_command(environment: Environment, layout_name: str | None, record_pat
 def build(environment: Environment, registry: str | None, builder: str, channels: tuple[str, ...],
           allow_dirty: bool, source: Path, record_path: Path | None, output: str) -> None:
     """Build the six images and publish them under the version from git; print their tag@digest."""
-    from deploy import report
-    from deploy.buildrun import BuildOptions, build_and_record
+    from deploy import output as report
+    from deploy.publish.stage import BuildOptions, build_and_record
     from deploy.compose import artifact_repository
-    from deploy.pipeline import Stopwatch
+    from deploy.runner import Stopwatch
 
     options = BuildOptions(source=source, registry=environment.registry if registry is None else registry,
                            builder=builder, channels=channels, allow_dirty=allow_dirty, bases=environment.bases)
@@ -336,11 +336,11 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     other layout's objects. Exits 3, 4, 5 or 6 when building, applying, waiting or the smoke test fails
     (with --rollback-on-failure, 5 or 6 after the previous release is back and has passed its checks).
     """
-    from deploy import report
-    from deploy.buildrun import BuildOptions, build_and_record
+    from deploy import output as report
+    from deploy.publish.stage import BuildOptions, build_and_record
     from deploy.compose import artifact_repository, make_history, make_smoke, make_target
-    from deploy.environments import refuse_plain_http
-    from deploy.pipeline import rollback, up as run_up, up_or_roll_back
+    from deploy.model.environments import refuse_plain_http
+    from deploy.runner import rollback, up as run_up, up_or_roll_back
 
     refuse_plain_http(environment, say)
     layout = layout_name or environment.layout
@@ -397,7 +397,7 @@ def environment_users(environment: Environment, target: object):  # noqa: ANN201
 def holding_lease(environment: Environment, target: object, create: bool = True):  # noqa: ANN201
     """The environment's lease, held by this command (user@host or the CI run, and the process id)."""
     from deploy.compose import make_lease
-    from deploy.releases import who
+    from deploy.model.releases import who
 
     return make_lease(environment, say, target).hold(f"{who()} (pid {os.getpid()})", create)
 
@@ -408,7 +408,7 @@ def holding_lease(environment: Environment, target: object, create: bool = True)
 @output_option
 def history(environment: Environment, output: str) -> None:
     """List the releases recorded by each successful `up` and `rollback`, newest first."""
-    from deploy import report
+    from deploy import output as report
     from deploy.compose import make_history
 
     releases = make_history(environment, say).releases()
@@ -443,11 +443,11 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
     first on a terminal; elsewhere (no terminal, or CI set) it needs --yes. Exits 4, 5 or 6 when
     applying, waiting or the smoke test fails, 2 when the version is not recorded.
     """
-    from deploy import report
+    from deploy import output as report
     from deploy.compose import make_history, make_smoke, make_target
-    from deploy.pipeline import rollback as run_rollback
-    from deploy.environments import refuse_plain_http
-    from deploy.releases import choose
+    from deploy.runner import rollback as run_rollback
+    from deploy.model.environments import refuse_plain_http
+    from deploy.model.releases import choose
 
     refuse_plain_http(environment, say)
     target = make_target(environment, say)
@@ -486,7 +486,7 @@ def user_add(environment: Environment, email: str, role: str, password_stdin: bo
     environment must be up). Local target: the next `k8sdeploy up` starts the services with it.
     """
     from deploy.compose import make_target, users_store
-    from deploy.errors import ConfigError
+    from deploy.model.errors import ConfigError
     from deploy.users import Users, new_password, wanted
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else new_password()
@@ -522,10 +522,10 @@ def release_command(environment: Environment, version: str, output: str) -> None
     """
     from dataclasses import asdict
 
-    from deploy import report
-    from deploy.buildrun import Clients
+    from deploy import output as report
+    from deploy.publish.stage import Clients
     from deploy.compose import artifact_repository
-    from deploy.release import LATEST, move_latest, registry_of
+    from deploy.publish.promote import LATEST, move_latest, registry_of
 
     address = registry_of(environment.registry, environment.name)
     repository = artifact_repository(environment, say)

@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
 
-from deploy.build.bases import BaseResolver  # noqa: E402
-from deploy.build.docker import DockerBuilder  # noqa: E402
-from deploy.build.store import BlobStore, default_cache_dir  # noqa: E402
-from deploy.buildrun import Clients  # noqa: E402
+from deploy.builders.bases import BaseResolver  # noqa: E402
+from deploy.builders.docker import DockerBuilder  # noqa: E402
+from deploy.builders.store import BlobStore, default_cache_dir  # noqa: E402
+from deploy.publish.stage import Clients  # noqa: E402
 from tests.registries import ProxyRules, registry_proxy, registry_server  # noqa: E402
 
 K8SDEPLOY = ROOT / ".venv" / "bin" / "k8sdeploy"

@@ -9,8 +9,8 @@ from typing import Callable, Mapping
 import docker
 from docker.errors import DockerException
 
-from deploy.environments import Environment
-from deploy.errors import ConfigError
+from deploy.model.environments import Environment
+from deploy.model.errors import ConfigError
 from deploy.targets import Target
 
 Say = Callable[[str], None]
@@ -47,7 +47,7 @@ def google_apis() -> GoogleApis:
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
-    from deploy.errors import CredentialsError
+    from deploy.model.errors import CredentialsError
     from deploy.googleapi import CREDENTIALS_HINT
 
     try:
@@ -93,8 +93,8 @@ def artifact_repository(environment: Environment, say: Say, registry: str | None
     """The Artifact Registry repository the environment (or `registry`) pushes to, as a
     publish.artifact_registry.ArtifactRepository; None for any other registry. Google is asked for
     credentials only for a *-docker.pkg.dev registry, or on gke (whose credentials are needed anyway)."""
-    from deploy.publish.artifact_registry import DOCKER_HOST, ArtifactRepository, repository_of
-    from deploy.publish.registry import RegistryAddress
+    from deploy.registry.artifact_registry import DOCKER_HOST, ArtifactRepository, repository_of
+    from deploy.registry.client import RegistryAddress
 
     registry = environment.registry if registry is None else registry
     if not registry:
@@ -132,7 +132,7 @@ def users_store(environment: Environment, target: Target, say: Say):  # noqa: AN
     """Where the environment's users are kept: a 0600 file of the local target, the Secret k8sdeploy-users in
     the namespace of a Kubernetes target (on gke, once its cluster runs)."""
     if environment.target == "local":
-        from deploy.targets.local.engine import default_state_dir
+        from deploy.targets.local.containers import default_state_dir
         from deploy.users import FileUsers
 
         return FileUsers(default_state_dir(environment.name) / "users.json")
@@ -166,8 +166,8 @@ def make_history(environment: Environment, say: Say, target: Target | None = Non
     """Where the environment's target keeps its releases (a releases.ReleaseHistory): local state for the
     local target, a ConfigMap in the cluster for Kubernetes targets (on `target`'s API when given)."""
     if environment.target == "local":
-        from deploy.releases import FileHistory
-        from deploy.targets.local.engine import default_state_dir
+        from deploy.model.releases import FileHistory
+        from deploy.targets.local.containers import default_state_dir
 
         return FileHistory(default_state_dir(environment.name) / "releases.json")
     if environment.target == "kubeconfig":
@@ -186,8 +186,8 @@ def make_lease(environment: Environment, say: Say, target: Target):  # noqa: ANN
     """Where the environment's lease is kept: a file in the local target's state directory, a Lease in the
     environment's namespace on Kubernetes targets (on gke, once its cluster runs)."""
     if environment.target == "local":
-        from deploy.lease import FileLease
-        from deploy.targets.local.engine import default_state_dir
+        from deploy.model.lease import FileLease
+        from deploy.targets.local.containers import default_state_dir
 
         return FileLease(default_state_dir(environment.name) / "lease.json", environment.name)
     from deploy.targets.kube.lease import KubeLease

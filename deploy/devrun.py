@@ -20,8 +20,8 @@ import click
 import httpx
 from sqlalchemy.engine import make_url
 
-from deploy.gateway import GatewayConfig, render_nginx_conf
-from deploy.suite import DEMO_USERS, GATEWAY, GATEWAY_PORT, SEEDED_BY, SERVICES, Service, url_variable
+from deploy.render.gateway import GatewayConfig, render_nginx_conf
+from deploy.model.suite import DEMO_USERS, GATEWAY, GATEWAY_PORT, SEEDED_BY, SERVICES, Service, url_variable
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.auth import exceptions as auth_exceptions
 
-from deploy.errors import CloudError, CredentialsError
+from deploy.model.errors import CloudError, CredentialsError
 
 # 429 and 503 mean "not done, try again", and so does a dropped connection (whose request may have been
 # acted on: a repeated create answers 409, which the callers read back): retry each request with

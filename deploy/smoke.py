@@ -8,8 +8,8 @@ from typing import Callable, Protocol
 
 import httpx
 
-from deploy.errors import SmokeError
-from deploy.suite import DEMO_USERS, User
+from deploy.model.errors import SmokeError
+from deploy.model.suite import DEMO_USERS, User
 
 Say = Callable[[str], None]
 

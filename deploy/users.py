@@ -17,10 +17,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.environments import Environment
-from deploy.errors import ConfigError
-from deploy.layout import PART_OF
-from deploy.suite import DEMO_USERS, USERS_KEY, USERS_SECRET, User
+from deploy.model.environments import Environment
+from deploy.model.errors import ConfigError
+from deploy.render.layout import PART_OF
+from deploy.model.suite import DEMO_USERS, USERS_KEY, USERS_SECRET, User
 
 SMOKE_ADMIN, SMOKE_USER = 3, 4  # ids of the smoke users (1 and 2 are the demo users')
 FIRST_ADDED = 100  # ids of users added with `k8sdeploy user add` start here

@@ -19,8 +19,8 @@ from typing import Iterator
 import httpx
 import pytest
 
-from deploy.suite import DEMO_USERS
-from deploy.targets.local.engine import port_is_free
+from deploy.model.suite import DEMO_USERS
+from deploy.targets.local.containers import port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -191,7 +191,7 @@ def require_suite_ports(client, timeout: float = 30) -> None:  # noqa: ANN001 - 
     """Tests that deploy the real suite on the engine need its fixed ports (8080-8085). Wait briefly for
     them (an earlier module's environment going away); if something keeps them, fail at once saying
     what: a k8sdeploy environment, such as the demo's, or another process."""
-    from deploy.suite import GATEWAY_PORT, SERVICES
+    from deploy.model.suite import GATEWAY_PORT, SERVICES
 
     ports = (GATEWAY_PORT, *(service.port for service in SERVICES))
     deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 import bcrypt
 import httpx
 
-from deploy.publish.registry import MANIFEST_TYPES
+from deploy.registry.client import MANIFEST_TYPES
 from tests.infra import free_port_block, wait_for_port
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-authorization"}

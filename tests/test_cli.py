@@ -25,7 +25,7 @@ def test_unknown_command_is_a_usage_error() -> None:
 
 
 def test_every_command_explains_its_exit_codes() -> None:
-    from deploy.errors import ExitCode
+    from deploy.model.errors import ExitCode
 
     for name in main.list_commands(None):
         result = CliRunner().invoke(main, [name, "--help"])

@@ -40,7 +40,7 @@ def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
     return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
 
 
-SUITE_PORTS = range(8080, 8086)  # the gateway and the five services (deploy/suite.py)
+SUITE_PORTS = range(8080, 8086)  # the gateway and the five services (deploy/model/suite.py)
 
 
 def listening(ports: range) -> dict[int, str]:

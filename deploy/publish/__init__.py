@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, Sequence
 
-from deploy.images import PublishedImage
+from deploy.model.images import PublishedImage
 
 
 class Publisher(Protocol):

@@ -9,11 +9,11 @@ from typing import Callable, Mapping, Sequence
 import docker
 import docker.errors
 
-from deploy.build.docker import EngineImage
-from deploy.build.docker_archive import LOCAL_PREFIX
-from deploy.errors import PublishError
-from deploy.images import PublishedImage
-from deploy.publish.registry import RegistryAddress, RegistryClient
+from deploy.builders.docker import EngineImage
+from deploy.builders.docker_archive import LOCAL_PREFIX
+from deploy.model.errors import PublishError
+from deploy.model.images import PublishedImage
+from deploy.registry.client import RegistryAddress, RegistryClient
 
 Log = Callable[[str, str], None]
 

@@ -8,10 +8,10 @@ from typing import Callable, Mapping, Sequence
 import docker
 import docker.errors
 
-from deploy.build.docker_archive import LOCAL_PREFIX, in_engine, load_into_engine
-from deploy.build.oci import OciImage
-from deploy.errors import PublishError
-from deploy.images import PublishedImage
+from deploy.builders.docker_archive import LOCAL_PREFIX, in_engine, load_into_engine
+from deploy.builders.oci import OciImage
+from deploy.model.errors import PublishError
+from deploy.model.images import PublishedImage
 
 Log = Callable[[str, str], None]
 

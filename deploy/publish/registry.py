@@ -1,217 +1,108 @@
-"""A client of the OCI distribution API of one registry: HEAD before upload, mounts, retries with backoff."""
+"""Publish OCI images to a registry: check tags, push blobs in parallel (mounting shared ones), then
+manifests by digest, and the version tag last, so nothing is ever half-published under a tag."""
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, TypeVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Mapping, Sequence
 
-import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
+from deploy.builders.oci import OciImage
+from deploy.builders.store import OCI_MANIFEST, Blob
+from deploy.model.errors import PublishError
+from deploy.model.images import PublishedImage
+from deploy.registry.client import RegistryAddress, RegistryClient
 
-from deploy.errors import ConfigError, PublishError
-from deploy.publish.auth import Anonymous, Credentials, RegistryAuth
-
-T = TypeVar("T")
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MANIFEST_TYPES = ", ".join((
-    "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-))
-HOST = re.compile(r"^(localhost|\[[0-9a-f:]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$", re.IGNORECASE)
-PATH = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+Log = Callable[[str, str], None]
 
 
-@dataclass(frozen=True)
-class RegistryAddress:
-    """`HOST[:PORT][/PATH]`: where images go; each image is the repository PATH/NAME."""
+class _BlobPusher:
+    """Pushes each blob to each repository once; a blob already pushed elsewhere in the run is mounted."""
 
-    host: str
-    path: str = ""
+    def __init__(self, client: RegistryClient):
+        self.client = client
+        self._first: dict[str, Future] = {}  # digest -> Future of the HOST/REPO that has it
+        self._lock = threading.Lock()
 
-    @classmethod
-    def parse(cls, text: str) -> "RegistryAddress":
-        host, _, path = text.strip().strip("/").partition("/")
-        if not HOST.match(host) or (path and not PATH.match(path)):
-            raise ConfigError(f"{text!r} is not a registry address",
-                              "write HOST[:PORT]/PATH, e.g. 127.0.0.1:5000/suite or europe-west1-docker.pkg.dev/PROJECT/REPO")
-        return cls(host, path)
-
-    def repository(self, name: str) -> str:
-        return f"{self.path}/{name}" if self.path else name
-
-    def __str__(self) -> str:
-        return f"{self.host}/{self.path}" if self.path else self.host
-
-    @property
-    def is_loopback(self) -> bool:
-        name = self.host.rsplit(":", 1)[0] if not self.host.startswith("[") else self.host[1:].split("]")[0]
-        if name == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(name).is_loopback
-        except ValueError:
-            return False
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Each request is retried on its own after 429/5xx or a dropped connection, until `deadline` seconds
-    have passed since its first try: truncated exponential backoff with jitter (Google's guidance for its
-    APIs, https://cloud.google.com/storage/docs/retry-strategy), waits from `initial` up to `maximum`."""
-
-    deadline: float = 60.0
-    initial: float = 0.25  # seconds; doubles each attempt, plus jitter
-    maximum: float = 4.0
-
-
-@dataclass
-class Traffic:
-    """What a run sent: counted by an httpx event hook and by the publisher. Thread-safe."""
-
-    requests: int = 0
-    blobs_uploaded: int = 0
-    bytes_uploaded: int = 0
-    blobs_mounted: int = 0
-    manifests_put: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
+    def push(self, repository: str, blob: Blob, image: OciImage) -> None:
         with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
+            first = self._first.get(blob.digest)
+            if first is None:
+                self._first[blob.digest] = mine = Future()
+        if first is None:
+            try:
+                self._ensure(repository, blob, image, image.mount_from.get(blob.digest, ""))
+                mine.set_result(f"{self.client.host}/{repository}")
+            except BaseException as exc:
+                mine.set_exception(exc)
+                raise
+        else:
+            source = first.result()
+            if source != f"{self.client.host}/{repository}":
+                self._ensure(repository, blob, image, source)
 
-    def hook(self, request: httpx.Request) -> None:
-        self.add(requests=1)
+    def _ensure(self, repository: str, blob: Blob, image: OciImage, source: str) -> None:
+        if self.client.has_blob(repository, blob.digest):
+            return
+        source_host, _, source_repository = source.partition("/")  # source: HOST/REPO or ""
+        if source_host == self.client.host and self.client.mount_blob(repository, blob.digest, source_repository):
+            return
+        self.client.upload_blob(repository, blob.digest, image.store.path(blob.digest), blob.size)
 
 
-class _Retryable(Exception):
-    def __init__(self, response: httpx.Response):
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
+class RegistryPublisher:
+    """Publisher for a registry, speaking the OCI distribution API through one RegistryClient."""
 
+    def __init__(self, address: RegistryAddress, client: RegistryClient, *, workers: int = 4,
+                 log: Log = lambda image, message: None):
+        self.address, self.client, self.workers, self.log = address, client, workers, log
 
-def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, (_Retryable, httpx.TransportError, httpx.StreamConsumed))
+    def publish(self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()) -> Mapping[str, PublishedImage]:
+        self.client.check()
+        pending = self._untagged(images, tag)
+        self._push_blobs(pending)
+        for image in pending:
+            self.client.put_manifest(self._repository(image), image.digest, image.manifest, OCI_MANIFEST)
+        for image in pending:  # last: the version tag appears only once everything it names is there
+            self.client.put_manifest(self._repository(image), tag, image.manifest, OCI_MANIFEST)
+            self.log(image.name, f"pushed {self._repository(image)}:{tag}")
+        for channel in channels:
+            self._move(images, channel)
+        return {image.name: PublishedImage(f"{self.address.host}/{self._repository(image)}", tag, image.digest,
+                                           image.size) for image in images}
 
+    def _repository(self, image: OciImage) -> str:
+        return self.address.repository(image.name)
 
-class RegistryClient:
-    """The distribution API of one registry host over an injected httpx.Client (which counts and pools)."""
+    def _untagged(self, images: Sequence[OciImage], tag: str) -> list[OciImage]:
+        """The images not yet under `tag`; refused, before anything is pushed, if any tag holds another digest."""
+        pending, conflicts = [], []
+        for image in images:
+            existing = self.client.manifest_digest(self._repository(image), tag)
+            if existing is None:
+                pending.append(image)
+            elif existing != image.digest:
+                conflicts.append(f"{image.name} is {existing} there, {image.digest} here")
+            else:
+                self.log(image.name, f"{tag} already published with this digest; nothing to push")
+        if conflicts:
+            raise PublishError(
+                f"version {tag} already exists in {self.address} with other content ({'; '.join(conflicts)}); "
+                "version tags are immutable, nothing was pushed",
+                "commit the change so it gets a new version (or tag a new release); never overwrite a version")
+        return pending
 
-    def __init__(self, host: str, http: httpx.Client, credentials: Credentials | None = None,
-                 retry: RetryPolicy = RetryPolicy(), traffic: Traffic | None = None):
-        self.host, self.http, self.retry = host, http, retry
-        self.credentials = credentials or Anonymous()
-        self.traffic = traffic or Traffic()
-        self.auth = RegistryAuth(self.credentials)
-        loopback = RegistryAddress(host).is_loopback
-        self.base = f"{'http' if loopback else 'https'}://{host}/v2/"
+    def _push_blobs(self, images: list[OciImage]) -> None:
+        pusher = _BlobPusher(self.client)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="push") as pool:
+            # Largest first, so that a shared layer is uploaded once and mounted by the images after it.
+            jobs = sorted(((blob, image) for image in images for blob in image.blobs), key=lambda job: -job[0].size)
+            futures = [pool.submit(pusher.push, self._repository(image), blob, image) for blob, image in jobs]
+            for future in futures:
+                future.result()
 
-    def check(self) -> None:
-        """Reach the registry and authenticate once, so a bad address or credentials fail first."""
-        self._send("GET", "")
-
-    def manifest_digest(self, repository: str, reference: str) -> str | None:
-        response = self._send("HEAD", f"{repository}/manifests/{reference}", ok=(200, 404),
-                              headers={"Accept": MANIFEST_TYPES})
-        return response.headers.get("docker-content-digest") if response.status_code == 200 else None
-
-    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str] | None:
-        response = self._send("GET", f"{repository}/manifests/{reference}", ok=(200, 404),
-                              headers={"Accept": MANIFEST_TYPES})
-        if response.status_code == 404:
-            return None
-        return response.content, response.headers.get("content-type", "").split(";")[0]
-
-    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> None:
-        self._send("PUT", f"{repository}/manifests/{reference}", content=data, ok=(201,),
-                   headers={"Content-Type": media_type})
-        self.traffic.add(manifests_put=1)
-
-    def has_blob(self, repository: str, digest: str) -> bool:
-        return self._send("HEAD", f"{repository}/blobs/{digest}", ok=(200, 404)).status_code == 200
-
-    def mount_blob(self, repository: str, digest: str, source: str) -> bool:
-        """Ask the registry to link a blob it holds in `source`; False when it would rather have it uploaded."""
-        response = self._send("POST", f"{repository}/blobs/uploads/", params={"mount": digest, "from": source},
-                              ok=(201, 202))
-        if response.status_code == 202:  # mount refused: an upload session was opened instead; drop it
-            self._send("DELETE", response.headers["location"], ok=(202, 204, 404))
-            return False
-        self.traffic.add(blobs_mounted=1)
-        return True
-
-    def upload_blob(self, repository: str, digest: str, path: Path, size: int) -> None:
-        """POST an upload session, PUT the whole blob into it (a monolithic upload), each retried on its own;
-        the session is kept across the PUT's retries. When the registry no longer knows the session (404:
-        a PUT whose answer was lost completed it), the blob is looked for before a new session is opened.
-        (OCI distribution spec, "Pushing a blob monolithically" and "Errors": BLOB_UPLOAD_UNKNOWN.)"""
-        for _ in range(3):
-            started = self._send("POST", f"{repository}/blobs/uploads/", ok=(202,))
-            location = self._url(started.headers["location"]).copy_merge_params({"digest": digest})
-
-            def put() -> httpx.Response:
-                with path.open("rb") as body:
-                    return self._request("PUT", location, (201, 404), content=body, headers={
-                        "Content-Type": "application/octet-stream", "Content-Length": str(size)})
-
-            if self._reliably(put).status_code == 201 or self.has_blob(repository, digest):
-                self.traffic.add(blobs_uploaded=1, bytes_uploaded=size)
-                return
-        raise PublishError(f"registry {self.host} kept losing the upload sessions of {repository}@{digest[:19]}",
-                           "run again; if it persists, the registry's storage is failing")
-
-    def download_blob(self, repository: str, digest: str) -> bytes:
-        return self._send("GET", f"{repository}/blobs/{digest}").content
-
-    def _url(self, path: str) -> httpx.URL:
-        return httpx.URL(self.base).join(path)
-
-    def _send(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs) -> httpx.Response:
-        url = self._url(path)
-        return self._reliably(lambda: self._request(method, url, ok, **kwargs))
-
-    def _request(self, method: str, url: httpx.URL, ok: tuple[int, ...], **kwargs) -> httpx.Response:
-        response = self.http.request(method, url, auth=self.auth, **kwargs)
-        if response.status_code in RETRY_STATUSES:
-            raise _Retryable(response)
-        if response.status_code not in ok:
-            raise self._refusal(response)
-        return response
-
-    def _reliably(self, attempt: Callable[[], T]) -> T:
-        """One request, again after 429/5xx or a dropped connection until the policy's deadline, waiting longer
-        each time (with jitter); past it, the error names what the registry kept doing."""
-        policy = self.retry
-        retrying = Retrying(stop=stop_after_delay(policy.deadline), reraise=True,
-                            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum)
-                            + wait_random(0, policy.initial),
-                            retry=retry_if_exception(_is_retryable))
-        try:
-            return retrying(attempt)
-        except _Retryable as exc:
-            request = exc.response.request
-            raise PublishError(f"registry {self.host} kept answering {exc.response.status_code} for "
-                               f"{policy.deadline:g} s (last: {request.method} {request.url.path})",
-                               "the registry is overloaded or failing: run again later") from None
-        except (httpx.TransportError, httpx.StreamConsumed) as exc:
-            raise PublishError(f"cannot reach registry {self.host} ({type(exc).__name__}: {exc}), retried for "
-                               f"{policy.deadline:g} s", "check the registry address (--registry or the "
-                               "environment's registry) and that the registry is running") from None
-
-    def _refusal(self, response: httpx.Response) -> PublishError:
-        if response.status_code == 401:
-            return PublishError(f"registry {self.host} refused {self.credentials.describe()} (HTTP 401)",
-                                f"log in to {self.host} (docker login) or fix the credentials")
-        try:
-            detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in response.json()["errors"])
-        except (ValueError, KeyError, TypeError):
-            detail = response.text[:200].strip()
-        request = response.request
-        return PublishError(f"registry {self.host} answered {request.method} {request.url.path} with HTTP "
-                            f"{response.status_code} ({detail})",
-                            "check that the repository exists and that the credentials may push to it")
+    def _move(self, images: Sequence[OciImage], channel: str) -> None:
+        for image in images:
+            if self.client.manifest_digest(self._repository(image), channel) != image.digest:
+                self.client.put_manifest(self._repository(image), channel, image.manifest, OCI_MANIFEST)
+                self.log(image.name, f"moved {channel}")

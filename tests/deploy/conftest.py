@@ -15,16 +15,16 @@ from typing import Iterator
 
 import pytest
 
-from deploy.build.oci import OciImage
-from deploy.build.store import default_cache_dir
-from deploy.buildrun import BuildOptions, Clients, build_images
-from deploy.progress import PlainProgress
-from deploy.publish.registry import RetryPolicy
-from deploy.version import Version
+from deploy.builders.oci import OciImage
+from deploy.builders.store import default_cache_dir
+from deploy.publish.stage import BuildOptions, Clients, build_images
+from deploy.model.progress import PlainProgress
+from deploy.registry.client import RetryPolicy
+from deploy.model.version import Version
 from tests.registries import Registry, registry_server
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = ("services", "nginx-lua", "requirements/app.lock", "deploy/gateway.py", "deploy/suite.py")
+SOURCES = ("services", "nginx-lua", "requirements/app.lock", "deploy/render/gateway.py", "deploy/model/suite.py")
 COMMIT_DATE = "2024-05-01T12:00:00+00:00"
 FAST_RETRY = RetryPolicy(deadline=10, initial=0.05, maximum=0.5)
 

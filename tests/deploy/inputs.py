@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from deploy.environments import Environment
-from deploy.images import IMAGE_NAMES, BuildRecord, PublishedImage
-from deploy.render import Rendered, render
+from deploy.model.environments import Environment
+from deploy.model.images import IMAGE_NAMES, BuildRecord, PublishedImage
+from deploy.render.objects import Rendered, render
 
 VERSION = "1.4.0-2-g1a2b3c4"
 MYSQL_SECRET = "test-secret-0123456789abcdef"

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import main
-from deploy.errors import ExitCode
-from deploy.images import IMAGE_NAMES, BuildRecord
+from deploy.model.errors import ExitCode
+from deploy.model.images import IMAGE_NAMES, BuildRecord
 from tests.deploy.conftest import BuiltSuite, clone
 from tests.infra import free_port_block
 from tests.registries import Registry, registry_server

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from deploy.images import PublishedImage
-from deploy.releases import FileHistory, Release
+from deploy.model.images import PublishedImage
+from deploy.model.releases import FileHistory, Release
 from deploy.devrun import LocalSuite
 from deploy.targets.local.target import LocalTarget
 from tests.deploy.test_local_target import ENV, busybox, docker_client, objects  # noqa: F401 - fixtures

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from deploy.diagram import mermaid
-from deploy.environments import LAYOUTS
-from deploy.layout import build_layout
+from deploy.render.diagram import mermaid
+from deploy.model.environments import LAYOUTS
+from deploy.render.layout import build_layout
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.environments import load_environment
-from deploy.errors import ConfigError, ExitCode
+from deploy.model.environments import load_environment
+from deploy.model.errors import ConfigError, ExitCode
 
 
 PIN = "sha256:" + "0" * 64

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.errors import ConfigError
-from deploy.images import STATE_DIR, BuildRecord, PublishedImage, build_record_path, pinning_problem
+from deploy.model.errors import ConfigError
+from deploy.model.images import STATE_DIR, BuildRecord, PublishedImage, build_record_path, pinning_problem
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from deploy.errors import ConfigError, RenderError
-from deploy.layout import GATEWAY_PART, SERVICE_PARTS, Layout, Pod, build_layout
+from deploy.model.errors import ConfigError, RenderError
+from deploy.render.layout import GATEWAY_PART, SERVICE_PARTS, Layout, Pod, build_layout
 
 
 def test_single_pod_calls_go_to_localhost() -> None:

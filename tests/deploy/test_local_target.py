@@ -16,7 +16,7 @@ import docker
 import httpx
 import pytest
 
-from deploy.errors import ExitCode, NotReadyError
+from deploy.model.errors import ExitCode, NotReadyError
 from deploy.targets.local.pause import is_static_executable, pause_image, root_fs
 from deploy.targets.local.plan import LocalTargetError
 from deploy.targets.local.target import LocalTarget, NotDeployed
@@ -247,7 +247,7 @@ def test_init_containers_run_to_completion_first(target: LocalTarget, busybox: s
 
 
 def test_a_failing_init_container_stops_the_pod(target: LocalTarget, busybox: str) -> None:
-    from deploy.errors import ApplyError
+    from deploy.model.errors import ApplyError
 
     objs = objects(busybox, [free_port_block(1), free_port_block(1)])
     objs[-1]["spec"]["initContainers"] = [{"name": "migrate", "image": busybox,
@@ -300,7 +300,7 @@ def test_secret_files_get_their_mode_in_a_directory_only_their_user_enters(tmp_p
     import stat
     from types import SimpleNamespace
 
-    from deploy.targets.local.engine import LocalEngine
+    from deploy.targets.local.containers import LocalEngine
     from deploy.targets.local.plan import Volume
 
     engine = LocalEngine(None, ENV, state_dir=tmp_path)

@@ -11,7 +11,7 @@ from typing import Iterator
 import pymysql
 import pytest
 
-from deploy.credentials import password
+from deploy.render.credentials import password
 from tests.deploy.inputs import MYSQL_SECRET, VARIANTS, of_kind, render_variant
 from tests.infra import MariaDB, mariadb_server, start_service, wait_ready
 

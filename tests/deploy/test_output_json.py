@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli import interactive, main
-from deploy.images import IMAGE_NAMES, BuildRecord, PublishedImage
-from deploy.releases import FileHistory, NoRelease, Release, choose, objects_hash, who
-from deploy.report import SCHEMA_PATH
+from deploy.model.images import IMAGE_NAMES, BuildRecord, PublishedImage
+from deploy.model.releases import FileHistory, NoRelease, Release, choose, objects_hash, who
+from deploy.output import SCHEMA_PATH
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 ENV = "jsonout"

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli import main
-from deploy.images import IMAGE_NAMES
+from deploy.model.images import IMAGE_NAMES
 from tests.deploy.conftest import clone
 from tests.deploy.test_output_json import valid
 from tests.registries import Registry

@@ -15,9 +15,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from deploy.gateway import GatewayConfig, render_nginx_conf
-from deploy.render import Rendered, render
-from deploy.suite import (
+from deploy.render.gateway import GatewayConfig, render_nginx_conf
+from deploy.render.objects import Rendered, render
+from deploy.model.suite import (
     APP_USER_ID, DATA_DIR, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_RUNTIME_DIR, SCRATCH_DIR, SERVICES,
 )
 from tests.deploy.inputs import (

@@ -8,10 +8,10 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-import deploy.images
+import deploy.model.images
 from cli import main
-from deploy.environments import load_environment
-from deploy.render import render
+from deploy.model.environments import load_environment
+from deploy.render.objects import render
 from tests.deploy.inputs import MYSQL_IMAGE, MYSQL_SECRET, VERSION, fake_images, fake_record
 
 CONFIG = f"""
@@ -89,8 +89,8 @@ def test_json_is_a_list_and_notes_go_to_stderr(config: Path, tmp_path: Path) -> 
 
 def test_the_record_is_read_from_the_environments_default_place(
         config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(deploy.images, "STATE_DIR", tmp_path / "state")
-    fake_record(deploy.images.build_record_path("dev"))
+    monkeypatch.setattr(deploy.model.images, "STATE_DIR", tmp_path / "state")
+    fake_record(deploy.model.images.build_record_path("dev"))
     result = run("--env", "dev", "--config", str(config), "--layout", "split-pods")
     assert result.exit_code == 0, result.output
     assert "image: \"127.0.0.1:5000/suite/person:" in result.stdout

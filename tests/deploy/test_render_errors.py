@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.environments import Environment
-from deploy.errors import ConfigError, ExitCode, RenderError
-from deploy.render import render, render_templates
+from deploy.model.environments import Environment
+from deploy.model.errors import ConfigError, ExitCode, RenderError
+from deploy.render.objects import render, render_templates
 from tests.deploy.inputs import MYSQL_IMAGE, VERSION, fake_images
 
 MACROS = "{% macro name_of(item) -%}\n{{ item.name }}-{{ suffix }}\n{%- endmacro %}\n"

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from deploy.devrun import LocalSuite, SuiteSettings
-from deploy.errors import ExitCode
+from deploy.model.errors import ExitCode
 from deploy.smoke import HttpSmoke, NoSmoke, SmokeFailed
-from deploy.suite import service
+from deploy.model.suite import service
 from tests.conftest import GENEROUS
 from tests.infra import free_port_block
 

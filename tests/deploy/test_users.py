@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.environments import Environment, load_environment
-from deploy.errors import ConfigError
-from deploy.render import render
+from deploy.model.environments import Environment, load_environment
+from deploy.model.errors import ConfigError
+from deploy.render.objects import render
 from deploy.users import FileUsers, from_secret, wanted
 from tests.deploy.inputs import VERSION, fake_images
 
@@ -67,7 +67,7 @@ def test_user_add_on_the_local_target_keeps_the_user_for_the_next_up(tmp_path: P
     from click.testing import CliRunner
 
     from cli import main
-    from deploy.targets.local.engine import default_state_dir
+    from deploy.targets.local.containers import default_state_dir
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = tmp_path / "k8sdeploy.toml"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.errors import ConfigError
-from deploy.version import last_change, source_url, version_of
+from deploy.model.errors import ConfigError
+from deploy.model.version import last_change, source_url, version_of
 from tests.deploy.conftest import git
 
 

@@ -31,7 +31,7 @@ import re
 
 import httpx
 
-from deploy.publish.registry import MANIFEST_TYPES
+from deploy.registry.client import MANIFEST_TYPES
 from tests.fakes.google import GoogleFake, fail
 from tests.fakes.server import Reply, Request
 

@@ -8,8 +8,8 @@ from typing import Iterator
 
 from google.api_core import exceptions as gexc
 
-from deploy.environments import Gke
-from deploy.errors import CloudError
+from deploy.model.environments import Gke
+from deploy.model.errors import CloudError
 from deploy.googleapi import CREDENTIALS_HINT, RETRY, google_calls, server_message
 
 __all__ = ["CREDENTIALS_HINT", "RETRY", "Place", "calling"]

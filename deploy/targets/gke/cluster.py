@@ -13,7 +13,7 @@ from google.auth.exceptions import RefreshError
 from google.cloud import container_v1
 from kubernetes.client import ApiClient, Configuration
 
-from deploy.errors import CloudError, ConfigError, CredentialsError
+from deploy.model.errors import CloudError, ConfigError, CredentialsError
 from deploy.targets.kube.client import KubeApi, with_retries
 from deploy.targets.gke.cloud import CREDENTIALS_HINT, RETRY, Place, calling
 

@@ -8,7 +8,7 @@ from typing import Callable, Iterable
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from deploy.errors import CloudError
+from deploy.model.errors import CloudError
 from deploy.targets.gke.cloud import RETRY, Place, calling
 
 Say = Callable[[str], None]

@@ -7,7 +7,7 @@ takes everything else of the environment.
 
 from __future__ import annotations
 
-from deploy.releases import Release
+from deploy.model.releases import Release
 from deploy.targets.kube.history import ConfigMapHistory
 from deploy.targets.gke.target import GkeTarget
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
-from deploy.environments import Environment
-from deploy.errors import ConfigError, LeftoversError
-from deploy.targets import ApplyResult, ServiceStatus
+from deploy.model.environments import Environment
+from deploy.model.errors import ConfigError, LeftoversError
+from deploy.model.status import ApplyResult, ServiceStatus
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.target import KubeTarget
 from deploy.targets.gke.cluster import Cluster, GkeCluster, created_by_us

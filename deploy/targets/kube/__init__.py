@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploy.errors import ApplyError
+from deploy.model.errors import ApplyError
 
 MANAGER = "k8sdeploy"  # the one server-side apply field manager
 MANAGED_BY = "app.kubernetes.io/managed-by"

@@ -9,8 +9,8 @@ import re
 import time
 from typing import Sequence
 
-from deploy.errors import ApplyError, ConfigError, KubeApiError
-from deploy.targets import ApplyResult
+from deploy.model.errors import ApplyError, ConfigError, KubeApiError
+from deploy.model.status import ApplyResult
 from deploy.targets.kube import (APPLIED, DEPLOYMENT, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, PVC, describe, kind_of,
                SECRET, owned_by, owner_selector)
 from deploy.targets.kube.client import Scoped

@@ -11,7 +11,7 @@ import urllib3
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
-from deploy.errors import CloudError, CredentialsError, KubeApiError, LeftoversError
+from deploy.model.errors import CloudError, CredentialsError, KubeApiError, LeftoversError
 from deploy.targets.kube import INSTANCE, MANAGED_BY, MANAGER, NAMESPACE, POD, Kind
 
 APPLY_PATCH = "application/apply-patch+yaml"

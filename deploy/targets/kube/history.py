@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from deploy.errors import ConfigError, KubeApiError
-from deploy.releases import FORMAT, Release
+from deploy.model.errors import ConfigError, KubeApiError
+from deploy.model.releases import FORMAT, Release
 from deploy.targets.kube import MANAGED_BY, MANAGER, Kind
 from deploy.targets.kube.client import KubeApi
 

@@ -9,7 +9,7 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.config_exception import ConfigException
 
-from deploy.errors import ConfigError
+from deploy.model.errors import ConfigError
 from deploy.targets.kube.client import KubeApi, with_retries
 
 

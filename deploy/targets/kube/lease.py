@@ -9,8 +9,8 @@ import datetime
 from contextlib import contextmanager
 from typing import Iterator
 
-from deploy.errors import KubeApiError
-from deploy.lease import DURATION, Holding, Renewer, refuse, utcnow
+from deploy.model.errors import KubeApiError
+from deploy.model.lease import DURATION, Holding, Renewer, refuse, utcnow
 from deploy.targets.kube import MANAGED_BY, MANAGER, NAMESPACE, Kind
 from deploy.targets.kube.client import Scoped
 

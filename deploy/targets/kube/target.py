@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from deploy.errors import ConfigError, LeftoversError, NotReadyError
-from deploy.targets import ApplyResult, ServiceStatus
+from deploy.model.errors import ConfigError, LeftoversError, NotReadyError
+from deploy.model.status import ApplyResult, ServiceStatus
 from deploy.targets.kube.apply import Applier
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.edits import Edits

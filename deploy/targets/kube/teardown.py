@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from deploy.errors import LeftoversError
+from deploy.model.errors import LeftoversError
 from deploy.targets.kube import KINDS, NAMESPACE, PVC, SERVICE, Kind, describe, owned_by, owner_selector
 from deploy.targets.kube.client import Scoped
 

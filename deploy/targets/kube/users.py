@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from deploy.suite import SEEDED_BY, USERS_SECRET, User
+from deploy.model.suite import SEEDED_BY, USERS_SECRET, User
 from deploy.users import Users, from_secret
 from deploy.targets.kube import INSTANCE, POD, SECRET
 from deploy.targets.kube.client import KubeApi

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from deploy.errors import KubeApiError, NotReadyError
-from deploy.suite import GATEWAY
-from deploy.targets import ServiceStatus
+from deploy.model.errors import KubeApiError, NotReadyError
+from deploy.model.suite import GATEWAY
+from deploy.model.status import ServiceStatus
 from deploy.targets.kube import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
 from deploy.targets.kube.client import Scoped
 

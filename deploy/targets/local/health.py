@@ -9,8 +9,8 @@ from typing import Callable
 
 import httpx
 
-from deploy.errors import NotReadyError
-from deploy.targets import ServiceStatus
+from deploy.model.errors import NotReadyError
+from deploy.model.status import ServiceStatus
 from deploy.targets.local import labels as L
 
 Say = Callable[[str], None]

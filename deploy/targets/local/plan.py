@@ -13,7 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Iterable, Mapping, Sequence
 
-from deploy.errors import ApplyError
+from deploy.model.errors import ApplyError
 
 SUPPORTED_KINDS = {"Namespace", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service", "NetworkPolicy",
                    "Pod", "Deployment", "StatefulSet"}

@@ -7,11 +7,11 @@ from typing import Callable, Sequence
 
 import docker
 
-from deploy.errors import DeployError
-from deploy.suite import GATEWAY
-from deploy.targets import ApplyResult, ServiceStatus
+from deploy.model.errors import DeployError
+from deploy.model.suite import GATEWAY
+from deploy.model.status import ApplyResult, ServiceStatus
 from deploy.targets.local import labels as L
-from deploy.targets.local.engine import LocalEngine
+from deploy.targets.local.containers import LocalEngine
 from deploy.targets.local.health import Health
 
 Say = Callable[[str], None]

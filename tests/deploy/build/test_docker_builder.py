@@ -12,16 +12,17 @@ from pathlib import Path
 import docker
 import pytest
 
-from deploy.build.bases import BaseResolver
-from deploy.build.docker import DockerBuilder, DockerPublisher, dockerfile
-from deploy.build.deps import install_dependencies
-from deploy.build.spec import LOCK, suite_specs
-from deploy.build.store import BlobStore, default_cache_dir
-from deploy.buildrun import Clients
-from deploy.errors import PublishError
-from deploy.publish.registry import RegistryAddress
-from deploy.suite import GATEWAY, GATEWAY_COMMAND, GATEWAY_RUNTIME_DIR, GATEWAY_CONF
-from deploy.version import version_of
+from deploy.builders.bases import BaseResolver
+from deploy.builders.docker import DockerBuilder, dockerfile
+from deploy.publish.docker import DockerPublisher
+from deploy.builders.deps import install_dependencies
+from deploy.builders.spec import LOCK, suite_specs
+from deploy.builders.store import BlobStore, default_cache_dir
+from deploy.publish.stage import Clients
+from deploy.model.errors import PublishError
+from deploy.registry.client import RegistryAddress
+from deploy.model.suite import GATEWAY, GATEWAY_COMMAND, GATEWAY_RUNTIME_DIR, GATEWAY_CONF
+from deploy.model.version import version_of
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
 from tests.registries import Registry
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.images import IMAGE_NAMES
-from deploy.suite import APP_USER_ID, GATEWAY_COMMAND, SERVICES
+from deploy.model.images import IMAGE_NAMES
+from deploy.model.suite import APP_USER_ID, GATEWAY_COMMAND, SERVICES
 from tests.deploy.conftest import BuiltSuite, build_suite, clone
 
 LABELS = ("org.opencontainers.image.version", "org.opencontainers.image.revision",

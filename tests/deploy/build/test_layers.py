@@ -8,8 +8,8 @@ import os
 import tarfile
 from pathlib import Path
 
-from deploy.build.layers import FileEntry, LayerSpec, build_layer, tree_entries
-from deploy.build.store import BlobStore
+from deploy.builders.layers import FileEntry, LayerSpec, build_layer, tree_entries
+from deploy.builders.store import BlobStore
 
 
 def make_tree(root: Path, mtime: int) -> Path:

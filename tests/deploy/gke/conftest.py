@@ -13,7 +13,7 @@ import pytest
 from google.oauth2.credentials import Credentials
 
 from deploy.compose import GoogleApis, gke_target
-from deploy.environments import Environment, Gke
+from deploy.model.environments import Environment, Gke
 from tests.controlplane import KubeCluster
 from tests.fakes.artifact_registry import FakeArtifactRegistry
 from tests.fakes.cloud_controller import CloudController

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from cli import main
 from deploy import compose
 from deploy.compose import gke_target
-from deploy.errors import CloudError, CredentialsError
+from deploy.model.errors import CloudError, CredentialsError
 from tests.deploy.gke.conftest import ENV, Cloud, config_file, environment
 from tests.deploy.kube.objects import single_pod
 

@@ -11,7 +11,7 @@ import pytest
 
 from deploy.compose import gke_target
 from deploy.devrun import LocalSuite
-from deploy.errors import CloudError, ConfigError, LeftoversError
+from deploy.model.errors import CloudError, ConfigError, LeftoversError
 from deploy.smoke import HttpSmoke
 from tests.deploy.gke.conftest import ENV, Cloud, environment
 from tests.deploy.kube.objects import single_pod, split_pods

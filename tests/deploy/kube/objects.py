@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploy.suite import GATEWAY, SERVICES
+from deploy.model.suite import GATEWAY, SERVICES
 
 VERSION = "1.4.0"
 DIGEST = "sha256:" + "ab" * 32

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.errors import CloudError, NotReadyError
+from deploy.model.errors import CloudError, NotReadyError
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for
@@ -143,8 +143,8 @@ def test_the_mysql_claim_of_the_real_render_survives_ups_and_a_layout_round_trip
                                                                                  kube: KubeCluster) -> None:
     """split-pods with MySQL as `render` makes it (its StatefulSet's claim template): up twice, to single-pod and
     back keep the same claim (its uid), and down --volumes leaves no object."""
-    from deploy.environments import Environment
-    from deploy.render import render
+    from deploy.model.environments import Environment
+    from deploy.render.objects import render
     from tests.deploy.inputs import MYSQL_IMAGE, MYSQL_SECRET, VERSION, fake_images
 
     environment = Environment(name=ENV, target="kubeconfig", namespace=kube.namespace, layout="split-pods",

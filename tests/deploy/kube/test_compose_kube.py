@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from cli import main
 from deploy.compose import make_target
-from deploy.environments import Environment
+from deploy.model.environments import Environment
 from tests.controlplane import KubeCluster
 from tests.deploy.kube.objects import single_pod
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from cli import main
 from deploy import compose
-from deploy.environments import Environment, load_environment
-from deploy.errors import ConfigError, ExitCode
-from deploy.render import render
+from deploy.model.environments import Environment, load_environment
+from deploy.model.errors import ConfigError, ExitCode
+from deploy.render.objects import render
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.inputs import VERSION, fake_images, of_kind
@@ -82,7 +82,7 @@ def test_plain_http_beyond_loopback_is_refused_before_anything_is_built(command:
 
 def test_allowing_plain_http_is_said_on_every_up(tmp_path: Path) -> None:
     said: list[str] = []
-    from deploy.environments import refuse_plain_http
+    from deploy.model.environments import refuse_plain_http
 
     environment = load_environment("staging", config(tmp_path, "allow_plain_http = true"))
     refuse_plain_http(environment, said.append)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 import pytest
 
-from deploy.errors import ApplyError, ConfigError, CredentialsError, NotReadyError
+from deploy.model.errors import ApplyError, ConfigError, CredentialsError, NotReadyError
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for

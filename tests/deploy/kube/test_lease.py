@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.errors import ExitCode, LeaseHeldError
-from deploy.lease import FileLease, Holding
+from deploy.model.errors import ExitCode, LeaseHeldError
+from deploy.model.lease import FileLease, Holding
 from deploy.targets.kube.history import ConfigMapHistory
 from deploy.targets.kube.lease import MICROTIME, KubeLease
 from deploy.targets.kube.target import KubeTarget

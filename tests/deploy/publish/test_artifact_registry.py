@@ -22,12 +22,12 @@ from google.oauth2.credentials import Credentials
 
 from cli import main
 from deploy import compose
-from deploy.buildrun import Clients
+from deploy.publish.stage import Clients
 from deploy.compose import GoogleApis
-from deploy.errors import CloudError, ConfigError, PublishError
-from deploy.publish.artifact_registry import ArtifactRepository, RepositoryName, repository_of
-from deploy.publish.registry import RegistryAddress
-from deploy.publish.remote import RegistryPublisher
+from deploy.model.errors import CloudError, ConfigError, PublishError
+from deploy.registry.artifact_registry import ArtifactRepository, RepositoryName, repository_of
+from deploy.registry.client import RegistryAddress
+from deploy.publish.registry import RegistryPublisher
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
 from tests.fakes.artifact_registry import FakeArtifactRegistry
 from tests.registries import ProxyRules, Registry, registry_proxy

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.publish.auth import DockerConfigCredentials, GoogleCredentials, credentials_for
-from deploy.publish.registry import RegistryAddress
-from deploy.errors import ConfigError
+from deploy.registry.auth import DockerConfigCredentials, GoogleCredentials, credentials_for
+from deploy.registry.client import RegistryAddress
+from deploy.model.errors import ConfigError
 
 
 def test_inline_auths_entry_matches_with_or_without_scheme(tmp_path: Path) -> None:

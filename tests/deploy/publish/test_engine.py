@@ -13,13 +13,13 @@ import docker.errors
 import httpx
 import pytest
 
-from deploy.buildrun import Clients
-from deploy.errors import PublishError
-from deploy.gateway import GatewayConfig, render_nginx_conf
+from deploy.publish.stage import Clients
+from deploy.model.errors import PublishError
+from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from deploy.publish.engine import EnginePublisher
-from deploy.publish.registry import RegistryAddress
-from deploy.publish.remote import RegistryPublisher
-from deploy.suite import APP_USER_ID, GATEWAY, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_RUNTIME_DIR, SERVICES, url_variable
+from deploy.registry.client import RegistryAddress
+from deploy.publish.registry import RegistryPublisher
+from deploy.model.suite import APP_USER_ID, GATEWAY, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_RUNTIME_DIR, SERVICES, url_variable
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
 from tests.helpers import client, login
 from tests.infra import DEMO_SEED, free_port_block

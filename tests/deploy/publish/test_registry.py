@@ -11,11 +11,11 @@ from typing import Iterator
 import google.oauth2.credentials
 import pytest
 
-from deploy.buildrun import Clients
-from deploy.errors import BuildError, ConfigError, PublishError
-from deploy.publish.auth import DockerConfigCredentials, GoogleCredentials
-from deploy.publish.registry import RetryPolicy, RegistryAddress
-from deploy.publish.remote import RegistryPublisher
+from deploy.publish.stage import Clients
+from deploy.model.errors import BuildError, ConfigError, PublishError
+from deploy.registry.auth import DockerConfigCredentials, GoogleCredentials
+from deploy.registry.client import RetryPolicy, RegistryAddress
+from deploy.publish.registry import RegistryPublisher
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite, build_suite, clone, git
 from tests.infra import free_port_block
 from tests.registries import ProxyRules, Registry, registry_proxy, registry_server

@@ -12,15 +12,15 @@ from typing import Any, Mapping
 import jinja2
 import yaml
 
-from deploy.credentials import secret_data
-from deploy.environments import LABEL_VALUE, Environment
-from deploy.errors import ConfigError, RenderError
-from deploy.gateway import GatewayConfig, render_nginx_conf
-from deploy.images import PublishedImage
-from deploy.layout import GATEWAY_CONFIG_MAP, MYSQL, PART_OF, Layout, build_layout
-from deploy.suite import (APP_USER_ID, GATEWAY, GATEWAY_LUA_DIR, GATEWAY_PORT, GATEWAY_RUNTIME_DIR, GATEWAY_TLS_DIR,
+from deploy.render.credentials import secret_data
+from deploy.model.environments import LABEL_VALUE, Environment
+from deploy.model.errors import ConfigError, RenderError
+from deploy.render.gateway import GatewayConfig, render_nginx_conf
+from deploy.model.images import PublishedImage
+from deploy.render.layout import GATEWAY_CONFIG_MAP, MYSQL, PART_OF, Layout, build_layout
+from deploy.model.suite import (APP_USER_ID, GATEWAY, GATEWAY_LUA_DIR, GATEWAY_PORT, GATEWAY_RUNTIME_DIR, GATEWAY_TLS_DIR,
                     GATEWAY_TLS_PORT)
-from deploy.templating import failure_location, strict_environment
+from deploy.render.templating import failure_location, strict_environment
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
 
@@ -131,7 +131,7 @@ def render_templates(root: Path, layout: str, context: Mapping[str, Any]) -> tup
         except jinja2.TemplateError as exc:
             where = failure_location(exc, root.resolve(), name)
             raise RenderError(f"rendering {name}: {where}: {exc.message}",
-                              "give the template that value (deploy/render.py builds the context)") from exc
+                              "give the template that value (deploy/render/objects.py builds the context)") from exc
         objects += parse_objects(name, text)
         texts.append(text)
     return "".join(texts), tuple(objects)

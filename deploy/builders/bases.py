@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from deploy.errors import BuildError, ConfigError
-from deploy.publish.registry import RegistryClient
-from deploy.build.layers import FileEntry, LayerSpec, build_layer
-from deploy.build.store import (DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Blob, BlobStore, Layer,
+from deploy.model.errors import BuildError, ConfigError
+from deploy.registry.client import RegistryClient
+from deploy.builders.layers import FileEntry, LayerSpec, build_layer
+from deploy.builders.store import (DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Blob, BlobStore, Layer,
                     canonical_json)
 
 SUITE = "bookworm"

@@ -11,20 +11,20 @@ from typing import Callable, Literal, Mapping
 
 import httpx
 
-from deploy.build.bases import BaseResolver
-from deploy.build.deps import install_dependencies
-from deploy.build.oci import OciBuilder
-from deploy.build.spec import LOCK, suite_specs
-from deploy.build.store import BlobStore, default_cache_dir
-from deploy.errors import ConfigError, PublishError
-from deploy.images import IMAGE_NAMES, BuildRecord
-from deploy.progress import PlainProgress, Progress
+from deploy.builders.bases import BaseResolver
+from deploy.builders.deps import install_dependencies
+from deploy.builders.oci import OciBuilder
+from deploy.builders.spec import LOCK, suite_specs
+from deploy.builders.store import BlobStore, default_cache_dir
+from deploy.model.errors import ConfigError, PublishError
+from deploy.model.images import IMAGE_NAMES, BuildRecord
+from deploy.model.progress import PlainProgress, Progress
 from deploy.publish import Publisher
-from deploy.publish.auth import Credentials, credentials_for
+from deploy.registry.auth import Credentials, credentials_for
 from deploy.publish.engine import EnginePublisher
-from deploy.publish.registry import RegistryAddress, RegistryClient, RetryPolicy, Traffic
-from deploy.publish.remote import RegistryPublisher
-from deploy.version import Version, version_of
+from deploy.registry.client import RegistryAddress, RegistryClient, RetryPolicy, Traffic
+from deploy.publish.registry import RegistryPublisher
+from deploy.model.version import Version, version_of
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def check_publishable(version: Version, options: BuildOptions) -> None:
 
 def _builder(options: BuildOptions, clients: Clients, bases: BaseResolver, progress: Progress):
     if options.builder == "docker":
-        from deploy.build.docker import DockerBuilder
+        from deploy.builders.docker import DockerBuilder
 
         return DockerBuilder(clients.docker(), bases, log=progress.step)
     return OciBuilder(bases.store, bases, log=progress.step)
@@ -96,7 +96,7 @@ def _builder(options: BuildOptions, clients: Clients, bases: BaseResolver, progr
 def _publisher(options: BuildOptions, clients: Clients, progress: Progress) -> Publisher:
     address = RegistryAddress.parse(options.registry) if options.registry else None
     if options.builder == "docker":
-        from deploy.build.docker import DockerPublisher
+        from deploy.publish.docker import DockerPublisher
 
         return DockerPublisher(clients.docker(), address, clients.registry, log=progress.step)
     if address is None:
@@ -130,7 +130,7 @@ def run_build(options: BuildOptions, clients: Clients, progress: Progress | None
 
 def build_and_record(options: BuildOptions, record_path: Path) -> BuildRecord:
     """`build` and `up` alike: make the clients, build and publish with progress on stderr, save the record."""
-    from deploy.progress import progress_for
+    from deploy.model.progress import progress_for
 
     clients, progress = Clients(), progress_for()
     try:

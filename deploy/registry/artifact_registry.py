@@ -18,9 +18,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import artifactregistry_v1 as ar
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from deploy.errors import CloudError, ConfigError
+from deploy.model.errors import CloudError, ConfigError
 from deploy.googleapi import RETRY, google_calls
-from deploy.publish.registry import RegistryAddress
+from deploy.registry.client import RegistryAddress
 
 Say = Callable[[str], None]
 DOCKER_HOST = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")

@@ -19,9 +19,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping, Protocol, Sequence
 
-from deploy.errors import ConfigError, DeployError
-from deploy.images import PublishedImage
-from deploy.targets import ServiceStatus
+from deploy.model.errors import ConfigError, DeployError
+from deploy.model.images import PublishedImage
+from deploy.model.status import ServiceStatus
 
 FORMAT = 1  # of the history file
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from deploy.build.store import OCI_LAYER, BlobStore, Layer
+from deploy.builders.store import OCI_LAYER, BlobStore, Layer
 
 GZIP_LEVEL = 6
 

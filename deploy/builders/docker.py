@@ -13,13 +13,13 @@ from typing import Callable, Mapping, Sequence
 import docker
 import docker.errors
 
-from deploy.build.docker_archive import load_into_engine
-from deploy.errors import BuildError
-from deploy.build.bases import BaseImage, BaseResolver
-from deploy.build.layers import build_layer
-from deploy.build.oci import OciImage
-from deploy.build.spec import ImageSpec
-from deploy.build.store import OCI_CONFIG, Blob, sha256_digest
+from deploy.builders.docker_archive import load_into_engine
+from deploy.model.errors import BuildError
+from deploy.builders.bases import BaseImage, BaseResolver
+from deploy.builders.layers import build_layer
+from deploy.builders.oci import OciImage
+from deploy.builders.spec import ImageSpec
+from deploy.builders.store import OCI_CONFIG, Blob, sha256_digest
 
 Log = Callable[[str, str], None]
 

@@ -7,10 +7,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from deploy.errors import DeployError
-from deploy.images import BuildRecord, PublishedImage
-from deploy.releases import Release
-from deploy.targets import ServiceStatus
+from deploy.model.errors import DeployError
+from deploy.model.images import BuildRecord, PublishedImage
+from deploy.model.releases import Release
+from deploy.model.status import ServiceStatus
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "output.schema.json"
 OUTPUTS = ("text", "json")

@@ -8,13 +8,14 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Callable, Iterator, Mapping, Sequence
 
-from deploy.environments import Environment
-from deploy.errors import DeployError, NotReadyError, SmokeError
-from deploy.images import BuildRecord, PublishedImage
-from deploy.releases import Release, ReleaseHistory, now, objects_hash, who
-from deploy.render import render
+from deploy.model.environments import Environment
+from deploy.model.errors import DeployError, NotReadyError, SmokeError
+from deploy.model.images import BuildRecord, PublishedImage
+from deploy.model.releases import Release, ReleaseHistory, now, objects_hash, who
+from deploy.render.objects import render
 from deploy.smoke import Smoke, SmokeReport
-from deploy.targets import ApplyResult, Target
+from deploy.model.status import ApplyResult
+from deploy.targets import Target
 
 Say = Callable[[str], None]
 

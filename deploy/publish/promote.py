@@ -10,9 +10,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable
 
-from deploy.errors import ConfigError, PublishError
-from deploy.images import IMAGE_NAMES
-from deploy.publish.registry import RegistryAddress, RegistryClient
+from deploy.model.errors import ConfigError, PublishError
+from deploy.model.images import IMAGE_NAMES
+from deploy.registry.client import RegistryAddress, RegistryClient
 
 LATEST = "latest"
 

@@ -10,9 +10,9 @@ from typing import Annotated, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from deploy.errors import ConfigError
-from deploy.images import pinning_problem
-from deploy.suite import GATEWAY, SERVICES
+from deploy.model.errors import ConfigError
+from deploy.model.images import pinning_problem
+from deploy.model.suite import GATEWAY, SERVICES
 
 LAYOUTS = ("single-pod", "split-pods")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "k8sdeploy.toml"
@@ -67,7 +67,7 @@ class Environment(_Frozen):
     mysql_image: str = ""  # database = "mysql": the server's image, pinned by digest
     replicas: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)  # split-pods only
     # Base image per image name (person) or base name (python, nginx): HOST/REPO@sha256:... or
-    # debootstrap:NAME[@sha256:...]; see deploy/build/bases.py. Default: debootstrap:<base name>.
+    # debootstrap:NAME[@sha256:...]; see deploy/builders/bases.py. Default: debootstrap:<base name>.
     bases: dict[str, str] = Field(default_factory=dict)
     secure_cookies: bool = False
     # local target: the address the gateway listens on (default 127.0.0.1; "0.0.0.0" opens it to the network)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from deploy.build.spec import ImageSpec
+from deploy.builders.spec import ImageSpec
 
 
 class Builder(Protocol):

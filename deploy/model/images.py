@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-from deploy.errors import ConfigError
+from deploy.model.errors import ConfigError
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PINNED = re.compile(r"^(?P<name>[^\s@]+)@sha256:[0-9a-f]{64}$")

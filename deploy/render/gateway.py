@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from deploy.suite import GATEWAY_CALLS
-from deploy.templating import strict_environment
+from deploy.model.suite import GATEWAY_CALLS
+from deploy.render.templating import strict_environment
 
 NGINX_LUA_DIR = Path(__file__).resolve().parent.parent / "nginx-lua"
 DEBIAN_MODULES = (

@@ -14,7 +14,7 @@ from typing import Sequence
 import docker
 import docker.errors
 
-from deploy.build.oci import OciImage
+from deploy.builders.oci import OciImage
 
 LOCAL_PREFIX = "k8sdeploy"  # images in the local engine are k8sdeploy/NAME:VERSION
 

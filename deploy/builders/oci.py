@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from deploy.build.bases import BaseImage, BaseResolver
-from deploy.build.layers import LayerSpec, build_layer
-from deploy.build.spec import ImageSpec
-from deploy.build.store import OCI_CONFIG, OCI_MANIFEST, Blob, BlobStore, Layer, canonical_json, sha256_digest
+from deploy.builders.bases import BaseImage, BaseResolver
+from deploy.builders.layers import LayerSpec, build_layer
+from deploy.builders.spec import ImageSpec
+from deploy.builders.store import OCI_CONFIG, OCI_MANIFEST, Blob, BlobStore, Layer, canonical_json, sha256_digest
 
 DROPPED_CONFIG_KEYS = ("container", "container_config", "docker_version", "author", "id", "parent")
 

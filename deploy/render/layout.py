@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from deploy.environments import LAYOUTS
-from deploy.errors import ConfigError, RenderError
-from deploy.suite import (
+from deploy.model.environments import LAYOUTS
+from deploy.model.errors import ConfigError, RenderError
+from deploy.model.suite import (
     DATA_DIR, GATEWAY, GATEWAY_CALLS, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_PORT, GATEWAY_RUNTIME_DIR,
     GATEWAY_TLS_DIR, GATEWAY_TLS_PORT, SCRATCH_DIR, SEEDED_BY, SERVICES, USERS_KEY, USERS_SECRET, url_variable,
 )
@@ -148,7 +148,7 @@ class Layout:
         for caller, callee in self.calls:
             if callee not in names:
                 raise RenderError(f"layout {self.name}: {caller} calls {callee}, which the layout does not have",
-                                  f"put {callee} in a pod of the layout, or remove the call from deploy/suite.py")
+                                  f"put {callee} in a pod of the layout, or remove the call from deploy/model/suite.py")
 
     @property
     def parts(self) -> tuple[Part, ...]:
@@ -213,7 +213,7 @@ class Layout:
         return part.database and self.storage != "mysql"
 
     def env(self, part: Part) -> tuple[EnvVar, ...]:
-        """The service settings of deploy/suite.py's contract: address, database, peers."""
+        """The service settings of deploy/model/suite.py's contract: address, database, peers."""
         if part not in SERVICE_PARTS:
             return part.env
         found = [EnvVar("HOST", self.bind), EnvVar("PORT", str(part.port))]

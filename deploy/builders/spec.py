@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from deploy.gateway import GatewayConfig, render_nginx_conf
-from deploy.suite import (APP_USER_ID, DATA_DIR, GATEWAY, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_PORT,
+from deploy.render.gateway import GatewayConfig, render_nginx_conf
+from deploy.model.suite import (APP_USER_ID, DATA_DIR, GATEWAY, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_PORT,
                      GATEWAY_RUNTIME_DIR, SCRATCH_DIR, SERVICES, Service)
-from deploy.version import Version, last_change
-from deploy.build.bases import base_reference
-from deploy.build.layers import FileEntry, LayerSpec, tree_entries
+from deploy.model.version import Version, last_change
+from deploy.builders.bases import base_reference
+from deploy.builders.layers import FileEntry, LayerSpec, tree_entries
 
 APP_DIR = "/opt/k8sdeploy/app"  # services/ (the service and services/common)
 DEPS_DIR = "/opt/k8sdeploy/deps"  # the locked dependencies, the same layer in all five services
@@ -76,7 +76,7 @@ def gateway_spec(root: Path, version: Version, base: str) -> ImageSpec:
     conf = render_nginx_conf(baked_gateway_config(), template_dir=root / "nginx-lua").encode()
     entries = [FileEntry(GATEWAY_CONF, data=conf), *tree_entries(root / "nginx-lua" / "lua", GATEWAY_LUA_DIR),
                FileEntry(SCRATCH_DIR, kind="dir", mode=0o1777), _writable(GATEWAY_RUNTIME_DIR)]
-    layer = LayerSpec("gateway", tuple(entries), last_change(root, ("nginx-lua", "deploy/gateway.py", "deploy/suite.py")))
+    layer = LayerSpec("gateway", tuple(entries), last_change(root, ("nginx-lua", "deploy/render/gateway.py", "deploy/model/suite.py")))
     return ImageSpec(GATEWAY, base, (layer,), GATEWAY_COMMAND, (), (GATEWAY_PORT,), _labels(GATEWAY, version))
 
 

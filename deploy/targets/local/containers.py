@@ -13,8 +13,8 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import Mount as DockerMount
 
-from deploy.errors import ApplyError
-from deploy.targets import ApplyResult
+from deploy.model.errors import ApplyError
+from deploy.model.status import ApplyResult
 from deploy.targets.local import labels as L
 from deploy.targets.local.pause import BUSYBOX, pause_image
 from deploy.targets.local.plan import Container, LocalTargetError, Plan, Pod, plan

@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.errors import BuildError
+from deploy.model.errors import BuildError
 
 # Wheels that run on Debian bookworm's glibc 2.36 on linux/amd64, newest tag first.
 PLATFORMS = ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from deploy.errors import LeaseHeldError
+from deploy.model.errors import LeaseHeldError
 
 DURATION = 60  # seconds a lease lives without being renewed; renewed every DURATION / 3
 

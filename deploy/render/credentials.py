@@ -8,8 +8,8 @@ import hmac
 import math
 import string
 
-from deploy.errors import ConfigError
-from deploy.layout import INIT_SQL_KEY, MYSQL, ROOT_PASSWORD_KEY, Layout, database_url_key
+from deploy.model.errors import ConfigError
+from deploy.render.layout import INIT_SQL_KEY, MYSQL, ROOT_PASSWORD_KEY, Layout, database_url_key
 
 SECRET_VARIABLE = "K8SDEPLOY_MYSQL_SECRET"
 MIN_SECRET_BITS = 128

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from deploy.errors import ConfigError
+from deploy.model.errors import ConfigError
 
 RELEASE_TAG = re.compile(r"^v(\d+\.\d+\.\d+)$")
 DESCRIBED = re.compile(r"^v(\d+\.\d+\.\d+)-(\d+)-g([0-9a-f]+)$")
