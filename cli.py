@@ -11,11 +11,10 @@ from typing import Callable
 import click
 
 from deploy import __version__
-from deploy.render.credentials import SECRET_VARIABLE
 from deploy.render.diagram import mermaid
 from deploy.model.environments import DEFAULT_CONFIG, LAYOUTS, Environment, load_environment
 from deploy.model.errors import DeployError, ExitCode
-from deploy.model.images import IMAGE_NAMES, PROJECT_ROOT, BuildRecord, build_record_path
+from deploy.model.images import IMAGE_NAMES, BuildRecord, build_record_path
 from deploy.render.layout import build_layout
 from deploy.render.objects import render
 from deploy.model.version import CHANNELS
@@ -69,7 +68,8 @@ def environment_options(command: Callable) -> Callable:
     @click.option("--env", "env_name", default="local", show_default=True, envvar="K8SDEPLOY_ENV",
                   help="Environment from the configuration file.")
     @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-                  default=DEFAULT_CONFIG, show_default="k8sdeploy.toml", help="Configuration file.")
+                  default=DEFAULT_CONFIG, show_default="./k8sdeploy.toml", envvar="K8SDEPLOY_CONFIG",
+                  help="Configuration file.")
     @functools.wraps(command)
     def wrapper(*args, env_name: str, config_path: Path, **kwargs):  # noqa: ANN202
         environment: Environment = load_environment(env_name, config_path)
@@ -137,15 +137,9 @@ def status(environment: Environment, output: str) -> None:
     (kubectl edit, patch, scale), is a `drift:` line; the next `up` puts the rendered fields back.
     """
     from deploy import output as report
-    from deploy.compose import make_history, make_target
-    from deploy.model.releases import drift
+    from deploy.compose import make_runner
 
-    target = make_target(environment, say)
-    rows = target.status()
-    history = make_history(environment, say, target)
-    releases = history.releases() if rows else []
-    release = releases[-1] if releases else None
-    drifted = (drift(rows, release) if release else ()) + (target.hand_edits() if rows else ())
+    rows, release, drifted = make_runner(environment, say).status()
     if output == "json":
         click.echo(report.dumps(report.status(environment.name, rows, release, drifted)), nl=False)
         if not rows or not all(row.ready for row in rows):
@@ -154,14 +148,8 @@ def status(environment: Environment, output: str) -> None:
     if not rows:
         say(f"nothing of environment {environment.name} is deployed")
         sys.exit(ExitCode.NOT_READY)
-    table = [("SERVICE", "VERSION", "DIGEST", "READY", "REASON")]
-    for row in rows:
-        name, _, digest = row.image.partition("@")
-        version = name.rsplit(":", 1)[-1] if ":" in name.rsplit("/", 1)[-1] else ""
-        table.append((row.name, version, digest[:19], "yes" if row.ready else "no", row.reason))
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    for line in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for line in report.status_table(rows):
+        click.echo(line)
     for line in drifted:
         click.echo(f"drift: {line}")
     if not all(row.ready for row in rows):
@@ -175,9 +163,9 @@ def status(environment: Environment, output: str) -> None:
 @environment_options
 def logs(environment: Environment, service: str, lines: int) -> None:
     """Print the recent logs of SERVICE (frontend, person, ..., nginx-lua)."""
-    from deploy.compose import make_target
+    from deploy.compose import stages
 
-    click.echo(make_target(environment, say).logs(service, lines), nl=False)
+    click.echo(stages(environment, say).target.logs(service, lines), nl=False)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -189,13 +177,13 @@ def smoke(environment: Environment, url: str | None) -> None:
 
     Exits 6 when a check fails.
     """
-    from deploy.compose import make_target, users_store
+    from deploy.compose import stages
     from deploy.smoke import HttpSmoke
     from deploy.users import wanted
 
-    target = make_target(environment, say)
-    url = url or target.gateway_url()
-    report = HttpSmoke(say=say, users=wanted(environment, users_store(environment, target, say).read()).smoke).run(url)
+    found = stages(environment, say)
+    url = url or found.target.gateway_url()
+    report = HttpSmoke(say=say, users=wanted(environment, found.users.read()).smoke).run(url)
     click.echo(f"smoke test passed at {report.url}: {len(report.checks)} checks")
 
 
@@ -217,15 +205,13 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool, output: st
     (an Artifact Registry repository too).
     """
     from deploy import output as report
-    from deploy.compose import artifact_repository, make_target
+    from deploy.compose import artifact_repository, make_runner
     from deploy.model.errors import ConfigError
 
     if keep_cluster and environment.target != "gke":
         raise ConfigError(f"--keep-cluster applies to gke environments; {environment.name} is {environment.target}",
                           "leave out --keep-cluster")
-    target = make_target(environment, say, keep_cluster=keep_cluster)
-    with holding_lease(environment, target, create=False):
-        removed = target.down(volumes=volumes)
+    removed = make_runner(environment, say, keep_cluster=keep_cluster).down(volumes)
     repository = artifact_repository(environment, say)
     if repository is not None:
         name = repository.name
@@ -268,9 +254,10 @@ def render_command(environment: Environment, layout_name: str | None, record_pat
     if output_format == "mermaid":
         click.echo(mermaid(layout, environment.service_type, environment.gateway_port), nl=False)
         return
+    from deploy.compose import mysql_secret
+
     record = BuildRecord.load(record_path or build_record_path(environment.name))
-    rendered = render(environment, layout.name, record.images, record.version,
-                      mysql_secret=os.environ.get(SECRET_VARIABLE, ""))
+    rendered = render(environment, layout.name, record.images, record.version, mysql_secret=mysql_secret())
     for note in rendered.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(rendered.yaml if output_format == "yaml" else rendered.to_json(), nl=False)
@@ -284,8 +271,8 @@ def render_command(environment: Environment, layout_name: str | None, record_pat
 @click.option("--channel", "channels", type=click.Choice(CHANNELS), multiple=True,
               help="Also move this tag to the new images (the version tag is always pushed).")
 @click.option("--allow-dirty", is_flag=True, help="Publish uncommitted changes to a non-local registry.")
-@click.option("--source", type=click.Path(path_type=Path, file_okay=False, exists=True), default=PROJECT_ROOT,
-              show_default="this checkout", help="The git checkout to build.")
+@click.option("--source", type=click.Path(path_type=Path, file_okay=False, exists=True), default=Path("."),
+              show_default="the working directory", help="The git checkout to build.")
 @click.option("--record", "record_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write the build record (JSON). Default: .k8sdeploy/builds/ENV.json")
 @output_option
@@ -293,8 +280,8 @@ def build(environment: Environment, registry: str | None, builder: str, channels
           allow_dirty: bool, source: Path, record_path: Path | None, output: str) -> None:
     """Build the six images and publish them under the version from git; print their tag@digest."""
     from deploy import output as report
-    from deploy.publish.stage import BuildOptions, build_and_record
-    from deploy.compose import artifact_repository
+    from deploy.compose import artifact_repository, build_and_record
+    from deploy.publish.stage import BuildOptions
     from deploy.runner import Stopwatch
 
     options = BuildOptions(source=source, registry=environment.registry if registry is None else registry,
@@ -323,8 +310,8 @@ def build(environment: Environment, registry: str | None, builder: str, channels
 @click.option("--wait-timeout", default=180, show_default=True, type=click.IntRange(1),
               help="Seconds to wait for every service to be ready.")
 @click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
-@click.option("--source", type=click.Path(path_type=Path, file_okay=False, exists=True), default=PROJECT_ROOT,
-              show_default="this checkout", help="The git checkout to build.")
+@click.option("--source", type=click.Path(path_type=Path, file_okay=False, exists=True), default=Path("."),
+              show_default="the working directory", help="The git checkout to build.")
 @click.option("--rollback-on-failure", is_flag=True,
               help="When waiting or the smoke test fails, put the last recorded release back (and still exit 5 or 6).")
 @output_option
@@ -337,37 +324,16 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
     (with --rollback-on-failure, 5 or 6 after the previous release is back and has passed its checks).
     """
     from deploy import output as report
-    from deploy.publish.stage import BuildOptions, build_and_record
-    from deploy.compose import artifact_repository, make_history, make_smoke, make_target
+    from deploy.compose import make_runner
     from deploy.model.environments import refuse_plain_http
-    from deploy.runner import rollback, up as run_up, up_or_roll_back
+    from deploy.publish.stage import BuildOptions
 
     refuse_plain_http(environment, say)
     layout = layout_name or environment.layout
     options = BuildOptions(source=source, registry=environment.registry, builder=builder,
                            allow_dirty=allow_dirty, bases=environment.bases)
-    target = make_target(environment, say)
-    history = make_history(environment, say, target)
-    repository = artifact_repository(environment, say)
-
-    def build() -> BuildRecord:
-        if repository is not None:  # before building: a push needs the repository, and it keeps our releases
-            repository.ensure(environment.name, [release.version for release in history.releases()])
-        return build_and_record(options, build_record_path(environment.name))
-
-    with holding_lease(environment, target):
-        users = environment_users(environment, target)
-        common = dict(target=target, smoke=make_smoke(environment, say, no_smoke, users), history=history, say=say,
-                      wait_timeout=wait_timeout, mysql_secret=os.environ.get(SECRET_VARIABLE, ""),
-                      secrets=(users.secret(environment.namespace),))
-
-        def deploy():  # noqa: ANN202 - pipeline.UpResult
-            return run_up(environment, layout, build=build, **common)
-
-        if rollback_on_failure:
-            result = up_or_roll_back(deploy, history, lambda release: rollback(environment, release, **common), say)
-        else:
-            result = deploy()
+    runner = make_runner(environment, say, options=options, no_smoke=no_smoke, wait_timeout=wait_timeout)
+    result, users = runner.up(layout, rollback_on_failure)
     timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.durations.items())
     say(f"{environment.name}: {layout} version {result.version} is up ({timings})")
     if output == "json":
@@ -381,27 +347,6 @@ def up(environment: Environment, layout_name: str | None, builder: str, allow_di
             f"`k8sdeploy user add EMAIL --role admin --env {environment.name}`")
 
 
-def environment_users(environment: Environment, target: object):  # noqa: ANN201 - a users.Users
-    """The environment's users for this deploy (smoke users kept from the last one): the local target keeps
-    them in its state file now; on Kubernetes they are applied with the rendered objects."""
-    from deploy.compose import users_store
-    from deploy.users import wanted
-
-    store = users_store(environment, target, say)
-    users = wanted(environment, store.read())
-    if environment.target == "local":
-        store.write(users)
-    return users
-
-
-def holding_lease(environment: Environment, target: object, create: bool = True):  # noqa: ANN201
-    """The environment's lease, held by this command (user@host or the CI run, and the process id)."""
-    from deploy.compose import make_lease
-    from deploy.model.releases import who
-
-    return make_lease(environment, say, target).hold(f"{who()} (pid {os.getpid()})", create)
-
-
 @main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
@@ -409,22 +354,17 @@ def holding_lease(environment: Environment, target: object, create: bool = True)
 def history(environment: Environment, output: str) -> None:
     """List the releases recorded by each successful `up` and `rollback`, newest first."""
     from deploy import output as report
-    from deploy.compose import make_history
+    from deploy.compose import history as history_of
 
-    releases = make_history(environment, say).releases()
+    releases = history_of(environment, say).releases()
     if output == "json":
         click.echo(report.dumps(report.history(environment.name, releases)), nl=False)
         return
     if not releases:
         say(f"no release of environment {environment.name} is recorded")
         return
-    table = [("VERSION", "COMMIT", "LAYOUT", "ACTION", "TIME", "BY", "OBJECTS")]
-    for release in reversed(releases):
-        table.append((release.version, release.commit[:12], release.layout, release.action, release.time,
-                      release.by, release.objects_hash[:19]))
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    for line in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for line in report.history_table(releases):
+        click.echo(line)
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -444,21 +384,11 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
     applying, waiting or the smoke test fails, 2 when the version is not recorded.
     """
     from deploy import output as report
-    from deploy.compose import make_history, make_smoke, make_target
-    from deploy.runner import rollback as run_rollback
+    from deploy.compose import make_runner
     from deploy.model.environments import refuse_plain_http
-    from deploy.model.releases import choose
 
     refuse_plain_http(environment, say)
-    target = make_target(environment, say)
-    history = make_history(environment, say, target)
-    release = choose(history.releases(), version)
-    with holding_lease(environment, target):
-        users = environment_users(environment, target)
-        result = run_rollback(environment, release, target=target, smoke=make_smoke(environment, say, no_smoke, users),
-                              history=history, say=say, wait_timeout=wait_timeout,
-                              mysql_secret=os.environ.get(SECRET_VARIABLE, ""),
-                              secrets=(users.secret(environment.namespace),))
+    result = make_runner(environment, say, no_smoke=no_smoke, wait_timeout=wait_timeout).rollback(version)
     say(f"{environment.name}: rolled back to {result.layout} version {result.version}")
     if output == "json":
         click.echo(report.dumps(report.deployed("rollback", result, environment.name)), nl=False)
@@ -485,7 +415,7 @@ def user_add(environment: Environment, email: str, role: str, password_stdin: bo
     Kubernetes targets: the pods of authentication and authorisation are replaced to read it (the
     environment must be up). Local target: the next `k8sdeploy up` starts the services with it.
     """
-    from deploy.compose import make_target, users_store
+    from deploy.compose import make_runner
     from deploy.model.errors import ConfigError
     from deploy.users import Users, new_password, wanted
 
@@ -493,12 +423,12 @@ def user_add(environment: Environment, email: str, role: str, password_stdin: bo
     if len(password) < 12:
         raise ConfigError("the password is shorter than 12 characters", "give a longer one, or leave out "
                           "--password-stdin to have one generated")
-    target = make_target(environment, say)
-    store = users_store(environment, target, say)
+    runner = make_runner(environment, say)
+    store = runner.stages.users
     if environment.target != "local" and not store.deployed:
         raise ConfigError(f"environment {environment.name} is not up", f"run `k8sdeploy up --env {environment.name}` "
                           "first; its users live in its namespace")
-    with holding_lease(environment, target):
+    with runner.holding():
         current = wanted(environment, store.read())
         users: Users = current.add(email, role, password)
         store.write(users)
@@ -523,19 +453,9 @@ def release_command(environment: Environment, version: str, output: str) -> None
     from dataclasses import asdict
 
     from deploy import output as report
-    from deploy.publish.stage import Clients
-    from deploy.compose import artifact_repository
-    from deploy.publish.promote import LATEST, move_latest, registry_of
+    from deploy.compose import release_latest
 
-    address = registry_of(environment.registry, environment.name)
-    repository = artifact_repository(environment, say)
-    if repository is not None:
-        repository.refuse_moving([LATEST])
-    clients = Clients()
-    try:
-        moved = move_latest(address, clients.registry(address.host), version, say)
-    finally:
-        clients.close()
+    moved = release_latest(environment, version, say)
     if output == "json":
         click.echo(report.dumps({"command": "release", "result": "ok", "environment": environment.name,
                                  "version": version, "images": {m.name: asdict(m) for m in moved}}), nl=False)

@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.publish.stage import BuildOptions, build_and_record  # noqa: E402
+from deploy.compose import build_and_record
+from deploy.publish.stage import BuildOptions  # noqa: E402
 from deploy.compose import docker_client  # noqa: E402
 from deploy.model.environments import Environment  # noqa: E402
 from deploy.render.objects import render  # noqa: E402

@@ -1,23 +1,48 @@
-"""The composition root: every client (Docker, Kubernetes, cloud APIs) is created here, once."""
+"""The composition root: every client (Docker, registry HTTP, GKE, Compute, Artifact Registry, Kubernetes) and
+every stage object is made here, once; the CLI calls make_runner() or image_build() and nothing else makes one."""
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import docker
+import httpx
 from docker.errors import DockerException
 
+from deploy.builders import Builder
+from deploy.builders.bases import BaseResolver
+from deploy.builders.oci import OciBuilder
+from deploy.builders.store import BlobStore
 from deploy.model.environments import Environment
-from deploy.model.errors import ConfigError
-from deploy.targets import Target
+from deploy.model.errors import ConfigError, CredentialsError
+from deploy.model.images import BuildRecord, build_record_path
+from deploy.model.progress import Progress, Say
+from deploy.model.releases import ReleaseHistory
+from deploy.output import progress_for
+from deploy.publish import Publisher
+from deploy.publish.engine import EnginePublisher
+from deploy.publish.promote import LATEST, Moved, move_latest, registry_of
+from deploy.publish.registry import RegistryPublisher
+from deploy.publish.stage import BuildOptions, ImageBuild
+from deploy.registry.auth import Credentials, credentials_for
+from deploy.registry.client import RegistryAddress, RegistryClient, RetryPolicy, Traffic
+from deploy.render.credentials import SECRET_VARIABLE
+from deploy.runner import Runner, Stages
+from deploy.smoke import HttpSmoke, NoSmoke, Smoke
+from deploy.users import Users
 
-Say = Callable[[str], None]
+if TYPE_CHECKING:  # the cloud clients are imported only for gke environments: they take a second to load
+    from deploy.targets.gke.target import GkeTarget
+
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
 def docker_client() -> docker.DockerClient:
+    """The local Docker Engine; the one error when it does not answer, for every command."""
     try:
         client = docker.from_env()
         client.ping()
@@ -25,6 +50,89 @@ def docker_client() -> docker.DockerClient:
         raise ConfigError(f"cannot reach the Docker Engine ({str(exc).splitlines()[0][:160]})",
                           "start it with `make docker-engine` or set DOCKER_HOST") from None
     return client
+
+
+class Clients:
+    """The clients of a build, created once: HTTP (counted), registry clients by host, the Docker Engine (lazily:
+    OCI builds pushing to a registry need no engine)."""
+
+    def __init__(self, *, http: httpx.Client | None = None, traffic: Traffic | None = None,
+                 credentials: Callable[[str], Credentials] = credentials_for, retry: RetryPolicy = RetryPolicy()):
+        self.traffic = traffic or Traffic()
+        self.http = http or httpx.Client(timeout=httpx.Timeout(60, connect=10), follow_redirects=True,
+                                         event_hooks={"request": [self.traffic.hook]})
+        self._credentials, self._retry = credentials, retry
+        self._docker: docker.DockerClient | None = None
+        self._registries: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
+
+    def registry(self, host: str) -> RegistryClient:
+        with self._lock:
+            if host not in self._registries:
+                self._registries[host] = RegistryClient(host, self.http, self._credentials(host), self._retry,
+                                                        self.traffic)
+            return self._registries[host]
+
+    def docker(self) -> docker.DockerClient:
+        if self._docker is None:
+            self._docker = docker_client()
+        return self._docker
+
+    def close(self) -> None:
+        self.http.close()
+        if self._docker is not None:
+            self._docker.close()
+
+
+def image_build(options: BuildOptions, clients: Clients, progress: Progress) -> ImageBuild:
+    """The build stage: a builder and the publisher paired with it (both made before anything is built, so a
+    missing engine or registry is found first)."""
+    store = BlobStore(options.store_dir or options.cache_dir)
+    bases = BaseResolver(store, options.cache_dir, clients.registry, step=progress.step)
+    address = RegistryAddress.parse(options.registry) if options.registry else None
+    builder: Builder
+    publisher: Publisher
+    if options.builder == "docker":
+        from deploy.builders.docker import DockerBuilder
+        from deploy.publish.docker import DockerPublisher
+
+        publisher = DockerPublisher(clients.docker(), address, clients.registry, log=progress.step)
+        builder = DockerBuilder(clients.docker(), bases, log=progress.step)
+    else:
+        publisher = (EnginePublisher(clients.docker(), log=progress.step) if address is None else
+                     RegistryPublisher(address, clients.registry(address.host), log=progress.step))
+        builder = OciBuilder(store, bases, log=progress.step)
+    return ImageBuild(options, bases, builder, publisher, progress.step)
+
+
+def build_and_record(options: BuildOptions, record_path: Path) -> BuildRecord:
+    """`build` and `up` alike: make the clients, build and publish with progress on stderr, save the record."""
+    clients, progress = Clients(), progress_for()
+    try:
+        record = image_build(options, clients, progress).run()
+    finally:
+        progress.close()
+        clients.close()
+    record.save(record_path)
+    return record
+
+
+def release_latest(environment: Environment, version: str, say: Say) -> tuple[Moved, ...]:
+    """`release`: move `latest` of the environment's registry to `version` (refused where tags are immutable)."""
+    address = registry_of(environment.registry, environment.name)
+    repository = artifact_repository(environment, say)
+    if repository is not None:
+        repository.refuse_moving([LATEST])
+    clients = Clients()
+    try:
+        return move_latest(address, clients.registry(address.host), version, say)
+    finally:
+        clients.close()
+
+
+def mysql_secret() -> str:
+    """$K8SDEPLOY_MYSQL_SECRET, from which the MySQL passwords are derived (render/credentials.py)."""
+    return os.environ.get(SECRET_VARIABLE, "")
 
 
 @dataclass(frozen=True)
@@ -47,7 +155,6 @@ def google_apis() -> GoogleApis:
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
-    from deploy.model.errors import CredentialsError
     from deploy.googleapi import CREDENTIALS_HINT
 
     try:
@@ -64,7 +171,7 @@ def rest_client(client_class: type, host: str, apis: GoogleApis):  # noqa: ANN20
     return client_class(transport=transport)
 
 
-def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluster: bool = False) -> Target:
+def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluster: bool = False) -> GkeTarget:
     from google.auth.transport.requests import AuthorizedSession
     from google.cloud import compute_v1, container_v1
 
@@ -116,84 +223,82 @@ def kubeconfig_path(environment: Environment) -> Path | None:
     return Path(environment.kubeconfig).expanduser() if environment.kubeconfig else None
 
 
-def make_smoke(environment: Environment, say: Say, skip: bool = False, users=None):  # noqa: ANN001, ANN201
-    """The smoke login as the environment's smoke users (a users.Users), or a stage that says why it was skipped
-    (--no-smoke, or the environment's `smoke = false`)."""
-    from deploy.smoke import HttpSmoke, NoSmoke
-
+def make_smoke(environment: Environment, say: Say, skip: bool = False) -> Callable[[Users], Smoke]:
+    """The smoke login as the environment's smoke users, or a stage that says why it was skipped (--no-smoke,
+    or the environment's `smoke = false`)."""
     if skip:
-        return NoSmoke(say, "--no-smoke")
+        return lambda users: NoSmoke(say, "--no-smoke")
     if not environment.smoke:
-        return NoSmoke(say, f"environment {environment.name} sets smoke = false")
-    return HttpSmoke(say=say, users=users.smoke) if users is not None else HttpSmoke(say=say)
+        return lambda users: NoSmoke(say, f"environment {environment.name} sets smoke = false")
+    return lambda users: HttpSmoke(say=say, users=users.smoke)
 
 
-def users_store(environment: Environment, target: Target, say: Say):  # noqa: ANN201 - FileUsers or KubeUsers
-    """Where the environment's users are kept: a 0600 file of the local target, the Secret k8sdeploy-users in
-    the namespace of a Kubernetes target (on gke, once its cluster runs)."""
+def stages(environment: Environment, say: Say, keep_cluster: bool = False) -> Stages:
+    """The environment's target, and where it keeps its release history, lease and users: files in the local
+    target's state directory; a ConfigMap, a Lease and a Secret in the namespace of a Kubernetes target (on
+    gke, in its cluster once that runs)."""
     if environment.target == "local":
+        from deploy.model.lease import FileLease
+        from deploy.model.releases import FileHistory
         from deploy.targets.local.containers import default_state_dir
+        from deploy.targets.local.target import LocalTarget
         from deploy.users import FileUsers
 
-        return FileUsers(default_state_dir(environment.name) / "users.json")
+        state = default_state_dir(environment.name)
+        return Stages(environment, LocalTarget(docker_client(), environment.name, say=say),
+                      FileHistory(state / "releases.json"), FileLease(state / "lease.json", environment.name),
+                      FileUsers(state / "users.json"))
+    from deploy.targets.kube.history import ConfigMapHistory
+    from deploy.targets.kube.lease import KubeLease
     from deploy.targets.kube.users import KubeUsers
 
-    if environment.target == "kubeconfig":
-        return KubeUsers(lambda: target.api, environment.namespace, environment.name, say)
-
-    def api():  # noqa: ANN202 - the running cluster's KubeApi, or None
-        kube = target.kube(target.cluster.find())
-        return kube.api if kube is not None else None
-
-    return KubeUsers(api, environment.namespace, environment.name, say)
-
-
-def make_target(environment: Environment, say: Say, keep_cluster: bool = False) -> Target:
-    if environment.target == "local":
-        from deploy.targets.local.target import LocalTarget
-
-        return LocalTarget(docker_client(), environment.name, say=say)
+    namespace, name = environment.namespace, environment.name
     if environment.target == "kubeconfig":
         from deploy.targets.kube.kubeconfig import kubeconfig_api
         from deploy.targets.kube.target import KubeTarget
 
-        return KubeTarget(kubeconfig_api(environment.kube_context, kubeconfig_path(environment)), environment.namespace,
-                          environment.name, say)
-    return gke_target(environment, say, google_apis(), keep_cluster)
+        api = kubeconfig_api(environment.kube_context, kubeconfig_path(environment))
+        return Stages(environment, KubeTarget(api, namespace, name, say), ConfigMapHistory(api, namespace, name),
+                      KubeLease(api, namespace, name, say), KubeUsers(lambda: api, namespace, name, say))
+    from deploy.targets.gke.history import ClusterHistory
+    from deploy.targets.gke.target import ClusterLease
+
+    gke = gke_target(environment, say, google_apis(), keep_cluster)
+
+    def running_api():  # noqa: ANN202 - the running cluster's KubeApi, or None
+        kube = gke.kube(gke.cluster.find())
+        return kube.api if kube is not None else None
+
+    return Stages(environment, gke, ClusterHistory(gke),
+                  ClusterLease(gke, lambda api: KubeLease(api, namespace, name, say), say),
+                  KubeUsers(running_api, namespace, name, say))
 
 
-def make_history(environment: Environment, say: Say, target: Target | None = None):  # noqa: ANN201
-    """Where the environment's target keeps its releases (a releases.ReleaseHistory): local state for the
-    local target, a ConfigMap in the cluster for Kubernetes targets (on `target`'s API when given)."""
+def history(environment: Environment, say: Say) -> ReleaseHistory:
+    """The environment's release history alone: the local target's needs no Docker Engine to be read."""
     if environment.target == "local":
         from deploy.model.releases import FileHistory
         from deploy.targets.local.containers import default_state_dir
 
         return FileHistory(default_state_dir(environment.name) / "releases.json")
-    if environment.target == "kubeconfig":
-        from deploy.targets.kube.history import ConfigMapHistory
-        from deploy.targets.kube.kubeconfig import kubeconfig_api
-
-        api = target.api if target is not None else kubeconfig_api(environment.kube_context,
-                                                                   kubeconfig_path(environment))
-        return ConfigMapHistory(api, environment.namespace, environment.name)
-    from deploy.targets.gke.history import ClusterHistory
-
-    return ClusterHistory(target if target is not None else make_target(environment, say))
+    return stages(environment, say).history
 
 
-def make_lease(environment: Environment, say: Say, target: Target):  # noqa: ANN201 - a lease.Lease
-    """Where the environment's lease is kept: a file in the local target's state directory, a Lease in the
-    environment's namespace on Kubernetes targets (on gke, once its cluster runs)."""
-    if environment.target == "local":
-        from deploy.model.lease import FileLease
-        from deploy.targets.local.containers import default_state_dir
+def make_runner(environment: Environment, say: Say, *, options: BuildOptions | None = None, no_smoke: bool = False,
+                wait_timeout: float = 180, keep_cluster: bool = False) -> Runner:
+    """A Runner for `environment`; `options` make its build stage (`up`), which first makes sure of the
+    environment's Artifact Registry repository, keeping the versions its history records."""
+    return Runner(stages(environment, say, keep_cluster), say, make_smoke(environment, say, no_smoke),
+                  build=build_stage(environment, options, say) if options is not None else None,
+                  wait_timeout=wait_timeout, mysql_secret=mysql_secret())
 
-        return FileLease(default_state_dir(environment.name) / "lease.json", environment.name)
-    from deploy.targets.kube.lease import KubeLease
 
-    if environment.target == "kubeconfig":
-        return KubeLease(target.api, environment.namespace, environment.name, say)
-    from deploy.targets.gke.target import ClusterLease
+def build_stage(environment: Environment, options: BuildOptions, say: Say) -> Callable[[ReleaseHistory], BuildRecord]:
+    repository = artifact_repository(environment, say, options.registry)
 
-    return ClusterLease(target, lambda api: KubeLease(api, environment.namespace, environment.name, say), say)
+    def build(history: ReleaseHistory) -> BuildRecord:
+        if repository is not None:  # before building: a push needs the repository, and it keeps our releases
+            repository.ensure(environment.name, [release.version for release in history.releases()])
+        return build_and_record(options, build_record_path(environment.name))
+
+    return build

@@ -1,13 +1,17 @@
-"""`--output json`: one JSON document per command on stdout, described by deploy/schemas/output.schema.json."""
+"""What the commands print: progress on stderr (a rich line per image on a terminal, plain lines otherwise), and
+with `--output json` one JSON document per command on stdout, described by deploy/schemas/output.schema.json."""
 
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, TextIO
 
 from deploy.model.errors import DeployError
+from deploy.model.progress import Progress
 from deploy.model.images import BuildRecord, PublishedImage
 from deploy.model.releases import Release
 from deploy.model.status import ServiceStatus
@@ -67,3 +71,79 @@ def failed(command: str, error: DeployError) -> dict:
     if restored is not None:
         document["rolled_back_to"] = deployed("rollback", restored, restored.environment)
     return document
+
+
+def columns(table: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as lines, each column as wide as its widest cell."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+
+
+def status_table(rows: Sequence[ServiceStatus]) -> list[str]:
+    table = [("SERVICE", "VERSION", "DIGEST", "READY", "REASON")]
+    for row in rows:
+        name, _, digest = row.image.partition("@")
+        version = name.rsplit(":", 1)[-1] if ":" in name.rsplit("/", 1)[-1] else ""
+        table.append((row.name, version, digest[:19], "yes" if row.ready else "no", row.reason))
+    return columns(table)
+
+
+def history_table(releases: Sequence[Release]) -> list[str]:
+    """Newest first."""
+    table = [("VERSION", "COMMIT", "LAYOUT", "ACTION", "TIME", "BY", "OBJECTS")]
+    for release in reversed(releases):
+        table.append((release.version, release.commit[:12], release.layout, release.action, release.time,
+                      release.by, release.objects_hash[:19]))
+    return columns(table)
+
+
+# progress
+
+class PlainProgress:
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def say(self, line: str) -> None:
+        with self._lock:
+            print(line, file=self.stream or sys.stderr, flush=True)
+
+    def step(self, subject: str, message: str) -> None:
+        self.say(f"{subject}: {message}")
+
+    def close(self) -> None:
+        pass
+
+
+class RichProgress:
+    """A live line per image (spinner, current step, elapsed time)."""
+
+    def __init__(self, stream: TextIO):
+        from rich.console import Console
+        from rich.progress import Progress as Live, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._live = Live(SpinnerColumn(), TextColumn("[bold]{task.fields[subject]:<15}"),
+                          TextColumn("{task.description}"), TimeElapsedColumn(),
+                          console=Console(file=stream), transient=False)
+        self._tasks: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._live.start()
+
+    def say(self, line: str) -> None:
+        self._live.console.print(line, markup=False, highlight=False)
+
+    def step(self, subject: str, message: str) -> None:
+        with self._lock:
+            if subject not in self._tasks:
+                self._tasks[subject] = self._live.add_task(message, subject=subject, total=None)
+            self._live.update(self._tasks[subject], description=message)
+
+    def close(self) -> None:
+        for task in self._tasks.values():
+            self._live.update(task, total=1, completed=1)
+        self._live.stop()
+
+
+def progress_for(stream: TextIO | None = None) -> Progress:
+    stream = stream or sys.stderr
+    return RichProgress(stream) if stream.isatty() else PlainProgress(stream)

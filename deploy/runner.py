@@ -1,24 +1,27 @@
-"""`up` and `rollback`: (build,) render, apply, wait, smoke, record — each stage timed, the outcome one frozen record."""
+"""The Runner: `up` and `rollback` ((build,) render, apply, wait, smoke, record, each stage timed, the outcome one
+frozen record), `status` and `down`; all but `status` hold the environment's lease."""
 
 from __future__ import annotations
 
+import os
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Protocol
 
 from deploy.model.environments import Environment
-from deploy.model.errors import DeployError, NotReadyError, SmokeError
+from deploy.model.errors import ConfigError, DeployError, NotReadyError, SmokeError
 from deploy.model.images import BuildRecord, PublishedImage
-from deploy.model.releases import Release, ReleaseHistory, now, objects_hash, who
+from deploy.model.lease import Lease
+from deploy.model.progress import Say
+from deploy.model.releases import Release, ReleaseHistory, choose, drift, now, objects_hash, who
+from deploy.model.status import ApplyResult, ServiceStatus
+from deploy.model.suite import User
 from deploy.render.objects import render
 from deploy.smoke import Smoke, SmokeReport
-from deploy.model.status import ApplyResult
 from deploy.targets import Target
-
-Say = Callable[[str], None]
-
+from deploy.users import Users, wanted
 
 @dataclass(frozen=True)
 class UpResult:
@@ -62,53 +65,141 @@ def describe(applied: ApplyResult) -> str:
     return "; ".join(parts)
 
 
-def up(environment: Environment, layout: str, *, build: Callable[[], BuildRecord], target: Target, smoke: Smoke,
-       history: ReleaseHistory, say: Say, wait_timeout: float, mysql_secret: str = "",
-       secrets: Sequence[dict] = ()) -> UpResult:
-    """Deploy `layout` to `environment`'s target and record the release; raises the failing stage's DeployError.
-    `secrets` are applied with the rendered objects but are not part of them (the users, deploy/users.py)."""
-    watch = Stopwatch()
-    with watch.stage("build"):
-        record = build()
-    say(f"version {record.version}")
-    return deploy(environment, layout, record, target=target, smoke=smoke, history=history, say=say,
-                  wait_timeout=wait_timeout, mysql_secret=mysql_secret, watch=watch, secrets=secrets)
+class UsersStore(Protocol):
+    """Where an environment's users are kept (users.FileUsers, targets/kube/users.KubeUsers)."""
+
+    def read(self) -> dict[int, User]: ...
+
+    def write(self, users: Users) -> None: ...
+
+    @property
+    def deployed(self) -> bool:
+        """Whether the users can be written now (Kubernetes: the environment's namespace holds them)."""
 
 
-def rollback(environment: Environment, release: Release, *, target: Target, smoke: Smoke, history: ReleaseHistory,
-             say: Say, wait_timeout: float, mysql_secret: str = "", secrets: Sequence[dict] = ()) -> UpResult:
-    """Put a recorded release back by its digests, nothing built; waited for, smoke-tested and recorded."""
-    say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
-    record = BuildRecord(version=release.version, commit=release.commit, images=release.images)
-    return deploy(environment, release.layout, record, target=target, smoke=smoke, history=history, say=say,
-                  wait_timeout=wait_timeout, mysql_secret=mysql_secret, watch=Stopwatch(), action="rollback",
-                  secrets=secrets)
+@dataclass(frozen=True)
+class Stages:
+    """The objects of one environment that every command works through, made by compose.stages()."""
+
+    environment: Environment
+    target: Target
+    history: ReleaseHistory
+    lease: Lease
+    users: UsersStore
 
 
-def deploy(environment: Environment, layout: str, record: BuildRecord, *, target: Target, smoke: Smoke,
-           history: ReleaseHistory, say: Say, wait_timeout: float, mysql_secret: str, watch: Stopwatch,
-           action: str = "up", secrets: Sequence[dict] = ()) -> UpResult:
-    with watch.stage("render"):
-        rendered = render(environment, layout, record.images, record.version, mysql_secret=mysql_secret)
-    for note in rendered.notes:
-        say(f"note: {note}")
-    with watch.stage("apply"):
-        applied = target.apply((*rendered.objects, *secrets))
-    say(describe(applied))
-    with watch.stage("wait"):
-        target.wait(wait_timeout)
-    url = target.gateway_url()
-    with watch.stage("smoke"):
-        report = smoke.run(url)
-    result = UpResult(
-        environment=environment.name, layout=layout, version=record.version, commit=record.commit,
-        images=record.images, url=url, applied=applied, smoke=report,
-        durations=MappingProxyType(dict(watch.durations)), objects_hash=objects_hash(rendered.objects),
-        action=action,
-    )
-    with watch.stage("record"):
-        record_release(history, result, say)
-    return replace(result, durations=MappingProxyType(dict(watch.durations)))
+@dataclass(frozen=True)
+class Runner:
+    """`up`, `rollback`, `status` and `down` of one environment: each holds the environment's lease, keeps its
+    users, runs the stages in order and times them. Made by compose.make_runner()."""
+
+    stages: Stages
+    say: Say
+    smoke: Callable[[Users], Smoke]  # the smoke stage, logging in as the environment's smoke users
+    build: Callable[[ReleaseHistory], BuildRecord] | None = None  # the build stage of `up`
+    wait_timeout: float = 180
+    mysql_secret: str = ""  # $K8SDEPLOY_MYSQL_SECRET, read by compose.py
+
+    @property
+    def environment(self) -> Environment:
+        return self.stages.environment
+
+    def up(self, layout: str, rollback_on_failure: bool = False) -> tuple[UpResult, Users]:
+        """Build, deploy `layout` and record the release; raises the failing stage's DeployError (with
+        `rollback_on_failure`, after putting the newest recorded release back when waiting or smoke fails)."""
+        with self.holding(), self.users() as users:
+            if not rollback_on_failure:
+                return self._up(layout, users), users
+            return self._up_or_roll_back(layout, users), users
+
+    def rollback(self, version: str | None) -> UpResult:
+        """Put a recorded release back by its digests, nothing built; waited for, smoke-tested and recorded."""
+        release = choose(self.stages.history.releases(), version)
+        with self.holding(), self.users() as users:
+            return self._rollback(release, users)
+
+    def status(self) -> tuple[list[ServiceStatus], Release | None, tuple[str, ...]]:
+        """What runs, the release recorded last (None when nothing runs), and one drift line per difference."""
+        rows = self.stages.target.status()
+        releases = self.stages.history.releases() if rows else []
+        release = releases[-1] if releases else None
+        drifted = (drift(rows, release) if release else ()) + (self.stages.target.hand_edits() if rows else ())
+        return rows, release, drifted
+
+    def down(self, volumes: bool) -> tuple[str, ...]:
+        with self.holding(create=False):
+            return self.stages.target.down(volumes=volumes)
+
+    def holding(self, create: bool = True) -> AbstractContextManager[object]:
+        """The environment's lease, held by this command (user@host or the CI run, and the process id)."""
+        return self.stages.lease.hold(f"{who()} (pid {os.getpid()})", create)
+
+    @contextmanager
+    def users(self) -> Iterator[Users]:
+        """The environment's users for this deploy (smoke users kept from the last one): the local target keeps
+        them in its state file now; on Kubernetes they are applied with the rendered objects."""
+        users = wanted(self.environment, self.stages.users.read())
+        if self.environment.target == "local":
+            self.stages.users.write(users)
+        yield users
+
+    def _up(self, layout: str, users: Users) -> UpResult:
+        if self.build is None:
+            raise ConfigError("this runner has no build stage", "make it with compose.make_runner(options=...)")
+        watch = Stopwatch()
+        with watch.stage("build"):
+            record = self.build(self.stages.history)
+        self.say(f"version {record.version}")
+        return self._deploy(layout, record, users, watch)
+
+    def _rollback(self, release: Release, users: Users) -> UpResult:
+        self.say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
+        record = BuildRecord(version=release.version, commit=release.commit, images=release.images)
+        return self._deploy(release.layout, record, users, Stopwatch(), action="rollback")
+
+    def _deploy(self, layout: str, record: BuildRecord, users: Users, watch: Stopwatch,
+                action: str = "up") -> UpResult:
+        target = self.stages.target
+        with watch.stage("render"):
+            rendered = render(self.environment, layout, record.images, record.version,
+                              mysql_secret=self.mysql_secret)
+        for note in rendered.notes:
+            self.say(f"note: {note}")
+        with watch.stage("apply"):
+            applied = target.apply((*rendered.objects, users.secret(self.environment.namespace)))
+        self.say(describe(applied))
+        with watch.stage("wait"):
+            target.wait(self.wait_timeout)
+        url = target.gateway_url()
+        with watch.stage("smoke"):
+            report = self.smoke(users).run(url)
+        result = UpResult(
+            environment=self.environment.name, layout=layout, version=record.version, commit=record.commit,
+            images=record.images, url=url, applied=applied, smoke=report,
+            durations=MappingProxyType(dict(watch.durations)), objects_hash=objects_hash(rendered.objects),
+            action=action,
+        )
+        with watch.stage("record"):
+            record_release(self.stages.history, result, self.say)
+        return replace(result, durations=MappingProxyType(dict(watch.durations)))
+
+    def _up_or_roll_back(self, layout: str, users: Users) -> UpResult:
+        """Run `up`; when waiting or the smoke test fails, put back the newest recorded release and raise
+        RolledBack (or RollbackFailed, naming both failures, when putting it back fails as well)."""
+        previous = self.stages.history.releases()
+        try:
+            return self._up(layout, users)
+        except (NotReadyError, SmokeError) as failure:
+            if not previous:
+                self.say("nothing recorded to roll back to")
+                raise
+            release = previous[-1]
+            self.say(f"version failed ({type(failure).__name__}); rolling back to {release.version}")
+            try:
+                restored = self._rollback(release, users)
+            except DeployError as rollback_failure:
+                raise RollbackFailed(failure, release.version, rollback_failure) from rollback_failure
+            raise RolledBack(failure, restored) from failure
 
 
 def record_release(history: ReleaseHistory, result: UpResult, say: Say) -> None:
@@ -147,23 +238,3 @@ class RollbackFailed(DeployError):
                          details=f"the new version:\n{failure.details}\nthe rollback to {version}:\n"
                                  f"{rollback_failure.details}")
         self.exit_code = failure.exit_code
-
-
-def up_or_roll_back(run_up: Callable[[], UpResult], history: ReleaseHistory,
-                    run_rollback: Callable[[Release], UpResult], say: Say) -> UpResult:
-    """Run `up`; when waiting or the smoke test fails, put back the newest recorded release and raise RolledBack
-    (or RollbackFailed, naming both failures, when putting it back fails as well)."""
-    previous = history.releases()
-    try:
-        return run_up()
-    except (NotReadyError, SmokeError) as failure:
-        if not previous:
-            say("nothing recorded to roll back to")
-            raise
-        release = previous[-1]
-        say(f"version failed ({type(failure).__name__}); rolling back to {release.version}")
-        try:
-            restored = run_rollback(release)
-        except DeployError as rollback_failure:
-            raise RollbackFailed(failure, release.version, rollback_failure) from rollback_failure
-        raise RolledBack(failure, restored) from failure

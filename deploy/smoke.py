@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import httpx
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import SmokeError
 from deploy.model.suite import DEMO_USERS, User
 
-Say = Callable[[str], None]
 
 # What each hop's failure looks like from outside the gateway, checked in this order.
 HOP_SIGNS: tuple[tuple[str, str], ...] = (
@@ -36,7 +36,7 @@ class Smoke(Protocol):
 class NoSmoke:
     """`--no-smoke` (or an environment with `smoke = false`): the stage is there, says why it does nothing."""
 
-    def __init__(self, say: Say = lambda _line: None, why: str = "--no-smoke"):
+    def __init__(self, say: Say = silent, why: str = "--no-smoke"):
         self.say = say
         self.why = why
 
@@ -68,7 +68,7 @@ class HttpSmoke:
     """Logs in with an admin and a viewer (the environment's smoke users; by default the demo users) and walks
     the flow a person would, through the gateway only."""
 
-    def __init__(self, say: Say = lambda _line: None, timeout: float = 10.0,
+    def __init__(self, say: Say = silent, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None, users: tuple[User, User] = DEMO_USERS):
         self.users = users
         self.say = say

@@ -87,7 +87,7 @@ def parse(document: str) -> dict[int, User]:
         return {int(e["id"]): User(int(e["id"]), e["email"], e["password"], e["role"]) for e in json.loads(document)}
     except (ValueError, TypeError, KeyError):
         raise ConfigError(f"the Secret {USERS_SECRET} does not hold a list of users",
-                          f"delete it (its users are lost) and run `k8sdeploy up` to make it again") from None
+                          "delete it (its users are lost) and run `k8sdeploy up` to make it again") from None
 
 
 def from_secret(obj: dict | None) -> dict[int, User]:
@@ -108,6 +108,10 @@ class FileUsers:
 
     def __init__(self, path: Path):
         self.path = path
+
+    @property
+    def deployed(self) -> bool:
+        return True  # the file is made by the next `up`, which reads it
 
     def read(self) -> dict[int, User]:
         try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+from deploy.model.progress import Step, silent_step
 from deploy.model.errors import BuildError, ConfigError
 from deploy.registry.client import RegistryClient
 from deploy.builders.layers import FileEntry, LayerSpec, build_layer
@@ -65,7 +66,7 @@ class BaseResolver:
     cache_dir: Path
     registry: Callable[[str], RegistryClient]  # host -> client, from the composition root
     mirror: str = field(default_factory=lambda: os.environ.get("K8SDEPLOY_DEBIAN_MIRROR", DEFAULT_MIRROR))
-    log: Callable[[str], None] = lambda message: None
+    step: Step = silent_step  # called with the subject "bases"
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def resolve(self, reference: str) -> BaseImage:
@@ -106,7 +107,7 @@ class BaseResolver:
             raise BuildError(f"cannot build the Debian base {name!r}: debootstrap needs root and the debootstrap package",
                              "run as root after `make system-deps`, or set a registry base in the environment's bases")
         packages = DEBIAN_PACKAGES[name]
-        self.log(f"building base {name} from Debian {SUITE} ({', '.join(packages)}); once, about a minute")
+        self.step("bases", f"building base {name} from Debian {SUITE} ({', '.join(packages)}); once, about a minute")
         with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".rootfs-") as work:
             rootfs = Path(work) / "rootfs"
             command = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(rootfs),
@@ -127,7 +128,7 @@ class BaseResolver:
         manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_blob.descriptor(),
                     "layers": [layer.descriptor()]}
         digest = bases.put(canonical_json(manifest))
-        self.log(f"base {name} is debootstrap:{name}@{digest}")
+        self.step("bases", f"base {name} is debootstrap:{name}@{digest}")
         return digest
 
     def _pull(self, name: str, digest: str, reference: str) -> BaseImage:

@@ -8,11 +8,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Sequence
 
 import docker
 import docker.errors
 
+from deploy.model.progress import Step, silent_step
 from deploy.builders.docker_archive import load_into_engine
 from deploy.model.errors import BuildError
 from deploy.builders.bases import BaseImage, BaseResolver
@@ -21,7 +22,6 @@ from deploy.builders.oci import OciImage
 from deploy.builders.spec import ImageSpec
 from deploy.builders.store import OCI_CONFIG, Blob, sha256_digest
 
-Log = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def dockerfile(spec: ImageSpec, base_tag: str, layer_files: Sequence[str]) -> st
 class DockerBuilder:
     """Builds through the engine (the classic builder, its layer cache included); no registry needed."""
 
-    def __init__(self, client: docker.DockerClient, bases: BaseResolver, log: Log = lambda image, message: None):
+    def __init__(self, client: docker.DockerClient, bases: BaseResolver, log: Step = silent_step):
         self.client, self.bases, self.log = client, bases, log
 
     def build(self, spec: ImageSpec) -> EngineImage:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Mapping
 
+from deploy.model.progress import Step, silent_step
 from deploy.builders.bases import BaseImage, BaseResolver
 from deploy.builders.layers import LayerSpec, build_layer
 from deploy.builders.spec import ImageSpec
@@ -60,7 +61,7 @@ def image_config(base: BaseImage, spec: ImageSpec, layers: list[Layer], created:
 class OciBuilder:
     """Builds an ImageSpec into `store`; a layer shared by several images is written once per run."""
 
-    def __init__(self, store: BlobStore, bases: BaseResolver, log: Callable[[str, str], None] = lambda i, m: None):
+    def __init__(self, store: BlobStore, bases: BaseResolver, log: Step = silent_step):
         self.store, self.bases, self.log = store, bases, log
         self._layers: dict[LayerSpec, Layer] = {}
 

@@ -6,16 +6,17 @@ import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deploy.model.errors import ConfigError
 from deploy.model.images import pinning_problem
+from deploy.model.progress import Say
 from deploy.model.suite import GATEWAY, SERVICES
 
 LAYOUTS = ("single-pod", "split-pods")
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "k8sdeploy.toml"
+DEFAULT_CONFIG = Path("k8sdeploy.toml")  # of the working directory
 # The environment's name is the app.kubernetes.io/instance label, a GCP label value (the cluster's
 # k8sdeploy-environment) and part of a Compute firewall rule's name: lower-case letters, digits and dashes,
 # starting with a letter, as all three allow. The namespace is a DNS label.
@@ -177,7 +178,7 @@ class Environment(_Frozen):
         return self
 
 
-def refuse_plain_http(environment: Environment, say: Callable[[str], None]) -> None:
+def refuse_plain_http(environment: Environment, say: Say) -> None:
     """Before anything is built: a gateway beyond loopback serves HTTPS, or the environment accepts plain HTTP
     (and hears about it on every deploy)."""
     exposure = environment.plain_http_exposure()

@@ -14,8 +14,7 @@ from deploy.model.errors import ConfigError
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PINNED = re.compile(r"^(?P<name>[^\s@]+)@sha256:[0-9a-f]{64}$")
 MOVING_TAGS = frozenset({"latest", "develop"})
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = PROJECT_ROOT / ".k8sdeploy"
+STATE_DIR = Path(".k8sdeploy")  # of the working directory, beside its k8sdeploy.toml
 
 # The six images, in the order they are built and listed.
 IMAGE_NAMES = ("nginx-lua", "frontend", "authentication", "authorisation", "session", "person")

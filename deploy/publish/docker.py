@@ -9,20 +9,20 @@ from typing import Callable, Mapping, Sequence
 import docker
 import docker.errors
 
+from deploy.model.progress import Step, silent_step
 from deploy.builders.docker import EngineImage
 from deploy.builders.docker_archive import LOCAL_PREFIX
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage
 from deploy.registry.client import RegistryAddress, RegistryClient
 
-Log = Callable[[str, str], None]
 
 
 class DockerPublisher:
     """Tags images in the engine and, for a registry, pushes them with the engine (`docker push`)."""
 
     def __init__(self, client: docker.DockerClient, address: RegistryAddress | None,
-                 registry: Callable[[str], RegistryClient], log: Log = lambda image, message: None):
+                 registry: Callable[[str], RegistryClient], log: Step = silent_step):
         self.client, self.address, self.registry, self.log = client, address, registry, log
 
     def publish(self, images: Sequence[EngineImage], tag: str, channels: tuple[str, ...] = ()) -> Mapping[str, PublishedImage]:

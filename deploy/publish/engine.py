@@ -3,23 +3,23 @@ the blob store) under its version tag, or just tag it when the engine already ha
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import docker
 import docker.errors
 
+from deploy.model.progress import Step, silent_step
 from deploy.builders.docker_archive import LOCAL_PREFIX, in_engine, load_into_engine
 from deploy.builders.oci import OciImage
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage
 
-Log = Callable[[str, str], None]
 
 
 class EnginePublisher:
     """Publisher for the local Docker Engine; the PublishedImage digest is the image ID."""
 
-    def __init__(self, client: docker.DockerClient, prefix: str = LOCAL_PREFIX, log: Log = lambda i, m: None):
+    def __init__(self, client: docker.DockerClient, prefix: str = LOCAL_PREFIX, log: Step = silent_step):
         self.client, self.prefix, self.log = client, prefix, log
 
     def publish(self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()) -> Mapping[str, PublishedImage]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import ConfigError, PublishError
 from deploy.model.images import IMAGE_NAMES
 from deploy.registry.client import RegistryAddress, RegistryClient
@@ -33,7 +33,7 @@ def registry_of(environment_registry: str, environment: str) -> RegistryAddress:
 
 
 def move_latest(address: RegistryAddress, client: RegistryClient, version: str,
-                log: Callable[[str], None] = lambda _line: None) -> tuple[Moved, ...]:
+                log: Say = silent) -> tuple[Moved, ...]:
     """Point `latest` of each image at its `version` manifest; refuse before moving any if one is missing."""
     client.check()
     manifests, missing = {}, []

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
+from deploy.model.progress import Step, silent_step
 from deploy.builders.oci import OciImage
 from deploy.builders.store import OCI_MANIFEST, Blob
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage
 from deploy.registry.client import RegistryAddress, RegistryClient
 
-Log = Callable[[str, str], None]
 
 
 class _BlobPusher:
@@ -54,7 +54,7 @@ class RegistryPublisher:
     """Publisher for a registry, speaking the OCI distribution API through one RegistryClient."""
 
     def __init__(self, address: RegistryAddress, client: RegistryClient, *, workers: int = 4,
-                 log: Log = lambda image, message: None):
+                 log: Step = silent_step):
         self.address, self.client, self.workers, self.log = address, client, workers, log
 
     def publish(self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()) -> Mapping[str, PublishedImage]:

@@ -12,17 +12,17 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from google.api_core import exceptions as gexc
 from google.cloud import artifactregistry_v1 as ar
 from google.protobuf import duration_pb2, field_mask_pb2
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import CloudError, ConfigError
 from deploy.googleapi import RETRY, google_calls
 from deploy.registry.client import RegistryAddress
 
-Say = Callable[[str], None]
 DOCKER_HOST = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")
 REPOSITORY_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 LABELS = {"managed-by": "k8sdeploy"}
@@ -92,7 +92,7 @@ def released_policy(environment: str, versions: Iterable[str]) -> ar.CleanupPoli
 
 
 class ArtifactRepository:
-    def __init__(self, client: ar.ArtifactRegistryClient, name: RepositoryName, say: Say = lambda _line: None,
+    def __init__(self, client: ar.ArtifactRegistryClient, name: RepositoryName, say: Say = silent,
                  poll: float = 1.0, timeout: float = 300):
         self.client, self.name, self.say, self.poll, self.timeout = client, name, say, poll, timeout
 

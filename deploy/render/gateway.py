@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from deploy.render.assets import asset_dir
 from deploy.model.suite import GATEWAY_CALLS
 from deploy.render.templating import strict_environment
 
-NGINX_LUA_DIR = Path(__file__).resolve().parent.parent / "nginx-lua"
+NGINX_LUA_DIR = asset_dir("nginx-lua")
 DEBIAN_MODULES = (
     "/usr/lib/nginx/modules/ndk_http_module.so",
     "/usr/lib/nginx/modules/ngx_http_lua_module.so",

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import jinja2
 import yaml
 
+from deploy.render.assets import asset_dir
 from deploy.render.credentials import secret_data
 from deploy.model.environments import LABEL_VALUE, Environment
 from deploy.model.errors import ConfigError, RenderError
@@ -22,7 +23,7 @@ from deploy.model.suite import (APP_USER_ID, GATEWAY, GATEWAY_LUA_DIR, GATEWAY_P
                     GATEWAY_TLS_PORT)
 from deploy.render.templating import failure_location, strict_environment
 
-MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
+MANIFESTS_DIR = asset_dir("manifests")
 
 
 @dataclass(frozen=True)

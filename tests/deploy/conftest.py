@@ -17,8 +17,9 @@ import pytest
 
 from deploy.builders.oci import OciImage
 from deploy.builders.store import default_cache_dir
-from deploy.publish.stage import BuildOptions, Clients, build_images
-from deploy.model.progress import PlainProgress
+from deploy.compose import Clients, image_build
+from deploy.publish.stage import BuildOptions
+from deploy.output import PlainProgress
 from deploy.registry.client import RetryPolicy
 from deploy.model.version import Version
 from tests.registries import Registry, registry_server
@@ -65,8 +66,8 @@ class BuiltSuite:
 
 def build_suite(source: Path, store_dir: Path, clients: Clients | None = None, **options) -> BuiltSuite:
     clients = clients or Clients(retry=FAST_RETRY)
-    version, images = build_images(BuildOptions(source=source, cache_dir=default_cache_dir(), store_dir=store_dir,
-                                                **options), clients, PlainProgress())
+    options = BuildOptions(source=source, cache_dir=default_cache_dir(), store_dir=store_dir, **options)
+    version, images = image_build(options, clients, PlainProgress()).images()
     return BuiltSuite(version, images)
 
 

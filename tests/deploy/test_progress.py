@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from deploy.model.progress import PlainProgress, RichProgress, progress_for
+from deploy.output import PlainProgress, RichProgress, progress_for
 
 
 class Terminal(io.StringIO):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Callable
 
 import google.auth.transport.requests
 from google.api_core import exceptions as gexc
@@ -13,11 +12,11 @@ from google.auth.exceptions import RefreshError
 from google.cloud import container_v1
 from kubernetes.client import ApiClient, Configuration
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import CloudError, ConfigError, CredentialsError
 from deploy.targets.kube.client import KubeApi, with_retries
 from deploy.targets.gke.cloud import CREDENTIALS_HINT, RETRY, Place, calling
 
-Say = Callable[[str], None]
 Cluster = container_v1.Cluster
 OURS = {"managed-by": "k8sdeploy"}  # resource labels marking a cluster k8sdeploy created
 
@@ -53,7 +52,7 @@ def network_tag(place: Place) -> str:
 
 
 class GkeCluster:
-    def __init__(self, client: container_v1.ClusterManagerClient, place: Place, say: Say = lambda _line: None,
+    def __init__(self, client: container_v1.ClusterManagerClient, place: Place, say: Say = silent,
                  poll: float = 5.0):
         self.client = client
         self.place = place

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable
+from typing import Iterable
 
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import CloudError
 from deploy.targets.gke.cloud import RETRY, Place, calling
 
-Say = Callable[[str], None]
 PREFIX = "k8sdeploy-"  # every rule k8sdeploy makes starts so
 
 
@@ -21,7 +21,7 @@ def firewall_name(place: Place) -> str:
 
 class Firewall:
     def __init__(self, firewalls: compute_v1.FirewallsClient, operations: compute_v1.GlobalOperationsClient,
-                 place: Place, tag: str, say: Say = lambda _line: None, poll: float = 2.0):
+                 place: Place, tag: str, say: Say = silent, poll: float = 2.0):
         self.firewalls = firewalls
         self.operations = operations
         self.place = place

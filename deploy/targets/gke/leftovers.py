@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Iterable
 
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
+from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import RETRY, Place, calling
 
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Leftovers:
     the cluster's id), and the environment's own firewall rule. Not by namespace or node tag: two
     environments in one project, or in one cluster, would report each other's."""
 
-    def __init__(self, compute: ComputeClients, place: Place, own_firewall: str, say: Say = lambda _line: None,
+    def __init__(self, compute: ComputeClients, place: Place, own_firewall: str, say: Say = silent,
                  poll: float = 5.0):
         self.compute = compute
         self.place = place

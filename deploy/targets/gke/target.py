@@ -7,6 +7,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
+from deploy.model.progress import Say, silent
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, LeftoversError
 from deploy.model.status import ApplyResult, ServiceStatus
@@ -16,12 +17,11 @@ from deploy.targets.gke.cluster import Cluster, GkeCluster, created_by_us
 from deploy.targets.gke.firewall import Firewall
 from deploy.targets.gke.leftovers import Leftovers, load_balancer_name, node_health_check
 
-Say = Callable[[str], None]
 
 
 class GkeTarget:
     def __init__(self, environment: Environment, cluster: GkeCluster, firewall: Firewall, leftovers: Leftovers,
-                 connect: Callable[[Cluster], KubeApi], say: Say = lambda _line: None, keep_cluster: bool = False,
+                 connect: Callable[[Cluster], KubeApi], say: Say = silent, keep_cluster: bool = False,
                  poll: float = 1.0, cloud_timeout: float = 600):
         self.environment = environment
         self.cluster = cluster
@@ -125,7 +125,7 @@ class ClusterLease:
     """The environment's lease in its cluster; before the cluster exists there is nowhere to keep one (two
     first deploys racing meet at GKE, which creates the cluster once)."""
 
-    def __init__(self, target: GkeTarget, lease_on: Callable[[KubeApi], object], say: Say = lambda _line: None):
+    def __init__(self, target: GkeTarget, lease_on: Callable[[KubeApi], object], say: Say = silent):
         self.target = target
         self.lease_on = lease_on
         self.say = say

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import CloudError, CredentialsError, KubeApiError, LeftoversError
 from deploy.targets.kube import INSTANCE, MANAGED_BY, MANAGER, NAMESPACE, POD, Kind
 
@@ -115,7 +116,7 @@ class KubeApi:
 class Scoped:
     """Base of the stages that work on one environment's objects in one namespace."""
 
-    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Callable[[str], None] = lambda _line: None,
+    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Say = silent,
                  poll: float = 0.5):
         self.api = api
         self.namespace = namespace

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import ConfigError, LeftoversError, NotReadyError
 from deploy.model.status import ApplyResult, ServiceStatus
 from deploy.targets.kube.apply import Applier
@@ -12,13 +13,12 @@ from deploy.targets.kube.edits import Edits
 from deploy.targets.kube.teardown import Teardown
 from deploy.targets.kube.wait import Readiness, container_states
 
-Say = Callable[[str], None]
 
 
 class KubeTarget:
     """The kubeconfig target as is; the gke target wraps it with the cluster and the cloud around it."""
 
-    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Say = lambda _line: None,
+    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Say = silent,
                  poll: float = 1.0):
         self.api = api
         self.namespace = namespace

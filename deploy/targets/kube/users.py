@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Callable
 
+from deploy.model.progress import Say, silent
 from deploy.model.suite import SEEDED_BY, USERS_SECRET, User
 from deploy.users import Users, from_secret
 from deploy.targets.kube import INSTANCE, POD, SECRET
 from deploy.targets.kube.client import KubeApi
 
-Say = Callable[[str], None]
 
 
 class KubeUsers:
     def __init__(self, api: Callable[[], KubeApi | None], namespace: str, instance: str,
-                 say: Say = lambda _line: None):
+                 say: Say = silent):
         self.api, self.namespace, self.instance, self.say = api, namespace, instance, say
 
     def read(self) -> dict[int, User]:

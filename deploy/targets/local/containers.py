@@ -7,19 +7,19 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.types import Mount as DockerMount
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import ApplyError
 from deploy.model.status import ApplyResult
 from deploy.targets.local import labels as L
 from deploy.targets.local.pause import BUSYBOX, pause_image
 from deploy.targets.local.plan import Container, LocalTargetError, Plan, Pod, plan
 
-Say = Callable[[str], None]
 KEEP_ALIVE = ("sleep", "infinity")  # the infra container only holds the pod's namespaces
 
 
@@ -32,7 +32,7 @@ class LocalEngine:
     """The pods of one environment on one Docker Engine; only objects with its labels are touched."""
 
     def __init__(self, client: docker.DockerClient, environment: str, state_dir: Path | None = None,
-                 say: Say = lambda _line: None, busybox: Path = BUSYBOX):
+                 say: Say = silent, busybox: Path = BUSYBOX):
         self.client = client
         self.environment = environment
         self.state_dir = state_dir or default_state_dir(environment)

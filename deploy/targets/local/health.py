@@ -5,15 +5,14 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import httpx
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import NotReadyError
 from deploy.model.status import ServiceStatus
 from deploy.targets.local import labels as L
 
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def probe_container(container, http: httpx.Client) -> str:  # noqa: ANN001 - doc
 class Health:
     """What the engine's containers of one environment are doing right now."""
 
-    def __init__(self, client, environment: str, say: Say = lambda _line: None):  # noqa: ANN001
+    def __init__(self, client, environment: str, say: Say = silent):  # noqa: ANN001
         self.client = client
         self.environment = environment
         self.say = say

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import docker
 
+from deploy.model.progress import Say, silent
 from deploy.model.errors import DeployError
 from deploy.model.suite import GATEWAY
 from deploy.model.status import ApplyResult, ServiceStatus
@@ -14,7 +15,6 @@ from deploy.targets.local import labels as L
 from deploy.targets.local.containers import LocalEngine
 from deploy.targets.local.health import Health
 
-Say = Callable[[str], None]
 
 
 class NotDeployed(DeployError):
@@ -23,7 +23,7 @@ class NotDeployed(DeployError):
 
 class LocalTarget:
     def __init__(self, client: docker.DockerClient, environment: str, state_dir: Path | None = None,
-                 say: Say = lambda _line: None):
+                 say: Say = silent):
         self.client = client
         self.environment = environment
         self.engine = LocalEngine(client, environment, state_dir, say)

@@ -18,7 +18,7 @@ from deploy.publish.docker import DockerPublisher
 from deploy.builders.deps import install_dependencies
 from deploy.builders.spec import LOCK, suite_specs
 from deploy.builders.store import BlobStore, default_cache_dir
-from deploy.publish.stage import Clients
+from deploy.compose import Clients
 from deploy.model.errors import PublishError
 from deploy.registry.client import RegistryAddress
 from deploy.model.suite import GATEWAY, GATEWAY_COMMAND, GATEWAY_RUNTIME_DIR, GATEWAY_CONF

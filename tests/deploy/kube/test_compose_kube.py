@@ -1,4 +1,4 @@
-"""make_target builds the kubeconfig target from the environment (context, namespace), through the CLI too."""
+"""compose.stages builds the kubeconfig target from the environment (context, namespace), through the CLI too."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from deploy.compose import make_target
+from deploy.compose import stages
 from deploy.model.environments import Environment
 from tests.controlplane import KubeCluster
 from tests.deploy.kube.objects import single_pod
@@ -24,7 +24,7 @@ def test_kubeconfig_environment_deploys_and_tears_down(kube: KubeCluster, kubeco
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)
-    target = make_target(environment, lambda _line: None)
+    target = stages(environment, lambda _line: None).target
     target.apply(single_pod("kind-dev", "NodePort"))
     assert kube.get("deployments", "auth-suite") is not None
     config = config_file(tmp_path / "k8sdeploy.toml", kube.namespace)
@@ -37,13 +37,12 @@ def test_kubeconfig_environment_deploys_and_tears_down(kube: KubeCluster, kubeco
 
 def test_kubeconfig_history_is_a_configmap_that_prune_leaves_and_rollback_uses(
         kube: KubeCluster, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from deploy.compose import make_history
     from tests.deploy.test_output_json import release, valid
 
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)
-    target = make_target(environment, lambda _line: None)
-    history = make_history(environment, lambda _line: None, target)
+    found = stages(environment, lambda _line: None)
+    target, history = found.target, found.history
     target.apply(single_pod("kind-dev", "NodePort"))
     history.record(release("1.0.0", "a"))
     history.record(release("1.1.0", "b"))

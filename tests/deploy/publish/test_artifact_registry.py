@@ -22,7 +22,7 @@ from google.oauth2.credentials import Credentials
 
 from cli import main
 from deploy import compose
-from deploy.publish.stage import Clients
+from deploy.compose import Clients
 from deploy.compose import GoogleApis
 from deploy.model.errors import CloudError, ConfigError, PublishError
 from deploy.registry.artifact_registry import ArtifactRepository, RepositoryName, repository_of

@@ -13,7 +13,7 @@ import docker.errors
 import httpx
 import pytest
 
-from deploy.publish.stage import Clients
+from deploy.compose import Clients
 from deploy.model.errors import PublishError
 from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from deploy.publish.engine import EnginePublisher

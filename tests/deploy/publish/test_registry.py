@@ -11,7 +11,7 @@ from typing import Iterator
 import google.oauth2.credentials
 import pytest
 
-from deploy.publish.stage import Clients
+from deploy.compose import Clients
 from deploy.model.errors import BuildError, ConfigError, PublishError
 from deploy.registry.auth import DockerConfigCredentials, GoogleCredentials
 from deploy.registry.client import RetryPolicy, RegistryAddress
