@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import click
 
@@ -53,7 +53,7 @@ def reports_errors(command: Callable) -> Callable:
             if kwargs.get("output") == "json":
                 from deploy import output as report
 
-                click.echo(report.dumps(report.failed(click.get_current_context().info_name, exc)), nl=False)
+                click.echo(report.dumps(report.failed(click.get_current_context().info_name or "", exc)), nl=False)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -276,7 +276,7 @@ def render_command(environment: Environment, layout_name: str | None, record_pat
 @click.option("--record", "record_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write the build record (JSON). Default: .k8sdeploy/builds/ENV.json")
 @output_option
-def build(environment: Environment, registry: str | None, builder: str, channels: tuple[str, ...],
+def build(environment: Environment, registry: str | None, builder: Literal["oci", "docker"], channels: tuple[str, ...],
           allow_dirty: bool, source: Path, record_path: Path | None, output: str) -> None:
     """Build the six images and publish them under the version from git; print their tag@digest."""
     from deploy import output as report
@@ -315,7 +315,7 @@ def build(environment: Environment, registry: str | None, builder: str, channels
 @click.option("--rollback-on-failure", is_flag=True,
               help="When waiting or the smoke test fails, put the last recorded release back (and still exit 5 or 6).")
 @output_option
-def up(environment: Environment, layout_name: str | None, builder: str, allow_dirty: bool, wait_timeout: int,
+def up(environment: Environment, layout_name: str | None, builder: Literal["oci", "docker"], allow_dirty: bool, wait_timeout: int,
        no_smoke: bool, source: Path, rollback_on_failure: bool, output: str) -> None:
     """Build, render, apply, wait and smoke-test, record the release; print the gateway URL and the demo credentials.
 

@@ -7,7 +7,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import docker
 import httpx
@@ -36,6 +36,8 @@ from deploy.smoke import HttpSmoke, NoSmoke, Smoke
 from deploy.users import Users
 
 if TYPE_CHECKING:  # the cloud clients are imported only for gke environments: they take a second to load
+    from google.auth.credentials import Credentials as GoogleCredentials
+
     from deploy.targets.gke.target import GkeTarget
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -140,7 +142,7 @@ class GoogleApis:
     """Credentials, and where the GKE, Compute and Artifact Registry APIs answer (their public endpoints unless
     a test says)."""
 
-    credentials: object  # google.auth.credentials.Credentials
+    credentials: GoogleCredentials
     container_endpoint: str = "container.googleapis.com"
     compute_endpoint: str = "compute.googleapis.com"
     scheme: str = "https"
@@ -165,7 +167,9 @@ def google_apis() -> GoogleApis:
     return GoogleApis(credentials)
 
 
-def rest_client(client_class: type, host: str, apis: GoogleApis):  # noqa: ANN201 - a google-cloud client
+def rest_client(client_class: Any, host: str, apis: GoogleApis) -> Any:
+    """A google-cloud client of `client_class` over REST at `host` (each class has its own transport factory;
+    their common base declares none, hence Any)."""
     transport = client_class.get_transport_class("rest")(host=host, credentials=apis.credentials,
                                                          url_scheme=apis.scheme)
     return client_class(transport=transport)
@@ -184,10 +188,15 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
     assert environment.gke is not None  # the environment model requires the table for gke
     place = Place(environment.name, environment.gke)
     legacy_checks = HttpHealthChecks(AuthorizedSession(apis.credentials), apis.compute_endpoint, apis.scheme)
-    compute = ComputeClients(*(rest_client(cls, apis.compute_endpoint, apis) for cls in (
-        compute_v1.FirewallsClient, compute_v1.GlobalOperationsClient, compute_v1.ForwardingRulesClient,
-        compute_v1.TargetPoolsClient, compute_v1.BackendServicesClient, compute_v1.HealthChecksClient,
-        compute_v1.DisksClient)), legacy_checks)
+
+    def compute_client(client_class: Any) -> Any:
+        return rest_client(client_class, apis.compute_endpoint, apis)
+
+    compute = ComputeClients(
+        compute_client(compute_v1.FirewallsClient), compute_client(compute_v1.GlobalOperationsClient),
+        compute_client(compute_v1.ForwardingRulesClient), compute_client(compute_v1.TargetPoolsClient),
+        compute_client(compute_v1.BackendServicesClient), compute_client(compute_v1.HealthChecksClient),
+        compute_client(compute_v1.DisksClient), legacy_checks)
     container = rest_client(container_v1.ClusterManagerClient, apis.container_endpoint, apis)
     cluster = GkeCluster(container, place, say, poll=apis.poll)
     firewall = Firewall(compute.firewalls, compute.operations, place, network_tag(place), say, poll=apis.poll)

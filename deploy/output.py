@@ -8,7 +8,10 @@ import sys
 import threading
 from dataclasses import asdict
 from pathlib import Path
-from typing import Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, Mapping, Sequence, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 from deploy.model.errors import DeployError
 from deploy.model.progress import Progress
@@ -125,7 +128,7 @@ class RichProgress:
         self._live = Live(SpinnerColumn(), TextColumn("[bold]{task.fields[subject]:<15}"),
                           TextColumn("{task.description}"), TimeElapsedColumn(),
                           console=Console(file=stream), transient=False)
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()
         self._live.start()
 

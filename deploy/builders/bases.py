@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -85,7 +86,8 @@ class BaseResolver:
         with self._lock:
             note = bases.note("built", name)
             if note is None or not bases.has(note["manifest"]):
-                note = bases.note("built", name, {"manifest": self._debootstrap(name, bases)})
+                note = {"manifest": self._debootstrap(name, bases)}
+                bases.note("built", name, note)
         if pinned and note["manifest"] != pinned:
             raise BuildError(f"base {reference} is pinned, but the one built here is {note['manifest']}",
                              "pin the digest built here, or point the base at a registry image with that digest")
@@ -185,11 +187,12 @@ def rootfs_entries(rootfs: Path) -> list[FileEntry]:
             path = Path(dirpath) / name
             info = path.lstat()
             image_path = "/" + path.relative_to(rootfs).as_posix()
-            common = dict(mode=info.st_mode & 0o7777, uid=info.st_uid, gid=info.st_gid, mtime=int(info.st_mtime))
+            entry = partial(FileEntry, image_path, mode=info.st_mode & 0o7777, uid=info.st_uid, gid=info.st_gid,
+                            mtime=int(info.st_mtime))
             if path.is_symlink():
-                entries.append(FileEntry(image_path, kind="symlink", link=os.readlink(path), **common))
+                entries.append(entry(kind="symlink", link=os.readlink(path)))
             elif path.is_dir():
-                entries.append(FileEntry(image_path, kind="dir", **common))
+                entries.append(entry(kind="dir"))
             elif path.is_file():
-                entries.append(FileEntry(image_path, source=path, **common))
+                entries.append(entry(source=path))
     return entries

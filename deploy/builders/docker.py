@@ -64,6 +64,8 @@ class DockerBuilder:
                 image, _ = self.client.images.build(path=context, rm=True, forcerm=True, network_mode="host")
             except (docker.errors.BuildError, docker.errors.APIError) as exc:
                 raise BuildError(f"docker build of {spec.name} failed: {exc}", "see the Docker Engine's log") from None
+        if image.id is None:
+            raise BuildError(f"docker build of {spec.name} made no image", "see the Docker Engine's log")
         return EngineImage(spec.name, image.id, image.attrs.get("Size", 0))
 
     def base_in_engine(self, base: BaseImage) -> str:

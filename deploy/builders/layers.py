@@ -11,7 +11,7 @@ import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, cast
 
 from deploy.builders.store import OCI_LAYER, BlobStore, Layer
 
@@ -31,6 +31,12 @@ class FileEntry:
     uid: int = 0
     gid: int = 0
     mtime: int | None = None  # None: the layer's time
+
+    def file(self) -> Path:
+        """The file on disk a file entry without `data` is read from."""
+        if self.source is None:
+            raise ValueError(f"{self.path}: a file entry needs data or a source")
+        return self.source
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,10 @@ def _tarinfo(entry: FileEntry, epoch: int) -> tarfile.TarInfo:
         info.type = tarfile.DIRTYPE
     elif entry.kind == "symlink":
         info.type, info.linkname = tarfile.SYMTYPE, entry.link
+    elif entry.data is not None:
+        info.size = len(entry.data)
     else:
-        info.size = len(entry.data) if entry.data is not None else entry.source.stat().st_size
+        info.size = entry.file().stat().st_size
     return info
 
 
@@ -95,7 +103,7 @@ def write_tar(spec: LayerSpec, out: IO[bytes]) -> None:
             elif entry.data is not None:
                 tar.addfile(info, io.BytesIO(entry.data))
             else:
-                with entry.source.open("rb") as handle:
+                with entry.file().open("rb") as handle:
                     tar.addfile(info, handle)
 
 
@@ -119,7 +127,7 @@ def build_layer(spec: LayerSpec, store: BlobStore) -> Layer:
     """The layer of `spec` in `store`; gzip runs only when this exact tar was never compressed before."""
     with store.writer() as plain:
         hashing = _Hashing(plain)
-        write_tar(spec, hashing)
+        write_tar(spec, cast(IO[bytes], hashing))  # a raw binary stream, all tarfile writes to
         diff_id = "sha256:" + hashing.hash.hexdigest()
         known = store.note("layers", diff_id)
         if known and store.has(known["digest"]):

@@ -34,6 +34,7 @@ class DockerPublisher:
                 self.client.api.tag(image.image_id, repository, name)
                 pushed = self._push(repository, name) if self.address is not None else image.image_id
                 digest = pushed if name == tag else digest
+            assert digest is not None  # pushed under `tag` above, or found there
             published[image.name] = PublishedImage(repository, tag, digest, image.size)
         return published
 
@@ -57,7 +58,10 @@ class DockerPublisher:
             digest = client.manifest_digest(repository, tag)
             if digest is None:
                 return None
-            found = json.loads(client.get_manifest(repository, digest)[0])["config"]["digest"]
+            manifest = client.get_manifest(repository, digest)
+            if manifest is None:  # deleted since the HEAD a moment ago: not there
+                return None
+            found = json.loads(manifest[0])["config"]["digest"]
         if found != image.image_id:
             raise PublishError(f"{ref} already exists with image {found}, and this build of {image.name} is "
                                f"{image.image_id}; version tags are immutable",

@@ -21,14 +21,14 @@ class _BlobPusher:
 
     def __init__(self, client: RegistryClient):
         self.client = client
-        self._first: dict[str, Future] = {}  # digest -> Future of the HOST/REPO that has it
+        self._first: dict[str, Future[str]] = {}  # digest -> Future of the HOST/REPO that has it
         self._lock = threading.Lock()
 
     def push(self, repository: str, blob: Blob, image: OciImage) -> None:
         with self._lock:
             first = self._first.get(blob.digest)
             if first is None:
-                self._first[blob.digest] = mine = Future()
+                self._first[blob.digest] = mine = Future[str]()
         if first is None:
             try:
                 self._ensure(repository, blob, image, image.mount_from.get(blob.digest, ""))

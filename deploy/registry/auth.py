@@ -153,12 +153,13 @@ class RegistryAuth(httpx.Auth):
             request.headers["Authorization"] = _basic(*creds)
 
     def _token_request(self, params: dict[str, str]) -> httpx.Request:
-        query = [("service", params["service"])] if "service" in params else []
+        query: list[tuple[str, str | int | float | bool | None]] = (
+            [("service", params["service"])] if "service" in params else [])
         query += [("scope", scope) for scope in params.get("scope", "").split() if scope]
         headers = {}
         if creds := self.credentials.get():
             headers["Authorization"] = _basic(*creds)
-        return httpx.Request("GET", params["realm"], params=query, headers=headers)
+        return httpx.Request("GET", params["realm"], params=httpx.QueryParams(query), headers=headers)
 
 
 def _repository(request: httpx.Request) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -69,12 +69,14 @@ def render(environment: Environment, layout_name: str, images: Mapping[str, Publ
 
 def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
     """The gateway's nginx.conf for this layout (a ConfigMap over the image's own), and its Service."""
-    tls = {"tls_listen": str(GATEWAY_TLS_PORT), "tls_dir": GATEWAY_TLS_DIR,
-           "https_port": environment.https_port} if environment.tls_secret else {}
-    nginx_conf = render_nginx_conf(GatewayConfig(
+    config = GatewayConfig(
         upstreams=layout.upstreams(), listen=environment.gateway_listen(GATEWAY_PORT), runtime_dir=GATEWAY_RUNTIME_DIR,
-        lua_dir=GATEWAY_LUA_DIR, secure_cookies=environment.secure_cookies, **tls,
-    ))
+        lua_dir=GATEWAY_LUA_DIR, secure_cookies=environment.secure_cookies,
+    )
+    if environment.tls_secret:
+        config = replace(config, tls_listen=str(GATEWAY_TLS_PORT), tls_dir=GATEWAY_TLS_DIR,
+                         https_port=environment.https_port)
+    nginx_conf = render_nginx_conf(config)
     return {
         "gateway": GATEWAY,
         "nginx_conf": nginx_conf,

@@ -175,7 +175,8 @@ def kube_api_for(cluster: Cluster, credentials: Credentials) -> KubeApi:
             except RefreshError as exc:
                 raise CredentialsError(f"cannot refresh the Google token for the cluster ({exc})",
                                        CREDENTIALS_HINT) from None
-        config.api_key["authorization"] = credentials.token
+        config.api_key["authorization"] = credentials.token or ""
 
-    configuration.refresh_api_key_hook = refresh
+    # the client declares the hook as None; it calls it with the Configuration before each request
+    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
     return KubeApi(ApiClient(with_retries(configuration)))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.auth.transport.requests import AuthorizedSession
 from google.cloud import compute_v1
 
 from deploy.model.progress import Say, silent
@@ -48,11 +50,11 @@ class HttpHealthChecks:
     google-cloud-compute has no client: `GET compute/v1/projects/PROJECT/global/httpHealthChecks`, paged by
     nextPageToken (Compute Engine REST reference, httpHealthChecks.list), over an authorized session."""
 
-    def __init__(self, session: object, endpoint: str, scheme: str = "https"):
-        self.session = session  # google.auth.transport.requests.AuthorizedSession
+    def __init__(self, session: AuthorizedSession, endpoint: str, scheme: str = "https"):
+        self.session = session
         self.base = f"{scheme}://{endpoint}/compute/v1/projects"
 
-    def names(self, project: str, retry: object = RETRY) -> list[str]:
+    def names(self, project: str, retry: Retry = RETRY) -> list[str]:
         found, token = [], ""
         while True:
             def page(token: str = token) -> dict:
@@ -99,7 +101,7 @@ class Leftovers:
             return any(n in name for n in names)
 
         with calling("auditing what is left in Compute", self.place):
-            aggregated = [("forwardingRule", self.compute.forwarding_rules, "forwarding_rules"),
+            aggregated: list[tuple[str, Any, str]] = [("forwardingRule", self.compute.forwarding_rules, "forwarding_rules"),
                           ("targetPool", self.compute.target_pools, "target_pools"),
                           ("backendService", self.compute.backend_services, "backend_services"),
                           ("healthCheck", self.compute.health_checks, "health_checks")]

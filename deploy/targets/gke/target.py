@@ -10,6 +10,7 @@ from typing import Callable, Iterator, Sequence
 from deploy.model.progress import Say, silent
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, LeftoversError
+from deploy.model.lease import Holding, Lease
 from deploy.model.status import ApplyResult, ServiceStatus
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.target import KubeTarget
@@ -67,7 +68,7 @@ class GkeTarget:
     def status(self) -> list[ServiceStatus]:
         cluster = self.cluster.find()
         kube = self.kube(cluster)
-        if kube is None:
+        if kube is None or cluster is None:
             self.say(f"cluster {self.cluster.place.gke.cluster}: " + (cluster.status.name if cluster else "none"))
             return []
         url = kube.readiness.gateway_address(kube.readiness.gateway_service())
@@ -125,13 +126,13 @@ class ClusterLease:
     """The environment's lease in its cluster; before the cluster exists there is nowhere to keep one (two
     first deploys racing meet at GKE, which creates the cluster once)."""
 
-    def __init__(self, target: GkeTarget, lease_on: Callable[[KubeApi], object], say: Say = silent):
+    def __init__(self, target: GkeTarget, lease_on: Callable[[KubeApi], Lease], say: Say = silent):
         self.target = target
         self.lease_on = lease_on
         self.say = say
 
     @contextmanager
-    def hold(self, holder: str, create: bool = True) -> Iterator[object]:
+    def hold(self, holder: str, create: bool = True) -> Iterator[Holding | None]:
         kube = self.target.kube(self.target.cluster.find())
         if kube is None:
             self.say(f"no running cluster {self.target.cluster.place.gke.cluster} yet: no lease to hold")

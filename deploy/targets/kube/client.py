@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration
@@ -38,7 +38,7 @@ class KubeApi:
         self.host = api_client.configuration.host
 
     def request(self, method: str, path: str, query: dict | None = None, body: object = None,
-                content_type: str = "application/json", accept: str = "application/json") -> object:
+                content_type: str = "application/json", accept: str = "application/json") -> Any:
         params = [(key, value) for key, value in (query or {}).items() if value not in (None, "")]
         serialized = self.api_client.param_serialize(
             method, path, query_params=params, body=body, auth_settings=["BearerToken"],
@@ -53,7 +53,7 @@ class KubeApi:
         except ApiException as exc:  # the client's own, with status 0, for a TLS failure without retries
             raise self.tls_failed(str(exc.reason or exc)) from None
         response.read()
-        text = response.data.decode(errors="replace")
+        text = (response.data or b"").decode(errors="replace")
         if response.status >= 400:
             self.refuse(response.status, f"{method} {path}", text)
         kind = response.getheader("Content-Type") or ""

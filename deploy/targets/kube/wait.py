@@ -90,7 +90,8 @@ class Readiness(Scoped):
         exposed = [s for s in self.api.list(SERVICE, self.namespace, owner_selector(self.instance))
                    if s["spec"].get("type") in ("LoadBalancer", "NodePort")]
         named = [s for s in exposed if (s["metadata"].get("labels") or {}).get(NAME) == GATEWAY]
-        return (named or exposed or [None])[0]
+        found = named or exposed
+        return found[0] if found else None
 
     def gateway_address(self, service: dict | None) -> str:
         """http://host:port of the gateway, or '' while it has none."""

@@ -7,10 +7,11 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
+from docker.models.images import Image
 from docker.types import Mount as DockerMount
 
 from deploy.model.progress import Say, silent
@@ -21,6 +22,14 @@ from deploy.targets.local.pause import BUSYBOX, pause_image
 from deploy.targets.local.plan import Container, LocalTargetError, Plan, Pod, plan
 
 KEEP_ALIVE = ("sleep", "infinity")  # the infra container only holds the pod's namespaces
+# Docker API RestartPolicy.Name; types-docker's stub lists only "always" and "on-failure"
+UNLESS_STOPPED: Any = {"Name": "unless-stopped"}
+
+
+def image_id(image: Image) -> str:
+    if image.id is None:  # the engine names every image it answers with; the stubs allow None
+        raise ApplyError(f"the Docker Engine answered image {image!r} without an ID", "check the engine's log")
+    return image.id
 
 
 def default_state_dir(environment: str) -> Path:
@@ -97,12 +106,12 @@ class LocalEngine:
         repository = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
         for candidate in (digest, f"{repository}@{digest}"):
             try:
-                return self.client.images.get(candidate).id
+                return image_id(self.client.images.get(candidate))
             except (ImageNotFound, APIError):
                 continue
         try:
             self.say(f"pulling {repository}@{digest}")
-            return self.client.images.pull(f"{repository}@{digest}").id
+            return image_id(self.client.images.pull(f"{repository}@{digest}"))
         except (ImageNotFound, APIError) as exc:
             raise LocalTargetError(f"image {ref} is not in the local Docker Engine and cannot be pulled",
                                    "run `k8sdeploy build` for this environment first") from exc
@@ -142,7 +151,7 @@ class LocalEngine:
             mounts=[DockerMount(f"/.pod-volumes/{name}", name, type="volume", no_copy=True) for name in held],
             name=self.name(pod.name), network_mode="host", extra_hosts=hosts, user=first.user or None,
             read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-            restart_policy={"Name": "unless-stopped"}, labels={**common, L.ROLE: "infra"},
+            restart_policy=UNLESS_STOPPED, labels={**common, L.ROLE: "infra"},
         )
         infra.start()
         for init in pod.init_containers:
@@ -150,7 +159,7 @@ class LocalEngine:
         for container in pod.containers:
             self.client.containers.create(
                 **self.container_options(pod, container, infra, common, mounts, images, role="app"),
-                restart_policy={"Name": "unless-stopped"},
+                restart_policy=UNLESS_STOPPED,
             ).start()
 
     def container_options(self, pod: Pod, container: Container, infra, common: dict, mounts: dict,  # noqa: ANN001

@@ -145,7 +145,8 @@ class Translator:
         return data
 
     def plan(self) -> Plan:
-        pods, notes = [], []
+        pods: list[Pod] = []
+        notes: list[str] = []
         for obj in self.objects:
             if obj["kind"] in WORKLOADS:
                 pods.append(self.pod(obj))
