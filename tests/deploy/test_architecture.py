@@ -1,0 +1,103 @@
+"""The package structure of deploy/: the dependency arrows point one way, and clients are made in compose.py only.
+
+Read from the source with `ast` (every import counts, the lazy ones inside functions too), so a test run sees
+the structure a newcomer reads from `ls deploy/`.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.infra import ROOT
+
+PACKAGE = ROOT / "deploy"
+# Bottom to top: a module may import its own layer and the layers below it, never one above.
+LAYERS = (
+    ("deploy.model",),
+    ("deploy.googleapi",),
+    ("deploy.registry",),
+    ("deploy.render",),
+    ("deploy.builders",),
+    ("deploy.publish",),
+    ("deploy.smoke", "deploy.users"),
+    ("deploy.targets",),
+    ("deploy.runner",),
+    ("deploy.output",),
+    ("deploy.compose",),
+    ("deploy.devrun",),
+    ("deploy",),  # deploy/__init__.py: the version
+)
+# Calls that make a client: only the composition root makes them (the factories they name are called there).
+CLIENT_FACTORIES = ("docker.from_env", "RegistryClient", "rest_client", "AuthorizedSession", "kubeconfig_api",
+                    "kube_api_for", "Clients")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, ast.Module]:
+    return {module_name(path): ast.parse(path.read_text(), str(path)) for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def deploy_imports(tree: ast.Module) -> set[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "deploy"}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "deploy":
+            assert node.level == 0, f"relative import of {node.module}: deploy/ imports absolutely"
+            found.add(node.module)
+    return found
+
+
+def layer_of(module: str) -> int:
+    for index, prefixes in enumerate(LAYERS):
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes):
+            return index
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def upward_imports(trees: dict[str, ast.Module]) -> list[str]:
+    return [f"{name} imports {imported}" for name, tree in trees.items() for imported in sorted(deploy_imports(tree))
+            if layer_of(imported) > layer_of(name)]
+
+
+def test_every_module_is_in_a_layer_and_imports_only_its_own_and_lower_layers() -> None:
+    assert upward_imports(modules()) == []
+
+
+def test_an_upward_import_is_found_even_inside_a_function() -> None:
+    lazy = ast.parse("def f():\n    from deploy.runner import Runner\n")
+    assert upward_imports({"deploy.builders.spec": lazy, "deploy.compose": lazy}) == [
+        "deploy.builders.spec imports deploy.runner"]
+
+
+def test_model_imports_nothing_else_of_deploy() -> None:
+    found = {name: sorted(i for i in deploy_imports(tree) if not i.startswith("deploy.model"))
+             for name, tree in modules().items() if name.startswith("deploy.model")}
+    assert len(found) >= 8 and {name: imports for name, imports in found.items() if imports} == {}
+
+
+def test_no_builder_imports_a_publisher() -> None:
+    found = {name: sorted(i for i in deploy_imports(tree) if i.startswith("deploy.publish"))
+             for name, tree in modules().items() if name.startswith("deploy.builders")}
+    assert len(found) >= 8 and {name: imports for name, imports in found.items() if imports} == {}
+
+
+def called_names(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            names.add(ast.unparse(node.func))
+    return names
+
+
+def test_clients_are_made_in_compose_only() -> None:
+    makers = {name: sorted(called_names(tree) & set(CLIENT_FACTORIES)) for name, tree in modules().items()}
+    assert set(makers["deploy.compose"]) == set(CLIENT_FACTORIES)
+    assert {name: calls for name, calls in makers.items() if calls and name != "deploy.compose"} == {}
+    cli = called_names(ast.parse((ROOT / "cli.py").read_text()))
+    assert cli & set(CLIENT_FACTORIES) == set()
