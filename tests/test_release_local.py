@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from cli import main
 from tests.deploy.conftest import clone, git, make_source_repo
-from tests.deploy.test_output_json import digests, valid
+from tests.deploy.test_output import digests, valid
 from tests.infra import suite_environment
 
 ENV = "releasetest"

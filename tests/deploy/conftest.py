@@ -22,9 +22,9 @@ from deploy.publish.stage import BuildOptions
 from deploy.output import PlainProgress
 from deploy.registry.client import RetryPolicy
 from deploy.model.version import Version
+from tests.infra import ROOT
 from tests.registries import Registry, registry_server
 
-ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("services", "nginx-lua", "requirements/app.lock", "deploy/render/gateway.py", "deploy/model/suite.py")
 COMMIT_DATE = "2024-05-01T12:00:00+00:00"
 FAST_RETRY = RetryPolicy(deadline=10, initial=0.05, maximum=0.5)

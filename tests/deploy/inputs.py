@@ -25,7 +25,7 @@ def fake_record(path: Path) -> Path:
     return path
 
 
-# name -> (environment, layout): the golden files under tests/deploy/golden/ are named alike.
+# name -> (environment, layout): the golden files under tests/deploy/render/golden/ are named alike.
 VARIANTS: dict[str, tuple[Environment, str]] = {
     "single-pod": (Environment(name="demo", target="local", namespace="suite-demo"), "single-pod"),
     "split-pods": (Environment(name="staging", target="kubeconfig", layout="split-pods",

@@ -1,4 +1,5 @@
-"""`--output json` against deploy/schemas/output.schema.json, release history on disk, and non-interactive runs."""
+"""`--output json` against deploy/schemas/output.schema.json, release history on disk, non-interactive runs,
+and progress: plain lines when stderr is not a terminal, a live line per image (rich) when it is."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from click.testing import CliRunner
 from cli import interactive, main
 from deploy.model.images import IMAGE_NAMES, BuildRecord, PublishedImage
 from deploy.model.releases import FileHistory, NoRelease, Release, choose, objects_hash, who
-from deploy.output import SCHEMA_PATH
+from deploy.output import SCHEMA_PATH, PlainProgress, RichProgress, progress_for
+from tests.infra import ROOT
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 ENV = "jsonout"
@@ -140,6 +142,25 @@ def test_interactive_only_on_a_terminal_without_ci() -> None:
     assert not interactive({}, None)
 
 
+def test_plain_lines_off_a_terminal() -> None:
+    stream = io.StringIO()
+    progress = progress_for(stream)
+    assert isinstance(progress, PlainProgress)
+    progress.step("person", "application layer")
+    progress.close()
+    assert stream.getvalue() == "person: application layer\n"
+
+
+def test_a_line_per_image_on_a_terminal() -> None:
+    stream = Terminal()
+    progress = progress_for(stream)
+    assert isinstance(progress, RichProgress)
+    progress.step("person", "application layer")
+    progress.step("session", "pushed")
+    progress.close()
+    assert "person" in stream.getvalue() and "session" in stream.getvalue() and "pushed" in stream.getvalue()
+
+
 def test_who_names_the_ci_run() -> None:
     assert who({"GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "o/r", "GITHUB_ACTOR": "bot"}) == \
         "github-actions o/r run 42 by bot"
@@ -158,7 +179,7 @@ def ask_on_a_terminal(config: Path, answer: bytes, state: Path) -> tuple[int, st
     os.write(primary, answer)
     done = subprocess.run([sys.executable, "-m", "cli", "down", "--env", ENV, "--config", str(config)],
                           stdin=secondary, capture_output=True, text=True, env=env, timeout=60,
-                          cwd=Path(__file__).resolve().parents[2])
+                          cwd=ROOT)
     os.close(primary)
     os.close(secondary)
     return done.returncode, done.stderr
@@ -203,7 +224,7 @@ def test_an_interrupted_command_exits_130() -> None:
         silent.listen(8)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         process = subprocess.Popen([sys.executable, "-m", "cli", "smoke", "--url", url], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+                                   stderr=subprocess.PIPE, text=True, cwd=ROOT)
         time.sleep(2)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)

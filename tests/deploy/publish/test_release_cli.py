@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from cli import main
 from deploy.model.images import IMAGE_NAMES
 from tests.deploy.conftest import clone
-from tests.deploy.test_output_json import valid
+from tests.deploy.test_output import valid
 from tests.registries import Registry
 
 ENV = "releasecli"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -12,8 +11,9 @@ from cli import main
 from deploy.render.diagram import mermaid
 from deploy.model.environments import LAYOUTS
 from deploy.render.layout import build_layout
+from tests.infra import ROOT
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 
 
 def readme_block(layout: str) -> str:

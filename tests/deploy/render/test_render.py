@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-from pathlib import Path
 from typing import Iterator
 
 import kubernetes_validate
@@ -23,8 +22,9 @@ from deploy.model.suite import (
 from tests.deploy.inputs import (
     VARIANTS, VERSION, containers, fake_images, of_kind, pod_templates, render_variant, selects,
 )
+from tests.infra import ROOT
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = ROOT / "tests" / "deploy" / "render" / "golden"
 SCHEMA_VERSIONS = ("1.30", "1.37")  # the oldest release we support, the newest the package ships
 PINNED = re.compile(r"^[^@\s]+:(?P<tag>[^:@/\s]+)@sha256:[0-9a-f]{64}$")
 LABELS = ("app.kubernetes.io/part-of", "app.kubernetes.io/name", "app.kubernetes.io/instance",

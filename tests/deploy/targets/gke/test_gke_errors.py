@@ -11,8 +11,8 @@ from cli import main
 from deploy import compose
 from deploy.compose import gke_target
 from deploy.model.errors import CloudError, CredentialsError
-from tests.deploy.gke.conftest import ENV, Cloud, config_file, environment
-from tests.deploy.kube.objects import single_pod
+from tests.deploy.targets.gke.conftest import ENV, Cloud, config_file, environment
+from tests.deploy.targets.kube.objects import single_pod
 
 
 def failure(cloud: Cloud, **settings: str) -> CloudError:

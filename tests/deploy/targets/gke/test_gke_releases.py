@@ -28,8 +28,8 @@ from deploy import compose
 from deploy.devrun import LocalSuite
 from tests.deploy.conftest import clone, git
 from tests.controlplane import KubeCluster
-from tests.deploy.gke.conftest import ENV, TOKEN, Cloud, make_cloud
-from tests.deploy.test_output_json import digests, valid
+from tests.deploy.targets.gke.conftest import ENV, TOKEN, Cloud, make_cloud
+from tests.deploy.test_output import digests, valid
 from tests.fakes.artifact_registry import FakeArtifactRegistry
 from tests.registries import ProxyRules, Registry, registry_proxy, registry_server
 from tools.cluster.controlplane import Cluster

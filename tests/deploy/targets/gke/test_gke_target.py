@@ -13,8 +13,8 @@ from deploy.compose import gke_target
 from deploy.devrun import LocalSuite
 from deploy.model.errors import CloudError, ConfigError, LeftoversError
 from deploy.smoke import HttpSmoke
-from tests.deploy.gke.conftest import ENV, Cloud, environment
-from tests.deploy.kube.objects import single_pod, split_pods
+from tests.deploy.targets.gke.conftest import ENV, Cloud, environment
+from tests.deploy.targets.kube.objects import single_pod, split_pods
 
 FIREWALL = "k8sdeploy-ms-auth-staging-test-gateway"
 

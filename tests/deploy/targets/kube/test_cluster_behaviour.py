@@ -15,8 +15,8 @@ from deploy.model.errors import CloudError, NotReadyError
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for
-from tests.deploy.kube.conftest import ENV
-from tests.deploy.kube.objects import deployment, gateway_service, labels, single_pod, split_pods
+from tests.deploy.targets.kube.conftest import ENV
+from tests.deploy.targets.kube.objects import deployment, gateway_service, labels, single_pod, split_pods
 
 
 def with_claim(objects: list[dict], workload: str, claim: str) -> list[dict]:

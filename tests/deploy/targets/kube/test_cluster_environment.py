@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from cli import main
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
-from tests.deploy.test_output_json import valid
+from tests.deploy.test_output import valid
 from tests.registries import Registry
 
 ENV = "cluster-test"

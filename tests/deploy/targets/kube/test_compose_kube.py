@@ -11,7 +11,7 @@ from cli import main
 from deploy.compose import stages
 from deploy.model.environments import Environment
 from tests.controlplane import KubeCluster
-from tests.deploy.kube.objects import single_pod
+from tests.deploy.targets.kube.objects import single_pod
 
 
 def config_file(path: Path, namespace: str) -> Path:
@@ -37,7 +37,7 @@ def test_kubeconfig_environment_deploys_and_tears_down(kube: KubeCluster, kubeco
 
 def test_kubeconfig_history_is_a_configmap_that_prune_leaves_and_rollback_uses(
         kube: KubeCluster, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.deploy.test_output_json import release, valid
+    from tests.deploy.test_output import release, valid
 
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)

@@ -18,7 +18,7 @@ from deploy.render.objects import render
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.inputs import VERSION, fake_images, of_kind
-from tests.deploy.kube.conftest import ENV
+from tests.deploy.targets.kube.conftest import ENV
 
 
 def tls_environment(namespace: str = "auth-suite", **settings: object) -> Environment:

@@ -14,9 +14,9 @@ from deploy.targets.kube import DEPLOYMENT, Kind
 from deploy.targets.kube.edits import hand_edits
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
-from tests.deploy.kube.conftest import ENV
-from tests.deploy.kube.objects import single_pod
-from tests.deploy.test_output_json import valid
+from tests.deploy.targets.kube.conftest import ENV
+from tests.deploy.targets.kube.objects import single_pod
+from tests.deploy.test_output import valid
 
 CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
 

@@ -20,8 +20,9 @@ from deploy.targets.kube.lease import MICROTIME, KubeLease
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
-from tests.deploy.kube.conftest import ENV
-from tests.deploy.test_output_json import release
+from tests.deploy.targets.kube.conftest import ENV
+from tests.deploy.test_output import release
+from tests.infra import ROOT
 from tests.registries import Registry
 
 
@@ -79,7 +80,7 @@ def test_two_ups_started_together_one_wins(kubeconfig: Path, kube: KubeCluster, 
     command = [sys.executable, "-c", "from cli import main; main()", "up", "--env", ENV, "--config", str(config),
                "--source", str(checkout)]
     environ = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    runs = [subprocess.Popen(command, cwd=Path(__file__).resolve().parents[3], stdout=subprocess.PIPE,
+    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=environ) for _ in range(2)]
     outcomes = sorted((run.wait(timeout=600), run.stderr.read()) for run in runs)
     (won, _), (lost, why) = outcomes

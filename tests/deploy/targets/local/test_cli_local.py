@@ -14,8 +14,8 @@ from deploy.model.images import PublishedImage
 from deploy.model.releases import FileHistory, Release
 from deploy.devrun import LocalSuite
 from deploy.targets.local.target import LocalTarget
-from tests.deploy.test_local_target import ENV, busybox, docker_client, objects  # noqa: F401 - fixtures
-from tests.deploy.test_output_json import valid
+from tests.deploy.targets.local.test_local_target import ENV, busybox, docker_client, objects  # noqa: F401 - fixtures
+from tests.deploy.test_output import valid
 from tests.infra import free_port_block
 
 
