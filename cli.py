@@ -5,19 +5,20 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Literal, TextIO
 
 import click
 
 from deploy import __version__
-from deploy.render.diagram import mermaid
 from deploy.model.environments import DEFAULT_CONFIG, LAYOUTS, Environment, load_environment
 from deploy.model.errors import DeployError, ExitCode
 from deploy.model.images import IMAGE_NAMES, BuildRecord, build_record_path
+from deploy.model.version import CHANNELS
+from deploy.render.diagram import mermaid
 from deploy.render.layout import build_layout
 from deploy.render.objects import render
-from deploy.model.version import CHANNELS
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code.value:<4}{text}" for code, text in [
@@ -43,7 +44,7 @@ def reports_errors(command: Callable) -> Callable:
     """
 
     @functools.wraps(command)
-    def wrapper(*args, **kwargs):  # noqa: ANN202
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except DeployError as exc:
@@ -71,7 +72,7 @@ def environment_options(command: Callable) -> Callable:
                   default=DEFAULT_CONFIG, show_default="./k8sdeploy.toml", envvar="K8SDEPLOY_CONFIG",
                   help="Configuration file.")
     @functools.wraps(command)
-    def wrapper(*args, env_name: str, config_path: Path, **kwargs):  # noqa: ANN202
+    def wrapper(*args: Any, env_name: str, config_path: Path, **kwargs: Any) -> Any:
         environment: Environment = load_environment(env_name, config_path)
         return command(*args, environment=environment, **kwargs)
 
@@ -84,7 +85,7 @@ def output_option(command: Callable) -> Callable:
                         help="json: one JSON document on stdout (deploy/schemas/output.schema.json).")(command)
 
 
-def interactive(environ=os.environ, stdin=sys.stdin) -> bool:  # noqa: ANN001
+def interactive(environ: Mapping[str, str] = os.environ, stdin: TextIO | None = sys.stdin) -> bool:
     """Questions may be asked only of a person: stdin is a terminal and CI is not set."""
     return bool(stdin is not None and stdin.isatty() and not environ.get("CI"))
 
@@ -98,7 +99,7 @@ def confirms(question: str) -> Callable:
     def decorate(command: Callable) -> Callable:
         @click.option("--yes", "-y", is_flag=True, help="Do it without asking (required when not interactive).")
         @functools.wraps(command)
-        def wrapper(*args, yes: bool, **kwargs):  # noqa: ANN202
+        def wrapper(*args: Any, yes: bool, **kwargs: Any) -> Any:
             if not yes:
                 environment = kwargs.get("environment")
                 text = question.format(env=getattr(environment, "name", "?"))
@@ -223,8 +224,8 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool, output: st
     if output == "json":
         click.echo(report.dumps(report.removed(environment.name, removed)), nl=False)
         return
-    for name in removed:
-        click.echo(f"removed {name}")
+    for removed_name in removed:
+        click.echo(f"removed {removed_name}")
     if not removed:
         say(f"nothing of environment {environment.name} to remove")
 
@@ -462,6 +463,41 @@ def release_command(environment: Environment, version: str, output: str) -> None
         return
     for m in moved:
         click.echo(f"{m.repository}:latest@{m.digest}")
+
+
+@main.command("bases", epilog=EXIT_CODES_HELP)
+@reports_errors
+@environment_options
+@click.option("--registry", metavar="HOST[:PORT]/PATH", required=True,
+              help="Push the bases here, as the images PATH/python and PATH/nginx.")
+@output_option
+def bases_command(environment: Environment, registry: str, output: str) -> None:
+    """Build the Debian bases (python, nginx) and push them to a registry; print the table that pins them.
+
+    \b
+    Run once, as root on a machine with debootstrap (`make system-deps`): the
+    bases are built from Debian bookworm the first time (about a minute each)
+    and cached in ~/.cache/k8sdeploy. Each is pushed with its config and
+    layers, by digest, under the tag bookworm-YYYYMMDD (the day they were built;
+    immutable: that tag with another digest is refused, nothing pushed).
+    stdout is the [environments.ENV.bases] table for k8sdeploy.toml; with it,
+    `build` and `up` pull the bases and need neither root nor debootstrap
+    (a CI runner). Pushing them again is a no-op.
+    """
+    from deploy.compose import publish_bases
+
+    published = publish_bases(registry)
+    pinned = {name: ref for name, ref in environment.bases.items() if name in published.pins}
+    if pinned and pinned != published.pins:
+        say(f"environment {environment.name} pins other bases now ({', '.join(sorted(pinned))}); the table "
+            "below replaces its entries")
+    if output == "json":
+        from deploy import output as report
+
+        click.echo(report.dumps(published.to_dict(environment.name)), nl=False)
+        return
+    say(f"paste into k8sdeploy.toml, below [environments.{environment.name}]:")
+    click.echo(published.toml(environment.name), nl=False)
 
 
 if __name__ == "__main__":

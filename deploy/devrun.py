@@ -20,8 +20,8 @@ import click
 import httpx
 from sqlalchemy.engine import make_url
 
-from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from deploy.model.suite import DEMO_USERS, GATEWAY, GATEWAY_PORT, SEEDED_BY, SERVICES, Service, url_variable
+from deploy.render.gateway import GatewayConfig, render_nginx_conf
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,7 +119,7 @@ class LocalSuite:
         )
         log.close()
 
-    def start(self, timeout: float = 60) -> "LocalSuite":
+    def start(self, timeout: float = 60) -> LocalSuite:
         if self.settings.mysql_url:
             ensure_mysql_databases(self.settings)
         try:
@@ -184,7 +184,7 @@ class LocalSuite:
                 process.wait()
         self.processes.clear()
 
-    def __enter__(self) -> "LocalSuite":
+    def __enter__(self) -> LocalSuite:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

@@ -4,8 +4,8 @@ turned into one actionable message."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import requests
 from google.api_core import exceptions as gexc

@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from deploy.runner import UpResult
+
 from deploy.model.errors import DeployError
-from deploy.model.progress import Progress
 from deploy.model.images import BuildRecord, PublishedImage
+from deploy.model.progress import Progress
 from deploy.model.releases import Release
 from deploy.model.status import ServiceStatus
 
@@ -31,7 +34,7 @@ def images(published: Mapping[str, PublishedImage]) -> dict:
     return {name: {**asdict(image), "ref": image.ref} for name, image in published.items()}
 
 
-def deployed(command: str, result, environment: str) -> dict:  # noqa: ANN001 - pipeline.UpResult
+def deployed(command: str, result: UpResult, environment: str) -> dict:
     """`up` and `rollback`."""
     return {
         "command": command, "result": "ok", "environment": environment, "action": result.action,
@@ -79,7 +82,7 @@ def failed(command: str, error: DeployError) -> dict:
 def columns(table: Sequence[Sequence[str]]) -> list[str]:
     """Rows of cells as lines, each column as wide as its widest cell."""
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table]
 
 
 def status_table(rows: Sequence[ServiceStatus]) -> list[str]:
@@ -123,7 +126,8 @@ class RichProgress:
 
     def __init__(self, stream: TextIO):
         from rich.console import Console
-        from rich.progress import Progress as Live, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Live
+        from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self._live = Live(SpinnerColumn(), TextColumn("[bold]{task.fields[subject]:<15}"),
                           TextColumn("{task.description}"), TimeElapsedColumn(),

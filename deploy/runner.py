@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Protocol
 
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, DeployError, NotReadyError, SmokeError
@@ -22,6 +23,7 @@ from deploy.render.objects import render
 from deploy.smoke import Smoke, SmokeReport
 from deploy.targets import Target
 from deploy.users import Users, wanted
+
 
 @dataclass(frozen=True)
 class UpResult:

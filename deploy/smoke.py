@@ -8,10 +8,9 @@ from typing import Protocol
 
 import httpx
 
-from deploy.model.progress import Say, silent
 from deploy.model.errors import SmokeError
+from deploy.model.progress import Say, silent
 from deploy.model.suite import DEMO_USERS, User
-
 
 # What each hop's failure looks like from outside the gateway, checked in this order.
 HOP_SIGNS: tuple[tuple[str, str], ...] = (

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError
-from deploy.render.layout import PART_OF
 from deploy.model.suite import DEMO_USERS, USERS_KEY, USERS_SECRET, User
+from deploy.render.layout import PART_OF
 
 SMOKE_ADMIN, SMOKE_USER = 3, 4  # ids of the smoke users (1 and 2 are the demo users')
 FIRST_ADDED = 100  # ids of users added with `k8sdeploy user add` start here
@@ -69,7 +69,7 @@ class Users:
                 "metadata": {"name": USERS_SECRET, "namespace": namespace, "labels": labels},
                 "data": {USERS_KEY: base64.b64encode(self.document().encode()).decode()}}
 
-    def add(self, email: str, role: str, password: str) -> "Users":
+    def add(self, email: str, role: str, password: str) -> Users:
         email = email.strip().lower()
         if "@" not in email or email.startswith("@") or email.endswith("@"):
             raise ConfigError(f"{email!r} is not an email address", "give the address the user logs in with")

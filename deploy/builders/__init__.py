@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from deploy.builders.spec import ImageSpec
 
 
 class Builder(Protocol):
-    def build(self, spec: ImageSpec):  # noqa: ANN201 - the image type belongs to the matching publisher
+    def build(self, spec: ImageSpec) -> Any:  # the image type belongs to the publisher paired with the builder
         """The image described by `spec`, ready for the publisher paired with this builder."""

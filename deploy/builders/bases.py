@@ -16,17 +16,26 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Mapping
 
-from deploy.model.progress import Step, silent_step
-from deploy.model.errors import BuildError, ConfigError
-from deploy.registry.client import RegistryClient
 from deploy.builders.layers import FileEntry, LayerSpec, build_layer
-from deploy.builders.store import (DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Blob, BlobStore, Layer,
-                    canonical_json)
+from deploy.builders.store import (
+    DOCKER_LIST,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    Blob,
+    BlobStore,
+    Layer,
+    canonical_json,
+)
+from deploy.model.errors import BuildError, ConfigError
+from deploy.model.progress import Step, silent_step
+from deploy.registry.client import RegistryClient
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -97,8 +106,11 @@ class BaseResolver:
         manifest = json.loads(source.read(manifest_digest))
         config = source.read(manifest["config"]["digest"])
         diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+        if len(manifest["layers"]) != len(diff_ids):
+            raise BuildError(f"base {reference} is malformed: its manifest lists {len(manifest['layers'])} layers, "
+                             f"its config {len(diff_ids)}", "point the base at a well-formed image")
         layers = []
-        for descriptor, diff_id in zip(manifest["layers"], diff_ids):
+        for descriptor, diff_id in zip(manifest["layers"], diff_ids, strict=True):
             self.store.adopt(source, descriptor["digest"])
             media_type = LAYER_TYPES.get(descriptor["mediaType"], descriptor["mediaType"])
             layers.append(Layer(descriptor["digest"], descriptor["size"], media_type, diff_id))

@@ -6,22 +6,21 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import docker
 import docker.errors
 
-from deploy.model.progress import Step, silent_step
-from deploy.builders.docker_archive import load_into_engine
-from deploy.model.errors import BuildError
 from deploy.builders.bases import BaseImage, BaseResolver
+from deploy.builders.docker_archive import load_into_engine
 from deploy.builders.layers import build_layer
 from deploy.builders.oci import OciImage
 from deploy.builders.spec import ImageSpec
 from deploy.builders.store import OCI_CONFIG, Blob, sha256_digest
-
+from deploy.model.errors import BuildError
+from deploy.model.progress import Step, silent_step
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import io
 import json
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import docker
 import docker.errors

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
-from deploy.model.progress import Step, silent_step
 from deploy.builders.bases import BaseImage, BaseResolver
 from deploy.builders.layers import LayerSpec, build_layer
 from deploy.builders.spec import ImageSpec
 from deploy.builders.store import OCI_CONFIG, OCI_MANIFEST, Blob, BlobStore, Layer, canonical_json, sha256_digest
+from deploy.model.progress import Step, silent_step
 
 DROPPED_CONFIG_KEYS = ("container", "container_config", "docker_version", "author", "id", "parent")
 

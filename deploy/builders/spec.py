@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
-from deploy.render.gateway import GatewayConfig, render_nginx_conf
-from deploy.model.suite import (APP_USER_ID, DATA_DIR, GATEWAY, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_PORT,
-                     GATEWAY_RUNTIME_DIR, SCRATCH_DIR, SERVICES, Service)
-from deploy.model.version import Version, last_change
 from deploy.builders.bases import base_reference
 from deploy.builders.layers import FileEntry, LayerSpec, tree_entries
+from deploy.model.suite import (
+    APP_USER_ID,
+    DATA_DIR,
+    GATEWAY,
+    GATEWAY_COMMAND,
+    GATEWAY_CONF,
+    GATEWAY_LUA_DIR,
+    GATEWAY_PORT,
+    GATEWAY_RUNTIME_DIR,
+    SCRATCH_DIR,
+    SERVICES,
+    Service,
+)
+from deploy.model.version import Version, last_change
+from deploy.render.gateway import GatewayConfig, render_nginx_conf
 
 APP_DIR = "/opt/k8sdeploy/app"  # services/ (the service and services/common)
 DEPS_DIR = "/opt/k8sdeploy/deps"  # the locked dependencies, the same layer in all five services

@@ -7,10 +7,11 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -78,7 +79,7 @@ class BlobStore:
                 self.commit(handle, digest)
         return digest
 
-    def adopt(self, other: "BlobStore", digest: str) -> None:
+    def adopt(self, other: BlobStore, digest: str) -> None:
         """Make a blob of another store present here: a hard link where possible, else a copy."""
         if self.has(digest) or other.root == self.root:
             return

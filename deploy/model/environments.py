@@ -114,7 +114,7 @@ class Environment(_Frozen):
         return reference
 
     @model_validator(mode="after")
-    def _gke_needs_its_table(self) -> "Environment":
+    def _gke_needs_its_table(self) -> Environment:
         if self.target == "gke" and self.gke is None:
             raise ValueError(f"a gke environment needs an [environments.{self.name}.gke] table")
         if self.gke is not None:
@@ -136,7 +136,7 @@ class Environment(_Frozen):
         return address
 
     @model_validator(mode="after")
-    def _gateway_address_is_local(self) -> "Environment":
+    def _gateway_address_is_local(self) -> Environment:
         if self.gateway_address and self.target != "local":
             raise ValueError("gateway_address applies to the local target; in a cluster the gateway's Service "
                              "decides who reaches it")
@@ -171,7 +171,7 @@ class Environment(_Frozen):
         return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
     @model_validator(mode="after")
-    def _mysql_needs_an_image(self) -> "Environment":
+    def _mysql_needs_an_image(self) -> Environment:
         if self.database == "mysql" and not self.mysql_image:
             raise ValueError('database = "mysql" needs mysql_image, a reference pinned by digest '
                              "such as mysql:8.4@sha256:<digest>")

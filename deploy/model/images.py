@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 from deploy.model.errors import ConfigError
 
@@ -70,7 +70,7 @@ class BuildRecord:
         return json.dumps({"version": self.version, "commit": self.commit, "images": images}, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, source: str = "build record") -> "BuildRecord":
+    def from_json(cls, text: str, source: str = "build record") -> BuildRecord:
         try:
             data = json.loads(text)
             images = {name: PublishedImage(**fields) for name, fields in data["images"].items()}
@@ -84,7 +84,7 @@ class BuildRecord:
         path.write_text(self.to_json())
 
     @classmethod
-    def load(cls, path: Path) -> "BuildRecord":
+    def load(cls, path: Path) -> BuildRecord:
         if not path.exists():
             raise ConfigError(f"no build record at {path}", "run `k8sdeploy build` first, or pass --build-record")
         return cls.from_json(path.read_text(), str(path))

@@ -13,10 +13,11 @@ import datetime
 import json
 import os
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 from deploy.model.errors import LeaseHeldError
 
@@ -40,7 +41,7 @@ class Lease(Protocol):
 
 
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
 def refuse(environment: str, found: Holding, now: datetime.datetime) -> LeaseHeldError:
@@ -64,7 +65,7 @@ class Renewer:
             except Exception:  # noqa: BLE001 - a lost renewal shows as a takeover, not a crash mid-deploy
                 return
 
-    def __enter__(self) -> "Renewer":
+    def __enter__(self) -> Renewer:
         self.thread.start()
         return self
 

@@ -8,7 +8,8 @@ otherwise); the default of a stage's parameter is silence.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 Say = Callable[[str], None]
 Step = Callable[[str, str], None]

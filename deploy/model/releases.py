@@ -13,11 +13,12 @@ import hashlib
 import json
 import os
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 from deploy.model.errors import ConfigError, DeployError
 from deploy.model.images import PublishedImage
@@ -45,7 +46,7 @@ class Release:
                 "objects_hash": self.objects_hash, "time": self.time, "by": self.by, "action": self.action}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Release":
+    def from_dict(cls, data: dict) -> Release:
         images = {name: PublishedImage(**{k: v for k, v in fields.items() if k != "ref"})
                   for name, fields in data["images"].items()}
         return cls(version=data["version"], commit=data["commit"], images=MappingProxyType(images),
@@ -68,7 +69,7 @@ def who(environ: Mapping[str, str] = os.environ) -> str:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class NoRelease(DeployError):

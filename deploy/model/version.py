@@ -12,7 +12,7 @@ import hashlib
 import re
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deploy.model.errors import ConfigError
@@ -34,7 +34,7 @@ class Version:
 
     @property
     def created(self) -> str:
-        return datetime.fromtimestamp(self.epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.fromtimestamp(self.epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _git(root: Path, *args: str) -> str:

@@ -4,18 +4,17 @@ same immutable version tag."""
 from __future__ import annotations
 
 import json
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import docker
 import docker.errors
 
-from deploy.model.progress import Step, silent_step
 from deploy.builders.docker import EngineImage
 from deploy.builders.docker_archive import LOCAL_PREFIX
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage
+from deploy.model.progress import Step, silent_step
 from deploy.registry.client import RegistryAddress, RegistryClient
-
 
 
 class DockerPublisher:

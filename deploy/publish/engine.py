@@ -3,17 +3,16 @@ the blob store) under its version tag, or just tag it when the engine already ha
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import docker
 import docker.errors
 
-from deploy.model.progress import Step, silent_step
 from deploy.builders.docker_archive import LOCAL_PREFIX, in_engine, load_into_engine
 from deploy.builders.oci import OciImage
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage
-
+from deploy.model.progress import Step, silent_step
 
 
 class EnginePublisher:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from deploy.model.progress import Say, silent
 from deploy.model.errors import ConfigError, PublishError
 from deploy.model.images import IMAGE_NAMES
+from deploy.model.progress import Say, silent
 from deploy.registry.client import RegistryAddress, RegistryClient
 
 LATEST = "latest"

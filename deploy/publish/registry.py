@@ -4,16 +4,15 @@ manifests by digest, and the version tag last, so nothing is ever half-published
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Mapping, Sequence
 
-from deploy.model.progress import Step, silent_step
 from deploy.builders.oci import OciImage
 from deploy.builders.store import OCI_MANIFEST, Blob
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage
+from deploy.model.progress import Step, silent_step
 from deploy.registry.client import RegistryAddress, RegistryClient
-
 
 
 class _BlobPusher:

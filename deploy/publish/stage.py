@@ -3,11 +3,12 @@ by the publisher paired with it. The builder, the publisher and their clients co
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 from deploy.builders import Builder
 from deploy.builders.bases import BaseResolver

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from google.api_core import exceptions as gexc
+from google.api_core.operation import Operation
 from google.cloud import artifactregistry_v1 as ar
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from deploy.model.progress import Say, silent
-from deploy.model.errors import CloudError, ConfigError
 from deploy.googleapi import RETRY, google_calls
+from deploy.model.errors import CloudError, ConfigError
+from deploy.model.progress import Say, silent
 from deploy.registry.client import RegistryAddress
 
 DOCKER_HOST = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")
@@ -96,7 +98,7 @@ class ArtifactRepository:
                  poll: float = 1.0, timeout: float = 300):
         self.client, self.name, self.say, self.poll, self.timeout = client, name, say, poll, timeout
 
-    def calling(self, what: str):  # noqa: ANN201 - a context manager
+    def calling(self, what: str) -> AbstractContextManager[None]:
         return google_calls(what, self.name.project, ROLES, "the project in the environment's registry address")
 
     def find(self) -> ar.Repository | None:
@@ -145,7 +147,7 @@ class ArtifactRepository:
         self.say(f"created Artifact Registry repository {self.name}")
         return "created"
 
-    def wait(self, operation, what: str) -> None:  # noqa: ANN001 - google.api_core.operation.Operation
+    def wait(self, operation: Operation, what: str) -> None:
         deadline = time.monotonic() + self.timeout
         while not operation.done(retry=RETRY):
             if time.monotonic() > deadline:

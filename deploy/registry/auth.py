@@ -13,10 +13,15 @@ import os
 import re
 import subprocess
 import threading
+from collections.abc import Generator
 from pathlib import Path
-from typing import Generator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
+
+if TYPE_CHECKING:  # google-auth is imported when a Google registry is used
+    from google.auth.credentials import Credentials as GoogleAuthCredentials
+    from google.auth.transport import Request as GoogleAuthRequest
 
 GOOGLE_USER = "oauth2accesstoken"
 GOOGLE_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -77,7 +82,7 @@ class DockerConfigCredentials:
 class GoogleCredentials:
     """google-auth default credentials, refreshed when expired or about to expire."""
 
-    def __init__(self, credentials=None, request=None):  # noqa: ANN001 - google-auth types
+    def __init__(self, credentials: GoogleAuthCredentials | None = None, request: GoogleAuthRequest | None = None):
         self._credentials, self._request, self._lock = credentials, request, threading.Lock()
 
     def get(self) -> tuple[str, str] | None:
@@ -89,7 +94,7 @@ class GoogleCredentials:
                 self._credentials, _ = google.auth.default(scopes=GOOGLE_SCOPES)
             if not self._credentials.valid:  # also false shortly before expiry
                 self._credentials.refresh(self._request or google.auth.transport.requests.Request())
-            return GOOGLE_USER, self._credentials.token
+            return (GOOGLE_USER, self._credentials.token) if self._credentials.token else None
 
     def describe(self) -> str:
         return "Google application default credentials"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
@@ -34,7 +35,7 @@ class RegistryAddress:
     path: str = ""
 
     @classmethod
-    def parse(cls, text: str) -> "RegistryAddress":
+    def parse(cls, text: str) -> RegistryAddress:
         host, _, path = text.strip().strip("/").partition("/")
         if not HOST.match(host) or (path and not PATH.match(path)):
             raise ConfigError(f"{text!r} is not a registry address",
@@ -154,7 +155,7 @@ class RegistryClient:
             started = self._send("POST", f"{repository}/blobs/uploads/", ok=(202,))
             location = self._url(started.headers["location"]).copy_merge_params({"digest": digest})
 
-            def put() -> httpx.Response:
+            def put(location: httpx.URL = location) -> httpx.Response:
                 with path.open("rb") as body:
                     return self._request("PUT", location, (201, 404), content=body, headers={
                         "Content-Type": "application/octet-stream", "Content-Length": str(size)})

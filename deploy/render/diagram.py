@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deploy.render.layout import Layout
 from deploy.model.suite import GATEWAY
+from deploy.render.layout import Layout
 
 
 def node(name: str) -> str:

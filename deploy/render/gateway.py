@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
-from deploy.render.assets import asset_dir
 from deploy.model.suite import GATEWAY_CALLS
+from deploy.render.assets import asset_dir
 from deploy.render.templating import strict_environment
 
 NGINX_LUA_DIR = asset_dir("nginx-lua")

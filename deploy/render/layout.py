@@ -11,8 +11,21 @@ from typing import Literal
 from deploy.model.environments import LAYOUTS
 from deploy.model.errors import ConfigError, RenderError
 from deploy.model.suite import (
-    DATA_DIR, GATEWAY, GATEWAY_CALLS, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_PORT, GATEWAY_RUNTIME_DIR,
-    GATEWAY_TLS_DIR, GATEWAY_TLS_PORT, SCRATCH_DIR, SEEDED_BY, SERVICES, USERS_KEY, USERS_SECRET, url_variable,
+    DATA_DIR,
+    GATEWAY,
+    GATEWAY_CALLS,
+    GATEWAY_COMMAND,
+    GATEWAY_CONF,
+    GATEWAY_PORT,
+    GATEWAY_RUNTIME_DIR,
+    GATEWAY_TLS_DIR,
+    GATEWAY_TLS_PORT,
+    SCRATCH_DIR,
+    SEEDED_BY,
+    SERVICES,
+    USERS_KEY,
+    USERS_SECRET,
+    url_variable,
 )
 
 PART_OF = "auth-suite"  # app.kubernetes.io/part-of of every object

@@ -5,22 +5,30 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jinja2
 import yaml
 
-from deploy.render.assets import asset_dir
-from deploy.render.credentials import secret_data
 from deploy.model.environments import LABEL_VALUE, Environment
 from deploy.model.errors import ConfigError, RenderError
-from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from deploy.model.images import PublishedImage
+from deploy.model.suite import (
+    APP_USER_ID,
+    GATEWAY,
+    GATEWAY_LUA_DIR,
+    GATEWAY_PORT,
+    GATEWAY_RUNTIME_DIR,
+    GATEWAY_TLS_DIR,
+    GATEWAY_TLS_PORT,
+)
+from deploy.render.assets import asset_dir
+from deploy.render.credentials import secret_data
+from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from deploy.render.layout import GATEWAY_CONFIG_MAP, MYSQL, PART_OF, Layout, build_layout
-from deploy.model.suite import (APP_USER_ID, GATEWAY, GATEWAY_LUA_DIR, GATEWAY_PORT, GATEWAY_RUNTIME_DIR, GATEWAY_TLS_DIR,
-                    GATEWAY_TLS_PORT)
 from deploy.render.templating import failure_location, strict_environment
 
 MANIFESTS_DIR = asset_dir("manifests")

@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def strict_environment(root: Path) -> jinja2.Environment:
     """Templates under `root`; an undefined variable is an error, block tags leave no blank lines."""
     return jinja2.Environment(

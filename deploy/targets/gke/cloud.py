@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from google.api_core import exceptions as gexc
 
+from deploy.googleapi import CREDENTIALS_HINT, RETRY, google_calls, server_message
 from deploy.model.environments import Gke
 from deploy.model.errors import CloudError
-from deploy.googleapi import CREDENTIALS_HINT, RETRY, google_calls, server_message
 
 __all__ = ["CREDENTIALS_HINT", "RETRY", "Place", "calling"]
 

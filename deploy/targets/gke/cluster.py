@@ -12,10 +12,10 @@ from google.auth.exceptions import RefreshError
 from google.cloud import container_v1
 from kubernetes.client import ApiClient, Configuration
 
-from deploy.model.progress import Say, silent
 from deploy.model.errors import CloudError, ConfigError, CredentialsError
-from deploy.targets.kube.client import KubeApi, with_retries
+from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import CREDENTIALS_HINT, RETRY, Place, calling
+from deploy.targets.kube.client import KubeApi, with_retries
 
 Cluster = container_v1.Cluster
 OURS = {"managed-by": "k8sdeploy"}  # resource labels marking a cluster k8sdeploy created

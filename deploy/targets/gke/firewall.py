@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from deploy.model.progress import Say, silent
 from deploy.model.errors import CloudError
+from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import RETRY, Place, calling
 
 PREFIX = "k8sdeploy-"  # every rule k8sdeploy makes starts so

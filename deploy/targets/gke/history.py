@@ -8,8 +8,8 @@ takes everything else of the environment.
 from __future__ import annotations
 
 from deploy.model.releases import Release
-from deploy.targets.kube.history import ConfigMapHistory
 from deploy.targets.gke.target import GkeTarget
+from deploy.targets.kube.history import ConfigMapHistory
 
 
 class ClusterHistory:

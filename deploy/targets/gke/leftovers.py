@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
@@ -13,7 +14,6 @@ from google.cloud import compute_v1
 
 from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import RETRY, Place, calling
-
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class ComputeClients:
     backend_services: compute_v1.BackendServicesClient
     health_checks: compute_v1.HealthChecksClient
     disks: compute_v1.DisksClient
-    http_health_checks: "HttpHealthChecks"  # the legacy ones target pools use
+    http_health_checks: HttpHealthChecks  # the legacy ones target pools use
 
 
 def load_balancer_name(service: dict) -> str:

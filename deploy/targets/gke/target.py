@@ -4,20 +4,19 @@ removes the load balancers first (and waits for their Compute pieces), then the 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
 
-from deploy.model.progress import Say, silent
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, LeftoversError
 from deploy.model.lease import Holding, Lease
+from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult, ServiceStatus
-from deploy.targets.kube.client import KubeApi
-from deploy.targets.kube.target import KubeTarget
 from deploy.targets.gke.cluster import Cluster, GkeCluster, created_by_us
 from deploy.targets.gke.firewall import Firewall
 from deploy.targets.gke.leftovers import Leftovers, load_balancer_name, node_health_check
-
+from deploy.targets.kube.client import KubeApi
+from deploy.targets.kube.target import KubeTarget
 
 
 class GkeTarget:

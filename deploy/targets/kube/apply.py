@@ -7,12 +7,26 @@ import hashlib
 import json
 import re
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from deploy.model.errors import ApplyError, ConfigError, KubeApiError
 from deploy.model.status import ApplyResult
-from deploy.targets.kube import (APPLIED, DEPLOYMENT, INSTANCE, KINDS, MANAGED_BY, MANAGER, NAMESPACE, PVC, describe, kind_of,
-               SECRET, owned_by, owner_selector)
+from deploy.targets.kube import (
+    APPLIED,
+    DEPLOYMENT,
+    INSTANCE,
+    KINDS,
+    MANAGED_BY,
+    MANAGER,
+    NAMESPACE,
+    PVC,
+    SECRET,
+    Kind,
+    describe,
+    kind_of,
+    owned_by,
+    owner_selector,
+)
 from deploy.targets.kube.client import Scoped
 from deploy.targets.kube.edits import hand_edits
 
@@ -123,7 +137,7 @@ class Applier(Scoped):
         self.say(f"{'created' if live is None else 'updated'} {describe(obj)}")
         return "created" if live is None else "updated"
 
-    def server_side_apply(self, kind, obj: dict, edits: tuple[str, ...]) -> dict:  # noqa: ANN001
+    def server_side_apply(self, kind: Kind, obj: dict, edits: tuple[str, ...]) -> dict:
         """Apply; on a conflict with our own earlier writes, or with hand `edits` of our object, take the fields back."""
         try:
             return self.api.apply(kind, self.namespace, obj)
@@ -150,7 +164,7 @@ class Applier(Scoped):
             self.api.request("PATCH", DEPLOYMENT.path(self.namespace, obj["metadata"]["name"]),
                              {"fieldManager": MANAGER}, cleared, "application/merge-patch+json")
 
-    def replace(self, kind, obj: dict, why: str) -> None:  # noqa: ANN001
+    def replace(self, kind: Kind, obj: dict, why: str) -> None:
         name = obj["metadata"]["name"]
         self.say(f"replacing {describe(obj)}: {why}")
         self.api.delete(kind, self.namespace, name)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
-from deploy.model.progress import Say, silent
 from deploy.model.errors import CloudError, CredentialsError, KubeApiError, LeftoversError
+from deploy.model.progress import Say, silent
 from deploy.targets.kube import INSTANCE, MANAGED_BY, MANAGER, NAMESPACE, POD, Kind
 
 APPLY_PATCH = "application/apply-patch+yaml"

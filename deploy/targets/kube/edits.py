@@ -11,7 +11,7 @@ not k8sdeploy's to judge.
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from deploy.targets.kube import KINDS, MANAGER, describe, owner_selector
 from deploy.targets.kube.client import Scoped

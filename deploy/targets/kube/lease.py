@@ -6,8 +6,8 @@ preconditions name the lease we hold."""
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from deploy.model.errors import KubeApiError
 from deploy.model.lease import DURATION, Holding, Renewer, refuse, utcnow
@@ -19,7 +19,7 @@ MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def _time(text: str) -> datetime.datetime:
-    return datetime.datetime.strptime(text, MICROTIME).replace(tzinfo=datetime.timezone.utc)
+    return datetime.datetime.strptime(text, MICROTIME).replace(tzinfo=datetime.UTC)
 
 
 def holding(lease: dict) -> Holding:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from deploy.model.progress import Say, silent
 from deploy.model.errors import ConfigError, LeftoversError, NotReadyError
+from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult, ServiceStatus
 from deploy.targets.kube.apply import Applier
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.edits import Edits
 from deploy.targets.kube.teardown import Teardown
 from deploy.targets.kube.wait import Readiness, container_states
-
 
 
 class KubeTarget:

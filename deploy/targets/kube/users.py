@@ -3,14 +3,13 @@ then replaces the pods that read it (their Deployments make new ones, which seed
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from deploy.model.progress import Say, silent
 from deploy.model.suite import SEEDED_BY, USERS_SECRET, User
-from deploy.users import Users, from_secret
 from deploy.targets.kube import INSTANCE, POD, SECRET
 from deploy.targets.kube.client import KubeApi
-
+from deploy.users import Users, from_secret
 
 
 class KubeUsers:

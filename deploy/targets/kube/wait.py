@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 
 from deploy.model.errors import KubeApiError, NotReadyError
-from deploy.model.suite import GATEWAY
 from deploy.model.status import ServiceStatus
+from deploy.model.suite import GATEWAY
 from deploy.targets.kube import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
 from deploy.targets.kube.client import Scoped
 

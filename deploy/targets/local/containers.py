@@ -6,20 +6,22 @@ import base64
 import os
 import shutil
 import socket
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
+from docker.models.containers import Container as DockerContainer
 from docker.models.images import Image
 from docker.types import Mount as DockerMount
 
-from deploy.model.progress import Say, silent
 from deploy.model.errors import ApplyError
+from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult
 from deploy.targets.local import labels as L
 from deploy.targets.local.pause import BUSYBOX, pause_image
-from deploy.targets.local.plan import Container, LocalTargetError, Plan, Pod, plan
+from deploy.targets.local.plan import Container, LocalTargetError, Plan, Pod, Volume, plan
 
 KEEP_ALIVE = ("sleep", "infinity")  # the infra container only holds the pod's namespaces
 # Docker API RestartPolicy.Name; types-docker's stub lists only "always" and "on-failure"
@@ -162,7 +164,7 @@ class LocalEngine:
                 restart_policy=UNLESS_STOPPED,
             ).start()
 
-    def container_options(self, pod: Pod, container: Container, infra, common: dict, mounts: dict,  # noqa: ANN001
+    def container_options(self, pod: Pod, container: Container, infra: DockerContainer, common: dict, mounts: dict,
                           images: dict[str, str], role: str) -> dict:
         return {
             "image": images[container.image],
@@ -185,7 +187,7 @@ class LocalEngine:
                        "k8sdeploy.io/readiness": readiness_label(container)},
         }
 
-    def run_init(self, pod: Pod, init: Container, infra, common: dict, mounts: dict,  # noqa: ANN001
+    def run_init(self, pod: Pod, init: Container, infra: DockerContainer, common: dict, mounts: dict,
                  images: dict[str, str]) -> None:
         self.say(f"running init container {pod.name}/{init.name}")
         created = self.client.containers.create(**self.container_options(pod, init, infra, common, mounts,
@@ -219,7 +221,7 @@ class LocalEngine:
                 mounts[key] = DockerMount(mount.target, name, type="volume", read_only=mount.read_only, no_copy=True)
         return mounts
 
-    def ensure_volume(self, pod: Pod, volume, image_id: str) -> str:  # noqa: ANN001 - plan.Volume
+    def ensure_volume(self, pod: Pod, volume: Volume, image_id: str) -> str:
         labels = {L.ENVIRONMENT: self.environment, L.MANAGED_BY: "k8sdeploy", L.ROLE: "volume",
                   L.VOLUME_KIND: volume.kind}
         if volume.kind == "emptyDir":
@@ -245,7 +247,7 @@ class LocalEngine:
                                    network_mode="none", remove=True,
                                    mounts=[DockerMount("/volume", volume, type="volume", no_copy=True)])
 
-    def write_files(self, pod: Pod, volume, container: Container) -> Path:  # noqa: ANN001 - plan.Volume
+    def write_files(self, pod: Pod, volume: Volume, container: Container) -> Path:
         """ConfigMap and Secret keys as files on the host, readable by the container's user only: each file is
         created with its final mode (never readable by others, not even for a moment), in a 0700 directory
         of that user (the bind mount shows the container only this directory)."""

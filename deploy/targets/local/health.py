@@ -6,13 +6,14 @@ import socket
 import time
 from dataclasses import dataclass
 
+import docker
 import httpx
+from docker.models.containers import Container as DockerContainer
 
-from deploy.model.progress import Say, silent
 from deploy.model.errors import NotReadyError
+from deploy.model.progress import Say, silent
 from deploy.model.status import ServiceStatus
 from deploy.targets.local import labels as L
-
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ContainerHealth:
         return self.probe
 
 
-def probe_container(container, http: httpx.Client) -> str:  # noqa: ANN001 - docker Container
+def probe_container(container: DockerContainer, http: httpx.Client) -> str:
     """'' when the readiness probe answers 2xx/3xx; otherwise what it saw."""
     spec = container.labels.get("k8sdeploy.io/readiness", "")
     if not spec:
@@ -65,7 +66,7 @@ def probe_container(container, http: httpx.Client) -> str:  # noqa: ANN001 - doc
 class Health:
     """What the engine's containers of one environment are doing right now."""
 
-    def __init__(self, client, environment: str, say: Say = silent):  # noqa: ANN001
+    def __init__(self, client: docker.DockerClient, environment: str, say: Say = silent):
         self.client = client
         self.environment = environment
         self.say = say

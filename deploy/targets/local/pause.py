@@ -14,9 +14,9 @@ import hashlib
 import io
 import struct
 import tarfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, Sequence
 
 import docker
 from docker.errors import ImageNotFound

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any
 
 from deploy.model.errors import ApplyError
 
@@ -242,7 +243,7 @@ class Translator:
                                        "give a value, a configMapKeyRef or a secretKeyRef")
         return tuple(sorted(values.items()))
 
-    def lookup(self, where: str, kind: str, name: str, key: str | None):  # noqa: ANN201
+    def lookup(self, where: str, kind: str, name: str, key: str | None) -> Any:  # a table, or one value of it
         table = self.config_maps if kind == "configMap" else self.secrets
         if name not in table or (key is not None and key not in table[name]):
             raise LocalTargetError(f"{where} refers to {kind} {name}{'/' + key if key else ''}, which the "

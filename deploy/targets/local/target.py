@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import docker
+from docker.models.containers import Container as DockerContainer
 
-from deploy.model.progress import Say, silent
 from deploy.model.errors import DeployError
-from deploy.model.suite import GATEWAY
+from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult, ServiceStatus
+from deploy.model.suite import GATEWAY
 from deploy.targets.local import labels as L
 from deploy.targets.local.containers import LocalEngine
 from deploy.targets.local.health import Health
-
 
 
 class NotDeployed(DeployError):
@@ -38,7 +38,7 @@ class LocalTarget:
     def status(self) -> list[ServiceStatus]:
         return self.health.status()
 
-    def container(self, service: str):  # noqa: ANN201 - docker Container
+    def container(self, service: str) -> DockerContainer:
         found = self.engine.owned(**{L.CONTAINER: service, L.ROLE: "app"})
         if not found:
             known = sorted({c.labels[L.CONTAINER] for c in self.engine.owned(**{L.ROLE: "app"})})
