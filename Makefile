@@ -10,13 +10,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium \
     docker.io docker-registry debootstrap busybox-static
 
-.PHONY: help system-deps docker-engine venv kube-binaries test run demo down cluster cluster-down lock clean bench \
+.PHONY: help system-deps docker-engine venv kube-binaries lint test run demo down cluster cluster-down lock clean bench \
     bench-local
 
 help:
 	@echo "make demo         deploy the suite on the local Docker Engine; print its URL and demo credentials"
 	@echo "make down         remove the demo deployment"
-	@echo "make test         install what is missing, then run the test suite"
+	@echo "make test         install what is missing, then lint, type-check and run the test suite"
+	@echo "make lint         ruff (lint and format check) and mypy only"
 	@echo "make run          run the suite on 127.0.0.1:8080 in the foreground (Ctrl-C stops it)"
 	@echo "make cluster      start a real Kubernetes control plane (KWOK nodes) and a registry on 127.0.0.1;"
 	@echo "                  print its kubeconfig (k8sdeploy up --env cluster deploys to it)"
@@ -52,7 +53,13 @@ kube-binaries:
 	@command -v go >/dev/null || { echo "Go is needed to build the control plane (tools/cluster)" >&2; exit 1; }
 	@tools/cluster/build.sh >/dev/null
 
-test: system-deps docker-engine venv kube-binaries
+# ruff and mypy, pinned in requirements/dev.lock; configured in pyproject.toml. A finding fails `make test`.
+lint: venv
+	$(BIN)/ruff check --quiet .
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/mypy
+
+test: system-deps docker-engine venv kube-binaries lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: system-deps docker-engine venv
