@@ -34,10 +34,10 @@ def images(published: Mapping[str, PublishedImage]) -> dict:
     return {name: {**asdict(image), "ref": image.ref} for name, image in published.items()}
 
 
-def deployed(command: str, result: UpResult, environment: str) -> dict:
+def deployed(command: str, result: UpResult, env_name: str) -> dict:
     """`up` and `rollback`."""
     return {
-        "command": command, "result": "ok", "environment": environment, "action": result.action,
+        "command": command, "result": "ok", "environment": env_name, "action": result.action,
         "version": result.version, "commit": result.commit, "layout": result.layout, "url": result.url,
         "images": images(result.images), "objects_hash": result.objects_hash,
         "applied": asdict(result.applied),
@@ -46,25 +46,25 @@ def deployed(command: str, result: UpResult, environment: str) -> dict:
     }
 
 
-def built(record: BuildRecord, environment: str, durations: Mapping[str, float]) -> dict:
-    return {"command": "build", "result": "ok", "environment": environment, "version": record.version,
+def built(record: BuildRecord, env_name: str, durations: Mapping[str, float]) -> dict:
+    return {"command": "build", "result": "ok", "environment": env_name, "version": record.version,
             "commit": record.commit, "images": images(record.images), "durations": dict(durations)}
 
 
-def status(environment: str, rows: Sequence[ServiceStatus], release: Release | None = None,
+def status(env_name: str, rows: Sequence[ServiceStatus], release: Release | None = None,
            drift: Sequence[str] = ()) -> dict:
     ready = bool(rows) and all(row.ready for row in rows)
-    return {"command": "status", "result": "ok" if ready else "not-ready", "environment": environment,
+    return {"command": "status", "result": "ok" if ready else "not-ready", "environment": env_name,
             "services": [asdict(row) for row in rows], "release": None if release is None else release.version,
             "drift": list(drift)}
 
 
-def removed(environment: str, names: Sequence[str]) -> dict:
-    return {"command": "down", "result": "ok", "environment": environment, "removed": list(names)}
+def removed(env_name: str, names: Sequence[str]) -> dict:
+    return {"command": "down", "result": "ok", "environment": env_name, "removed": list(names)}
 
 
-def history(environment: str, releases: Sequence[Release]) -> dict:
-    return {"command": "history", "result": "ok", "environment": environment,
+def history(env_name: str, releases: Sequence[Release]) -> dict:
+    return {"command": "history", "result": "ok", "environment": env_name,
             "releases": [release.to_dict() for release in reversed(releases)]}  # newest first
 
 
@@ -75,7 +75,7 @@ def failed(command: str, error: DeployError) -> dict:
                           "details": error.details}}
     restored = getattr(error, "restored", None)
     if restored is not None:
-        document["rolled_back_to"] = deployed("rollback", restored, restored.environment)
+        document["rolled_back_to"] = deployed("rollback", restored, restored.env_name)
     return document
 
 

@@ -27,7 +27,7 @@ from deploy.users import Users, wanted
 
 @dataclass(frozen=True)
 class UpResult:
-    environment: str
+    env_name: str
     layout: str
     version: str
     commit: str
@@ -176,7 +176,7 @@ class Runner:
         with watch.stage("smoke"):
             report = self.smoke(users).run(url)
         result = UpResult(
-            environment=self.environment.name, layout=layout, version=record.version, commit=record.commit,
+            env_name=self.environment.name, layout=layout, version=record.version, commit=record.commit,
             images=record.images, url=url, applied=applied, smoke=report,
             durations=MappingProxyType(dict(watch.durations)), objects_hash=objects_hash(rendered.objects),
             action=action,

@@ -43,7 +43,7 @@ def new_password() -> str:
 
 @dataclass(frozen=True)
 class Users:
-    environment: str
+    env_name: str
     users: tuple[User, ...]
 
     @property
@@ -64,7 +64,7 @@ class Users:
     def secret(self, namespace: str) -> dict:
         """The Secret object, labelled as the environment's (so `down` removes it with everything else)."""
         labels = {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/name": "users",
-                  "app.kubernetes.io/instance": self.environment, "app.kubernetes.io/managed-by": "k8sdeploy"}
+                  "app.kubernetes.io/instance": self.env_name, "app.kubernetes.io/managed-by": "k8sdeploy"}
         return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                 "metadata": {"name": USERS_SECRET, "namespace": namespace, "labels": labels},
                 "data": {USERS_KEY: base64.b64encode(self.document().encode()).decode()}}
@@ -76,10 +76,10 @@ class Users:
         if role not in ROLES:
             raise ConfigError(f"no role {role!r}", f"choose one of: {', '.join(ROLES)}")
         if any(user.email == email for user in self.users):
-            raise ConfigError(f"{email} is already a user of environment {self.environment}",
+            raise ConfigError(f"{email} is already a user of environment {self.env_name}",
                               "choose another address")
         next_id = max([FIRST_ADDED - 1, *(user.id for user in self.users)]) + 1
-        return Users(self.environment, (*self.users, User(next_id, email, password, role)))
+        return Users(self.env_name, (*self.users, User(next_id, email, password, role)))
 
 
 def parse(document: str) -> dict[int, User]:

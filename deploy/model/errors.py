@@ -101,10 +101,10 @@ class LeaseHeldError(DeployError):
 
     exit_code = ExitCode.BUSY
 
-    def __init__(self, environment: str, holder: str, since: str, expires_in: int):
-        self.environment = environment
+    def __init__(self, env_name: str, holder: str, since: str, expires_in: int):
+        self.env_name = env_name
         self.holder = holder
         self.since = since
-        super().__init__(f"environment {environment} is being deployed by {holder} since {since}",
+        super().__init__(f"environment {env_name} is being deployed by {holder} since {since}",
                          f"wait for it to finish (its lease expires {expires_in} s after its last renewal if it "
                          "crashed) and run again")

@@ -20,9 +20,9 @@ STATE_DIR = Path(".k8sdeploy")  # of the working directory, beside its k8sdeploy
 IMAGE_NAMES = ("nginx-lua", "frontend", "authentication", "authorisation", "session", "person")
 
 
-def build_record_path(environment: str) -> Path:
+def build_record_path(env_name: str) -> Path:
     """Where `k8sdeploy build` writes the record for an environment, and where later stages read it."""
-    return STATE_DIR / "builds" / f"{environment}.json"
+    return STATE_DIR / "builds" / f"{env_name}.json"
 
 
 def pinning_problem(reference: str) -> str:

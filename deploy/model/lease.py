@@ -44,9 +44,9 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
-def refuse(environment: str, found: Holding, now: datetime.datetime) -> LeaseHeldError:
+def refuse(env_name: str, found: Holding, now: datetime.datetime) -> LeaseHeldError:
     left = int((found.renewed + datetime.timedelta(seconds=found.duration) - now).total_seconds())
-    return LeaseHeldError(environment, found.holder, found.acquired.isoformat(), max(left, 0))
+    return LeaseHeldError(env_name, found.holder, found.acquired.isoformat(), max(left, 0))
 
 
 class Renewer:
@@ -77,10 +77,10 @@ class Renewer:
 class FileLease:
     """The local target's lease: a JSON file, created exclusively; an expired one is replaced atomically."""
 
-    def __init__(self, path: Path, environment: str, duration: int = DURATION,
+    def __init__(self, path: Path, env_name: str, duration: int = DURATION,
                  clock: Callable[[], datetime.datetime] = utcnow):
         self.path = path
-        self.environment = environment
+        self.env_name = env_name
         self.duration = duration
         self.clock = clock
 
@@ -114,7 +114,7 @@ class FileLease:
         except FileExistsError:
             found = self.read()
         if found is not None and not found.expired(now):
-            raise refuse(self.environment, found, now)
+            raise refuse(self.env_name, found, now)
         self.write(mine, exclusive=False)  # a crashed holder's lease: take it over
         return mine
 

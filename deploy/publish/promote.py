@@ -25,9 +25,9 @@ class Moved:
     previous: str | None  # what it named before (None: it did not exist)
 
 
-def registry_of(environment_registry: str, environment: str) -> RegistryAddress:
+def registry_of(environment_registry: str, env_name: str) -> RegistryAddress:
     if not environment_registry:
-        raise ConfigError(f"environment {environment} has no registry; `latest` is a tag in a registry",
+        raise ConfigError(f"environment {env_name} has no registry; `latest` is a tag in a registry",
                           "release from an environment with `registry` set in k8sdeploy.toml")
     return RegistryAddress.parse(environment_registry)
 

@@ -68,8 +68,8 @@ def repository_of(address: RegistryAddress, locations: Mapping[str, str] | None 
     return RepositoryName(project, location, repository)
 
 
-def released_policy_id(environment: str) -> str:
-    return f"k8sdeploy-released-{environment}"
+def released_policy_id(env_name: str) -> str:
+    return f"k8sdeploy-released-{env_name}"
 
 
 def shared_policies() -> dict[str, ar.CleanupPolicy]:
@@ -85,10 +85,10 @@ def shared_policies() -> dict[str, ar.CleanupPolicy]:
     }
 
 
-def released_policy(environment: str, versions: Iterable[str]) -> ar.CleanupPolicy:
+def released_policy(env_name: str, versions: Iterable[str]) -> ar.CleanupPolicy:
     """Keep every image tagged with a version the environment's history records (a keep policy wins over a
     delete policy). Tag prefixes: a recorded 1.2.0 also keeps 1.2.0-3-gabcdef, which errs on keeping."""
-    return ar.CleanupPolicy(id=released_policy_id(environment), action=ar.CleanupPolicy.Action.KEEP,
+    return ar.CleanupPolicy(id=released_policy_id(env_name), action=ar.CleanupPolicy.Action.KEEP,
                             condition=ar.CleanupPolicyCondition(tag_state=ar.CleanupPolicyCondition.TagState.TAGGED,
                                                                 tag_prefixes=sorted(set(versions))))
 
@@ -108,12 +108,12 @@ class ArtifactRepository:
             except gexc.NotFound:
                 return None
 
-    def ensure(self, environment: str, released: Iterable[str] | None = None) -> str:
+    def ensure(self, env_name: str, released: Iterable[str] | None = None) -> str:
         """Create the repository when missing; on ours, keep `released` (None: leave the keep policy as it is).
         Returns 'created', 'updated', 'unchanged' or 'not ours'."""
         found = self.find()
         if found is None:
-            return self.create(environment, released or ())
+            return self.create(env_name, released or ())
         if found.format_ != ar.Repository.Format.DOCKER:
             raise ConfigError(f"Artifact Registry repository {self.name} holds {found.format_.name} packages, "
                               "not Docker images", "point the environment's registry at a Docker repository")
@@ -121,13 +121,13 @@ class ArtifactRepository:
             return "not ours"
         if released is None:
             return "unchanged"
-        return self.keep_released(found, environment, released)
+        return self.keep_released(found, env_name, released)
 
-    def create(self, environment: str, released: Iterable[str]) -> str:
+    def create(self, env_name: str, released: Iterable[str]) -> str:
         policies = shared_policies()
         versions = list(released)
         if versions:
-            policies[released_policy_id(environment)] = released_policy(environment, versions)
+            policies[released_policy_id(env_name)] = released_policy(env_name, versions)
         repository = ar.Repository(
             format_=ar.Repository.Format.DOCKER, labels=LABELS, cleanup_policies=policies,
             description="k8sdeploy: images of the auth suite (tags are immutable; cleanup keeps the newest "
@@ -142,7 +142,7 @@ class ArtifactRepository:
                                                           repository_id=self.name.repository, retry=RETRY)
             except gexc.Conflict:  # made meanwhile, or a retried create whose first answer was lost
                 self.appeared(what)
-                return self.ensure(environment, versions)
+                return self.ensure(env_name, versions)
             self.wait(operation, what)
         self.say(f"created Artifact Registry repository {self.name}")
         return "created"
@@ -167,26 +167,26 @@ class ArtifactRepository:
                                  f"{self.timeout:.0f} s", "run again later")
             time.sleep(self.poll)
 
-    def keep_released(self, found: ar.Repository, environment: str, released: Iterable[str]) -> str:
+    def keep_released(self, found: ar.Repository, env_name: str, released: Iterable[str]) -> str:
         policies = dict(found.cleanup_policies)
         versions = sorted(set(released))
-        policy_id = released_policy_id(environment)
+        policy_id = released_policy_id(env_name)
         current = policies.get(policy_id)
         if (sorted(current.condition.tag_prefixes) if current else []) == versions:
             return "unchanged"
         if versions:
-            policies[policy_id] = released_policy(environment, versions)
+            policies[policy_id] = released_policy(env_name, versions)
         else:
             policies.pop(policy_id, None)
         if len(policies) > MAX_POLICIES:
             self.say(f"note: repository {self.name} has {MAX_POLICIES} cleanup policies already; the releases of "
-                     f"{environment} are kept only while they are among the newest {KEEP_NEWEST} versions")
+                     f"{env_name} are kept only while they are among the newest {KEEP_NEWEST} versions")
             return "unchanged"
         with self.calling(f"updating the cleanup policies of Artifact Registry repository {self.name}"):
             self.client.update_repository(repository=ar.Repository(name=self.name.path, cleanup_policies=policies),
                                           update_mask=field_mask_pb2.FieldMask(paths=["cleanup_policies"]),
                                           retry=RETRY)
-        self.say(f"repository {self.name} keeps the {len(versions)} version(s) environment {environment} records")
+        self.say(f"repository {self.name} keeps the {len(versions)} version(s) environment {env_name} records")
         return "updated"
 
     def refuse_moving(self, tags: Iterable[str]) -> None:

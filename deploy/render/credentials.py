@@ -30,9 +30,9 @@ def secret_bits(secret: str) -> float:
     return runs * math.log2(size) if secret else 0.0
 
 
-def password(secret: str, environment: str, user: str) -> str:
+def password(secret: str, env_name: str, user: str) -> str:
     """The same secret gives the same passwords, so rendering again never changes a database's users."""
-    message = f"k8sdeploy/{environment}/{user}".encode()
+    message = f"k8sdeploy/{env_name}/{user}".encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()[:32]
 
 
@@ -48,7 +48,7 @@ def init_sql(passwords: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def secret_data(layout: Layout, environment: str, secret: str) -> dict[str, str]:
+def secret_data(layout: Layout, env_name: str, secret: str) -> dict[str, str]:
     """The Secret MYSQL's data (base64): root password, init.sql, and each service's DATABASE_URL."""
     if layout.storage != "mysql":
         return {}
@@ -57,8 +57,8 @@ def secret_data(layout: Layout, environment: str, secret: str) -> dict[str, str]
         state = "is not set" if not secret else f"holds at most {bits:.0f} bits of entropy, fewer than {MIN_SECRET_BITS}"
         raise ConfigError(f'database = "mysql" derives its passwords from {SECRET_VARIABLE}, which {state}',
                           f"set {SECRET_VARIABLE} to a long random string (e.g. `openssl rand -hex 32`) and keep it")
-    users = {part.name: password(secret, environment, part.name) for part in layout.parts if part.database}
-    data = {ROOT_PASSWORD_KEY: password(secret, environment, "root"), INIT_SQL_KEY: init_sql(users)}
+    users = {part.name: password(secret, env_name, part.name) for part in layout.parts if part.database}
+    data = {ROOT_PASSWORD_KEY: password(secret, env_name, "root"), INIT_SQL_KEY: init_sql(users)}
     for user, user_password in users.items():
         address = layout.address(user, MYSQL)
         data[database_url_key(user)] = f"mysql://{user}:{user_password}@{address}/{user}"

@@ -19,12 +19,12 @@ __all__ = ["CREDENTIALS_HINT", "RETRY", "Place", "calling"]
 class Place:
     """Where in Google Cloud an environment lives, for messages that name what to fix."""
 
-    environment: str
+    env_name: str
     gke: Gke
 
     @property
     def table(self) -> str:
-        return f"[environments.{self.environment}.gke]"
+        return f"[environments.{self.env_name}.gke]"
 
 
 @contextmanager

@@ -98,7 +98,7 @@ class GkeCluster:
         cluster = hardened(self.place, Cluster(
             name=gke.cluster, initial_node_count=gke.node_count,
             node_config=container_v1.NodeConfig(machine_type=gke.machine_type, tags=[network_tag(self.place)]),
-            resource_labels={**OURS, "k8sdeploy-environment": self.place.environment}))
+            resource_labels={**OURS, "k8sdeploy-environment": self.place.env_name}))
         self.say(f"creating cluster {gke.cluster} in {gke.location} ({gke.node_count} x {gke.machine_type}; Dataplane "
                  "V2 enforcing NetworkPolicies, Workload Identity, shielded nodes)")
         if not gke.node_service_account:

@@ -16,7 +16,7 @@ PREFIX = "k8sdeploy-"  # every rule k8sdeploy makes starts so
 
 
 def firewall_name(place: Place) -> str:
-    return f"{PREFIX}{place.gke.cluster}-{place.environment}-gateway"
+    return f"{PREFIX}{place.gke.cluster}-{place.env_name}-gateway"
 
 
 class Firewall:
@@ -34,7 +34,7 @@ class Firewall:
     def desired(self, ports: Iterable[int]) -> compute_v1.Firewall:
         return compute_v1.Firewall(
             name=self.name, network="global/networks/default", direction="INGRESS",
-            description=f"k8sdeploy: the gateway of environment {self.place.environment}",
+            description=f"k8sdeploy: the gateway of environment {self.place.env_name}",
             allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=[str(p) for p in sorted(set(ports))])],
             source_ranges=list(self.place.gke.source_ranges), target_tags=[self.tag])
 

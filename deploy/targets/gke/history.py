@@ -18,7 +18,7 @@ class ClusterHistory:
 
     def in_cluster(self, required: bool) -> ConfigMapHistory | None:
         kube = self.target.require() if required else self.target.kube(self.target.cluster.find())
-        return None if kube is None else ConfigMapHistory(kube.api, kube.namespace, kube.instance)
+        return None if kube is None else ConfigMapHistory(kube.api, kube.namespace, kube.env_name)
 
     def releases(self) -> list[Release]:
         history = self.in_cluster(required=False)

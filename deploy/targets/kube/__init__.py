@@ -63,10 +63,10 @@ def describe(obj: dict) -> str:
     return f"{obj.get('kind')}/{obj['metadata']['name']}"
 
 
-def owner_selector(instance: str) -> str:
-    return f"{MANAGED_BY}={MANAGER},{INSTANCE}={instance}"
+def owner_selector(env_name: str) -> str:
+    return f"{MANAGED_BY}={MANAGER},{INSTANCE}={env_name}"
 
 
-def owned_by(obj: dict, instance: str) -> bool:
+def owned_by(obj: dict, env_name: str) -> bool:
     labels = obj.get("metadata", {}).get("labels") or {}
-    return labels.get(MANAGED_BY) == MANAGER and labels.get(INSTANCE) == instance
+    return labels.get(MANAGED_BY) == MANAGER and labels.get(INSTANCE) == env_name

@@ -96,9 +96,9 @@ class Applier(Scoped):
         """A copy in our namespace, with the digest by which a second apply knows nothing changed."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
-        if not owned_by(obj, self.instance):
+        if not owned_by(obj, self.env_name):
             raise ApplyError(f"{describe(obj)} lacks the labels {MANAGED_BY}={MANAGER} and {INSTANCE}="
-                             f"{self.instance}", "render every object with the owner labels (a render bug)")
+                             f"{self.env_name}", "render every object with the owner labels (a render bug)")
         if kind_of(obj).namespaced:
             meta["namespace"] = self.namespace
         meta.setdefault("annotations", {}).pop(APPLIED, None)
@@ -108,9 +108,9 @@ class Applier(Scoped):
     def apply_one(self, obj: dict) -> str:
         kind, name = kind_of(obj), obj["metadata"]["name"]
         live = self.api.get(kind, self.namespace, name)
-        if live is not None and not owned_by(live, self.instance):
+        if live is not None and not owned_by(live, self.env_name):
             raise ApplyError(f"{describe(obj)} already exists in namespace {self.namespace} and is not "
-                             f"k8sdeploy's for environment {self.instance}",
+                             f"k8sdeploy's for environment {self.env_name}",
                              "delete or rename that object, or deploy to another namespace; k8sdeploy never "
                              "overwrites what it does not own")
         live_annotations = (live or {}).get("metadata", {}).get("annotations") or {}
@@ -183,7 +183,7 @@ class Applier(Scoped):
         note, until `down --volumes`."""
         removed = []
         for kind in reversed(KINDS[1:]):
-            for live in self.api.list(kind, self.namespace, owner_selector(self.instance)):
+            for live in self.api.list(kind, self.namespace, owner_selector(self.env_name)):
                 meta = live["metadata"]
                 if (kind, meta["name"]) in keep or APPLIED not in (meta.get("annotations") or {}):
                     continue

@@ -117,11 +117,11 @@ class KubeApi:
 class Scoped:
     """Base of the stages that work on one environment's objects in one namespace."""
 
-    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Say = silent,
+    def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent,
                  poll: float = 0.5):
         self.api = api
         self.namespace = namespace
-        self.instance = instance
+        self.env_name = env_name
         self.say = say
         self.poll = poll
 
@@ -150,7 +150,7 @@ class Scoped:
             self.wait_namespace_gone()
             live = None
         if live is None:
-            labels = {MANAGED_BY: MANAGER, INSTANCE: self.instance}
+            labels = {MANAGED_BY: MANAGER, INSTANCE: self.env_name}
             self.api.apply(NAMESPACE, "", {"apiVersion": "v1", "kind": "Namespace",
                                            "metadata": {"name": self.namespace, "labels": labels}})
             self.say(f"created namespace {self.namespace}")

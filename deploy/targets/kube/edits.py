@@ -59,7 +59,7 @@ class Edits(Scoped):
 
     def lines(self) -> tuple[str, ...]:
         lines = []
-        for _kind, live in self.api.each(KINDS, self.namespace, owner_selector(self.instance)):
+        for _kind, live in self.api.each(KINDS, self.namespace, owner_selector(self.env_name)):
             if live["metadata"].get("ownerReferences"):
                 continue
             edits = hand_edits(live)

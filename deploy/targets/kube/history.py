@@ -20,11 +20,11 @@ KEY = "releases.json"
 
 
 class ConfigMapHistory:
-    def __init__(self, api: KubeApi, namespace: str, instance: str):
+    def __init__(self, api: KubeApi, namespace: str, env_name: str):
         self.api = api
         self.namespace = namespace
-        self.instance = instance
-        self.name = f"k8sdeploy-releases-{instance}"
+        self.env_name = env_name
+        self.name = f"k8sdeploy-releases-{env_name}"
 
     def read(self) -> tuple[list[Release], str]:
         """The releases, and the resourceVersion they were read at ('' when there is no history yet)."""
@@ -49,7 +49,7 @@ class ConfigMapHistory:
             if releases and releases[-1] == release:  # an earlier write whose answer was lost: it happened
                 return
             metadata = {"name": self.name, "namespace": self.namespace,
-                        "labels": {MANAGED_BY: MANAGER, HISTORY_LABEL: self.instance}}
+                        "labels": {MANAGED_BY: MANAGER, HISTORY_LABEL: self.env_name}}
             if version:
                 metadata["resourceVersion"] = version
             entries = [r.to_dict() for r in releases] + [release.to_dict()]

@@ -33,7 +33,7 @@ class KubeLease(Scoped):
 
     @property
     def name(self) -> str:
-        return f"k8sdeploy-{self.instance}"
+        return f"k8sdeploy-{self.env_name}"
 
     def body(self, mine: Holding, resource_version: str = "") -> dict:
         metadata = {"name": self.name, "namespace": self.namespace, "labels": {MANAGED_BY: MANAGER}}
@@ -60,7 +60,7 @@ class KubeLease(Scoped):
         if found.holder == holder:  # our own create, whose answer was lost: it happened
             return found
         if not found.expired(now):
-            raise refuse(self.instance, found, now)
+            raise refuse(self.env_name, found, now)
         self.say(f"taking over the lease of {found.holder}, which expired (not renewed since {found.renewed})")
         try:
             self.api.request("PUT", LEASE.path(self.namespace, self.name), {"fieldManager": MANAGER},
@@ -68,7 +68,7 @@ class KubeLease(Scoped):
         except KubeApiError as exc:
             if exc.status != 409:
                 raise
-            raise refuse(self.instance, holding(self.api.get(LEASE, self.namespace, self.name) or live), now) from None
+            raise refuse(self.env_name, holding(self.api.get(LEASE, self.namespace, self.name) or live), now) from None
         return mine
 
     def renew(self, mine: Holding) -> None:

@@ -17,15 +17,15 @@ from deploy.targets.kube.wait import Readiness, container_states
 class KubeTarget:
     """The kubeconfig target as is; the gke target wraps it with the cluster and the cloud around it."""
 
-    def __init__(self, api: KubeApi, namespace: str, instance: str, say: Say = silent,
+    def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent,
                  poll: float = 1.0):
         self.api = api
         self.namespace = namespace
-        self.instance = instance
-        self.applier = Applier(api, namespace, instance, say, poll=poll)
-        self.readiness = Readiness(api, namespace, instance, say, poll=poll)
-        self.teardown = Teardown(api, namespace, instance, say, poll=poll)
-        self.edits = Edits(api, namespace, instance, say, poll=poll)
+        self.env_name = env_name
+        self.applier = Applier(api, namespace, env_name, say, poll=poll)
+        self.readiness = Readiness(api, namespace, env_name, say, poll=poll)
+        self.teardown = Teardown(api, namespace, env_name, say, poll=poll)
+        self.edits = Edits(api, namespace, env_name, say, poll=poll)
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
         return self.applier.apply(objects)
@@ -39,7 +39,7 @@ class KubeTarget:
     def gateway_url(self) -> str:
         url = self.readiness.gateway_address(self.readiness.gateway_service())
         if not url:
-            raise NotReadyError(f"the gateway of environment {self.instance} has no address",
+            raise NotReadyError(f"the gateway of environment {self.env_name} has no address",
                                 "run `k8sdeploy status`; a LoadBalancer takes a minute or two to get one")
         return url
 
@@ -50,9 +50,9 @@ class KubeTarget:
                 return self.api.log(self.namespace, state.pod, service, lines)
         known = ", ".join(sorted({s.name for s in states}))
         if not known:
-            raise ConfigError(f"nothing of environment {self.instance} runs in namespace {self.namespace}",
+            raise ConfigError(f"nothing of environment {self.env_name} runs in namespace {self.namespace}",
                               "run `k8sdeploy up`")
-        raise ConfigError(f"no service {service!r} in environment {self.instance}", f"choose one of: {known}")
+        raise ConfigError(f"no service {service!r} in environment {self.env_name}", f"choose one of: {known}")
 
     def hand_edits(self) -> tuple[str, ...]:
         return self.edits.lines()
@@ -73,5 +73,5 @@ class KubeTarget:
     def audit(self, volumes: bool) -> None:
         left = self.teardown.remaining(volumes)
         if left:
-            raise LeftoversError(f"{len(left)} object(s) of environment {self.instance} are left: {', '.join(left)}",
+            raise LeftoversError(f"{len(left)} object(s) of environment {self.env_name} are left: {', '.join(left)}",
                                  "delete them by hand or run `k8sdeploy down` again")

@@ -16,7 +16,7 @@ class Teardown(Scoped):
 
     def owned(self, kinds: tuple[Kind, ...]) -> list[tuple[Kind, dict]]:
         """Our objects of these kinds, not those a controller of ours made (pods of a Deployment)."""
-        return [(kind, obj) for kind, obj in self.api.each(kinds, self.namespace, owner_selector(self.instance))
+        return [(kind, obj) for kind, obj in self.api.each(kinds, self.namespace, owner_selector(self.env_name))
                 if not obj["metadata"].get("ownerReferences")]
 
     def delete(self, found: list[tuple[Kind, dict]]) -> list[str]:
@@ -65,7 +65,7 @@ class Teardown(Scoped):
     def remove_namespace(self) -> list[str]:
         """Delete our namespace once nothing of ours is left in it, and wait until it has gone."""
         namespace = self.api.get(NAMESPACE, "", self.namespace)
-        if namespace is None or not owned_by(namespace, self.instance) or self.remaining(volumes=True):
+        if namespace is None or not owned_by(namespace, self.env_name) or self.remaining(volumes=True):
             return []
         removed = [] if namespace["metadata"].get("deletionTimestamp") else self.delete([(NAMESPACE, namespace)])
         self.wait_namespace_gone(self.timeout)

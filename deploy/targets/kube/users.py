@@ -13,9 +13,9 @@ from deploy.users import Users, from_secret
 
 
 class KubeUsers:
-    def __init__(self, api: Callable[[], KubeApi | None], namespace: str, instance: str,
+    def __init__(self, api: Callable[[], KubeApi | None], namespace: str, env_name: str,
                  say: Say = silent):
-        self.api, self.namespace, self.instance, self.say = api, namespace, instance, say
+        self.api, self.namespace, self.env_name, self.say = api, namespace, env_name, say
 
     def read(self) -> dict[int, User]:
         api = self.api()
@@ -26,7 +26,7 @@ class KubeUsers:
         if api is None:
             raise RuntimeError("no cluster to write the users to")  # callers check `deployed` first
         api.apply(SECRET, self.namespace, users.secret(self.namespace), force=True)
-        for pod in api.list(POD, self.namespace, f"{INSTANCE}={self.instance}"):
+        for pod in api.list(POD, self.namespace, f"{INSTANCE}={self.env_name}"):
             if {c["name"] for c in pod["spec"]["containers"]} & set(SEEDED_BY):
                 api.delete(POD, self.namespace, pod["metadata"]["name"])
                 self.say(f"replacing pod {pod['metadata']['name']}: its services read the users at start-up")

@@ -74,11 +74,11 @@ class Readiness(Scoped):
 
     # -- what runs -----------------------------------------------------------------------------
     def workloads(self) -> list[dict]:
-        selector = owner_selector(self.instance)
+        selector = owner_selector(self.env_name)
         return [*self.api.list(DEPLOYMENT, self.namespace, selector), *self.api.list(STATEFULSET, self.namespace, selector)]
 
     def pods(self, workloads: list[dict]) -> list[dict]:
-        found = {p["metadata"]["name"]: p for p in self.api.list(POD, self.namespace, owner_selector(self.instance))}
+        found = {p["metadata"]["name"]: p for p in self.api.list(POD, self.namespace, owner_selector(self.env_name))}
         for workload in workloads:
             labels = (workload["spec"].get("selector") or {}).get("matchLabels") or {}
             selector = ",".join(f"{key}={value}" for key, value in labels.items())
@@ -87,7 +87,7 @@ class Readiness(Scoped):
         return [pod for _, pod in sorted(found.items()) if not pod["metadata"].get("deletionTimestamp")]
 
     def gateway_service(self) -> dict | None:
-        exposed = [s for s in self.api.list(SERVICE, self.namespace, owner_selector(self.instance))
+        exposed = [s for s in self.api.list(SERVICE, self.namespace, owner_selector(self.env_name))
                    if s["spec"].get("type") in ("LoadBalancer", "NodePort")]
         named = [s for s in exposed if (s["metadata"].get("labels") or {}).get(NAME) == GATEWAY]
         found = named or exposed
@@ -125,7 +125,7 @@ class Readiness(Scoped):
         while True:
             problems, states = self.problems()
             if not problems:
-                self.say(f"every service of {self.instance} is ready")
+                self.say(f"every service of {self.env_name} is ready")
                 return
             stuck = [s for s in states if s.reason in HOPELESS]
             if stuck or time.monotonic() > deadline:

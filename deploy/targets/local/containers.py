@@ -34,29 +34,29 @@ def image_id(image: Image) -> str:
     return image.id
 
 
-def default_state_dir(environment: str) -> Path:
+def default_state_dir(env_name: str) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return base / "k8sdeploy" / environment
+    return base / "k8sdeploy" / env_name
 
 
 class LocalEngine:
     """The pods of one environment on one Docker Engine; only objects with its labels are touched."""
 
-    def __init__(self, client: docker.DockerClient, environment: str, state_dir: Path | None = None,
+    def __init__(self, client: docker.DockerClient, env_name: str, state_dir: Path | None = None,
                  say: Say = silent, busybox: Path = BUSYBOX):
         self.client = client
-        self.environment = environment
-        self.state_dir = state_dir or default_state_dir(environment)
+        self.env_name = env_name
+        self.state_dir = state_dir or default_state_dir(env_name)
         self.say = say
         self.busybox = busybox  # a static busybox makes the pods' small infra image (pause.py)
 
     # naming ---------------------------------------------------------------------------------
 
     def name(self, *parts: str) -> str:
-        return "-".join(("k8sdeploy", self.environment, *parts))
+        return "-".join(("k8sdeploy", self.env_name, *parts))
 
     def owned(self, **more: str) -> list:
-        return self.client.containers.list(all=True, filters=L.selector(self.environment, **more))
+        return self.client.containers.list(all=True, filters=L.selector(self.env_name, **more))
 
     def running_pods(self) -> dict[str, str]:
         """Pod name -> spec hash of what runs now (from the infra containers)."""
@@ -139,7 +139,7 @@ class LocalEngine:
     def start_pod(self, pod: Pod, wanted: Plan, images: dict[str, str], infra_image: str) -> None:
         """The infra container (`infra_image`, holding the pod's volumes), init containers, then the rest."""
         self.say(f"starting pod {pod.name}")
-        common = {L.ENVIRONMENT: self.environment, L.MANAGED_BY: "k8sdeploy", L.POD: pod.name,
+        common = {L.ENVIRONMENT: self.env_name, L.MANAGED_BY: "k8sdeploy", L.POD: pod.name,
                   L.SPEC_HASH: pod.spec_hash, **dict(pod.labels)}
         mounts = self.prepare_volumes(pod, infra_image)
         first = pod.containers[0]
@@ -222,7 +222,7 @@ class LocalEngine:
         return mounts
 
     def ensure_volume(self, pod: Pod, volume: Volume, image_id: str) -> str:
-        labels = {L.ENVIRONMENT: self.environment, L.MANAGED_BY: "k8sdeploy", L.ROLE: "volume",
+        labels = {L.ENVIRONMENT: self.env_name, L.MANAGED_BY: "k8sdeploy", L.ROLE: "volume",
                   L.VOLUME_KIND: volume.kind}
         if volume.kind == "emptyDir":
             # Like a Kubernetes emptyDir: new with the pod, world-writable, gone with the pod.
@@ -278,7 +278,7 @@ class LocalEngine:
         for container in self.owned(**{L.POD: pod}):
             container.remove(force=True)
             removed.append(container.name)
-        for volume in self.client.volumes.list(filters=L.selector(self.environment, **{L.POD: pod})):
+        for volume in self.client.volumes.list(filters=L.selector(self.env_name, **{L.POD: pod})):
             volume.remove(force=True)
             removed.append(f"volume {volume.name}")
         shutil.rmtree(self.state_dir / "files" / pod, ignore_errors=True)
@@ -288,7 +288,7 @@ class LocalEngine:
         removed: list[str] = []
         for pod in sorted({c.labels.get(L.POD, "") for c in self.owned()}):
             removed.extend(self.remove_pod(pod))
-        claims = self.client.volumes.list(filters=L.selector(self.environment))
+        claims = self.client.volumes.list(filters=L.selector(self.env_name))
         if volumes:
             for volume in claims:
                 volume.remove(force=True)

@@ -66,13 +66,13 @@ def probe_container(container: DockerContainer, http: httpx.Client) -> str:
 class Health:
     """What the engine's containers of one environment are doing right now."""
 
-    def __init__(self, client: docker.DockerClient, environment: str, say: Say = silent):
+    def __init__(self, client: docker.DockerClient, env_name: str, say: Say = silent):
         self.client = client
-        self.environment = environment
+        self.env_name = env_name
         self.say = say
 
     def containers(self) -> list:
-        found = self.client.containers.list(all=True, filters=L.selector(self.environment, **{L.ROLE: "app"}))
+        found = self.client.containers.list(all=True, filters=L.selector(self.env_name, **{L.ROLE: "app"}))
         return sorted(found, key=lambda c: (c.labels.get(L.POD, ""), c.labels.get(L.CONTAINER, "")))
 
     def check(self) -> list[ContainerHealth]:
@@ -98,7 +98,7 @@ class Health:
     def diagnose(self, unhealthy: list[ContainerHealth], lines: int = 15) -> str:
         parts = []
         for health in unhealthy:
-            container = self.client.containers.get(f"k8sdeploy-{self.environment}-{health.pod}-{health.name}")
+            container = self.client.containers.get(f"k8sdeploy-{self.env_name}-{health.pod}-{health.name}")
             log = container.logs(tail=lines).decode(errors="replace").rstrip() or "(no output)"
             parts.append(f"{health.name} ({health.pod}): {health.reason}\n  last log lines:\n"
                          + "\n".join(f"    {line}" for line in log.splitlines()))
@@ -111,7 +111,7 @@ class Health:
         while True:
             results = self.check()
             if not results:
-                raise NotReadyError(f"no containers of environment {self.environment} are running",
+                raise NotReadyError(f"no containers of environment {self.env_name} are running",
                                     "run `k8sdeploy up`")
             for health in results:
                 if health.ready and health.name not in reported:

@@ -10,7 +10,7 @@ VOLUME_KIND = "k8sdeploy.io/volume-kind"  # emptyDir | pvc
 MANAGED_BY = "app.kubernetes.io/managed-by"
 
 
-def selector(environment: str, **more: str) -> dict[str, str | list[str] | bool]:
+def selector(env_name: str, **more: str) -> dict[str, str | list[str] | bool]:
     """A Docker filter for this environment's objects (and nothing else)."""
-    pairs = {ENVIRONMENT: environment, MANAGED_BY: "k8sdeploy", **more}
+    pairs = {ENVIRONMENT: env_name, MANAGED_BY: "k8sdeploy", **more}
     return {"label": [f"{key}={value}" for key, value in pairs.items()]}

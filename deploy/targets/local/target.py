@@ -22,12 +22,12 @@ class NotDeployed(DeployError):
 
 
 class LocalTarget:
-    def __init__(self, client: docker.DockerClient, environment: str, state_dir: Path | None = None,
+    def __init__(self, client: docker.DockerClient, env_name: str, state_dir: Path | None = None,
                  say: Say = silent):
         self.client = client
-        self.environment = environment
-        self.engine = LocalEngine(client, environment, state_dir, say)
-        self.health = Health(client, environment, say)
+        self.env_name = env_name
+        self.engine = LocalEngine(client, env_name, state_dir, say)
+        self.health = Health(client, env_name, say)
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
         return self.engine.apply(objects)
@@ -43,8 +43,8 @@ class LocalTarget:
         if not found:
             known = sorted({c.labels[L.CONTAINER] for c in self.engine.owned(**{L.ROLE: "app"})})
             if not known:
-                raise NotDeployed(f"nothing of environment {self.environment} runs here", "run `k8sdeploy up`")
-            raise NotDeployed(f"no service {service!r} in environment {self.environment}",
+                raise NotDeployed(f"nothing of environment {self.env_name} runs here", "run `k8sdeploy up`")
+            raise NotDeployed(f"no service {service!r} in environment {self.env_name}",
                               f"choose one of: {', '.join(known)}")
         return found[0]
 
