@@ -21,7 +21,7 @@ from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult
 from deploy.targets.local import labels as L
 from deploy.targets.local.pause import BUSYBOX, pause_image
-from deploy.targets.local.plan import Container, LocalTargetError, Plan, Pod, Volume, plan
+from deploy.targets.local.plan import LocalTargetError, Plan, PlannedContainer, PlannedPod, PlannedVolume, plan
 
 KEEP_ALIVE = ("sleep", "infinity")  # the infra container only holds the pod's namespaces
 # Docker API RestartPolicy.Name; types-docker's stub lists only "always" and "on-failure"
@@ -118,7 +118,7 @@ class LocalEngine:
             raise LocalTargetError(f"image {ref} is not in the local Docker Engine and cannot be pulled",
                                    "run `k8sdeploy build` for this environment first") from exc
 
-    def check_ports(self, pods: Sequence[Pod], keep: set[str]) -> None:
+    def check_ports(self, pods: Sequence[PlannedPod], keep: set[str]) -> None:
         """Refuse before changing anything when a port we need is taken by someone else."""
         ours = {port for pod in self.running_pods() if pod not in keep
                 for port in self.ports_of_running_pod(pod)}
@@ -136,7 +136,7 @@ class LocalEngine:
             ports.update(int(p) for p in container.labels.get("k8sdeploy.io/ports", "").split(",") if p)
         return ports
 
-    def start_pod(self, pod: Pod, wanted: Plan, images: dict[str, str], infra_image: str) -> None:
+    def start_pod(self, pod: PlannedPod, wanted: Plan, images: dict[str, str], infra_image: str) -> None:
         """The infra container (`infra_image`, holding the pod's volumes), init containers, then the rest."""
         self.say(f"starting pod {pod.name}")
         common = {L.ENVIRONMENT: self.env_name, L.MANAGED_BY: "k8sdeploy", L.POD: pod.name,
@@ -164,7 +164,7 @@ class LocalEngine:
                 restart_policy=UNLESS_STOPPED,
             ).start()
 
-    def container_options(self, pod: Pod, container: Container, infra: DockerContainer, common: dict, mounts: dict,
+    def container_options(self, pod: PlannedPod, container: PlannedContainer, infra: DockerContainer, common: dict, mounts: dict,
                           images: dict[str, str], role: str) -> dict:
         return {
             "image": images[container.image],
@@ -187,7 +187,7 @@ class LocalEngine:
                        "k8sdeploy.io/readiness": readiness_label(container)},
         }
 
-    def run_init(self, pod: Pod, init: Container, infra: DockerContainer, common: dict, mounts: dict,
+    def run_init(self, pod: PlannedPod, init: PlannedContainer, infra: DockerContainer, common: dict, mounts: dict,
                  images: dict[str, str]) -> None:
         self.say(f"running init container {pod.name}/{init.name}")
         created = self.client.containers.create(**self.container_options(pod, init, infra, common, mounts,
@@ -201,7 +201,7 @@ class LocalEngine:
 
     # volumes --------------------------------------------------------------------------------
 
-    def prepare_volumes(self, pod: Pod, infra_image: str) -> dict[tuple, DockerMount]:
+    def prepare_volumes(self, pod: PlannedPod, infra_image: str) -> dict[tuple, DockerMount]:
         """Docker mounts for every volumeMount of the pod, keyed by (volume, subPath, target, readOnly)."""
         mounts: dict[tuple, DockerMount] = {}
         for container in (*pod.init_containers, *pod.containers):
@@ -221,7 +221,7 @@ class LocalEngine:
                 mounts[key] = DockerMount(mount.target, name, type="volume", read_only=mount.read_only, no_copy=True)
         return mounts
 
-    def ensure_volume(self, pod: Pod, volume: Volume, image_id: str) -> str:
+    def ensure_volume(self, pod: PlannedPod, volume: PlannedVolume, image_id: str) -> str:
         labels = {L.ENVIRONMENT: self.env_name, L.MANAGED_BY: "k8sdeploy", L.ROLE: "volume",
                   L.VOLUME_KIND: volume.kind}
         if volume.kind == "emptyDir":
@@ -238,7 +238,7 @@ class LocalEngine:
             self.give_to_pod_user(name, pod, image_id)
         return name
 
-    def give_to_pod_user(self, volume: str, pod: Pod, image_id: str) -> None:
+    def give_to_pod_user(self, volume: str, pod: PlannedPod, image_id: str) -> None:
         """A new claim belongs to the pod's user, as fsGroup would arrange in a cluster."""
         owner = pod.containers[0].user or "0:0"
         if pod.fs_group is not None:
@@ -247,7 +247,7 @@ class LocalEngine:
                                    network_mode="none", remove=True,
                                    mounts=[DockerMount("/volume", volume, type="volume", no_copy=True)])
 
-    def write_files(self, pod: Pod, volume: Volume, container: Container) -> Path:
+    def write_files(self, pod: PlannedPod, volume: PlannedVolume, container: PlannedContainer) -> Path:
         """ConfigMap and Secret keys as files on the host, readable by the container's user only: each file is
         created with its final mode (never readable by others, not even for a moment), in a 0700 directory
         of that user (the bind mount shows the container only this directory)."""
@@ -299,7 +299,7 @@ class LocalEngine:
         return tuple(removed)
 
 
-def readiness_label(container: Container) -> str:
+def readiness_label(container: PlannedContainer) -> str:
     """PORT/PATH of the readiness probe, kept on the container so health checks need no plan."""
     probe = container.readiness
     if probe is None:

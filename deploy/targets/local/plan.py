@@ -44,7 +44,7 @@ class Probe:
 
 
 @dataclass(frozen=True)
-class Mount:
+class PlannedMount:
     volume: str  # the pod volume's name
     target: str
     sub_path: str = ""
@@ -52,7 +52,7 @@ class Mount:
 
 
 @dataclass(frozen=True)
-class Volume:
+class PlannedVolume:
     name: str
     kind: str  # emptyDir | pvc | files
     claim: str = ""  # pvc: the claim's name, which names the Docker volume that outlives the pod
@@ -60,13 +60,13 @@ class Volume:
 
 
 @dataclass(frozen=True)
-class Container:
+class PlannedContainer:
     name: str
     image: str
     command: tuple[str, ...]  # replaces the image's entrypoint when given
     args: tuple[str, ...]  # replaces the image's cmd when given
     env: tuple[tuple[str, str], ...]
-    mounts: tuple[Mount, ...]
+    mounts: tuple[PlannedMount, ...]
     ports: tuple[int, ...]
     user: str
     read_only: bool
@@ -81,12 +81,12 @@ class Container:
 
 
 @dataclass(frozen=True)
-class Pod:
+class PlannedPod:
     name: str
     labels: tuple[tuple[str, str], ...]
-    init_containers: tuple[Container, ...]
-    containers: tuple[Container, ...]
-    volumes: tuple[Volume, ...]
+    init_containers: tuple[PlannedContainer, ...]
+    containers: tuple[PlannedContainer, ...]
+    volumes: tuple[PlannedVolume, ...]
     fs_group: int | None
     host_aliases: tuple[str, ...]
 
@@ -96,13 +96,13 @@ class Pod:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def volume(self, name: str) -> Volume:
+    def volume(self, name: str) -> PlannedVolume:
         return next(v for v in self.volumes if v.name == name)
 
 
 @dataclass(frozen=True)
 class Plan:
-    pods: tuple[Pod, ...]
+    pods: tuple[PlannedPod, ...]
     services: tuple[str, ...]  # Service names, resolvable from every pod
     notes: tuple[str, ...]  # what the local target treats differently from a cluster, said once
 
@@ -146,7 +146,7 @@ class Translator:
         return data
 
     def plan(self) -> Plan:
-        pods: list[Pod] = []
+        pods: list[PlannedPod] = []
         notes: list[str] = []
         for obj in self.objects:
             if obj["kind"] in WORKLOADS:
@@ -156,7 +156,7 @@ class Translator:
         services = tuple(o["metadata"]["name"] for o in self.objects if o["kind"] == "Service")
         return Plan(tuple(pods), services, tuple(notes))
 
-    def pod(self, obj: dict) -> Pod:
+    def pod(self, obj: dict) -> PlannedPod:
         kind, name = obj["kind"], obj["metadata"]["name"]
         if kind == "Pod":
             metadata, spec = obj["metadata"], obj["spec"]
@@ -173,7 +173,7 @@ class Translator:
         volumes = tuple(self.volume(where, v) for v in spec.get("volumes", []))
         if kind == "StatefulSet":
             # The claims of replica 0, named as the StatefulSet controller names them.
-            volumes += tuple(Volume(t["metadata"]["name"], "pvc", claim=f"{t['metadata']['name']}-{name}-0")
+            volumes += tuple(PlannedVolume(t["metadata"]["name"], "pvc", claim=f"{t['metadata']['name']}-{name}-0")
                              for t in obj["spec"].get("volumeClaimTemplates", []))
         declared = {v.name for v in volumes}
         for container in (*spec.get("initContainers", []), *spec["containers"]):
@@ -182,7 +182,7 @@ class Translator:
                     raise LocalTargetError(f"{where}.containers[{container['name']}] mounts volume "
                                            f"{mount['name']}, which the pod does not declare", "declare it")
         aliases = tuple(a for alias in spec.get("hostAliases", []) for a in alias.get("hostnames", []))
-        return Pod(
+        return PlannedPod(
             name=name,
             labels=tuple(sorted({**obj["metadata"].get("labels", {}), **metadata.get("labels", {})}.items())),
             init_containers=tuple(self.container(where, c, security) for c in spec.get("initContainers", [])),
@@ -192,12 +192,12 @@ class Translator:
             host_aliases=aliases,
         )
 
-    def volume(self, where: str, spec: dict) -> Volume:
+    def volume(self, where: str, spec: dict) -> PlannedVolume:
         name = spec["name"]
         if "emptyDir" in spec:
-            return Volume(name, "emptyDir")
+            return PlannedVolume(name, "emptyDir")
         if "persistentVolumeClaim" in spec:
-            return Volume(name, "pvc", claim=spec["persistentVolumeClaim"]["claimName"])
+            return PlannedVolume(name, "pvc", claim=spec["persistentVolumeClaim"]["claimName"])
         for source_kind, table in (("configMap", self.config_maps), ("secret", self.secrets)):
             if source_kind in spec:
                 source = spec[source_kind]
@@ -214,7 +214,7 @@ class Translator:
                                            f"{ref}, which has no such key", "render it with the layout")
                 files = tuple((item.get("path", item["key"]), base64.b64encode(data[item["key"]].encode()).decode(),
                                item.get("mode", mode)) for item in items)
-                return Volume(name, "files", files=files)
+                return PlannedVolume(name, "files", files=files)
         raise LocalTargetError(f"the local target does not run {where}.volumes[{name}] of this type",
                                "use emptyDir, persistentVolumeClaim, configMap or secret")
 
@@ -250,7 +250,7 @@ class Translator:
                                    "render does not contain", "render it with the layout")
         return table[name] if key is None else table[name][key]
 
-    def container(self, where: str, spec: dict, pod_security: dict) -> Container:
+    def container(self, where: str, spec: dict, pod_security: dict) -> PlannedContainer:
         where = f"{where}.containers[{spec['name']}]"
         check_fields(where, spec, CONTAINER_FIELDS)
         security = {**pod_security, **spec.get("securityContext", {})}
@@ -260,13 +260,13 @@ class Translator:
         if security.get("runAsNonRoot") and user in (None, 0):
             raise LocalTargetError(f"{where} must run as non-root but names no runAsUser", "set runAsUser")
         capabilities = security.get("capabilities", {})
-        return Container(
+        return PlannedContainer(
             name=spec["name"],
             image=spec["image"],
             command=tuple(spec.get("command", [])),
             args=tuple(spec.get("args", [])),
             env=self.env(where, spec),
-            mounts=tuple(Mount(m["name"], m["mountPath"], m.get("subPath", ""), m.get("readOnly", False))
+            mounts=tuple(PlannedMount(m["name"], m["mountPath"], m.get("subPath", ""), m.get("readOnly", False))
                          for m in spec.get("volumeMounts", [])),
             ports=tuple(sorted(ports.values())),
             user="" if user is None else f"{user}:{security.get('runAsGroup', user)}",

@@ -301,10 +301,10 @@ def test_secret_files_get_their_mode_in_a_directory_only_their_user_enters(tmp_p
     from types import SimpleNamespace
 
     from deploy.targets.local.containers import LocalEngine
-    from deploy.targets.local.plan import Volume
+    from deploy.targets.local.plan import PlannedVolume
 
     engine = LocalEngine(None, ENV, state_dir=tmp_path)
-    secret = Volume("creds", "files", files=(("password", base64.b64encode(b"s3cret").decode(), 0o400),))
+    secret = PlannedVolume("creds", "files", files=(("password", base64.b64encode(b"s3cret").decode(), 0o400),))
     stale = tmp_path / "files" / "pod" / "creds" / "password"
     stale.parent.mkdir(parents=True)
     stale.write_text("old")
