@@ -19,10 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.compose import build_and_record
-from deploy.publish.stage import BuildOptions  # noqa: E402
-from deploy.compose import docker_client  # noqa: E402
+from deploy.compose import build_and_record, docker_client  # noqa: E402
 from deploy.model.environments import Environment  # noqa: E402
+from deploy.publish.stage import BuildOptions  # noqa: E402
 from deploy.render.objects import render  # noqa: E402
 from deploy.targets.local.pause import BUSYBOX  # noqa: E402
 from deploy.targets.local.target import LocalTarget  # noqa: E402
