@@ -12,11 +12,9 @@ from typing import Iterator
 
 import docker
 import pytest
-from click.testing import CliRunner
 
-from cli import main
 from tests.deploy.conftest import clone, git, make_source_repo
-from tests.deploy.test_output import digests, valid
+from tests.helpers import digests, k8sdeploy, valid
 from tests.infra import suite_environment
 
 ENV = "releasetest"
@@ -51,14 +49,14 @@ def engine() -> Iterator[docker.DockerClient]:
         yield client
 
 
-def k8sdeploy(workdir: Path, *args: str):  # noqa: ANN201 - click Result
-    return CliRunner(env={"XDG_STATE_HOME": str(workdir / "state")}).invoke(
-        main, [*args, "--env", ENV, "--config", str(workdir / "k8sdeploy.toml")])
+def in_workdir(workdir: Path) -> dict:
+    """The options of `k8sdeploy` for this module's environment: its config and its state in `workdir`."""
+    return {"env": ENV, "config": workdir / "k8sdeploy.toml", "environ": {"XDG_STATE_HOME": str(workdir / "state")}}
 
 
 def running_digests(workdir: Path, release: str) -> dict[str, str]:
     """The digests that run, once status says they are exactly those of the release recorded last."""
-    status = k8sdeploy(workdir, "status", "--output", "json")
+    status = k8sdeploy("status", "--output", "json", **in_workdir(workdir))
     assert status.exit_code == 0, status.stderr
     document = valid(status.stdout)
     assert (document["release"], document["drift"]) == (release, [])
@@ -67,7 +65,7 @@ def running_digests(workdir: Path, release: str) -> dict[str, str]:
 
 class TestReleases:
     def test_up_a_prints_one_json_document(self, workdir: Path, sources: dict, engine: docker.DockerClient) -> None:
-        result = k8sdeploy(workdir, "up", "--source", str(sources["a"]), "--output", "json")
+        result = k8sdeploy("up", "--source", str(sources["a"]), "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)  # the whole of stdout is one document
         assert (document["command"], document["result"], document["version"]) == ("up", "ok", "1.0.0")
@@ -77,7 +75,7 @@ class TestReleases:
         SEEN["a"] = document
 
     def test_up_b(self, workdir: Path, sources: dict) -> None:
-        result = k8sdeploy(workdir, "up", "--source", str(sources["b"]), "--output", "json")
+        result = k8sdeploy("up", "--source", str(sources["b"]), "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert document["version"] == "7.7.1"
@@ -86,7 +84,7 @@ class TestReleases:
         SEEN["b"] = document
 
     def test_history_lists_both(self, workdir: Path) -> None:
-        result = k8sdeploy(workdir, "history", "--output", "json")
+        result = k8sdeploy("history", "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 0, result.stderr
         releases = valid(result.stdout)["releases"]
         assert [(r["version"], r["action"]) for r in releases] == [("7.7.1", "up"), ("1.0.0", "up")]
@@ -95,7 +93,7 @@ class TestReleases:
         assert releases[1]["commit"] == SEEN["a"]["commit"] != releases[0]["commit"]
 
     def test_rollback_returns_to_a_by_digest_without_building(self, workdir: Path) -> None:
-        result = k8sdeploy(workdir, "rollback", "--yes", "--output", "json")
+        result = k8sdeploy("rollback", "--yes", "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert (document["command"], document["action"], document["version"]) == ("rollback", "rollback", "1.0.0")
@@ -106,8 +104,8 @@ class TestReleases:
         assert running_digests(workdir, "1.0.0") == digests(SEEN["a"])
 
     def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, workdir: Path, sources: dict) -> None:
-        result = k8sdeploy(workdir, "up", "--source", str(sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "90", "--output", "json")
+        result = k8sdeploy("up", "--source", str(sources["c"]), "--rollback-on-failure",
+                           "--wait-timeout", "90", "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 5, result.stderr
         document = valid(result.stdout)
         assert document["result"] == "failed" and document["exit_code"] == 5
@@ -116,17 +114,17 @@ class TestReleases:
         assert "RuntimeError: person: C cannot start" in document["error"]["details"]
         assert digests(document["rolled_back_to"]) == digests(SEEN["a"])
         assert running_digests(workdir, "1.0.0") == digests(SEEN["a"])
-        assert k8sdeploy(workdir, "smoke").exit_code == 0
-        history = valid(k8sdeploy(workdir, "history", "--output", "json").stdout)["releases"]
+        assert k8sdeploy("smoke", **in_workdir(workdir)).exit_code == 0
+        history = valid(k8sdeploy("history", "--output", "json", **in_workdir(workdir)).stdout)["releases"]
         assert [(r["version"], r["action"]) for r in history[:2]] == [("1.0.0", "rollback"), ("1.0.0", "rollback")]
         assert len(history) == 4  # C was never recorded
 
     def test_down_refuses_without_yes_then_removes_everything(self, workdir: Path,
                                                               engine: docker.DockerClient) -> None:
-        refused = k8sdeploy(workdir, "down", "--volumes")
+        refused = k8sdeploy("down", "--volumes", **in_workdir(workdir))
         assert refused.exit_code == 2 and "pass --yes" in refused.stderr
         assert engine.containers.list(filters=OWNED)
-        result = k8sdeploy(workdir, "down", "--volumes", "--yes", "--output", "json")
+        result = k8sdeploy("down", "--volumes", "--yes", "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 0, result.stderr
         assert f"k8sdeploy-{ENV}-auth-suite-person" in valid(result.stdout)["removed"]
         assert engine.containers.list(all=True, filters=OWNED) == []

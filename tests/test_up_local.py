@@ -12,11 +12,10 @@ from typing import Iterator
 
 import docker
 import pytest
-from click.testing import CliRunner
 
-from cli import main
 from tests.browser.test_login_browser import CHROMIUM_FLAGS
 from tests.deploy.conftest import git, make_source_repo
+from tests.helpers import k8sdeploy
 from tests.infra import suite_environment
 
 ENV = "uptest"
@@ -34,10 +33,6 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def engine() -> Iterator[docker.DockerClient]:
     with suite_environment(OWNED) as client:
         yield client
-
-
-def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
-    return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
 
 
 SUITE_PORTS = range(8080, 8086)  # the gateway and the five services (deploy/model/suite.py)
@@ -60,7 +55,7 @@ def container_ids(engine: docker.DockerClient) -> dict[str, str]:
 
 class TestUpOnTheLocalEngine:
     def test_up_single_pod_passes_the_smoke_test(self, config: Path, engine: docker.DockerClient) -> None:
-        result = k8sdeploy(config, "up", "--layout", "single-pod")
+        result = k8sdeploy("up", "--layout", "single-pod", env=ENV, config=config)
         assert result.exit_code == 0, result.stderr
         assert result.stdout.splitlines() == ["gateway: http://127.0.0.1:8080",
                                               "  log in as admin@test.com / admin",
@@ -77,7 +72,7 @@ class TestUpOnTheLocalEngine:
 
     def test_second_up_changes_nothing(self, config: Path, engine: docker.DockerClient) -> None:
         before = container_ids(engine)
-        result = k8sdeploy(config, "up")
+        result = k8sdeploy("up", env=ENV, config=config)
         assert result.exit_code == 0, result.stderr
         assert "no change: auth-suite already up to date" in result.stderr
         assert "loaded into the engine" not in result.stderr
@@ -85,7 +80,7 @@ class TestUpOnTheLocalEngine:
         assert container_ids(engine) == before
 
     def test_status_lists_six_ready_services(self, config: Path) -> None:
-        result = k8sdeploy(config, "status")
+        result = k8sdeploy("status", env=ENV, config=config)
         assert result.exit_code == 0, result.stderr
         rows = [line.split() for line in result.stdout.splitlines()[1:]]
         assert sorted(row[0] for row in rows) == ["authentication", "authorisation", "frontend", "nginx-lua",
@@ -108,12 +103,12 @@ class TestUpOnTheLocalEngine:
             browser.close()
 
     def test_switching_layout_removes_the_single_pod(self, config: Path, engine: docker.DockerClient) -> None:
-        result = k8sdeploy(config, "up", "--layout", "split-pods")
+        result = k8sdeploy("up", "--layout", "split-pods", env=ENV, config=config)
         assert result.exit_code == 0, result.stderr
         assert "removed auth-suite" in result.stderr
         pods = {c.labels["k8sdeploy.io/pod"] for c in engine.containers.list(all=True, filters=OWNED)}
         assert pods == {"nginx-lua", "frontend", "authentication", "authorisation", "session", "person"}
-        assert k8sdeploy(config, "smoke").exit_code == 0
+        assert k8sdeploy("smoke", env=ENV, config=config).exit_code == 0
         assert set(listening(SUITE_PORTS).values()) == {"127.0.0.1"}
 
     def test_a_crashing_service_is_named_with_its_last_log_lines(self, config: Path, tmp_path: Path) -> None:
@@ -121,17 +116,18 @@ class TestUpOnTheLocalEngine:
         main_module = source / "services" / "person" / "__main__.py"
         main_module.write_text("raise RuntimeError('person: the flux capacitor is missing')\n")
         git(source, "commit", "-qam", "break person")
-        result = k8sdeploy(config, "up", "--layout", "single-pod", "--source", str(source), "--wait-timeout", "120")
+        result = k8sdeploy("up", "--layout", "single-pod", "--source", str(source), "--wait-timeout", "120",
+                           env=ENV, config=config)
         assert result.exit_code == 5, result.stderr
         assert "error: person crashed; fix the cause shown below" in result.stderr
         assert "RuntimeError: person: the flux capacitor is missing" in result.stderr
         assert "frontend crashed" not in result.stderr
 
     def test_down_removes_everything_and_again_is_a_no_op(self, config: Path, engine: docker.DockerClient) -> None:
-        first = k8sdeploy(config, "down", "--volumes", "--yes")
+        first = k8sdeploy("down", "--volumes", "--yes", env=ENV, config=config)
         assert first.exit_code == 0, first.stderr
         assert f"removed k8sdeploy-{ENV}-auth-suite-person" in first.stdout
         assert engine.containers.list(all=True, filters=OWNED) == []
         assert engine.volumes.list(filters=OWNED) == []
-        second = k8sdeploy(config, "down", "--yes")
+        second = k8sdeploy("down", "--yes", env=ENV, config=config)
         assert second.exit_code == 0 and second.stdout == ""

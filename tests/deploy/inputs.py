@@ -1,12 +1,15 @@
-"""Inputs for rendering in tests: a build record with made-up digests, and environments for each variant."""
+"""Inputs for rendering in tests: a build record with made-up digests, and environments for each variant; and
+releases as a history records them."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Iterator
 
 from deploy.model.environments import Environment
 from deploy.model.images import IMAGE_NAMES, BuildRecord, PublishedImage
+from deploy.model.releases import Release, objects_hash
 from deploy.render.objects import Rendered, render
 
 VERSION = "1.4.0-2-g1a2b3c4"
@@ -61,3 +64,14 @@ def of_kind(objects: tuple[dict, ...], kind: str) -> dict[str, dict]:
 
 def selects(match_labels: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in match_labels.items())
+
+
+def release_images(version: str, seed: str) -> MappingProxyType:
+    return MappingProxyType({name: PublishedImage(f"127.0.0.1:5000/suite/{name}", version,
+                                                  "sha256:" + (seed * 64)[:64], 1000) for name in IMAGE_NAMES})
+
+
+def release(version: str, seed: str, action: str = "up") -> Release:
+    return Release(version=version, commit=seed * 40, images=release_images(version, seed), layout="single-pod",
+                   objects_hash=objects_hash([{"kind": "Pod", "v": version}]), time="2026-01-01T00:00:00Z",
+                   by="t@host", action=action)

@@ -4,55 +4,26 @@ and progress: plain lines when stderr is not a terminal, a live line per image (
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
-from types import MappingProxyType
 
 import jsonschema
 import pytest
-from click.testing import CliRunner
 
-from cli import interactive, main
-from deploy.model.images import IMAGE_NAMES, BuildRecord, PublishedImage
-from deploy.model.releases import FileHistory, NoRelease, Release, choose, objects_hash, who
-from deploy.output import SCHEMA_PATH, PlainProgress, RichProgress, progress_for
+from cli import interactive
+from deploy.model.images import BuildRecord
+from deploy.model.releases import FileHistory, NoRelease, choose, who
+from deploy.output import PlainProgress, RichProgress, progress_for
+from tests.deploy.inputs import release, release_images
+from tests.helpers import SCHEMA, k8sdeploy, valid
 from tests.infra import ROOT
 
-SCHEMA = json.loads(SCHEMA_PATH.read_text())
 ENV = "jsonout"
-
-
-def valid(text: str) -> dict:
-    """Exactly one JSON document that the schema accepts."""
-    document = json.loads(text)
-    jsonschema.Draft202012Validator(SCHEMA).validate(document)
-    return document
-
-
-def digests(document: dict) -> dict[str, str]:
-    """Image name -> digest, of a document (or a release in one) that lists images."""
-    return {name: image["digest"] for name, image in document["images"].items()}
-
-
-def images(version: str, seed: str) -> MappingProxyType:
-    return MappingProxyType({name: PublishedImage(f"127.0.0.1:5000/suite/{name}", version,
-                                                  "sha256:" + (seed * 64)[:64], 1000) for name in IMAGE_NAMES})
-
-
-def release(version: str, seed: str, action: str = "up") -> Release:
-    return Release(version=version, commit=seed * 40, images=images(version, seed), layout="single-pod",
-                   objects_hash=objects_hash([{"kind": "Pod", "v": version}]), time="2026-01-01T00:00:00Z",
-                   by="t@host", action=action)
 
 
 @pytest.fixture
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     return tmp_path / "state" / "k8sdeploy" / ENV / "releases.json"
-
-
-def invoke(config: Path, *args: str):  # noqa: ANN201 - click Result
-    return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
 
 
 def test_the_schema_is_a_valid_schema_and_rejects_an_image_without_a_digest() -> None:
@@ -66,8 +37,8 @@ def test_the_schema_is_a_valid_schema_and_rejects_an_image_without_a_digest() ->
 
 def test_render_output_json_is_a_list(config: Path, tmp_path: Path) -> None:
     record = tmp_path / "record.json"
-    BuildRecord("1.0.0", "a" * 40, images("1.0.0", "a")).save(record)
-    result = invoke(config, "render", "--build-record", str(record), "--output", "json")
+    BuildRecord("1.0.0", "a" * 40, release_images("1.0.0", "a")).save(record)
+    result = k8sdeploy("render", "--build-record", str(record), "--output", "json", env=ENV, config=config)
     assert result.exit_code == 0, result.stderr
     document = valid(result.stdout)
     assert document["kind"] == "List"
@@ -75,15 +46,15 @@ def test_render_output_json_is_a_list(config: Path, tmp_path: Path) -> None:
 
 
 def test_history_lists_releases_newest_first(config: Path, state: Path) -> None:
-    empty = invoke(config, "history", "--output", "json")
+    empty = k8sdeploy("history", "--output", "json", env=ENV, config=config)
     assert empty.exit_code == 0, empty.stderr
     assert valid(empty.stdout)["releases"] == []
     history = FileHistory(state)
     history.record(release("1.0.0", "a"))
     history.record(release("1.1.0", "b"))
-    listed = invoke(config, "history", "--output", "json")
+    listed = k8sdeploy("history", "--output", "json", env=ENV, config=config)
     assert [r["version"] for r in valid(listed.stdout)["releases"]] == ["1.1.0", "1.0.0"]
-    text = invoke(config, "history")
+    text = k8sdeploy("history", env=ENV, config=config)
     assert [line.split()[0] for line in text.stdout.splitlines()] == ["VERSION", "1.1.0", "1.0.0"]
     assert history.releases()[0] == release("1.0.0", "a")  # round trip, digests and all
 
@@ -91,32 +62,32 @@ def test_history_lists_releases_newest_first(config: Path, state: Path) -> None:
 def test_a_damaged_history_is_a_usage_error(config: Path, state: Path) -> None:
     state.parent.mkdir(parents=True)
     state.write_text("{not json")
-    result = invoke(config, "history")
+    result = k8sdeploy("history", env=ENV, config=config)
     assert result.exit_code == 2
     assert "is not a k8sdeploy release history" in result.stderr
 
 
 def test_rollback_with_nothing_recorded_fails_with_a_json_document(config: Path, state: Path) -> None:
-    result = invoke(config, "rollback", "--yes", "--output", "json")
+    result = k8sdeploy("rollback", "--yes", "--output", "json", env=ENV, config=config)
     assert result.exit_code == 2
     document = valid(result.stdout)
     assert document["result"] == "failed" and document["exit_code"] == 2
     assert document["error"]["message"] == "no release is recorded for this environment"
     FileHistory(state).record(release("1.0.0", "a"))
-    unknown = invoke(config, "rollback", "--yes", "--to", "9.9.9")
+    unknown = k8sdeploy("rollback", "--yes", "--to", "9.9.9", env=ENV, config=config)
     assert unknown.exit_code == 2
     assert unknown.stderr == "error: no release 9.9.9 is recorded; choose one of: 1.0.0\n"
 
 
 def test_without_a_terminal_rollback_refuses_unless_yes(config: Path, state: Path) -> None:
     FileHistory(state).record(release("1.0.0", "a"))
-    result = invoke(config, "rollback", "--to", "1.0.0")
+    result = k8sdeploy("rollback", "--to", "1.0.0", env=ENV, config=config)
     assert result.exit_code == 2
     assert "pass --yes" in result.stderr and result.stdout == ""
 
 
 def test_a_failure_is_a_json_document_too(config: Path) -> None:
-    result = CliRunner().invoke(main, ["status", "--output", "json", "--env", "nope", "--config", str(config)])
+    result = k8sdeploy("status", "--output", "json", env="nope", config=config)
     assert result.exit_code == 2
     assert valid(result.stdout)["error"]["type"] == "ConfigError"
 
@@ -205,7 +176,7 @@ def test_rollback_to_images_that_are_gone_is_an_apply_failure(config: Path, stat
     images = {name: replace(image, repository=image.repository.replace("127.0.0.1:5000", gone))
               for name, image in recorded.images.items()}
     FileHistory(state).record(replace(recorded, images=images))
-    result = invoke(config, "rollback", "--yes", "--to", "1.0.0", "--output", "json")
+    result = k8sdeploy("rollback", "--yes", "--to", "1.0.0", "--output", "json", env=ENV, config=config)
     assert result.exit_code == 4, result.stderr
     document = valid(result.stdout)
     assert document["exit_code"] == 4 and "is not in the local Docker Engine and cannot be pulled" in \

@@ -14,6 +14,7 @@ from deploy.model.errors import ConfigError
 from deploy.render.objects import render
 from deploy.users import FileUsers, from_secret, wanted
 from tests.deploy.inputs import VERSION, fake_images
+from tests.helpers import k8sdeploy
 
 
 def test_demo_users_only_where_the_environment_enables_them() -> None:
@@ -64,23 +65,20 @@ def test_the_smoke_login_uses_the_demo_users_where_they_exist() -> None:
 
 def test_user_add_on_the_local_target_keeps_the_user_for_the_next_up(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from click.testing import CliRunner
-
-    from cli import main
     from deploy.targets.local.containers import default_state_dir
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = tmp_path / "k8sdeploy.toml"
     config.write_text('[environments.usertest]\ntarget = "local"\n')
-    args = ["user", "add", "boss@example.com", "--role", "admin", "--env", "usertest", "--config", str(config)]
-    short = CliRunner().invoke(main, [*args, "--password-stdin"], input="short\n")
+    args = ["user", "add", "boss@example.com", "--role", "admin"]
+    short = k8sdeploy(*args, "--password-stdin", env="usertest", config=config, stdin="short\n")
     assert short.exit_code == 2 and "shorter than 12 characters" in short.stderr
-    added = CliRunner().invoke(main, [*args, "--password-stdin"], input="a long enough password\n")
+    added = k8sdeploy(*args, "--password-stdin", env="usertest", config=config, stdin="a long enough password\n")
     assert added.exit_code == 0, added.stderr
     assert added.stdout == ""  # a password given is never printed
     assert "run `k8sdeploy up --env usertest` to start the services with it" in added.stderr
     kept = FileUsers(default_state_dir("usertest") / "users.json").read()
     assert (kept[100].email, kept[100].role, kept[100].password) == ("boss@example.com", "admin",
                                                                      "a long enough password")
-    again = CliRunner().invoke(main, args)
+    again = k8sdeploy(*args, env="usertest", config=config)
     assert again.exit_code == 2 and "already a user of environment usertest" in again.stderr

@@ -25,9 +25,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from cli import main
+from tests.helpers import k8sdeploy
 
 PROJECT = os.environ.get("K8SDEPLOY_LIVE_PROJECT", "")
 REGISTRY = os.environ.get("K8SDEPLOY_LIVE_REGISTRY", f"europe-west1-docker.pkg.dev/{PROJECT}/k8sdeploy-live")
@@ -37,10 +35,6 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(3600),
 ENV = "live"
 
 
-def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
-    return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
-
-
 def test_up_smoke_login_then_down_leaves_nothing(tmp_path: Path) -> None:
     config = tmp_path / "k8sdeploy.toml"
     config.write_text("\n".join([
@@ -48,15 +42,15 @@ def test_up_smoke_login_then_down_leaves_nothing(tmp_path: Path) -> None:
         f'registry = "{REGISTRY}"', "allow_plain_http = true", f"[environments.{ENV}.gke]", f'project = "{PROJECT}"', f'location = "{LOCATION}"',
         f'cluster = "k8sdeploy-live-{uuid.uuid4().hex[:6]}"', 'machine_type = "e2-standard-2"']) + "\n")
     try:
-        up = k8sdeploy(config, "up", "--allow-dirty", "--wait-timeout", "900", "--output", "json")
+        up = k8sdeploy("up", "--allow-dirty", "--wait-timeout", "900", "--output", "json", env=ENV, config=config)
         assert up.exit_code == 0, up.stderr
         document = json.loads(up.stdout)
         assert all(ref.startswith(f"{REGISTRY}/") and "@sha256:" in ref
                    for ref in (image["ref"] for image in document["images"].values()))
         assert document["durations"]["smoke"] > 0 and document["url"].startswith("http://")
-        again = k8sdeploy(config, "up", "--allow-dirty", "--wait-timeout", "900")
+        again = k8sdeploy("up", "--allow-dirty", "--wait-timeout", "900", env=ENV, config=config)
         assert again.exit_code == 0 and "nothing to record" in again.stderr, again.stderr
     finally:
-        down = k8sdeploy(config, "down", "--yes")
+        down = k8sdeploy("down", "--yes", env=ENV, config=config)
     assert down.exit_code == 0, down.stderr  # 7 names what is left in Compute
-    assert k8sdeploy(config, "down", "--yes").stdout == ""
+    assert k8sdeploy("down", "--yes", env=ENV, config=config).stdout == ""

@@ -9,18 +9,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from click.testing import CliRunner, Result
 
-from cli import main
 from deploy.model.errors import ExitCode
 from deploy.model.images import IMAGE_NAMES, BuildRecord
 from tests.deploy.conftest import BuiltSuite, clone
+from tests.helpers import k8sdeploy
 from tests.infra import free_port_block
 from tests.registries import Registry, registry_server
-
-
-def build(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, ["build", *args], env=env, catch_exceptions=False)
 
 
 def write_config(path: Path, registry: str, bases: dict[str, str]) -> Path:
@@ -40,21 +35,22 @@ def test_build_pushes_six_prints_their_references_and_a_rerun_uploads_nothing(
         tmp_path: Path, checkout: Path, fresh_registry: Registry, suite_build: BuiltSuite) -> None:
     record_path = tmp_path / "record.json"
     args = ["--registry", f"{fresh_registry.host}/suite", "--source", str(checkout), "--record", str(record_path)]
-    first = build(*args)
+    first = k8sdeploy("build", *args, catch_exceptions=False)
     assert first.exit_code == 0, first.stderr
     refs = first.stdout.splitlines()
     assert refs == [f"{fresh_registry.host}/suite/{image.name}:1.0.0@{image.digest}" for image in suite_build.images]
     record = BuildRecord.load(record_path)
     assert record.version == "1.0.0" and [record.images[name].ref for name in IMAGE_NAMES] == refs
     assert record.images["person"].size == suite_build.image("person").size
-    again = build(*args)
+    again = k8sdeploy("build", *args, catch_exceptions=False)
     assert again.exit_code == 0 and again.stdout.splitlines() == refs
     assert again.stderr.count("already published with this digest; nothing to push") == 6
     assert "pushed" not in again.stderr
 
 
 def test_an_unreachable_registry_is_one_clear_error(checkout: Path) -> None:
-    result = build("--registry", f"127.0.0.1:{free_port_block(1)}/suite", "--source", str(checkout))
+    result = k8sdeploy("build", "--registry", f"127.0.0.1:{free_port_block(1)}/suite", "--source", str(checkout),
+                       catch_exceptions=False)
     assert result.exit_code == ExitCode.BUILD
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot reach registry" in errors[0]
@@ -62,7 +58,7 @@ def test_an_unreachable_registry_is_one_clear_error(checkout: Path) -> None:
 
 
 def test_a_malformed_registry_address_is_a_usage_error(checkout: Path) -> None:
-    result = build("--registry", "not a registry/x", "--source", str(checkout))
+    result = k8sdeploy("build", "--registry", "not a registry/x", "--source", str(checkout), catch_exceptions=False)
     assert result.exit_code == ExitCode.USAGE
     assert "is not a registry address" in result.stderr
 
@@ -78,8 +74,8 @@ def test_wrong_credentials_are_one_clear_error_and_nothing_is_tagged(tmp_path: P
     auth = base64.b64encode(b"ci:wrong").decode()
     (tmp_path / "docker").mkdir()
     (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": auth}}}))
-    result = build("--registry", f"{auth_registry.host}/suite", "--source", str(checkout),
-                   env={"DOCKER_CONFIG": str(tmp_path / "docker")})
+    result = k8sdeploy("build", "--registry", f"{auth_registry.host}/suite", "--source", str(checkout),
+                       environ={"DOCKER_CONFIG": str(tmp_path / "docker")}, catch_exceptions=False)
     assert result.exit_code == ExitCode.BUILD
     assert "refused the credentials" in result.stderr and "docker login" in result.stderr
     assert all(auth_registry.tags(f"suite/{name}") == [] for name in IMAGE_NAMES)
@@ -89,7 +85,7 @@ def test_a_missing_base_image_is_one_clear_error(tmp_path: Path, checkout: Path,
     missing = f"{fresh_registry.host}/bases/python@sha256:{'0' * 64}"
     config = write_config(tmp_path / "k8sdeploy.toml", registry=f"{fresh_registry.host}/suite",
                           bases={"python": missing})
-    result = build("--config", str(config), "--env", "ci", "--source", str(checkout))
+    result = k8sdeploy("build", "--source", str(checkout), env="ci", config=config, catch_exceptions=False)
     assert result.exit_code == ExitCode.BUILD
     assert f"base image {missing} is not in its registry" in result.stderr
     assert all(fresh_registry.tags(f"suite/{name}") == [] for name in IMAGE_NAMES)
@@ -98,10 +94,11 @@ def test_a_missing_base_image_is_one_clear_error(tmp_path: Path, checkout: Path,
 def test_a_dirty_checkout_goes_only_to_a_local_registry_unless_allowed(tmp_path: Path, checkout: Path,
                                                                        fresh_registry: Registry) -> None:
     (checkout / "notes.txt").write_text("work in progress\n")
-    remote = build("--registry", "registry.example.org/suite", "--source", str(checkout))
+    remote = k8sdeploy("build", "--registry", "registry.example.org/suite", "--source", str(checkout),
+                       catch_exceptions=False)
     assert remote.exit_code == ExitCode.USAGE
     assert "uncommitted changes" in remote.stderr and "--allow-dirty" in remote.stderr
-    local = build("--registry", f"{fresh_registry.host}/suite", "--source", str(checkout),
-                  "--record", str(tmp_path / "r.json"))
+    local = k8sdeploy("build", "--registry", f"{fresh_registry.host}/suite", "--source", str(checkout),
+                      "--record", str(tmp_path / "r.json"), catch_exceptions=False)
     assert local.exit_code == 0, local.stderr
     assert local.stdout.splitlines()[0].split(":")[2].startswith("1.0.0-dirty-")

@@ -17,10 +17,8 @@ from typing import Iterator
 
 import httpx
 import pytest
-from click.testing import CliRunner
 from google.oauth2.credentials import Credentials
 
-from cli import main
 from deploy import compose
 from deploy.compose import Clients
 from deploy.compose import GoogleApis
@@ -30,6 +28,7 @@ from deploy.registry.client import RegistryAddress
 from deploy.publish.registry import RegistryPublisher
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
 from tests.fakes.artifact_registry import FakeArtifactRegistry
+from tests.helpers import k8sdeploy
 from tests.registries import ProxyRules, Registry, registry_proxy
 
 NAME = RepositoryName("my-project", "europe-west1", "suite")
@@ -210,7 +209,7 @@ def test_channels_are_refused_before_anything_is_built_or_moved(command: list[st
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compose, "google_apis", lambda: apis(fake))
     config = cli_config(tmp_path, "europe-west1-docker.pkg.dev/my-project/suite")
-    result = CliRunner().invoke(main, [*command, "--env", "staging", "--config", str(config)])
+    result = k8sdeploy(*command, env="staging", config=config)
     assert result.exit_code == 2, result.output
     assert "has immutable tags" in result.stderr and "Traceback" not in result.output
     assert fake.mutations == 0 and fake.repository("my-project", "suite") is None

@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from click.testing import CliRunner
 
-from cli import main
 from deploy.render.diagram import mermaid
 from deploy.model.environments import LAYOUTS
 from deploy.render.layout import build_layout
+from tests.helpers import k8sdeploy
 from tests.infra import ROOT
 
 README = ROOT / "README.md"
@@ -25,7 +24,7 @@ def readme_block(layout: str) -> str:
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_the_readme_shows_the_current_diagram(layout: str) -> None:
-    result = CliRunner().invoke(main, ["render", "--format", "mermaid", "--layout", layout, "--env", "local"])
+    result = k8sdeploy("render", "--format", "mermaid", "--layout", layout, env="local")
     assert result.exit_code == 0, result.output
     assert readme_block(layout) == result.stdout, (
         f"README.md's {layout} diagram is out of date: paste in `k8sdeploy render --format mermaid --layout {layout}`")

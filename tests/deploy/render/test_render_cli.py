@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 import deploy.model.images
-from cli import main
 from deploy.model.environments import load_environment
 from deploy.render.objects import render
 from tests.deploy.inputs import MYSQL_IMAGE, MYSQL_SECRET, VERSION, fake_images, fake_record
+from tests.helpers import k8sdeploy
 
 CONFIG = f"""
 [environments.dev]
@@ -29,6 +29,7 @@ mysql_image = "{MYSQL_IMAGE}"
 target = "local"
 database = "mysql"
 """
+NO_MYSQL_SECRET = {"K8SDEPLOY_MYSQL_SECRET": ""}  # what render reads the secret from: empty unless a test sets it
 
 
 @pytest.fixture
@@ -36,10 +37,6 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "k8sdeploy.toml"
     path.write_text(CONFIG)
     return path
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, ["render", *args], env={"K8SDEPLOY_MYSQL_SECRET": "", **(env or {})})
 
 
 def one_error_line(result: Result) -> str:
@@ -50,37 +47,41 @@ def one_error_line(result: Result) -> str:
 
 
 def test_an_unknown_layout_names_the_valid_ones(config: Path, tmp_path: Path) -> None:
-    result = run("--layout", "nope", "--env", "dev", "--config", str(config),
-                 "--build-record", str(fake_record(tmp_path / "b.json")))
+    result = k8sdeploy("render", "--layout", "nope", "--build-record", str(fake_record(tmp_path / "b.json")),
+                       env="dev", config=config, environ=NO_MYSQL_SECRET)
     assert one_error_line(result) == "error: unknown layout 'nope'; choose one of: single-pod, split-pods\n"
 
 
 def test_a_missing_build_record_says_how_to_make_one(config: Path, tmp_path: Path) -> None:
-    result = run("--env", "dev", "--config", str(config), "--build-record", str(tmp_path / "none.json"))
+    result = k8sdeploy("render", "--build-record", str(tmp_path / "none.json"),
+                       env="dev", config=config, environ=NO_MYSQL_SECRET)
     assert "no build record at" in one_error_line(result) and "run `k8sdeploy build`" in result.stderr
 
 
 def test_an_environment_missing_a_required_value_names_it(config: Path, tmp_path: Path) -> None:
-    result = run("--env", "broken", "--config", str(config), "--build-record", str(fake_record(tmp_path / "b.json")))
+    result = k8sdeploy("render", "--build-record", str(fake_record(tmp_path / "b.json")),
+                       env="broken", config=config, environ=NO_MYSQL_SECRET)
     assert 'environment \'broken\': database = "mysql" needs mysql_image' in one_error_line(result)
 
 
 def test_mysql_without_its_secret_names_the_variable(config: Path, tmp_path: Path) -> None:
-    result = run("--env", "db", "--config", str(config), "--build-record", str(fake_record(tmp_path / "b.json")))
+    result = k8sdeploy("render", "--build-record", str(fake_record(tmp_path / "b.json")),
+                       env="db", config=config, environ=NO_MYSQL_SECRET)
     assert "K8SDEPLOY_MYSQL_SECRET, which is not set" in one_error_line(result)
 
 
 def test_yaml_on_stdout_is_what_render_returns(config: Path, tmp_path: Path) -> None:
-    result = run("--env", "db", "--config", str(config), "--build-record", str(fake_record(tmp_path / "b.json")),
-                 env={"K8SDEPLOY_MYSQL_SECRET": MYSQL_SECRET})
+    result = k8sdeploy("render", "--build-record", str(fake_record(tmp_path / "b.json")),
+                       env="db", config=config, environ={"K8SDEPLOY_MYSQL_SECRET": MYSQL_SECRET})
     assert result.exit_code == 0 and result.stderr == ""
     expected = render(load_environment("db", config), "split-pods", fake_images(), VERSION, mysql_secret=MYSQL_SECRET)
     assert list(yaml.safe_load_all(result.stdout)) == list(expected.objects)
 
 
 def test_json_is_a_list_and_notes_go_to_stderr(config: Path, tmp_path: Path) -> None:
-    result = run("--env", "dev", "--config", str(config), "--layout", "single-pod", "--format", "json",
-                 "--build-record", str(fake_record(tmp_path / "b.json")))
+    result = k8sdeploy("render", "--layout", "single-pod", "--format", "json",
+                       "--build-record", str(fake_record(tmp_path / "b.json")), env="dev", config=config,
+                       environ=NO_MYSQL_SECRET)
     assert result.exit_code == 0
     document = yaml.safe_load(result.stdout)
     assert document["kind"] == "List" and {item["kind"] for item in document["items"]} >= {"Deployment", "Service"}
@@ -91,12 +92,12 @@ def test_the_record_is_read_from_the_environments_default_place(
         config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deploy.model.images, "STATE_DIR", tmp_path / "state")
     fake_record(deploy.model.images.build_record_path("dev"))
-    result = run("--env", "dev", "--config", str(config), "--layout", "split-pods")
+    result = k8sdeploy("render", "--layout", "split-pods", env="dev", config=config, environ=NO_MYSQL_SECRET)
     assert result.exit_code == 0, result.output
     assert "image: \"127.0.0.1:5000/suite/person:" in result.stdout
 
 
 def test_the_diagram_needs_no_build_record(config: Path) -> None:
-    result = run("--env", "db", "--config", str(config), "--format", "mermaid")
+    result = k8sdeploy("render", "--format", "mermaid", env="db", config=config, environ=NO_MYSQL_SECRET)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("flowchart LR\n") and 'person -->|"mysql:3306"| mysql' in result.stdout

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli import main
 from deploy import compose
 from deploy.compose import gke_target
 from deploy.model.errors import CloudError, CredentialsError
 from tests.deploy.targets.gke.conftest import ENV, Cloud, config_file, environment
 from tests.deploy.targets.kube.objects import single_pod
+from tests.helpers import k8sdeploy
 
 
 def failure(cloud: Cloud, **settings: str) -> CloudError:
@@ -80,7 +79,7 @@ def test_missing_credentials_through_the_cli(tmp_path: Path, monkeypatch: pytest
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/gcloud/application_default_credentials.json
     monkeypatch.setenv("NO_GCE_CHECK", "True")  # not on a GCE VM: do not ask a metadata server
-    result = CliRunner().invoke(main, ["status", "--env", ENV, "--config", str(config_file(tmp_path / "k.toml"))])
+    result = k8sdeploy("status", env=ENV, config=config_file(tmp_path / "k.toml"))
     assert result.exit_code == 8
     assert result.stderr.startswith("error: no Google credentials found (")
     assert result.stderr.rstrip().endswith("; set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or "
@@ -93,16 +92,16 @@ def test_status_and_down_through_the_cli(cloud: Cloud, tmp_path: Path, monkeypat
     config = str(config_file(tmp_path / "k.toml", cloud.namespace))
     gke_target(environment(cloud.namespace), lambda _line: None, cloud.apis()).apply(single_pod(ENV))
     cloud.controller.wait_idle()
-    result = CliRunner().invoke(main, ["status", "--env", ENV, "--config", config])
+    result = k8sdeploy("status", env=ENV, config=config)
     assert result.exit_code in (0, 5) and "cluster ms-auth in europe-west1-b: RUNNING" in result.stderr
     assert result.stdout.splitlines()[0].split() == ["SERVICE", "VERSION", "DIGEST", "READY", "REASON"]
-    kept = CliRunner().invoke(main, ["down", "--yes", "--keep-cluster", "--env", ENV, "--config", config])
+    kept = k8sdeploy("down", "--yes", "--keep-cluster", env=ENV, config=config)
     assert kept.exit_code == 0, kept.stderr
     assert "removed Service/gateway" in kept.stdout and "cluster" not in kept.stdout
     assert cloud.gke.clusters and cloud.compute.everything() == []
-    gone = CliRunner().invoke(main, ["down", "--yes", "--env", ENV, "--config", config])
+    gone = k8sdeploy("down", "--yes", env=ENV, config=config)
     assert gone.stdout == "removed cluster ms-auth\n" and cloud.gke.clusters == {}
-    again = CliRunner().invoke(main, ["down", "--yes", "--env", ENV, "--config", config])
+    again = k8sdeploy("down", "--yes", env=ENV, config=config)
     assert again.exit_code == 0 and again.stdout == "" and "nothing of environment" in again.stderr
-    local = CliRunner().invoke(main, ["down", "--yes", "--keep-cluster", "--config", config, "--env", ENV.replace("staging", "x")])
+    local = k8sdeploy("down", "--yes", "--keep-cluster", env=ENV.replace("staging", "x"), config=config)
     assert local.exit_code == 2

@@ -21,16 +21,14 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from click.testing import CliRunner
 
-from cli import main
 from deploy import compose
 from deploy.devrun import LocalSuite
-from tests.deploy.conftest import clone, git
 from tests.controlplane import KubeCluster
+from tests.deploy.conftest import clone, git
 from tests.deploy.targets.gke.conftest import ENV, TOKEN, Cloud, make_cloud
-from tests.deploy.test_output import digests, valid
 from tests.fakes.artifact_registry import FakeArtifactRegistry
+from tests.helpers import digests, k8sdeploy, valid
 from tests.registries import ProxyRules, Registry, registry_proxy, registry_server
 from tools.cluster.controlplane import Cluster
 
@@ -92,10 +90,6 @@ def sources(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) -> dict
     return {"a": a, "b": b, "c": c}
 
 
-def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
-    return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
-
-
 def deployed_images(kube: KubeCluster) -> set[str]:
     deployment = kube.get("deployments", "auth-suite")
     return {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
@@ -109,7 +103,7 @@ class TestGkeReleases:
     def test_up_a_creates_the_repository_and_the_cluster_pushes_and_records(
             self, config: Path, sources: dict, cloud: Cloud, artifact_registry: Registry) -> None:
         assert cloud.artifact_registry.repository("my-project", "suite") is None  # a fresh project
-        result = k8sdeploy(config, "up", "--source", str(sources["a"]), "--output", "json")
+        result = k8sdeploy("up", "--source", str(sources["a"]), "--output", "json", env=ENV, config=config)
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert (document["command"], document["result"], document["version"]) == ("up", "ok", "1.0.0")
@@ -126,12 +120,12 @@ class TestGkeReleases:
         SEEN["a"] = document
 
     def test_up_b(self, config: Path, sources: dict, cloud: Cloud) -> None:
-        result = k8sdeploy(config, "up", "--source", str(sources["b"]), "--output", "json")
+        result = k8sdeploy("up", "--source", str(sources["b"]), "--output", "json", env=ENV, config=config)
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert document["version"] == "1.1.0" and digests(document)["person"] != digests(SEEN["a"])["person"]
         assert deployed_images(cloud.kube) == refs(document)
-        status = k8sdeploy(config, "status", "--output", "json")
+        status = k8sdeploy("status", "--output", "json", env=ENV, config=config)
         assert status.exit_code == 0, status.stderr
         assert (valid(status.stdout)["release"], valid(status.stdout)["drift"]) == ("1.1.0", [])
         policies = cloud.artifact_registry.repository("my-project", "suite")["cleanupPolicies"]
@@ -139,7 +133,7 @@ class TestGkeReleases:
         SEEN["b"] = document
 
     def test_history_lists_both(self, config: Path) -> None:
-        result = k8sdeploy(config, "history", "--output", "json")
+        result = k8sdeploy("history", "--output", "json", env=ENV, config=config)
         assert result.exit_code == 0, result.stderr
         releases = valid(result.stdout)["releases"]
         assert [(r["version"], r["action"]) for r in releases] == [("1.1.0", "up"), ("1.0.0", "up")]
@@ -148,7 +142,7 @@ class TestGkeReleases:
 
     def test_rollback_returns_to_a_by_digest_without_building(self, config: Path, cloud: Cloud) -> None:
         clusters = cloud.gke.mutations
-        result = k8sdeploy(config, "rollback", "--yes", "--output", "json")
+        result = k8sdeploy("rollback", "--yes", "--output", "json", env=ENV, config=config)
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert (document["action"], document["version"]) == ("rollback", "1.0.0")
@@ -160,8 +154,8 @@ class TestGkeReleases:
     def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, config: Path, sources: dict, cloud: Cloud) -> None:
         cloud.kube.logs({"person": CRASH_LOG})
         cloud.kube.simulate("crash-loop", "person", C_PERSON)
-        result = k8sdeploy(config, "up", "--source", str(sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "60", "--output", "json")
+        result = k8sdeploy("up", "--source", str(sources["c"]), "--rollback-on-failure",
+                           "--wait-timeout", "60", "--output", "json", env=ENV, config=config)
         assert result.exit_code == 5, result.stderr
         document = valid(result.stdout)
         assert document["result"] == "failed" and document["exit_code"] == 5
@@ -171,7 +165,7 @@ class TestGkeReleases:
         assert "RuntimeError: person: C cannot start" in document["error"]["details"]
         assert digests(document["rolled_back_to"]) == digests(SEEN["a"])
         assert deployed_images(cloud.kube) == refs(SEEN["a"])
-        history = valid(k8sdeploy(config, "history", "--output", "json").stdout)["releases"]
+        history = valid(k8sdeploy("history", "--output", "json", env=ENV, config=config).stdout)["releases"]
         assert [(r["version"], r["action"]) for r in history] == [
             ("1.0.0", "rollback"), ("1.0.0", "rollback"), ("1.1.0", "up"), ("1.0.0", "up")]  # C never recorded
 
@@ -180,8 +174,8 @@ class TestGkeReleases:
         for pod in cloud.kube.list("pods"):  # its running pod is replaced by one that crashes
             cloud.kube.session().delete(f"{cloud.kube.server}/api/v1/namespaces/{cloud.namespace}/pods/"
                                         f"{pod['metadata']['name']}", timeout=10)
-        result = k8sdeploy(config, "up", "--source", str(sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "60", "--output", "json")
+        result = k8sdeploy("up", "--source", str(sources["c"]), "--rollback-on-failure",
+                           "--wait-timeout", "60", "--output", "json", env=ENV, config=config)
         assert result.exit_code == 5, result.stderr
         error = valid(result.stdout)["error"]
         assert error["type"] == "RollbackFailed"
@@ -192,20 +186,20 @@ class TestGkeReleases:
         assert new.startswith("the new version:\n")  # both diagnoses, each under its heading
         assert "RuntimeError: person: C cannot start" in new and "RuntimeError: person: C cannot start" in rollback
         cloud.kube.forget_simulations()
-        history = valid(k8sdeploy(config, "history", "--output", "json").stdout)["releases"]
+        history = valid(k8sdeploy("history", "--output", "json", env=ENV, config=config).stdout)["releases"]
         assert len(history) == 4  # neither the failed up nor the failed rollback was recorded
 
     def test_down_takes_the_history_with_the_cluster(self, config: Path, cloud: Cloud) -> None:
-        refused = k8sdeploy(config, "down")
+        refused = k8sdeploy("down", env=ENV, config=config)
         assert refused.exit_code == 2 and "pass --yes" in refused.stderr and cloud.gke.clusters
-        result = k8sdeploy(config, "down", "--yes", "--output", "json")
+        result = k8sdeploy("down", "--yes", "--output", "json", env=ENV, config=config)
         assert result.exit_code == 0, result.stderr
         assert "cluster ms-auth" in valid(result.stdout)["removed"]
         assert cloud.gke.clusters == {} and cloud.compute.everything() == [] and cloud.kube.owned() == []
-        history = k8sdeploy(config, "history", "--output", "json")
+        history = k8sdeploy("history", "--output", "json", env=ENV, config=config)
         assert history.exit_code == 0 and valid(history.stdout)["releases"] == []
         assert "left Artifact Registry repository" in result.stderr  # images outlive the environment
         policies = cloud.artifact_registry.repository("my-project", "suite")["cleanupPolicies"]
         assert policies[f"k8sdeploy-released-{ENV}"]["condition"]["tagPrefixes"] == ["1.0.0", "1.1.0"]
-        rollback = k8sdeploy(config, "rollback", "--yes")
+        rollback = k8sdeploy("rollback", "--yes", env=ENV, config=config)
         assert rollback.exit_code == 2 and "no release is recorded" in rollback.stderr

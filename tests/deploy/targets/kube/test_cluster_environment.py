@@ -11,12 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli import main
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
-from tests.deploy.test_output import valid
+from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry
 
 ENV = "cluster-test"
@@ -32,10 +30,6 @@ def config(tmp_path: Path, kubeconfig: Path, kube: KubeCluster, registry: Regist
         f'registry = "{registry.host}/suite"', f'namespace = "{kube.namespace}"', 'layout = "split-pods"',
         'service_type = "NodePort"', "smoke = false", "allow_plain_http = true"]) + "\n")
     return path
-
-
-def k8sdeploy(config: Path, *args: str):  # noqa: ANN201 - click Result
-    return CliRunner().invoke(main, [*args, "--env", ENV, "--config", str(config)])
 
 
 def seeded_users(kube: KubeCluster) -> list[dict]:
@@ -57,7 +51,7 @@ def test_up_twice_switch_layout_and_down(config: Path, kube: KubeCluster, source
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     checkout = str(clone(source_repo, tmp_path / "checkout"))
-    first = k8sdeploy(config, "up", "--source", checkout, "--wait-timeout", "120", "--output", "json")
+    first = k8sdeploy("up", "--source", checkout, "--wait-timeout", "120", "--output", "json", env=ENV, config=config)
     assert first.exit_code == 0, first.stderr
     assert valid(first.stdout)["layout"] == "split-pods"
     assert f"skipped the smoke login (environment {ENV} sets smoke = false)" in first.stderr
@@ -66,7 +60,7 @@ def test_up_twice_switch_layout_and_down(config: Path, kube: KubeCluster, source
     assert all(claim["status"]["phase"] == "Bound" for claim in kube.list("persistentvolumeclaims"))
 
     mark = kube.mark()
-    again = k8sdeploy(config, "up", "--source", checkout, "--wait-timeout", "120")
+    again = k8sdeploy("up", "--source", checkout, "--wait-timeout", "120", env=ENV, config=config)
     assert again.exit_code == 0, again.stderr
     # nothing of the deployment is written: the only writes are the environment's lease, taken and released
     assert kube.mutations(mark) == [f"create leases/k8sdeploy-{ENV}", f"delete leases/k8sdeploy-{ENV}"]
@@ -75,21 +69,21 @@ def test_up_twice_switch_layout_and_down(config: Path, kube: KubeCluster, source
     assert [user["email"] for user in seeded_users(kube)] == ["smoke-admin@k8sdeploy.invalid",
                                                               "smoke-user@k8sdeploy.invalid"]  # no demo users here
     authentication = pod_of(kube, "authentication")
-    added = CliRunner().invoke(main, ["user", "add", "Boss@Example.com", "--role", "admin", "--env", ENV,
-                                      "--config", str(config)])
+    added = k8sdeploy("user", "add", "Boss@Example.com", "--role", "admin", env=ENV, config=config)
     assert added.exit_code == 0, added.stderr
     [password] = [line.removeprefix("password: ") for line in added.stdout.splitlines()]
     assert {"id": 100, "email": "boss@example.com", "password": password, "role": "admin"} in seeded_users(kube)
     assert f"replacing pod {authentication}: its services read the users at start-up" in added.stderr
     kube.wait_gone("pods", authentication)  # its Deployment makes a new one, which seeds at start-up
 
-    switched = k8sdeploy(config, "up", "--source", checkout, "--layout", "single-pod", "--wait-timeout", "120")
+    switched = k8sdeploy("up", "--source", checkout, "--layout", "single-pod", "--wait-timeout", "120",
+                         env=ENV, config=config)
     assert switched.exit_code == 0, switched.stderr
     single = kinds(kube.owned())
     pruned = {line.removeprefix("pruned ") for line in switched.stderr.splitlines() if line.startswith("pruned ")}
     assert pruned and pruned == {f"{KINDS[plural]}/{name}" for plural, name in split - single}
     assert ("deployments", "auth-suite") in single and ("deployments", "person") not in single
 
-    down = k8sdeploy(config, "down", "--yes", "--volumes")
+    down = k8sdeploy("down", "--yes", "--volumes", env=ENV, config=config)
     assert down.exit_code == 0, down.stderr
     assert kube.owned() == [] and kube.get("namespaces", kube.namespace) is None

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli import main
 from deploy.compose import stages
 from deploy.model.environments import Environment
 from tests.controlplane import KubeCluster
+from tests.deploy.inputs import release
 from tests.deploy.targets.kube.objects import single_pod
+from tests.helpers import k8sdeploy, valid
 
 
 def config_file(path: Path, namespace: str) -> Path:
@@ -28,7 +28,7 @@ def test_kubeconfig_environment_deploys_and_tears_down(kube: KubeCluster, kubeco
     target.apply(single_pod("kind-dev", "NodePort"))
     assert kube.get("deployments", "auth-suite") is not None
     config = config_file(tmp_path / "k8sdeploy.toml", kube.namespace)
-    result = CliRunner().invoke(main, ["down", "--yes", "--env", "kind-dev", "--config", str(config)])
+    result = k8sdeploy("down", "--yes", env="kind-dev", config=config)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == ["removed Deployment/auth-suite", "removed Service/gateway",
                                           "removed ConfigMap/gateway-conf", f"removed Namespace/{kube.namespace}"]
@@ -37,8 +37,6 @@ def test_kubeconfig_environment_deploys_and_tears_down(kube: KubeCluster, kubeco
 
 def test_kubeconfig_history_is_a_configmap_that_prune_leaves_and_rollback_uses(
         kube: KubeCluster, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.deploy.test_output import release, valid
-
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)
     found = stages(environment, lambda _line: None)
@@ -50,11 +48,11 @@ def test_kubeconfig_history_is_a_configmap_that_prune_leaves_and_rollback_uses(
     live = kube.get("configmaps", "k8sdeploy-releases-kind-dev")
     assert live["metadata"]["labels"]["k8sdeploy.io/release-history"] == "kind-dev"
     config = config_file(tmp_path / "k8sdeploy.toml", kube.namespace)
-    listed = CliRunner().invoke(main, ["history", "--output", "json", "--env", "kind-dev", "--config", str(config)])
+    listed = k8sdeploy("history", "--output", "json", env="kind-dev", config=config)
     assert listed.exit_code == 0, listed.stderr
     assert [r["version"] for r in valid(listed.stdout)["releases"]] == ["1.1.0", "1.0.0"]
-    back = CliRunner().invoke(main, ["rollback", "--yes", "--no-smoke", "--wait-timeout", "60", "--output", "json",
-                                     "--env", "kind-dev", "--config", str(config)])
+    back = k8sdeploy("rollback", "--yes", "--no-smoke", "--wait-timeout", "60", "--output", "json",
+                     env="kind-dev", config=config)
     assert back.exit_code == 0, back.stderr
     document = valid(back.stdout)
     assert document["version"] == "1.0.0" and "build" not in document["durations"]

@@ -8,9 +8,7 @@ import base64
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli import main
 from deploy import compose
 from deploy.model.environments import Environment, load_environment
 from deploy.model.errors import ConfigError, ExitCode
@@ -19,6 +17,7 @@ from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.inputs import VERSION, fake_images, of_kind
 from tests.deploy.targets.kube.conftest import ENV
+from tests.helpers import k8sdeploy
 
 
 def tls_environment(namespace: str = "auth-suite", **settings: object) -> Environment:
@@ -73,7 +72,7 @@ def test_plain_http_beyond_loopback_is_refused_before_anything_is_built(command:
         raise AssertionError("nothing may be asked of Google before the refusal")
 
     monkeypatch.setattr(compose, "google_apis", no_cloud)
-    result = CliRunner().invoke(main, [*command, "--env", "staging", "--config", str(config(tmp_path))])
+    result = k8sdeploy(*command, env="staging", config=config(tmp_path))
     assert result.exit_code == ExitCode.USAGE, result.output
     [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert "would serve its gateway over plain HTTP through its LoadBalancer Service on port 8080" in line

@@ -7,16 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cli import main
 from deploy.targets.kube import DEPLOYMENT, Kind
 from deploy.targets.kube.edits import hand_edits
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.targets.kube.conftest import ENV
 from tests.deploy.targets.kube.objects import single_pod
-from tests.deploy.test_output import valid
+from tests.helpers import k8sdeploy, valid
 
 CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
 
@@ -64,10 +62,10 @@ def test_status_reports_the_edit_as_drift(target: KubeTarget, kubeconfig: Path, 
     target.apply(single_pod(ENV, "NodePort"))
     target.wait(timeout=60)
     kubectl_edit(target, DEPLOYMENT, "auth-suite", {"spec": {"replicas": 2}})
-    result = CliRunner().invoke(main, ["status", "--output", "json", "--env", ENV, "--config", str(config)])
+    result = k8sdeploy("status", "--output", "json", env=ENV, config=config)
     assert valid(result.stdout)["drift"] == [
         "Deployment/auth-suite was changed by hand: kubectl-edit set spec.replicas"], result.stderr
-    text = CliRunner().invoke(main, ["status", "--env", ENV, "--config", str(config)])
+    text = k8sdeploy("status", env=ENV, config=config)
     assert "drift: Deployment/auth-suite was changed by hand: kubectl-edit set spec.replicas" in text.stdout
 
 

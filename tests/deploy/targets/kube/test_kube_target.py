@@ -11,11 +11,11 @@ from deploy.model.errors import ApplyError, ConfigError, CredentialsError, NotRe
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for
+from tests.deploy.inputs import release
 from tests.deploy.targets.kube.conftest import ENV
 from tests.deploy.targets.kube.objects import labels, single_pod, split_pods
 from deploy.targets.kube.history import ConfigMapHistory
 from deploy.targets.kube.lease import KubeLease
-from tests.deploy.test_output import release
 from tests.fakes.proxy import FaultProxy
 
 

@@ -20,8 +20,8 @@ from deploy.targets.kube.lease import MICROTIME, KubeLease
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
+from tests.deploy.inputs import release
 from tests.deploy.targets.kube.conftest import ENV
-from tests.deploy.test_output import release
 from tests.infra import ROOT
 from tests.registries import Registry
 
