@@ -16,7 +16,7 @@ from docker.errors import DockerException
 from deploy.builders import Builder
 from deploy.builders.bases import BaseResolver
 from deploy.builders.oci import OciBuilder
-from deploy.builders.store import BlobStore
+from deploy.builders.store import BlobStore, default_cache_dir
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, CredentialsError
 from deploy.model.images import BuildRecord, build_record_path
@@ -24,6 +24,7 @@ from deploy.model.progress import Progress, Say
 from deploy.model.releases import ReleaseHistory
 from deploy.output import progress_for
 from deploy.publish import Publisher
+from deploy.publish.bases import BasePublisher, PublishedBases
 from deploy.publish.engine import EnginePublisher
 from deploy.publish.promote import LATEST, Moved, move_latest, registry_of
 from deploy.publish.registry import RegistryPublisher
@@ -117,6 +118,19 @@ def build_and_record(options: BuildOptions, record_path: Path) -> BuildRecord:
         clients.close()
     record.save(record_path)
     return record
+
+
+def publish_bases(registry: str) -> PublishedBases:
+    """`bases`: build the Debian bases (debootstrap, once; cached) and push them to `registry` by digest."""
+    address, cache = RegistryAddress.parse(registry), default_cache_dir()
+    clients, progress = Clients(), progress_for()
+    try:
+        resolver = BaseResolver(BlobStore(cache), cache, clients.registry, step=progress.step)
+        publisher = RegistryPublisher(address, clients.registry(address.host), log=progress.step)
+        return BasePublisher(resolver, publisher, progress.step).publish()
+    finally:
+        progress.close()
+        clients.close()
 
 
 def release_latest(environment: Environment, version: str, say: Say) -> tuple[Moved, ...]:

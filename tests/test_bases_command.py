@@ -1,0 +1,88 @@
+"""`k8sdeploy bases`: the Debian bases pushed to a registry on loopback as images, pinned by digest; again a no-op;
+a tag that holds other bases is refused before anything is pushed. The bases come from the machine's k8sdeploy
+cache (debootstrap only the first time on a machine, as root)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from deploy.model.environments import Environment
+from deploy.registry.client import MANIFEST_TYPES, RegistryClient
+from tests.registries import Registry, registry_server
+
+ENV = "bases-test"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with registry_server(tmp_path_factory.mktemp("registry")) as server:
+        yield server
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "k8sdeploy.toml"
+    path.write_text(f'[environments.{ENV}]\ntarget = "local"\n')
+    return path
+
+
+def bases(config: Path, registry: str, *args: str):  # noqa: ANN201 - click Result
+    return CliRunner().invoke(main, ["bases", "--registry", registry, "--env", ENV, "--config", str(config), *args])
+
+
+@pytest.mark.timeout(900)
+def test_bases_are_pushed_by_digest_and_printed_as_the_table_to_paste(config: Path, registry: Registry) -> None:
+    first = bases(config, f"{registry.host}/first/bases")
+    assert first.exit_code == 0, first.stderr
+    table = tomllib.loads(first.stdout)["environments"][ENV]["bases"]
+    assert sorted(table) == ["nginx", "python"]
+    Environment(name=ENV, target="local", bases=table)  # what the configuration accepts
+    for name, reference in table.items():
+        repository, _, digest = reference.removeprefix(f"{registry.host}/").partition("@")
+        assert repository == f"first/bases/{name}"
+        [tag] = registry.tags(repository)
+        assert tag.startswith("bookworm-") and registry.digest(repository, tag) == digest
+        manifest = httpx.get(
+            f"http://{registry.host}/v2/{repository}/manifests/{digest}", headers={"Accept": MANIFEST_TYPES}
+        ).json()
+        config_blob = httpx.get(f"http://{registry.host}/v2/{repository}/blobs/{manifest['config']['digest']}")
+        assert json.loads(config_blob.content)["rootfs"]["diff_ids"]  # an image: config and layers, all there
+
+    again = bases(config, f"{registry.host}/first/bases", "--output", "json")
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr.count("already published with this digest; nothing to push") == 2
+    document = json.loads(again.stdout)
+    assert (document["command"], document["result"], document["environment"]) == ("bases", "ok", ENV)
+    assert document["pins"] == table and document["toml"] == first.stdout
+
+
+@pytest.mark.timeout(900)
+def test_a_tag_holding_other_bases_is_refused_and_nothing_is_pushed(config: Path, registry: Registry) -> None:
+    first = bases(config, f"{registry.host}/one/bases", "--output", "json")
+    assert first.exit_code == 0, first.stderr
+    published = json.loads(first.stdout)["bases"]
+    tag, nginx = published["nginx"]["tag"], published["nginx"]["digest"]
+    # other/bases/python:TAG is the nginx base: someone else's bases of the same day
+    with httpx.Client() as http:
+        client = RegistryClient(registry.host, http)
+        manifest = client.get_manifest("one/bases/nginx", nginx)
+        assert manifest is not None
+        for blob in [json.loads(manifest[0])["config"], *json.loads(manifest[0])["layers"]]:
+            assert client.mount_blob("other/bases/python", blob["digest"], "one/bases/nginx")
+        client.put_manifest("other/bases/python", tag, *manifest)
+
+    refused = bases(config, f"{registry.host}/other/bases")
+    assert refused.exit_code == 3
+    assert f"bases {tag} already exist in {registry.host}/other/bases with other content" in refused.stderr
+    assert f"python is {nginx} there" in refused.stderr and "nothing was pushed" in refused.stderr
+    assert f"pin the bases already there ({registry.host}/other/bases/python@{nginx})" in refused.stderr
+    assert refused.stdout == ""
+    assert registry.tags("other/bases/nginx") == [] and registry.digest("other/bases/python", tag) == nginx
