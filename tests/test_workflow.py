@@ -1,15 +1,32 @@
-"""The example CI workflow uses only commands and options that exist."""
+"""The example CI workflow uses only commands and options that exist, and its deploy job runs as written: its
+`run:` steps, in order, as one bash script, against a loopback `staging` on the real control plane."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import click
+import httpx
+import jsonschema
+import pytest
 import yaml
+from click.testing import CliRunner
 
 from cli import main
+from deploy.builders.store import default_cache_dir
+from deploy.model.environments import load_environment
+from deploy.model.images import pinning_problem
+from deploy.output import SCHEMA_PATH
+from deploy.publish.bases import BASE_NAMES
+from deploy.registry.client import MANIFEST_TYPES
+from tests.controlplane import KubeCluster, kubeconfig_for
+from tests.registries import Registry, registry_server
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "staging.yml"
@@ -17,8 +34,14 @@ WORKFLOW = ROOT / ".github" / "workflows" / "staging.yml"
 
 def run_lines() -> list[str]:
     jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
-    return [line.strip() for job in jobs.values() for step in job["steps"] if "run" in step
-            for line in step["run"].splitlines() if line.strip()]
+    return [
+        line.strip()
+        for job in jobs.values()
+        for step in job["steps"]
+        if "run" in step
+        for line in step["run"].splitlines()
+        if line.strip()
+    ]
 
 
 def test_every_k8sdeploy_command_of_the_workflow_parses() -> None:
@@ -48,3 +71,220 @@ def test_every_action_is_pinned_by_commit() -> None:
         name, _, ref = action.partition("@")
         assert re.fullmatch(r"[0-9a-f]{40}", ref), f"{name} is pinned to {ref!r}, not a commit"
         assert re.search(r"#\s*v\d", comment), f"{name}: say which release the commit is"
+
+
+def test_staging_pins_every_debian_base_by_digest() -> None:
+    """The deploy job installs no debootstrap: a base staging does not pin would be built with it, as root."""
+    staging = load_environment("staging", ROOT / "k8sdeploy.toml")
+    for name in BASE_NAMES:
+        reference = staging.bases.get(name, "")
+        assert not pinning_problem(reference) and not reference.startswith("debootstrap:"), (name, reference)
+
+
+# -- the deploy job, run ------------------------------------------------------------------------------------
+
+STEP_KEYS = {"name", "run", "if", "uses", "with", "env"}
+
+
+def job_script(job: dict) -> str:
+    """The job's `run:` steps as one bash script, as a runner runs them: the job's env exported, each step in a
+    bash of its own with -eo pipefail (GitHub's default shell; -u too), a step skipped once one has failed unless
+    it says `if: always()`, and the job failing when any step failed. `uses:` steps are left out."""
+    lines = ["set -euo pipefail", "failed=0"]
+    lines += [f"export {name}={shlex.quote(str(value))}" for name, value in (job.get("env") or {}).items()]
+    for number, step in enumerate(job["steps"]):
+        assert set(step) <= STEP_KEYS, f"step {number} has keys this script does not run: {sorted(step)}"
+        if "run" not in step:
+            continue
+        condition = step.get("if", "success()")
+        assert condition in ("success()", "always()"), f"step {number}: cannot run `if: {condition}` here"
+        assert "${{" not in step["run"], f"step {number}: an expression this script cannot evaluate"
+        env = "".join(f"{name}={shlex.quote(str(value))} " for name, value in (step.get("env") or {}).items())
+        name = step.get("name") or step["run"].splitlines()[0]
+        lines += [
+            f"if {'true' if condition == 'always()' else '[ $failed = 0 ]'}; then",
+            f"  echo {shlex.quote(f'::step {name}')} >&2",
+            f"  {env}bash --noprofile --norc -euo pipefail -c {shlex.quote(step['run'])} || failed=$?",
+            "fi",
+        ]
+    return "\n".join([*lines, 'exit "$failed"']) + "\n"
+
+
+def artifact_paths(job: dict, workspace: Path, runner_temp: Path) -> list[Path]:
+    """The files the job's upload-artifact steps keep: relative to the checkout, `${{ runner.temp }}` being
+    `runner_temp`."""
+    paths = [
+        line.strip()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/upload-artifact@")
+        for line in step["with"]["path"].splitlines()
+        if line.strip()
+    ]
+    return [workspace / path.replace("${{ runner.temp }}", str(runner_temp)) for path in paths]
+
+
+def valid(path: Path) -> dict:
+    """One JSON document that deploy/schemas/output.schema.json accepts."""
+    document = json.loads(path.read_text())
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(document)
+    return document
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
+
+
+def checkout_of_working_tree(dest: Path) -> Path:
+    """What actions/checkout gives the job: the repository's files as they are in the working tree (tracked, and
+    new ones not ignored), committed once in a fresh repository. `.venv` is the repository's own virtualenv, and
+    the files `make venv` depends on are older than it, so the job's `make venv` finds it up to date: it must not
+    reinstall (`pip install -e .` would point the shared virtualenv at this copy)."""
+    names = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
+    for name in filter(None, names):
+        source, target = ROOT / name, dest / name
+        if not source.is_file() and not source.is_symlink():
+            continue  # deleted or moved in the working tree
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target, follow_symlinks=False)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "the working tree")
+    (dest / ".venv").symlink_to(ROOT / ".venv")
+    with (dest / ".git" / "info" / "exclude").open("a") as exclude:
+        exclude.write("/.venv\n")  # .gitignore's `.venv/` matches a directory, not this symlink to one
+    for name in ("requirements/dev.lock", "pyproject.toml"):
+        os.utime(dest / name, (946684800, 946684800))  # 2000-01-01
+    return dest
+
+
+def runner_environment(tmp_path: Path, config: Path, runner_temp: Path, cache: Path) -> dict[str, str]:
+    """A stock runner's environment, as far as the job can tell: no debootstrap on PATH (it lives in /usr/sbin
+    here), an empty k8sdeploy cache (but the wheels of requirements/app.lock, which PyPI would give it), a home
+    of its own, RUNNER_TEMP, and no Docker Engine (the job needs none)."""
+    cache.mkdir(parents=True)
+    wheels = default_cache_dir() / "deps"  # the dependency trees this machine installed from PyPI already
+    if wheels.is_dir():
+        (cache / "deps").symlink_to(wheels)
+    runner_temp.mkdir(parents=True)
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp_path / "home"),
+        "LANG": "C.UTF-8",
+        "RUNNER_TEMP": str(runner_temp),
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_RUN_ID": "4242",
+        "GITHUB_REPOSITORY": "k8sdeploy/k8sdeploy",
+        "GITHUB_ACTOR": "ci-bot",
+        "K8SDEPLOY_CONFIG": str(config),
+        "K8SDEPLOY_CACHE": str(cache),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "DOCKER_HOST": "unix:///nonexistent.sock",
+    }
+
+
+def loopback_staging(kube: KubeCluster, kubeconfig: Path, registry: Registry) -> str:
+    """`staging` as a kubeconfig environment on the tests' control plane (KWOK runs no container: no smoke
+    login), pushing to a registry on loopback."""
+    return (
+        "\n".join(
+            [
+                "[environments.staging]",
+                'target = "kubeconfig"',
+                f'kubeconfig = "{kubeconfig}"',
+                'kube_context = "test"',
+                f'registry = "{registry.host}/suite"',
+                f'namespace = "{kube.namespace}"',
+                'layout = "single-pod"',
+                'service_type = "NodePort"',
+                "smoke = false",
+                "allow_plain_http = true",
+            ]
+        )
+        + "\n"
+    )
+
+
+def run_job(script: str, checkout: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-c", script],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=780,
+    )
+
+
+def manifest(registry: Registry, repository: str, reference: str) -> dict:
+    answer = httpx.get(
+        f"http://{registry.host}/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
+    )
+    answer.raise_for_status()
+    return answer.json()
+
+
+@pytest.mark.timeout(900)
+def test_the_deploy_job_runs_as_written_against_a_loopback_staging(kube_cluster: KubeCluster, tmp_path: Path) -> None:
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["deploy"]
+    script = job_script(job)
+    checkout = checkout_of_working_tree(tmp_path / "checkout")
+    installed = (ROOT / ".venv" / ".installed").stat().st_mtime
+    config = tmp_path / "k8sdeploy.toml"
+    with registry_server(tmp_path / "registry") as registry:
+        config.write_text(
+            loopback_staging(kube_cluster, kubeconfig_for(kube_cluster.cluster, tmp_path / "kubeconfig"), registry)
+        )
+
+        # Unpinned, `up` would build the Debian bases with debootstrap, which the job does not have: it fails,
+        # the status step still runs (if: always()), and so does the job.
+        unpinned_temp, unpinned_cache = tmp_path / "unpinned-temp", tmp_path / "unpinned-cache"
+        env = runner_environment(tmp_path, config, unpinned_temp, unpinned_cache)
+        assert shutil.which("debootstrap", path=env["PATH"]) is None
+        unpinned = run_job(script, checkout, env)
+        assert unpinned.returncode != 0, unpinned.stderr[-3000:]
+        assert "debootstrap" in unpinned.stderr
+        up_json, status_json = artifact_paths(job, checkout, unpinned_temp)
+        failed = valid(up_json)
+        assert (failed["command"], failed["result"], failed["exit_code"]) == ("up", "failed", 3)
+        assert json.loads(status_json.read_text())["result"] != "ok"
+
+        # The bases published once (from the machine's cache; debootstrap only on a machine's first run) and
+        # their table pasted into the configuration: the job runs through.
+        published = CliRunner().invoke(
+            main, ["bases", "--registry", f"{registry.host}/bases", "--env", "staging", "--config", str(config)]
+        )
+        assert published.exit_code == 0, published.stderr
+        config.write_text(config.read_text() + published.stdout)
+        pins = load_environment("staging", config).bases
+        assert sorted(pins) == sorted(BASE_NAMES)
+        assert all(re.fullmatch(rf"{registry.host}/bases/{name}@sha256:[0-9a-f]{{64}}", pins[name]) for name in pins)
+
+        runner_temp, cache = tmp_path / "runner-temp", tmp_path / "cache"
+        done = run_job(script, checkout, runner_environment(tmp_path, config, runner_temp, cache))
+        assert done.returncode == 0, done.stderr[-5000:]
+        assert "Nothing to be done for 'venv'" in done.stdout
+        assert (ROOT / ".venv" / ".installed").stat().st_mtime == installed  # make venv did not reinstall
+        up_json, status_json = artifact_paths(job, checkout, runner_temp)
+        up, status = valid(up_json), valid(status_json)
+        assert (up["command"], up["result"], up["environment"]) == ("up", "ok", "staging")
+        # beyond loopback a dirty checkout is refused: whatever the steps write must not land in it
+        assert "dirty" not in up["version"], up["version"]
+        assert up["commit"] == git(checkout, "rev-parse", "HEAD").strip()
+        assert (status["result"], status["release"]) == ("ok", up["version"])
+        assert status["services"] and all(service["ready"] for service in status["services"])
+
+        # the bases came from the registry, nothing was debootstrapped, and the images are built on them
+        assert not (cache / "bases").exists() and "building base" not in done.stderr
+        python = pins["python"].rpartition("@")[2]
+        base_layers = [layer["digest"] for layer in manifest(registry, "bases/python", python)["layers"]]
+        person = up["images"]["person"]
+        image_layers = [layer["digest"] for layer in manifest(registry, "suite/person", person["digest"])["layers"]]
+        assert image_layers[: len(base_layers)] == base_layers
