@@ -9,7 +9,7 @@ import pytest
 
 from deploy.devrun import LocalSuite, SuiteSettings
 from tests.controlplane import TOKENS, KubeCluster
-from tests.infra import MariaDB, free_port_block, mariadb_server
+from tests.infra import MariaDB, free_port_block, mariadb_server, suite_environment
 from tools.cluster.controlplane import Cluster, ControlPlane
 
 # The shared suites allow many logins: several tests log in. The rate limit itself is tested
@@ -61,6 +61,14 @@ def engine_without_stale_test_versions() -> None:
         return  # tests that need the engine say so themselves
     forget_test_versions(client)
     client.close()
+
+
+@pytest.fixture(scope="module")
+def suite_engine(request: pytest.FixtureRequest) -> Iterator:
+    """The Docker Engine for a module that deploys the real suite on it (tests/infra.py's suite_environment): its
+    fixed ports free, and the containers and volumes labelled as the module's OWNED removed afterwards."""
+    with suite_environment(request.module.OWNED) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -8,14 +8,12 @@ and C, A with person crashing at start-up. Every command runs with `--output jso
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import docker
 import pytest
 
 from tests.deploy.conftest import clone, git, make_source_repo
 from tests.helpers import digests, k8sdeploy, valid
-from tests.infra import suite_environment
 
 ENV = "releasetest"
 OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
@@ -30,7 +28,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sources(workdir: Path) -> dict[str, Path]:
+def local_sources(workdir: Path) -> dict[str, Path]:
     a = make_source_repo(workdir / "a")
     b = clone(a, workdir / "b")
     person = b / "services" / "person" / "__main__.py"
@@ -41,12 +39,6 @@ def sources(workdir: Path) -> dict[str, Path]:
     (c / "services" / "person" / "__main__.py").write_text("raise RuntimeError('person: C cannot start')\n")
     git(c, "commit", "-qam", "person: broken")
     return {"a": a, "b": b, "c": c}
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    with suite_environment(OWNED) as client:
-        yield client
 
 
 def in_workdir(workdir: Path) -> dict:
@@ -64,8 +56,9 @@ def running_digests(workdir: Path, release: str) -> dict[str, str]:
 
 
 class TestReleases:
-    def test_up_a_prints_one_json_document(self, workdir: Path, sources: dict, engine: docker.DockerClient) -> None:
-        result = k8sdeploy("up", "--source", str(sources["a"]), "--output", "json", **in_workdir(workdir))
+    def test_up_a_prints_one_json_document(self, workdir: Path, local_sources: dict,
+                                           suite_engine: docker.DockerClient) -> None:
+        result = k8sdeploy("up", "--source", str(local_sources["a"]), "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)  # the whole of stdout is one document
         assert (document["command"], document["result"], document["version"]) == ("up", "ok", "1.0.0")
@@ -74,8 +67,8 @@ class TestReleases:
         assert len(document["smoke"]["checks"]) > 1
         SEEN["a"] = document
 
-    def test_up_b(self, workdir: Path, sources: dict) -> None:
-        result = k8sdeploy("up", "--source", str(sources["b"]), "--output", "json", **in_workdir(workdir))
+    def test_up_b(self, workdir: Path, local_sources: dict) -> None:
+        result = k8sdeploy("up", "--source", str(local_sources["b"]), "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert document["version"] == "7.7.1"
@@ -103,8 +96,8 @@ class TestReleases:
         assert document["objects_hash"] == SEEN["a"]["objects_hash"]  # the same objects as A's up
         assert running_digests(workdir, "1.0.0") == digests(SEEN["a"])
 
-    def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, workdir: Path, sources: dict) -> None:
-        result = k8sdeploy("up", "--source", str(sources["c"]), "--rollback-on-failure",
+    def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, workdir: Path, local_sources: dict) -> None:
+        result = k8sdeploy("up", "--source", str(local_sources["c"]), "--rollback-on-failure",
                            "--wait-timeout", "90", "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 5, result.stderr
         document = valid(result.stdout)
@@ -120,11 +113,11 @@ class TestReleases:
         assert len(history) == 4  # C was never recorded
 
     def test_down_refuses_without_yes_then_removes_everything(self, workdir: Path,
-                                                              engine: docker.DockerClient) -> None:
+                                                              suite_engine: docker.DockerClient) -> None:
         refused = k8sdeploy("down", "--volumes", **in_workdir(workdir))
         assert refused.exit_code == 2 and "pass --yes" in refused.stderr
-        assert engine.containers.list(filters=OWNED)
+        assert suite_engine.containers.list(filters=OWNED)
         result = k8sdeploy("down", "--volumes", "--yes", "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 0, result.stderr
         assert f"k8sdeploy-{ENV}-auth-suite-person" in valid(result.stdout)["removed"]
-        assert engine.containers.list(all=True, filters=OWNED) == []
+        assert suite_engine.containers.list(all=True, filters=OWNED) == []

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import docker
 import pytest
@@ -16,23 +15,16 @@ import pytest
 from tests.browser.test_login_browser import CHROMIUM_FLAGS
 from tests.deploy.conftest import git, make_source_repo
 from tests.helpers import k8sdeploy
-from tests.infra import suite_environment
 
 ENV = "uptest"
 OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def single_pod_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("config") / "k8sdeploy.toml"
     path.write_text(f'[environments.{ENV}]\ntarget = "local"\nlayout = "single-pod"\n')
     return path
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    with suite_environment(OWNED) as client:
-        yield client
 
 
 SUITE_PORTS = range(8080, 8086)  # the gateway and the five services (deploy/model/suite.py)
@@ -54,33 +46,34 @@ def container_ids(engine: docker.DockerClient) -> dict[str, str]:
 
 
 class TestUpOnTheLocalEngine:
-    def test_up_single_pod_passes_the_smoke_test(self, config: Path, engine: docker.DockerClient) -> None:
-        result = k8sdeploy("up", "--layout", "single-pod", env=ENV, config=config)
+    def test_up_single_pod_passes_the_smoke_test(self, single_pod_config: Path,
+                                                 suite_engine: docker.DockerClient) -> None:
+        result = k8sdeploy("up", "--layout", "single-pod", env=ENV, config=single_pod_config)
         assert result.exit_code == 0, result.stderr
         assert result.stdout.splitlines() == ["gateway: http://127.0.0.1:8080",
                                               "  log in as admin@test.com / admin",
                                               "  log in as user@test.com / user"]
         assert "smoke: user@test.com is refused what it may not do" in result.stderr
-        pods = {c.labels["k8sdeploy.io/pod"] for c in engine.containers.list(filters=OWNED)}
+        pods = {c.labels["k8sdeploy.io/pod"] for c in suite_engine.containers.list(filters=OWNED)}
         assert pods == {"auth-suite"}
-        assert len(container_ids(engine)) == 7  # the infra container and six
+        assert len(container_ids(suite_engine)) == 7  # the infra container and six
 
     def test_every_port_of_the_suite_listens_on_loopback_only(self) -> None:
         """The containers share the host's network: a service on 0.0.0.0 would take requests from anyone who
         reaches the machine (a POST to the session service's /api/sessions is an admin session)."""
         assert listening(SUITE_PORTS) and set(listening(SUITE_PORTS).values()) == {"127.0.0.1"}
 
-    def test_second_up_changes_nothing(self, config: Path, engine: docker.DockerClient) -> None:
-        before = container_ids(engine)
-        result = k8sdeploy("up", env=ENV, config=config)
+    def test_second_up_changes_nothing(self, single_pod_config: Path, suite_engine: docker.DockerClient) -> None:
+        before = container_ids(suite_engine)
+        result = k8sdeploy("up", env=ENV, config=single_pod_config)
         assert result.exit_code == 0, result.stderr
         assert "no change: auth-suite already up to date" in result.stderr
         assert "loaded into the engine" not in result.stderr
         assert result.stderr.count("already in the engine as") == 6
-        assert container_ids(engine) == before
+        assert container_ids(suite_engine) == before
 
-    def test_status_lists_six_ready_services(self, config: Path) -> None:
-        result = k8sdeploy("status", env=ENV, config=config)
+    def test_status_lists_six_ready_services(self, single_pod_config: Path) -> None:
+        result = k8sdeploy("status", env=ENV, config=single_pod_config)
         assert result.exit_code == 0, result.stderr
         rows = [line.split() for line in result.stdout.splitlines()[1:]]
         assert sorted(row[0] for row in rows) == ["authentication", "authorisation", "frontend", "nginx-lua",
@@ -102,32 +95,35 @@ class TestUpOnTheLocalEngine:
             expect(page.locator("table")).to_contain_text("Hopper")
             browser.close()
 
-    def test_switching_layout_removes_the_single_pod(self, config: Path, engine: docker.DockerClient) -> None:
-        result = k8sdeploy("up", "--layout", "split-pods", env=ENV, config=config)
+    def test_switching_layout_removes_the_single_pod(self, single_pod_config: Path,
+                                                     suite_engine: docker.DockerClient) -> None:
+        result = k8sdeploy("up", "--layout", "split-pods", env=ENV, config=single_pod_config)
         assert result.exit_code == 0, result.stderr
         assert "removed auth-suite" in result.stderr
-        pods = {c.labels["k8sdeploy.io/pod"] for c in engine.containers.list(all=True, filters=OWNED)}
+        pods = {c.labels["k8sdeploy.io/pod"] for c in suite_engine.containers.list(all=True, filters=OWNED)}
         assert pods == {"nginx-lua", "frontend", "authentication", "authorisation", "session", "person"}
-        assert k8sdeploy("smoke", env=ENV, config=config).exit_code == 0
+        assert k8sdeploy("smoke", env=ENV, config=single_pod_config).exit_code == 0
         assert set(listening(SUITE_PORTS).values()) == {"127.0.0.1"}
 
-    def test_a_crashing_service_is_named_with_its_last_log_lines(self, config: Path, tmp_path: Path) -> None:
+    def test_a_crashing_service_is_named_with_its_last_log_lines(self, single_pod_config: Path,
+                                                                  tmp_path: Path) -> None:
         source = make_source_repo(tmp_path / "broken")
         main_module = source / "services" / "person" / "__main__.py"
         main_module.write_text("raise RuntimeError('person: the flux capacitor is missing')\n")
         git(source, "commit", "-qam", "break person")
         result = k8sdeploy("up", "--layout", "single-pod", "--source", str(source), "--wait-timeout", "120",
-                           env=ENV, config=config)
+                           env=ENV, config=single_pod_config)
         assert result.exit_code == 5, result.stderr
         assert "error: person crashed; fix the cause shown below" in result.stderr
         assert "RuntimeError: person: the flux capacitor is missing" in result.stderr
         assert "frontend crashed" not in result.stderr
 
-    def test_down_removes_everything_and_again_is_a_no_op(self, config: Path, engine: docker.DockerClient) -> None:
-        first = k8sdeploy("down", "--volumes", "--yes", env=ENV, config=config)
+    def test_down_removes_everything_and_again_is_a_no_op(self, single_pod_config: Path,
+                                                          suite_engine: docker.DockerClient) -> None:
+        first = k8sdeploy("down", "--volumes", "--yes", env=ENV, config=single_pod_config)
         assert first.exit_code == 0, first.stderr
         assert f"removed k8sdeploy-{ENV}-auth-suite-person" in first.stdout
-        assert engine.containers.list(all=True, filters=OWNED) == []
-        assert engine.volumes.list(filters=OWNED) == []
-        second = k8sdeploy("down", "--yes", env=ENV, config=config)
+        assert suite_engine.containers.list(all=True, filters=OWNED) == []
+        assert suite_engine.volumes.list(filters=OWNED) == []
+        second = k8sdeploy("down", "--yes", env=ENV, config=single_pod_config)
         assert second.exit_code == 0 and second.stdout == ""

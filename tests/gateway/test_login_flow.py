@@ -7,14 +7,7 @@ import re
 import httpx
 import pytest
 
-from deploy.devrun import LocalSuite
 from tests.helpers import client, login, same_origin, table_names
-
-
-@pytest.fixture
-def http(suite: LocalSuite) -> httpx.Client:
-    with client(suite.url) as http:
-        yield http
 
 
 def test_no_cookie_is_sent_to_the_login_page(http: httpx.Client) -> None:

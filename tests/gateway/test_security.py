@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Iterator
 
 import httpx
-import pytest
 
 from deploy.devrun import LocalSuite
 from tests.gateway.test_config import run_gateway
@@ -20,12 +19,6 @@ from tests.helpers import client, login, same_origin, table_names
 
 POLICY = {"default-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'",
           "object-src 'none'"}
-
-
-@pytest.fixture
-def http(suite: LocalSuite) -> Iterator[httpx.Client]:
-    with client(suite.url) as http:
-        yield http
 
 
 def assert_security_headers(answer: httpx.Response, no_store: bool = False) -> None:

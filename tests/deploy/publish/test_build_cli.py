@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -15,7 +14,7 @@ from deploy.model.images import IMAGE_NAMES, BuildRecord
 from tests.deploy.conftest import BuiltSuite, clone
 from tests.helpers import k8sdeploy
 from tests.infra import free_port_block
-from tests.registries import Registry, registry_server
+from tests.registries import Registry
 
 
 def write_config(path: Path, registry: str, bases: dict[str, str]) -> Path:
@@ -61,12 +60,6 @@ def test_a_malformed_registry_address_is_a_usage_error(checkout: Path) -> None:
     result = k8sdeploy("build", "--registry", "not a registry/x", "--source", str(checkout), catch_exceptions=False)
     assert result.exit_code == ExitCode.USAGE
     assert "is not a registry address" in result.stderr
-
-
-@pytest.fixture(scope="module")
-def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with registry_server(tmp_path_factory.mktemp("cli-auth-registry"), users={"ci": "right"}) as server:
-        yield server
 
 
 def test_wrong_credentials_are_one_clear_error_and_nothing_is_tagged(tmp_path: Path, checkout: Path,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Iterator
 
 import google.oauth2.credentials
 import pytest
@@ -18,7 +17,7 @@ from deploy.registry.client import RetryPolicy, RegistryAddress
 from deploy.publish.registry import RegistryPublisher
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite, build_suite, clone, git
 from tests.infra import free_port_block
-from tests.registries import ProxyRules, Registry, registry_proxy, registry_server
+from tests.registries import ProxyRules, Registry, registry_proxy
 
 TAG = "1.0.0"
 
@@ -82,12 +81,6 @@ def test_unreachable_registry_is_one_clear_error(suite_build: BuiltSuite) -> Non
     with pytest.raises(PublishError, match=r"cannot reach registry 127\.0\.0\.1:\d+") as error:
         publish(f"127.0.0.1:{free_port_block(1)}", suite_build)
     assert "check the registry address" in str(error.value)
-
-
-@pytest.fixture(scope="module")
-def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with registry_server(tmp_path_factory.mktemp("auth-registry"), users={"ci": "s3cret"}) as server:
-        yield server
 
 
 def docker_config(path: Path, host: str, user: str, password: str) -> Path:

@@ -114,11 +114,6 @@ def environment(namespace: str, **gke: object) -> Environment:
 
 
 @pytest.fixture
-def said() -> list[str]:
-    return []
-
-
-@pytest.fixture
 def target(cloud: Cloud, said: list[str]):  # noqa: ANN201 - a GkeTarget
     return gke_target(environment(cloud.namespace), said.append, cloud.apis())
 

@@ -25,10 +25,5 @@ def kubeconfig(kube: KubeCluster, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def said() -> list[str]:
-    return []
-
-
-@pytest.fixture
 def target(kubeconfig: Path, kube: KubeCluster, said: list[str]) -> KubeTarget:
     return KubeTarget(kubeconfig_api("test", kubeconfig), kube.namespace, ENV, said.append, poll=0.05)

@@ -12,13 +12,14 @@ from deploy.model.images import PublishedImage
 from deploy.model.releases import FileHistory, Release
 from deploy.devrun import LocalSuite
 from deploy.targets.local.target import LocalTarget
-from tests.deploy.targets.local.test_local_target import ENV, busybox, docker_client, objects  # noqa: F401 - fixtures
+from tests.deploy.targets.local.conftest import ENV
+from tests.deploy.targets.local.objects import objects
 from tests.helpers import k8sdeploy, valid
 from tests.infra import free_port_block
 
 
 @pytest.fixture
-def deployed(docker_client: docker.DockerClient, busybox: str, tmp_path: Path):  # noqa: F811
+def deployed(docker_client: docker.DockerClient, busybox: str, tmp_path: Path):
     target = LocalTarget(docker_client, ENV, state_dir=tmp_path / "state")
     target.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))
     target.wait(timeout=30)
@@ -26,7 +27,7 @@ def deployed(docker_client: docker.DockerClient, busybox: str, tmp_path: Path): 
     target.down(volumes=True)
 
 
-def test_status_table_and_exit_codes(deployed: LocalTarget, config: Path, busybox: str) -> None:  # noqa: F811
+def test_status_table_and_exit_codes(deployed: LocalTarget, config: Path, busybox: str) -> None:
     result = k8sdeploy("status", env=ENV, config=config)
     assert result.exit_code == 0, result.stderr
     header, *rows = result.stdout.splitlines()
@@ -64,7 +65,7 @@ def test_without_a_terminal_down_refuses_unless_yes(deployed: LocalTarget, confi
     assert [row.ready for row in deployed.status()] == [True, True]
 
 
-def test_status_and_down_as_json(deployed: LocalTarget, config: Path, busybox: str) -> None:  # noqa: F811
+def test_status_and_down_as_json(deployed: LocalTarget, config: Path, busybox: str) -> None:
     status = k8sdeploy("status", "--output", "json", env=ENV, config=config)
     assert status.exit_code == 0, status.stderr
     document = valid(status.stdout)

@@ -1,13 +1,12 @@
 """The local target on the real Docker Engine, with a tiny image made from Debian's busybox-static.
 
-The objects here are hand-written Kubernetes objects in the shapes our layouts use; the suite's own
-images and layouts are exercised end to end in tests/test_up_local.py.
+The objects here are hand-written Kubernetes objects in the shapes our layouts use (objects.py); the suite's
+own images and layouts are exercised end to end in tests/test_up_local.py.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import shutil
 import socket
 from pathlib import Path
@@ -17,94 +16,12 @@ import httpx
 import pytest
 
 from deploy.model.errors import ExitCode, NotReadyError
-from deploy.targets.local.pause import is_static_executable, pause_image, root_fs
+from deploy.targets.local.pause import is_static_executable, pause_image
 from deploy.targets.local.plan import LocalTargetError
 from deploy.targets.local.target import LocalTarget, NotDeployed
+from tests.deploy.targets.local.conftest import ENV
+from tests.deploy.targets.local.objects import objects
 from tests.infra import free_port_block
-
-ENV = "k8stest"
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    client = docker.from_env()
-    client.ping()
-    return client
-
-
-@pytest.fixture(scope="session")
-def busybox(docker_client: docker.DockerClient) -> str:
-    """An image holding busybox (httpd, sh, sleep, chown) and /www/readyz, imported with no registry.
-
-    `docker import` stamps the time, so the image carries a digest of its tar as a label: an unchanged
-    busybox reuses the image of an earlier run instead of leaving it dangling."""
-    layer = root_fs(Path(shutil.which("busybox") or "/bin/busybox"),
-                    applets=("sh", "sleep", "httpd", "cat", "chown", "echo", "env", "touch"),
-                    directories=("www", "tmp", "data", "conf"), files={"www/readyz": b"ok\n", "www/healthz": b"ok\n"})
-    content = hashlib.sha256(layer).hexdigest()
-    try:
-        image = docker_client.images.get("k8sdeploy-test/busybox:1")
-    except docker.errors.ImageNotFound:
-        image = None
-    if image is None or image.labels.get("k8sdeploy.test/content") != content:
-        docker_client.api.import_image_from_data(layer, repository="k8sdeploy-test/busybox", tag="1",
-                                                 changes=["ENV PATH=/bin", f"LABEL k8sdeploy.test/content={content}"])
-        image = docker_client.images.get("k8sdeploy-test/busybox:1")
-    return f"k8sdeploy-test/busybox:1@{image.id}"
-
-
-@pytest.fixture
-def target(docker_client: docker.DockerClient, tmp_path: Path):
-    target = LocalTarget(docker_client, ENV, state_dir=tmp_path / "state")
-    target.down(volumes=True)
-    yield target
-    target.down(volumes=True)
-
-
-LABELS = {"app.kubernetes.io/part-of": "test", "app.kubernetes.io/instance": ENV,
-          "app.kubernetes.io/managed-by": "k8sdeploy"}
-
-
-def httpd(name: str, image: str, port: int, command: list[str] | None = None, **extra) -> dict:
-    return {
-        "name": name, "image": image,
-        "command": command or ["httpd", "-f", "-p", f"127.0.0.1:{port}", "-h", "/www"],
-        "ports": [{"name": "http", "containerPort": port}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1},
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "readOnlyRootFilesystem": True,
-                            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-        "resources": {"limits": {"memory": "64Mi", "cpu": "250m"}},
-        **extra,
-    }
-
-
-def objects(image: str, ports: list[int], pod: str = "web", env_value: str = "one", **pod_extra) -> list[dict]:
-    return [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf", "labels": LABELS},
-         "data": {"greeting.txt": "hello from a ConfigMap\n", "MODE": "test"}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "labels": LABELS},
-         "data": {"PASSWORD": base64.b64encode(b"s3cret").decode()}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "store", "labels": LABELS},
-         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "frontdoor", "labels": LABELS},
-         "spec": {"selector": {"app": pod}, "ports": [{"port": ports[0]}]}},
-        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "labels": {**LABELS, "app": pod}},
-         "spec": {
-             "securityContext": {"fsGroup": 10001},
-             "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "store", "persistentVolumeClaim": {"claimName": "store"}},
-                         {"name": "conf", "configMap": {"name": "conf"}}],
-             "containers": [
-                 httpd("first", image, ports[0], env=[
-                     {"name": "VALUE", "value": env_value},
-                     {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "conf", "key": "MODE"}}},
-                     {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "PASSWORD"}}}],
-                     volumeMounts=[{"name": "scratch", "mountPath": "/tmp"}, {"name": "store", "mountPath": "/data"},
-                                   {"name": "conf", "mountPath": "/www/greeting.txt", "subPath": "greeting.txt"}]),
-                 httpd("second", image, ports[1]),
-             ],
-             **pod_extra,
-         }},
-    ]
 
 
 def run(container, command: str) -> str:  # noqa: ANN001
