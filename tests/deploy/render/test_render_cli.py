@@ -33,7 +33,7 @@ NO_MYSQL_SECRET = {"K8SDEPLOY_MYSQL_SECRET": ""}  # what render reads the secret
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
+def render_config(tmp_path: Path) -> Path:
     path = tmp_path / "k8sdeploy.toml"
     path.write_text(CONFIG)
     return path
@@ -46,41 +46,42 @@ def one_error_line(result: Result) -> str:
     return result.stderr
 
 
-def test_an_unknown_layout_names_the_valid_ones(config: Path, tmp_path: Path) -> None:
+def test_an_unknown_layout_names_the_valid_ones(render_config: Path, tmp_path: Path) -> None:
     result = k8sdeploy("render", "--layout", "nope", "--build-record", str(fake_record(tmp_path / "b.json")),
-                       env="dev", config=config, environ=NO_MYSQL_SECRET)
+                       env="dev", config=render_config, environ=NO_MYSQL_SECRET)
     assert one_error_line(result) == "error: unknown layout 'nope'; choose one of: single-pod, split-pods\n"
 
 
-def test_a_missing_build_record_says_how_to_make_one(config: Path, tmp_path: Path) -> None:
+def test_a_missing_build_record_says_how_to_make_one(render_config: Path, tmp_path: Path) -> None:
     result = k8sdeploy("render", "--build-record", str(tmp_path / "none.json"),
-                       env="dev", config=config, environ=NO_MYSQL_SECRET)
+                       env="dev", config=render_config, environ=NO_MYSQL_SECRET)
     assert "no build record at" in one_error_line(result) and "run `k8sdeploy build`" in result.stderr
 
 
-def test_an_environment_missing_a_required_value_names_it(config: Path, tmp_path: Path) -> None:
+def test_an_environment_missing_a_required_value_names_it(render_config: Path, tmp_path: Path) -> None:
     result = k8sdeploy("render", "--build-record", str(fake_record(tmp_path / "b.json")),
-                       env="broken", config=config, environ=NO_MYSQL_SECRET)
+                       env="broken", config=render_config, environ=NO_MYSQL_SECRET)
     assert 'environment \'broken\': database = "mysql" needs mysql_image' in one_error_line(result)
 
 
-def test_mysql_without_its_secret_names_the_variable(config: Path, tmp_path: Path) -> None:
+def test_mysql_without_its_secret_names_the_variable(render_config: Path, tmp_path: Path) -> None:
     result = k8sdeploy("render", "--build-record", str(fake_record(tmp_path / "b.json")),
-                       env="db", config=config, environ=NO_MYSQL_SECRET)
+                       env="db", config=render_config, environ=NO_MYSQL_SECRET)
     assert "K8SDEPLOY_MYSQL_SECRET, which is not set" in one_error_line(result)
 
 
-def test_yaml_on_stdout_is_what_render_returns(config: Path, tmp_path: Path) -> None:
+def test_yaml_on_stdout_is_what_render_returns(render_config: Path, tmp_path: Path) -> None:
     result = k8sdeploy("render", "--build-record", str(fake_record(tmp_path / "b.json")),
-                       env="db", config=config, environ={"K8SDEPLOY_MYSQL_SECRET": MYSQL_SECRET})
+                       env="db", config=render_config, environ={"K8SDEPLOY_MYSQL_SECRET": MYSQL_SECRET})
     assert result.exit_code == 0 and result.stderr == ""
-    expected = render(load_environment("db", config), "split-pods", fake_images(), VERSION, mysql_secret=MYSQL_SECRET)
+    expected = render(load_environment("db", render_config), "split-pods", fake_images(), VERSION,
+                      mysql_secret=MYSQL_SECRET)
     assert list(yaml.safe_load_all(result.stdout)) == list(expected.objects)
 
 
-def test_json_is_a_list_and_notes_go_to_stderr(config: Path, tmp_path: Path) -> None:
+def test_json_is_a_list_and_notes_go_to_stderr(render_config: Path, tmp_path: Path) -> None:
     result = k8sdeploy("render", "--layout", "single-pod", "--format", "json",
-                       "--build-record", str(fake_record(tmp_path / "b.json")), env="dev", config=config,
+                       "--build-record", str(fake_record(tmp_path / "b.json")), env="dev", config=render_config,
                        environ=NO_MYSQL_SECRET)
     assert result.exit_code == 0
     document = yaml.safe_load(result.stdout)
@@ -89,15 +90,15 @@ def test_json_is_a_list_and_notes_go_to_stderr(config: Path, tmp_path: Path) -> 
 
 
 def test_the_record_is_read_from_the_environments_default_place(
-        config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        render_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deploy.model.images, "STATE_DIR", tmp_path / "state")
     fake_record(deploy.model.images.build_record_path("dev"))
-    result = k8sdeploy("render", "--layout", "split-pods", env="dev", config=config, environ=NO_MYSQL_SECRET)
+    result = k8sdeploy("render", "--layout", "split-pods", env="dev", config=render_config, environ=NO_MYSQL_SECRET)
     assert result.exit_code == 0, result.output
     assert "image: \"127.0.0.1:5000/suite/person:" in result.stdout
 
 
-def test_the_diagram_needs_no_build_record(config: Path) -> None:
-    result = k8sdeploy("render", "--format", "mermaid", env="db", config=config, environ=NO_MYSQL_SECRET)
+def test_the_diagram_needs_no_build_record(render_config: Path) -> None:
+    result = k8sdeploy("render", "--format", "mermaid", env="db", config=render_config, environ=NO_MYSQL_SECRET)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("flowchart LR\n") and 'person -->|"mysql:3306"| mysql' in result.stdout

@@ -38,35 +38,36 @@ C_PERSON = "self.spec.containers.exists(c, c.name == 'person' && c.image.contain
 
 
 @pytest.fixture(scope="module")
-def cloud(control_plane: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    """One fake project for the whole module (the steps build on each other), reached through the CLI."""
+def cli_cloud(control_plane: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """One fake project for the whole module (the steps build on each other), reached through the CLI: it stands
+    in for compose.google_apis (the `cloud` of the other modules is one per test, reached directly)."""
     kube = KubeCluster.new(control_plane, tmp_path_factory.mktemp("gke-releases-kube"))
-    cloud = make_cloud(kube)
+    cli_cloud = make_cloud(kube)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(compose, "google_apis", cloud.apis)
-        yield cloud
-    cloud.stop()
+        patch.setattr(compose, "google_apis", cli_cloud.apis)
+        yield cli_cloud
+    cli_cloud.stop()
     kube.cleanup()
 
 
 @pytest.fixture(scope="module")
-def artifact_registry(tmp_path_factory: pytest.TempPathFactory, cloud: Cloud) -> Iterator[Registry]:
+def artifact_registry(tmp_path_factory: pytest.TempPathFactory, cli_cloud: Cloud) -> Iterator[Registry]:
     """A project with no repository yet: the fake Artifact Registry API, and its Docker side in front of a real
     registry (it refuses pushes into a repository that does not exist)."""
-    cloud.artifact_registry = FakeArtifactRegistry(token=TOKEN).start()
+    cli_cloud.artifact_registry = FakeArtifactRegistry(token=TOKEN).start()
     with registry_server(tmp_path_factory.mktemp("artifact-registry")) as server, \
-            registry_proxy(server.host, ProxyRules(gate=cloud.artifact_registry.docker_gate)) as host:
-        cloud.docker_locations[host] = cloud.artifact_registry.location
+            registry_proxy(server.host, ProxyRules(gate=cli_cloud.artifact_registry.docker_gate)) as host:
+        cli_cloud.docker_locations[host] = cli_cloud.artifact_registry.location
         yield Registry(host, server.root)
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry, sqlite_suite: LocalSuite,
-           cloud: Cloud) -> Path:
+def gke_config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry, sqlite_suite: LocalSuite,
+               cli_cloud: Cloud) -> Path:
     path = tmp_path_factory.mktemp("gke-releases") / "k8sdeploy.toml"
     path.write_text("\n".join([
         f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
-        f'namespace = "{cloud.namespace}"', "allow_plain_http = true",
+        f'namespace = "{cli_cloud.namespace}"', "allow_plain_http = true",
         "demo_users = true",  # the smoke login reaches the suite run from source, which seeds the demo users
         f'registry = "{artifact_registry.host}/my-project/suite"', f"gateway_port = {sqlite_suite.settings.base_port}",
         f"[environments.{ENV}.gke]", 'project = "my-project"', 'location = "europe-west1-b"', 'cluster = "ms-auth"',
@@ -75,7 +76,7 @@ def config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) -> dict[str, Path]:
+def gke_sources(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) -> dict[str, Path]:
     workdir = tmp_path_factory.mktemp("gke-sources")
     a = clone(source_repo, workdir / "a")
     b = clone(a, workdir / "b")
@@ -101,61 +102,62 @@ def refs(document: dict) -> set[str]:
 
 class TestGkeReleases:
     def test_up_a_creates_the_repository_and_the_cluster_pushes_and_records(
-            self, config: Path, sources: dict, cloud: Cloud, artifact_registry: Registry) -> None:
-        assert cloud.artifact_registry.repository("my-project", "suite") is None  # a fresh project
-        result = k8sdeploy("up", "--source", str(sources["a"]), "--output", "json", env=ENV, config=config)
+            self, gke_config: Path, gke_sources: dict, cli_cloud: Cloud, artifact_registry: Registry) -> None:
+        assert cli_cloud.artifact_registry.repository("my-project", "suite") is None  # a fresh project
+        result = k8sdeploy("up", "--source", str(gke_sources["a"]), "--output", "json", env=ENV, config=gke_config)
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert (document["command"], document["result"], document["version"]) == ("up", "ok", "1.0.0")
         assert set(document["durations"]) == {"build", "render", "apply", "wait", "smoke", "record"}
         assert all(ref.startswith(f"{artifact_registry.host}/my-project/suite/") and ":1.0.0@sha256:" in ref
                    for ref in refs(document))
-        repository = cloud.artifact_registry.repository("my-project", "suite")
+        repository = cli_cloud.artifact_registry.repository("my-project", "suite")
         assert repository["labels"] == {"managed-by": "k8sdeploy"} and repository["dockerConfig"]["immutableTags"]
         assert set(repository["cleanupPolicies"]) == {"k8sdeploy-keep-newest", "k8sdeploy-delete-old"}  # none recorded
         assert "created Artifact Registry repository" in result.stderr
-        assert deployed_images(cloud.kube) == refs(document)
-        assert ("my-project", "europe-west1-b", "ms-auth") in cloud.gke.clusters
-        assert cloud.kube.get("configmaps", f"k8sdeploy-releases-{ENV}") is not None
+        assert deployed_images(cli_cloud.kube) == refs(document)
+        assert ("my-project", "europe-west1-b", "ms-auth") in cli_cloud.gke.clusters
+        assert cli_cloud.kube.get("configmaps", f"k8sdeploy-releases-{ENV}") is not None
         SEEN["a"] = document
 
-    def test_up_b(self, config: Path, sources: dict, cloud: Cloud) -> None:
-        result = k8sdeploy("up", "--source", str(sources["b"]), "--output", "json", env=ENV, config=config)
+    def test_up_b(self, gke_config: Path, gke_sources: dict, cli_cloud: Cloud) -> None:
+        result = k8sdeploy("up", "--source", str(gke_sources["b"]), "--output", "json", env=ENV, config=gke_config)
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert document["version"] == "1.1.0" and digests(document)["person"] != digests(SEEN["a"])["person"]
-        assert deployed_images(cloud.kube) == refs(document)
-        status = k8sdeploy("status", "--output", "json", env=ENV, config=config)
+        assert deployed_images(cli_cloud.kube) == refs(document)
+        status = k8sdeploy("status", "--output", "json", env=ENV, config=gke_config)
         assert status.exit_code == 0, status.stderr
         assert (valid(status.stdout)["release"], valid(status.stdout)["drift"]) == ("1.1.0", [])
-        policies = cloud.artifact_registry.repository("my-project", "suite")["cleanupPolicies"]
+        policies = cli_cloud.artifact_registry.repository("my-project", "suite")["cleanupPolicies"]
         assert policies[f"k8sdeploy-released-{ENV}"]["condition"] == {"tagState": "TAGGED", "tagPrefixes": ["1.0.0"]}
         SEEN["b"] = document
 
-    def test_history_lists_both(self, config: Path) -> None:
-        result = k8sdeploy("history", "--output", "json", env=ENV, config=config)
+    def test_history_lists_both(self, gke_config: Path) -> None:
+        result = k8sdeploy("history", "--output", "json", env=ENV, config=gke_config)
         assert result.exit_code == 0, result.stderr
         releases = valid(result.stdout)["releases"]
         assert [(r["version"], r["action"]) for r in releases] == [("1.1.0", "up"), ("1.0.0", "up")]
         assert [digests(r) for r in releases] == [digests(SEEN["b"]), digests(SEEN["a"])]
         assert releases[1]["objects_hash"] == SEEN["a"]["objects_hash"]
 
-    def test_rollback_returns_to_a_by_digest_without_building(self, config: Path, cloud: Cloud) -> None:
-        clusters = cloud.gke.mutations
-        result = k8sdeploy("rollback", "--yes", "--output", "json", env=ENV, config=config)
+    def test_rollback_returns_to_a_by_digest_without_building(self, gke_config: Path, cli_cloud: Cloud) -> None:
+        clusters = cli_cloud.gke.mutations
+        result = k8sdeploy("rollback", "--yes", "--output", "json", env=ENV, config=gke_config)
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert (document["action"], document["version"]) == ("rollback", "1.0.0")
         assert "build" not in document["durations"] and "pushed" not in result.stderr
         assert digests(document) == digests(SEEN["a"]) and document["objects_hash"] == SEEN["a"]["objects_hash"]
-        assert deployed_images(cloud.kube) == refs(SEEN["a"])
-        assert cloud.gke.mutations == clusters  # the cluster was there: not touched
+        assert deployed_images(cli_cloud.kube) == refs(SEEN["a"])
+        assert cli_cloud.gke.mutations == clusters  # the cluster was there: not touched
 
-    def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, config: Path, sources: dict, cloud: Cloud) -> None:
-        cloud.kube.logs({"person": CRASH_LOG})
-        cloud.kube.simulate("crash-loop", "person", C_PERSON)
-        result = k8sdeploy("up", "--source", str(sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "60", "--output", "json", env=ENV, config=config)
+    def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, gke_config: Path, gke_sources: dict,
+                                                            cli_cloud: Cloud) -> None:
+        cli_cloud.kube.logs({"person": CRASH_LOG})
+        cli_cloud.kube.simulate("crash-loop", "person", C_PERSON)
+        result = k8sdeploy("up", "--source", str(gke_sources["c"]), "--rollback-on-failure",
+                           "--wait-timeout", "60", "--output", "json", env=ENV, config=gke_config)
         assert result.exit_code == 5, result.stderr
         document = valid(result.stdout)
         assert document["result"] == "failed" and document["exit_code"] == 5
@@ -164,18 +166,19 @@ class TestGkeReleases:
         assert document["error"]["hint"] == "read the diagnosis below, fix the cause and deploy again"
         assert "RuntimeError: person: C cannot start" in document["error"]["details"]
         assert digests(document["rolled_back_to"]) == digests(SEEN["a"])
-        assert deployed_images(cloud.kube) == refs(SEEN["a"])
-        history = valid(k8sdeploy("history", "--output", "json", env=ENV, config=config).stdout)["releases"]
+        assert deployed_images(cli_cloud.kube) == refs(SEEN["a"])
+        history = valid(k8sdeploy("history", "--output", "json", env=ENV, config=gke_config).stdout)["releases"]
         assert [(r["version"], r["action"]) for r in history] == [
             ("1.0.0", "rollback"), ("1.0.0", "rollback"), ("1.1.0", "up"), ("1.0.0", "up")]  # C never recorded
 
-    def test_a_rollback_that_fails_too_names_both_failures(self, config: Path, sources: dict, cloud: Cloud) -> None:
-        cloud.kube.simulate("crash-loop", "person", "true")  # now A's person crashes as well:
-        for pod in cloud.kube.list("pods"):  # its running pod is replaced by one that crashes
-            cloud.kube.session().delete(f"{cloud.kube.server}/api/v1/namespaces/{cloud.namespace}/pods/"
+    def test_a_rollback_that_fails_too_names_both_failures(self, gke_config: Path, gke_sources: dict,
+                                                           cli_cloud: Cloud) -> None:
+        cli_cloud.kube.simulate("crash-loop", "person", "true")  # now A's person crashes as well:
+        for pod in cli_cloud.kube.list("pods"):  # its running pod is replaced by one that crashes
+            cli_cloud.kube.session().delete(f"{cli_cloud.kube.server}/api/v1/namespaces/{cli_cloud.namespace}/pods/"
                                         f"{pod['metadata']['name']}", timeout=10)
-        result = k8sdeploy("up", "--source", str(sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "60", "--output", "json", env=ENV, config=config)
+        result = k8sdeploy("up", "--source", str(gke_sources["c"]), "--rollback-on-failure",
+                           "--wait-timeout", "60", "--output", "json", env=ENV, config=gke_config)
         assert result.exit_code == 5, result.stderr
         error = valid(result.stdout)["error"]
         assert error["type"] == "RollbackFailed"
@@ -185,21 +188,21 @@ class TestGkeReleases:
         new, _, rollback = error["details"].partition("\nthe rollback to 1.0.0:\n")
         assert new.startswith("the new version:\n")  # both diagnoses, each under its heading
         assert "RuntimeError: person: C cannot start" in new and "RuntimeError: person: C cannot start" in rollback
-        cloud.kube.forget_simulations()
-        history = valid(k8sdeploy("history", "--output", "json", env=ENV, config=config).stdout)["releases"]
+        cli_cloud.kube.forget_simulations()
+        history = valid(k8sdeploy("history", "--output", "json", env=ENV, config=gke_config).stdout)["releases"]
         assert len(history) == 4  # neither the failed up nor the failed rollback was recorded
 
-    def test_down_takes_the_history_with_the_cluster(self, config: Path, cloud: Cloud) -> None:
-        refused = k8sdeploy("down", env=ENV, config=config)
-        assert refused.exit_code == 2 and "pass --yes" in refused.stderr and cloud.gke.clusters
-        result = k8sdeploy("down", "--yes", "--output", "json", env=ENV, config=config)
+    def test_down_takes_the_history_with_the_cluster(self, gke_config: Path, cli_cloud: Cloud) -> None:
+        refused = k8sdeploy("down", env=ENV, config=gke_config)
+        assert refused.exit_code == 2 and "pass --yes" in refused.stderr and cli_cloud.gke.clusters
+        result = k8sdeploy("down", "--yes", "--output", "json", env=ENV, config=gke_config)
         assert result.exit_code == 0, result.stderr
         assert "cluster ms-auth" in valid(result.stdout)["removed"]
-        assert cloud.gke.clusters == {} and cloud.compute.everything() == [] and cloud.kube.owned() == []
-        history = k8sdeploy("history", "--output", "json", env=ENV, config=config)
+        assert cli_cloud.gke.clusters == {} and cli_cloud.compute.everything() == [] and cli_cloud.kube.owned() == []
+        history = k8sdeploy("history", "--output", "json", env=ENV, config=gke_config)
         assert history.exit_code == 0 and valid(history.stdout)["releases"] == []
         assert "left Artifact Registry repository" in result.stderr  # images outlive the environment
-        policies = cloud.artifact_registry.repository("my-project", "suite")["cleanupPolicies"]
+        policies = cli_cloud.artifact_registry.repository("my-project", "suite")["cleanupPolicies"]
         assert policies[f"k8sdeploy-released-{ENV}"]["condition"]["tagPrefixes"] == ["1.0.0", "1.1.0"]
-        rollback = k8sdeploy("rollback", "--yes", env=ENV, config=config)
+        rollback = k8sdeploy("rollback", "--yes", env=ENV, config=gke_config)
         assert rollback.exit_code == 2 and "no release is recorded" in rollback.stderr

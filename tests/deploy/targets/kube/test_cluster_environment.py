@@ -23,7 +23,7 @@ KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet", "services":
 
 
 @pytest.fixture
-def config(tmp_path: Path, kubeconfig: Path, kube: KubeCluster, registry: Registry) -> Path:
+def cluster_config(tmp_path: Path, kubeconfig: Path, kube: KubeCluster, registry: Registry) -> Path:
     path = tmp_path / "k8sdeploy.toml"
     path.write_text("\n".join([
         f"[environments.{ENV}]", 'target = "kubeconfig"', f'kubeconfig = "{kubeconfig}"', 'kube_context = "test"',
@@ -47,11 +47,12 @@ def kinds(owned: list[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 @pytest.mark.timeout(900)
-def test_up_twice_switch_layout_and_down(config: Path, kube: KubeCluster, source_repo: Path, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_twice_switch_layout_and_down(cluster_config: Path, kube: KubeCluster, source_repo: Path,
+                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     checkout = str(clone(source_repo, tmp_path / "checkout"))
-    first = k8sdeploy("up", "--source", checkout, "--wait-timeout", "120", "--output", "json", env=ENV, config=config)
+    first = k8sdeploy("up", "--source", checkout, "--wait-timeout", "120", "--output", "json",
+                      env=ENV, config=cluster_config)
     assert first.exit_code == 0, first.stderr
     assert valid(first.stdout)["layout"] == "split-pods"
     assert f"skipped the smoke login (environment {ENV} sets smoke = false)" in first.stderr
@@ -60,7 +61,7 @@ def test_up_twice_switch_layout_and_down(config: Path, kube: KubeCluster, source
     assert all(claim["status"]["phase"] == "Bound" for claim in kube.list("persistentvolumeclaims"))
 
     mark = kube.mark()
-    again = k8sdeploy("up", "--source", checkout, "--wait-timeout", "120", env=ENV, config=config)
+    again = k8sdeploy("up", "--source", checkout, "--wait-timeout", "120", env=ENV, config=cluster_config)
     assert again.exit_code == 0, again.stderr
     # nothing of the deployment is written: the only writes are the environment's lease, taken and released
     assert kube.mutations(mark) == [f"create leases/k8sdeploy-{ENV}", f"delete leases/k8sdeploy-{ENV}"]
@@ -69,7 +70,7 @@ def test_up_twice_switch_layout_and_down(config: Path, kube: KubeCluster, source
     assert [user["email"] for user in seeded_users(kube)] == ["smoke-admin@k8sdeploy.invalid",
                                                               "smoke-user@k8sdeploy.invalid"]  # no demo users here
     authentication = pod_of(kube, "authentication")
-    added = k8sdeploy("user", "add", "Boss@Example.com", "--role", "admin", env=ENV, config=config)
+    added = k8sdeploy("user", "add", "Boss@Example.com", "--role", "admin", env=ENV, config=cluster_config)
     assert added.exit_code == 0, added.stderr
     [password] = [line.removeprefix("password: ") for line in added.stdout.splitlines()]
     assert {"id": 100, "email": "boss@example.com", "password": password, "role": "admin"} in seeded_users(kube)
@@ -77,13 +78,13 @@ def test_up_twice_switch_layout_and_down(config: Path, kube: KubeCluster, source
     kube.wait_gone("pods", authentication)  # its Deployment makes a new one, which seeds at start-up
 
     switched = k8sdeploy("up", "--source", checkout, "--layout", "single-pod", "--wait-timeout", "120",
-                         env=ENV, config=config)
+                         env=ENV, config=cluster_config)
     assert switched.exit_code == 0, switched.stderr
     single = kinds(kube.owned())
     pruned = {line.removeprefix("pruned ") for line in switched.stderr.splitlines() if line.startswith("pruned ")}
     assert pruned and pruned == {f"{KINDS[plural]}/{name}" for plural, name in split - single}
     assert ("deployments", "auth-suite") in single and ("deployments", "person") not in single
 
-    down = k8sdeploy("down", "--yes", "--volumes", env=ENV, config=config)
+    down = k8sdeploy("down", "--yes", "--volumes", env=ENV, config=cluster_config)
     assert down.exit_code == 0, down.stderr
     assert kube.owned() == [] and kube.get("namespaces", kube.namespace) is None
