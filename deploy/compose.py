@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import docker
 import httpx
@@ -39,7 +40,9 @@ from deploy.users import Users
 if TYPE_CHECKING:  # the cloud clients are imported only for gke environments: they take a second to load
     from google.auth.credentials import Credentials as GoogleCredentials
 
+    from deploy.registry.artifact_registry import ArtifactRepository
     from deploy.targets.gke.target import GkeTarget
+    from deploy.targets.kube.client import KubeApi
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
@@ -60,11 +63,11 @@ class Clients:
     OCI builds pushing to a registry need no engine)."""
 
     def __init__(self, *, http: httpx.Client | None = None, traffic: Traffic | None = None,
-                 credentials: Callable[[str], Credentials] = credentials_for, retry: RetryPolicy = RetryPolicy()):
+                 credentials: Callable[[str], Credentials] = credentials_for, retry: RetryPolicy | None = None):
         self.traffic = traffic or Traffic()
         self.http = http or httpx.Client(timeout=httpx.Timeout(60, connect=10), follow_redirects=True,
                                          event_hooks={"request": [self.traffic.hook]})
-        self._credentials, self._retry = credentials, retry
+        self._credentials, self._retry = credentials, retry or RetryPolicy()
         self._docker: docker.DockerClient | None = None
         self._registries: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
@@ -219,7 +222,7 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
                      keep_cluster=keep_cluster, poll=min(apis.poll, 1.0))
 
 
-def artifact_repository(environment: Environment, say: Say, registry: str | None = None):  # noqa: ANN201
+def artifact_repository(environment: Environment, say: Say, registry: str | None = None) -> ArtifactRepository | None:
     """The Artifact Registry repository the environment (or `registry`) pushes to, as a
     publish.artifact_registry.ArtifactRepository; None for any other registry. Google is asked for
     credentials only for a *-docker.pkg.dev registry, or on gke (whose credentials are needed anyway)."""
@@ -288,7 +291,7 @@ def stages(environment: Environment, say: Say, keep_cluster: bool = False) -> St
 
     gke = gke_target(environment, say, google_apis(), keep_cluster)
 
-    def running_api():  # noqa: ANN202 - the running cluster's KubeApi, or None
+    def running_api() -> KubeApi | None:
         kube = gke.kube(gke.cluster.find())
         return kube.api if kube is not None else None
 
