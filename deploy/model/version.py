@@ -9,6 +9,7 @@ a version tag (tags are immutable).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -67,8 +68,14 @@ def _changes_digest(root: Path) -> str:
                                            capture_output=True, check=True).stdout)
     untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
     for name in sorted(filter(None, untracked)):
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+        digest.update(name.encode() + b"\0" + _content(root / name))
     return digest.hexdigest()[:8]
+
+
+def _content(path: Path) -> bytes:
+    """What git would record of an untracked entry: a symlink's target (git lists a symlink to a directory as
+    one entry, which read_bytes cannot read), a file's bytes."""
+    return os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
 
 
 def source_url(remote: str) -> str:

@@ -64,6 +64,18 @@ def test_a_dirty_tree_gets_a_marker_that_follows_its_content(repo: Path) -> None
     assert version_of(repo).version == first.version
 
 
+def test_an_untracked_symlink_to_a_directory_marks_the_tree_dirty_by_its_target(repo: Path, tmp_path: Path) -> None:
+    git(repo, "tag", "v1.0.0")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    (repo / "link").symlink_to(tmp_path / "one")
+    first = version_of(repo)
+    (repo / "link").unlink()
+    (repo / "link").symlink_to(tmp_path / "two")
+    assert first.dirty and first.version.startswith("1.0.0-dirty-")
+    assert version_of(repo).version != first.version
+
+
 def test_layer_times_come_from_the_last_commit_touching_their_sources(repo: Path) -> None:
     commit(repo, "b.txt", "two\n", "2024-01-02T00:00:00+00:00")
     assert last_change(repo, ("a.txt",)) == 1704067200
