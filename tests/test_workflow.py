@@ -13,19 +13,17 @@ from pathlib import Path
 
 import click
 import httpx
-import jsonschema
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from cli import main
 from deploy.builders.store import default_cache_dir
 from deploy.model.environments import load_environment
 from deploy.model.images import pinning_problem
-from deploy.output import SCHEMA_PATH
 from deploy.publish.bases import BASE_NAMES
 from deploy.registry.client import MANIFEST_TYPES
 from tests.controlplane import KubeCluster, kubeconfig_for
+from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry, registry_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,13 +119,6 @@ def artifact_paths(job: dict, workspace: Path, runner_temp: Path) -> list[Path]:
         if line.strip()
     ]
     return [workspace / path.replace("${{ runner.temp }}", str(runner_temp)) for path in paths]
-
-
-def valid(path: Path) -> dict:
-    """One JSON document that deploy/schemas/output.schema.json accepts."""
-    document = json.loads(path.read_text())
-    jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(document)
-    return document
 
 
 def git(repo: Path, *args: str) -> str:
@@ -252,15 +243,13 @@ def test_the_deploy_job_runs_as_written_against_a_loopback_staging(kube_cluster:
         assert unpinned.returncode != 0, unpinned.stderr[-3000:]
         assert "debootstrap" in unpinned.stderr
         up_json, status_json = artifact_paths(job, checkout, unpinned_temp)
-        failed = valid(up_json)
+        failed = valid(up_json.read_text())
         assert (failed["command"], failed["result"], failed["exit_code"]) == ("up", "failed", 3)
         assert json.loads(status_json.read_text())["result"] != "ok"
 
         # The bases published once (from the machine's cache; debootstrap only on a machine's first run) and
         # their table pasted into the configuration: the job runs through.
-        published = CliRunner().invoke(
-            main, ["bases", "--registry", f"{registry.host}/bases", "--env", "staging", "--config", str(config)]
-        )
+        published = k8sdeploy("bases", "--registry", f"{registry.host}/bases", env="staging", config=config)
         assert published.exit_code == 0, published.stderr
         config.write_text(config.read_text() + published.stdout)
         pins = load_environment("staging", config).bases
@@ -273,7 +262,7 @@ def test_the_deploy_job_runs_as_written_against_a_loopback_staging(kube_cluster:
         assert "Nothing to be done for 'venv'" in done.stdout
         assert (ROOT / ".venv" / ".installed").stat().st_mtime == installed  # make venv did not reinstall
         up_json, status_json = artifact_paths(job, checkout, runner_temp)
-        up, status = valid(up_json), valid(status_json)
+        up, status = valid(up_json.read_text()), valid(status_json.read_text())
         assert (up["command"], up["result"], up["environment"]) == ("up", "ok", "staging")
         # beyond loopback a dirty checkout is refused: whatever the steps write must not land in it
         assert "dirty" not in up["version"], up["version"]

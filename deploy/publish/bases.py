@@ -32,17 +32,17 @@ class PublishedBases:
         """An environment's `bases`: base name -> HOST/PATH/NAME@sha256:..."""
         return {name: f"{image.repository}@{image.digest}" for name, image in self.images.items()}
 
-    def toml(self, environment: str) -> str:
+    def toml(self, env_name: str) -> str:
         """The table to paste into k8sdeploy.toml."""
-        lines = [f"[environments.{environment}.bases]", *(f'{name} = "{ref}"' for name, ref in self.pins.items())]
+        lines = [f"[environments.{env_name}.bases]", *(f'{name} = "{ref}"' for name, ref in self.pins.items())]
         return "\n".join(lines) + "\n"
 
-    def to_dict(self, environment: str) -> dict:
+    def to_dict(self, env_name: str) -> dict:
         """The `--output json` document."""
         return {
             "command": "bases",
             "result": "ok",
-            "environment": environment,
+            "environment": env_name,
             "registry": self.registry,
             "tag": self.tag,
             "bases": {
@@ -56,7 +56,7 @@ class PublishedBases:
                 for name, image in self.images.items()
             },
             "pins": self.pins,
-            "toml": self.toml(environment),
+            "toml": self.toml(env_name),
         }
 
 

@@ -6,36 +6,22 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
+from click.testing import Result
 
-from cli import main
 from deploy.model.environments import Environment
 from deploy.registry.client import MANIFEST_TYPES, RegistryClient
-from tests.registries import Registry, registry_server
+from tests.helpers import k8sdeploy, valid
+from tests.registries import Registry
 
 ENV = "bases-test"
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with registry_server(tmp_path_factory.mktemp("registry")) as server:
-        yield server
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "k8sdeploy.toml"
-    path.write_text(f'[environments.{ENV}]\ntarget = "local"\n')
-    return path
-
-
-def bases(config: Path, registry: str, *args: str):  # noqa: ANN201 - click Result
-    return CliRunner().invoke(main, ["bases", "--registry", registry, "--env", ENV, "--config", str(config), *args])
+def bases(config: Path, registry: str, *args: str) -> Result:
+    return k8sdeploy("bases", "--registry", registry, *args, env=ENV, config=config)
 
 
 @pytest.mark.timeout(900)
@@ -59,7 +45,7 @@ def test_bases_are_pushed_by_digest_and_printed_as_the_table_to_paste(config: Pa
     again = bases(config, f"{registry.host}/first/bases", "--output", "json")
     assert again.exit_code == 0, again.stderr
     assert again.stderr.count("already published with this digest; nothing to push") == 2
-    document = json.loads(again.stdout)
+    document = valid(again.stdout)
     assert (document["command"], document["result"], document["environment"]) == ("bases", "ok", ENV)
     assert document["pins"] == table and document["toml"] == first.stdout
 
@@ -68,7 +54,7 @@ def test_bases_are_pushed_by_digest_and_printed_as_the_table_to_paste(config: Pa
 def test_a_tag_holding_other_bases_is_refused_and_nothing_is_pushed(config: Path, registry: Registry) -> None:
     first = bases(config, f"{registry.host}/one/bases", "--output", "json")
     assert first.exit_code == 0, first.stderr
-    published = json.loads(first.stdout)["bases"]
+    published = valid(first.stdout)["bases"]
     tag, nginx = published["nginx"]["tag"], published["nginx"]["digest"]
     # other/bases/python:TAG is the nginx base: someone else's bases of the same day
     with httpx.Client() as http:
