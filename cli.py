@@ -21,7 +21,8 @@ from deploy.render.layout import build_layout
 from deploy.render.objects import render
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
-    f"  {code.value:<4}{text}" for code, text in [
+    f"  {code.value:<4}{text}"
+    for code, text in [
         (ExitCode.OK, "success"),
         (ExitCode.USAGE, "bad usage or configuration"),
         (ExitCode.BUILD, "build or publish failed"),
@@ -66,11 +67,23 @@ def reports_errors(command: Callable) -> Callable:
 def environment_options(command: Callable) -> Callable:
     """--env and --config, resolved into an Environment passed as `environment`."""
 
-    @click.option("--env", "env_name", default="local", show_default=True, envvar="K8SDEPLOY_ENV",
-                  help="Environment from the configuration file.")
-    @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-                  default=DEFAULT_CONFIG, show_default="./k8sdeploy.toml", envvar="K8SDEPLOY_CONFIG",
-                  help="Configuration file.")
+    @click.option(
+        "--env",
+        "env_name",
+        default="local",
+        show_default=True,
+        envvar="K8SDEPLOY_ENV",
+        help="Environment from the configuration file.",
+    )
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_CONFIG,
+        show_default="./k8sdeploy.toml",
+        envvar="K8SDEPLOY_CONFIG",
+        help="Configuration file.",
+    )
     @functools.wraps(command)
     def wrapper(*args: Any, env_name: str, config_path: Path, **kwargs: Any) -> Any:
         environment: Environment = load_environment(env_name, config_path)
@@ -81,8 +94,13 @@ def environment_options(command: Callable) -> Callable:
 
 def output_option(command: Callable) -> Callable:
     """--output text|json: json is one document on stdout (deploy/schemas/output.schema.json)."""
-    return click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                        help="json: one JSON document on stdout (deploy/schemas/output.schema.json).")(command)
+    return click.option(
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: one JSON document on stdout (deploy/schemas/output.schema.json).",
+    )(command)
 
 
 def interactive(environ: Mapping[str, str] = os.environ, stdin: TextIO | None = sys.stdin) -> bool:
@@ -104,8 +122,10 @@ def confirms(question: str) -> Callable:
                 environment = kwargs.get("environment")
                 text = question.format(env=getattr(environment, "name", "?"))
                 if not interactive(os.environ, sys.stdin):
-                    raise click.UsageError(f"{text} Not asking: this run is not interactive (no terminal, or CI "
-                                           "is set); pass --yes to go ahead")
+                    raise click.UsageError(
+                        f"{text} Not asking: this run is not interactive (no terminal, or CI "
+                        "is set); pass --yes to go ahead"
+                    )
                 if not click.confirm(text, err=True):
                     raise DeployError("not confirmed; nothing was changed", "answer y, or pass --yes")
             return command(*args, **kwargs)
@@ -190,8 +210,11 @@ def smoke(environment: Environment, url: str | None) -> None:
 
 @main.command(epilog=EXIT_CODES_HELP)
 @click.option("--volumes", is_flag=True, help="Also remove persistent volumes (claims), losing their data.")
-@click.option("--keep-cluster", is_flag=True,
-              help="gke: keep the cluster (and, without --volumes, the claims); remove everything else.")
+@click.option(
+    "--keep-cluster",
+    is_flag=True,
+    help="gke: keep the cluster (and, without --volumes, the claims); remove everything else.",
+)
 @reports_errors
 @environment_options
 @output_option
@@ -210,15 +233,19 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool, output: st
     from deploy.model.errors import ConfigError
 
     if keep_cluster and environment.target != "gke":
-        raise ConfigError(f"--keep-cluster applies to gke environments; {environment.name} is {environment.target}",
-                          "leave out --keep-cluster")
+        raise ConfigError(
+            f"--keep-cluster applies to gke environments; {environment.name} is {environment.target}",
+            "leave out --keep-cluster",
+        )
     removed = make_runner(environment, say, keep_cluster=keep_cluster).down(volumes)
     repository = artifact_repository(environment, say)
     if repository is not None:
         name = repository.name
-        say(f"left Artifact Registry repository {name} and its images: they outlive the environment (delete it "
+        say(
+            f"left Artifact Registry repository {name} and its images: they outlive the environment (delete it "
             f"with `gcloud artifacts repositories delete {name.repository} --location {name.location} "
-            f"--project {name.project}`)")
+            f"--project {name.project}`)"
+        )
     elif environment.registry:
         say(f"left the images in {environment.registry}: k8sdeploy never deletes what it pushed")
     if output == "json":
@@ -231,17 +258,29 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool, output: st
 
 
 @main.command("render", epilog=EXIT_CODES_HELP)
-@click.option("--layout", "layout_name", metavar="|".join(LAYOUTS),
-              help="Layout to render.  [default: the environment's]")
-@click.option("--build-record", "record_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Build record with the images.  [default: .k8sdeploy/builds/ENV.json]")
-@click.option("--format", "output_format", type=click.Choice(["yaml", "json", "mermaid"]), default="yaml",
-              show_default=True, help="The objects as YAML or as a JSON List, or the layout as a diagram.")
+@click.option(
+    "--layout", "layout_name", metavar="|".join(LAYOUTS), help="Layout to render.  [default: the environment's]"
+)
+@click.option(
+    "--build-record",
+    "record_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Build record with the images.  [default: .k8sdeploy/builds/ENV.json]",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["yaml", "json", "mermaid"]),
+    default="yaml",
+    show_default=True,
+    help="The objects as YAML or as a JSON List, or the layout as a diagram.",
+)
 @reports_errors
 @environment_options
 @output_option
-def render_command(environment: Environment, layout_name: str | None, record_path: Path | None,
-                   output_format: str, output: str) -> None:
+def render_command(
+    environment: Environment, layout_name: str | None, record_path: Path | None, output_format: str, output: str
+) -> None:
     """Print the Kubernetes objects of a layout, every image pinned by digest.
 
     \b
@@ -262,31 +301,69 @@ def render_command(environment: Environment, layout_name: str | None, record_pat
     for note in rendered.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(rendered.yaml if output_format == "yaml" else rendered.to_json(), nl=False)
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
-@click.option("--registry", metavar="HOST[:PORT]/PATH",
-              help="Push here. Default: the environment's registry; none means the local Docker Engine.")
-@click.option("--builder", type=click.Choice(["oci", "docker"]), default="oci", show_default=True,
-              help="oci: daemonless, reproducible layers; docker: the Docker Engine from generated Dockerfiles.")
-@click.option("--channel", "channels", type=click.Choice(CHANNELS), multiple=True,
-              help="Also move this tag to the new images (the version tag is always pushed).")
+@click.option(
+    "--registry",
+    metavar="HOST[:PORT]/PATH",
+    help="Push here. Default: the environment's registry; none means the local Docker Engine.",
+)
+@click.option(
+    "--builder",
+    type=click.Choice(["oci", "docker"]),
+    default="oci",
+    show_default=True,
+    help="oci: daemonless, reproducible layers; docker: the Docker Engine from generated Dockerfiles.",
+)
+@click.option(
+    "--channel",
+    "channels",
+    type=click.Choice(CHANNELS),
+    multiple=True,
+    help="Also move this tag to the new images (the version tag is always pushed).",
+)
 @click.option("--allow-dirty", is_flag=True, help="Publish uncommitted changes to a non-local registry.")
-@click.option("--source", type=click.Path(path_type=Path, file_okay=False, exists=True), default=Path("."),
-              show_default="the working directory", help="The git checkout to build.")
-@click.option("--record", "record_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Where to write the build record (JSON). Default: .k8sdeploy/builds/ENV.json")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default="the working directory",
+    help="The git checkout to build.",
+)
+@click.option(
+    "--record",
+    "record_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the build record (JSON). Default: .k8sdeploy/builds/ENV.json",
+)
 @output_option
-def build(environment: Environment, registry: str | None, builder: Literal["oci", "docker"], channels: tuple[str, ...],
-          allow_dirty: bool, source: Path, record_path: Path | None, output: str) -> None:
+def build(
+    environment: Environment,
+    registry: str | None,
+    builder: Literal["oci", "docker"],
+    channels: tuple[str, ...],
+    allow_dirty: bool,
+    source: Path,
+    record_path: Path | None,
+    output: str,
+) -> None:
     """Build the six images and publish them under the version from git; print their tag@digest."""
     from deploy import output as report
     from deploy.compose import artifact_repository, build_and_record
     from deploy.publish.stage import BuildOptions
     from deploy.runner import Stopwatch
 
-    options = BuildOptions(source=source, registry=environment.registry if registry is None else registry,
-                           builder=builder, channels=channels, allow_dirty=allow_dirty, bases=environment.bases)
+    options = BuildOptions(
+        source=source,
+        registry=environment.registry if registry is None else registry,
+        builder=builder,
+        channels=channels,
+        allow_dirty=allow_dirty,
+        bases=environment.bases,
+    )
     repository = artifact_repository(environment, say, options.registry)
     if repository is not None:
         repository.refuse_moving(channels)
@@ -304,20 +381,49 @@ def build(environment: Environment, registry: str | None, builder: Literal["oci"
 @main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
-@click.option("--layout", "layout_name", type=click.Choice(LAYOUTS), help="Layout to deploy.  [default: the environment's]")
-@click.option("--builder", type=click.Choice(["oci", "docker"]), default="oci", show_default=True,
-              help="How to build the images (see `k8sdeploy build --help`).")
+@click.option(
+    "--layout", "layout_name", type=click.Choice(LAYOUTS), help="Layout to deploy.  [default: the environment's]"
+)
+@click.option(
+    "--builder",
+    type=click.Choice(["oci", "docker"]),
+    default="oci",
+    show_default=True,
+    help="How to build the images (see `k8sdeploy build --help`).",
+)
 @click.option("--allow-dirty", is_flag=True, help="Deploy uncommitted changes to a non-local environment.")
-@click.option("--wait-timeout", default=180, show_default=True, type=click.IntRange(1),
-              help="Seconds to wait for every service to be ready.")
+@click.option(
+    "--wait-timeout",
+    default=180,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Seconds to wait for every service to be ready.",
+)
 @click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
-@click.option("--source", type=click.Path(path_type=Path, file_okay=False, exists=True), default=Path("."),
-              show_default="the working directory", help="The git checkout to build.")
-@click.option("--rollback-on-failure", is_flag=True,
-              help="When waiting or the smoke test fails, put the last recorded release back (and still exit 5 or 6).")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default="the working directory",
+    help="The git checkout to build.",
+)
+@click.option(
+    "--rollback-on-failure",
+    is_flag=True,
+    help="When waiting or the smoke test fails, put the last recorded release back (and still exit 5 or 6).",
+)
 @output_option
-def up(environment: Environment, layout_name: str | None, builder: Literal["oci", "docker"], allow_dirty: bool, wait_timeout: int,
-       no_smoke: bool, source: Path, rollback_on_failure: bool, output: str) -> None:
+def up(
+    environment: Environment,
+    layout_name: str | None,
+    builder: Literal["oci", "docker"],
+    allow_dirty: bool,
+    wait_timeout: int,
+    no_smoke: bool,
+    source: Path,
+    rollback_on_failure: bool,
+    output: str,
+) -> None:
     """Build, render, apply, wait and smoke-test, record the release; print the gateway URL and the demo credentials.
 
     Run again with nothing changed, it changes nothing and says so. Switching --layout removes the
@@ -331,8 +437,9 @@ def up(environment: Environment, layout_name: str | None, builder: Literal["oci"
 
     refuse_plain_http(environment, say)
     layout = layout_name or environment.layout
-    options = BuildOptions(source=source, registry=environment.registry, builder=builder,
-                           allow_dirty=allow_dirty, bases=environment.bases)
+    options = BuildOptions(
+        source=source, registry=environment.registry, builder=builder, allow_dirty=allow_dirty, bases=environment.bases
+    )
     runner = make_runner(environment, say, options=options, no_smoke=no_smoke, wait_timeout=wait_timeout)
     result, users = runner.up(layout, rollback_on_failure)
     timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.durations.items())
@@ -344,8 +451,10 @@ def up(environment: Environment, layout_name: str | None, builder: Literal["oci"
     for user in users.demo:
         click.echo(f"  log in as {user.email} / {user.password}")
     if not users.demo:
-        say(f"no user of environment {environment.name} has a known password; add one with "
-            f"`k8sdeploy user add EMAIL --role admin --env {environment.name}`")
+        say(
+            f"no user of environment {environment.name} has a known password; add one with "
+            f"`k8sdeploy user add EMAIL --role admin --env {environment.name}`"
+        )
 
 
 @main.command(epilog=EXIT_CODES_HELP)
@@ -371,9 +480,19 @@ def history(environment: Environment, output: str) -> None:
 @main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
-@click.option("--to", "version", metavar="VERSION", help="The recorded version to put back.  [default: the one before the current]")
-@click.option("--wait-timeout", default=180, show_default=True, type=click.IntRange(1),
-              help="Seconds to wait for every service to be ready.")
+@click.option(
+    "--to",
+    "version",
+    metavar="VERSION",
+    help="The recorded version to put back.  [default: the one before the current]",
+)
+@click.option(
+    "--wait-timeout",
+    default=180,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Seconds to wait for every service to be ready.",
+)
 @click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
 @output_option
 @confirms("Replace what environment {env} runs with a recorded release?")
@@ -404,10 +523,16 @@ def user() -> None:
 
 @user.command("add", epilog=EXIT_CODES_HELP)
 @click.argument("email")
-@click.option("--role", type=click.Choice(["admin", "user"]), default="user", show_default=True,
-              help="admin may add, edit and delete people; user may only view them.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from stdin (else one is generated "
-              "and printed once).")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "user"]),
+    default="user",
+    show_default=True,
+    help="admin may add, edit and delete people; user may only view them.",
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (else one is generated and printed once)."
+)
 @reports_errors
 @environment_options
 def user_add(environment: Environment, email: str, role: str, password_stdin: bool) -> None:
@@ -422,13 +547,17 @@ def user_add(environment: Environment, email: str, role: str, password_stdin: bo
 
     password = sys.stdin.readline().rstrip("\n") if password_stdin else new_password()
     if len(password) < 12:
-        raise ConfigError("the password is shorter than 12 characters", "give a longer one, or leave out "
-                          "--password-stdin to have one generated")
+        raise ConfigError(
+            "the password is shorter than 12 characters",
+            "give a longer one, or leave out --password-stdin to have one generated",
+        )
     runner = make_runner(environment, say)
     store = runner.stages.users
     if environment.target != "local" and not store.deployed:
-        raise ConfigError(f"environment {environment.name} is not up", f"run `k8sdeploy up --env {environment.name}` "
-                          "first; its users live in its namespace")
+        raise ConfigError(
+            f"environment {environment.name} is not up",
+            f"run `k8sdeploy up --env {environment.name}` first; its users live in its namespace",
+        )
     with runner.holding():
         current = wanted(environment, store.read())
         users: Users = current.add(email, role, password)
@@ -458,8 +587,18 @@ def release_command(environment: Environment, version: str, output: str) -> None
 
     moved = release_latest(environment, version, say)
     if output == "json":
-        click.echo(report.dumps({"command": "release", "result": "ok", "environment": environment.name,
-                                 "version": version, "images": {m.name: asdict(m) for m in moved}}), nl=False)
+        click.echo(
+            report.dumps(
+                {
+                    "command": "release",
+                    "result": "ok",
+                    "environment": environment.name,
+                    "version": version,
+                    "images": {m.name: asdict(m) for m in moved},
+                }
+            ),
+            nl=False,
+        )
         return
     for m in moved:
         click.echo(f"{m.repository}:latest@{m.digest}")
@@ -468,8 +607,12 @@ def release_command(environment: Environment, version: str, output: str) -> None
 @main.command("bases", epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
-@click.option("--registry", metavar="HOST[:PORT]/PATH", required=True,
-              help="Push the bases here, as the images PATH/python and PATH/nginx.")
+@click.option(
+    "--registry",
+    metavar="HOST[:PORT]/PATH",
+    required=True,
+    help="Push the bases here, as the images PATH/python and PATH/nginx.",
+)
 @output_option
 def bases_command(environment: Environment, registry: str, output: str) -> None:
     """Build the Debian bases (python, nginx) and push them to a registry; print the table that pins them.
@@ -489,8 +632,10 @@ def bases_command(environment: Environment, registry: str, output: str) -> None:
     published = publish_bases(registry)
     pinned = {name: ref for name, ref in environment.bases.items() if name in published.pins}
     if pinned and pinned != published.pins:
-        say(f"environment {environment.name} pins other bases now ({', '.join(sorted(pinned))}); the table "
-            "below replaces its entries")
+        say(
+            f"environment {environment.name} pins other bases now ({', '.join(sorted(pinned))}); the table "
+            "below replaces its entries"
+        )
     if output == "json":
         from deploy import output as report
 

@@ -1,8 +1,8 @@
 """The wheel carries manifests/ and nginx-lua/ as package data in deploy/assets/ (deploy/render/assets.py finds
 them there), while the repository keeps them at its top level. Everything else is in pyproject.toml."""
 
-from pathlib import Path
 import shutil
+from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py

@@ -47,9 +47,18 @@ class Row:
 
 
 def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
-                        "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org"})
+    subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.org",
+            "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.org",
+        },
+    )
 
 
 def fresh_cache(work: Path) -> Path:
@@ -69,8 +78,11 @@ def purge_docker(engine: docker.DockerClient, cache: Path) -> list[str]:
     builder = DockerBuilder(engine, resolver)
     base_ids = {engine.images.get(builder.base_in_engine(base)).id for base in bases}
     while True:
-        derived = [image for image in engine.images.list(all=True) if image.id not in base_ids
-                   and any(step["Id"] in base_ids for step in engine.api.history(image.id))]
+        derived = [
+            image
+            for image in engine.images.list(all=True)
+            if image.id not in base_ids and any(step["Id"] in base_ids for step in engine.api.history(image.id))
+        ]
         if not derived:
             return sorted(base_ids)
         leaf = max(derived, key=lambda image: len(engine.api.history(image.id)))
@@ -80,14 +92,28 @@ def purge_docker(engine: docker.DockerClient, cache: Path) -> list[str]:
 def run(builder: str, checkout: Path, registry: str, cache: Path, rules: ProxyRules, scenario: str) -> Row:
     before = (rules.requests, rules.blobs_uploaded, rules.bytes_uploaded, rules.manifests_put)
     started = time.perf_counter()
-    result = subprocess.run([str(K8SDEPLOY), "build", "--builder", builder, "--registry", f"{registry}/bench",
-                             "--source", str(checkout), "--record", str(checkout.parent / "record.json")],
-                            capture_output=True, text=True, env={**os.environ, "K8SDEPLOY_CACHE": str(cache)})
+    result = subprocess.run(
+        [
+            str(K8SDEPLOY),
+            "build",
+            "--builder",
+            builder,
+            "--registry",
+            f"{registry}/bench",
+            "--source",
+            str(checkout),
+            "--record",
+            str(checkout.parent / "record.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "K8SDEPLOY_CACHE": str(cache)},
+    )
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{builder} {scenario} failed:\n{result.stderr}")
     after = (rules.requests, rules.blobs_uploaded, rules.bytes_uploaded, rules.manifests_put)
-    requests, blobs, sent, manifests = (a - b for a, b in zip(after, before))
+    requests, blobs, sent, manifests = (a - b for a, b in zip(after, before, strict=True))
     return Row(scenario, builder, seconds, requests, blobs, sent, manifests)
 
 
@@ -114,12 +140,16 @@ def size(count: int) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| scenario | builder | wall time | HTTP requests | blobs uploaded | bytes uploaded | manifests put |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| scenario | builder | wall time | HTTP requests | blobs uploaded | bytes uploaded | manifests put |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for scenario in dict.fromkeys(row.scenario for row in rows):
         for row in (row for row in rows if row.scenario == scenario):
-            lines.append(f"| {row.scenario} | {row.builder} | {row.seconds:.1f} s | {row.requests} | {row.blobs} "
-                         f"| {size(row.sent)} | {row.manifests} |")
+            lines.append(
+                f"| {row.scenario} | {row.builder} | {row.seconds:.1f} s | {row.requests} | {row.blobs} "
+                f"| {size(row.sent)} | {row.manifests} |"
+            )
     return "\n".join(lines)
 
 

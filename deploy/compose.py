@@ -53,8 +53,10 @@ def docker_client() -> docker.DockerClient:
         client = docker.from_env()
         client.ping()
     except DockerException as exc:
-        raise ConfigError(f"cannot reach the Docker Engine ({str(exc).splitlines()[0][:160]})",
-                          "start it with `make docker-engine` or set DOCKER_HOST") from None
+        raise ConfigError(
+            f"cannot reach the Docker Engine ({str(exc).splitlines()[0][:160]})",
+            "start it with `make docker-engine` or set DOCKER_HOST",
+        ) from None
     return client
 
 
@@ -62,11 +64,18 @@ class Clients:
     """The clients of a build, created once: HTTP (counted), registry clients by host, the Docker Engine (lazily:
     OCI builds pushing to a registry need no engine)."""
 
-    def __init__(self, *, http: httpx.Client | None = None, traffic: Traffic | None = None,
-                 credentials: Callable[[str], Credentials] = credentials_for, retry: RetryPolicy | None = None):
+    def __init__(
+        self,
+        *,
+        http: httpx.Client | None = None,
+        traffic: Traffic | None = None,
+        credentials: Callable[[str], Credentials] = credentials_for,
+        retry: RetryPolicy | None = None,
+    ):
         self.traffic = traffic or Traffic()
-        self.http = http or httpx.Client(timeout=httpx.Timeout(60, connect=10), follow_redirects=True,
-                                         event_hooks={"request": [self.traffic.hook]})
+        self.http = http or httpx.Client(
+            timeout=httpx.Timeout(60, connect=10), follow_redirects=True, event_hooks={"request": [self.traffic.hook]}
+        )
         self._credentials, self._retry = credentials, retry or RetryPolicy()
         self._docker: docker.DockerClient | None = None
         self._registries: dict[str, RegistryClient] = {}
@@ -75,8 +84,9 @@ class Clients:
     def registry(self, host: str) -> RegistryClient:
         with self._lock:
             if host not in self._registries:
-                self._registries[host] = RegistryClient(host, self.http, self._credentials(host), self._retry,
-                                                        self.traffic)
+                self._registries[host] = RegistryClient(
+                    host, self.http, self._credentials(host), self._retry, self.traffic
+                )
             return self._registries[host]
 
     def docker(self) -> docker.DockerClient:
@@ -105,8 +115,11 @@ def image_build(options: BuildOptions, clients: Clients, progress: Progress) -> 
         publisher = DockerPublisher(clients.docker(), address, clients.registry, log=progress.step)
         builder = DockerBuilder(clients.docker(), bases, log=progress.step)
     else:
-        publisher = (EnginePublisher(clients.docker(), log=progress.step) if address is None else
-                     RegistryPublisher(address, clients.registry(address.host), log=progress.step))
+        publisher = (
+            EnginePublisher(clients.docker(), log=progress.step)
+            if address is None
+            else RegistryPublisher(address, clients.registry(address.host), log=progress.step)
+        )
         builder = OciBuilder(store, bases, log=progress.step)
     return ImageBuild(options, bases, builder, publisher, progress.step)
 
@@ -179,16 +192,18 @@ def google_apis() -> GoogleApis:
     try:
         credentials, _project = google.auth.default(scopes=[CLOUD_SCOPE])
     except DefaultCredentialsError as exc:
-        raise CredentialsError(f"no Google credentials found ({str(exc).splitlines()[0][:120]})",
-                               CREDENTIALS_HINT) from None
+        raise CredentialsError(
+            f"no Google credentials found ({str(exc).splitlines()[0][:120]})", CREDENTIALS_HINT
+        ) from None
     return GoogleApis(credentials)
 
 
 def rest_client(client_class: Any, host: str, apis: GoogleApis) -> Any:
     """A google-cloud client of `client_class` over REST at `host` (each class has its own transport factory;
     their common base declares none, hence Any)."""
-    transport = client_class.get_transport_class("rest")(host=host, credentials=apis.credentials,
-                                                         url_scheme=apis.scheme)
+    transport = client_class.get_transport_class("rest")(
+        host=host, credentials=apis.credentials, url_scheme=apis.scheme
+    )
     return client_class(transport=transport)
 
 
@@ -210,16 +225,29 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
         return rest_client(client_class, apis.compute_endpoint, apis)
 
     compute = ComputeClients(
-        compute_client(compute_v1.FirewallsClient), compute_client(compute_v1.GlobalOperationsClient),
-        compute_client(compute_v1.ForwardingRulesClient), compute_client(compute_v1.TargetPoolsClient),
-        compute_client(compute_v1.BackendServicesClient), compute_client(compute_v1.HealthChecksClient),
-        compute_client(compute_v1.DisksClient), legacy_checks)
+        compute_client(compute_v1.FirewallsClient),
+        compute_client(compute_v1.GlobalOperationsClient),
+        compute_client(compute_v1.ForwardingRulesClient),
+        compute_client(compute_v1.TargetPoolsClient),
+        compute_client(compute_v1.BackendServicesClient),
+        compute_client(compute_v1.HealthChecksClient),
+        compute_client(compute_v1.DisksClient),
+        legacy_checks,
+    )
     container = rest_client(container_v1.ClusterManagerClient, apis.container_endpoint, apis)
     cluster = GkeCluster(container, place, say, poll=apis.poll)
     firewall = Firewall(compute.firewalls, compute.operations, place, network_tag(place), say, poll=apis.poll)
     leftovers = Leftovers(compute, place, firewall.name, say, apis.poll)
-    return GkeTarget(environment, cluster, firewall, leftovers, lambda c: kube_api_for(c, apis.credentials), say,
-                     keep_cluster=keep_cluster, poll=min(apis.poll, 1.0))
+    return GkeTarget(
+        environment,
+        cluster,
+        firewall,
+        leftovers,
+        lambda c: kube_api_for(c, apis.credentials),
+        say,
+        keep_cluster=keep_cluster,
+        poll=min(apis.poll, 1.0),
+    )
 
 
 def artifact_repository(environment: Environment, say: Say, registry: str | None = None) -> ArtifactRepository | None:
@@ -271,9 +299,13 @@ def stages(environment: Environment, say: Say, keep_cluster: bool = False) -> St
         from deploy.users import FileUsers
 
         state = default_state_dir(environment.name)
-        return Stages(environment, LocalTarget(docker_client(), environment.name, say=say),
-                      FileHistory(state / "releases.json"), FileLease(state / "lease.json", environment.name),
-                      FileUsers(state / "users.json"))
+        return Stages(
+            environment,
+            LocalTarget(docker_client(), environment.name, say=say),
+            FileHistory(state / "releases.json"),
+            FileLease(state / "lease.json", environment.name),
+            FileUsers(state / "users.json"),
+        )
     from deploy.targets.kube.history import ConfigMapHistory
     from deploy.targets.kube.lease import KubeLease
     from deploy.targets.kube.users import KubeUsers
@@ -284,8 +316,13 @@ def stages(environment: Environment, say: Say, keep_cluster: bool = False) -> St
         from deploy.targets.kube.target import KubeTarget
 
         api = kubeconfig_api(environment.kube_context, kubeconfig_path(environment))
-        return Stages(environment, KubeTarget(api, namespace, name, say), ConfigMapHistory(api, namespace, name),
-                      KubeLease(api, namespace, name, say), KubeUsers(lambda: api, namespace, name, say))
+        return Stages(
+            environment,
+            KubeTarget(api, namespace, name, say),
+            ConfigMapHistory(api, namespace, name),
+            KubeLease(api, namespace, name, say),
+            KubeUsers(lambda: api, namespace, name, say),
+        )
     from deploy.targets.gke.history import ClusterHistory
     from deploy.targets.gke.target import ClusterLease
 
@@ -295,9 +332,13 @@ def stages(environment: Environment, say: Say, keep_cluster: bool = False) -> St
         kube = gke.kube(gke.cluster.find())
         return kube.api if kube is not None else None
 
-    return Stages(environment, gke, ClusterHistory(gke),
-                  ClusterLease(gke, lambda api: KubeLease(api, namespace, name, say), say),
-                  KubeUsers(running_api, namespace, name, say))
+    return Stages(
+        environment,
+        gke,
+        ClusterHistory(gke),
+        ClusterLease(gke, lambda api: KubeLease(api, namespace, name, say), say),
+        KubeUsers(running_api, namespace, name, say),
+    )
 
 
 def history(environment: Environment, say: Say) -> ReleaseHistory:
@@ -310,13 +351,25 @@ def history(environment: Environment, say: Say) -> ReleaseHistory:
     return stages(environment, say).history
 
 
-def make_runner(environment: Environment, say: Say, *, options: BuildOptions | None = None, no_smoke: bool = False,
-                wait_timeout: float = 180, keep_cluster: bool = False) -> Runner:
+def make_runner(
+    environment: Environment,
+    say: Say,
+    *,
+    options: BuildOptions | None = None,
+    no_smoke: bool = False,
+    wait_timeout: float = 180,
+    keep_cluster: bool = False,
+) -> Runner:
     """A Runner for `environment`; `options` make its build stage (`up`), which first makes sure of the
     environment's Artifact Registry repository, keeping the versions its history records."""
-    return Runner(stages(environment, say, keep_cluster), say, make_smoke(environment, say, no_smoke),
-                  build=build_stage(environment, options, say) if options is not None else None,
-                  wait_timeout=wait_timeout, mysql_secret=mysql_secret())
+    return Runner(
+        stages(environment, say, keep_cluster),
+        say,
+        make_smoke(environment, say, no_smoke),
+        build=build_stage(environment, options, say) if options is not None else None,
+        wait_timeout=wait_timeout,
+        mysql_secret=mysql_secret(),
+    )
 
 
 def build_stage(environment: Environment, options: BuildOptions, say: Say) -> Callable[[ReleaseHistory], BuildRecord]:

@@ -97,8 +97,13 @@ class LocalSuite:
 
     def service_env(self, service: Service) -> dict[str, str]:
         settings = self.settings
-        env = {**os.environ, "HOST": settings.host, "PORT": str(settings.port(service)),
-               "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "HOST": settings.host,
+            "PORT": str(settings.port(service)),
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+        }
         if service.database:
             if settings.mysql_url:
                 env["DATABASE_URL"] = f"{settings.mysql_url.rstrip('/')}/{settings.database_prefix}{service.name}"
@@ -192,12 +197,26 @@ class LocalSuite:
 
 
 @click.command()
-@click.option("--port", "base_port", default=GATEWAY_PORT, show_default=True,
-              help="Gateway port; the services take the next five.")
-@click.option("--work-dir", type=click.Path(path_type=Path), default=ROOT / ".run", show_default=True,
-              help="Where databases, logs and the rendered nginx.conf go.")
-@click.option("--mysql-url", default="", envvar="SUITE_MYSQL_URL",
-              help="Use this MySQL/MariaDB server (one database per service) instead of SQLite.")
+@click.option(
+    "--port",
+    "base_port",
+    default=GATEWAY_PORT,
+    show_default=True,
+    help="Gateway port; the services take the next five.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    default=ROOT / ".run",
+    show_default=True,
+    help="Where databases, logs and the rendered nginx.conf go.",
+)
+@click.option(
+    "--mysql-url",
+    default="",
+    envvar="SUITE_MYSQL_URL",
+    help="Use this MySQL/MariaDB server (one database per service) instead of SQLite.",
+)
 def main(base_port: int, work_dir: Path, mysql_url: str) -> None:
     """Run the auth suite on loopback in the foreground until Ctrl-C or SIGTERM."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -216,7 +235,9 @@ def main(base_port: int, work_dir: Path, mysql_url: str) -> None:
         while all(p.poll() is None for p in suite.processes.values()):
             time.sleep(0.5)
         dead = [name for name, p in suite.processes.items() if p.poll() is not None]
-        click.echo(f"error: {', '.join(dead)} stopped; last log lines:\n{tail(suite.logs / f'{dead[0]}.log')}", err=True)
+        click.echo(
+            f"error: {', '.join(dead)} stopped; last log lines:\n{tail(suite.logs / f'{dead[0]}.log')}", err=True
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         pass

@@ -17,11 +17,19 @@ from deploy.model.errors import CloudError, CredentialsError
 # 429 and 503 mean "not done, try again", and so does a dropped connection (whose request may have been
 # acted on: a repeated create answers 409, which the callers read back): retry each request with
 # truncated exponential backoff and jitter until a minute has passed.
-RETRY = gretry.Retry(predicate=gretry.if_exception_type(gexc.TooManyRequests, gexc.ServiceUnavailable,
-                                                        requests.exceptions.ConnectionError),
-                     initial=0.05, maximum=2.0, multiplier=2.0, timeout=60.0)
-CREDENTIALS_HINT = ("set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or run where workload "
-                    "identity or application default credentials are set up)")
+RETRY = gretry.Retry(
+    predicate=gretry.if_exception_type(
+        gexc.TooManyRequests, gexc.ServiceUnavailable, requests.exceptions.ConnectionError
+    ),
+    initial=0.05,
+    maximum=2.0,
+    multiplier=2.0,
+    timeout=60.0,
+)
+CREDENTIALS_HINT = (
+    "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or run where workload "
+    "identity or application default credentials are set up)"
+)
 
 
 def server_message(exc: gexc.GoogleAPICallError) -> str:
@@ -30,32 +38,48 @@ def server_message(exc: gexc.GoogleAPICallError) -> str:
 
 
 @contextmanager
-def google_calls(what: str, project: str, roles: str, project_setting: str,
-                 other: Callable[[gexc.GoogleAPICallError], CloudError | None] = lambda _exc: None) -> Iterator[None]:
+def google_calls(
+    what: str,
+    project: str,
+    roles: str,
+    project_setting: str,
+    other: Callable[[gexc.GoogleAPICallError], CloudError | None] = lambda _exc: None,
+) -> Iterator[None]:
     """Run Google API calls for `project`; an expected failure becomes a one-line error naming what to fix.
     `roles` are the IAM roles that would have allowed it; `project_setting` is where the project is set;
     `other` may turn an API-specific error into its own message."""
     try:
         yield
     except (auth_exceptions.DefaultCredentialsError, auth_exceptions.RefreshError) as exc:
-        raise CredentialsError(f"no usable Google credentials while {what} ({str(exc).splitlines()[0][:160]})",
-                               CREDENTIALS_HINT) from None
+        raise CredentialsError(
+            f"no usable Google credentials while {what} ({str(exc).splitlines()[0][:160]})", CREDENTIALS_HINT
+        ) from None
     except (requests.exceptions.ConnectionError, gexc.RetryError) as exc:
-        raise CloudError(f"the Google API kept failing while {what} ({type(exc).__name__}), retried for 60 s",
-                         "check the network, then run again") from None
+        raise CloudError(
+            f"the Google API kept failing while {what} ({type(exc).__name__}), retried for 60 s",
+            "check the network, then run again",
+        ) from None
     except (gexc.Unauthenticated, gexc.Unauthorized):  # gRPC and HTTP names of 401
         raise CredentialsError(f"Google rejected the credentials while {what}", CREDENTIALS_HINT) from None
     except (gexc.PermissionDenied, gexc.Forbidden) as exc:  # gRPC and HTTP names of 403
         if exc.reason == "SERVICE_DISABLED":
             service = (exc.metadata or {}).get("service") or "the API"
-            raise CloudError(f"{service} is not enabled in project {project!r} (while {what})",
-                             f"enable it: gcloud services enable {service} --project {project} (or in the "
-                             "console's API library), wait a minute, and run again") from None
+            raise CloudError(
+                f"{service} is not enabled in project {project!r} (while {what})",
+                f"enable it: gcloud services enable {service} --project {project} (or in the "
+                "console's API library), wait a minute, and run again",
+            ) from None
         if exc.reason == "CONSUMER_INVALID":
-            raise CloudError(f"project {project!r} does not exist or these credentials cannot see it",
-                             f"set {project_setting} to an existing project id") from None
-        raise CloudError(f"permission denied while {what}: {server_message(exc)}",
-                         f"grant the credentials' account {roles} on project {project}") from None
+            raise CloudError(
+                f"project {project!r} does not exist or these credentials cannot see it",
+                f"set {project_setting} to an existing project id",
+            ) from None
+        raise CloudError(
+            f"permission denied while {what}: {server_message(exc)}",
+            f"grant the credentials' account {roles} on project {project}",
+        ) from None
     except gexc.GoogleAPICallError as exc:
-        raise (other(exc) or CloudError(f"{what} failed: {exc.code} {server_message(exc)}",
-                                        "fix the cause named above and run again")) from None
+        raise (
+            other(exc)
+            or CloudError(f"{what} failed: {exc.code} {server_message(exc)}", "fix the cause named above and run again")
+        ) from None

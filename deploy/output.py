@@ -37,9 +37,16 @@ def images(published: Mapping[str, PublishedImage]) -> dict:
 def deployed(command: str, result: UpResult, env_name: str) -> dict:
     """`up` and `rollback`."""
     return {
-        "command": command, "result": "ok", "environment": env_name, "action": result.action,
-        "version": result.version, "commit": result.commit, "layout": result.layout, "url": result.url,
-        "images": images(result.images), "objects_hash": result.objects_hash,
+        "command": command,
+        "result": "ok",
+        "environment": env_name,
+        "action": result.action,
+        "version": result.version,
+        "commit": result.commit,
+        "layout": result.layout,
+        "url": result.url,
+        "images": images(result.images),
+        "objects_hash": result.objects_hash,
         "applied": asdict(result.applied),
         "smoke": None if result.smoke is None else {"url": result.smoke.url, "checks": list(result.smoke.checks)},
         "durations": dict(result.durations),
@@ -47,16 +54,29 @@ def deployed(command: str, result: UpResult, env_name: str) -> dict:
 
 
 def built(record: BuildRecord, env_name: str, durations: Mapping[str, float]) -> dict:
-    return {"command": "build", "result": "ok", "environment": env_name, "version": record.version,
-            "commit": record.commit, "images": images(record.images), "durations": dict(durations)}
+    return {
+        "command": "build",
+        "result": "ok",
+        "environment": env_name,
+        "version": record.version,
+        "commit": record.commit,
+        "images": images(record.images),
+        "durations": dict(durations),
+    }
 
 
-def status(env_name: str, rows: Sequence[ServiceStatus], release: Release | None = None,
-           drift: Sequence[str] = ()) -> dict:
+def status(
+    env_name: str, rows: Sequence[ServiceStatus], release: Release | None = None, drift: Sequence[str] = ()
+) -> dict:
     ready = bool(rows) and all(row.ready for row in rows)
-    return {"command": "status", "result": "ok" if ready else "not-ready", "environment": env_name,
-            "services": [asdict(row) for row in rows], "release": None if release is None else release.version,
-            "drift": list(drift)}
+    return {
+        "command": "status",
+        "result": "ok" if ready else "not-ready",
+        "environment": env_name,
+        "services": [asdict(row) for row in rows],
+        "release": None if release is None else release.version,
+        "drift": list(drift),
+    }
 
 
 def removed(env_name: str, names: Sequence[str]) -> dict:
@@ -64,15 +84,22 @@ def removed(env_name: str, names: Sequence[str]) -> dict:
 
 
 def history(env_name: str, releases: Sequence[Release]) -> dict:
-    return {"command": "history", "result": "ok", "environment": env_name,
-            "releases": [release.to_dict() for release in reversed(releases)]}  # newest first
+    return {
+        "command": "history",
+        "result": "ok",
+        "environment": env_name,
+        "releases": [release.to_dict() for release in reversed(releases)],
+    }  # newest first
 
 
 def failed(command: str, error: DeployError) -> dict:
     """What `--output json` prints when a command fails with a DeployError (its exit code says why)."""
-    document = {"command": command, "result": "failed", "exit_code": int(error.exit_code),
-                "error": {"type": type(error).__name__, "message": error.message, "hint": error.hint,
-                          "details": error.details}}
+    document = {
+        "command": command,
+        "result": "failed",
+        "exit_code": int(error.exit_code),
+        "error": {"type": type(error).__name__, "message": error.message, "hint": error.hint, "details": error.details},
+    }
     restored = getattr(error, "restored", None)
     if restored is not None:
         document["rolled_back_to"] = deployed("rollback", restored, restored.env_name)
@@ -98,12 +125,22 @@ def history_table(releases: Sequence[Release]) -> list[str]:
     """Newest first."""
     table = [("VERSION", "COMMIT", "LAYOUT", "ACTION", "TIME", "BY", "OBJECTS")]
     for release in reversed(releases):
-        table.append((release.version, release.commit[:12], release.layout, release.action, release.time,
-                      release.by, release.objects_hash[:19]))
+        table.append(
+            (
+                release.version,
+                release.commit[:12],
+                release.layout,
+                release.action,
+                release.time,
+                release.by,
+                release.objects_hash[:19],
+            )
+        )
     return columns(table)
 
 
 # progress
+
 
 class PlainProgress:
     def __init__(self, stream: TextIO | None = None):
@@ -129,9 +166,14 @@ class RichProgress:
         from rich.progress import Progress as Live
         from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self._live = Live(SpinnerColumn(), TextColumn("[bold]{task.fields[subject]:<15}"),
-                          TextColumn("{task.description}"), TimeElapsedColumn(),
-                          console=Console(file=stream), transient=False)
+        self._live = Live(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.fields[subject]:<15}"),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=Console(file=stream),
+            transient=False,
+        )
         self._tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()
         self._live.start()

@@ -40,8 +40,16 @@ class UpResult:
     action: str = "up"  # up | rollback
 
     def release(self, by: str, time: str) -> Release:
-        return Release(version=self.version, commit=self.commit, images=self.images, layout=self.layout,
-                       objects_hash=self.objects_hash, time=time, by=by, action=self.action)
+        return Release(
+            version=self.version,
+            commit=self.commit,
+            images=self.images,
+            layout=self.layout,
+            objects_hash=self.objects_hash,
+            time=time,
+            by=by,
+            action=self.action,
+        )
 
 
 class Stopwatch:
@@ -61,9 +69,16 @@ class Stopwatch:
 def describe(applied: ApplyResult) -> str:
     if not applied.changed:
         return f"no change: {', '.join(applied.unchanged) or 'nothing'} already up to date"
-    parts = [f"{label} {', '.join(names)}" for label, names in
-             (("created", applied.created), ("replaced", applied.replaced), ("removed", applied.removed),
-              ("unchanged", applied.unchanged)) if names]
+    parts = [
+        f"{label} {', '.join(names)}"
+        for label, names in (
+            ("created", applied.created),
+            ("replaced", applied.replaced),
+            ("removed", applied.removed),
+            ("unchanged", applied.unchanged),
+        )
+        if names
+    ]
     return "; ".join(parts)
 
 
@@ -159,12 +174,10 @@ class Runner:
         record = BuildRecord(version=release.version, commit=release.commit, images=release.images)
         return self._deploy(release.layout, record, users, Stopwatch(), action="rollback")
 
-    def _deploy(self, layout: str, record: BuildRecord, users: Users, watch: Stopwatch,
-                action: str = "up") -> UpResult:
+    def _deploy(self, layout: str, record: BuildRecord, users: Users, watch: Stopwatch, action: str = "up") -> UpResult:
         target = self.stages.target
         with watch.stage("render"):
-            rendered = render(self.environment, layout, record.images, record.version,
-                              mysql_secret=self.mysql_secret)
+            rendered = render(self.environment, layout, record.images, record.version, mysql_secret=self.mysql_secret)
         for note in rendered.notes:
             self.say(f"note: {note}")
         with watch.stage("apply"):
@@ -176,9 +189,16 @@ class Runner:
         with watch.stage("smoke"):
             report = self.smoke(users).run(url)
         result = UpResult(
-            env_name=self.environment.name, layout=layout, version=record.version, commit=record.commit,
-            images=record.images, url=url, applied=applied, smoke=report,
-            durations=MappingProxyType(dict(watch.durations)), objects_hash=objects_hash(rendered.objects),
+            env_name=self.environment.name,
+            layout=layout,
+            version=record.version,
+            commit=record.commit,
+            images=record.images,
+            url=url,
+            applied=applied,
+            smoke=report,
+            durations=MappingProxyType(dict(watch.durations)),
+            objects_hash=objects_hash(rendered.objects),
             action=action,
         )
         with watch.stage("record"):
@@ -210,7 +230,11 @@ def record_release(history: ReleaseHistory, result: UpResult, say: Say) -> None:
     release = result.release(by=who(), time=now())
     newest = history.releases()[-1:]
     same = newest and (newest[0].version, newest[0].objects_hash, newest[0].layout, newest[0].action) == (
-        release.version, release.objects_hash, release.layout, release.action)
+        release.version,
+        release.objects_hash,
+        release.layout,
+        release.action,
+    )
     if same and not result.applied.changed:
         say(f"release {release.version} is already the newest recorded; nothing to record")
         return
@@ -221,8 +245,11 @@ class RolledBack(DeployError):
     """`up --rollback-on-failure`: the new version failed and the previous one runs again; exits as the failure."""
 
     def __init__(self, failure: DeployError, restored: UpResult):
-        super().__init__(f"{failure.message}; rolled back to version {restored.version}, which passed its checks",
-                         hint=failure.hint, details=failure.details)
+        super().__init__(
+            f"{failure.message}; rolled back to version {restored.version}, which passed its checks",
+            hint=failure.hint,
+            details=failure.details,
+        )
         self.exit_code = failure.exit_code
         self.restored = restored
 
@@ -234,9 +261,9 @@ class RollbackFailed(DeployError):
     details hold both diagnoses, since neither version may be serving now."""
 
     def __init__(self, failure: DeployError, version: str, rollback_failure: DeployError):
-        super().__init__(f"{failure.message}; rolling back to version {version} failed too: {rollback_failure.message}",
-                         hint="run `k8sdeploy status` to see what runs, then `k8sdeploy rollback --to VERSION` "
-                              "or a fixed `up`",
-                         details=f"the new version:\n{failure.details}\nthe rollback to {version}:\n"
-                                 f"{rollback_failure.details}")
+        super().__init__(
+            f"{failure.message}; rolling back to version {version} failed too: {rollback_failure.message}",
+            hint="run `k8sdeploy status` to see what runs, then `k8sdeploy rollback --to VERSION` or a fixed `up`",
+            details=f"the new version:\n{failure.details}\nthe rollback to {version}:\n{rollback_failure.details}",
+        )
         self.exit_code = failure.exit_code

@@ -56,10 +56,15 @@ def failing_hop(answer: httpx.Response) -> str:
 
 class SmokeFailed(SmokeError):
     def __init__(self, hop: str, step: str, answer: httpx.Response | None = None, detail: str = ""):
-        seen = detail or (f"{answer.request.method} {answer.request.url.path} answered {answer.status_code}"
-                          if answer is not None else "no answer")
-        super().__init__(f"smoke test failed at the {hop} while {step}: {seen}",
-                         f"see `k8sdeploy logs {hop if hop != 'gateway' else 'nginx-lua'}`")
+        seen = detail or (
+            f"{answer.request.method} {answer.request.url.path} answered {answer.status_code}"
+            if answer is not None
+            else "no answer"
+        )
+        super().__init__(
+            f"smoke test failed at the {hop} while {step}: {seen}",
+            f"see `k8sdeploy logs {hop if hop != 'gateway' else 'nginx-lua'}`",
+        )
         self.hop = hop
 
 
@@ -67,8 +72,13 @@ class HttpSmoke:
     """Logs in with an admin and a viewer (the environment's smoke users; by default the demo users) and walks
     the flow a person would, through the gateway only."""
 
-    def __init__(self, say: Say = silent, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None, users: tuple[User, User] = DEMO_USERS):
+    def __init__(
+        self,
+        say: Say = silent,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        users: tuple[User, User] = DEMO_USERS,
+    ):
         self.users = users
         self.say = say
         self.timeout = timeout
@@ -84,8 +94,11 @@ class HttpSmoke:
 
     def log_in(self, http: httpx.Client, email: str, password: str) -> None:
         step = f"logging in as {email}"
-        answer = http.post("/login", data={"emailaddress": email, "password": password},
-                           headers={"Origin": str(http.base_url).rstrip("/")})
+        answer = http.post(
+            "/login",
+            data={"emailaddress": email, "password": password},
+            headers={"Origin": str(http.base_url).rstrip("/")},
+        )
         if answer.status_code == 401:
             raise SmokeFailed("authentication", step, detail="the smoke user's credentials were refused (401)")
         self.expect(answer, 302, step)
@@ -120,12 +133,12 @@ class HttpSmoke:
             passed("logged out; the old cookie is refused")
             with self.client(url) as http:
                 self.log_in(http, user, user_password)
-                denied = http.post("/persons/add", data={"firstName": "Smoke", "lastName": "Test"},
-                                   headers={"Origin": url.rstrip("/")})
+                denied = http.post(
+                    "/persons/add", data={"firstName": "Smoke", "lastName": "Test"}, headers={"Origin": url.rstrip("/")}
+                )
                 self.expect(denied, 403, f"checking that {user} may not add people", "permission")
                 passed(f"{user} is refused what it may not do")
-                self.expect(http.post("/logout", headers={"Origin": url.rstrip("/")}), 302,
-                            f"logging {user} out")
+                self.expect(http.post("/logout", headers={"Origin": url.rstrip("/")}), 302, f"logging {user} out")
         except httpx.TransportError as exc:
             raise SmokeFailed("gateway", "connecting", detail=f"{url}: {exc or type(exc).__name__}") from exc
         return SmokeReport(url=url, checks=tuple(checks))

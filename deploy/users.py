@@ -29,12 +29,15 @@ ROLES = ("admin", "user")
 
 def smoke_users(existing: dict[int, User]) -> tuple[User, User]:
     """The environment's smoke users, with the passwords generated on its first `up`."""
+
     def one(user_id: int, email: str, role: str) -> User:
         kept = existing.get(user_id)
         return kept if kept is not None and kept.email == email else User(user_id, email, new_password(), role)
 
-    return (one(SMOKE_ADMIN, "smoke-admin@k8sdeploy.invalid", "admin"),
-            one(SMOKE_USER, "smoke-user@k8sdeploy.invalid", "user"))
+    return (
+        one(SMOKE_ADMIN, "smoke-admin@k8sdeploy.invalid", "admin"),
+        one(SMOKE_USER, "smoke-user@k8sdeploy.invalid", "user"),
+    )
 
 
 def new_password() -> str:
@@ -63,11 +66,19 @@ class Users:
 
     def secret(self, namespace: str) -> dict:
         """The Secret object, labelled as the environment's (so `down` removes it with everything else)."""
-        labels = {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/name": "users",
-                  "app.kubernetes.io/instance": self.env_name, "app.kubernetes.io/managed-by": "k8sdeploy"}
-        return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": USERS_SECRET, "namespace": namespace, "labels": labels},
-                "data": {USERS_KEY: base64.b64encode(self.document().encode()).decode()}}
+        labels = {
+            "app.kubernetes.io/part-of": PART_OF,
+            "app.kubernetes.io/name": "users",
+            "app.kubernetes.io/instance": self.env_name,
+            "app.kubernetes.io/managed-by": "k8sdeploy",
+        }
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": USERS_SECRET, "namespace": namespace, "labels": labels},
+            "data": {USERS_KEY: base64.b64encode(self.document().encode()).decode()},
+        }
 
     def add(self, email: str, role: str, password: str) -> Users:
         email = email.strip().lower()
@@ -76,8 +87,7 @@ class Users:
         if role not in ROLES:
             raise ConfigError(f"no role {role!r}", f"choose one of: {', '.join(ROLES)}")
         if any(user.email == email for user in self.users):
-            raise ConfigError(f"{email} is already a user of environment {self.env_name}",
-                              "choose another address")
+            raise ConfigError(f"{email} is already a user of environment {self.env_name}", "choose another address")
         next_id = max([FIRST_ADDED - 1, *(user.id for user in self.users)]) + 1
         return Users(self.env_name, (*self.users, User(next_id, email, password, role)))
 
@@ -86,8 +96,10 @@ def parse(document: str) -> dict[int, User]:
     try:
         return {int(e["id"]): User(int(e["id"]), e["email"], e["password"], e["role"]) for e in json.loads(document)}
     except (ValueError, TypeError, KeyError):
-        raise ConfigError(f"the Secret {USERS_SECRET} does not hold a list of users",
-                          "delete it (its users are lost) and run `k8sdeploy up` to make it again") from None
+        raise ConfigError(
+            f"the Secret {USERS_SECRET} does not hold a list of users",
+            "delete it (its users are lost) and run `k8sdeploy up` to make it again",
+        ) from None
 
 
 def from_secret(obj: dict | None) -> dict[int, User]:

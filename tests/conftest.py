@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -75,8 +75,13 @@ def suite_engine(request: pytest.FixtureRequest) -> Iterator:
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """The real Kubernetes control plane (etcd, API server, controllers, scheduler; KWOK's nodes), once per
     session. `make test` builds its binaries; a machine without them builds them here (minutes)."""
-    plane = ControlPlane(tmp_path_factory.mktemp("control-plane"), base_port=free_port_block(4), tokens=TOKENS,
-                         die_with_parent=True, say=lambda _line: None)
+    plane = ControlPlane(
+        tmp_path_factory.mktemp("control-plane"),
+        base_port=free_port_block(4),
+        tokens=TOKENS,
+        die_with_parent=True,
+        say=lambda _line: None,
+    )
     try:
         yield plane.start()
     finally:

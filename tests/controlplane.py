@@ -28,10 +28,19 @@ TOKENS = {
 TEST_USERS = tuple(user for user, _ in TOKENS.values())
 OWNED = "app.kubernetes.io/managed-by=k8sdeploy"
 # Plural -> API path prefix of the kinds tests look at.
-PATHS = {"namespaces": "/api/v1", "configmaps": "/api/v1", "secrets": "/api/v1", "services": "/api/v1",
-         "persistentvolumeclaims": "/api/v1", "pods": "/api/v1", "deployments": "/apis/apps/v1",
-         "statefulsets": "/apis/apps/v1", "networkpolicies": "/apis/networking.k8s.io/v1",
-         "leases": "/apis/coordination.k8s.io/v1", "events": "/api/v1"}
+PATHS = {
+    "namespaces": "/api/v1",
+    "configmaps": "/api/v1",
+    "secrets": "/api/v1",
+    "services": "/api/v1",
+    "persistentvolumeclaims": "/api/v1",
+    "pods": "/api/v1",
+    "deployments": "/apis/apps/v1",
+    "statefulsets": "/apis/apps/v1",
+    "networkpolicies": "/apis/networking.k8s.io/v1",
+    "leases": "/apis/coordination.k8s.io/v1",
+    "events": "/api/v1",
+}
 NAMESPACED = tuple(plural for plural in PATHS if plural != "namespaces")
 
 
@@ -68,29 +77,46 @@ startTime: {{ $now | Quote }}
 
 def container_statuses(failing: str, waiting: dict | None, terminated_before: bool) -> str:
     """A KWOK status template: container `failing` waiting (or running but not ready), the others ready."""
-    state = (json.dumps({"waiting": waiting}) if waiting else "{running: {startedAt: {{ $now | Quote }}}}")
-    last = ('lastState: {terminated: {exitCode: 1, reason: Error, startedAt: {{ $now | Quote }}, '
-            'finishedAt: {{ $now | Quote }}}}' if terminated_before else "")
+    state = json.dumps({"waiting": waiting}) if waiting else "{running: {startedAt: {{ $now | Quote }}}}"
+    last = (
+        "lastState: {terminated: {exitCode: 1, reason: Error, startedAt: {{ $now | Quote }}, "
+        "finishedAt: {{ $now | Quote }}}}"
+        if terminated_before
+        else ""
+    )
     pending = waiting is not None and waiting["reason"] in ("ImagePullBackOff", "ErrImagePull")
-    return (STATUS.replace("@FAILING@", failing).replace("@RESTARTS@", "3" if terminated_before else "0")
-            .replace("@LAST@", last).replace("@STATE@", state).replace("@PHASE@", "Pending" if pending else "Running"))
+    return (
+        STATUS.replace("@FAILING@", failing)
+        .replace("@RESTARTS@", "3" if terminated_before else "0")
+        .replace("@LAST@", last)
+        .replace("@STATE@", state)
+        .replace("@PHASE@", "Pending" if pending else "Running")
+    )
 
 
 # What a kubelet would report, per simulated state: (status template, event type, reason, message)
 def simulated(state: str, container: str) -> tuple[str, dict]:
     if state == "crash-loop":
-        waiting = {"reason": "CrashLoopBackOff",
-                   "message": f"back-off 10s restarting failed container={container}"}
-        return (container_statuses(container, waiting, terminated_before=True),
-                {"type": "Warning", "reason": "BackOff", "message": f"Back-off restarting failed container {container}"})
+        waiting = {"reason": "CrashLoopBackOff", "message": f"back-off 10s restarting failed container={container}"}
+        return (
+            container_statuses(container, waiting, terminated_before=True),
+            {"type": "Warning", "reason": "BackOff", "message": f"Back-off restarting failed container {container}"},
+        )
     if state == "image-pull-backoff":
         waiting = {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}
-        return (container_statuses(container, waiting, terminated_before=False),
-                {"type": "Warning", "reason": "Failed", "message": "Error: ImagePullBackOff"})
+        return (
+            container_statuses(container, waiting, terminated_before=False),
+            {"type": "Warning", "reason": "Failed", "message": "Error: ImagePullBackOff"},
+        )
     if state == "not-ready":
-        return (container_statuses(container, None, terminated_before=False),
-                {"type": "Warning", "reason": "Unhealthy",
-                 "message": "Readiness probe failed: HTTP probe failed with statuscode: 503"})
+        return (
+            container_statuses(container, None, terminated_before=False),
+            {
+                "type": "Warning",
+                "reason": "Unhealthy",
+                "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+            },
+        )
     raise ValueError(f"no simulated state {state!r}")
 
 
@@ -105,10 +131,10 @@ class KubeCluster:
     work: Path
 
     @classmethod
-    def new(cls, cluster: Cluster, work: Path) -> "KubeCluster":
+    def new(cls, cluster: Cluster, work: Path) -> KubeCluster:
         """A view with a namespace name of its own (not created: the code under test does that)."""
         namespace = f"t-{uuid.uuid4().hex[:8]}"
-        return cls(cluster, namespace, datetime.datetime.now(datetime.timezone.utc), [], work)
+        return cls(cluster, namespace, datetime.datetime.now(datetime.UTC), [], work)
 
     @property
     def server(self) -> str:
@@ -138,8 +164,9 @@ class KubeCluster:
     def list(self, plural: str, labels: str = "", namespace: str | None = None) -> list[dict]:
         ns = self.namespace if namespace is None else namespace
         scope = f"/namespaces/{ns}" if plural in NAMESPACED and ns else ""
-        answer = self.session().get(f"{self.server}{PATHS[plural]}{scope}/{plural}", params={"labelSelector": labels},
-                                    timeout=10)
+        answer = self.session().get(
+            f"{self.server}{PATHS[plural]}{scope}/{plural}", params={"labelSelector": labels}, timeout=10
+        )
         answer.raise_for_status()
         return answer.json()["items"]
 
@@ -150,8 +177,12 @@ class KubeCluster:
         """(plural, name) of every object carrying k8sdeploy's label in the namespace, and the namespace
         itself when it is k8sdeploy's and not yet gone: what `down` must leave none of."""
         ns = self.namespace if namespace is None else namespace
-        found = [(plural, name) for plural in NAMESPACED if plural not in ("events", "leases")
-                 for name in self.names(plural, OWNED, ns)]
+        found = [
+            (plural, name)
+            for plural in NAMESPACED
+            if plural not in ("events", "leases")
+            for name in self.names(plural, OWNED, ns)
+        ]
         found += [("namespaces", name) for name in self.names("namespaces", OWNED, "") if name == ns]
         return sorted(found)
 
@@ -171,7 +202,7 @@ class KubeCluster:
     # -- the audit log -------------------------------------------------------------------------
     def mark(self) -> datetime.datetime:
         time.sleep(0.01)
-        return datetime.datetime.now(datetime.timezone.utc)
+        return datetime.datetime.now(datetime.UTC)
 
     def mutations(self, since: datetime.datetime | None = None, user: str = "") -> list[str]:
         """Mutating requests by the tests' users (or `user`) since `since` (default: this test's start)."""
@@ -184,14 +215,24 @@ class KubeCluster:
         crash-loop, image-pull-backoff or not-ready (KWOK Stage; the other containers run ready)."""
         template, event = simulated(state, container)
         name = f"test-{uuid.uuid4().hex[:10]}"
-        stage = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage", "metadata": {"name": name},
-                 "spec": {"resourceRef": {"apiGroup": "v1", "kind": "Pod"}, "weight": 1000,
-                          "selector": {"matchExpressions": [
-                              {"cel": {"expression": f"self.metadata.namespace == '{self.namespace}'"}},
-                              {"cel": {"expression": "!has(self.metadata.deletionTimestamp)"}},
-                              {"cel": {"expression": "self.status.phase == 'Pending'"}},
-                              {"cel": {"expression": pods_where}}]},
-                          "next": {"statusTemplate": template, "event": event}}}
+        stage = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "Stage",
+            "metadata": {"name": name},
+            "spec": {
+                "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+                "weight": 1000,
+                "selector": {
+                    "matchExpressions": [
+                        {"cel": {"expression": f"self.metadata.namespace == '{self.namespace}'"}},
+                        {"cel": {"expression": "!has(self.metadata.deletionTimestamp)"}},
+                        {"cel": {"expression": "self.status.phase == 'Pending'"}},
+                        {"cel": {"expression": pods_where}},
+                    ]
+                },
+                "next": {"statusTemplate": template, "event": event},
+            },
+        }
         answer = self.session().post(f"{self.server}/apis/kwok.x-k8s.io/v1alpha1/stages", json=stage, timeout=10)
         assert answer.status_code < 300, answer.text
         self.stages.append(name)
@@ -201,12 +242,15 @@ class KubeCluster:
         entries = []
         for container, text in lines.items():
             path = self.work / f"{self.namespace}-{container}.log"
-            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             path.write_text("".join(f"{stamp} stdout F {line}\n" for line in text.splitlines()))
             entries.append({"containers": [container], "logsFile": str(path)})
-        body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs",
-                "metadata": {"name": f"test-{self.namespace}"},
-                "spec": {"selector": {"matchNamespaces": [self.namespace]}, "logs": entries}}
+        body = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterLogs",
+            "metadata": {"name": f"test-{self.namespace}"},
+            "spec": {"selector": {"matchNamespaces": [self.namespace]}, "logs": entries},
+        }
         url = f"{self.server}/apis/kwok.x-k8s.io/v1alpha1/clusterlogs"
         answer = self.session().post(url, json=body, timeout=10)
         assert answer.status_code < 300, answer.text
@@ -235,10 +279,22 @@ def kubeconfig_for(cluster: Cluster, path: Path, token: str = "kubeconfig-token"
     cluster_entry = {"server": server or cluster.server}
     if cluster_entry["server"].startswith("https"):
         cluster_entry["certificate-authority"] = str(ca)
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "other",
-        "clusters": [{"name": "real", "cluster": cluster_entry}],
-        "users": [{"name": "tester", "user": {"token": token}}, {"name": "nobody", "user": {"token": "no-such"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "real", "user": "tester"}},
-                     {"name": "other", "context": {"cluster": "real", "user": "nobody"}}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "other",
+                "clusters": [{"name": "real", "cluster": cluster_entry}],
+                "users": [
+                    {"name": "tester", "user": {"token": token}},
+                    {"name": "nobody", "user": {"token": "no-such"}},
+                ],
+                "contexts": [
+                    {"name": "test", "context": {"cluster": "real", "user": "tester"}},
+                    {"name": "other", "context": {"cluster": "real", "user": "nobody"}},
+                ],
+            }
+        )
+    )
     return path

@@ -17,9 +17,14 @@ from deploy.output import SCHEMA_PATH
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
 
-def k8sdeploy(*args: str, env: str | None = None, config: Path | str | None = None,
-              environ: dict[str, str] | None = None, stdin: str | None = None,
-              catch_exceptions: bool = True) -> Result:
+def k8sdeploy(
+    *args: str,
+    env: str | None = None,
+    config: Path | str | None = None,
+    environ: dict[str, str] | None = None,
+    stdin: str | None = None,
+    catch_exceptions: bool = True,
+) -> Result:
     """`k8sdeploy ARGS [--env ENV] [--config CONFIG]` run in this process by click's CliRunner, with `environ`
     added to the environment and `stdin` as its standard input; the result keeps stdout and stderr apart."""
     options = [*(["--env", env] if env is not None else []), *(["--config", str(config)] if config is not None else [])]
@@ -44,8 +49,9 @@ def client(base_url: str) -> httpx.Client:
 
 
 def login(http: httpx.Client, email: str, password: str) -> httpx.Response:
-    return http.post("/login", data={"emailaddress": email, "password": password},
-                     headers={"Origin": str(http.base_url).rstrip("/")})
+    return http.post(
+        "/login", data={"emailaddress": email, "password": password}, headers={"Origin": str(http.base_url).rstrip("/")}
+    )
 
 
 def same_origin(http: httpx.Client) -> dict[str, str]:

@@ -11,10 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -76,26 +76,48 @@ def mariadb_server(work_dir: Path, port: int | None = None) -> Iterator[MariaDB]
             raise RuntimeError(f"{program} not found: run `make test`, which installs mariadb-server")
     data, sock = work_dir / "data", work_dir / "mysqld.sock"
     subprocess.run(
-        ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
-         "--user=root", "--skip-test-db"],
-        check=True, capture_output=True,
+        [
+            "mariadb-install-db",
+            "--no-defaults",
+            f"--datadir={data}",
+            "--auth-root-authentication-method=normal",
+            "--user=root",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
     )
     port = port or free_port_block(1)
     mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
     log = (work_dir / "server.log").open("wb")
     server = subprocess.Popen(
-        [mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
-         "--bind-address=127.0.0.1", "--user=root", "--skip-name-resolve", f"--pid-file={work_dir}/pid"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            mariadbd,
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            "--skip-name-resolve",
+            f"--pid-file={work_dir}/pid",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port)
         db = MariaDB(port)
         subprocess.run(
-            ["mariadb", f"--socket={sock}", "-e",
-             f"CREATE USER '{db.user}'@'127.0.0.1' IDENTIFIED BY '{db.password}';"
-             f" GRANT ALL ON *.* TO '{db.user}'@'127.0.0.1';"],
-            check=True, capture_output=True,
+            [
+                "mariadb",
+                f"--socket={sock}",
+                "-e",
+                f"CREATE USER '{db.user}'@'127.0.0.1' IDENTIFIED BY '{db.password}';"
+                f" GRANT ALL ON *.* TO '{db.user}'@'127.0.0.1';",
+            ],
+            check=True,
+            capture_output=True,
         )
         yield db
     finally:
@@ -140,8 +162,12 @@ def start_service(name: str, work_dir: Path, env: dict[str, str]) -> ServiceProc
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT), **DEMO_SEED, **env}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], env=full_env, cwd=ROOT,
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", f"services.{name}"],
+            env=full_env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     return ServiceProcess(name, port, process, log_path)
 
@@ -198,11 +224,20 @@ def require_suite_ports(client, timeout: float = 30) -> None:  # noqa: ANN001 - 
     while not all(port_is_free(port) for port in ports):
         if time.monotonic() > deadline:
             taken = [port for port in ports if not port_is_free(port)]
-            environments = sorted({c.labels.get("k8sdeploy.io/environment", "?") for c in client.containers.list(
-                filters={"label": "app.kubernetes.io/managed-by=k8sdeploy"})})
-            holder = (f"k8sdeploy environment {', '.join(environments)}: run `k8sdeploy down --yes --env "
-                      f"{environments[0]}` first (`make down` for the demo's, local)") if environments else \
-                "another process: stop it first"
+            environments = sorted(
+                {
+                    c.labels.get("k8sdeploy.io/environment", "?")
+                    for c in client.containers.list(filters={"label": "app.kubernetes.io/managed-by=k8sdeploy"})
+                }
+            )
+            holder = (
+                (
+                    f"k8sdeploy environment {', '.join(environments)}: run `k8sdeploy down --yes --env "
+                    f"{environments[0]}` first (`make down` for the demo's, local)"
+                )
+                if environments
+                else "another process: stop it first"
+            )
             pytest.fail(f"the suite's ports {', '.join(map(str, taken))} are taken by {holder}", pytrace=False)
         time.sleep(1)
 

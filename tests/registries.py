@@ -11,11 +11,11 @@ import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
 
 import bcrypt
 import httpx
@@ -36,8 +36,9 @@ class Registry:
         return (response.json().get("tags") or []) if response.status_code == 200 else []
 
     def digest(self, repository: str, tag: str) -> str | None:
-        response = httpx.head(f"http://{self.host}/v2/{repository}/manifests/{tag}", auth=self.auth,
-                              headers={"Accept": MANIFEST_TYPES})
+        response = httpx.head(
+            f"http://{self.host}/v2/{repository}/manifests/{tag}", auth=self.auth, headers={"Accept": MANIFEST_TYPES}
+        )
         return response.headers.get("docker-content-digest") if response.status_code == 200 else None
 
     auth: tuple[str, str] | None = None
@@ -55,9 +56,12 @@ def registry_server(work_dir: Path, users: dict[str, str] | None = None) -> Iter
         raise RuntimeError("docker-registry not found: run `make test`, which installs the docker-registry package")
     port = free_port_block(1)
     work_dir.mkdir(parents=True, exist_ok=True)
-    config = {"version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}},
-              "storage": {"filesystem": {"rootdirectory": str(work_dir / "data")}, "delete": {"enabled": True}},
-              "http": {"addr": f"127.0.0.1:{port}", "secret": "k8sdeploy-tests"}}
+    config = {
+        "version": 0.1,
+        "log": {"level": "warn", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(work_dir / "data")}, "delete": {"enabled": True}},
+        "http": {"addr": f"127.0.0.1:{port}", "secret": "k8sdeploy-tests"},
+    }
     if users:
         (work_dir / "htpasswd").write_text("".join(htpasswd_line(u, p) for u, p in users.items()))
         config["auth"] = {"htpasswd": {"realm": "k8sdeploy-tests", "path": str(work_dir / "htpasswd")}}
@@ -102,7 +106,7 @@ class ProxyRules:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_ProxyServer"
+    server: _ProxyServer
 
     def log_message(self, *args) -> None:  # quiet
         pass
@@ -154,8 +158,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(503, b'{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}')
         if fault:  # "drop": the registry never sees it; "lost": it acts on it, and its answer is lost
             if fault == "lost":
-                self.server.upstream.request(self.command, f"http://{self.server.target}{self.path}",
-                                             headers=self._forwarded_headers(), content=body or None)
+                self.server.upstream.request(
+                    self.command,
+                    f"http://{self.server.target}{self.path}",
+                    headers=self._forwarded_headers(),
+                    content=body or None,
+                )
             self.close_connection = True
             return
         if rules.fault_every and number % rules.fault_every == 0:
@@ -171,8 +179,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._registry_token()
         if rules.bearer and not self._bearer_ok():
             realm = f"http://{self.headers['Host']}/token"
-            return self._reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}', {
-                "WWW-Authenticate": f'Bearer realm="{realm}",service="proxy",scope="repository:x:pull,push"'})
+            return self._reply(
+                401,
+                b'{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}',
+                {"WWW-Authenticate": f'Bearer realm="{realm}",service="proxy",scope="repository:x:pull,push"'},
+            )
         refused = rules.gate(self.command, self.path.split("?")[0], body, self.server.target) if rules.gate else None
         if refused:
             return self._reply(refused[0], refused[1], {"Content-Type": "application/json"})
@@ -190,12 +201,17 @@ class _Handler(BaseHTTPRequestHandler):
         with rules.lock:
             token = f"ya29.fake-{len(rules.google_tokens)}"
             rules.google_tokens.append(token)
-        self._reply(200, json.dumps({"access_token": token, "expires_in": rules.token_lifetime,
-                                     "token_type": "Bearer"}).encode(), {"Content-Type": "application/json"})
+        self._reply(
+            200,
+            json.dumps({"access_token": token, "expires_in": rules.token_lifetime, "token_type": "Bearer"}).encode(),
+            {"Content-Type": "application/json"},
+        )
 
     def _registry_token(self) -> None:
         rules = self.server.rules
-        user, _, password = base64.b64decode(self.headers.get("Authorization", "Basic ")[6:] or b"").decode().partition(":")
+        user, _, password = (
+            base64.b64decode(self.headers.get("Authorization", "Basic ")[6:] or b"").decode().partition(":")
+        )
         if user != "oauth2accesstoken" or password not in rules.google_tokens:
             return self._reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}')
         token = f"registry-{len(rules.registry_tokens)}"
@@ -203,12 +219,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, json.dumps({"token": token}).encode(), {"Content-Type": "application/json"})
 
     def _forwarded_headers(self) -> dict[str, str]:
-        return {k: v for k, v in self.headers.items()
-                if k.lower() not in HOP_HEADERS | {"authorization", "content-length"}}
+        return {
+            k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS | {"authorization", "content-length"}
+        }
 
     def _forward(self, body: bytes) -> None:
-        response = self.server.upstream.request(self.command, f"http://{self.server.target}{self.path}",
-                                                headers=self._forwarded_headers(), content=body or None)
+        response = self.server.upstream.request(
+            self.command,
+            f"http://{self.server.target}{self.path}",
+            headers=self._forwarded_headers(),
+            content=body or None,
+        )
         self.send_response(response.status_code)
         for key, value in response.headers.items():
             if key.lower() not in HOP_HEADERS | {"content-length", "content-encoding"}:

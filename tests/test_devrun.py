@@ -20,7 +20,10 @@ def test_run_serves_the_suite_and_stops_everything(tmp_path: Path, stop_signal: 
     base = free_port_block(6)
     runner = subprocess.Popen(
         [sys.executable, "-m", "deploy.devrun", "--port", str(base), "--work-dir", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         first_line = runner.stdout.readline()
@@ -44,13 +47,19 @@ def test_run_serves_the_suite_and_stops_everything(tmp_path: Path, stop_signal: 
 
 def test_run_names_the_part_that_failed(tmp_path: Path) -> None:
     base = free_port_block(6)
-    blocker = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(base + 4)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    blocker = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(base + 4)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         time.sleep(0.5)
         result = subprocess.run(
             [sys.executable, "-m", "deploy.devrun", "--port", str(base), "--work-dir", str(tmp_path)],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         blocker.terminate()

@@ -56,8 +56,9 @@ def running_digests(workdir: Path, release: str) -> dict[str, str]:
 
 
 class TestReleases:
-    def test_up_a_prints_one_json_document(self, workdir: Path, local_sources: dict,
-                                           suite_engine: docker.DockerClient) -> None:
+    def test_up_a_prints_one_json_document(
+        self, workdir: Path, local_sources: dict, suite_engine: docker.DockerClient
+    ) -> None:
         result = k8sdeploy("up", "--source", str(local_sources["a"]), "--output", "json", **in_workdir(workdir))
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)  # the whole of stdout is one document
@@ -97,8 +98,17 @@ class TestReleases:
         assert running_digests(workdir, "1.0.0") == digests(SEEN["a"])
 
     def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, workdir: Path, local_sources: dict) -> None:
-        result = k8sdeploy("up", "--source", str(local_sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "90", "--output", "json", **in_workdir(workdir))
+        result = k8sdeploy(
+            "up",
+            "--source",
+            str(local_sources["c"]),
+            "--rollback-on-failure",
+            "--wait-timeout",
+            "90",
+            "--output",
+            "json",
+            **in_workdir(workdir),
+        )
         assert result.exit_code == 5, result.stderr
         document = valid(result.stdout)
         assert document["result"] == "failed" and document["exit_code"] == 5
@@ -112,8 +122,9 @@ class TestReleases:
         assert [(r["version"], r["action"]) for r in history[:2]] == [("1.0.0", "rollback"), ("1.0.0", "rollback")]
         assert len(history) == 4  # C was never recorded
 
-    def test_down_refuses_without_yes_then_removes_everything(self, workdir: Path,
-                                                              suite_engine: docker.DockerClient) -> None:
+    def test_down_refuses_without_yes_then_removes_everything(
+        self, workdir: Path, suite_engine: docker.DockerClient
+    ) -> None:
         refused = k8sdeploy("down", "--volumes", **in_workdir(workdir))
         assert refused.exit_code == 2 and "pass --yes" in refused.stderr
         assert suite_engine.containers.list(filters=OWNED)

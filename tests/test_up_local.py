@@ -46,13 +46,16 @@ def container_ids(engine: docker.DockerClient) -> dict[str, str]:
 
 
 class TestUpOnTheLocalEngine:
-    def test_up_single_pod_passes_the_smoke_test(self, single_pod_config: Path,
-                                                 suite_engine: docker.DockerClient) -> None:
+    def test_up_single_pod_passes_the_smoke_test(
+        self, single_pod_config: Path, suite_engine: docker.DockerClient
+    ) -> None:
         result = k8sdeploy("up", "--layout", "single-pod", env=ENV, config=single_pod_config)
         assert result.exit_code == 0, result.stderr
-        assert result.stdout.splitlines() == ["gateway: http://127.0.0.1:8080",
-                                              "  log in as admin@test.com / admin",
-                                              "  log in as user@test.com / user"]
+        assert result.stdout.splitlines() == [
+            "gateway: http://127.0.0.1:8080",
+            "  log in as admin@test.com / admin",
+            "  log in as user@test.com / user",
+        ]
         assert "smoke: user@test.com is refused what it may not do" in result.stderr
         pods = {c.labels["k8sdeploy.io/pod"] for c in suite_engine.containers.list(filters=OWNED)}
         assert pods == {"auth-suite"}
@@ -76,8 +79,14 @@ class TestUpOnTheLocalEngine:
         result = k8sdeploy("status", env=ENV, config=single_pod_config)
         assert result.exit_code == 0, result.stderr
         rows = [line.split() for line in result.stdout.splitlines()[1:]]
-        assert sorted(row[0] for row in rows) == ["authentication", "authorisation", "frontend", "nginx-lua",
-                                                  "person", "session"]
+        assert sorted(row[0] for row in rows) == [
+            "authentication",
+            "authorisation",
+            "frontend",
+            "nginx-lua",
+            "person",
+            "session",
+        ]
         assert all(row[3] == "yes" and row[2].startswith("sha256:") for row in rows)
 
     def test_a_browser_logs_in_at_the_printed_url(self) -> None:
@@ -95,8 +104,9 @@ class TestUpOnTheLocalEngine:
             expect(page.locator("table")).to_contain_text("Hopper")
             browser.close()
 
-    def test_switching_layout_removes_the_single_pod(self, single_pod_config: Path,
-                                                     suite_engine: docker.DockerClient) -> None:
+    def test_switching_layout_removes_the_single_pod(
+        self, single_pod_config: Path, suite_engine: docker.DockerClient
+    ) -> None:
         result = k8sdeploy("up", "--layout", "split-pods", env=ENV, config=single_pod_config)
         assert result.exit_code == 0, result.stderr
         assert "removed auth-suite" in result.stderr
@@ -105,21 +115,30 @@ class TestUpOnTheLocalEngine:
         assert k8sdeploy("smoke", env=ENV, config=single_pod_config).exit_code == 0
         assert set(listening(SUITE_PORTS).values()) == {"127.0.0.1"}
 
-    def test_a_crashing_service_is_named_with_its_last_log_lines(self, single_pod_config: Path,
-                                                                  tmp_path: Path) -> None:
+    def test_a_crashing_service_is_named_with_its_last_log_lines(self, single_pod_config: Path, tmp_path: Path) -> None:
         source = make_source_repo(tmp_path / "broken")
         main_module = source / "services" / "person" / "__main__.py"
         main_module.write_text("raise RuntimeError('person: the flux capacitor is missing')\n")
         git(source, "commit", "-qam", "break person")
-        result = k8sdeploy("up", "--layout", "single-pod", "--source", str(source), "--wait-timeout", "120",
-                           env=ENV, config=single_pod_config)
+        result = k8sdeploy(
+            "up",
+            "--layout",
+            "single-pod",
+            "--source",
+            str(source),
+            "--wait-timeout",
+            "120",
+            env=ENV,
+            config=single_pod_config,
+        )
         assert result.exit_code == 5, result.stderr
         assert "error: person crashed; fix the cause shown below" in result.stderr
         assert "RuntimeError: person: the flux capacitor is missing" in result.stderr
         assert "frontend crashed" not in result.stderr
 
-    def test_down_removes_everything_and_again_is_a_no_op(self, single_pod_config: Path,
-                                                          suite_engine: docker.DockerClient) -> None:
+    def test_down_removes_everything_and_again_is_a_no_op(
+        self, single_pod_config: Path, suite_engine: docker.DockerClient
+    ) -> None:
         first = k8sdeploy("down", "--volumes", "--yes", env=ENV, config=single_pod_config)
         assert first.exit_code == 0, first.stderr
         assert f"removed k8sdeploy-{ENV}-auth-suite-person" in first.stdout

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import sysconfig
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -24,8 +24,13 @@ EDITABLE = ROOT / ".venv" / "bin" / "k8sdeploy"
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel `python -m build` makes from the sdist (so MANIFEST.in is checked too), offline."""
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
-                   check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     (found,) = out.glob("k8sdeploy-*.whl")
     return found
 
@@ -37,11 +42,31 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     which is a .pth file there, stays invisible)."""
     venv = tmp_path_factory.mktemp("venv") / "wheel-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path"
-                                "('purelib'))"], check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     (site / "locked-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet",
-                    "--no-deps", "--no-index", str(wheel)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
     yield venv
     shutil.rmtree(venv, ignore_errors=True)
 
@@ -56,25 +81,41 @@ def test_the_wheel_carries_the_templates_as_package_data(wheel: Path) -> None:
 
 
 def test_the_installed_k8sdeploy_runs_from_the_wheel_not_the_checkout(installed: Path, tmp_path: Path) -> None:
-    where = subprocess.run([str(installed / "bin" / "python"), "-c", "import cli, deploy.render.objects as o; "
-                            "print(cli.__file__); print(o.MANIFESTS_DIR)"], cwd=tmp_path, check=True,
-                           capture_output=True, text=True).stdout.split()
+    where = subprocess.run(
+        [
+            str(installed / "bin" / "python"),
+            "-c",
+            "import cli, deploy.render.objects as o; print(cli.__file__); print(o.MANIFESTS_DIR)",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert all(str(installed) in path and str(ROOT) not in path for path in where), where
 
 
 @pytest.mark.parametrize("env", ["local", "staging"])
-def test_render_from_the_wheel_prints_what_the_editable_install_prints(installed: Path, tmp_path: Path,
-                                                                       env: str) -> None:
+def test_render_from_the_wheel_prints_what_the_editable_install_prints(
+    installed: Path, tmp_path: Path, env: str
+) -> None:
     config = tmp_path / "elsewhere" / "k8sdeploy.toml"
     config.parent.mkdir()
     shutil.copy(ROOT / "k8sdeploy.toml", config)
     record = tmp_path / "record.json"
-    BuildRecord("1.2.3", "c0ffee" + "0" * 34, {
-        name: PublishedImage(f"registry.example/suite/{name}", "1.2.3", f"sha256:{index + 1:064x}", 100)
-        for index, name in enumerate(IMAGE_NAMES)}).save(record)
+    BuildRecord(
+        "1.2.3",
+        "c0ffee" + "0" * 34,
+        {
+            name: PublishedImage(f"registry.example/suite/{name}", "1.2.3", f"sha256:{index + 1:064x}", 100)
+            for index, name in enumerate(IMAGE_NAMES)
+        },
+    ).save(record)
     command = ["render", "--config", str(config), "--env", env, "--layout", "split-pods", "--build-record", str(record)]
-    outputs = [subprocess.run([str(program), *command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-               for program in (installed / "bin" / "k8sdeploy", EDITABLE)]
+    outputs = [
+        subprocess.run([str(program), *command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        for program in (installed / "bin" / "k8sdeploy", EDITABLE)
+    ]
     for result in outputs:
         assert result.returncode == 0, result.stderr
     from_wheel, editable = outputs

@@ -43,8 +43,17 @@ DEBIAN_PACKAGES = {
     "python": ("python3",),  # bookworm's Python 3.11: what requirements/app.lock is resolved for
     "nginx": ("nginx-light", "libnginx-mod-http-lua"),  # modules in /usr/lib/nginx/modules
 }
-TRIMMED = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian",
-           "var/lib/apt/lists", "var/cache/apt", "var/cache/debconf", "var/log")
+TRIMMED = (
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+    "var/lib/apt/lists",
+    "var/cache/apt",
+    "var/cache/debconf",
+    "var/log",
+)
 DEFAULT_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
 APP_USER = ("app:x:10001:10001:k8sdeploy:/nonexistent:/usr/sbin/nologin\n", "app:x:10001:\n")
 LAYER_TYPES = {"application/vnd.docker.image.rootfs.diff.tar.gzip": OCI_LAYER}
@@ -84,8 +93,10 @@ class BaseResolver:
         if name.startswith("debootstrap:"):
             return self._debian(name.removeprefix("debootstrap:"), pinned, reference)
         if not pinned.startswith("sha256:"):
-            raise ConfigError(f"base image {reference!r} is not pinned by digest",
-                              "write it as HOST/REPO@sha256:... (e.g. from `docker inspect` RepoDigests)")
+            raise ConfigError(
+                f"base image {reference!r} is not pinned by digest",
+                "write it as HOST/REPO@sha256:... (e.g. from `docker inspect` RepoDigests)",
+            )
         return self._pull(name, pinned, reference)
 
     def _debian(self, name: str, pinned: str, reference: str) -> BaseImage:
@@ -98,8 +109,10 @@ class BaseResolver:
                 note = {"manifest": self._debootstrap(name, bases)}
                 bases.note("built", name, note)
         if pinned and note["manifest"] != pinned:
-            raise BuildError(f"base {reference} is pinned, but the one built here is {note['manifest']}",
-                             "pin the digest built here, or point the base at a registry image with that digest")
+            raise BuildError(
+                f"base {reference} is pinned, but the one built here is {note['manifest']}",
+                "pin the digest built here, or point the base at a registry image with that digest",
+            )
         return self._from_store(bases, note["manifest"], reference)
 
     def _from_store(self, source: BlobStore, manifest_digest: str, reference: str, mount_from: str = "") -> BaseImage:
@@ -107,8 +120,11 @@ class BaseResolver:
         config = source.read(manifest["config"]["digest"])
         diff_ids = json.loads(config)["rootfs"]["diff_ids"]
         if len(manifest["layers"]) != len(diff_ids):
-            raise BuildError(f"base {reference} is malformed: its manifest lists {len(manifest['layers'])} layers, "
-                             f"its config {len(diff_ids)}", "point the base at a well-formed image")
+            raise BuildError(
+                f"base {reference} is malformed: its manifest lists {len(manifest['layers'])} layers, "
+                f"its config {len(diff_ids)}",
+                "point the base at a well-formed image",
+            )
         layers = []
         for descriptor, diff_id in zip(manifest["layers"], diff_ids, strict=True):
             self.store.adopt(source, descriptor["digest"])
@@ -118,29 +134,47 @@ class BaseResolver:
 
     def _debootstrap(self, name: str, bases: BlobStore) -> str:
         if shutil.which("debootstrap") is None or os.geteuid() != 0:
-            raise BuildError(f"cannot build the Debian base {name!r}: debootstrap needs root and the debootstrap package",
-                             "run as root after `make system-deps`, or set a registry base in the environment's bases")
+            raise BuildError(
+                f"cannot build the Debian base {name!r}: debootstrap needs root and the debootstrap package",
+                "run as root after `make system-deps`, or set a registry base in the environment's bases",
+            )
         packages = DEBIAN_PACKAGES[name]
         self.step("bases", f"building base {name} from Debian {SUITE} ({', '.join(packages)}); once, about a minute")
         with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".rootfs-") as work:
             rootfs = Path(work) / "rootfs"
-            command = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(rootfs),
-                       self.mirror]
+            command = [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(packages)}",
+                SUITE,
+                str(rootfs),
+                self.mirror,
+            ]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode != 0:
                 tail = "\n".join(result.stdout.strip().splitlines()[-5:])
-                raise BuildError(f"debootstrap of base {name!r} failed:\n{tail}",
-                                 f"check that {self.mirror} is reachable (K8SDEPLOY_DEBIAN_MIRROR)")
+                raise BuildError(
+                    f"debootstrap of base {name!r} failed:\n{tail}",
+                    f"check that {self.mirror} is reachable (K8SDEPLOY_DEBIAN_MIRROR)",
+                )
             _trim(rootfs)
             layer = build_layer(LayerSpec(f"debian-{name}", tuple(rootfs_entries(rootfs)), int(time.time())), bases)
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        config = {"architecture": "amd64", "os": "linux", "created": created,
-                  "config": {"Env": list(DEFAULT_ENV)},
-                  "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
-                  "history": [{"created": created, "created_by": " ".join(command[:-2])}]}
+        config = {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": created,
+            "config": {"Env": list(DEFAULT_ENV)},
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+            "history": [{"created": created, "created_by": " ".join(command[:-2])}],
+        }
         config_blob = Blob(bases.put(canonical_json(config)), len(canonical_json(config)), OCI_CONFIG)
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_blob.descriptor(),
-                    "layers": [layer.descriptor()]}
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config_blob.descriptor(),
+            "layers": [layer.descriptor()],
+        }
         digest = bases.put(canonical_json(manifest))
         self.step("bases", f"base {name} is debootstrap:{name}@{digest}")
         return digest
@@ -160,8 +194,10 @@ class BaseResolver:
     def _manifest_for_amd64(self, client: RegistryClient, repository: str, digest: str, reference: str) -> str:
         fetched = client.get_manifest(repository, digest)
         if fetched is None:
-            raise BuildError(f"base image {reference} is not in its registry",
-                             "push it there, or fix the base reference in the environment's bases")
+            raise BuildError(
+                f"base image {reference} is not in its registry",
+                "push it there, or fix the base reference in the environment's bases",
+            )
         data, media_type = fetched
         self.store.put(data)
         if media_type in (OCI_INDEX, DOCKER_LIST) or "manifests" in json.loads(data):
@@ -199,8 +235,14 @@ def rootfs_entries(rootfs: Path) -> list[FileEntry]:
             path = Path(dirpath) / name
             info = path.lstat()
             image_path = "/" + path.relative_to(rootfs).as_posix()
-            entry = partial(FileEntry, image_path, mode=info.st_mode & 0o7777, uid=info.st_uid, gid=info.st_gid,
-                            mtime=int(info.st_mtime))
+            entry = partial(
+                FileEntry,
+                image_path,
+                mode=info.st_mode & 0o7777,
+                uid=info.st_uid,
+                gid=info.st_gid,
+                mtime=int(info.st_mtime),
+            )
             if path.is_symlink():
                 entries.append(entry(kind="symlink", link=os.readlink(path)))
             elif path.is_dir():

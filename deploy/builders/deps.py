@@ -14,8 +14,13 @@ from pathlib import Path
 from deploy.model.errors import BuildError
 
 # Wheels that run on Debian bookworm's glibc 2.36 on linux/amd64, newest tag first.
-PLATFORMS = ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64", "linux_x86_64")
+PLATFORMS = (
+    "manylinux_2_36_x86_64",
+    "manylinux_2_28_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "linux_x86_64",
+)
 
 
 @dataclass(frozen=True)
@@ -38,18 +43,35 @@ def install_dependencies(lock: Path, cache_dir: Path, target: Target = Target())
         return directory
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".incoming-"))
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "--no-compile", "--no-deps", "--only-binary=:all:", "--require-hashes",
-               "--target", str(staging), "--python-version", target.python_version,
-               "--implementation", target.implementation,
-               *[arg for platform in target.platforms for arg in ("--platform", platform)],
-               "-r", str(lock)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--require-hashes",
+        "--target",
+        str(staging),
+        "--python-version",
+        target.python_version,
+        "--implementation",
+        target.implementation,
+        *[arg for platform in target.platforms for arg in ("--platform", platform)],
+        "-r",
+        str(lock),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise BuildError(f"installing {lock.name} for Python {target.python_version} failed: {last}",
-                         "check that PyPI is reachable and every locked package has a wheel")
+        raise BuildError(
+            f"installing {lock.name} for Python {target.python_version} failed: {last}",
+            "check that PyPI is reachable and every locked package has a wheel",
+        )
     shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts carry the build machine's python path
     os.replace(staging, directory)
     return directory

@@ -32,13 +32,20 @@ class EngineImage:
 
 def dockerfile(spec: ImageSpec, base_tag: str, layer_files: Sequence[str]) -> str:
     """A Dockerfile equivalent to `spec`: each layer is ADDed from its reproducible tar (owners and modes kept)."""
+
     def pairs(items: Sequence[tuple[str, str]], quote_keys: bool) -> str:
         return " ".join(f"{json.dumps(key) if quote_keys else key}={json.dumps(value)}" for key, value in items)
 
     lines = [f"FROM {base_tag}", *(f"ADD {name} /" for name in layer_files)]
     lines += [f"ENV {pairs(spec.env, False)}"] if spec.env else []
-    lines += [f"LABEL {pairs(spec.labels, True)}", f"EXPOSE {' '.join(str(port) for port in spec.ports)}",
-              f"USER {spec.user}", f"WORKDIR {spec.workdir}", "ENTRYPOINT []", f"CMD {json.dumps(list(spec.cmd))}"]
+    lines += [
+        f"LABEL {pairs(spec.labels, True)}",
+        f"EXPOSE {' '.join(str(port) for port in spec.ports)}",
+        f"USER {spec.user}",
+        f"WORKDIR {spec.workdir}",
+        "ENTRYPOINT []",
+        f"CMD {json.dumps(list(spec.cmd))}",
+    ]
     return "\n".join(lines) + "\n"
 
 

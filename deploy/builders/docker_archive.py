@@ -21,11 +21,17 @@ LOCAL_PREFIX = "k8sdeploy"  # images in the local engine are k8sdeploy/NAME:VERS
 
 def write_docker_archive(image: OciImage, repo_tags: Sequence[str], out: Path) -> None:
     """The `docker save` format that `docker load` reads: manifest.json, the config, the (gzipped) layers."""
+
     def blob_name(digest: str) -> str:
         return "blobs/sha256/" + digest.split(":", 1)[1]
 
-    manifest = [{"Config": blob_name(image.config.digest), "RepoTags": list(repo_tags),
-                 "Layers": [blob_name(layer.digest) for layer in image.layers]}]
+    manifest = [
+        {
+            "Config": blob_name(image.config.digest),
+            "RepoTags": list(repo_tags),
+            "Layers": [blob_name(layer.digest) for layer in image.layers],
+        }
+    ]
     data = json.dumps(manifest).encode()
     with tarfile.open(out, "w") as tar:
         info = tarfile.TarInfo("manifest.json")

@@ -44,17 +44,29 @@ def image_config(base: BaseImage, spec: ImageSpec, layers: list[Layer], created:
     runtime = dict(config.get("config") or {})
     env = dict(entry.split("=", 1) for entry in runtime.get("Env") or [])
     env.update(spec.env)
-    runtime.update({
-        "Env": [f"{key}={value}" for key, value in env.items()],
-        "Entrypoint": None, "Cmd": list(spec.cmd), "User": spec.user, "WorkingDir": spec.workdir,
-        "ExposedPorts": {f"{port}/tcp": {} for port in spec.ports},
-        "Labels": {**(runtime.get("Labels") or {}), **dict(spec.labels)},
-    })
+    runtime.update(
+        {
+            "Env": [f"{key}={value}" for key, value in env.items()],
+            "Entrypoint": None,
+            "Cmd": list(spec.cmd),
+            "User": spec.user,
+            "WorkingDir": spec.workdir,
+            "ExposedPorts": {f"{port}/tcp": {} for port in spec.ports},
+            "Labels": {**(runtime.get("Labels") or {}), **dict(spec.labels)},
+        }
+    )
     history = list(config.get("history") or [])
     history += [{"created": created, "created_by": f"k8sdeploy: {layer.name} layer"} for layer in spec.layers]
-    config.update({"architecture": "amd64", "os": "linux", "created": created, "config": runtime,
-                   "history": history,
-                   "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in (*base.layers, *layers)]}})
+    config.update(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": created,
+            "config": runtime,
+            "history": history,
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in (*base.layers, *layers)]},
+        }
+    )
     return config
 
 
@@ -73,8 +85,14 @@ class OciBuilder:
         config_bytes = canonical_json(image_config(base, spec, layers, created))
         config = Blob(self.store.put(config_bytes), len(config_bytes), OCI_CONFIG)
         all_layers = (*base.layers, *layers)
-        manifest = canonical_json({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.descriptor(),
-                                   "layers": [layer.descriptor() for layer in all_layers]})
+        manifest = canonical_json(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": config.descriptor(),
+                "layers": [layer.descriptor() for layer in all_layers],
+            }
+        )
         self.store.put(manifest)
         mount_from = {layer.digest: base.mount_from for layer in base.layers if base.mount_from}
         return OciImage(spec.name, manifest, config, all_layers, self.store, mount_from)
@@ -84,5 +102,3 @@ class OciBuilder:
             self.log(image, f"{spec.name} layer")
             self._layers[spec] = build_layer(spec, self.store)
         return self._layers[spec]
-
-

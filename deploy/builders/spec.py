@@ -48,9 +48,13 @@ class ImageSpec:
 
 def _labels(name: str, version: Version) -> tuple[tuple[str, str], ...]:
     prefix = "org.opencontainers.image"
-    return ((f"{prefix}.title", name), (f"{prefix}.version", version.version),
-            (f"{prefix}.revision", version.commit), (f"{prefix}.source", version.source),
-            (f"{prefix}.created", version.created))
+    return (
+        (f"{prefix}.title", name),
+        (f"{prefix}.version", version.version),
+        (f"{prefix}.revision", version.commit),
+        (f"{prefix}.source", version.source),
+        (f"{prefix}.created", version.created),
+    )
 
 
 def _writable(path: str) -> FileEntry:
@@ -66,34 +70,56 @@ def service_spec(service: Service, root: Path, version: Version, deps: LayerSpec
     entries = [FileEntry(f"{APP_DIR}/services/__init__.py", source=root / sources[0])]
     entries += tree_entries(root / sources[1], f"{APP_DIR}/services/common")
     entries += tree_entries(root / sources[2], f"{APP_DIR}/services/{service.name}")
-    env = [("PYTHONPATH", f"{APP_DIR}:{DEPS_DIR}"), ("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONUNBUFFERED", "1"),
-           ("HOST", "0.0.0.0"), ("PORT", str(service.port))]
+    env = [
+        ("PYTHONPATH", f"{APP_DIR}:{DEPS_DIR}"),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        ("PYTHONUNBUFFERED", "1"),
+        ("HOST", "0.0.0.0"),
+        ("PORT", str(service.port)),
+    ]
     if service.database:
         entries.append(_writable(DATA_DIR))
         env.append(("DATABASE_PATH", f"{DATA_DIR}/{service.name}.db"))
     app = LayerSpec("application", tuple(entries), last_change(root, sources))
-    return ImageSpec(service.name, base, (deps, app), service.command, tuple(env), (service.port,),
-                     _labels(service.name, version), workdir=APP_DIR)
+    return ImageSpec(
+        service.name,
+        base,
+        (deps, app),
+        service.command,
+        tuple(env),
+        (service.port,),
+        _labels(service.name, version),
+        workdir=APP_DIR,
+    )
 
 
 def baked_gateway_config() -> GatewayConfig:
     """The gateway's configuration for one pod: every service on localhost at its own port."""
     upstreams = {service.name: f"127.0.0.1:{service.port}" for service in SERVICES}
-    return GatewayConfig(upstreams=upstreams, listen=str(GATEWAY_PORT), runtime_dir=GATEWAY_RUNTIME_DIR,
-                         lua_dir=GATEWAY_LUA_DIR)
+    return GatewayConfig(
+        upstreams=upstreams, listen=str(GATEWAY_PORT), runtime_dir=GATEWAY_RUNTIME_DIR, lua_dir=GATEWAY_LUA_DIR
+    )
 
 
 def gateway_spec(root: Path, version: Version, base: str) -> ImageSpec:
     conf = render_nginx_conf(baked_gateway_config(), template_dir=root / "nginx-lua").encode()
-    entries = [FileEntry(GATEWAY_CONF, data=conf), *tree_entries(root / "nginx-lua" / "lua", GATEWAY_LUA_DIR),
-               FileEntry(SCRATCH_DIR, kind="dir", mode=0o1777), _writable(GATEWAY_RUNTIME_DIR)]
-    layer = LayerSpec("gateway", tuple(entries), last_change(root, ("nginx-lua", "deploy/render/gateway.py", "deploy/model/suite.py")))
+    entries = [
+        FileEntry(GATEWAY_CONF, data=conf),
+        *tree_entries(root / "nginx-lua" / "lua", GATEWAY_LUA_DIR),
+        FileEntry(SCRATCH_DIR, kind="dir", mode=0o1777),
+        _writable(GATEWAY_RUNTIME_DIR),
+    ]
+    layer = LayerSpec(
+        "gateway", tuple(entries), last_change(root, ("nginx-lua", "deploy/render/gateway.py", "deploy/model/suite.py"))
+    )
     return ImageSpec(GATEWAY, base, (layer,), GATEWAY_COMMAND, (), (GATEWAY_PORT,), _labels(GATEWAY, version))
 
 
 def suite_specs(root: Path, version: Version, site_packages: Path, bases: Mapping[str, str]) -> tuple[ImageSpec, ...]:
     """The six images in IMAGE_NAMES order; `bases` maps an image or base name to a base reference."""
     deps = dependencies_layer(root, site_packages)
-    services = tuple(service_spec(service, root, version, deps, base_reference(service.name, PYTHON_BASE, bases))
-                     for service in SERVICES)
+    services = tuple(
+        service_spec(service, root, version, deps, base_reference(service.name, PYTHON_BASE, bases))
+        for service in SERVICES
+    )
     return (gateway_spec(root, version, base_reference(GATEWAY, GATEWAY_BASE, bases)), *services)

@@ -92,9 +92,11 @@ class Environment(_Frozen):
     @classmethod
     def _name_fits_labels_and_firewall_names(cls, name: str) -> str:
         if not re.match(ENVIRONMENT_NAME, name):
-            raise ValueError("an environment name is lower-case letters, digits and dashes, starting with a letter "
-                             "and at most 63 characters (it becomes a Kubernetes label, a GCP label value and part "
-                             "of a firewall rule's name)")
+            raise ValueError(
+                "an environment name is lower-case letters, digits and dashes, starting with a letter "
+                "and at most 63 characters (it becomes a Kubernetes label, a GCP label value and part "
+                "of a firewall rule's name)"
+            )
         return name
 
     @field_validator("replicas")
@@ -120,9 +122,11 @@ class Environment(_Frozen):
         if self.gke is not None:
             rule = f"k8sdeploy-{self.gke.cluster}-{self.name}-gateway"  # deploy/targets/gke/firewall.py
             if not re.match(FIREWALL_NAME, rule):
-                raise ValueError(f"the firewall rule name {rule!r} ({len(rule)} characters) is not a valid "
-                                 "Compute name: shorten the environment or cluster name (63 characters in all, "
-                                 "lower-case letters, digits and dashes)")
+                raise ValueError(
+                    f"the firewall rule name {rule!r} ({len(rule)} characters) is not a valid "
+                    "Compute name: shorten the environment or cluster name (63 characters in all, "
+                    "lower-case letters, digits and dashes)"
+                )
         return self
 
     @field_validator("gateway_address")
@@ -138,8 +142,9 @@ class Environment(_Frozen):
     @model_validator(mode="after")
     def _gateway_address_is_local(self) -> Environment:
         if self.gateway_address and self.target != "local":
-            raise ValueError("gateway_address applies to the local target; in a cluster the gateway's Service "
-                             "decides who reaches it")
+            raise ValueError(
+                "gateway_address applies to the local target; in a cluster the gateway's Service decides who reaches it"
+            )
         if self.tls_secret and self.target == "local":
             raise ValueError("tls_secret applies to Kubernetes targets; the local gateway serves on loopback")
         return self
@@ -173,8 +178,9 @@ class Environment(_Frozen):
     @model_validator(mode="after")
     def _mysql_needs_an_image(self) -> Environment:
         if self.database == "mysql" and not self.mysql_image:
-            raise ValueError('database = "mysql" needs mysql_image, a reference pinned by digest '
-                             "such as mysql:8.4@sha256:<digest>")
+            raise ValueError(
+                'database = "mysql" needs mysql_image, a reference pinned by digest such as mysql:8.4@sha256:<digest>'
+            )
         return self
 
 
@@ -186,13 +192,20 @@ def refuse_plain_http(environment: Environment, say: Say) -> None:
         return
     table = f"[environments.{environment.name}]"
     if not environment.allow_plain_http:
-        fix = ("set gateway_address back to 127.0.0.1" if environment.target == "local" else
-               f'set tls_secret = "NAME" (a kubernetes.io/tls Secret in namespace {environment.namespace})')
-        raise ConfigError(f"environment {environment.name} would serve its gateway over plain HTTP {exposure}, "
-                          "so passwords and session cookies would cross the network in clear",
-                          f"{fix} in {table}, or allow_plain_http = true to accept that")
-    say(f"warning: environment {environment.name} serves its gateway over plain HTTP {exposure} "
-        "(allow_plain_http = true): passwords and session cookies cross the network in clear")
+        fix = (
+            "set gateway_address back to 127.0.0.1"
+            if environment.target == "local"
+            else f'set tls_secret = "NAME" (a kubernetes.io/tls Secret in namespace {environment.namespace})'
+        )
+        raise ConfigError(
+            f"environment {environment.name} would serve its gateway over plain HTTP {exposure}, "
+            "so passwords and session cookies would cross the network in clear",
+            f"{fix} in {table}, or allow_plain_http = true to accept that",
+        )
+    say(
+        f"warning: environment {environment.name} serves its gateway over plain HTTP {exposure} "
+        "(allow_plain_http = true): passwords and session cookies cross the network in clear"
+    )
 
 
 def _describe(error: ValidationError, name: str) -> str:
@@ -211,25 +224,31 @@ def load_environment(name: str, path: Path = DEFAULT_CONFIG) -> Environment:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}", "pass --config with a readable file") from None
     except UnicodeDecodeError as exc:
-        line = exc.object[:exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path} is not UTF-8 text (line {line}: byte {exc.object[exc.start]:#04x})",
-                          "save it as UTF-8") from None
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path} is not UTF-8 text (line {line}: byte {exc.object[exc.start]:#04x})", "save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}", "fix the file") from None
     unknown = sorted(set(data) - {"environments"})
     if unknown:
-        raise ConfigError(f"{path}: unknown key {unknown[0]!r} at the top level",
-                          "the file holds only [environments.NAME] tables")
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r} at the top level", "the file holds only [environments.NAME] tables"
+        )
     environments = data.get("environments", {})
     if not isinstance(environments, dict):
-        raise ConfigError(f"{path}: environments must be a table of [environments.NAME] tables",
-                          f"write [environments.{name}] with its keys")
+        raise ConfigError(
+            f"{path}: environments must be a table of [environments.NAME] tables",
+            f"write [environments.{name}] with its keys",
+        )
     if name not in environments:
         known = ", ".join(sorted(environments)) or "none"
         raise ConfigError(f"no environment {name!r} in {path}", f"choose one of: {known}")
     if not isinstance(environments[name], dict):
-        raise ConfigError(f"{path}: environments.{name} must be a table, not a {type(environments[name]).__name__}",
-                          f"write [environments.{name}] with its keys on the lines below")
+        raise ConfigError(
+            f"{path}: environments.{name} must be a table, not a {type(environments[name]).__name__}",
+            f"write [environments.{name}] with its keys on the lines below",
+        )
     try:
         return Environment(name=name, **environments[name])
     except ValidationError as exc:

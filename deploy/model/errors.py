@@ -87,9 +87,11 @@ class KubeApiError(CloudError):
         self.body = body
         self.reason = str(document.get("reason") or "")
         self.api_message = str(document.get("message") or body.strip()[:300] or "no message")
-        super().__init__(f"the Kubernetes API at {host} answered {status}{' ' + self.reason if self.reason else ''} "
-                         f"to {request}: {self.api_message}",
-                         "look at the object and the cluster (kubectl describe), fix what it names and run again")
+        super().__init__(
+            f"the Kubernetes API at {host} answered {status}{' ' + self.reason if self.reason else ''} "
+            f"to {request}: {self.api_message}",
+            "look at the object and the cluster (kubectl describe), fix what it names and run again",
+        )
 
 
 class CredentialsError(CloudError):
@@ -105,6 +107,8 @@ class LeaseHeldError(DeployError):
         self.env_name = env_name
         self.holder = holder
         self.since = since
-        super().__init__(f"environment {env_name} is being deployed by {holder} since {since}",
-                         f"wait for it to finish (its lease expires {expires_in} s after its last renewal if it "
-                         "crashed) and run again")
+        super().__init__(
+            f"environment {env_name} is being deployed by {holder} since {since}",
+            f"wait for it to finish (its lease expires {expires_in} s after its last renewal if it "
+            "crashed) and run again",
+        )

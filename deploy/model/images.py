@@ -76,8 +76,9 @@ class BuildRecord:
             images = {name: PublishedImage(**fields) for name, fields in data["images"].items()}
             return cls(version=data["version"], commit=data["commit"], images=MappingProxyType(images))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{source} is not a k8sdeploy build record ({exc})",
-                              "run `k8sdeploy build` to write a new one") from exc
+            raise ConfigError(
+                f"{source} is not a k8sdeploy build record ({exc})", "run `k8sdeploy build` to write a new one"
+            ) from exc
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,9 @@ class Renewer:
 class FileLease:
     """The local target's lease: a JSON file, created exclusively; an expired one is replaced atomically."""
 
-    def __init__(self, path: Path, env_name: str, duration: int = DURATION,
-                 clock: Callable[[], datetime.datetime] = utcnow):
+    def __init__(
+        self, path: Path, env_name: str, duration: int = DURATION, clock: Callable[[], datetime.datetime] = utcnow
+    ):
         self.path = path
         self.env_name = env_name
         self.duration = duration
@@ -89,12 +90,22 @@ class FileLease:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return None
-        return Holding(data["holder"], datetime.datetime.fromisoformat(data["acquired"]),
-                       datetime.datetime.fromisoformat(data["renewed"]), int(data["duration"]))
+        return Holding(
+            data["holder"],
+            datetime.datetime.fromisoformat(data["acquired"]),
+            datetime.datetime.fromisoformat(data["renewed"]),
+            int(data["duration"]),
+        )
 
     def write(self, holding: Holding, exclusive: bool) -> None:
-        text = json.dumps({"holder": holding.holder, "acquired": holding.acquired.isoformat(),
-                           "renewed": holding.renewed.isoformat(), "duration": holding.duration})
+        text = json.dumps(
+            {
+                "holder": holding.holder,
+                "acquired": holding.acquired.isoformat(),
+                "renewed": holding.renewed.isoformat(),
+                "duration": holding.duration,
+            }
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if exclusive:
             descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -41,17 +41,33 @@ class Release:
     action: str = "up"  # up | rollback
 
     def to_dict(self) -> dict:
-        return {"version": self.version, "commit": self.commit, "layout": self.layout,
-                "images": {name: {**asdict(image), "ref": image.ref} for name, image in self.images.items()},
-                "objects_hash": self.objects_hash, "time": self.time, "by": self.by, "action": self.action}
+        return {
+            "version": self.version,
+            "commit": self.commit,
+            "layout": self.layout,
+            "images": {name: {**asdict(image), "ref": image.ref} for name, image in self.images.items()},
+            "objects_hash": self.objects_hash,
+            "time": self.time,
+            "by": self.by,
+            "action": self.action,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Release:
-        images = {name: PublishedImage(**{k: v for k, v in fields.items() if k != "ref"})
-                  for name, fields in data["images"].items()}
-        return cls(version=data["version"], commit=data["commit"], images=MappingProxyType(images),
-                   layout=data["layout"], objects_hash=data["objects_hash"], time=data["time"], by=data["by"],
-                   action=data.get("action", "up"))
+        images = {
+            name: PublishedImage(**{k: v for k, v in fields.items() if k != "ref"})
+            for name, fields in data["images"].items()
+        }
+        return cls(
+            version=data["version"],
+            commit=data["commit"],
+            images=MappingProxyType(images),
+            layout=data["layout"],
+            objects_hash=data["objects_hash"],
+            time=data["time"],
+            by=data["by"],
+            action=data.get("action", "up"),
+        )
 
 
 def objects_hash(objects: Sequence[dict]) -> str:
@@ -62,8 +78,10 @@ def objects_hash(objects: Sequence[dict]) -> str:
 def who(environ: Mapping[str, str] = os.environ) -> str:
     """The CI run when there is one (GitHub Actions names it), else user@host."""
     if environ.get("GITHUB_RUN_ID"):
-        return (f"github-actions {environ.get('GITHUB_REPOSITORY', '')} run {environ['GITHUB_RUN_ID']}"
-                f" by {environ.get('GITHUB_ACTOR', '?')}").replace("  ", " ")
+        return (
+            f"github-actions {environ.get('GITHUB_REPOSITORY', '')} run {environ['GITHUB_RUN_ID']}"
+            f" by {environ.get('GITHUB_ACTOR', '?')}"
+        ).replace("  ", " ")
     user = f"{getpass.getuser()}@{socket.gethostname()}"
     return f"ci ({user})" if environ.get("CI") else user
 
@@ -95,8 +113,10 @@ class FileHistory:
             data = json.loads(self.path.read_text())
             return [Release.from_dict(entry) for entry in data["releases"]]
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{self.path} is not a k8sdeploy release history ({exc})",
-                              "move it away; the next `up` starts a new history") from exc
+            raise ConfigError(
+                f"{self.path} is not a k8sdeploy release history ({exc})",
+                "move it away; the next `up` starts a new history",
+            ) from exc
 
     def record(self, release: Release) -> None:
         entries = [r.to_dict() for r in self.releases()] + [release.to_dict()]
@@ -120,8 +140,10 @@ def choose(releases: Sequence[Release], version: str | None) -> Release:
     for release in reversed(releases):
         if release.version != current:
             return release
-    raise NoRelease(f"only version {current} is recorded; there is nothing older to roll back to",
-                    "deploy an earlier version with `k8sdeploy up --source`")
+    raise NoRelease(
+        f"only version {current} is recorded; there is nothing older to roll back to",
+        "deploy an earlier version with `k8sdeploy up --source`",
+    )
 
 
 def drift(running: Sequence[ServiceStatus], release: Release) -> tuple[str, ...]:

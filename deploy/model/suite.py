@@ -47,6 +47,7 @@ SERVICES: tuple[Service, ...] = (
 # The services the gateway itself talks to.
 GATEWAY_CALLS: tuple[str, ...] = ("frontend", "authentication", "session")
 
+
 @dataclass(frozen=True)
 class User:
     """A user the deployment seeds (services/common/seed.py reads them from SEED_USERS)."""

@@ -41,8 +41,10 @@ class Version:
 def _git(root: Path, *args: str) -> str:
     result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
     if result.returncode != 0:
-        raise ConfigError(f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}",
-                          "build from a git checkout with at least one commit")
+        raise ConfigError(
+            f"git {' '.join(args)} failed in {root}: {result.stderr.strip()}",
+            "build from a git checkout with at least one commit",
+        )
     return result.stdout.strip()
 
 
@@ -64,8 +66,9 @@ def _changes_digest(root: Path) -> str:
     status = _git(root, "status", "--porcelain", "--untracked-files=all")
     if not status:
         return ""
-    digest = hashlib.sha256(subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary"],
-                                           capture_output=True, check=True).stdout)
+    digest = hashlib.sha256(
+        subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary"], capture_output=True, check=True).stdout
+    )
     untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
     for name in sorted(filter(None, untracked)):
         digest.update(name.encode() + b"\0" + _content(root / name))
@@ -90,8 +93,9 @@ def source_url(remote: str) -> str:
 
 
 def _source_url(root: Path) -> str:
-    result = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True, text=True
+    )
     return source_url(result.stdout)
 
 
@@ -102,8 +106,13 @@ def version_of(root: Path) -> Version:
     changes = _changes_digest(root)
     if changes:
         version = f"{version}-dirty-{changes}"
-    return Version(version=version, commit=commit, epoch=int(_git(root, "log", "-1", "--format=%ct", "HEAD")),
-                   dirty=bool(changes), source=_source_url(root))
+    return Version(
+        version=version,
+        commit=commit,
+        epoch=int(_git(root, "log", "-1", "--format=%ct", "HEAD")),
+        dirty=bool(changes),
+        source=_source_url(root),
+    )
 
 
 def last_change(root: Path, paths: tuple[str, ...]) -> int:

@@ -20,11 +20,18 @@ from deploy.registry.client import RegistryAddress, RegistryClient
 class DockerPublisher:
     """Tags images in the engine and, for a registry, pushes them with the engine (`docker push`)."""
 
-    def __init__(self, client: docker.DockerClient, address: RegistryAddress | None,
-                 registry: Callable[[str], RegistryClient], log: Step = silent_step):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        address: RegistryAddress | None,
+        registry: Callable[[str], RegistryClient],
+        log: Step = silent_step,
+    ):
         self.client, self.address, self.registry, self.log = client, address, registry, log
 
-    def publish(self, images: Sequence[EngineImage], tag: str, channels: tuple[str, ...] = ()) -> Mapping[str, PublishedImage]:
+    def publish(
+        self, images: Sequence[EngineImage], tag: str, channels: tuple[str, ...] = ()
+    ) -> Mapping[str, PublishedImage]:
         existing = {image.name: self._existing(image, tag) for image in images}
         published = {}
         for image in images:
@@ -62,9 +69,11 @@ class DockerPublisher:
                 return None
             found = json.loads(manifest[0])["config"]["digest"]
         if found != image.image_id:
-            raise PublishError(f"{ref} already exists with image {found}, and this build of {image.name} is "
-                               f"{image.image_id}; version tags are immutable",
-                               "commit the change so it gets a new version; never overwrite a version")
+            raise PublishError(
+                f"{ref} already exists with image {found}, and this build of {image.name} is "
+                f"{image.image_id}; version tags are immutable",
+                "commit the change so it gets a new version; never overwrite a version",
+            )
         self.log(image.name, f"{tag} already published with this image; nothing to push")
         return digest or found
 
@@ -73,7 +82,9 @@ class DockerPublisher:
         digest = ""
         for event in self.client.images.push(repository, tag, stream=True, decode=True):
             if "error" in event:
-                raise PublishError(f"docker push {repository}:{tag} failed: {event['error']}",
-                                   "check the registry address and `docker login` for it")
+                raise PublishError(
+                    f"docker push {repository}:{tag} failed: {event['error']}",
+                    "check the registry address and `docker login` for it",
+                )
             digest = event.get("aux", {}).get("Digest", digest)
         return digest

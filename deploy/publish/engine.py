@@ -21,7 +21,9 @@ class EnginePublisher:
     def __init__(self, client: docker.DockerClient, prefix: str = LOCAL_PREFIX, log: Step = silent_step):
         self.client, self.prefix, self.log = client, prefix, log
 
-    def publish(self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()) -> Mapping[str, PublishedImage]:
+    def publish(
+        self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()
+    ) -> Mapping[str, PublishedImage]:
         for image in images:
             self._refuse_other(image, tag)
         published = {}
@@ -40,9 +42,12 @@ class EnginePublisher:
         except docker.errors.ImageNotFound:
             return
         except docker.errors.DockerException as exc:
-            raise PublishError(f"the Docker Engine did not answer ({exc})",
-                               "start it (scripts/ensure-dockerd.sh) or set DOCKER_HOST") from None
+            raise PublishError(
+                f"the Docker Engine did not answer ({exc})", "start it (scripts/ensure-dockerd.sh) or set DOCKER_HOST"
+            ) from None
         if existing != image.config.digest:
-            raise PublishError(f"{ref} is already image {existing} in the engine, and this build is "
-                               f"{image.config.digest}; version tags are immutable",
-                               f"commit the change so it gets a new version, or remove the old one: docker rmi {ref}")
+            raise PublishError(
+                f"{ref} is already image {existing} in the engine, and this build is "
+                f"{image.config.digest}; version tags are immutable",
+                f"commit the change so it gets a new version, or remove the old one: docker rmi {ref}",
+            )

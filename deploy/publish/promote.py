@@ -27,13 +27,14 @@ class Moved:
 
 def registry_of(environment_registry: str, env_name: str) -> RegistryAddress:
     if not environment_registry:
-        raise ConfigError(f"environment {env_name} has no registry; `latest` is a tag in a registry",
-                          "release from an environment with `registry` set in k8sdeploy.toml")
+        raise ConfigError(
+            f"environment {env_name} has no registry; `latest` is a tag in a registry",
+            "release from an environment with `registry` set in k8sdeploy.toml",
+        )
     return RegistryAddress.parse(environment_registry)
 
 
-def move_latest(address: RegistryAddress, client: RegistryClient, version: str,
-                log: Say = silent) -> tuple[Moved, ...]:
+def move_latest(address: RegistryAddress, client: RegistryClient, version: str, log: Say = silent) -> tuple[Moved, ...]:
     """Point `latest` of each image at its `version` manifest; refuse before moving any if one is missing."""
     client.check()
     manifests, missing = {}, []
@@ -44,8 +45,10 @@ def move_latest(address: RegistryAddress, client: RegistryClient, version: str,
         else:
             manifests[name] = found
     if missing:
-        raise PublishError(f"version {version} is not published in {address} (missing: {', '.join(missing)}); "
-                           "latest was not moved", f"publish it first: `k8sdeploy build` on the commit tagged v{version}")
+        raise PublishError(
+            f"version {version} is not published in {address} (missing: {', '.join(missing)}); latest was not moved",
+            f"publish it first: `k8sdeploy build` on the commit tagged v{version}",
+        )
     moved = []
     for name, (data, media_type) in manifests.items():
         repository = address.repository(name)

@@ -52,11 +52,12 @@ class _BlobPusher:
 class RegistryPublisher:
     """Publisher for a registry, speaking the OCI distribution API through one RegistryClient."""
 
-    def __init__(self, address: RegistryAddress, client: RegistryClient, *, workers: int = 4,
-                 log: Step = silent_step):
+    def __init__(self, address: RegistryAddress, client: RegistryClient, *, workers: int = 4, log: Step = silent_step):
         self.address, self.client, self.workers, self.log = address, client, workers, log
 
-    def publish(self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()) -> Mapping[str, PublishedImage]:
+    def publish(
+        self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()
+    ) -> Mapping[str, PublishedImage]:
         self.client.check()
         pending = self._untagged(images, tag)
         self._push_blobs(pending)
@@ -67,8 +68,10 @@ class RegistryPublisher:
             self.log(image.name, f"pushed {self._repository(image)}:{tag}")
         for channel in channels:
             self._move(images, channel)
-        return {image.name: PublishedImage(f"{self.address.host}/{self._repository(image)}", tag, image.digest,
-                                           image.size) for image in images}
+        return {
+            image.name: PublishedImage(f"{self.address.host}/{self._repository(image)}", tag, image.digest, image.size)
+            for image in images
+        }
 
     def _repository(self, image: OciImage) -> str:
         return self.address.repository(image.name)
@@ -88,7 +91,8 @@ class RegistryPublisher:
             raise PublishError(
                 f"version {tag} already exists in {self.address} with other content ({'; '.join(conflicts)}); "
                 "version tags are immutable, nothing was pushed",
-                "commit the change so it gets a new version (or tag a new release); never overwrite a version")
+                "commit the change so it gets a new version (or tag a new release); never overwrite a version",
+            )
         return pending
 
     def _push_blobs(self, images: list[OciImage]) -> None:

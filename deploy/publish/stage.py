@@ -38,8 +38,11 @@ class BuildOptions:
 def check_publishable(version: Version, options: BuildOptions) -> None:
     local = not options.registry or RegistryAddress.parse(options.registry).is_loopback
     if version.dirty and not local and not options.allow_dirty:
-        raise ConfigError(f"the checkout has uncommitted changes (version {version.version}) and "
-                          f"{options.registry} is not a local registry", "commit them, or pass --allow-dirty")
+        raise ConfigError(
+            f"the checkout has uncommitted changes (version {version.version}) and "
+            f"{options.registry} is not a local registry",
+            "commit them, or pass --allow-dirty",
+        )
 
 
 @dataclass(frozen=True)
@@ -65,5 +68,6 @@ class ImageBuild:
         """Build the six images and publish them under the source's version."""
         version, images = self.images()
         published = self.publisher.publish(images, version.version, self.options.channels)
-        return BuildRecord(version.version, version.commit,
-                           MappingProxyType({name: published[name] for name in IMAGE_NAMES}))
+        return BuildRecord(
+            version.version, version.commit, MappingProxyType({name: published[name] for name in IMAGE_NAMES})
+        )

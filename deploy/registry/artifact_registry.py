@@ -62,9 +62,11 @@ def repository_of(address: RegistryAddress, locations: Mapping[str, str] | None 
     project, _, rest = address.path.partition("/")
     repository = rest.split("/")[0]
     if not project or not REPOSITORY_ID.match(repository):
-        raise ConfigError(f"{address} names no Artifact Registry repository",
-                          "write the registry as LOCATION-docker.pkg.dev/PROJECT/REPOSITORY (the repository id: "
-                          "lower-case letters, digits and dashes, starting with a letter)")
+        raise ConfigError(
+            f"{address} names no Artifact Registry repository",
+            "write the registry as LOCATION-docker.pkg.dev/PROJECT/REPOSITORY (the repository id: "
+            "lower-case letters, digits and dashes, starting with a letter)",
+        )
     return RepositoryName(project, location, repository)
 
 
@@ -76,26 +78,41 @@ def shared_policies() -> dict[str, ar.CleanupPolicy]:
     """Keep the newest versions of each image; delete what is older than DELETE_AFTER and not kept."""
     return {
         "k8sdeploy-keep-newest": ar.CleanupPolicy(
-            id="k8sdeploy-keep-newest", action=ar.CleanupPolicy.Action.KEEP,
-            most_recent_versions=ar.CleanupPolicyMostRecentVersions(keep_count=KEEP_NEWEST)),
+            id="k8sdeploy-keep-newest",
+            action=ar.CleanupPolicy.Action.KEEP,
+            most_recent_versions=ar.CleanupPolicyMostRecentVersions(keep_count=KEEP_NEWEST),
+        ),
         "k8sdeploy-delete-old": ar.CleanupPolicy(
-            id="k8sdeploy-delete-old", action=ar.CleanupPolicy.Action.DELETE,
-            condition=ar.CleanupPolicyCondition(tag_state=ar.CleanupPolicyCondition.TagState.ANY,
-                                                older_than=duration_pb2.Duration(seconds=DELETE_AFTER))),
+            id="k8sdeploy-delete-old",
+            action=ar.CleanupPolicy.Action.DELETE,
+            condition=ar.CleanupPolicyCondition(
+                tag_state=ar.CleanupPolicyCondition.TagState.ANY, older_than=duration_pb2.Duration(seconds=DELETE_AFTER)
+            ),
+        ),
     }
 
 
 def released_policy(env_name: str, versions: Iterable[str]) -> ar.CleanupPolicy:
     """Keep every image tagged with a version the environment's history records (a keep policy wins over a
     delete policy). Tag prefixes: a recorded 1.2.0 also keeps 1.2.0-3-gabcdef, which errs on keeping."""
-    return ar.CleanupPolicy(id=released_policy_id(env_name), action=ar.CleanupPolicy.Action.KEEP,
-                            condition=ar.CleanupPolicyCondition(tag_state=ar.CleanupPolicyCondition.TagState.TAGGED,
-                                                                tag_prefixes=sorted(set(versions))))
+    return ar.CleanupPolicy(
+        id=released_policy_id(env_name),
+        action=ar.CleanupPolicy.Action.KEEP,
+        condition=ar.CleanupPolicyCondition(
+            tag_state=ar.CleanupPolicyCondition.TagState.TAGGED, tag_prefixes=sorted(set(versions))
+        ),
+    )
 
 
 class ArtifactRepository:
-    def __init__(self, client: ar.ArtifactRegistryClient, name: RepositoryName, say: Say = silent,
-                 poll: float = 1.0, timeout: float = 300):
+    def __init__(
+        self,
+        client: ar.ArtifactRegistryClient,
+        name: RepositoryName,
+        say: Say = silent,
+        poll: float = 1.0,
+        timeout: float = 300,
+    ):
         self.client, self.name, self.say, self.poll, self.timeout = client, name, say, poll, timeout
 
     def calling(self, what: str) -> AbstractContextManager[None]:
@@ -115,8 +132,10 @@ class ArtifactRepository:
         if found is None:
             return self.create(env_name, released or ())
         if found.format_ != ar.Repository.Format.DOCKER:
-            raise ConfigError(f"Artifact Registry repository {self.name} holds {found.format_.name} packages, "
-                              "not Docker images", "point the environment's registry at a Docker repository")
+            raise ConfigError(
+                f"Artifact Registry repository {self.name} holds {found.format_.name} packages, not Docker images",
+                "point the environment's registry at a Docker repository",
+            )
         if dict(found.labels).get("managed-by") != LABELS["managed-by"]:
             return "not ours"
         if released is None:
@@ -129,17 +148,24 @@ class ArtifactRepository:
         if versions:
             policies[released_policy_id(env_name)] = released_policy(env_name, versions)
         repository = ar.Repository(
-            format_=ar.Repository.Format.DOCKER, labels=LABELS, cleanup_policies=policies,
+            format_=ar.Repository.Format.DOCKER,
+            labels=LABELS,
+            cleanup_policies=policies,
             description="k8sdeploy: images of the auth suite (tags are immutable; cleanup keeps the newest "
-                        "versions and every recorded release)",
-            docker_config=ar.Repository.DockerRepositoryConfig(immutable_tags=True), cleanup_policy_dry_run=False)
+            "versions and every recorded release)",
+            docker_config=ar.Repository.DockerRepositoryConfig(immutable_tags=True),
+            cleanup_policy_dry_run=False,
+        )
         what = f"creating Artifact Registry repository {self.name}"
-        self.say(f"{what} (Docker, immutable tags, cleanup: keep the newest {KEEP_NEWEST} versions of each image "
-                 f"and every recorded release, delete others after {DELETE_AFTER // 86400} days)")
+        self.say(
+            f"{what} (Docker, immutable tags, cleanup: keep the newest {KEEP_NEWEST} versions of each image "
+            f"and every recorded release, delete others after {DELETE_AFTER // 86400} days)"
+        )
         with self.calling(what):
             try:
-                operation = self.client.create_repository(parent=self.name.parent, repository=repository,
-                                                          repository_id=self.name.repository, retry=RETRY)
+                operation = self.client.create_repository(
+                    parent=self.name.parent, repository=repository, repository_id=self.name.repository, retry=RETRY
+                )
             except gexc.Conflict:  # made meanwhile, or a retried create whose first answer was lost
                 self.appeared(what)
                 return self.ensure(env_name, versions)
@@ -151,8 +177,10 @@ class ArtifactRepository:
         deadline = time.monotonic() + self.timeout
         while not operation.done(retry=RETRY):
             if time.monotonic() > deadline:
-                raise CloudError(f"{what} did not finish in {self.timeout:.0f} s",
-                                 f"run again later; operation {operation.operation.name}")
+                raise CloudError(
+                    f"{what} did not finish in {self.timeout:.0f} s",
+                    f"run again later; operation {operation.operation.name}",
+                )
             time.sleep(self.poll)
         error = operation.exception()
         if error is not None:
@@ -163,8 +191,10 @@ class ArtifactRepository:
         deadline = time.monotonic() + self.timeout
         while self.find() is None:
             if time.monotonic() > deadline:
-                raise CloudError(f"{what}: the id is taken, but the repository did not appear in "
-                                 f"{self.timeout:.0f} s", "run again later")
+                raise CloudError(
+                    f"{what}: the id is taken, but the repository did not appear in {self.timeout:.0f} s",
+                    "run again later",
+                )
             time.sleep(self.poll)
 
     def keep_released(self, found: ar.Repository, env_name: str, released: Iterable[str]) -> str:
@@ -179,13 +209,17 @@ class ArtifactRepository:
         else:
             policies.pop(policy_id, None)
         if len(policies) > MAX_POLICIES:
-            self.say(f"note: repository {self.name} has {MAX_POLICIES} cleanup policies already; the releases of "
-                     f"{env_name} are kept only while they are among the newest {KEEP_NEWEST} versions")
+            self.say(
+                f"note: repository {self.name} has {MAX_POLICIES} cleanup policies already; the releases of "
+                f"{env_name} are kept only while they are among the newest {KEEP_NEWEST} versions"
+            )
             return "unchanged"
         with self.calling(f"updating the cleanup policies of Artifact Registry repository {self.name}"):
-            self.client.update_repository(repository=ar.Repository(name=self.name.path, cleanup_policies=policies),
-                                          update_mask=field_mask_pb2.FieldMask(paths=["cleanup_policies"]),
-                                          retry=RETRY)
+            self.client.update_repository(
+                repository=ar.Repository(name=self.name.path, cleanup_policies=policies),
+                update_mask=field_mask_pb2.FieldMask(paths=["cleanup_policies"]),
+                retry=RETRY,
+            )
         self.say(f"repository {self.name} keeps the {len(versions)} version(s) environment {env_name} records")
         return "updated"
 
@@ -197,7 +231,8 @@ class ArtifactRepository:
             return
         found = self.find()
         if found is None or found.docker_config.immutable_tags:
-            raise ConfigError(f"Artifact Registry repository {self.name} has immutable tags, so "
-                              f"{', '.join(tags)} cannot move there",
-                              "deploy by version (k8sdeploy pins every image by version and digest), or keep moving "
-                              "tags in a repository whose tags are mutable")
+            raise ConfigError(
+                f"Artifact Registry repository {self.name} has immutable tags, so {', '.join(tags)} cannot move there",
+                "deploy by version (k8sdeploy pins every image by version and digest), or keep moving "
+                "tags in a repository whose tags are mutable",
+            )

@@ -68,8 +68,7 @@ class DockerConfigCredentials:
         return self._from_helper(helper) if helper else None
 
     def _from_helper(self, helper: str) -> tuple[str, str] | None:
-        result = subprocess.run([f"docker-credential-{helper}", "get"], input=self.host,
-                                capture_output=True, text=True)
+        result = subprocess.run([f"docker-credential-{helper}", "get"], input=self.host, capture_output=True, text=True)
         if result.returncode != 0:
             return None
         answer = json.loads(result.stdout)
@@ -159,7 +158,8 @@ class RegistryAuth(httpx.Auth):
 
     def _token_request(self, params: dict[str, str]) -> httpx.Request:
         query: list[tuple[str, str | int | float | bool | None]] = (
-            [("service", params["service"])] if "service" in params else [])
+            [("service", params["service"])] if "service" in params else []
+        )
         query += [("scope", scope) for scope in params.get("scope", "").split() if scope]
         headers = {}
         if creds := self.credentials.get():

@@ -18,11 +18,14 @@ from deploy.registry.auth import Anonymous, Credentials, RegistryAuth
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MANIFEST_TYPES = ", ".join((
-    "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-))
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    )
+)
 HOST = re.compile(r"^(localhost|\[[0-9a-f:]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$", re.IGNORECASE)
 PATH = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 
@@ -38,8 +41,10 @@ class RegistryAddress:
     def parse(cls, text: str) -> RegistryAddress:
         host, _, path = text.strip().strip("/").partition("/")
         if not HOST.match(host) or (path and not PATH.match(path)):
-            raise ConfigError(f"{text!r} is not a registry address",
-                              "write HOST[:PORT]/PATH, e.g. 127.0.0.1:5000/suite or europe-west1-docker.pkg.dev/PROJECT/REPO")
+            raise ConfigError(
+                f"{text!r} is not a registry address",
+                "write HOST[:PORT]/PATH, e.g. 127.0.0.1:5000/suite or europe-west1-docker.pkg.dev/PROJECT/REPO",
+            )
         return cls(host, path)
 
     def repository(self, name: str) -> str:
@@ -103,8 +108,14 @@ def _is_retryable(exc: BaseException) -> bool:
 class RegistryClient:
     """The distribution API of one registry host over an injected httpx.Client (which counts and pools)."""
 
-    def __init__(self, host: str, http: httpx.Client, credentials: Credentials | None = None,
-                 retry: RetryPolicy = RetryPolicy(), traffic: Traffic | None = None):
+    def __init__(
+        self,
+        host: str,
+        http: httpx.Client,
+        credentials: Credentials | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        traffic: Traffic | None = None,
+    ):
         self.host, self.http, self.retry = host, http, retry
         self.credentials = credentials or Anonymous()
         self.traffic = traffic or Traffic()
@@ -117,20 +128,23 @@ class RegistryClient:
         self._send("GET", "")
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
-        response = self._send("HEAD", f"{repository}/manifests/{reference}", ok=(200, 404),
-                              headers={"Accept": MANIFEST_TYPES})
+        response = self._send(
+            "HEAD", f"{repository}/manifests/{reference}", ok=(200, 404), headers={"Accept": MANIFEST_TYPES}
+        )
         return response.headers.get("docker-content-digest") if response.status_code == 200 else None
 
     def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str] | None:
-        response = self._send("GET", f"{repository}/manifests/{reference}", ok=(200, 404),
-                              headers={"Accept": MANIFEST_TYPES})
+        response = self._send(
+            "GET", f"{repository}/manifests/{reference}", ok=(200, 404), headers={"Accept": MANIFEST_TYPES}
+        )
         if response.status_code == 404:
             return None
         return response.content, response.headers.get("content-type", "").split(";")[0]
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> None:
-        self._send("PUT", f"{repository}/manifests/{reference}", content=data, ok=(201,),
-                   headers={"Content-Type": media_type})
+        self._send(
+            "PUT", f"{repository}/manifests/{reference}", content=data, ok=(201,), headers={"Content-Type": media_type}
+        )
         self.traffic.add(manifests_put=1)
 
     def has_blob(self, repository: str, digest: str) -> bool:
@@ -138,8 +152,9 @@ class RegistryClient:
 
     def mount_blob(self, repository: str, digest: str, source: str) -> bool:
         """Ask the registry to link a blob it holds in `source`; False when it would rather have it uploaded."""
-        response = self._send("POST", f"{repository}/blobs/uploads/", params={"mount": digest, "from": source},
-                              ok=(201, 202))
+        response = self._send(
+            "POST", f"{repository}/blobs/uploads/", params={"mount": digest, "from": source}, ok=(201, 202)
+        )
         if response.status_code == 202:  # mount refused: an upload session was opened instead; drop it
             self._send("DELETE", response.headers["location"], ok=(202, 204, 404))
             return False
@@ -157,14 +172,21 @@ class RegistryClient:
 
             def put(location: httpx.URL = location) -> httpx.Response:
                 with path.open("rb") as body:
-                    return self._request("PUT", location, (201, 404), content=body, headers={
-                        "Content-Type": "application/octet-stream", "Content-Length": str(size)})
+                    return self._request(
+                        "PUT",
+                        location,
+                        (201, 404),
+                        content=body,
+                        headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                    )
 
             if self._reliably(put).status_code == 201 or self.has_blob(repository, digest):
                 self.traffic.add(blobs_uploaded=1, bytes_uploaded=size)
                 return
-        raise PublishError(f"registry {self.host} kept losing the upload sessions of {repository}@{digest[:19]}",
-                           "run again; if it persists, the registry's storage is failing")
+        raise PublishError(
+            f"registry {self.host} kept losing the upload sessions of {repository}@{digest[:19]}",
+            "run again; if it persists, the registry's storage is failing",
+        )
 
     def download_blob(self, repository: str, digest: str) -> bytes:
         return self._send("GET", f"{repository}/blobs/{digest}").content
@@ -188,31 +210,41 @@ class RegistryClient:
         """One request, again after 429/5xx or a dropped connection until the policy's deadline, waiting longer
         each time (with jitter); past it, the error names what the registry kept doing."""
         policy = self.retry
-        retrying = Retrying(stop=stop_after_delay(policy.deadline), reraise=True,
-                            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum)
-                            + wait_random(0, policy.initial),
-                            retry=retry_if_exception(_is_retryable))
+        retrying = Retrying(
+            stop=stop_after_delay(policy.deadline),
+            reraise=True,
+            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum) + wait_random(0, policy.initial),
+            retry=retry_if_exception(_is_retryable),
+        )
         try:
             return retrying(attempt)
         except _Retryable as exc:
             request = exc.response.request
-            raise PublishError(f"registry {self.host} kept answering {exc.response.status_code} for "
-                               f"{policy.deadline:g} s (last: {request.method} {request.url.path})",
-                               "the registry is overloaded or failing: run again later") from None
+            raise PublishError(
+                f"registry {self.host} kept answering {exc.response.status_code} for "
+                f"{policy.deadline:g} s (last: {request.method} {request.url.path})",
+                "the registry is overloaded or failing: run again later",
+            ) from None
         except (httpx.TransportError, httpx.StreamConsumed) as exc:
-            raise PublishError(f"cannot reach registry {self.host} ({type(exc).__name__}: {exc}), retried for "
-                               f"{policy.deadline:g} s", "check the registry address (--registry or the "
-                               "environment's registry) and that the registry is running") from None
+            raise PublishError(
+                f"cannot reach registry {self.host} ({type(exc).__name__}: {exc}), retried for {policy.deadline:g} s",
+                "check the registry address (--registry or the "
+                "environment's registry) and that the registry is running",
+            ) from None
 
     def _refusal(self, response: httpx.Response) -> PublishError:
         if response.status_code == 401:
-            return PublishError(f"registry {self.host} refused {self.credentials.describe()} (HTTP 401)",
-                                f"log in to {self.host} (docker login) or fix the credentials")
+            return PublishError(
+                f"registry {self.host} refused {self.credentials.describe()} (HTTP 401)",
+                f"log in to {self.host} (docker login) or fix the credentials",
+            )
         try:
             detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in response.json()["errors"])
         except (ValueError, KeyError, TypeError):
             detail = response.text[:200].strip()
         request = response.request
-        return PublishError(f"registry {self.host} answered {request.method} {request.url.path} with HTTP "
-                            f"{response.status_code} ({detail})",
-                            "check that the repository exists and that the credentials may push to it")
+        return PublishError(
+            f"registry {self.host} answered {request.method} {request.url.path} with HTTP "
+            f"{response.status_code} ({detail})",
+            "check that the repository exists and that the credentials may push to it",
+        )

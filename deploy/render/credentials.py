@@ -15,9 +15,14 @@ SECRET_VARIABLE = "K8SDEPLOY_MYSQL_SECRET"
 MIN_SECRET_BITS = 128
 # The alphabets a random secret is usually drawn from, smallest first: a secret is credited with
 # log2(size) bits per character of the smallest one that holds all its characters.
-ALPHABETS = (string.digits, "0123456789abcdef", string.digits + string.ascii_lowercase,
-             string.ascii_letters + string.digits, string.ascii_letters + string.digits + "-_+/=",
-             string.printable.strip())
+ALPHABETS = (
+    string.digits,
+    "0123456789abcdef",
+    string.digits + string.ascii_lowercase,
+    string.ascii_letters + string.digits,
+    string.ascii_letters + string.digits + "-_+/=",
+    string.printable.strip(),
+)
 
 
 def secret_bits(secret: str) -> float:
@@ -54,9 +59,13 @@ def secret_data(layout: Layout, env_name: str, secret: str) -> dict[str, str]:
         return {}
     bits = secret_bits(secret)
     if bits < MIN_SECRET_BITS:
-        state = "is not set" if not secret else f"holds at most {bits:.0f} bits of entropy, fewer than {MIN_SECRET_BITS}"
-        raise ConfigError(f'database = "mysql" derives its passwords from {SECRET_VARIABLE}, which {state}',
-                          f"set {SECRET_VARIABLE} to a long random string (e.g. `openssl rand -hex 32`) and keep it")
+        state = (
+            "is not set" if not secret else f"holds at most {bits:.0f} bits of entropy, fewer than {MIN_SECRET_BITS}"
+        )
+        raise ConfigError(
+            f'database = "mysql" derives its passwords from {SECRET_VARIABLE}, which {state}',
+            f"set {SECRET_VARIABLE} to a long random string (e.g. `openssl rand -hex 32`) and keep it",
+        )
     users = {part.name: password(secret, env_name, part.name) for part in layout.parts if part.database}
     data = {ROOT_PASSWORD_KEY: password(secret, env_name, "root"), INIT_SQL_KEY: init_sql(users)}
     for user, user_password in users.items():

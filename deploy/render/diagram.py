@@ -17,12 +17,16 @@ def storage_nodes(layout: Layout) -> list[str]:
     for part in layout.parts:
         if layout.keeps_sqlite(part):
             where = "emptyDir" if layout.storage == "emptyDir" else f"PersistentVolumeClaim {part.name}-data"
-            lines += [f'    {node(part.name)}_data[("{part.name}.db on {where}")]',
-                      f"    {node(part.name)} --- {node(part.name)}_data"]
+            lines += [
+                f'    {node(part.name)}_data[("{part.name}.db on {where}")]',
+                f"    {node(part.name)} --- {node(part.name)}_data",
+            ]
     for pod in layout.pods:
         for claim in pod.claim_templates:
-            lines += [f'    {node(claim.name)}[("PersistentVolumeClaim {claim.name}")]',
-                      f"    {node(claim.owner)} --- {node(claim.name)}"]
+            lines += [
+                f'    {node(claim.name)}[("PersistentVolumeClaim {claim.name}")]',
+                f"    {node(claim.owner)} --- {node(claim.name)}",
+            ]
     return lines
 
 

@@ -122,7 +122,11 @@ class Pod:
 
 
 GATEWAY_PART = Part(
-    GATEWAY, GATEWAY_PORT, GATEWAY_COMMAND, GATEWAY_CALLS, scratch_dir=GATEWAY_RUNTIME_DIR,
+    GATEWAY,
+    GATEWAY_PORT,
+    GATEWAY_COMMAND,
+    GATEWAY_CALLS,
+    scratch_dir=GATEWAY_RUNTIME_DIR,
     resources=Resources("50m", "32Mi", "500m", "128Mi"),
     mounts=(Mount("nginx-conf", GATEWAY_CONF, sub_path="nginx.conf", read_only=True),),
     volumes=(Volume("nginx-conf", "configMap", GATEWAY_CONFIG_MAP, "nginx.conf"),),
@@ -135,11 +139,17 @@ SERVICE_PARTS = tuple(
 # writable socket directory and /tmp (the official mysql and mariadb images do), and runs the *.sql
 # files in /docker-entrypoint-initdb.d when it first initialises its data directory.
 MYSQL_PART = Part(
-    MYSQL, MYSQL_PORT, probe="tcp", start_seconds=120,
+    MYSQL,
+    MYSQL_PORT,
+    probe="tcp",
+    start_seconds=120,
     resources=Resources("100m", "256Mi", "1", "1Gi"),
     env=(EnvVar("MYSQL_ROOT_PASSWORD", secret_key=ROOT_PASSWORD_KEY),),
-    mounts=(Mount("mysql-data", "/var/lib/mysql"), Mount("mysql-run", "/var/run/mysqld"),
-            Mount("mysql-init", "/docker-entrypoint-initdb.d", read_only=True)),
+    mounts=(
+        Mount("mysql-data", "/var/lib/mysql"),
+        Mount("mysql-run", "/var/run/mysqld"),
+        Mount("mysql-init", "/docker-entrypoint-initdb.d", read_only=True),
+    ),
     volumes=(Volume("mysql-run", "emptyDir"), Volume("mysql-init", "secret", MYSQL, INIT_SQL_KEY)),
 )
 
@@ -160,8 +170,10 @@ class Layout:
         names = {part.name for part in self.parts}
         for caller, callee in self.calls:
             if callee not in names:
-                raise RenderError(f"layout {self.name}: {caller} calls {callee}, which the layout does not have",
-                                  f"put {callee} in a pod of the layout, or remove the call from deploy/model/suite.py")
+                raise RenderError(
+                    f"layout {self.name}: {caller} calls {callee}, which the layout does not have",
+                    f"put {callee} in a pod of the layout, or remove the call from deploy/model/suite.py",
+                )
 
     @property
     def parts(self) -> tuple[Part, ...]:
@@ -193,8 +205,11 @@ class Layout:
         """Each part of `pod` that other pods call, with those pods: what its Service and policy admit."""
         found = []
         for part in pod.parts:
-            pods = tuple(other for other in self.pods if other != pod
-                         and any((caller.name, part.name) in self.calls for caller in other.parts))
+            pods = tuple(
+                other
+                for other in self.pods
+                if other != pod and any((caller.name, part.name) in self.calls for caller in other.parts)
+            )
             if pods:
                 found.append((part, pods))
         return tuple(found)
@@ -260,9 +275,12 @@ class Layout:
 
 def tls_gateway(secret: str) -> Part:
     """The gateway serving HTTPS too, with the certificate and key of Secret `secret` (read-only files)."""
-    return replace(GATEWAY_PART, extra_ports=(GATEWAY_TLS_PORT,),
-                   mounts=(*GATEWAY_PART.mounts, Mount("gateway-tls", GATEWAY_TLS_DIR, read_only=True)),
-                   volumes=(*GATEWAY_PART.volumes, Volume("gateway-tls", "secret", secret)))
+    return replace(
+        GATEWAY_PART,
+        extra_ports=(GATEWAY_TLS_PORT,),
+        mounts=(*GATEWAY_PART.mounts, Mount("gateway-tls", GATEWAY_TLS_DIR, read_only=True)),
+        volumes=(*GATEWAY_PART.volumes, Volume("gateway-tls", "secret", secret)),
+    )
 
 
 def build_layout(name: str, database: str = "sqlite", bind: str = "0.0.0.0", tls_secret: str = "") -> Layout:
@@ -273,12 +291,15 @@ def build_layout(name: str, database: str = "sqlite", bind: str = "0.0.0.0", tls
     parts = (tls_gateway(tls_secret) if tls_secret else GATEWAY_PART, *SERVICE_PARTS)
     if name == "single-pod":
         if database == "mysql":
-            raise ConfigError('layout single-pod keeps SQLite on emptyDir volumes, but database = "mysql"',
-                              'render --layout split-pods, or set database = "sqlite"')
+            raise ConfigError(
+                'layout single-pod keeps SQLite on emptyDir volumes, but database = "mysql"',
+                'render --layout split-pods, or set database = "sqlite"',
+            )
         return Layout(name, (Pod(SINGLE_POD, parts),), storage="emptyDir", bind=bind, tls_secret=tls_secret)
     pods = tuple(Pod(part.name, (part,)) for part in parts)
     if database == "mysql":
-        server = Pod(MYSQL, (MYSQL_PART,), kind="StatefulSet",
-                     claim_templates=(Claim("mysql-data", MYSQL, MYSQL_VOLUME_SIZE),))
+        server = Pod(
+            MYSQL, (MYSQL_PART,), kind="StatefulSet", claim_templates=(Claim("mysql-data", MYSQL, MYSQL_VOLUME_SIZE),)
+        )
         return Layout(name, (*pods, server), storage="mysql", bind=bind, tls_secret=tls_secret)
     return Layout(name, pods, storage="persistentVolumeClaim", bind=bind, tls_secret=tls_secret)

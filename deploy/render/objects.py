@@ -47,16 +47,24 @@ class Rendered:
         return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(self.objects)}, indent=2) + "\n"
 
 
-def render(environment: Environment, layout_name: str, images: Mapping[str, PublishedImage], version: str,
-           *, mysql_secret: str = "") -> Rendered:
+def render(
+    environment: Environment,
+    layout_name: str,
+    images: Mapping[str, PublishedImage],
+    version: str,
+    *,
+    mysql_secret: str = "",
+) -> Rendered:
     """The objects of `layout_name` for `environment`, running `images` (by name) of `version`.
 
     `mysql_secret` is needed with database = "mysql": the users' passwords are derived from it.
     """
     layout = build_layout(layout_name, environment.database, environment.service_address, environment.tls_secret)
     if not re.match(LABEL_VALUE, version):
-        raise RenderError(f"version {version!r} cannot be an app.kubernetes.io/version label",
-                          "a version is at most 63 letters, digits and '-_.'; build again with `k8sdeploy build`")
+        raise RenderError(
+            f"version {version!r} cannot be an app.kubernetes.io/version label",
+            "a version is at most 63 letters, digits and '-_.'; build again with `k8sdeploy build`",
+        )
     replicas, notes = replica_counts(layout, environment)
     context = {
         **gateway_context(layout, environment),
@@ -78,12 +86,16 @@ def render(environment: Environment, layout_name: str, images: Mapping[str, Publ
 def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
     """The gateway's nginx.conf for this layout (a ConfigMap over the image's own), and its Service."""
     config = GatewayConfig(
-        upstreams=layout.upstreams(), listen=environment.gateway_listen(GATEWAY_PORT), runtime_dir=GATEWAY_RUNTIME_DIR,
-        lua_dir=GATEWAY_LUA_DIR, secure_cookies=environment.secure_cookies,
+        upstreams=layout.upstreams(),
+        listen=environment.gateway_listen(GATEWAY_PORT),
+        runtime_dir=GATEWAY_RUNTIME_DIR,
+        lua_dir=GATEWAY_LUA_DIR,
+        secure_cookies=environment.secure_cookies,
     )
     if environment.tls_secret:
-        config = replace(config, tls_listen=str(GATEWAY_TLS_PORT), tls_dir=GATEWAY_TLS_DIR,
-                         https_port=environment.https_port)
+        config = replace(
+            config, tls_listen=str(GATEWAY_TLS_PORT), tls_dir=GATEWAY_TLS_DIR, https_port=environment.https_port
+        )
     nginx_conf = render_nginx_conf(config)
     return {
         "gateway": GATEWAY,
@@ -105,8 +117,9 @@ def image_refs(layout: Layout, environment: Environment, images: Mapping[str, Pu
         elif part.name in images:
             refs[part.name] = images[part.name].ref
         else:
-            raise ConfigError(f"the build record has no image for {part.name}",
-                              "run `k8sdeploy build`, which builds all six images")
+            raise ConfigError(
+                f"the build record has no image for {part.name}", "run `k8sdeploy build`, which builds all six images"
+            )
     return refs
 
 
@@ -124,15 +137,17 @@ def replica_counts(layout: Layout, environment: Environment) -> tuple[dict[str, 
             raise ConfigError(
                 f"environment {environment.name!r}: replicas.{on_sqlite[0]} = {counts[pod.name]}, but its SQLite "
                 "file is on a ReadWriteOnce volume that one pod at a time can use",
-                f'set replicas.{on_sqlite[0]} = 1, or database = "mysql"')
+                f'set replicas.{on_sqlite[0]} = 1, or database = "mysql"',
+            )
     return counts, ()
 
 
 def render_templates(root: Path, layout: str, context: Mapping[str, Any]) -> tuple[str, tuple[dict, ...]]:
     """Render `root`/`layout`/*.yaml.j2 in name order; the YAML text and the objects parsed from it."""
     environment = strict_environment(root.resolve())
-    names = environment.list_templates(filter_func=lambda name: name.startswith(f"{layout}/")
-                                       and name.endswith(".yaml.j2") and name.count("/") == 1)
+    names = environment.list_templates(
+        filter_func=lambda name: name.startswith(f"{layout}/") and name.endswith(".yaml.j2") and name.count("/") == 1
+    )
     if not names:
         raise RenderError(f"no templates for layout {layout} in {root / layout}", "reinstall k8sdeploy")
     texts, objects = [], []
@@ -141,8 +156,10 @@ def render_templates(root: Path, layout: str, context: Mapping[str, Any]) -> tup
             text = environment.get_template(name).render(context)
         except jinja2.TemplateError as exc:
             where = failure_location(exc, root.resolve(), name)
-            raise RenderError(f"rendering {name}: {where}: {exc.message}",
-                              "give the template that value (deploy/render/objects.py builds the context)") from exc
+            raise RenderError(
+                f"rendering {name}: {where}: {exc.message}",
+                "give the template that value (deploy/render/objects.py builds the context)",
+            ) from exc
         objects += parse_objects(name, text)
         texts.append(text)
     return "".join(texts), tuple(objects)
@@ -159,6 +176,8 @@ def parse_objects(name: str, text: str) -> list[dict]:
         raise RenderError(f"{name} rendered invalid YAML{where}: {problem}", "fix the template") from exc
     for index, document in enumerate(documents, 1):
         if not isinstance(document, dict) or not document.get("apiVersion") or not document.get("kind"):
-            raise RenderError(f"{name}: document {index} has no apiVersion and kind",
-                              "every document a template writes must be a Kubernetes object")
+            raise RenderError(
+                f"{name}: document {index} has no apiVersion and kind",
+                "every document a template writes must be a Kubernetes object",
+            )
     return documents

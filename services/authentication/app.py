@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI, Form
 from fastapi.responses import PlainTextResponse
@@ -52,7 +52,7 @@ class LoginFailure(Base):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def email_hash(email: str) -> str:
@@ -103,7 +103,8 @@ def build(config: ServiceConfig, database: Database, clock: Clock = utcnow) -> F
                     if counted:
                         return
                     restarted = session.execute(
-                        update(LoginFailure).where(LoginFailure.email_hash == key)
+                        update(LoginFailure)
+                        .where(LoginFailure.email_hash == key)
                         .values(failures=1, first_failure_at=at)
                     ).rowcount
                     if not restarted:
@@ -118,12 +119,14 @@ def build(config: ServiceConfig, database: Database, clock: Clock = utcnow) -> F
         try:
             with database.sessions.begin() as session:
                 session.execute(
-                    update(User).where(User.id == user.id, User.password_hash == user.password_hash)
+                    update(User)
+                    .where(User.id == user.id, User.password_hash == user.password_hash)
                     .values(password_hash=hash_password(password))
                 )
         except SQLAlchemyError as exc:
-            log.warning("could not store user %d's password with new hash parameters: %s",
-                        user.id, str(exc).splitlines()[0])
+            log.warning(
+                "could not store user %d's password with new hash parameters: %s", user.id, str(exc).splitlines()[0]
+            )
         else:
             log.info("stored user %d's password with new hash parameters", user.id)
 

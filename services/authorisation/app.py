@@ -18,7 +18,8 @@ class Base(DeclarativeBase):
 
 
 role_permissions = Table(
-    "role_permissions", Base.metadata,
+    "role_permissions",
+    Base.metadata,
     Column("role_id", ForeignKey("roles.id"), primary_key=True),
     Column("permission_id", ForeignKey("permissions.id"), primary_key=True),
 )

@@ -43,19 +43,15 @@ def database_url(name: str, env: dict[str, str]) -> str:
     url = env.get("DATABASE_URL", "")
     if url:
         if url.startswith("mysql://"):
-            url = "mysql+pymysql://" + url[len("mysql://"):]
+            url = "mysql+pymysql://" + url[len("mysql://") :]
         if not url.startswith(("mysql+pymysql://", "sqlite://")):
-            raise ConfigError(
-                f"DATABASE_URL must start with mysql:// or sqlite://, got {url.split(':', 1)[0]}://"
-            )
+            raise ConfigError(f"DATABASE_URL must start with mysql:// or sqlite://, got {url.split(':', 1)[0]}://")
         return url
     path = Path(env.get("DATABASE_PATH") or f"data/{name}.db")
     return f"sqlite:///{path.resolve()}"
 
 
-def load(
-    name: str, default_port: int, *, database: bool = True, env: dict[str, str] | None = None
-) -> ServiceConfig:
+def load(name: str, default_port: int, *, database: bool = True, env: dict[str, str] | None = None) -> ServiceConfig:
     """Read a service's settings; `database=False` for a service that keeps no data."""
     env = dict(os.environ if env is None else env)
     return ServiceConfig(

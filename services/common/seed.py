@@ -31,14 +31,17 @@ def seed_users(env: dict[str, str] | None = None) -> tuple[SeedUser, ...]:
         return ()
     try:
         entries = json.loads(raw)
-        users = tuple(SeedUser(int(e["id"]), str(e["email"]).strip().lower(), str(e["password"]), str(e["role"]))
-                      for e in entries)
+        users = tuple(
+            SeedUser(int(e["id"]), str(e["email"]).strip().lower(), str(e["password"]), str(e["role"])) for e in entries
+        )
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(f"SEED_USERS is not a JSON list of id, email, password and role ({exc})") from None
     for user in users:
         if user.id < 1 or "@" not in user.email or not user.password or user.role not in ROLES:
-            raise ConfigError(f"SEED_USERS: user {user.id} needs an id from 1, an email address, a password and "
-                              f"a role of {', '.join(ROLES)}")
+            raise ConfigError(
+                f"SEED_USERS: user {user.id} needs an id from 1, an email address, a password and "
+                f"a role of {', '.join(ROLES)}"
+            )
     if len({u.id for u in users}) != len(users) or len({u.email for u in users}) != len(users):
         raise ConfigError("SEED_USERS names an id or an email address twice")
     return users

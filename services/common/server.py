@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -30,7 +30,9 @@ def start_database(config: config_module.ServiceConfig, migrations: Path) -> Dat
         log.error(
             "database %s unreachable after %.0fs (%s); check DATABASE_URL/DATABASE_PATH "
             "and that the server is running, or raise DB_WAIT_SECONDS",
-            config.database_display, config.db_wait_seconds, exc,
+            config.database_display,
+            config.db_wait_seconds,
+            exc,
         )
         sys.exit(EXIT_DATABASE_UNREACHABLE)
     return database

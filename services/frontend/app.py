@@ -68,18 +68,29 @@ def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
             answer = api.call(method, path, caller, json)
         except httpx.HTTPError as exc:
             log.error("person service unreachable: %s", exc)
-            return None, page(request, "message.html", 503, title="Service unavailable",
-                              message="The person service cannot be reached. Try again shortly.")
+            return None, page(
+                request,
+                "message.html",
+                503,
+                title="Service unavailable",
+                message="The person service cannot be reached. Try again shortly.",
+            )
         if answer.status_code == 401:
             return None, page(request, "401.html", 401)
         if answer.status_code == 403:
-            return None, page(request, "message.html", 403, title="Not allowed",
-                              message="You do not have permission to do that.")
+            return None, page(
+                request, "message.html", 403, title="Not allowed", message="You do not have permission to do that."
+            )
         if answer.status_code == 404:
             return None, page(request, "404.html", 404)
         if answer.status_code >= 500:
-            return None, page(request, "message.html", 502, title="Service error",
-                              message=f"The person service failed ({service_error(answer)}). Try again shortly.")
+            return None, page(
+                request,
+                "message.html",
+                502,
+                title="Service error",
+                message=f"The person service failed ({service_error(answer)}). Try again shortly.",
+            )
         return answer, None
 
     def service_error(answer: httpx.Response) -> str:
@@ -96,8 +107,9 @@ def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
     @app.get("/login", response_class=HTMLResponse)
     def login(request: Request, error: str = "") -> HTMLResponse:
         if error == "locked":  # the authentication service's per-account limit (the gateway answers 429)
-            return page(request, "login.html", 429, error="Too many failed logins for this address. Try again in "
-                                                          "a few minutes.")
+            return page(
+                request, "login.html", 429, error="Too many failed logins for this address. Try again in a few minutes."
+            )
         message = "Wrong email address or password." if error else ""
         return page(request, "login.html", 401 if error else 200, error=message)
 
@@ -123,14 +135,21 @@ def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
         return page(request, "person_form.html", person={}, action="/persons/add", title="Add person")
 
     @app.post("/persons/add")
-    def add(request: Request, firstName: str = Form(""), lastName: str = Form(""), email: str = Form("")):  # noqa: ANN201, N803
+    def add(request: Request, firstName: str = Form(""), lastName: str = Form(""), email: str = Form("")) -> Response:
         fields = {"firstName": firstName, "lastName": lastName, "email": email}
         answer, failure = person_call(request, "POST", json=fields)
         if failure:
             return failure
         if answer.status_code == 422:
-            return page(request, "person_form.html", 422, person=fields, errors=form_errors(answer),
-                        action="/persons/add", title="Add person")
+            return page(
+                request,
+                "person_form.html",
+                422,
+                person=fields,
+                errors=form_errors(answer),
+                action="/persons/add",
+                title="Add person",
+            )
         return RedirectResponse(f"/persons/{answer.json()['id']}", status_code=303)
 
     @app.get("/persons/{person_id:person_id}", response_class=HTMLResponse)
@@ -141,19 +160,32 @@ def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
     @app.get("/persons/{person_id:person_id}/edit", response_class=HTMLResponse)
     def edit_form(request: Request, person_id: int) -> Response:
         answer, failure = person_call(request, "GET", f"/{person_id}")
-        return failure or page(request, "person_form.html", person=answer.json(),
-                               action=f"/persons/{person_id}/edit", title="Edit person")
+        return failure or page(
+            request, "person_form.html", person=answer.json(), action=f"/persons/{person_id}/edit", title="Edit person"
+        )
 
     @app.post("/persons/{person_id:person_id}/edit")
-    def edit(request: Request, person_id: int, firstName: str = Form(""), lastName: str = Form(""),  # noqa: ANN201, N803
-             email: str = Form("")):
+    def edit(
+        request: Request,
+        person_id: int,
+        firstName: str = Form(""),
+        lastName: str = Form(""),
+        email: str = Form(""),
+    ) -> Response:
         fields = {"firstName": firstName, "lastName": lastName, "email": email}
         answer, failure = person_call(request, "PUT", f"/{person_id}", json=fields)
         if failure:
             return failure
         if answer.status_code == 422:
-            return page(request, "person_form.html", 422, person={**fields, "id": person_id},
-                        errors=form_errors(answer), action=f"/persons/{person_id}/edit", title="Edit person")
+            return page(
+                request,
+                "person_form.html",
+                422,
+                person={**fields, "id": person_id},
+                errors=form_errors(answer),
+                action=f"/persons/{person_id}/edit",
+                title="Edit person",
+            )
         return RedirectResponse(f"/persons/{person_id}", status_code=303)
 
     @app.post("/persons/{person_id:person_id}/delete")

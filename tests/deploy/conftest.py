@@ -9,19 +9,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from deploy.builders.oci import OciImage
 from deploy.builders.store import default_cache_dir
 from deploy.compose import Clients, image_build
-from deploy.publish.stage import BuildOptions
-from deploy.output import PlainProgress
-from deploy.registry.client import RetryPolicy
 from deploy.model.version import Version
+from deploy.output import PlainProgress
+from deploy.publish.stage import BuildOptions
+from deploy.registry.client import RetryPolicy
 from tests.infra import ROOT
 from tests.registries import Registry, registry_server
 
@@ -31,8 +31,15 @@ FAST_RETRY = RetryPolicy(deadline=10, initial=0.05, maximum=0.5)
 
 
 def git(repo: Path, *args: str, date: str = COMMIT_DATE) -> str:
-    env = {**os.environ, "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date, "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_DATE": date,
+        "GIT_COMMITTER_DATE": date,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+    }
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
 
 

@@ -29,8 +29,15 @@ LAYERS = (
     ("deploy",),  # deploy/__init__.py: the version
 )
 # Calls that make a client: only the composition root makes them (the factories they name are called there).
-CLIENT_FACTORIES = ("docker.from_env", "RegistryClient", "rest_client", "AuthorizedSession", "kubeconfig_api",
-                    "kube_api_for", "Clients")
+CLIENT_FACTORIES = (
+    "docker.from_env",
+    "RegistryClient",
+    "rest_client",
+    "AuthorizedSession",
+    "kubeconfig_api",
+    "kube_api_for",
+    "Clients",
+)
 
 
 def module_name(path: Path) -> str:
@@ -61,8 +68,12 @@ def layer_of(module: str) -> int:
 
 
 def upward_imports(trees: dict[str, ast.Module]) -> list[str]:
-    return [f"{name} imports {imported}" for name, tree in trees.items() for imported in sorted(deploy_imports(tree))
-            if layer_of(imported) > layer_of(name)]
+    return [
+        f"{name} imports {imported}"
+        for name, tree in trees.items()
+        for imported in sorted(deploy_imports(tree))
+        if layer_of(imported) > layer_of(name)
+    ]
 
 
 def test_every_module_is_in_a_layer_and_imports_only_its_own_and_lower_layers() -> None:
@@ -72,18 +83,25 @@ def test_every_module_is_in_a_layer_and_imports_only_its_own_and_lower_layers() 
 def test_an_upward_import_is_found_even_inside_a_function() -> None:
     lazy = ast.parse("def f():\n    from deploy.runner import Runner\n")
     assert upward_imports({"deploy.builders.spec": lazy, "deploy.compose": lazy}) == [
-        "deploy.builders.spec imports deploy.runner"]
+        "deploy.builders.spec imports deploy.runner"
+    ]
 
 
 def test_model_imports_nothing_else_of_deploy() -> None:
-    found = {name: sorted(i for i in deploy_imports(tree) if not i.startswith("deploy.model"))
-             for name, tree in modules().items() if name.startswith("deploy.model")}
+    found = {
+        name: sorted(i for i in deploy_imports(tree) if not i.startswith("deploy.model"))
+        for name, tree in modules().items()
+        if name.startswith("deploy.model")
+    }
     assert len(found) >= 8 and {name: imports for name, imports in found.items() if imports} == {}
 
 
 def test_no_builder_imports_a_publisher() -> None:
-    found = {name: sorted(i for i in deploy_imports(tree) if i.startswith("deploy.publish"))
-             for name, tree in modules().items() if name.startswith("deploy.builders")}
+    found = {
+        name: sorted(i for i in deploy_imports(tree) if i.startswith("deploy.publish"))
+        for name, tree in modules().items()
+        if name.startswith("deploy.builders")
+    }
     assert len(found) >= 8 and {name: imports for name, imports in found.items() if imports} == {}
 
 

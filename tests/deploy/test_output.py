@@ -133,8 +133,10 @@ def test_a_line_per_image_on_a_terminal() -> None:
 
 
 def test_who_names_the_ci_run() -> None:
-    assert who({"GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "o/r", "GITHUB_ACTOR": "bot"}) == \
-        "github-actions o/r run 42 by bot"
+    assert (
+        who({"GITHUB_RUN_ID": "42", "GITHUB_REPOSITORY": "o/r", "GITHUB_ACTOR": "bot"})
+        == "github-actions o/r run 42 by bot"
+    )
     assert who({"CI": "1"}).startswith("ci (")
     assert "@" in who({})
 
@@ -148,9 +150,15 @@ def ask_on_a_terminal(config: Path, answer: bytes, state: Path) -> tuple[int, st
     primary, secondary = os.openpty()
     env = {k: v for k, v in os.environ.items() if k != "CI"} | {"XDG_STATE_HOME": str(state)}
     os.write(primary, answer)
-    done = subprocess.run([sys.executable, "-m", "cli", "down", "--env", ENV, "--config", str(config)],
-                          stdin=secondary, capture_output=True, text=True, env=env, timeout=60,
-                          cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "down", "--env", ENV, "--config", str(config)],
+        stdin=secondary,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=ROOT,
+    )
     os.close(primary)
     os.close(secondary)
     return done.returncode, done.stderr
@@ -173,14 +181,18 @@ def test_rollback_to_images_that_are_gone_is_an_apply_failure(config: Path, stat
 
     gone = f"127.0.0.1:{free_port_block(1)}"  # no registry answers there
     recorded = release("1.0.0", "a")
-    images = {name: replace(image, repository=image.repository.replace("127.0.0.1:5000", gone))
-              for name, image in recorded.images.items()}
+    images = {
+        name: replace(image, repository=image.repository.replace("127.0.0.1:5000", gone))
+        for name, image in recorded.images.items()
+    }
     FileHistory(state).record(replace(recorded, images=images))
     result = k8sdeploy("rollback", "--yes", "--to", "1.0.0", "--output", "json", env=ENV, config=config)
     assert result.exit_code == 4, result.stderr
     document = valid(result.stdout)
-    assert document["exit_code"] == 4 and "is not in the local Docker Engine and cannot be pulled" in \
-        document["error"]["message"]
+    assert (
+        document["exit_code"] == 4
+        and "is not in the local Docker Engine and cannot be pulled" in document["error"]["message"]
+    )
 
 
 def test_an_interrupted_command_exits_130() -> None:
@@ -194,8 +206,13 @@ def test_an_interrupted_command_exits_130() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        process = subprocess.Popen([sys.executable, "-m", "cli", "smoke", "--url", url], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli", "smoke", "--url", url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         time.sleep(2)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)

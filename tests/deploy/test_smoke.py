@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
 
 import pytest
 
 from deploy.devrun import LocalSuite, SuiteSettings
 from deploy.model.errors import ExitCode
-from deploy.smoke import HttpSmoke, NoSmoke, SmokeFailed
 from deploy.model.suite import service
+from deploy.smoke import HttpSmoke, NoSmoke, SmokeFailed
 from tests.conftest import GENEROUS
 from tests.infra import free_port_block
 
@@ -28,15 +29,15 @@ def test_no_smoke_does_nothing() -> None:
 
 
 @pytest.fixture(scope="module")
-def breakable_suite(tmp_path_factory: pytest.TempPathFactory):
-    suite = LocalSuite(SuiteSettings(work_dir=tmp_path_factory.mktemp("breakable"),
-                                     base_port=free_port_block(6), **GENEROUS)).start()
+def breakable_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSuite]:
+    suite = LocalSuite(
+        SuiteSettings(work_dir=tmp_path_factory.mktemp("breakable"), base_port=free_port_block(6), **GENEROUS)
+    ).start()
     yield suite
     suite.stop()
 
 
-@pytest.mark.parametrize("stopped", ["authorisation", "person", "session", "authentication", "frontend",
-                                     "nginx-lua"])
+@pytest.mark.parametrize("stopped", ["authorisation", "person", "session", "authentication", "frontend", "nginx-lua"])
 def test_smoke_names_the_stopped_hop(breakable_suite: LocalSuite, stopped: str) -> None:
     process = breakable_suite.processes[stopped]
     process.send_signal(signal.SIGQUIT if stopped == "nginx-lua" else signal.SIGKILL)

@@ -18,8 +18,10 @@ from tests.helpers import k8sdeploy
 
 
 def test_demo_users_only_where_the_environment_enables_them() -> None:
-    assert [u.email for u in wanted(Environment(name="x", target="local"), {}).demo] == ["admin@test.com",
-                                                                                       "user@test.com"]
+    assert [u.email for u in wanted(Environment(name="x", target="local"), {}).demo] == [
+        "admin@test.com",
+        "user@test.com",
+    ]
     assert wanted(Environment(name="x", target="kubeconfig"), {}).demo == ()
     assert wanted(Environment(name="x", target="kubeconfig", demo_users=True), {}).demo != ()
     assert wanted(Environment(name="x", target="local", demo_users=False), {}).demo == ()
@@ -63,8 +65,9 @@ def test_the_smoke_login_uses_the_demo_users_where_they_exist() -> None:
     assert [user.email for user in local.smoke] == ["admin@test.com", "user@test.com"]
 
 
-def test_user_add_on_the_local_target_keeps_the_user_for_the_next_up(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_add_on_the_local_target_keeps_the_user_for_the_next_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from deploy.targets.local.containers import default_state_dir
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -78,7 +81,10 @@ def test_user_add_on_the_local_target_keeps_the_user_for_the_next_up(tmp_path: P
     assert added.stdout == ""  # a password given is never printed
     assert "run `k8sdeploy up --env usertest` to start the services with it" in added.stderr
     kept = FileUsers(default_state_dir("usertest") / "users.json").read()
-    assert (kept[100].email, kept[100].role, kept[100].password) == ("boss@example.com", "admin",
-                                                                     "a long enough password")
+    assert (kept[100].email, kept[100].role, kept[100].password) == (
+        "boss@example.com",
+        "admin",
+        "a long enough password",
+    )
     again = k8sdeploy(*args, env="usertest", config=config)
     assert again.exit_code == 2 and "already a user of environment usertest" in again.stderr

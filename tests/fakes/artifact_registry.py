@@ -37,15 +37,30 @@ from tests.fakes.server import Reply, Request
 
 L = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 REPOSITORY_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-DOCKER_PATH = re.compile(r"^/v2/(?P<project>[^/]+)/(?P<repository>[^/]+)/(?P<image>.+)/(?P<kind>blobs|manifests|tags)/"
-                         r"(?P<reference>.*)$")
+DOCKER_PATH = re.compile(
+    r"^/v2/(?P<project>[^/]+)/(?P<repository>[^/]+)/(?P<image>.+)/(?P<kind>blobs|manifests|tags)/"
+    r"(?P<reference>.*)$"
+)
 # `$alt=json;enum-encoding=int` (what the client's REST transport asks for) sends enums as numbers; the fake
 # keeps their names (the proto's numbers, google/devtools/artifactregistry/v1/repository.proto, cleanup policies)
-ENUMS = {"format": {0: "FORMAT_UNSPECIFIED", 1: "DOCKER", 2: "MAVEN", 3: "NPM", 5: "APT", 6: "YUM", 8: "PYTHON",
-                    9: "KFP", 10: "GO", 11: "GENERIC", 12: "RUBY"},
-         "mode": {0: "MODE_UNSPECIFIED", 1: "STANDARD_REPOSITORY", 2: "VIRTUAL_REPOSITORY", 3: "REMOTE_REPOSITORY"},
-         "action": {0: "ACTION_UNSPECIFIED", 1: "DELETE", 2: "KEEP"},
-         "tagState": {0: "TAG_STATE_UNSPECIFIED", 1: "TAGGED", 2: "UNTAGGED", 3: "ANY"}}
+ENUMS = {
+    "format": {
+        0: "FORMAT_UNSPECIFIED",
+        1: "DOCKER",
+        2: "MAVEN",
+        3: "NPM",
+        5: "APT",
+        6: "YUM",
+        8: "PYTHON",
+        9: "KFP",
+        10: "GO",
+        11: "GENERIC",
+        12: "RUBY",
+    },
+    "mode": {0: "MODE_UNSPECIFIED", 1: "STANDARD_REPOSITORY", 2: "VIRTUAL_REPOSITORY", 3: "REMOTE_REPOSITORY"},
+    "action": {0: "ACTION_UNSPECIFIED", 1: "DELETE", 2: "KEEP"},
+    "tagState": {0: "TAG_STATE_UNSPECIFIED", 1: "TAGGED", 2: "UNTAGGED", 3: "ANY"},
+}
 REPOSITORY_TYPE = "type.googleapis.com/google.devtools.artifactregistry.v1.Repository"
 METADATA_TYPE = "type.googleapis.com/google.devtools.artifactregistry.v1.OperationMetadata"
 
@@ -90,8 +105,11 @@ class FakeArtifactRegistry(GoogleFake):
 
     def _name(self, request: Request, repository: str = "") -> str:
         p = request.params
-        self.check(p["project"], "artifactregistry.repositories." + ("create" if request.method == "POST" else
-                                                                    "update" if request.method == "PATCH" else "get"))
+        self.check(
+            p["project"],
+            "artifactregistry.repositories."
+            + ("create" if request.method == "POST" else "update" if request.method == "PATCH" else "get"),
+        )
         if p["location"] != self.location:
             raise fail(400, f"Invalid location: {p['location']}")
         return f"projects/{p['project']}/locations/{p['location']}/repositories/{repository or p['repository']}"
@@ -113,8 +131,11 @@ class FakeArtifactRegistry(GoogleFake):
     def create(self, request: Request) -> Reply:
         repository_id = request.query.get("repositoryId", "")
         if not REPOSITORY_ID.match(repository_id):
-            raise fail(400, f"Invalid repository id {repository_id!r}: it must start with a lower-case letter and "
-                            "contain only lower-case letters, digits and dashes.")
+            raise fail(
+                400,
+                f"Invalid repository id {repository_id!r}: it must start with a lower-case letter and "
+                "contain only lower-case letters, digits and dashes.",
+            )
         self.advance()
         name = self._name(request, repository_id)
         if name in self.repositories or any(op["target"] == name for op in self.operations.values()):
@@ -126,9 +147,14 @@ class FakeArtifactRegistry(GoogleFake):
         p = request.params
         operation = f"projects/{p['project']}/locations/{p['location']}/operations/{next(self.ids):08x}-op"
         host = f"{p['location']}-docker.pkg.dev"
-        resource = {**body, "name": name, "mode": body.get("mode", "STANDARD_REPOSITORY"),
-                    "registryUri": f"{host}/{p['project']}/{repository_id}",
-                    "createTime": "2026-11-28T12:00:00Z", "updateTime": "2026-11-28T12:00:00Z"}
+        resource = {
+            **body,
+            "name": name,
+            "mode": body.get("mode", "STANDARD_REPOSITORY"),
+            "registryUri": f"{host}/{p['project']}/{repository_id}",
+            "createTime": "2026-11-28T12:00:00Z",
+            "updateTime": "2026-11-28T12:00:00Z",
+        }
         self.operations[operation] = {"target": name, "resource": resource}
         self.polls[operation] = 0
         return Reply(200, {"name": operation, "metadata": {"@type": METADATA_TYPE}, "done": False})
@@ -142,8 +168,15 @@ class FakeArtifactRegistry(GoogleFake):
         entry = self.operations[operation]
         if self.polls[operation] < self.done_after:
             return Reply(200, {"name": operation, "metadata": {"@type": METADATA_TYPE}, "done": False})
-        return Reply(200, {"name": operation, "metadata": {"@type": METADATA_TYPE}, "done": True,
-                           "response": {"@type": REPOSITORY_TYPE, **self.repositories[entry["target"]]}})
+        return Reply(
+            200,
+            {
+                "name": operation,
+                "metadata": {"@type": METADATA_TYPE},
+                "done": True,
+                "response": {"@type": REPOSITORY_TYPE, **self.repositories[entry["target"]]},
+            },
+        )
 
     def patch(self, request: Request) -> Reply:
         self.advance()
@@ -186,14 +219,23 @@ class FakeArtifactRegistry(GoogleFake):
             return None
         repository = self.repository(match["project"], match["repository"])
         if repository is None:
-            return 404, json.dumps({"errors": [{"code": "NAME_UNKNOWN", "message": f'Repository '
-                                                f'"{match["repository"]}" not found'}]}).encode()
+            return 404, json.dumps(
+                {"errors": [{"code": "NAME_UNKNOWN", "message": f'Repository "{match["repository"]}" not found'}]}
+            ).encode()
         immutable = repository.get("dockerConfig", {}).get("immutableTags", False)
         reference = match["reference"]
-        if (immutable and method == "PUT" and match["kind"] == "manifests" and not reference.startswith("sha256:")):
+        if immutable and method == "PUT" and match["kind"] == "manifests" and not reference.startswith("sha256:"):
             current = httpx.head(f"http://{upstream}{path}", headers={"Accept": MANIFEST_TYPES})
             digest = "sha256:" + hashlib.sha256(body).hexdigest()
             if current.status_code == 200 and current.headers.get("docker-content-digest") != digest:
-                return 403, json.dumps({"errors": [{"code": "DENIED", "message": f"tag {reference} of "
-                                                    f"{match['image']} is immutable and cannot be moved"}]}).encode()
+                return 403, json.dumps(
+                    {
+                        "errors": [
+                            {
+                                "code": "DENIED",
+                                "message": f"tag {reference} of {match['image']} is immutable and cannot be moved",
+                            }
+                        ]
+                    }
+                ).encode()
         return None

@@ -15,8 +15,8 @@ It watches the real API server (by polling, in a thread) the way those controlle
   the volume is deleted (the PD CSI driver's DeleteVolume).
 The ingress address is 127.0.0.1: no other address may be reached from these machines.
 
-`paused` (while the cluster is deleted) and `stop()` stop it without cleaning up: a cluster deleted under its Services leaks their load balancers,
-as a real GKE cluster does.
+`paused` (while the cluster is deleted) and `stop()` stop it without cleaning up: a cluster deleted under its
+Services leaks their load balancers, as a real GKE cluster does.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 
@@ -38,9 +38,16 @@ def load_balancer_name(uid: str) -> str:
 
 
 class CloudController:
-    def __init__(self, session: requests.Session, server: str, compute: FakeCompute, namespaces: tuple[str, ...],
-                 cluster_id: Callable[[], str] = lambda: "0123456789abcdef", poll: float = 0.1,
-                 ingress_ip: str = "127.0.0.1"):
+    def __init__(
+        self,
+        session: requests.Session,
+        server: str,
+        compute: FakeCompute,
+        namespaces: tuple[str, ...],
+        cluster_id: Callable[[], str] = lambda: "0123456789abcdef",
+        poll: float = 0.1,
+        ingress_ip: str = "127.0.0.1",
+    ):
         self.session = session
         self.cluster_id = cluster_id  # the first 16 hex digits of the GKE cluster's id
         self.server = server
@@ -54,7 +61,7 @@ class CloudController:
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.errors: list[str] = []
 
-    def start(self) -> "CloudController":
+    def start(self) -> CloudController:
         self.thread.start()
         return self
 
@@ -86,8 +93,12 @@ class CloudController:
 
     # -- the service controller ---------------------------------------------------------------
     def patch(self, path: str, body: dict) -> None:
-        self.session.patch(f"{self.server}{path}", data=json.dumps(body), timeout=10,
-                           headers={"Content-Type": "application/merge-patch+json"})
+        self.session.patch(
+            f"{self.server}{path}",
+            data=json.dumps(body),
+            timeout=10,
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
 
     def service(self, service: dict) -> None:
         meta = service["metadata"]
@@ -103,8 +114,10 @@ class CloudController:
                 if ("forwardingRules", f"regions/{self.compute.region}", name) not in self.compute.resources:
                     self.compute.load_balancer_created(service, self.cluster_id())
             if not (service.get("status") or {}).get("loadBalancer", {}).get("ingress"):
-                self.patch(path + "/status", {"status": {"loadBalancer": {"ingress": [
-                    {"ip": self.ingress_ip, "ipMode": "VIP"}]}}})
+                self.patch(
+                    path + "/status",
+                    {"status": {"loadBalancer": {"ingress": [{"ip": self.ingress_ip, "ipMode": "VIP"}]}}},
+                )
             return
         if FINALIZER in finalizers:
             with self.compute.lock:
@@ -127,13 +140,19 @@ class CloudController:
 
     def sync_disks(self, volumes: dict[str, dict], zone: str) -> None:
         for name, pv in volumes.items():
-            claim = (pv["spec"].get("claimRef") or {})
+            claim = pv["spec"].get("claimRef") or {}
             if claim.get("namespace") in self.namespaces and ("disks", zone, name) not in self.compute.resources:
-                self.compute.disk_created({"metadata": {"name": claim["name"], "namespace": claim["namespace"]},
-                                           "spec": {"volumeName": name}})
+                self.compute.disk_created(
+                    {"metadata": {"name": claim["name"], "namespace": claim["namespace"]}, "spec": {"volumeName": name}}
+                )
         for collection, scope, name in list(self.compute.resources):
-            if collection == "disks" and scope == zone and name not in volumes and \
-                    (collection, scope, name) not in self.compute.doomed and self.ours(name):
+            if (
+                collection == "disks"
+                and scope == zone
+                and name not in volumes
+                and (collection, scope, name) not in self.compute.doomed
+                and self.ours(name)
+            ):
                 self.compute.doomed.setdefault((collection, scope, name), 2)
         self.compute.tick()
 
@@ -152,8 +171,9 @@ class CloudController:
             for namespace in self.namespaces:
                 answer = self.session.get(f"{self.server}/api/v1/namespaces/{namespace}/services", timeout=10)
                 for service in answer.json().get("items", []) if answer.status_code == 200 else []:
-                    if service["spec"].get("type") == "LoadBalancer" and not \
-                            (service.get("status") or {}).get("loadBalancer", {}).get("ingress"):
+                    if service["spec"].get("type") == "LoadBalancer" and not (service.get("status") or {}).get(
+                        "loadBalancer", {}
+                    ).get("ingress"):
                         pending = True
             if not pending:
                 return

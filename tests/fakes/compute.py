@@ -25,6 +25,7 @@ AGGREGATED = ("forwardingRules", "targetPools", "backendServices", "healthChecks
 
 class FakeCompute(GoogleFake):
     service, title = "compute.googleapis.com", "Compute Engine API"
+
     def __init__(self, region: str = "europe-west1", zone: str = "europe-west1-b", done_after: int = 2, **kwargs):
         super().__init__(**kwargs)
         self.region, self.zone = region, zone
@@ -57,19 +58,33 @@ class FakeCompute(GoogleFake):
         `k8s-<cluster id>-node` (port 10256) with its firewall rule `k8s-<cluster id>-node-http-hc` (names as
         GKE projects show them, e.g. httpHealthChecks/k8s-b74c81ed5ad4dc2c-node)."""
         name = "a" + service["metadata"]["uid"].replace("-", "")[:31]
-        described = json.dumps({"kubernetes.io/service-name": f"{service['metadata']['namespace']}/"
-                                                              f"{service['metadata']['name']}"})
+        described = json.dumps(
+            {"kubernetes.io/service-name": f"{service['metadata']['namespace']}/{service['metadata']['name']}"}
+        )
         region = f"regions/{self.region}"
-        for collection, scope, resource_name in (("forwardingRules", region, name), ("targetPools", region, name),
-                                                 ("firewalls", "global", f"k8s-fw-{name}")):
+        for collection, scope, resource_name in (
+            ("forwardingRules", region, name),
+            ("targetPools", region, name),
+            ("firewalls", "global", f"k8s-fw-{name}"),
+        ):
             self.put(collection, scope, {"name": resource_name, "description": described})
         node_check = f"k8s-{cluster_id}-node"
         if ("httpHealthChecks", "global", node_check) not in self.resources:
-            self.put("httpHealthChecks", "global", {"name": node_check, "port": 10256, "requestPath": "/healthz",
-                                                    "description": json.dumps({"kubernetes.io/service-name":
-                                                                               node_check})})
-            self.put("firewalls", "global", {"name": f"{node_check}-http-hc", "description": json.dumps(
-                {"kubernetes.io/cluster-id": cluster_id})})
+            self.put(
+                "httpHealthChecks",
+                "global",
+                {
+                    "name": node_check,
+                    "port": 10256,
+                    "requestPath": "/healthz",
+                    "description": json.dumps({"kubernetes.io/service-name": node_check}),
+                },
+            )
+            self.put(
+                "firewalls",
+                "global",
+                {"name": f"{node_check}-http-hc", "description": json.dumps({"kubernetes.io/cluster-id": cluster_id})},
+            )
 
     def load_balancer_deleted(self, service: dict) -> None:
         name = "a" + service["metadata"]["uid"].replace("-", "")[:31]
@@ -85,17 +100,31 @@ class FakeCompute(GoogleFake):
 
     def disk_created(self, claim: dict) -> None:
         meta = claim["metadata"]
-        self.put("disks", f"zones/{self.zone}", {"name": claim["spec"]["volumeName"], "sizeGb": "1", "description": json.dumps({
-            "kubernetes.io/created-for/pv/name": claim["spec"]["volumeName"],
-            "kubernetes.io/created-for/pvc/name": meta["name"],
-            "kubernetes.io/created-for/pvc/namespace": meta["namespace"]})})
+        self.put(
+            "disks",
+            f"zones/{self.zone}",
+            {
+                "name": claim["spec"]["volumeName"],
+                "sizeGb": "1",
+                "description": json.dumps(
+                    {
+                        "kubernetes.io/created-for/pv/name": claim["spec"]["volumeName"],
+                        "kubernetes.io/created-for/pvc/name": meta["name"],
+                        "kubernetes.io/created-for/pvc/namespace": meta["namespace"],
+                    }
+                ),
+            },
+        )
 
     def disk_deleted(self, claim: dict) -> None:
         self.doomed[("disks", f"zones/{self.zone}", claim["spec"]["volumeName"])] = 2
 
     def put(self, collection: str, scope: str, resource: dict) -> None:
-        resource = {"id": str(next(self.ids)), **resource,
-                    "selfLink": f"https://www.googleapis.com/compute/v1/projects/p/{scope}/{collection}/{resource['name']}"}
+        resource = {
+            "id": str(next(self.ids)),
+            **resource,
+            "selfLink": f"https://www.googleapis.com/compute/v1/projects/p/{scope}/{collection}/{resource['name']}",
+        }
         self.resources[(collection, scope, resource["name"])] = resource
 
     def tick(self) -> None:
@@ -112,8 +141,12 @@ class FakeCompute(GoogleFake):
         collection = request.path.rsplit("/", 1)[-1]
         self.tick()
         items = [r for (kind, scope, _), r in sorted(self.resources.items()) if kind == collection]
-        return Reply(200, {"kind": f"compute#{collection[:-1]}List", "items": items} if items else
-                     {"kind": f"compute#{collection[:-1]}List"})
+        return Reply(
+            200,
+            {"kind": f"compute#{collection[:-1]}List", "items": items}
+            if items
+            else {"kind": f"compute#{collection[:-1]}List"},
+        )
 
     def aggregated(self, request: Request) -> Reply:
         collection = request.params["collection"]
@@ -121,8 +154,9 @@ class FakeCompute(GoogleFake):
         if collection not in AGGREGATED:
             raise fail(404, f"Not found: aggregated/{collection}")
         self.tick()
-        items: dict[str, dict] = {f"regions/{self.region}": {"warning": {"code": "NO_RESULTS_ON_PAGE",
-                                                                          "message": "There are no results"}}}
+        items: dict[str, dict] = {
+            f"regions/{self.region}": {"warning": {"code": "NO_RESULTS_ON_PAGE", "message": "There are no results"}}
+        }
         for (kind, scope, _), resource in sorted(self.resources.items()):
             if kind == collection:
                 items[scope] = {collection: [*items.get(scope, {}).get(collection, []), resource]}
@@ -164,18 +198,28 @@ class FakeCompute(GoogleFake):
     def operation(self, project: str, kind: str, target: str) -> Reply:
         name = f"operation-{next(self.ids)}"
         self.operations[name] = {
-            "kind": "compute#operation", "id": str(next(self.ids)), "name": name, "operationType": kind,
-            "status": "PENDING", "progress": 0, "polls": 0, "error": self.fail_next,
+            "kind": "compute#operation",
+            "id": str(next(self.ids)),
+            "name": name,
+            "operationType": kind,
+            "status": "PENDING",
+            "progress": 0,
+            "polls": 0,
+            "error": self.fail_next,
             "targetLink": f"https://www.googleapis.com/compute/v1/projects/{project}/global/firewalls/{target}",
-            "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/global/operations/{name}"}
+            "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/global/operations/{name}",
+        }
         self.fail_next = ""
         return Reply(200, self.public(self.operations[name]))
 
     def get_operation(self, request: Request) -> Reply:
         operation = self.operations.get(request.params["operation"])
         if operation is None:
-            raise fail(404, f"The resource 'projects/{request.params['project']}/global/operations/"
-                            f"{request.params['operation']}' was not found")
+            raise fail(
+                404,
+                f"The resource 'projects/{request.params['project']}/global/operations/"
+                f"{request.params['operation']}' was not found",
+            )
         operation["polls"] += 1
         operation["status"] = "DONE" if operation["polls"] >= self.done_after else "RUNNING"
         operation["progress"] = 100 if operation["status"] == "DONE" else 50

@@ -23,8 +23,7 @@ from __future__ import annotations
 import base64
 import itertools
 import uuid
-
-from typing import Callable
+from collections.abc import Callable
 
 from tests.fakes.google import GoogleFake, fail
 from tests.fakes.server import Reply, Request
@@ -34,9 +33,17 @@ LOC = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
 
 class FakeGke(GoogleFake):
     service, title = "container.googleapis.com", "Kubernetes Engine API"
-    def __init__(self, endpoint: str, ca_pem: bytes, on_create: Callable[[], None] = lambda: None,
-                 on_delete: Callable[[], None] = lambda: None,
-                 locations: tuple[str, ...] = ("europe-west1-b", "europe-west1"), done_after: int = 3, **kwargs):
+
+    def __init__(
+        self,
+        endpoint: str,
+        ca_pem: bytes,
+        on_create: Callable[[], None] = lambda: None,
+        on_delete: Callable[[], None] = lambda: None,
+        locations: tuple[str, ...] = ("europe-west1-b", "europe-west1"),
+        done_after: int = 3,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.endpoint = endpoint  # host:port of the cluster's API server
         self.ca_pem = ca_pem
@@ -60,7 +67,7 @@ class FakeGke(GoogleFake):
         self.check(project, permission)
         if location not in self.locations:
             # a zone or region that does not exist: 400 INVALID_ARGUMENT, not 404
-            raise fail(400, f"Location \"{location}\" does not exist.")
+            raise fail(400, f'Location "{location}" does not exist.')
         return project, location
 
     def found(self, request: Request, permission: str) -> tuple[tuple[str, str, str], dict]:
@@ -85,8 +92,14 @@ class FakeGke(GoogleFake):
     def list_clusters(self, request: Request) -> Reply:
         project, location = self.where(request, "container.clusters.list")
         self.advance()
-        return Reply(200, {"clusters": [c for (p, l, _), c in sorted(self.clusters.items())
-                                        if p == project and location in (l, "-")]})
+        return Reply(
+            200,
+            {
+                "clusters": [
+                    c for (p, loc, _), c in sorted(self.clusters.items()) if p == project and location in (loc, "-")
+                ]
+            },
+        )
 
     def get_cluster(self, request: Request) -> Reply:
         return Reply(200, self.found(request, "container.clusters.get")[1])
@@ -97,35 +110,44 @@ class FakeGke(GoogleFake):
         key = (project, location, cluster["name"])
         if key in self.clusters:
             raise fail(409, f"Already exists: projects/{project}/locations/{location}/clusters/{cluster['name']}.")
-        self.clusters[key] = {**cluster, "location": location, "zone": location, "status": "PROVISIONING",
-                              "id": uuid.uuid4().hex + uuid.uuid4().hex,
-                              "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/"
-                                          f"{location}/clusters/{cluster['name']}",
-                              "currentNodeCount": cluster.get("initialNodeCount", 1)}
+        self.clusters[key] = {
+            **cluster,
+            "location": location,
+            "zone": location,
+            "status": "PROVISIONING",
+            "id": uuid.uuid4().hex + uuid.uuid4().hex,
+            "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/"
+            f"{location}/clusters/{cluster['name']}",
+            "currentNodeCount": cluster.get("initialNodeCount", 1),
+        }
         return self.operation(key, "CREATE_CLUSTER")
 
     def checked(self, project: str, cluster: dict) -> dict:
         node = cluster.setdefault("nodeConfig", {})
         metadata = node.get("workloadMetadataConfig", {})
         if "mode" in metadata:
-            metadata["mode"] = {0: "MODE_UNSPECIFIED", 1: "GCE_METADATA", 2: "GKE_METADATA"}.get(metadata["mode"],
-                                                                                              metadata["mode"])
+            metadata["mode"] = {0: "MODE_UNSPECIFIED", 1: "GCE_METADATA", 2: "GKE_METADATA"}.get(
+                metadata["mode"], metadata["mode"]
+            )
         network = cluster.get("networkConfig", {})
         if "datapathProvider" in network:
-            network["datapathProvider"] = {0: "DATAPATH_PROVIDER_UNSPECIFIED", 1: "LEGACY_DATAPATH",
-                                           2: "ADVANCED_DATAPATH"}.get(network["datapathProvider"],
-                                                                       network["datapathProvider"])
+            network["datapathProvider"] = {
+                0: "DATAPATH_PROVIDER_UNSPECIFIED",
+                1: "LEGACY_DATAPATH",
+                2: "ADVANCED_DATAPATH",
+            }.get(network["datapathProvider"], network["datapathProvider"])
         pool = cluster.get("workloadIdentityConfig", {}).get("workloadPool", "")
         if metadata.get("mode") == "GKE_METADATA" and not pool:
             raise fail(400, "Workload Identity must be enabled on the cluster to use the GKE metadata server.")
         if pool and pool != f"{project}.svc.id.goog":
             raise fail(400, f"Workload Identity pool must be {project}.svc.id.goog, got {pool}.")
-        if network.get("datapathProvider") == "ADVANCED_DATAPATH" and not cluster.get(
-                "ipAllocationPolicy", {}).get("useIpAliases"):
+        if network.get("datapathProvider") == "ADVANCED_DATAPATH" and not cluster.get("ipAllocationPolicy", {}).get(
+            "useIpAliases"
+        ):
             raise fail(400, "Dataplane V2 (ADVANCED_DATAPATH) requires a VPC-native cluster (useIpAliases).")
         account = node.get("serviceAccount", "")
         if account and account not in self.service_accounts:
-            raise fail(400, f"Service account \"{account}\" does not exist.")
+            raise fail(400, f'Service account "{account}" does not exist.')
         return cluster
 
     def delete_cluster(self, request: Request) -> Reply:
@@ -138,11 +160,18 @@ class FakeGke(GoogleFake):
 
     def operation(self, key: tuple[str, str, str], kind: str) -> Reply:
         name = f"operation-{next(self.ids)}-{kind.lower()}"
-        self.operations[name] = {"name": name, "zone": key[1], "location": key[1], "operationType": kind,
-                                 "status": "PENDING", "polls": 0, "cluster": key, "failure": self.fail_next,
-                                 "selfLink": f"https://container.googleapis.com/v1/projects/{key[0]}/locations/"
-                                             f"{key[1]}/operations/{name}",
-                                 "targetLink": self.clusters[key]["selfLink"]}
+        self.operations[name] = {
+            "name": name,
+            "zone": key[1],
+            "location": key[1],
+            "operationType": kind,
+            "status": "PENDING",
+            "polls": 0,
+            "cluster": key,
+            "failure": self.fail_next,
+            "selfLink": f"https://container.googleapis.com/v1/projects/{key[0]}/locations/{key[1]}/operations/{name}",
+            "targetLink": self.clusters[key]["selfLink"],
+        }
         self.fail_next = ""
         return Reply(200, self.public(self.operations[name]))
 
@@ -150,8 +179,9 @@ class FakeGke(GoogleFake):
         project, location = self.where(request, "container.operations.get")
         operation = self.operations.get(request.params["operation"])
         if operation is None:
-            raise fail(404, f"Not found: projects/{project}/locations/{location}/operations/"
-                            f"{request.params['operation']}.")
+            raise fail(
+                404, f"Not found: projects/{project}/locations/{location}/operations/{request.params['operation']}."
+            )
         if operation["status"] != "DONE":
             self.step(operation)
         return Reply(200, self.public(operation))
@@ -172,8 +202,13 @@ class FakeGke(GoogleFake):
             self.on_delete()
         else:
             self.on_create()
-            self.clusters[key].update({"status": "RUNNING", "endpoint": self.endpoint,
-                                       "masterAuth": {"clusterCaCertificate": base64.b64encode(self.ca_pem).decode()}})
+            self.clusters[key].update(
+                {
+                    "status": "RUNNING",
+                    "endpoint": self.endpoint,
+                    "masterAuth": {"clusterCaCertificate": base64.b64encode(self.ca_pem).decode()},
+                }
+            )
 
     @staticmethod
     def public(operation: dict) -> dict:

@@ -4,20 +4,44 @@ from __future__ import annotations
 
 from tests.fakes.server import ApiError, FakeServer, Reply
 
-STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-          409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
-REASONS = {400: "invalid", 401: "authError", 403: "forbidden", 404: "notFound", 409: "alreadyExists",
-           429: "rateLimitExceeded", 503: "backendError"}
+STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    503: "UNAVAILABLE",
+}
+REASONS = {
+    400: "invalid",
+    401: "authError",
+    403: "forbidden",
+    404: "notFound",
+    409: "alreadyExists",
+    429: "rateLimitExceeded",
+    503: "backendError",
+}
 
 
 def google_error(code: int, message: str, reason: str = "", metadata: dict | None = None, status: str = "") -> Reply:
     """The error envelope of googleapis.com REST: code, message, status, errors[] and an ErrorInfo detail
     (https://cloud.google.com/apis/design/errors#error_model; google.rpc.ErrorInfo's reason and metadata)."""
-    error = {"code": code, "message": message, "status": status or STATUS[code],
-             "errors": [{"message": message, "domain": "global", "reason": REASONS[code]}]}
+    error = {
+        "code": code,
+        "message": message,
+        "status": status or STATUS[code],
+        "errors": [{"message": message, "domain": "global", "reason": REASONS[code]}],
+    }
     if reason:
-        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
-                             "domain": "googleapis.com", **({"metadata": metadata} if metadata else {})}]
+        error["details"] = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason,
+                "domain": "googleapis.com",
+                **({"metadata": metadata} if metadata else {}),
+            }
+        ]
     return Reply(code, {"error": error})
 
 
@@ -41,8 +65,11 @@ class GoogleFake(FakeServer):
 
     def injected_fault(self) -> Reply:
         if self.random.random() < 0.5:
-            reply = google_error(429, "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute'.",
-                                 "RATE_LIMIT_EXCEEDED")
+            reply = google_error(
+                429,
+                "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute'.",
+                "RATE_LIMIT_EXCEEDED",
+            )
         else:
             reply = google_error(503, "The service is currently unavailable.")
         reply.headers["Retry-After"] = self.retry_after
@@ -55,18 +82,25 @@ class GoogleFake(FakeServer):
         if request.headers.get("authorization") != f"Bearer {self.token}":
             with self.lock:
                 self.requests.append((request.method, request.path))
-            return google_error(401, "Request had invalid authentication credentials. Expected OAuth 2 access "
-                                     "token, login cookie or other valid authentication credential.",
-                                "ACCESS_TOKEN_TYPE_UNSUPPORTED")
+            return google_error(
+                401,
+                "Request had invalid authentication credentials. Expected OAuth 2 access "
+                "token, login cookie or other valid authentication credential.",
+                "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+            )
         return super().dispatch(request)
 
     def check(self, project: str, permission: str) -> None:
         if project not in self.projects:
             raise fail(403, f"Permission denied on resource project {project}.", "CONSUMER_INVALID")
         if self.disabled:
-            raise fail(403, f"{self.title} has not been used in project {project} before or it is disabled. Enable it "
-                            f"by visiting https://console.developers.google.com/apis/api/{self.service}/overview?"
-                            f"project={project} then retry.", "SERVICE_DISABLED",
-                       {"service": self.service, "consumer": f"projects/{project}"})
+            raise fail(
+                403,
+                f"{self.title} has not been used in project {project} before or it is disabled. Enable it "
+                f"by visiting https://console.developers.google.com/apis/api/{self.service}/overview?"
+                f"project={project} then retry.",
+                "SERVICE_DISABLED",
+                {"service": self.service, "consumer": f"projects/{project}"},
+            )
         if permission in self.denied:
             raise fail(403, f"Required '{permission}' permission for 'projects/{project}'.", "IAM_PERMISSION_DENIED")

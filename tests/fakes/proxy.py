@@ -1,8 +1,8 @@
 """A loopback HTTP proxy in front of the real Kubernetes API server, for the faults a real network and a
 loaded API server produce: with `flaky` > 0 that share of requests is answered 429 or 503 (a
 metav1.Status body and Retry-After, as the API server's priority and fairness answers) or, when `faults`
-has "drop", has its connection dropped before the API server sees it, or with "lost", after it acted on it. Everything else is forwarded as it is, with the
-client's own Authorization header, and counted.
+has "drop", has its connection dropped before the API server sees it, or with "lost", after it acted on it.
+Everything else is forwarded as it is, with the client's own Authorization header, and counted.
 
 Clients reach it over plain HTTP (a kubeconfig whose server is http://127.0.0.1:PORT), or over TLS with
 the API server's own certificate when given one (what the fake GKE hands out as the endpoint); it
@@ -49,7 +49,6 @@ class FaultProxy:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.address}"
 
-
     def fault(self) -> str:
         """'' to forward, or the fault to inject: '429', '503' or 'drop'."""
         with self.lock:
@@ -65,10 +64,17 @@ class FaultProxy:
             session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
             session.verify = self.ca_file
         sent = {k: v for k, v in headers.items() if k.lower() not in HOP}
-        return session.request(method, self.upstream + path, headers=sent, data=body or None, timeout=60,
-                               allow_redirects=False, stream=False)
+        return session.request(
+            method,
+            self.upstream + path,
+            headers=sent,
+            data=body or None,
+            timeout=60,
+            allow_redirects=False,
+            stream=False,
+        )
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self.httpd = serve(_handler(self), self.tls)
         return self
 
@@ -79,8 +85,17 @@ class FaultProxy:
 
 
 def _status(code: int, reason: str, message: str) -> bytes:
-    return json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                       "message": message, "reason": reason, "code": code}).encode()
+    return json.dumps(
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
+    ).encode()
 
 
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
@@ -112,8 +127,11 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 return
             if fault:
                 code, reason = (429, "TooManyRequests") if fault == "429" else (503, "ServiceUnavailable")
-                self.reply(code, _status(code, reason, "injected by the test proxy"),
-                           {"Content-Type": "application/json", "Retry-After": proxy.retry_after})
+                self.reply(
+                    code,
+                    _status(code, reason, "injected by the test proxy"),
+                    {"Content-Type": "application/json", "Retry-After": proxy.retry_after},
+                )
                 return
             answer = proxy.forward(self.command, self.path, dict(self.headers.items()), body)
             headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP}

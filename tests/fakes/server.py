@@ -11,9 +11,9 @@ import random
 import re
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
 MUTATING = ("POST", "PUT", "PATCH", "DELETE")
@@ -122,7 +122,7 @@ class FakeServer:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "FakeServer":
+    def start(self) -> FakeServer:
         self.httpd = serve(_handler_for(self), self.tls)
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,8 +23,11 @@ def test_every_upstream_the_gateway_calls_must_be_given() -> None:
 
 
 def test_upstreams_come_from_the_config_only() -> None:
-    split = render_nginx_conf(GatewayConfig(upstreams={
-        "frontend": "frontend:8081", "authentication": "authentication:8082", "session": "session:8084"}))
+    split = render_nginx_conf(
+        GatewayConfig(
+            upstreams={"frontend": "frontend:8081", "authentication": "authentication:8082", "session": "session:8084"}
+        )
+    )
     assert "server frontend:8081;" in split and "127.0.0.1" not in split
     single = render_nginx_conf(GatewayConfig(upstreams=UPSTREAMS))
     assert "server 127.0.0.1:8084;" in single
@@ -46,11 +50,10 @@ def run_gateway(suite: LocalSuite, tmp_path: Path, **overrides) -> tuple[subproc
 
 
 @pytest.fixture
-def default_gateway(sqlite_suite: LocalSuite, tmp_path: Path):
+def default_gateway(sqlite_suite: LocalSuite, tmp_path: Path) -> Iterator[str]:
     """A second gateway with the shipped login limits, in front of the shared suite's services."""
     defaults = GatewayConfig(upstreams=UPSTREAMS)
-    process, url = run_gateway(sqlite_suite, tmp_path, login_rate=defaults.login_rate,
-                               login_burst=defaults.login_burst)
+    process, url = run_gateway(sqlite_suite, tmp_path, login_rate=defaults.login_rate, login_burst=defaults.login_burst)
     yield url
     process.terminate()
     process.wait(timeout=10)

@@ -33,11 +33,17 @@ def test_view_and_edit_pages_are_not_found(admin_http: httpx.Client) -> None:
 
 def test_edit_and_delete_forms_are_not_found(admin_http: httpx.Client) -> None:
     for person_id in IDS:
-        edit = admin_http.post(f"/persons/{person_id}/edit", data={"firstName": "Eve", "lastName": "Nobody"},
-                               headers=same_origin(admin_http))
+        edit = admin_http.post(
+            f"/persons/{person_id}/edit",
+            data={"firstName": "Eve", "lastName": "Nobody"},
+            headers=same_origin(admin_http),
+        )
         assert_not_found(edit, person_id)
         assert_not_found(admin_http.post(f"/persons/{person_id}/delete", headers=same_origin(admin_http)), person_id)
         # An invalid form for no person: whichever is checked first, the answer is the client's error.
-        invalid = admin_http.post(f"/persons/{person_id}/edit", data={"firstName": " ", "lastName": "x" * 101},
-                                  headers=same_origin(admin_http))
+        invalid = admin_http.post(
+            f"/persons/{person_id}/edit",
+            data={"firstName": " ", "lastName": "x" * 101},
+            headers=same_origin(admin_http),
+        )
         assert invalid.status_code in (404, 422), (person_id, invalid.text[:500])

@@ -54,18 +54,23 @@ def test_user_without_permission_sees_a_message_not_a_crash(http: httpx.Client) 
 
 def test_admin_adds_and_edits_a_person(http: httpx.Client) -> None:
     login(http, "admin@test.com", "admin")
-    added = http.post("/persons/add", data={"firstName": "Katherine", "lastName": "Johnson",
-                                            "email": "kj@example.org"}, headers=same_origin(http))
+    added = http.post(
+        "/persons/add",
+        data={"firstName": "Katherine", "lastName": "Johnson", "email": "kj@example.org"},
+        headers=same_origin(http),
+    )
     assert added.status_code == 303
     location = added.headers["location"]
     person_id = int(location.rsplit("/", 1)[1])
     assert "Katherine Johnson" in http.get(location).text
-    edited = http.post(f"/persons/{person_id}/edit", data={"firstName": "Katherine", "lastName": "Goble"},
-                       headers=same_origin(http))
+    edited = http.post(
+        f"/persons/{person_id}/edit", data={"firstName": "Katherine", "lastName": "Goble"}, headers=same_origin(http)
+    )
     assert edited.status_code == 303
     assert ("Katherine", "Goble") in table_names(http.get("/persons").text)
-    invalid = http.post(f"/persons/{person_id}/edit", data={"firstName": " ", "lastName": "x" * 101},
-                        headers=same_origin(http))
+    invalid = http.post(
+        f"/persons/{person_id}/edit", data={"firstName": " ", "lastName": "x" * 101}, headers=same_origin(http)
+    )
     assert invalid.status_code == 422
     assert "firstName" in invalid.text and "lastName" in invalid.text
     deleted = http.post(f"/persons/{person_id}/delete", headers=same_origin(http))
@@ -78,17 +83,25 @@ def test_forged_caller_header_is_ignored(http: httpx.Client) -> None:
     forged = {"callerId": "1", "CALLERID": "1"}
     assert http.get("/persons", headers=forged).status_code == 302
     login(http, "user@test.com", "user")
-    answer = http.post("/persons/add", data={"firstName": "Forged", "lastName": "Admin"},
-                       headers={**forged, **same_origin(http)})
+    answer = http.post(
+        "/persons/add", data={"firstName": "Forged", "lastName": "Admin"}, headers={**forged, **same_origin(http)}
+    )
     assert answer.status_code == 403
     assert http.get("/", headers=forged).text.count("caller 2") == 1
 
 
-@pytest.mark.parametrize("path,method", [
-    ("/api/sessions", "POST"), ("/api/sessions/abc", "GET"), ("/api/authentication", "POST"),
-    ("/api/authorisations/personView", "GET"), ("/api/persons", "GET"), ("/_internal/sessions", "POST"),
-    ("/_internal/authentication", "POST"),
-])
+@pytest.mark.parametrize(
+    "path,method",
+    [
+        ("/api/sessions", "POST"),
+        ("/api/sessions/abc", "GET"),
+        ("/api/authentication", "POST"),
+        ("/api/authorisations/personView", "GET"),
+        ("/api/persons", "GET"),
+        ("/_internal/sessions", "POST"),
+        ("/_internal/authentication", "POST"),
+    ],
+)
 def test_internal_apis_answer_404_from_outside(http: httpx.Client, path: str, method: str) -> None:
     login(http, "admin@test.com", "admin")
     assert http.request(method, path, content=b"1").status_code == 404
@@ -109,10 +122,18 @@ def test_logout_revokes_the_session(http: httpx.Client) -> None:
 
 def test_cross_site_posts_are_refused(http: httpx.Client) -> None:
     evil = {"Origin": "http://evil.example"}
-    assert http.post("/login", data={"emailaddress": "admin@test.com", "password": "admin"},
-                     headers=evil).status_code == 403
-    assert http.post("/login", data={"emailaddress": "admin@test.com", "password": "admin"},
-                     headers={"Referer": "http://evil.example/page"}).status_code == 403
+    assert (
+        http.post("/login", data={"emailaddress": "admin@test.com", "password": "admin"}, headers=evil).status_code
+        == 403
+    )
+    assert (
+        http.post(
+            "/login",
+            data={"emailaddress": "admin@test.com", "password": "admin"},
+            headers={"Referer": "http://evil.example/page"},
+        ).status_code
+        == 403
+    )
     login(http, "admin@test.com", "admin")
     answer = http.post("/persons/add", data={"firstName": "Cross", "lastName": "Site"}, headers={"Origin": "null"})
     assert answer.status_code == 403

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
@@ -17,14 +17,15 @@ from deploy.devrun import LocalSuite
 from tests.gateway.test_config import run_gateway
 from tests.helpers import client, login, same_origin, table_names
 
-POLICY = {"default-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'",
-          "object-src 'none'"}
+POLICY = {"default-src 'self'", "frame-ancestors 'none'", "form-action 'self'", "base-uri 'none'", "object-src 'none'"}
 
 
 def assert_security_headers(answer: httpx.Response, no_store: bool = False) -> None:
     """Each header once (an upstream's or a second add_header would show as a repeat)."""
-    seen = {name: answer.headers.get_list(name) for name in (
-        "x-frame-options", "content-security-policy", "x-content-type-options", "referrer-policy")}
+    seen = {
+        name: answer.headers.get_list(name)
+        for name in ("x-frame-options", "content-security-policy", "x-content-type-options", "referrer-policy")
+    }
     where = f"{answer.request.method} {answer.request.url.path} ({answer.status_code})"
     assert seen["x-frame-options"] == ["DENY"], where
     assert seen["x-content-type-options"] == ["nosniff"], where
@@ -57,8 +58,9 @@ def test_every_page_carries_the_security_headers(http: httpx.Client) -> None:
     assert static.status_code == 200
     assert_security_headers(static)
     assert "no-store" not in static.headers.get("cache-control", "")  # the stylesheet may be cached
-    refused = http.post("/login", data={"emailaddress": "a@b.c", "password": "x"},
-                        headers={"Origin": "http://evil.example"})
+    refused = http.post(
+        "/login", data={"emailaddress": "a@b.c", "password": "x"}, headers={"Origin": "http://evil.example"}
+    )
     assert refused.status_code == 403
     assert_security_headers(refused)
 
@@ -111,8 +113,11 @@ def test_a_cookie_carrying_post_needs_an_origin(http: httpx.Client) -> None:
     assert http.post("/login", data={"emailaddress": "user@test.com", "password": "user"}).status_code == 403
     assert http.get("/").text.count("caller 1") == 1
     # A same-site Referer (a browser that sends no Origin) is enough.
-    referred = http.post("/persons/add", data={"firstName": "With", "lastName": "Referer"},
-                         headers={"Referer": f"{str(http.base_url).rstrip('/')}/persons/add"})
+    referred = http.post(
+        "/persons/add",
+        data={"firstName": "With", "lastName": "Referer"},
+        headers={"Referer": f"{str(http.base_url).rstrip('/')}/persons/add"},
+    )
     assert referred.status_code == 303
     assert ("With", "Referer") in table_names(http.get("/persons").text)
 
@@ -129,9 +134,14 @@ class Upstream:
 
             def answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                upstream.requests.append({"method": self.command, "path": self.path,
-                                          "headers": self.headers.items(),
-                                          "body": self.rfile.read(length).decode()})
+                upstream.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": self.headers.items(),
+                        "body": self.rfile.read(length).decode(),
+                    }
+                )
                 self.send_response(status)
                 for name, value in {"Content-Type": "text/plain", **(headers or {})}.items():
                     self.send_header(name, value)
@@ -196,8 +206,14 @@ def test_the_frontend_never_receives_the_session_token(sqlite_suite: LocalSuite,
             assert raw.send(two).status_code == 200
     received = [(r["path"], frontend.header(i, "cookie")) for i, r in enumerate(frontend.requests)]
     assert received == [
-        ("/", ["theme=dark; lang=en"]), ("/persons", []), ("/persons", ["theme=dark"]),
-        ("/static/style.css", []), ("/404", ["theme=dark"]), ("/login", []), ("/404", []), ("/", ["a=1"]),
+        ("/", ["theme=dark; lang=en"]),
+        ("/persons", []),
+        ("/persons", ["theme=dark"]),
+        ("/static/style.css", []),
+        ("/404", ["theme=dark"]),
+        ("/login", []),
+        ("/404", []),
+        ("/", ["a=1"]),
     ], json.dumps(received)
     # The pages behind the session check did pass it: the gateway named the caller.
     assert frontend.header(0, "callerId") == ["1"] and frontend.header(2, "callerId") == ["1"]

@@ -8,8 +8,8 @@ import ipaddress
 import signal
 import ssl
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -26,19 +26,24 @@ def certificate(directory: Path) -> Path:
     """A self-signed certificate for 127.0.0.1 as a kubernetes.io/tls Secret holds it: tls.crt and tls.key."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                          serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
+    (directory / "tls.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return directory
 
 
@@ -48,12 +53,15 @@ def tls_gateway(sqlite_suite: LocalSuite, tmp_path_factory: pytest.TempPathFacto
     work = tmp_path_factory.mktemp("tls-gateway")
     tls_dir = certificate(work / "tls")
     http_port = free_port_block(2)
-    config = sqlite_suite.gateway_config(listen=f"127.0.0.1:{http_port}", tls_listen=f"127.0.0.1:{http_port + 1}",
-                                         tls_dir=str(tls_dir), https_port=http_port + 1,
-                                         runtime_dir=str(work / "nginx"))
+    config = sqlite_suite.gateway_config(
+        listen=f"127.0.0.1:{http_port}",
+        tls_listen=f"127.0.0.1:{http_port + 1}",
+        tls_dir=str(tls_dir),
+        https_port=http_port + 1,
+        runtime_dir=str(work / "nginx"),
+    )
     log = (work / "nginx.log").open("wb")
-    process = subprocess.Popen(nginx_command(config, sqlite_suite.settings.nginx), stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(nginx_command(config, sqlite_suite.settings.nginx), stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(http_port + 1)
         yield f"http://127.0.0.1:{http_port}", f"https://127.0.0.1:{http_port + 1}", tls_dir / "tls.crt"
@@ -74,13 +82,15 @@ def test_plain_http_redirects_to_https_but_the_probes_stay(tls_gateway: tuple[st
 
 def test_a_login_over_https_sets_a_secure_cookie_and_hsts(tls_gateway: tuple[str, str, Path]) -> None:
     _, https, ca = tls_gateway
-    with httpx.Client(base_url=https, verify=ssl.create_default_context(cafile=str(ca)), follow_redirects=False,
-                      timeout=10) as client:
+    with httpx.Client(
+        base_url=https, verify=ssl.create_default_context(cafile=str(ca)), follow_redirects=False, timeout=10
+    ) as client:
         page = client.get("/login")
         assert page.status_code == 200
         assert page.headers["strict-transport-security"].startswith("max-age=31536000")
-        answer = client.post("/login", data={"emailaddress": "admin@test.com", "password": "admin"},
-                             headers={"Origin": https})
+        answer = client.post(
+            "/login", data={"emailaddress": "admin@test.com", "password": "admin"}, headers={"Origin": https}
+        )
         assert answer.status_code == 302, answer.text
         cookie = answer.headers["set-cookie"]
         assert cookie.startswith("AccessToken=") and "; Secure" in cookie and "HttpOnly" in cookie

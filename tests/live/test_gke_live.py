@@ -25,28 +25,48 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from tests.helpers import k8sdeploy
 
 PROJECT = os.environ.get("K8SDEPLOY_LIVE_PROJECT", "")
 REGISTRY = os.environ.get("K8SDEPLOY_LIVE_REGISTRY", f"europe-west1-docker.pkg.dev/{PROJECT}/k8sdeploy-live")
 LOCATION = os.environ.get("K8SDEPLOY_LIVE_LOCATION", "europe-west1-b")
-pytestmark = [pytest.mark.live, pytest.mark.timeout(3600),
-              pytest.mark.skipif(not PROJECT, reason="set K8SDEPLOY_LIVE_PROJECT to a project to run live tests")]
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.timeout(3600),
+    pytest.mark.skipif(not PROJECT, reason="set K8SDEPLOY_LIVE_PROJECT to a project to run live tests"),
+]
 ENV = "live"
 
 
 def test_up_smoke_login_then_down_leaves_nothing(tmp_path: Path) -> None:
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text("\n".join([
-        f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
-        f'registry = "{REGISTRY}"', "allow_plain_http = true", f"[environments.{ENV}.gke]", f'project = "{PROJECT}"', f'location = "{LOCATION}"',
-        f'cluster = "k8sdeploy-live-{uuid.uuid4().hex[:6]}"', 'machine_type = "e2-standard-2"']) + "\n")
+    config.write_text(
+        "\n".join(
+            [
+                f"[environments.{ENV}]",
+                'target = "gke"',
+                'layout = "single-pod"',
+                'service_type = "LoadBalancer"',
+                f'registry = "{REGISTRY}"',
+                "allow_plain_http = true",
+                f"[environments.{ENV}.gke]",
+                f'project = "{PROJECT}"',
+                f'location = "{LOCATION}"',
+                f'cluster = "k8sdeploy-live-{uuid.uuid4().hex[:6]}"',
+                'machine_type = "e2-standard-2"',
+            ]
+        )
+        + "\n"
+    )
     try:
         up = k8sdeploy("up", "--allow-dirty", "--wait-timeout", "900", "--output", "json", env=ENV, config=config)
         assert up.exit_code == 0, up.stderr
         document = json.loads(up.stdout)
-        assert all(ref.startswith(f"{REGISTRY}/") and "@sha256:" in ref
-                   for ref in (image["ref"] for image in document["images"].values()))
+        assert all(
+            ref.startswith(f"{REGISTRY}/") and "@sha256:" in ref
+            for ref in (image["ref"] for image in document["images"].values())
+        )
         assert document["durations"]["smoke"] > 0 and document["url"].startswith("http://")
         again = k8sdeploy("up", "--allow-dirty", "--wait-timeout", "900", env=ENV, config=config)
         assert again.exit_code == 0 and "nothing to record" in again.stderr, again.stderr

@@ -19,14 +19,22 @@ def url(suite: LocalSuite, service: str) -> str:
 
 # authentication
 
-@pytest.mark.parametrize("email,password,expected", [
-    ("admin@test.com", "admin", (200, "1")), ("user@test.com", "user", (200, "2")),
-    ("ADMIN@test.com ", "admin", (200, "1")), ("admin@test.com", "user", (401, None)),
-    ("nobody@test.com", "x", (401, None)), ("", "", (401, None)),
-])
+
+@pytest.mark.parametrize(
+    "email,password,expected",
+    [
+        ("admin@test.com", "admin", (200, "1")),
+        ("user@test.com", "user", (200, "2")),
+        ("ADMIN@test.com ", "admin", (200, "1")),
+        ("admin@test.com", "user", (401, None)),
+        ("nobody@test.com", "x", (401, None)),
+        ("", "", (401, None)),
+    ],
+)
 def test_authentication(sqlite_suite: LocalSuite, email: str, password: str, expected: tuple) -> None:
-    answer = httpx.post(f"{url(sqlite_suite, 'authentication')}/api/authentication",
-                        data={"emailaddress": email, "password": password})
+    answer = httpx.post(
+        f"{url(sqlite_suite, 'authentication')}/api/authentication", data={"emailaddress": email, "password": password}
+    )
     assert answer.status_code == expected[0]
     if expected[1]:
         assert answer.text == expected[1]
@@ -42,6 +50,7 @@ def test_passwords_are_stored_hashed(sqlite_suite: LocalSuite) -> None:
 
 
 # session
+
 
 def test_session_lifecycle(sqlite_suite: LocalSuite) -> None:
     base = f"{url(sqlite_suite, 'session')}/api/sessions"
@@ -62,8 +71,7 @@ def test_session_needs_a_caller_id(sqlite_suite: LocalSuite, body: bytes) -> Non
 
 
 def test_sessions_expire(tmp_path: Path) -> None:
-    service = start_service("session", tmp_path, {"DATABASE_PATH": str(tmp_path / "s.db"),
-                                                  "SESSION_TTL_SECONDS": "1"})
+    service = start_service("session", tmp_path, {"DATABASE_PATH": str(tmp_path / "s.db"), "SESSION_TTL_SECONDS": "1"})
     try:
         wait_ready(service)
         token = httpx.post(f"{service.url}/api/sessions", content=b"1").text
@@ -76,11 +84,24 @@ def test_sessions_expire(tmp_path: Path) -> None:
 
 # authorisation
 
-@pytest.mark.parametrize("caller,permission,status", [
-    ("1", "personView", 200), ("1", "personAdd", 200), ("1", "personEdit", 200), ("1", "personDelete", 200),
-    ("2", "personView", 200), ("2", "personAdd", 404), ("2", "personEdit", 404), ("2", "personDelete", 404),
-    ("3", "personView", 404), ("1", "personFly", 404), ("", "personView", 404), ("x", "personView", 404),
-])
+
+@pytest.mark.parametrize(
+    "caller,permission,status",
+    [
+        ("1", "personView", 200),
+        ("1", "personAdd", 200),
+        ("1", "personEdit", 200),
+        ("1", "personDelete", 200),
+        ("2", "personView", 200),
+        ("2", "personAdd", 404),
+        ("2", "personEdit", 404),
+        ("2", "personDelete", 404),
+        ("3", "personView", 404),
+        ("1", "personFly", 404),
+        ("", "personView", 404),
+        ("x", "personView", 404),
+    ],
+)
 def test_authorisation(sqlite_suite: LocalSuite, caller: str, permission: str, status: int) -> None:
     headers = {"callerId": caller} if caller else {}
     answer = httpx.get(f"{url(sqlite_suite, 'authorisation')}/api/authorisations/{permission}", headers=headers)
@@ -88,6 +109,7 @@ def test_authorisation(sqlite_suite: LocalSuite, caller: str, permission: str, s
 
 
 # person
+
 
 def test_person_needs_a_caller(sqlite_suite: LocalSuite) -> None:
     answer = httpx.get(f"{url(sqlite_suite, 'person')}/api/persons")
@@ -102,7 +124,9 @@ def test_person_denies_with_403_and_a_json_error(sqlite_suite: LocalSuite) -> No
     for method, path in [("POST", ""), ("PUT", "/1"), ("DELETE", "/1")]:
         answer = httpx.request(method, base + path, headers=as_user, json={"firstName": "a", "lastName": "b"})
         assert answer.status_code == 403
-        assert answer.json() == {"error": f"caller 2 lacks permission person{ {'POST': 'Add', 'PUT': 'Edit', 'DELETE': 'Delete'}[method]}"}
+        assert answer.json() == {
+            "error": f"caller 2 lacks permission person{ {'POST': 'Add', 'PUT': 'Edit', 'DELETE': 'Delete'}[method] }"
+        }
 
 
 def test_person_crud(sqlite_suite: LocalSuite) -> None:
@@ -114,20 +138,30 @@ def test_person_crud(sqlite_suite: LocalSuite) -> None:
     assert person["firstName"] == "Mary" and person["email"] == ""
     assert httpx.get(f"{base}/{person['id']}", headers=admin).json() == person
     assert person in httpx.get(base, headers=admin).json()
-    changed = httpx.put(f"{base}/{person['id']}", headers=admin,
-                        json={"firstName": "Mary", "lastName": "Jackson", "email": "mj@example.org"})
+    changed = httpx.put(
+        f"{base}/{person['id']}",
+        headers=admin,
+        json={"firstName": "Mary", "lastName": "Jackson", "email": "mj@example.org"},
+    )
     assert changed.json()["email"] == "mj@example.org"
     assert httpx.delete(f"{base}/{person['id']}", headers=admin).status_code == 204
     assert httpx.get(f"{base}/{person['id']}", headers=admin).status_code == 404
-    assert httpx.put(f"{base}/{person['id']}", headers=admin,
-                     json={"firstName": "a", "lastName": "b"}).status_code == 404
+    assert (
+        httpx.put(f"{base}/{person['id']}", headers=admin, json={"firstName": "a", "lastName": "b"}).status_code == 404
+    )
 
 
-@pytest.mark.parametrize("body", [
-    {"firstName": "", "lastName": "b"}, {"firstName": "   ", "lastName": "b"}, {"firstName": "a"},
-    {"firstName": "a" * 101, "lastName": "b"}, {"firstName": "a", "lastName": "b", "email": "no-at-sign"},
-    {"firstName": "a", "lastName": "b", "role": "admin"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"firstName": "", "lastName": "b"},
+        {"firstName": "   ", "lastName": "b"},
+        {"firstName": "a"},
+        {"firstName": "a" * 101, "lastName": "b"},
+        {"firstName": "a", "lastName": "b", "email": "no-at-sign"},
+        {"firstName": "a", "lastName": "b", "role": "admin"},
+    ],
+)
 def test_person_input_is_validated(sqlite_suite: LocalSuite, body: dict) -> None:
     answer = httpx.post(f"{url(sqlite_suite, 'person')}/api/persons", headers={"callerId": "1"}, json=body)
     assert answer.status_code == 422
@@ -137,9 +171,20 @@ def test_person_input_is_validated(sqlite_suite: LocalSuite, body: dict) -> None
 # without a lookup, the largest 64-bit id is looked up, and what FastAPI cannot read as a whole number
 # (including one of more than 4300 digits, pydantic's limit) stays 422.
 PERSON_IDS = [
-    ("0", 404), ("-1", 404), (str(-2**63 - 1), 404), (str(2**63), 404), (str(2**64), 404), ("9" * 20, 404),
-    ("9" * 300, 404), (str(2**63 - 1), 404),
-    ("abc", 422), ("1.5", 422), ("1e3", 422), ("0x10", 422), ("%20", 422), ("9" * 5000, 422),
+    ("0", 404),
+    ("-1", 404),
+    (str(-(2**63) - 1), 404),
+    (str(2**63), 404),
+    (str(2**64), 404),
+    ("9" * 20, 404),
+    ("9" * 300, 404),
+    (str(2**63 - 1), 404),
+    ("abc", 422),
+    ("1.5", 422),
+    ("1e3", 422),
+    ("0x10", 422),
+    ("%20", 422),
+    ("9" * 5000, 422),
 ]
 
 
@@ -147,8 +192,9 @@ PERSON_IDS = [
 def test_person_ids_out_of_range_are_404_and_malformed_ones_422(suite: LocalSuite, method: str) -> None:
     base = f"{url(suite, 'person')}/api/persons"
     for person_id, status in PERSON_IDS:
-        answer = httpx.request(method, f"{base}/{person_id}", headers={"callerId": "1"},
-                               json={"firstName": "a", "lastName": "b"})
+        answer = httpx.request(
+            method, f"{base}/{person_id}", headers={"callerId": "1"}, json={"firstName": "a", "lastName": "b"}
+        )
         assert answer.status_code == status, (person_id[:30], answer.text[:200])
         if status == 422:
             assert answer.json()["detail"][0]["loc"] == ["path", "person_id"]
@@ -161,8 +207,9 @@ def test_person_ids_out_of_range_are_404_and_malformed_ones_422(suite: LocalSuit
 def test_person_ids_out_of_range_never_reach_the_database(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
     """With its table gone, the service fails every lookup: ids out of range are answered without one."""
     database = tmp_path / "p.db"
-    service = start_service("person", tmp_path, {"DATABASE_PATH": str(database),
-                                                 "AUTHORISATION_URL": url(sqlite_suite, "authorisation")})
+    service = start_service(
+        "person", tmp_path, {"DATABASE_PATH": str(database), "AUTHORISATION_URL": url(sqlite_suite, "authorisation")}
+    )
     try:
         wait_ready(service)
         with sqlite3.connect(database) as connection:
@@ -179,8 +226,9 @@ def test_person_ids_out_of_range_never_reach_the_database(sqlite_suite: LocalSui
 
 
 def test_person_without_authorisation_service_is_503(tmp_path: Path) -> None:
-    service = start_service("person", tmp_path, {"DATABASE_PATH": str(tmp_path / "p.db"),
-                                                 "AUTHORISATION_URL": "http://127.0.0.1:1"})
+    service = start_service(
+        "person", tmp_path, {"DATABASE_PATH": str(tmp_path / "p.db"), "AUTHORISATION_URL": "http://127.0.0.1:1"}
+    )
     try:
         wait_ready(service)
         answer = httpx.get(f"{service.url}/api/persons", headers={"callerId": "1"})

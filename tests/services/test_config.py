@@ -26,11 +26,14 @@ def test_a_service_without_data_has_no_database() -> None:
     assert load("frontend", 8081, database=False, env={}).database_url == ""
 
 
-@pytest.mark.parametrize("env,message", [
-    ({"PORT": "eighty"}, "PORT='eighty' is not a whole number"),
-    ({"DATABASE_URL": "postgres://x/y"}, "must start with mysql:// or sqlite://"),
-    ({"DB_WAIT_SECONDS": "1m"}, "DB_WAIT_SECONDS='1m'"),
-])
+@pytest.mark.parametrize(
+    "env,message",
+    [
+        ({"PORT": "eighty"}, "PORT='eighty' is not a whole number"),
+        ({"DATABASE_URL": "postgres://x/y"}, "must start with mysql:// or sqlite://"),
+        ({"DB_WAIT_SECONDS": "1m"}, "DB_WAIT_SECONDS='1m'"),
+    ],
+)
 def test_bad_values_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load("person", 8085, env=env)

@@ -10,10 +10,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pymysql
@@ -123,6 +123,7 @@ def assert_locked(answer: httpx.Response, retry_after: int) -> None:
 
 # the per-account limit
 
+
 def test_the_attempt_after_the_limit_is_refused_even_with_the_right_password(auth: Authentication) -> None:
     assert fail(auth, "admin@test.com", MAX_FAILED_LOGINS) == [401] * MAX_FAILED_LOGINS
     assert_locked(auth.login("admin@test.com", "admin"), FAILURE_WINDOW_SECONDS)
@@ -174,13 +175,15 @@ def test_failures_in_different_windows_are_not_added_up(auth: Authentication) ->
 
 
 def test_a_bad_limit_setting_exits_2(tmp_path: Path) -> None:
-    service = start_service("authentication", tmp_path, {"DATABASE_PATH": str(tmp_path / "a.db"),
-                                                         "LOGIN_FAILURE_LIMIT": "five"})
+    service = start_service(
+        "authentication", tmp_path, {"DATABASE_PATH": str(tmp_path / "a.db"), "LOGIN_FAILURE_LIMIT": "five"}
+    )
     assert service.process.wait(timeout=30) == 2
     assert "LOGIN_FAILURE_LIMIT='five' is not a whole number" in service.log()
 
 
 # rehashing at login
+
 
 def old_hash(password: str) -> str:
     """A hash as stored before the cost was raised: scrypt N=2^14, r=8, p=1."""
@@ -211,11 +214,19 @@ def test_a_rehash_that_cannot_be_stored_does_not_fail_the_login(
     auth.store_hash("admin@test.com", old_hash("admin"))
     with auth.database.engine.begin() as connection:
         if connection.dialect.name == "sqlite":
-            connection.execute(text("CREATE TRIGGER users_read_only BEFORE UPDATE ON users "
-                                    "BEGIN SELECT RAISE(ABORT, 'users are read-only'); END"))
+            connection.execute(
+                text(
+                    "CREATE TRIGGER users_read_only BEFORE UPDATE ON users "
+                    "BEGIN SELECT RAISE(ABORT, 'users are read-only'); END"
+                )
+            )
         else:
-            connection.execute(text("CREATE TRIGGER users_read_only BEFORE UPDATE ON users FOR EACH ROW "
-                                    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'users are read-only'"))
+            connection.execute(
+                text(
+                    "CREATE TRIGGER users_read_only BEFORE UPDATE ON users FOR EACH ROW "
+                    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'users are read-only'"
+                )
+            )
     with caplog.at_level(logging.WARNING, logger="services.authentication.app"):
         answer = auth.login("admin@test.com", "admin")
     assert (answer.status_code, answer.text) == (200, "1")

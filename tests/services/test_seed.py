@@ -20,8 +20,11 @@ def login(url: str, email: str, password: str) -> int:
 
 def run(tmp_path: Path, database: Path, seed: list[dict] | None) -> None:
     """Start authentication on `database` with `seed` (None: no SEED_USERS at all), wait, stop."""
-    service = start_service("authentication", tmp_path, {"DATABASE_PATH": str(database),
-                                                         "SEED_USERS": json.dumps(seed) if seed is not None else ""})
+    service = start_service(
+        "authentication",
+        tmp_path,
+        {"DATABASE_PATH": str(database), "SEED_USERS": json.dumps(seed) if seed is not None else ""},
+    )
     try:
         wait_ready(service)
         return service
@@ -73,8 +76,12 @@ def test_seeded_users_log_in_and_a_changed_password_replaces_the_old(tmp_path: P
 
 
 def test_a_malformed_setting_exits_2_with_one_line(tmp_path: Path) -> None:
-    service = start_service("authentication", tmp_path, {"DATABASE_PATH": str(tmp_path / "a.db"),
-                                                         "SEED_USERS": json.dumps([{**ADMIN, "role": "root"}])})
+    service = start_service(
+        "authentication",
+        tmp_path,
+        {"DATABASE_PATH": str(tmp_path / "a.db"), "SEED_USERS": json.dumps([{**ADMIN, "role": "root"}])},
+    )
     assert service.process.wait(timeout=30) == 2
-    assert "SEED_USERS: user 1 needs an id from 1, an email address, a password and a role of admin, user" in \
-        service.log()
+    assert (
+        "SEED_USERS: user 1 needs an id from 1, an email address, a password and a role of admin, user" in service.log()
+    )

@@ -17,8 +17,9 @@ DATA_SERVICES = ["authentication", "authorisation", "session", "person"]
 def test_unreachable_database_gives_one_clear_line_and_exit_4(tmp_path: Path) -> None:
     closed = free_port_block(1)  # nothing listens there
     started = time.monotonic()
-    service = start_service("person", tmp_path, {
-        "DATABASE_URL": f"mysql://suite:suite@127.0.0.1:{closed}/person", "DB_WAIT_SECONDS": "2"})
+    service = start_service(
+        "person", tmp_path, {"DATABASE_URL": f"mysql://suite:suite@127.0.0.1:{closed}/person", "DB_WAIT_SECONDS": "2"}
+    )
     code = service.process.wait(timeout=30)
     elapsed = time.monotonic() - started
     assert code == 4
@@ -58,8 +59,9 @@ def test_second_start_on_sqlite_changes_nothing(tmp_path: Path, name: str) -> No
 
 
 def mysql_snapshot(server: MariaDB, database: str) -> dict[str, list]:
-    connection = pymysql.connect(host="127.0.0.1", port=server.port, user=server.user,
-                                 password=server.password, database=database)
+    connection = pymysql.connect(
+        host="127.0.0.1", port=server.port, user=server.user, password=server.password, database=database
+    )
     try:
         with connection.cursor() as cursor:
             cursor.execute("SHOW TABLES")
@@ -93,8 +95,11 @@ def test_second_start_on_mariadb_changes_nothing(tmp_path: Path, mariadb: MariaD
 
 def test_service_waits_for_a_database_that_comes_up_late(tmp_path: Path) -> None:
     port = free_port_block(1)
-    service = start_service("session", tmp_path, {
-        "DATABASE_URL": f"mysql://suite:suite@127.0.0.1:{port}/late_session", "DB_WAIT_SECONDS": "60"})
+    service = start_service(
+        "session",
+        tmp_path,
+        {"DATABASE_URL": f"mysql://suite:suite@127.0.0.1:{port}/late_session", "DB_WAIT_SECONDS": "60"},
+    )
     try:
         time.sleep(2)
         assert service.process.poll() is None, service.log()  # still waiting, not given up
@@ -112,7 +117,8 @@ def test_service_waits_for_a_database_that_comes_up_late(tmp_path: Path) -> None
 
 
 def test_bad_service_setting_exits_2(tmp_path: Path) -> None:
-    service = start_service("session", tmp_path, {"DATABASE_PATH": str(tmp_path / "s.db"),
-                                                  "SESSION_TTL_SECONDS": "an hour"})
+    service = start_service(
+        "session", tmp_path, {"DATABASE_PATH": str(tmp_path / "s.db"), "SESSION_TTL_SECONDS": "an hour"}
+    )
     assert service.process.wait(timeout=30) == 2
     assert "SESSION_TTL_SECONDS='an hour' is not a whole number" in service.log()

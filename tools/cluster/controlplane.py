@@ -31,9 +31,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Collection
 
 import requests
 import yaml
@@ -48,13 +48,27 @@ ADMIN_TOKEN_USER = "admin"
 # KWOK's own stages, as kwokctl installs them (nodes Ready with a lease heartbeat, pods Running and Ready,
 # deleted pods gone), and its volume provisioner (a default StorageClass that binds claims to hostPath
 # volumes nobody mounts). Tests add stages of their own for the failures they need.
-KWOK_STAGES = ("node/fast/node-initialize.yaml", "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
-               "pod/fast/pod-ready.yaml", "pod/fast/pod-complete.yaml", "pod/fast/pod-delete.yaml",
-               "volume/fast/storage-class.yaml", "volume/fast/pvc-provision.yaml", "volume/fast/pv-bind.yaml",
-               "volume/fast/pvc-delete.yaml", "volume/fast/pv-delete.yaml")
-AUDIT_POLICY = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
-                "rules": [{"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
-                          {"level": "None"}]}
+KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+    "volume/fast/storage-class.yaml",
+    "volume/fast/pvc-provision.yaml",
+    "volume/fast/pv-bind.yaml",
+    "volume/fast/pvc-delete.yaml",
+    "volume/fast/pv-delete.yaml",
+)
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
+        {"level": "None"},
+    ],
+}
 
 
 class ControlPlaneError(Exception):
@@ -70,7 +84,7 @@ class Ports:
     registry: int  # an OCI registry (Debian's docker-registry) for the images, when asked for
 
     @classmethod
-    def from_base(cls, base: int) -> "Ports":
+    def from_base(cls, base: int) -> Ports:
         return cls(base, base + 1, base + 2, base + 3, base + 4)
 
 
@@ -107,10 +121,16 @@ def binaries() -> Path:
 class ControlPlane:
     """Starts and stops one control plane whose files live in `state`."""
 
-    def __init__(self, state: Path = DEFAULT_STATE, base_port: int = DEFAULT_BASE_PORT,
-                 tokens: dict[str, tuple[str, str]] | None = None, bin_dir: Path | None = None,
-                 registry: bool = False, die_with_parent: bool = False,
-                 say=lambda line: print(line, file=sys.stderr)):  # noqa: ANN001 - a Say
+    def __init__(
+        self,
+        state: Path = DEFAULT_STATE,
+        base_port: int = DEFAULT_BASE_PORT,
+        tokens: dict[str, tuple[str, str]] | None = None,
+        bin_dir: Path | None = None,
+        registry: bool = False,
+        die_with_parent: bool = False,
+        say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    ):
         self.state = state
         # a test session's control plane ends with the session even when it is killed (no clean-up runs)
         self.die_with_parent = die_with_parent
@@ -134,8 +154,14 @@ class ControlPlane:
 
     def cluster(self) -> Cluster:
         tokens = json.loads((self.state / "tokens.json").read_text())
-        return Cluster(self.state, self.server, self.kubeconfig, (self.state / "pki/ca.crt").read_bytes(),
-                       tokens, self.state / "audit.log")
+        return Cluster(
+            self.state,
+            self.server,
+            self.kubeconfig,
+            (self.state / "pki/ca.crt").read_bytes(),
+            tokens,
+            self.state / "audit.log",
+        )
 
     # -- up ----------------------------------------------------------------------------------
     def running(self) -> bool:
@@ -174,8 +200,10 @@ class ControlPlane:
         self.wait_default_service_account()
         if self.with_registry:
             self.start_registry()
-        self.say(f"control plane {self.cluster().version()} ready in {time.monotonic() - started:.1f} s "
-                 f"(API server {self.server}, state {self.state})")
+        self.say(
+            f"control plane {self.cluster().version()} ready in {time.monotonic() - started:.1f} s "
+            f"(API server {self.server}, state {self.state})"
+        )
         return self.cluster()
 
     def write_files(self) -> None:
@@ -192,64 +220,108 @@ class ControlPlane:
 
     def etcd_args(self) -> list[str]:
         client, peer = f"http://127.0.0.1:{self.ports.etcd}", f"http://127.0.0.1:{self.ports.etcd_peer}"
-        return ["--name=default", f"--data-dir={self.state / 'etcd'}", f"--listen-client-urls={client}",
-                f"--advertise-client-urls={client}", f"--listen-peer-urls={peer}",
-                f"--initial-advertise-peer-urls={peer}", f"--initial-cluster=default={peer}",
-                "--unsafe-no-fsync", "--log-level=warn"]
+        return [
+            "--name=default",
+            f"--data-dir={self.state / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=default={peer}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
 
     def apiserver_args(self) -> list[str]:
         p = self.state / "pki"
-        return [f"--etcd-servers=http://127.0.0.1:{self.ports.etcd}", "--bind-address=127.0.0.1",
-                f"--secure-port={self.ports.apiserver}", "--advertise-address=127.0.0.1",
-                "--endpoint-reconciler-type=none", f"--tls-cert-file={p / 'apiserver.crt'}",
-                f"--tls-private-key-file={p / 'apiserver.key'}", f"--client-ca-file={p / 'ca.crt'}",
-                f"--token-auth-file={self.state / 'tokens.csv'}",
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-account-key-file={p / 'sa.pub'}", f"--service-account-signing-key-file={p / 'sa.key'}",
-                "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
-                f"--audit-policy-file={self.state / 'audit-policy.yaml'}", f"--audit-log-path={self.state / 'audit.log'}",
-                f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
-                f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
-                "--kubelet-preferred-address-types=InternalIP", "--profiling=false"]
+        return [
+            f"--etcd-servers=http://127.0.0.1:{self.ports.etcd}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={self.ports.apiserver}",
+            "--advertise-address=127.0.0.1",
+            "--endpoint-reconciler-type=none",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            f"--token-auth-file={self.state / 'tokens.csv'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            f"--audit-policy-file={self.state / 'audit-policy.yaml'}",
+            f"--audit-log-path={self.state / 'audit.log'}",
+            f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
+            "--kubelet-preferred-address-types=InternalIP",
+            "--profiling=false",
+        ]
 
     def controller_manager_args(self) -> list[str]:
         p = self.state / "pki"
-        return [f"--kubeconfig={self.state / 'kube-controller-manager.kubeconfig'}", "--leader-elect=false",
-                "--secure-port=0", f"--service-account-private-key-file={p / 'sa.key'}",
-                f"--root-ca-file={p / 'ca.crt'}", "--use-service-account-credentials=true",
-                f"--cluster-signing-cert-file={p / 'ca.crt'}", f"--cluster-signing-key-file={p / 'ca.key'}",
-                "--profiling=false"]
+        return [
+            f"--kubeconfig={self.state / 'kube-controller-manager.kubeconfig'}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            f"--service-account-private-key-file={p / 'sa.key'}",
+            f"--root-ca-file={p / 'ca.crt'}",
+            "--use-service-account-credentials=true",
+            f"--cluster-signing-cert-file={p / 'ca.crt'}",
+            f"--cluster-signing-key-file={p / 'ca.key'}",
+            "--profiling=false",
+        ]
 
     def scheduler_args(self) -> list[str]:
-        return [f"--kubeconfig={self.state / 'kube-scheduler.kubeconfig'}", "--leader-elect=false",
-                "--secure-port=0", "--profiling=false"]
+        return [
+            f"--kubeconfig={self.state / 'kube-scheduler.kubeconfig'}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            "--profiling=false",
+        ]
 
     def kwok_args(self) -> list[str]:
         p = self.state / "pki"
-        return [f"--kubeconfig={self.state / 'kwok.kubeconfig'}", "--manage-all-nodes=false",
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--node-ip=127.0.0.1",
-                f"--node-port={self.ports.kubelet}", f"--server-address=127.0.0.1:{self.ports.kubelet}",
-                f"--tls-cert-file={p / 'apiserver.crt'}", f"--tls-private-key-file={p / 'apiserver.key'}",
-                "--cidr=10.244.0.1/16", "--node-lease-duration-seconds=40", "--enable-crds=Stage,ClusterLogs"]
+        return [
+            f"--kubeconfig={self.state / 'kwok.kubeconfig'}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--node-ip=127.0.0.1",
+            f"--node-port={self.ports.kubelet}",
+            f"--server-address=127.0.0.1:{self.ports.kubelet}",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            "--cidr=10.244.0.1/16",
+            "--node-lease-duration-seconds=40",
+            "--enable-crds=Stage,ClusterLogs",
+        ]
 
     def start_registry(self) -> None:
         """Debian's docker-registry on 127.0.0.1, storing under the state directory (gone with `down`)."""
         binary = Path(shutil.which("docker-registry") or "/usr/bin/docker-registry")
         if not binary.exists():
             raise ControlPlaneError("docker-registry is not installed: apt-get install docker-registry")
-        config = {"version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}},
-                  "storage": {"filesystem": {"rootdirectory": str(self.state / "registry")},
-                              "delete": {"enabled": True}},
-                  "http": {"addr": f"127.0.0.1:{self.ports.registry}", "secret": pki.random_token()}}
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.state / "registry")}, "delete": {"enabled": True}},
+            "http": {"addr": f"127.0.0.1:{self.ports.registry}", "secret": pki.random_token()},
+        }
         (self.state / "registry.json").write_text(json.dumps(config))  # JSON is YAML
         self.launch("docker-registry", binary.parent, ["serve", str(self.state / "registry.json")])
         self.wait_for(f"http://127.0.0.1:{self.ports.registry}/v2/", "docker-registry", verify=False)
 
     def launch(self, name: str, bin_dir: Path, args: list[str]) -> None:
-        log = open(self.state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-        process = subprocess.Popen([str(bin_dir / name), *args], stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state,
-                                   preexec_fn=terminate_with_parent if self.die_with_parent else None)
+        log = open(self.state / "logs" / f"{name}.log", "ab")
+        process = subprocess.Popen(
+            [str(bin_dir / name), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.state,
+            preexec_fn=terminate_with_parent if self.die_with_parent else None,
+        )
         log.close()
         self.pid_file(name).write_text(str(process.pid))
 
@@ -283,8 +355,9 @@ class ControlPlane:
         session = self.session() if verify else requests.Session()
         while time.monotonic() < deadline:
             if not self.alive(name):
-                raise ControlPlaneError(f"{name} exited; see {self.state / 'logs' / (name + '.log')}:\n"
-                                        + self.log_tail(name))
+                raise ControlPlaneError(
+                    f"{name} exited; see {self.state / 'logs' / (name + '.log')}:\n" + self.log_tail(name)
+                )
             try:
                 if session.get(url, timeout=5).status_code == 200:
                     return
@@ -301,14 +374,22 @@ class ControlPlane:
     def apply(self, obj: dict) -> None:
         """Server-side apply of one cluster-scoped object (CRDs, Stages, the StorageClass, Nodes)."""
         group_version = obj["apiVersion"]
-        plural = {"CustomResourceDefinition": "customresourcedefinitions", "Stage": "stages",
-                  "StorageClass": "storageclasses", "Node": "nodes", "ClusterRole": "clusterroles",
-                  "ClusterRoleBinding": "clusterrolebindings"}[obj["kind"]]
+        plural = {
+            "CustomResourceDefinition": "customresourcedefinitions",
+            "Stage": "stages",
+            "StorageClass": "storageclasses",
+            "Node": "nodes",
+            "ClusterRole": "clusterroles",
+            "ClusterRoleBinding": "clusterrolebindings",
+        }[obj["kind"]]
         base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-        answer = self.session().patch(f"{self.server}{base}/{plural}/{obj['metadata']['name']}",
-                                      params={"fieldManager": "k8sdeploy-cluster", "force": "true"},
-                                      data=json.dumps(obj), headers={"Content-Type": "application/apply-patch+yaml"},
-                                      timeout=30)
+        answer = self.session().patch(
+            f"{self.server}{base}/{plural}/{obj['metadata']['name']}",
+            params={"fieldManager": "k8sdeploy-cluster", "force": "true"},
+            data=json.dumps(obj),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+            timeout=30,
+        )
         if answer.status_code >= 300:
             raise ControlPlaneError(f"applying {obj['kind']}/{obj['metadata']['name']}: {answer.text[:300]}")
 
@@ -328,19 +409,38 @@ class ControlPlane:
 
     def add_nodes(self) -> None:
         for name in NODES:
-            self.apply({"apiVersion": "v1", "kind": "Node", "metadata": {
-                "name": name, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                           "type": "kwok"}},
-                "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
-                           "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"}}})
+            self.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                        "labels": {
+                            "kubernetes.io/hostname": name,
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                            "type": "kwok",
+                        },
+                    },
+                    "status": {
+                        "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                        "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                    },
+                }
+            )
 
     def wait_nodes_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             nodes = self.session().get(f"{self.server}/api/v1/nodes", timeout=10).json().get("items", [])
-            ready = [n for n in nodes if any(c["type"] == "Ready" and c["status"] == "True"
-                                              for c in n.get("status", {}).get("conditions", []))]
+            ready = [
+                n
+                for n in nodes
+                if any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", [])
+                )
+            ]
             if len(ready) >= len(NODES):
                 return
             time.sleep(0.3)
@@ -352,8 +452,9 @@ class ControlPlane:
         url = f"{self.server}/api/v1/namespaces/default/serviceaccounts/default"
         while self.session().get(url, timeout=10).status_code != 200:
             if not self.alive("kube-controller-manager") or time.monotonic() > deadline:
-                raise ControlPlaneError("kube-controller-manager made no service account:\n"
-                                        + self.log_tail("kube-controller-manager"))
+                raise ControlPlaneError(
+                    "kube-controller-manager made no service account:\n" + self.log_tail("kube-controller-manager")
+                )
             time.sleep(0.3)
 
     # -- down --------------------------------------------------------------------------------
@@ -377,8 +478,7 @@ class ControlPlane:
             subprocess.run(["rm", "-rf", str(self.state)], check=False)
 
 
-def audit_mutations(audit_log: Path, users: Collection[str] = (), since: datetime.datetime | None = None
-                    ) -> list[str]:
+def audit_mutations(audit_log: Path, users: Collection[str] = (), since: datetime.datetime | None = None) -> list[str]:
     """Mutating requests (only those are logged) by any of `users` (all when empty) since `since`, in the order
     the API server logged them, as 'VERB resource/name'."""
     found = []
@@ -397,8 +497,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="controlplane", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("up", "down", "build"))
     parser.add_argument("--state", type=Path, default=DEFAULT_STATE)
-    parser.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
-                        help="the API server's port; etcd, KWOK and the registry take the next four")
+    parser.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_BASE_PORT,
+        help="the API server's port; etcd, KWOK and the registry take the next four",
+    )
     parser.add_argument("--registry", action="store_true", help="also run an OCI registry on base port + 4")
     args = parser.parse_args(argv)
     plane = ControlPlane(args.state, args.base_port, registry=args.registry)

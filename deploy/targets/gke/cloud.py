@@ -30,12 +30,20 @@ class Place:
 @contextmanager
 def calling(what: str, place: Place) -> Iterator[None]:
     """Run GKE or Compute calls; an expected failure becomes a CloudError naming what to fix."""
+
     def location(exc: gexc.GoogleAPICallError) -> CloudError | None:
         if isinstance(exc, (gexc.NotFound, gexc.BadRequest)) and "location" in server_message(exc).lower():
-            return CloudError(f"GKE has no location {place.gke.location!r} in project {place.gke.project!r}",
-                              f"set location in {place.table} to a zone (europe-west1-b) or a region (europe-west1)")
+            return CloudError(
+                f"GKE has no location {place.gke.location!r} in project {place.gke.project!r}",
+                f"set location in {place.table} to a zone (europe-west1-b) or a region (europe-west1)",
+            )
         return None
 
-    with google_calls(what, place.gke.project, "roles/container.admin and roles/compute.securityAdmin",
-                      f"project in {place.table}", location):
+    with google_calls(
+        what,
+        place.gke.project,
+        "roles/container.admin and roles/compute.securityAdmin",
+        f"project in {place.table}",
+        location,
+    ):
         yield

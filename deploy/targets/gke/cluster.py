@@ -31,18 +31,22 @@ def hardened(place: Place, cluster: Cluster) -> Cluster:
     credentials from the metadata server (GKE_METADATA); shielded nodes with secure boot and integrity
     monitoring; and the configured node service account (with the cloud-platform scope, IAM deciding)."""
     node = cluster.node_config
-    node.shielded_instance_config = container_v1.ShieldedInstanceConfig(enable_secure_boot=True,
-                                                                        enable_integrity_monitoring=True)
+    node.shielded_instance_config = container_v1.ShieldedInstanceConfig(
+        enable_secure_boot=True, enable_integrity_monitoring=True
+    )
     node.workload_metadata_config = container_v1.WorkloadMetadataConfig(
-        mode=container_v1.WorkloadMetadataConfig.Mode.GKE_METADATA)
+        mode=container_v1.WorkloadMetadataConfig.Mode.GKE_METADATA
+    )
     if place.gke.node_service_account:
         node.service_account = place.gke.node_service_account
         node.oauth_scopes = ["https://www.googleapis.com/auth/cloud-platform"]
     cluster.network_config = container_v1.NetworkConfig(
-        datapath_provider=container_v1.DatapathProvider.ADVANCED_DATAPATH)
+        datapath_provider=container_v1.DatapathProvider.ADVANCED_DATAPATH
+    )
     cluster.ip_allocation_policy = container_v1.IPAllocationPolicy(use_ip_aliases=True)
     cluster.workload_identity_config = container_v1.WorkloadIdentityConfig(
-        workload_pool=f"{place.gke.project}.svc.id.goog")
+        workload_pool=f"{place.gke.project}.svc.id.goog"
+    )
     cluster.shielded_nodes = container_v1.ShieldedNodes(enabled=True)
     return cluster
 
@@ -52,8 +56,7 @@ def network_tag(place: Place) -> str:
 
 
 class GkeCluster:
-    def __init__(self, client: container_v1.ClusterManagerClient, place: Place, say: Say = silent,
-                 poll: float = 5.0):
+    def __init__(self, client: container_v1.ClusterManagerClient, place: Place, say: Say = silent, poll: float = 5.0):
         self.client = client
         self.place = place
         self.say = say
@@ -73,8 +76,10 @@ class GkeCluster:
         cluster = self.settled()
         if cluster is None or cluster.status != Cluster.Status.RUNNING:
             state = cluster.status.name if cluster else "gone"
-            raise CloudError(f"cluster {self.place.gke.cluster} is {state}: {cluster.status_message if cluster else ''}",
-                             "wait for it to finish (or delete it with `k8sdeploy down`) and run again")
+            raise CloudError(
+                f"cluster {self.place.gke.cluster} is {state}: {cluster.status_message if cluster else ''}",
+                "wait for it to finish (or delete it with `k8sdeploy down`) and run again",
+            )
         self.reconcile(cluster)
         return cluster
 
@@ -86,24 +91,37 @@ class GkeCluster:
         if network_tag(self.place) not in found.tags:
             wrong.append(f"nodes without the network tag {network_tag(self.place)}")
         if wrong:
-            raise ConfigError(f"cluster {gke.cluster} exists with {' and '.join(wrong)}, which k8sdeploy cannot change",
-                              f"make {self.place.table} match the cluster, or delete it (k8sdeploy down) first")
+            raise ConfigError(
+                f"cluster {gke.cluster} exists with {' and '.join(wrong)}, which k8sdeploy cannot change",
+                f"make {self.place.table} match the cluster, or delete it (k8sdeploy down) first",
+            )
         advanced = cluster.network_config.datapath_provider == container_v1.DatapathProvider.ADVANCED_DATAPATH
         if not advanced and not cluster.network_policy.enabled:
-            self.say(f"warning: cluster {gke.cluster} does not enforce NetworkPolicies (no Dataplane V2, no network "
-                     "policy add-on): the layout's policies are applied but not enforced")
+            self.say(
+                f"warning: cluster {gke.cluster} does not enforce NetworkPolicies (no Dataplane V2, no network "
+                "policy add-on): the layout's policies are applied but not enforced"
+            )
 
     def create(self) -> None:
         gke = self.place.gke
-        cluster = hardened(self.place, Cluster(
-            name=gke.cluster, initial_node_count=gke.node_count,
-            node_config=container_v1.NodeConfig(machine_type=gke.machine_type, tags=[network_tag(self.place)]),
-            resource_labels={**OURS, "k8sdeploy-environment": self.place.env_name}))
-        self.say(f"creating cluster {gke.cluster} in {gke.location} ({gke.node_count} x {gke.machine_type}; Dataplane "
-                 "V2 enforcing NetworkPolicies, Workload Identity, shielded nodes)")
+        cluster = hardened(
+            self.place,
+            Cluster(
+                name=gke.cluster,
+                initial_node_count=gke.node_count,
+                node_config=container_v1.NodeConfig(machine_type=gke.machine_type, tags=[network_tag(self.place)]),
+                resource_labels={**OURS, "k8sdeploy-environment": self.place.env_name},
+            ),
+        )
+        self.say(
+            f"creating cluster {gke.cluster} in {gke.location} ({gke.node_count} x {gke.machine_type}; Dataplane "
+            "V2 enforcing NetworkPolicies, Workload Identity, shielded nodes)"
+        )
         if not gke.node_service_account:
-            self.say(f"note: the nodes run as the project's Compute Engine default service account (broad roles); "
-                     f"set node_service_account in {self.place.table} to a dedicated one")
+            self.say(
+                f"note: the nodes run as the project's Compute Engine default service account (broad roles); "
+                f"set node_service_account in {self.place.table} to a dedicated one"
+            )
         with calling(f"creating cluster {gke.cluster}", self.place):
             try:
                 operation = self.client.create_cluster(parent=self.parent, cluster=cluster, retry=RETRY)
@@ -155,9 +173,10 @@ class GkeCluster:
                 operation = self.client.get_operation(name=name, retry=RETRY)
             self.say(f"{what}: {operation.status.name.lower()} ({time.monotonic() - started:.0f} s)")
         if operation.error.message or operation.status_message:
-            raise CloudError(f"{what} failed: {operation.error.message or operation.status_message}",
-                             f"fix that (quota, permissions or {self.place.table}) and run again; "
-                             f"operation {operation.name}")
+            raise CloudError(
+                f"{what} failed: {operation.error.message or operation.status_message}",
+                f"fix that (quota, permissions or {self.place.table}) and run again; operation {operation.name}",
+            )
 
 
 def kube_api_for(cluster: Cluster, credentials: Credentials) -> KubeApi:
@@ -173,8 +192,9 @@ def kube_api_for(cluster: Cluster, credentials: Credentials) -> KubeApi:
             try:
                 credentials.refresh(google.auth.transport.requests.Request())
             except RefreshError as exc:
-                raise CredentialsError(f"cannot refresh the Google token for the cluster ({exc})",
-                                       CREDENTIALS_HINT) from None
+                raise CredentialsError(
+                    f"cannot refresh the Google token for the cluster ({exc})", CREDENTIALS_HINT
+                ) from None
         config.api_key["authorization"] = credentials.token or ""
 
     # the client declares the hook as None; it calls it with the Configuration before each request

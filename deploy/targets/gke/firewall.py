@@ -20,8 +20,15 @@ def firewall_name(place: Place) -> str:
 
 
 class Firewall:
-    def __init__(self, firewalls: compute_v1.FirewallsClient, operations: compute_v1.GlobalOperationsClient,
-                 place: Place, tag: str, say: Say = silent, poll: float = 2.0):
+    def __init__(
+        self,
+        firewalls: compute_v1.FirewallsClient,
+        operations: compute_v1.GlobalOperationsClient,
+        place: Place,
+        tag: str,
+        say: Say = silent,
+        poll: float = 2.0,
+    ):
         self.firewalls = firewalls
         self.operations = operations
         self.place = place
@@ -33,10 +40,14 @@ class Firewall:
 
     def desired(self, ports: Iterable[int]) -> compute_v1.Firewall:
         return compute_v1.Firewall(
-            name=self.name, network="global/networks/default", direction="INGRESS",
+            name=self.name,
+            network="global/networks/default",
+            direction="INGRESS",
             description=f"k8sdeploy: the gateway of environment {self.place.env_name}",
             allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=[str(p) for p in sorted(set(ports))])],
-            source_ranges=list(self.place.gke.source_ranges), target_tags=[self.tag])
+            source_ranges=list(self.place.gke.source_ranges),
+            target_tags=[self.tag],
+        )
 
     def current(self) -> compute_v1.Firewall | None:
         with calling(f"reading firewall rule {self.name}", self.place):
@@ -52,15 +63,18 @@ class Firewall:
         with calling(what, self.place):
             if have is None:
                 try:
-                    operation = self.firewalls.insert_unary(project=self.project, firewall_resource=want,
-                                                            retry=RETRY)
+                    operation = self.firewalls.insert_unary(project=self.project, firewall_resource=want, retry=RETRY)
                 except gexc.Conflict:  # a retried insert whose first answer was lost: read it back
                     return self.ensure(ports)
                 outcome = "created"
-            elif (list(have.allowed), sorted(have.source_ranges), list(have.target_tags)) != \
-                    (list(want.allowed), sorted(want.source_ranges), list(want.target_tags)):
-                operation = self.firewalls.patch_unary(project=self.project, firewall=self.name,
-                                                       firewall_resource=want, retry=RETRY)
+            elif (list(have.allowed), sorted(have.source_ranges), list(have.target_tags)) != (
+                list(want.allowed),
+                sorted(want.source_ranges),
+                list(want.target_tags),
+            ):
+                operation = self.firewalls.patch_unary(
+                    project=self.project, firewall=self.name, firewall_resource=want, retry=RETRY
+                )
                 outcome = "updated"
             else:
                 return "unchanged"
@@ -89,5 +103,7 @@ class Firewall:
                 operation = self.operations.get(project=self.project, operation=operation.name, retry=RETRY)
         if operation.error.errors:
             messages = "; ".join(e.message for e in operation.error.errors)
-            raise CloudError(f"{what} failed: {messages}", f"fix that (quota, permissions, {self.place.table}) "
-                                                           f"and run again; operation {operation.name}")
+            raise CloudError(
+                f"{what} failed: {messages}",
+                f"fix that (quota, permissions, {self.place.table}) and run again; operation {operation.name}",
+            )

@@ -57,9 +57,13 @@ class HttpHealthChecks:
     def names(self, project: str, retry: Retry = RETRY) -> list[str]:
         found, token = [], ""
         while True:
+
             def page(token: str = token) -> dict:
-                answer = self.session.get(f"{self.base}/{project}/global/httpHealthChecks",
-                                          params={"pageToken": token} if token else None, timeout=30)
+                answer = self.session.get(
+                    f"{self.base}/{project}/global/httpHealthChecks",
+                    params={"pageToken": token} if token else None,
+                    timeout=30,
+                )
                 if answer.status_code >= 400:
                     raise gexc.from_http_response(answer)
                 return answer.json()
@@ -84,8 +88,7 @@ class Leftovers:
     the cluster's id), and the environment's own firewall rule. Not by namespace or node tag: two
     environments in one project, or in one cluster, would report each other's."""
 
-    def __init__(self, compute: ComputeClients, place: Place, own_firewall: str, say: Say = silent,
-                 poll: float = 5.0):
+    def __init__(self, compute: ComputeClients, place: Place, own_firewall: str, say: Say = silent, poll: float = 5.0):
         self.compute = compute
         self.place = place
         self.own_firewall = own_firewall
@@ -101,10 +104,12 @@ class Leftovers:
             return any(n in name for n in names)
 
         with calling("auditing what is left in Compute", self.place):
-            aggregated: list[tuple[str, Any, str]] = [("forwardingRule", self.compute.forwarding_rules, "forwarding_rules"),
-                          ("targetPool", self.compute.target_pools, "target_pools"),
-                          ("backendService", self.compute.backend_services, "backend_services"),
-                          ("healthCheck", self.compute.health_checks, "health_checks")]
+            aggregated: list[tuple[str, Any, str]] = [
+                ("forwardingRule", self.compute.forwarding_rules, "forwarding_rules"),
+                ("targetPool", self.compute.target_pools, "target_pools"),
+                ("backendService", self.compute.backend_services, "backend_services"),
+                ("healthCheck", self.compute.health_checks, "health_checks"),
+            ]
             if disks:
                 aggregated.append(("disk", self.compute.disks, "disks"))
             for kind, client, field in aggregated:

@@ -20,9 +20,18 @@ from deploy.targets.kube.target import KubeTarget
 
 
 class GkeTarget:
-    def __init__(self, environment: Environment, cluster: GkeCluster, firewall: Firewall, leftovers: Leftovers,
-                 connect: Callable[[Cluster], KubeApi], say: Say = silent, keep_cluster: bool = False,
-                 poll: float = 1.0, cloud_timeout: float = 600):
+    def __init__(
+        self,
+        environment: Environment,
+        cluster: GkeCluster,
+        firewall: Firewall,
+        leftovers: Leftovers,
+        connect: Callable[[Cluster], KubeApi],
+        say: Say = silent,
+        keep_cluster: bool = False,
+        poll: float = 1.0,
+        cloud_timeout: float = 600,
+    ):
         self.environment = environment
         self.cluster = cluster
         self.firewall = firewall
@@ -42,8 +51,10 @@ class GkeTarget:
     def require(self) -> KubeTarget:
         kube = self.kube(self.cluster.find())
         if kube is None:
-            raise ConfigError(f"cluster {self.cluster.place.gke.cluster} of environment {self.environment.name} "
-                              "is not running", f"run `k8sdeploy up --env {self.environment.name}`")
+            raise ConfigError(
+                f"cluster {self.cluster.place.gke.cluster} of environment {self.environment.name} is not running",
+                f"run `k8sdeploy up --env {self.environment.name}`",
+            )
         return kube
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
@@ -97,8 +108,9 @@ class GkeTarget:
         if kube is not None:
             first, services = kube.teardown.load_balancers()
             names = [load_balancer_name(service) for service in services]
-            self.leftovers.wait_gone(names + ([node_health_check(cluster_id)] if cluster_id and names else []),
-                                     self.cloud_timeout)
+            self.leftovers.wait_gone(
+                names + ([node_health_check(cluster_id)] if cluster_id and names else []), self.cloud_timeout
+            )
             removed += first + kube.teardown.workloads()
             if volumes:
                 claimed, claims = kube.teardown.claims()
@@ -115,9 +127,12 @@ class GkeTarget:
             kube.audit(volumes)
         left = self.leftovers.find(names, disks=volumes, cluster_id=cluster_id)
         if left:
-            raise LeftoversError(f"{len(left)} Compute resource(s) of environment {self.environment.name} are left: "
-                                 + ", ".join(map(str, left)), "delete them (they cost money), then run "
-                                 "`k8sdeploy down` again to check", details="removed before: " + ", ".join(removed))
+            raise LeftoversError(
+                f"{len(left)} Compute resource(s) of environment {self.environment.name} are left: "
+                + ", ".join(map(str, left)),
+                "delete them (they cost money), then run `k8sdeploy down` again to check",
+                details="removed before: " + ", ".join(removed),
+            )
         return tuple(removed)
 
 

@@ -55,8 +55,10 @@ def kind_of(obj: dict) -> Kind:
         if kind.kind == obj.get("kind") and kind.api_version == obj.get("apiVersion"):
             return kind
     known = ", ".join(f"{k.api_version} {k.kind}" for k in KINDS)
-    raise ApplyError(f"k8sdeploy does not apply {obj.get('apiVersion')} {obj.get('kind')} objects",
-                     f"render only these kinds: {known}")
+    raise ApplyError(
+        f"k8sdeploy does not apply {obj.get('apiVersion')} {obj.get('kind')} objects",
+        f"render only these kinds: {known}",
+    )
 
 
 def describe(obj: dict) -> str:

@@ -72,9 +72,13 @@ class Applier(Scoped):
         for obj in desired:
             outcome[self.apply_one(obj)].append(describe(obj))
         removed = self.prune({(kind_of(obj), obj["metadata"]["name"]) for obj in desired})
-        return ApplyResult(created=tuple(outcome["created"]), updated=tuple(outcome["updated"]),
-                           replaced=tuple(outcome["replaced"]), unchanged=tuple(outcome["unchanged"]),
-                           removed=removed)
+        return ApplyResult(
+            created=tuple(outcome["created"]),
+            updated=tuple(outcome["updated"]),
+            replaced=tuple(outcome["replaced"]),
+            unchanged=tuple(outcome["unchanged"]),
+            removed=removed,
+        )
 
     def require_secrets(self, desired: Sequence[dict]) -> None:
         """Secrets the pods mount but k8sdeploy does not make (the gateway's certificate) must be there, with the
@@ -87,18 +91,22 @@ class Applier(Scoped):
             missing = sorted(set(keys) - set((live or {}).get("data") or {}))
             if live is None or missing:
                 state = "does not exist" if live is None else f"lacks {', '.join(missing)}"
-                raise ConfigError(f"Secret {name} in namespace {self.namespace}, which the gateway serves HTTPS "
-                                  f"with, {state}", f"create it: kubectl -n {self.namespace} create secret tls "
-                                  f"{name} --cert=CERT.pem --key=KEY.pem (or let cert-manager make it), then run "
-                                  "again")
+                raise ConfigError(
+                    f"Secret {name} in namespace {self.namespace}, which the gateway serves HTTPS with, {state}",
+                    f"create it: kubectl -n {self.namespace} create secret tls "
+                    f"{name} --cert=CERT.pem --key=KEY.pem (or let cert-manager make it), then run "
+                    "again",
+                )
 
     def prepare(self, obj: dict) -> dict:
         """A copy in our namespace, with the digest by which a second apply knows nothing changed."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if not owned_by(obj, self.env_name):
-            raise ApplyError(f"{describe(obj)} lacks the labels {MANAGED_BY}={MANAGER} and {INSTANCE}="
-                             f"{self.env_name}", "render every object with the owner labels (a render bug)")
+            raise ApplyError(
+                f"{describe(obj)} lacks the labels {MANAGED_BY}={MANAGER} and {INSTANCE}={self.env_name}",
+                "render every object with the owner labels (a render bug)",
+            )
         if kind_of(obj).namespaced:
             meta["namespace"] = self.namespace
         meta.setdefault("annotations", {}).pop(APPLIED, None)
@@ -109,10 +117,12 @@ class Applier(Scoped):
         kind, name = kind_of(obj), obj["metadata"]["name"]
         live = self.api.get(kind, self.namespace, name)
         if live is not None and not owned_by(live, self.env_name):
-            raise ApplyError(f"{describe(obj)} already exists in namespace {self.namespace} and is not "
-                             f"k8sdeploy's for environment {self.env_name}",
-                             "delete or rename that object, or deploy to another namespace; k8sdeploy never "
-                             "overwrites what it does not own")
+            raise ApplyError(
+                f"{describe(obj)} already exists in namespace {self.namespace} and is not "
+                f"k8sdeploy's for environment {self.env_name}",
+                "delete or rename that object, or deploy to another namespace; k8sdeploy never "
+                "overwrites what it does not own",
+            )
         live_annotations = (live or {}).get("metadata", {}).get("annotations") or {}
         edits = hand_edits(live) if live is not None else ()
         if live is not None and not edits and live_annotations.get(APPLIED) == obj["metadata"]["annotations"][APPLIED]:
@@ -124,21 +134,27 @@ class Applier(Scoped):
             answer = self.server_side_apply(kind, obj, edits if APPLIED in live_annotations else ())
         except KubeApiError as exc:
             if exc.status != 422 or not IMMUTABLE.search(exc.body or ""):
-                raise ApplyError(f"the API server refused {describe(obj)}: {exc.api_message}",
-                                 "fix the rendered object (or the cluster) and apply again") from None
+                raise ApplyError(
+                    f"the API server refused {describe(obj)}: {exc.api_message}",
+                    "fix the rendered object (or the cluster) and apply again",
+                ) from None
             self.replace(kind, obj, exc.api_message)
             return "replaced"
-        if live is not None and answer.get("metadata", {}).get("resourceVersion") == \
-                live["metadata"].get("resourceVersion"):
+        if live is not None and answer.get("metadata", {}).get("resourceVersion") == live["metadata"].get(
+            "resourceVersion"
+        ):
             if edits:
-                self.say(f"note: {describe(obj)} keeps changes made by hand to fields k8sdeploy does not set: "
-                         + "; ".join(edits))
+                self.say(
+                    f"note: {describe(obj)} keeps changes made by hand to fields k8sdeploy does not set: "
+                    + "; ".join(edits)
+                )
             return "unchanged"
         self.say(f"{'created' if live is None else 'updated'} {describe(obj)}")
         return "created" if live is None else "updated"
 
     def server_side_apply(self, kind: Kind, obj: dict, edits: tuple[str, ...]) -> dict:
-        """Apply; on a conflict with our own earlier writes, or with hand `edits` of our object, take the fields back."""
+        """Apply; on a conflict with our own earlier writes, or with hand `edits` of our object, take the fields
+        back."""
         try:
             return self.api.apply(kind, self.namespace, obj)
         except KubeApiError as exc:
@@ -146,9 +162,10 @@ class Applier(Scoped):
                 raise
             others = conflicting_managers(exc) - {MANAGER}
             if others and not edits:
-                raise ApplyError(f"{describe(obj)}: fields are also managed by {', '.join(sorted(others))} "
-                                 f"({exc.api_message})", "remove those managers' changes (or the object) "
-                                 "so k8sdeploy alone manages it") from None
+                raise ApplyError(
+                    f"{describe(obj)}: fields are also managed by {', '.join(sorted(others))} ({exc.api_message})",
+                    "remove those managers' changes (or the object) so k8sdeploy alone manages it",
+                ) from None
             if others:
                 self.say(f"{describe(obj)} was changed by hand ({'; '.join(edits)}); putting back the rendered fields")
             return self.api.apply(kind, self.namespace, obj, force=True)
@@ -161,8 +178,13 @@ class Applier(Scoped):
         if wanted.get("type") == "Recreate" and (live["spec"].get("strategy") or {}).get("rollingUpdate"):
             self.say(f"{describe(obj)}: switching to Recreate, clearing the rollingUpdate the API server defaulted")
             cleared = {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}}
-            self.api.request("PATCH", DEPLOYMENT.path(self.namespace, obj["metadata"]["name"]),
-                             {"fieldManager": MANAGER}, cleared, "application/merge-patch+json")
+            self.api.request(
+                "PATCH",
+                DEPLOYMENT.path(self.namespace, obj["metadata"]["name"]),
+                {"fieldManager": MANAGER},
+                cleared,
+                "application/merge-patch+json",
+            )
 
     def replace(self, kind: Kind, obj: dict, why: str) -> None:
         name = obj["metadata"]["name"]
@@ -171,8 +193,10 @@ class Applier(Scoped):
         deadline = time.monotonic() + 120
         while self.api.get(kind, self.namespace, name) is not None:
             if time.monotonic() > deadline:
-                raise ApplyError(f"{describe(obj)} was deleted to be replaced but is still there after 120 s",
-                                 "look for finalizers on it (kubectl get -o yaml) and apply again")
+                raise ApplyError(
+                    f"{describe(obj)} was deleted to be replaced but is still there after 120 s",
+                    "look for finalizers on it (kubectl get -o yaml) and apply again",
+                )
             time.sleep(self.poll)
         self.api.apply(kind, self.namespace, obj)
 

@@ -24,9 +24,19 @@ def with_retries(configuration: Configuration) -> Configuration:
     dropped connections, every method, with truncated exponential backoff (waits of at most 2 s, about a
     minute in all). A request whose answer was lost may have been acted on: the callers that create read
     back what a repeated create answers (409). A TLS failure ("other" to urllib3) will not change: not retried."""
-    configuration.retries = urllib3.Retry(total=30, connect=10, read=10, status=20, other=0,
-                                          status_forcelist=(429, 503), allowed_methods=None, backoff_factor=0.1,
-                                          backoff_max=2, raise_on_status=False, respect_retry_after_header=True)
+    configuration.retries = urllib3.Retry(
+        total=30,
+        connect=10,
+        read=10,
+        status=20,
+        other=0,
+        status_forcelist=(429, 503),
+        allowed_methods=None,
+        backoff_factor=0.1,
+        backoff_max=2,
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
     return configuration
 
 
@@ -38,19 +48,33 @@ class KubeApi:
         self.api_client = api_client
         self.host = api_client.configuration.host
 
-    def request(self, method: str, path: str, query: dict | None = None, body: object = None,
-                content_type: str = "application/json", accept: str = "application/json") -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: dict | None = None,
+        body: object = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> Any:
         params = [(key, value) for key, value in (query or {}).items() if value not in (None, "")]
         serialized = self.api_client.param_serialize(
-            method, path, query_params=params, body=body, auth_settings=["BearerToken"],
-            header_params={"Accept": accept, "Content-Type": content_type})
+            method,
+            path,
+            query_params=params,
+            body=body,
+            auth_settings=["BearerToken"],
+            header_params={"Accept": accept, "Content-Type": content_type},
+        )
         try:
             response = self.api_client.call_api(*serialized, _request_timeout=30)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             if isinstance(getattr(exc, "reason", exc), (urllib3.exceptions.SSLError, ssl.SSLError)):
                 raise self.tls_failed(str(getattr(exc, "reason", exc))) from None
-            raise CloudError(f"cannot reach the Kubernetes API at {self.host} ({type(exc).__name__})",
-                             "check that the cluster is running and the context or endpoint is right") from None
+            raise CloudError(
+                f"cannot reach the Kubernetes API at {self.host} ({type(exc).__name__})",
+                "check that the cluster is running and the context or endpoint is right",
+            ) from None
         except ApiException as exc:  # the client's own, with status 0, for a TLS failure without retries
             raise self.tls_failed(str(exc.reason or exc)) from None
         response.read()
@@ -62,17 +86,23 @@ class KubeApi:
 
     def tls_failed(self, why: str) -> CloudError:
         reason = why.strip().splitlines()[-1][:200] if why.strip() else "handshake failed"
-        return CloudError(f"no TLS connection to the Kubernetes API at {self.host}: {reason}",
-                          "check the cluster's CA certificate in the kubeconfig (or the endpoint)")
+        return CloudError(
+            f"no TLS connection to the Kubernetes API at {self.host}: {reason}",
+            "check the cluster's CA certificate in the kubeconfig (or the endpoint)",
+        )
 
     def refuse(self, status: int, request: str, text: str) -> None:
         error = KubeApiError(self.host, request, status, text)
         if status == 401:
-            raise CredentialsError(f"the Kubernetes API at {self.host} rejected the credentials",
-                                   "refresh them (a new token, or the kubeconfig user's credentials)")
+            raise CredentialsError(
+                f"the Kubernetes API at {self.host} rejected the credentials",
+                "refresh them (a new token, or the kubeconfig user's credentials)",
+            )
         if status == 403:
-            raise CloudError(f"the Kubernetes API at {self.host} forbids this: {error.api_message}",
-                             "grant the account edit rights on the namespace (e.g. roles/container.developer)")
+            raise CloudError(
+                f"the Kubernetes API at {self.host} forbids this: {error.api_message}",
+                "grant the account edit rights on the namespace (e.g. roles/container.developer)",
+            )
         raise error
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict | None:
@@ -117,8 +147,7 @@ class KubeApi:
 class Scoped:
     """Base of the stages that work on one environment's objects in one namespace."""
 
-    def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent,
-                 poll: float = 0.5):
+    def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent, poll: float = 0.5):
         self.api = api
         self.namespace = namespace
         self.env_name = env_name
@@ -132,10 +161,18 @@ class Scoped:
         while (namespace := self.api.get(NAMESPACE, "", self.namespace)) is not None:
             waited = time.monotonic() - started
             if waited > timeout:
-                why = "; ".join(c.get("message", "") for c in (namespace.get("status") or {}).get("conditions") or []
-                                if c.get("status") == "True") or "no reason given"
-                raise LeftoversError(f"namespace {self.namespace} is still terminating after {timeout:g} s: {why}",
-                                     "look at what is left in it (its finalizers), then run the command again")
+                why = (
+                    "; ".join(
+                        c.get("message", "")
+                        for c in (namespace.get("status") or {}).get("conditions") or []
+                        if c.get("status") == "True"
+                    )
+                    or "no reason given"
+                )
+                raise LeftoversError(
+                    f"namespace {self.namespace} is still terminating after {timeout:g} s: {why}",
+                    "look at what is left in it (its finalizers), then run the command again",
+                )
             if time.monotonic() - said >= 5:
                 self.say(f"waiting for namespace {self.namespace} to finish terminating ({waited:.0f} s)")
                 said = time.monotonic()
@@ -151,6 +188,9 @@ class Scoped:
             live = None
         if live is None:
             labels = {MANAGED_BY: MANAGER, INSTANCE: self.env_name}
-            self.api.apply(NAMESPACE, "", {"apiVersion": "v1", "kind": "Namespace",
-                                           "metadata": {"name": self.namespace, "labels": labels}})
+            self.api.apply(
+                NAMESPACE,
+                "",
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace, "labels": labels}},
+            )
             self.say(f"created namespace {self.namespace}")

@@ -18,8 +18,7 @@ from deploy.targets.kube.client import Scoped
 
 # Field managers of the cluster itself (Kubernetes' and GKE's controllers, and KWOK, which stands in for
 # the kubelets and the volume provisioner of a simulated cluster and binds claims), never a hand edit.
-SYSTEM_MANAGERS = ("kube-controller-manager", "cloud-controller-manager", "kube-scheduler", "kubelet", "glbc",
-                   "kwok")
+SYSTEM_MANAGERS = ("kube-controller-manager", "cloud-controller-manager", "kube-scheduler", "kubelet", "glbc", "kwok")
 SYSTEM_PREFIXES = ("gke-", "system:")
 
 
@@ -44,11 +43,17 @@ def hand_edits(live: dict) -> tuple[str, ...]:
     found = []
     for entry in (live.get("metadata") or {}).get("managedFields") or []:
         manager = entry.get("manager") or ""
-        if manager in (MANAGER, *SYSTEM_MANAGERS) or manager.startswith(SYSTEM_PREFIXES) or \
-                entry.get("subresource") == "status":
+        if (
+            manager in (MANAGER, *SYSTEM_MANAGERS)
+            or manager.startswith(SYSTEM_PREFIXES)
+            or entry.get("subresource") == "status"
+        ):
             continue
-        paths = [p for p in field_paths(entry.get("fieldsV1") or {}) if p.split(".")[0].split("[")[0]
-                 not in ("metadata", "status")]
+        paths = [
+            p
+            for p in field_paths(entry.get("fieldsV1") or {})
+            if p.split(".")[0].split("[")[0] not in ("metadata", "status")
+        ]
         if paths:
             found.append(f"{manager or 'an unnamed manager'} set {', '.join(sorted(paths))}")
     return tuple(found)

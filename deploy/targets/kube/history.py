@@ -34,8 +34,10 @@ class ConfigMapHistory:
         try:
             releases = [Release.from_dict(entry) for entry in json.loads(live["data"][KEY])["releases"]]
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"ConfigMap {self.namespace}/{self.name} is not a k8sdeploy release history ({exc})",
-                              "delete it; the next `up` starts a new history") from exc
+            raise ConfigError(
+                f"ConfigMap {self.namespace}/{self.name} is not a k8sdeploy release history ({exc})",
+                "delete it; the next `up` starts a new history",
+            ) from exc
         return releases, live["metadata"]["resourceVersion"]
 
     def releases(self) -> list[Release]:
@@ -48,13 +50,20 @@ class ConfigMapHistory:
             releases, version = self.read()
             if releases and releases[-1] == release:  # an earlier write whose answer was lost: it happened
                 return
-            metadata = {"name": self.name, "namespace": self.namespace,
-                        "labels": {MANAGED_BY: MANAGER, HISTORY_LABEL: self.env_name}}
+            metadata = {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": {MANAGED_BY: MANAGER, HISTORY_LABEL: self.env_name},
+            }
             if version:
                 metadata["resourceVersion"] = version
             entries = [r.to_dict() for r in releases] + [release.to_dict()]
-            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
-                    "data": {KEY: json.dumps({"format": FORMAT, "releases": entries}, indent=2) + "\n"}}
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": metadata,
+                "data": {KEY: json.dumps({"format": FORMAT, "releases": entries}, indent=2) + "\n"},
+            }
             try:
                 if version:
                     self.api.apply(CONFIGMAP, self.namespace, body, force=True)

@@ -18,10 +18,13 @@ def kubeconfig_api(context: str = "", path: Path | None = None) -> KubeApi:
     configuration = Configuration()
     files = str(path) if path else os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     try:
-        kube_config.load_kube_config(config_file=files, context=context or None,
-                                     client_configuration=configuration, persist_config=False)
+        kube_config.load_kube_config(
+            config_file=files, context=context or None, client_configuration=configuration, persist_config=False
+        )
     except (ConfigException, FileNotFoundError) as exc:
         where = f" in {path}" if path else " (KUBECONFIG or ~/.kube/config)"
-        raise ConfigError(f"cannot use kubeconfig context {context or '(current)'}{where}: {exc}",
-                          "set kube_context in k8sdeploy.toml to a context of `kubectl config get-contexts`") from None
+        raise ConfigError(
+            f"cannot use kubeconfig context {context or '(current)'}{where}: {exc}",
+            "set kube_context in k8sdeploy.toml to a context of `kubectl config get-contexts`",
+        ) from None
     return KubeApi(ApiClient(with_retries(configuration)))

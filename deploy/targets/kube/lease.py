@@ -24,8 +24,12 @@ def _time(text: str) -> datetime.datetime:
 
 def holding(lease: dict) -> Holding:
     spec = lease.get("spec") or {}
-    return Holding(spec.get("holderIdentity", "?"), _time(spec["acquireTime"]), _time(spec["renewTime"]),
-                   int(spec.get("leaseDurationSeconds", DURATION)))
+    return Holding(
+        spec.get("holderIdentity", "?"),
+        _time(spec["acquireTime"]),
+        _time(spec["renewTime"]),
+        int(spec.get("leaseDurationSeconds", DURATION)),
+    )
 
 
 class KubeLease(Scoped):
@@ -39,10 +43,17 @@ class KubeLease(Scoped):
         metadata = {"name": self.name, "namespace": self.namespace, "labels": {MANAGED_BY: MANAGER}}
         if resource_version:
             metadata["resourceVersion"] = resource_version
-        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
-                "spec": {"holderIdentity": mine.holder, "leaseDurationSeconds": mine.duration,
-                         "acquireTime": mine.acquired.strftime(MICROTIME),
-                         "renewTime": mine.renewed.strftime(MICROTIME)}}
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": {
+                "holderIdentity": mine.holder,
+                "leaseDurationSeconds": mine.duration,
+                "acquireTime": mine.acquired.strftime(MICROTIME),
+                "renewTime": mine.renewed.strftime(MICROTIME),
+            },
+        }
 
     def acquire(self, holder: str) -> Holding:
         now = utcnow()
@@ -63,8 +74,12 @@ class KubeLease(Scoped):
             raise refuse(self.env_name, found, now)
         self.say(f"taking over the lease of {found.holder}, which expired (not renewed since {found.renewed})")
         try:
-            self.api.request("PUT", LEASE.path(self.namespace, self.name), {"fieldManager": MANAGER},
-                             self.body(mine, live["metadata"]["resourceVersion"]))
+            self.api.request(
+                "PUT",
+                LEASE.path(self.namespace, self.name),
+                {"fieldManager": MANAGER},
+                self.body(mine, live["metadata"]["resourceVersion"]),
+            )
         except KubeApiError as exc:
             if exc.status != 409:
                 raise
@@ -75,8 +90,12 @@ class KubeLease(Scoped):
         live = self.api.get(LEASE, self.namespace, self.name)
         if live is not None and holding(live).holder == mine.holder:
             renewed = Holding(mine.holder, mine.acquired, utcnow(), mine.duration)
-            self.api.request("PUT", LEASE.path(self.namespace, self.name), {"fieldManager": MANAGER},
-                             self.body(renewed, live["metadata"]["resourceVersion"]))
+            self.api.request(
+                "PUT",
+                LEASE.path(self.namespace, self.name),
+                {"fieldManager": MANAGER},
+                self.body(renewed, live["metadata"]["resourceVersion"]),
+            )
 
     def release(self, mine: Holding) -> None:
         live = self.api.get(LEASE, self.namespace, self.name)
@@ -84,8 +103,11 @@ class KubeLease(Scoped):
             return
         preconditions = {"uid": live["metadata"]["uid"], "resourceVersion": live["metadata"]["resourceVersion"]}
         try:
-            self.api.request("DELETE", LEASE.path(self.namespace, self.name),
-                             body={"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions})
+            self.api.request(
+                "DELETE",
+                LEASE.path(self.namespace, self.name),
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": preconditions},
+            )
         except KubeApiError as exc:
             if exc.status not in (404, 409):  # gone with its namespace, or renewed by a takeover
                 raise

@@ -17,8 +17,7 @@ from deploy.targets.kube.wait import Readiness, container_states
 class KubeTarget:
     """The kubeconfig target as is; the gke target wraps it with the cluster and the cloud around it."""
 
-    def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent,
-                 poll: float = 1.0):
+    def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent, poll: float = 1.0):
         self.api = api
         self.namespace = namespace
         self.env_name = env_name
@@ -39,8 +38,10 @@ class KubeTarget:
     def gateway_url(self) -> str:
         url = self.readiness.gateway_address(self.readiness.gateway_service())
         if not url:
-            raise NotReadyError(f"the gateway of environment {self.env_name} has no address",
-                                "run `k8sdeploy status`; a LoadBalancer takes a minute or two to get one")
+            raise NotReadyError(
+                f"the gateway of environment {self.env_name} has no address",
+                "run `k8sdeploy status`; a LoadBalancer takes a minute or two to get one",
+            )
         return url
 
     def logs(self, service: str, lines: int = 50) -> str:
@@ -50,8 +51,9 @@ class KubeTarget:
                 return self.api.log(self.namespace, state.pod, service, lines)
         known = ", ".join(sorted({s.name for s in states}))
         if not known:
-            raise ConfigError(f"nothing of environment {self.env_name} runs in namespace {self.namespace}",
-                              "run `k8sdeploy up`")
+            raise ConfigError(
+                f"nothing of environment {self.env_name} runs in namespace {self.namespace}", "run `k8sdeploy up`"
+            )
         raise ConfigError(f"no service {service!r} in environment {self.env_name}", f"choose one of: {known}")
 
     def hand_edits(self) -> tuple[str, ...]:
@@ -64,8 +66,10 @@ class KubeTarget:
             removed += self.teardown.claims()[0]
         else:
             for claim in self.teardown.remaining(volumes=True):
-                self.teardown.say(f"kept {claim}: it holds data (`k8sdeploy down --volumes` removes it, "
-                                  f"and then namespace {self.namespace})")
+                self.teardown.say(
+                    f"kept {claim}: it holds data (`k8sdeploy down --volumes` removes it, "
+                    f"and then namespace {self.namespace})"
+                )
         removed += self.teardown.remove_namespace()
         self.audit(volumes)
         return tuple(removed)
@@ -73,5 +77,7 @@ class KubeTarget:
     def audit(self, volumes: bool) -> None:
         left = self.teardown.remaining(volumes)
         if left:
-            raise LeftoversError(f"{len(left)} object(s) of environment {self.env_name} are left: {', '.join(left)}",
-                                 "delete them by hand or run `k8sdeploy down` again")
+            raise LeftoversError(
+                f"{len(left)} object(s) of environment {self.env_name} are left: {', '.join(left)}",
+                "delete them by hand or run `k8sdeploy down` again",
+            )

@@ -16,8 +16,11 @@ class Teardown(Scoped):
 
     def owned(self, kinds: tuple[Kind, ...]) -> list[tuple[Kind, dict]]:
         """Our objects of these kinds, not those a controller of ours made (pods of a Deployment)."""
-        return [(kind, obj) for kind, obj in self.api.each(kinds, self.namespace, owner_selector(self.env_name))
-                if not obj["metadata"].get("ownerReferences")]
+        return [
+            (kind, obj)
+            for kind, obj in self.api.each(kinds, self.namespace, owner_selector(self.env_name))
+            if not obj["metadata"].get("ownerReferences")
+        ]
 
     def delete(self, found: list[tuple[Kind, dict]]) -> list[str]:
         removed = []
@@ -35,9 +38,11 @@ class Teardown(Scoped):
             names = ", ".join(describe(o) for _, o in left)
             if waited > self.timeout:
                 finalizers = sorted({f for _, o in left for f in o["metadata"].get("finalizers") or []})
-                raise LeftoversError(f"{names} still being deleted after {self.timeout:g} s"
-                                     + (f" (finalizers: {', '.join(finalizers)})" if finalizers else ""),
-                                     "look at its finalizers and events, then run down again")
+                raise LeftoversError(
+                    f"{names} still being deleted after {self.timeout:g} s"
+                    + (f" (finalizers: {', '.join(finalizers)})" if finalizers else ""),
+                    "look at its finalizers and events, then run down again",
+                )
             if time.monotonic() - said >= 5:
                 self.say(f"waiting for {names} to go: {why} ({waited:.0f} s)")
                 said = time.monotonic()

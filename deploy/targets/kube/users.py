@@ -13,8 +13,7 @@ from deploy.users import Users, from_secret
 
 
 class KubeUsers:
-    def __init__(self, api: Callable[[], KubeApi | None], namespace: str, env_name: str,
-                 say: Say = silent):
+    def __init__(self, api: Callable[[], KubeApi | None], namespace: str, env_name: str, say: Say = silent):
         self.api, self.namespace, self.env_name, self.say = api, namespace, env_name, say
 
     def read(self) -> dict[int, User]:

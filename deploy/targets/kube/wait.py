@@ -11,8 +11,15 @@ from deploy.model.suite import GATEWAY
 from deploy.targets.kube import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
 from deploy.targets.kube.client import Scoped
 
-HOPELESS = {"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
-            "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+HOPELESS = {
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+}
 
 
 @dataclass(frozen=True)
@@ -34,11 +41,26 @@ def container_states(pod: dict) -> list[ContainerState]:
         waiting = (status.get("state") or {}).get("waiting") or {}
         last = (status.get("lastState") or {}).get("terminated") or {}
         reason = "" if status.get("ready") else waiting.get("reason") or ("not ready" if status else f"pod {phase}")
-        detail = "; ".join(filter(None, [waiting.get("message", ""),
-                                         f"last exit code {last['exitCode']}" if "exitCode" in last else "",
-                                         f"{status['restartCount']} restarts" if status.get("restartCount") else ""]))
-        found.append(ContainerState(pod["metadata"]["name"], container["name"], container.get("image", ""),
-                                    bool(status.get("ready")), reason, detail))
+        detail = "; ".join(
+            filter(
+                None,
+                [
+                    waiting.get("message", ""),
+                    f"last exit code {last['exitCode']}" if "exitCode" in last else "",
+                    f"{status['restartCount']} restarts" if status.get("restartCount") else "",
+                ],
+            )
+        )
+        found.append(
+            ContainerState(
+                pod["metadata"]["name"],
+                container["name"],
+                container.get("image", ""),
+                bool(status.get("ready")),
+                reason,
+                detail,
+            )
+        )
     return found
 
 
@@ -75,7 +97,10 @@ class Readiness(Scoped):
     # -- what runs -----------------------------------------------------------------------------
     def workloads(self) -> list[dict]:
         selector = owner_selector(self.env_name)
-        return [*self.api.list(DEPLOYMENT, self.namespace, selector), *self.api.list(STATEFULSET, self.namespace, selector)]
+        return [
+            *self.api.list(DEPLOYMENT, self.namespace, selector),
+            *self.api.list(STATEFULSET, self.namespace, selector),
+        ]
 
     def pods(self, workloads: list[dict]) -> list[dict]:
         found = {p["metadata"]["name"]: p for p in self.api.list(POD, self.namespace, owner_selector(self.env_name))}
@@ -87,8 +112,11 @@ class Readiness(Scoped):
         return [pod for _, pod in sorted(found.items()) if not pod["metadata"].get("deletionTimestamp")]
 
     def gateway_service(self) -> dict | None:
-        exposed = [s for s in self.api.list(SERVICE, self.namespace, owner_selector(self.env_name))
-                   if s["spec"].get("type") in ("LoadBalancer", "NodePort")]
+        exposed = [
+            s
+            for s in self.api.list(SERVICE, self.namespace, owner_selector(self.env_name))
+            if s["spec"].get("type") in ("LoadBalancer", "NodePort")
+        ]
         named = [s for s in exposed if (s["metadata"].get("labels") or {}).get(NAME) == GATEWAY]
         found = named or exposed
         return found[0] if found else None
@@ -132,9 +160,11 @@ class Readiness(Scoped):
                 failing = stuck or [s for s in states if not s.ready]
                 names = ", ".join(sorted({s.name for s in failing})) or "the environment"
                 why = "is failing" if stuck else f"was not ready after {timeout:g} s"
-                raise NotReadyError(f"{names} {why}: {problems[0]}",
-                                    "read the diagnosis below, fix the cause and deploy again",
-                                    details=self.diagnose(failing, problems))
+                raise NotReadyError(
+                    f"{names} {why}: {problems[0]}",
+                    "read the diagnosis below, fix the cause and deploy again",
+                    details=self.diagnose(failing, problems),
+                )
             self.say(f"waiting: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
             time.sleep(self.poll)
 
@@ -142,7 +172,9 @@ class Readiness(Scoped):
         """Per failing container: its waiting reason, the pod's recent events and its last log lines."""
         lines = [f"  {problem}" for problem in problems if not any(s.pod in problem for s in failing)]
         for state in failing:
-            lines.append(f"{state.name} (pod {state.pod}): {state.reason}" + (f" - {state.detail}" if state.detail else ""))
+            lines.append(
+                f"{state.name} (pod {state.pod}): {state.reason}" + (f" - {state.detail}" if state.detail else "")
+            )
             events = self.api.list(EVENT, self.namespace, fields=f"involvedObject.name={state.pod}")
             for event in events[-5:]:
                 lines.append(f"  event {event.get('type', '')} {event.get('reason', '')}: {event.get('message', '')}")

@@ -42,8 +42,14 @@ def default_state_dir(env_name: str) -> Path:
 class LocalEngine:
     """The pods of one environment on one Docker Engine; only objects with its labels are touched."""
 
-    def __init__(self, client: docker.DockerClient, env_name: str, state_dir: Path | None = None,
-                 say: Say = silent, busybox: Path = BUSYBOX):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        env_name: str,
+        state_dir: Path | None = None,
+        say: Say = silent,
+        busybox: Path = BUSYBOX,
+    ):
         self.client = client
         self.env_name = env_name
         self.state_dir = state_dir or default_state_dir(env_name)
@@ -98,8 +104,10 @@ class LocalEngine:
     def infra_image(self) -> str | None:
         pause = pause_image(self.client, self.busybox)
         if pause is None:
-            self.say(f"note: no static busybox at {self.busybox} (Debian: busybox-static), so each pod is held by "
-                     "a container of its first image, which is slower to create and remove")
+            self.say(
+                f"note: no static busybox at {self.busybox} (Debian: busybox-static), so each pod is held by "
+                "a container of its first image, which is slower to create and remove"
+            )
         return pause
 
     def resolve_image(self, ref: str) -> str:
@@ -115,20 +123,23 @@ class LocalEngine:
             self.say(f"pulling {repository}@{digest}")
             return image_id(self.client.images.pull(f"{repository}@{digest}"))
         except (ImageNotFound, APIError) as exc:
-            raise LocalTargetError(f"image {ref} is not in the local Docker Engine and cannot be pulled",
-                                   "run `k8sdeploy build` for this environment first") from exc
+            raise LocalTargetError(
+                f"image {ref} is not in the local Docker Engine and cannot be pulled",
+                "run `k8sdeploy build` for this environment first",
+            ) from exc
 
     def check_ports(self, pods: Sequence[PlannedPod], keep: set[str]) -> None:
         """Refuse before changing anything when a port we need is taken by someone else."""
-        ours = {port for pod in self.running_pods() if pod not in keep
-                for port in self.ports_of_running_pod(pod)}
+        ours = {port for pod in self.running_pods() if pod not in keep for port in self.ports_of_running_pod(pod)}
         for pod in pods:
             for container in pod.containers:
                 for port in container.ports:
                     if port not in ours and not port_is_free(port):
                         raise LocalTargetError(
                             f"port {port} on 127.0.0.1, needed by {pod.name}/{container.name}, is in use by "
-                            "another process", "stop that process, then run `k8sdeploy up` again")
+                            "another process",
+                            "stop that process, then run `k8sdeploy up` again",
+                        )
 
     def ports_of_running_pod(self, pod: str) -> set[int]:
         ports: set[int] = set()
@@ -139,21 +150,39 @@ class LocalEngine:
     def start_pod(self, pod: PlannedPod, wanted: Plan, images: dict[str, str], infra_image: str) -> None:
         """The infra container (`infra_image`, holding the pod's volumes), init containers, then the rest."""
         self.say(f"starting pod {pod.name}")
-        common = {L.ENVIRONMENT: self.env_name, L.MANAGED_BY: "k8sdeploy", L.POD: pod.name,
-                  L.SPEC_HASH: pod.spec_hash, **dict(pod.labels)}
+        common = {
+            L.ENVIRONMENT: self.env_name,
+            L.MANAGED_BY: "k8sdeploy",
+            L.POD: pod.name,
+            L.SPEC_HASH: pod.spec_hash,
+            **dict(pod.labels),
+        }
         mounts = self.prepare_volumes(pod, infra_image)
         first = pod.containers[0]
         hosts = {name: "127.0.0.1" for name in (*wanted.services, *pod.host_aliases)}
         # The infra container also holds every emptyDir: a tmpfs volume lives while something mounts
         # it, so what an init container wrote is still there for the others, as in a pod.
-        held = sorted({m["Source"] for m in mounts.values() if m["Type"] == "volume"
-                       and m["Source"].startswith(self.name(pod.name) + "-")})
+        held = sorted(
+            {
+                m["Source"]
+                for m in mounts.values()
+                if m["Type"] == "volume" and m["Source"].startswith(self.name(pod.name) + "-")
+            }
+        )
         infra = self.client.containers.create(
-            infra_image, entrypoint=list(KEEP_ALIVE[:1]), command=list(KEEP_ALIVE[1:]),
+            infra_image,
+            entrypoint=list(KEEP_ALIVE[:1]),
+            command=list(KEEP_ALIVE[1:]),
             mounts=[DockerMount(f"/.pod-volumes/{name}", name, type="volume", no_copy=True) for name in held],
-            name=self.name(pod.name), network_mode="host", extra_hosts=hosts, user=first.user or None,
-            read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-            restart_policy=UNLESS_STOPPED, labels={**common, L.ROLE: "infra"},
+            name=self.name(pod.name),
+            network_mode="host",
+            extra_hosts=hosts,
+            user=first.user or None,
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            restart_policy=UNLESS_STOPPED,
+            labels={**common, L.ROLE: "infra"},
         )
         infra.start()
         for init in pod.init_containers:
@@ -164,13 +193,23 @@ class LocalEngine:
                 restart_policy=UNLESS_STOPPED,
             ).start()
 
-    def container_options(self, pod: PlannedPod, container: PlannedContainer, infra: DockerContainer, common: dict, mounts: dict,
-                          images: dict[str, str], role: str) -> dict:
+    def container_options(
+        self,
+        pod: PlannedPod,
+        container: PlannedContainer,
+        infra: DockerContainer,
+        common: dict,
+        mounts: dict,
+        images: dict[str, str],
+        role: str,
+    ) -> dict:
         return {
             "image": images[container.image],
             "entrypoint": list(container.command) or None,
             "command": list(container.args) or None,
-            "name": self.name(pod.name, container.name) if role == "app" else self.name(pod.name, "init", container.name),
+            "name": self.name(pod.name, container.name)
+            if role == "app"
+            else self.name(pod.name, "init", container.name),
             "network_mode": f"container:{infra.id}",
             "environment": dict(container.env),
             "mounts": [mounts[(m.volume, m.sub_path, m.target, m.read_only)] for m in container.mounts],
@@ -182,22 +221,36 @@ class LocalEngine:
             "mem_limit": container.memory_limit or None,
             "nano_cpus": container.nano_cpus or None,
             "working_dir": container.working_dir or None,
-            "labels": {**common, L.ROLE: role, L.CONTAINER: container.name, L.IMAGE: container.image,
-                       "k8sdeploy.io/ports": ",".join(map(str, container.ports)),
-                       "k8sdeploy.io/readiness": readiness_label(container)},
+            "labels": {
+                **common,
+                L.ROLE: role,
+                L.CONTAINER: container.name,
+                L.IMAGE: container.image,
+                "k8sdeploy.io/ports": ",".join(map(str, container.ports)),
+                "k8sdeploy.io/readiness": readiness_label(container),
+            },
         }
 
-    def run_init(self, pod: PlannedPod, init: PlannedContainer, infra: DockerContainer, common: dict, mounts: dict,
-                 images: dict[str, str]) -> None:
+    def run_init(
+        self,
+        pod: PlannedPod,
+        init: PlannedContainer,
+        infra: DockerContainer,
+        common: dict,
+        mounts: dict,
+        images: dict[str, str],
+    ) -> None:
         self.say(f"running init container {pod.name}/{init.name}")
-        created = self.client.containers.create(**self.container_options(pod, init, infra, common, mounts,
-                                                                          images, role="init"))
+        created = self.client.containers.create(
+            **self.container_options(pod, init, infra, common, mounts, images, role="init")
+        )
         created.start()
         code = created.wait().get("StatusCode", 1)
         if code != 0:
             tail = created.logs(tail=20).decode(errors="replace")
-            raise ApplyError(f"init container {pod.name}/{init.name} exited with code {code}",
-                             f"its last log lines:\n{tail}")
+            raise ApplyError(
+                f"init container {pod.name}/{init.name} exited with code {code}", f"its last log lines:\n{tail}"
+            )
 
     # volumes --------------------------------------------------------------------------------
 
@@ -214,21 +267,26 @@ class LocalEngine:
                     mounts[key] = DockerMount(mount.target, str(path), type="bind", read_only=True)
                     continue
                 if mount.sub_path:
-                    raise LocalTargetError(f"{pod.name}/{container.name} mounts a subPath of {volume.kind} "
-                                           f"volume {volume.name}", "mount the whole volume")
+                    raise LocalTargetError(
+                        f"{pod.name}/{container.name} mounts a subPath of {volume.kind} volume {volume.name}",
+                        "mount the whole volume",
+                    )
                 name = self.ensure_volume(pod, volume, infra_image)
                 # no_copy: as in Kubernetes, a volume does not take the image's files at its mount point.
                 mounts[key] = DockerMount(mount.target, name, type="volume", read_only=mount.read_only, no_copy=True)
         return mounts
 
     def ensure_volume(self, pod: PlannedPod, volume: PlannedVolume, image_id: str) -> str:
-        labels = {L.ENVIRONMENT: self.env_name, L.MANAGED_BY: "k8sdeploy", L.ROLE: "volume",
-                  L.VOLUME_KIND: volume.kind}
+        labels = {L.ENVIRONMENT: self.env_name, L.MANAGED_BY: "k8sdeploy", L.ROLE: "volume", L.VOLUME_KIND: volume.kind}
         if volume.kind == "emptyDir":
             # Like a Kubernetes emptyDir: new with the pod, world-writable, gone with the pod.
             name = self.name(pod.name, volume.name)
-            self.client.volumes.create(name, driver="local", labels={**labels, L.POD: pod.name},
-                                       driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "mode=1777"})
+            self.client.volumes.create(
+                name,
+                driver="local",
+                labels={**labels, L.POD: pod.name},
+                driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "mode=1777"},
+            )
             return name
         name = self.name("pvc", volume.claim)
         try:
@@ -243,9 +301,15 @@ class LocalEngine:
         owner = pod.containers[0].user or "0:0"
         if pod.fs_group is not None:
             owner = f"{owner.split(':')[0]}:{pod.fs_group}"
-        self.client.containers.run(image_id, entrypoint=["chown"], command=[owner, "/volume"], user="0",
-                                   network_mode="none", remove=True,
-                                   mounts=[DockerMount("/volume", volume, type="volume", no_copy=True)])
+        self.client.containers.run(
+            image_id,
+            entrypoint=["chown"],
+            command=[owner, "/volume"],
+            user="0",
+            network_mode="none",
+            remove=True,
+            mounts=[DockerMount("/volume", volume, type="volume", no_copy=True)],
+        )
 
     def write_files(self, pod: PlannedPod, volume: PlannedVolume, container: PlannedContainer) -> Path:
         """ConfigMap and Secret keys as files on the host, readable by the container's user only: each file is

@@ -84,12 +84,18 @@ class Health:
                 restarts = container.attrs.get("RestartCount", 0)
                 status = state.get("Status", "unknown")
                 crashed = status in ("exited", "dead") or restarts > 0 or state.get("Restarting", False)
-                results.append(ContainerHealth(
-                    pod=container.labels.get(L.POD, ""), name=container.labels.get(L.CONTAINER, container.name),
-                    image=container.labels.get(L.IMAGE, ""), state=status, restarts=restarts,
-                    exit_code=state.get("ExitCode", 0),
-                    probe=probe_container(container, http) if status == "running" else "", crashed=crashed,
-                ))
+                results.append(
+                    ContainerHealth(
+                        pod=container.labels.get(L.POD, ""),
+                        name=container.labels.get(L.CONTAINER, container.name),
+                        image=container.labels.get(L.IMAGE, ""),
+                        state=status,
+                        restarts=restarts,
+                        exit_code=state.get("ExitCode", 0),
+                        probe=probe_container(container, http) if status == "running" else "",
+                        crashed=crashed,
+                    )
+                )
         return results
 
     def status(self) -> list[ServiceStatus]:
@@ -100,8 +106,10 @@ class Health:
         for health in unhealthy:
             container = self.client.containers.get(f"k8sdeploy-{self.env_name}-{health.pod}-{health.name}")
             log = container.logs(tail=lines).decode(errors="replace").rstrip() or "(no output)"
-            parts.append(f"{health.name} ({health.pod}): {health.reason}\n  last log lines:\n"
-                         + "\n".join(f"    {line}" for line in log.splitlines()))
+            parts.append(
+                f"{health.name} ({health.pod}): {health.reason}\n  last log lines:\n"
+                + "\n".join(f"    {line}" for line in log.splitlines())
+            )
         return "\n".join(parts)
 
     def wait(self, timeout: float, interval: float = 0.5) -> None:
@@ -111,22 +119,25 @@ class Health:
         while True:
             results = self.check()
             if not results:
-                raise NotReadyError(f"no containers of environment {self.env_name} are running",
-                                    "run `k8sdeploy up`")
+                raise NotReadyError(f"no containers of environment {self.env_name} are running", "run `k8sdeploy up`")
             for health in results:
                 if health.ready and health.name not in reported:
                     reported.add(health.name)
                     self.say(f"{health.name} ready")
             crashed = [h for h in results if h.crashed]
             if crashed:
-                raise NotReadyError(f"{', '.join(h.name for h in crashed)} crashed",
-                                    "fix the cause shown below and run `k8sdeploy up` again",
-                                    details=self.diagnose(crashed))
+                raise NotReadyError(
+                    f"{', '.join(h.name for h in crashed)} crashed",
+                    "fix the cause shown below and run `k8sdeploy up` again",
+                    details=self.diagnose(crashed),
+                )
             waiting = [h for h in results if not h.ready]
             if not waiting:
                 return
             if time.monotonic() > deadline:
-                raise NotReadyError(f"{', '.join(h.name for h in waiting)} not ready after {timeout:.0f}s",
-                                    "see below; `k8sdeploy logs SERVICE` shows more",
-                                    details=self.diagnose(waiting))
+                raise NotReadyError(
+                    f"{', '.join(h.name for h in waiting)} not ready after {timeout:.0f}s",
+                    "see below; `k8sdeploy logs SERVICE` shows more",
+                    details=self.diagnose(waiting),
+                )
             time.sleep(interval)

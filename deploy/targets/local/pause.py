@@ -50,8 +50,12 @@ def is_static_executable(path: Path) -> bool:
     return True
 
 
-def root_fs(busybox: Path, applets: Sequence[str] = APPLETS, directories: Sequence[str] = (),
-            files: Mapping[str, bytes] = MappingProxyType({})) -> bytes:
+def root_fs(
+    busybox: Path,
+    applets: Sequence[str] = APPLETS,
+    directories: Sequence[str] = (),
+    files: Mapping[str, bytes] = MappingProxyType({}),
+) -> bytes:
     """A one-layer root file system: /bin/busybox with links for `applets`, plus empty `directories` and
     `files`; byte for byte the same for the same input (no times, no owners)."""
     buffer = io.BytesIO()

@@ -16,17 +16,56 @@ from typing import Any
 
 from deploy.model.errors import ApplyError
 
-SUPPORTED_KINDS = {"Namespace", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service", "NetworkPolicy",
-                   "Pod", "Deployment", "StatefulSet"}
+SUPPORTED_KINDS = {
+    "Namespace",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolumeClaim",
+    "Service",
+    "NetworkPolicy",
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+}
 WORKLOADS = {"Pod", "Deployment", "StatefulSet"}
-POD_FIELDS = {"containers", "initContainers", "volumes", "securityContext", "restartPolicy",
-              "automountServiceAccountToken", "enableServiceLinks", "terminationGracePeriodSeconds",
-              "hostAliases"}
-CONTAINER_FIELDS = {"name", "image", "command", "args", "env", "envFrom", "ports", "readinessProbe",
-                    "livenessProbe", "startupProbe", "resources", "securityContext", "volumeMounts",
-                    "imagePullPolicy", "workingDir", "terminationMessagePolicy"}
-PROBE_FIELDS = {"httpGet", "tcpSocket", "initialDelaySeconds", "periodSeconds", "timeoutSeconds", "failureThreshold",
-                "successThreshold"}
+POD_FIELDS = {
+    "containers",
+    "initContainers",
+    "volumes",
+    "securityContext",
+    "restartPolicy",
+    "automountServiceAccountToken",
+    "enableServiceLinks",
+    "terminationGracePeriodSeconds",
+    "hostAliases",
+}
+CONTAINER_FIELDS = {
+    "name",
+    "image",
+    "command",
+    "args",
+    "env",
+    "envFrom",
+    "ports",
+    "readinessProbe",
+    "livenessProbe",
+    "startupProbe",
+    "resources",
+    "securityContext",
+    "volumeMounts",
+    "imagePullPolicy",
+    "workingDir",
+    "terminationMessagePolicy",
+}
+PROBE_FIELDS = {
+    "httpGet",
+    "tcpSocket",
+    "initialDelaySeconds",
+    "periodSeconds",
+    "timeoutSeconds",
+    "failureThreshold",
+    "successThreshold",
+}
 
 
 class LocalTargetError(ApplyError):
@@ -110,8 +149,10 @@ class Plan:
 def check_fields(where: str, given: Iterable[str], allowed: set[str]) -> None:
     extra = sorted(set(given) - allowed)
     if extra:
-        raise LocalTargetError(f"the local target does not run {where}.{extra[0]}",
-                               "use a Kubernetes target for this layout, or drop the field")
+        raise LocalTargetError(
+            f"the local target does not run {where}.{extra[0]}",
+            "use a Kubernetes target for this layout, or drop the field",
+        )
 
 
 def parse_quantity(value: str | int | float, unit: str) -> float:
@@ -134,8 +175,10 @@ class Translator:
         for obj in self.objects:
             kind = obj.get("kind")
             if kind not in SUPPORTED_KINDS:
-                raise LocalTargetError(f"the local target does not run {kind} objects ({obj['metadata']['name']})",
-                                       f"it runs {', '.join(sorted(SUPPORTED_KINDS))}")
+                raise LocalTargetError(
+                    f"the local target does not run {kind} objects ({obj['metadata']['name']})",
+                    f"it runs {', '.join(sorted(SUPPORTED_KINDS))}",
+                )
         self.config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in self.objects if o["kind"] == "ConfigMap"}
         self.secrets = {o["metadata"]["name"]: self.secret_data(o) for o in self.objects if o["kind"] == "Secret"}
 
@@ -165,7 +208,9 @@ class Translator:
             if replicas != 1:
                 raise LocalTargetError(
                     f"{kind} {name} asks for {replicas} replicas; on the local target every replica would "
-                    "want the same host port", "set its replicas to 1 in the environment")
+                    "want the same host port",
+                    "set its replicas to 1 in the environment",
+                )
             metadata, spec = obj["spec"]["template"]["metadata"], obj["spec"]["template"]["spec"]
         where = f"{kind} {name}: spec"
         check_fields(where, spec, POD_FIELDS)
@@ -173,14 +218,19 @@ class Translator:
         volumes = tuple(self.volume(where, v) for v in spec.get("volumes", []))
         if kind == "StatefulSet":
             # The claims of replica 0, named as the StatefulSet controller names them.
-            volumes += tuple(PlannedVolume(t["metadata"]["name"], "pvc", claim=f"{t['metadata']['name']}-{name}-0")
-                             for t in obj["spec"].get("volumeClaimTemplates", []))
+            volumes += tuple(
+                PlannedVolume(t["metadata"]["name"], "pvc", claim=f"{t['metadata']['name']}-{name}-0")
+                for t in obj["spec"].get("volumeClaimTemplates", [])
+            )
         declared = {v.name for v in volumes}
         for container in (*spec.get("initContainers", []), *spec["containers"]):
             for mount in container.get("volumeMounts", []):
                 if mount["name"] not in declared:
-                    raise LocalTargetError(f"{where}.containers[{container['name']}] mounts volume "
-                                           f"{mount['name']}, which the pod does not declare", "declare it")
+                    raise LocalTargetError(
+                        f"{where}.containers[{container['name']}] mounts volume "
+                        f"{mount['name']}, which the pod does not declare",
+                        "declare it",
+                    )
         aliases = tuple(a for alias in spec.get("hostAliases", []) for a in alias.get("hostnames", []))
         return PlannedPod(
             name=name,
@@ -203,20 +253,32 @@ class Translator:
                 source = spec[source_kind]
                 ref = source.get("name") or source.get("secretName")
                 if ref not in table:
-                    raise LocalTargetError(f"{where}.volumes[{name}] refers to {source_kind} {ref!r}, "
-                                           "which the render does not contain", "render it with the layout")
+                    raise LocalTargetError(
+                        f"{where}.volumes[{name}] refers to {source_kind} {ref!r}, which the render does not contain",
+                        "render it with the layout",
+                    )
                 mode = source.get("defaultMode", 0o644 if source_kind == "configMap" else 0o400)
                 data = table[ref]
                 items = source.get("items") or [{"key": key, "path": key} for key in sorted(data)]
                 missing = [item["key"] for item in items if item["key"] not in data]
                 if missing:
-                    raise LocalTargetError(f"{where}.volumes[{name}] wants key {missing[0]} of {source_kind} "
-                                           f"{ref}, which has no such key", "render it with the layout")
-                files = tuple((item.get("path", item["key"]), base64.b64encode(data[item["key"]].encode()).decode(),
-                               item.get("mode", mode)) for item in items)
+                    raise LocalTargetError(
+                        f"{where}.volumes[{name}] wants key {missing[0]} of {source_kind} {ref}, which has no such key",
+                        "render it with the layout",
+                    )
+                files = tuple(
+                    (
+                        item.get("path", item["key"]),
+                        base64.b64encode(data[item["key"]].encode()).decode(),
+                        item.get("mode", mode),
+                    )
+                    for item in items
+                )
                 return PlannedVolume(name, "files", files=files)
-        raise LocalTargetError(f"the local target does not run {where}.volumes[{name}] of this type",
-                               "use emptyDir, persistentVolumeClaim, configMap or secret")
+        raise LocalTargetError(
+            f"the local target does not run {where}.volumes[{name}] of this type",
+            "use emptyDir, persistentVolumeClaim, configMap or secret",
+        )
 
     def env(self, where: str, container: dict) -> tuple[tuple[str, str], ...]:
         values: dict[str, str] = {}
@@ -239,15 +301,19 @@ class Translator:
                     continue  # as a kubelet does: an optional key that is not there sets nothing
                 values[item["name"]] = self.lookup(where, "secret", ref["name"], ref["key"])
             else:
-                raise LocalTargetError(f"the local target does not run env {item['name']} of {where}",
-                                       "give a value, a configMapKeyRef or a secretKeyRef")
+                raise LocalTargetError(
+                    f"the local target does not run env {item['name']} of {where}",
+                    "give a value, a configMapKeyRef or a secretKeyRef",
+                )
         return tuple(sorted(values.items()))
 
     def lookup(self, where: str, kind: str, name: str, key: str | None) -> Any:  # a table, or one value of it
         table = self.config_maps if kind == "configMap" else self.secrets
         if name not in table or (key is not None and key not in table[name]):
-            raise LocalTargetError(f"{where} refers to {kind} {name}{'/' + key if key else ''}, which the "
-                                   "render does not contain", "render it with the layout")
+            raise LocalTargetError(
+                f"{where} refers to {kind} {name}{'/' + key if key else ''}, which the render does not contain",
+                "render it with the layout",
+            )
         return table[name] if key is None else table[name][key]
 
     def container(self, where: str, spec: dict, pod_security: dict) -> PlannedContainer:
@@ -266,8 +332,10 @@ class Translator:
             command=tuple(spec.get("command", [])),
             args=tuple(spec.get("args", [])),
             env=self.env(where, spec),
-            mounts=tuple(PlannedMount(m["name"], m["mountPath"], m.get("subPath", ""), m.get("readOnly", False))
-                         for m in spec.get("volumeMounts", [])),
+            mounts=tuple(
+                PlannedMount(m["name"], m["mountPath"], m.get("subPath", ""), m.get("readOnly", False))
+                for m in spec.get("volumeMounts", [])
+            ),
             ports=tuple(sorted(ports.values())),
             user="" if user is None else f"{user}:{security.get('runAsGroup', user)}",
             read_only=security.get("readOnlyRootFilesystem", False),
@@ -288,15 +356,22 @@ class Translator:
         check_fields(f"{where}.probe", spec, PROBE_FIELDS)
         kind = "http" if "httpGet" in spec else "tcp" if "tcpSocket" in spec else ""
         if not kind:
-            raise LocalTargetError(f"{where} has a probe the local target cannot run",
-                                   "use an httpGet or tcpSocket probe")
+            raise LocalTargetError(
+                f"{where} has a probe the local target cannot run", "use an httpGet or tcpSocket probe"
+            )
         action = spec["httpGet" if kind == "http" else "tcpSocket"]
         port = action["port"]
         port = ports.get(port, port) if isinstance(port, str) else port
         if not isinstance(port, int):
             raise LocalTargetError(f"{where}: probe port {port!r} is not one of the container's ports", "")
-        return Probe(kind, action.get("path", "/") if kind == "http" else "", port, spec.get("periodSeconds", 10),
-                     spec.get("failureThreshold", 3), spec.get("initialDelaySeconds", 0))
+        return Probe(
+            kind,
+            action.get("path", "/") if kind == "http" else "",
+            port,
+            spec.get("periodSeconds", 10),
+            spec.get("failureThreshold", 3),
+            spec.get("initialDelaySeconds", 0),
+        )
 
 
 def plan(objects: Sequence[dict]) -> Plan:

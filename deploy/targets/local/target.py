@@ -22,8 +22,7 @@ class NotDeployed(DeployError):
 
 
 class LocalTarget:
-    def __init__(self, client: docker.DockerClient, env_name: str, state_dir: Path | None = None,
-                 say: Say = silent):
+    def __init__(self, client: docker.DockerClient, env_name: str, state_dir: Path | None = None, say: Say = silent):
         self.client = client
         self.env_name = env_name
         self.engine = LocalEngine(client, env_name, state_dir, say)
@@ -44,8 +43,9 @@ class LocalTarget:
             known = sorted({c.labels[L.CONTAINER] for c in self.engine.owned(**{L.ROLE: "app"})})
             if not known:
                 raise NotDeployed(f"nothing of environment {self.env_name} runs here", "run `k8sdeploy up`")
-            raise NotDeployed(f"no service {service!r} in environment {self.env_name}",
-                              f"choose one of: {', '.join(known)}")
+            raise NotDeployed(
+                f"no service {service!r} in environment {self.env_name}", f"choose one of: {', '.join(known)}"
+            )
         return found[0]
 
     def gateway_url(self) -> str:

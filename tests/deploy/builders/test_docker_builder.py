@@ -13,21 +13,21 @@ import docker
 import pytest
 
 from deploy.builders.bases import BaseResolver
-from deploy.builders.docker import DockerBuilder, dockerfile
-from deploy.publish.docker import DockerPublisher
 from deploy.builders.deps import install_dependencies
-from deploy.builders.spec import LOCK, suite_specs
+from deploy.builders.docker import DockerBuilder, dockerfile
+from deploy.builders.spec import LOCK, ImageSpec, suite_specs
 from deploy.builders.store import BlobStore, default_cache_dir
 from deploy.compose import Clients
 from deploy.model.errors import PublishError
-from deploy.registry.client import RegistryAddress
-from deploy.model.suite import GATEWAY, GATEWAY_COMMAND, GATEWAY_RUNTIME_DIR, GATEWAY_CONF
+from deploy.model.suite import GATEWAY, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_RUNTIME_DIR
 from deploy.model.version import version_of
+from deploy.publish.docker import DockerPublisher
+from deploy.registry.client import RegistryAddress
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
 from tests.registries import Registry
 
 
-def gateway_spec(checkout: Path):
+def gateway_spec(checkout: Path) -> ImageSpec:
     version = version_of(checkout)
     site_packages = install_dependencies(checkout / LOCK, default_cache_dir())
     return next(spec for spec in suite_specs(checkout, version, site_packages, {}) if spec.name == GATEWAY)
@@ -43,7 +43,8 @@ def test_generated_dockerfile_adds_the_same_layers_and_settings(source_repo: Pat
 
 
 def test_docker_builder_builds_pushes_and_respects_the_version_tag(
-        tmp_path: Path, source_repo: Path, suite_build: BuiltSuite, fresh_registry: Registry) -> None:
+    tmp_path: Path, source_repo: Path, suite_build: BuiltSuite, fresh_registry: Registry
+) -> None:
     engine = docker.from_env()
     clients = Clients(retry=FAST_RETRY)
     store = BlobStore(tmp_path / "store")

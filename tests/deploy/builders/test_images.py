@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 
 from deploy.model.images import IMAGE_NAMES
-from deploy.model.suite import APP_USER_ID, GATEWAY_COMMAND, SERVICES
+from deploy.model.suite import APP_USER_ID, GATEWAY_COMMAND, SERVICES, Service
 from tests.deploy.conftest import BuiltSuite, build_suite, clone
 
-LABELS = ("org.opencontainers.image.version", "org.opencontainers.image.revision",
-          "org.opencontainers.image.source", "org.opencontainers.image.created")
+LABELS = (
+    "org.opencontainers.image.version",
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.source",
+    "org.opencontainers.image.created",
+)
 
 
 def config_of(suite: BuiltSuite, name: str) -> dict:
@@ -28,7 +32,7 @@ def test_six_images_in_order(suite_build: BuiltSuite) -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
-def test_service_image_runs_its_module_as_the_app_user(suite_build: BuiltSuite, service) -> None:
+def test_service_image_runs_its_module_as_the_app_user(suite_build: BuiltSuite, service: Service) -> None:
     config = config_of(suite_build, service.name)
     runtime = config["config"]
     assert runtime["Cmd"] == list(service.command)

@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 from deploy.builders.layers import FileEntry, LayerSpec, build_layer, tree_entries
-from deploy.builders.store import BlobStore
+from deploy.builders.store import BlobStore, Layer
 
 
 def make_tree(root: Path, mtime: int) -> Path:
@@ -25,7 +25,7 @@ def make_tree(root: Path, mtime: int) -> Path:
     return root / "pkg"
 
 
-def layer_of(tree: Path, store_dir: Path, epoch: int = 1714564800):
+def layer_of(tree: Path, store_dir: Path, epoch: int = 1714564800) -> Layer:
     entries = tuple(tree_entries(tree, "/opt/app")) + (FileEntry("/data", kind="dir", uid=10001, gid=10001),)
     return build_layer(LayerSpec("app", entries, epoch), BlobStore(store_dir))
 

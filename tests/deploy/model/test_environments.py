@@ -9,7 +9,6 @@ import pytest
 from deploy.model.environments import load_environment
 from deploy.model.errors import ConfigError, ExitCode
 
-
 PIN = "sha256:" + "0" * 64
 
 
@@ -26,34 +25,65 @@ def test_shipped_environments_load() -> None:
     assert staging.target == "gke" and staging.gke.project and staging.service_type == "LoadBalancer"
 
 
-@pytest.mark.parametrize("text,message", [
-    ("[environments.x]\ntarget='local'\nlayout='nope'\n", "environment 'x': layout: Input should be 'single-pod' or 'split-pods'"),
-    ("[environments.x]\ntarget='local'\ncolour='red'\n", "environment 'x': colour: Extra inputs are not permitted"),
-    ("[environments.x]\ntarget='gke'\n", "needs an [environments.x.gke] table"),
-    ("[environments.x]\nlayout='single-pod'\n", "environment 'x': target: Field required"),
-    ("[environments.x\n", "is not valid TOML"),
-    ("[environments.x]\ntarget='local'\ndatabase='mysql'\n", "environment 'x': database = \"mysql\" needs mysql_image"),
-    ("[environments.x]\ntarget='local'\nmysql_image='mysql:8.4'\n",
-     "mysql_image: 'mysql:8.4': it is not pinned by digest"),
-    (f"[environments.x]\ntarget='local'\nmysql_image='mysql:latest@{PIN}'\n", "it names the moving tag 'latest'"),
-    ("[environments.x]\ntarget='local'\nreplicas={colour=2}\n",
-     "replicas: no part named 'colour'; replicas are set for nginx-lua, frontend"),
-    ("[environments.x]\ntarget='local'\nreplicas={person=0}\n",
-     "replicas.person: Input should be greater than or equal to 1"),
-    ("[environments.x]\ntarget='local'\nnamespace='Auth_Suite'\n",
-     "environment 'x': namespace: String should match pattern"),
-    ("environments = 'x'\n", "environments must be a table of [environments.NAME] tables"),
-    ("[environments]\nx = 3\n", "environments.x must be a table, not a int"),
-    ("colour = 'red'\n[environments.x]\ntarget='local'\n", "unknown key 'colour' at the top level"),
-    ("[environments.x]\ntarget='local'\nbases='python'\n", "environment 'x': bases: Input should be a valid dictionary"),
-    ("[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='p'\nlocation='l'\ncluster='c'\n"
-     "source_ranges=['10.0.0.1/8']\n", "gke.source_ranges: '10.0.0.1/8' is not a CIDR range"),
-    ("[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='p'\nlocation='l'\ncluster='c'\n"
-     "source_ranges=['everyone']\n", "gke.source_ranges: 'everyone' is not a CIDR range"),
-    ("[environments.x]\ntarget='local'\ngateway_address='localhost'\n",
-     "gateway_address: 'localhost' is not an IP address"),
-    ("[environments.x]\ntarget='kubeconfig'\ngateway_address='0.0.0.0'\n", "gateway_address applies to the local target"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        (
+            "[environments.x]\ntarget='local'\nlayout='nope'\n",
+            "environment 'x': layout: Input should be 'single-pod' or 'split-pods'",
+        ),
+        ("[environments.x]\ntarget='local'\ncolour='red'\n", "environment 'x': colour: Extra inputs are not permitted"),
+        ("[environments.x]\ntarget='gke'\n", "needs an [environments.x.gke] table"),
+        ("[environments.x]\nlayout='single-pod'\n", "environment 'x': target: Field required"),
+        ("[environments.x\n", "is not valid TOML"),
+        (
+            "[environments.x]\ntarget='local'\ndatabase='mysql'\n",
+            "environment 'x': database = \"mysql\" needs mysql_image",
+        ),
+        (
+            "[environments.x]\ntarget='local'\nmysql_image='mysql:8.4'\n",
+            "mysql_image: 'mysql:8.4': it is not pinned by digest",
+        ),
+        (f"[environments.x]\ntarget='local'\nmysql_image='mysql:latest@{PIN}'\n", "it names the moving tag 'latest'"),
+        (
+            "[environments.x]\ntarget='local'\nreplicas={colour=2}\n",
+            "replicas: no part named 'colour'; replicas are set for nginx-lua, frontend",
+        ),
+        (
+            "[environments.x]\ntarget='local'\nreplicas={person=0}\n",
+            "replicas.person: Input should be greater than or equal to 1",
+        ),
+        (
+            "[environments.x]\ntarget='local'\nnamespace='Auth_Suite'\n",
+            "environment 'x': namespace: String should match pattern",
+        ),
+        ("environments = 'x'\n", "environments must be a table of [environments.NAME] tables"),
+        ("[environments]\nx = 3\n", "environments.x must be a table, not a int"),
+        ("colour = 'red'\n[environments.x]\ntarget='local'\n", "unknown key 'colour' at the top level"),
+        (
+            "[environments.x]\ntarget='local'\nbases='python'\n",
+            "environment 'x': bases: Input should be a valid dictionary",
+        ),
+        (
+            "[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='p'\nlocation='l'\ncluster='c'\n"
+            "source_ranges=['10.0.0.1/8']\n",
+            "gke.source_ranges: '10.0.0.1/8' is not a CIDR range",
+        ),
+        (
+            "[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='p'\nlocation='l'\ncluster='c'\n"
+            "source_ranges=['everyone']\n",
+            "gke.source_ranges: 'everyone' is not a CIDR range",
+        ),
+        (
+            "[environments.x]\ntarget='local'\ngateway_address='localhost'\n",
+            "gateway_address: 'localhost' is not an IP address",
+        ),
+        (
+            "[environments.x]\ntarget='kubeconfig'\ngateway_address='0.0.0.0'\n",
+            "gateway_address applies to the local target",
+        ),
+    ],
+)
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=None) as caught:
         load_environment("x", write(tmp_path, text))
@@ -81,9 +111,15 @@ def test_the_name_must_be_a_label_value(tmp_path: Path) -> None:
 
 def test_a_gke_environment_whose_firewall_rule_name_would_be_too_long_is_refused(tmp_path: Path) -> None:
     name = "staging-" + "x" * 40
-    text = f"[environments.{name}]\ntarget='gke'\n[environments.{name}.gke]\nproject='p'\nlocation='l'\ncluster='ms-auth'\n"
-    with pytest.raises(ConfigError, match=f"the firewall rule name 'k8sdeploy-ms-auth-{name}-gateway' \\(74 characters\\) "
-                                          "is not a valid Compute name: shorten"):
+    text = (
+        f"[environments.{name}]\ntarget='gke'\n"
+        f"[environments.{name}.gke]\nproject='p'\nlocation='l'\ncluster='ms-auth'\n"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=f"the firewall rule name 'k8sdeploy-ms-auth-{name}-gateway' \\(74 characters\\) "
+        "is not a valid Compute name: shorten",
+    ):
         load_environment(name, write(tmp_path, text))
 
 

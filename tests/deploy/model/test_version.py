@@ -87,8 +87,15 @@ def test_outside_git_is_a_config_error(tmp_path: Path) -> None:
         version_of(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("remote", ["git@github.com:org/suite.git", "https://github.com/org/suite",
-                                    "https://user:token@github.com/org/suite.git", "ssh://git@github.com/org/suite"])
+@pytest.mark.parametrize(
+    "remote",
+    [
+        "git@github.com:org/suite.git",
+        "https://github.com/org/suite",
+        "https://user:token@github.com/org/suite.git",
+        "ssh://git@github.com/org/suite",
+    ],
+)
 def test_the_source_label_is_the_same_for_every_way_of_cloning(remote: str) -> None:
     assert source_url(remote) == "https://github.com/org/suite"
 

@@ -19,8 +19,13 @@ from tests.registries import Registry
 
 def write_config(path: Path, registry: str, bases: dict[str, str]) -> Path:
     """A k8sdeploy.toml with one environment, `ci`."""
-    lines = ["[environments.ci]", 'target = "kubeconfig"', f"registry = {json.dumps(registry)}",
-             "[environments.ci.bases]", *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in bases.items())]
+    lines = [
+        "[environments.ci]",
+        'target = "kubeconfig"',
+        f"registry = {json.dumps(registry)}",
+        "[environments.ci.bases]",
+        *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in bases.items()),
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -31,7 +36,8 @@ def checkout(tmp_path: Path, source_repo: Path) -> Path:
 
 
 def test_build_pushes_six_prints_their_references_and_a_rerun_uploads_nothing(
-        tmp_path: Path, checkout: Path, fresh_registry: Registry, suite_build: BuiltSuite) -> None:
+    tmp_path: Path, checkout: Path, fresh_registry: Registry, suite_build: BuiltSuite
+) -> None:
     record_path = tmp_path / "record.json"
     args = ["--registry", f"{fresh_registry.host}/suite", "--source", str(checkout), "--record", str(record_path)]
     first = k8sdeploy("build", *args, catch_exceptions=False)
@@ -48,8 +54,14 @@ def test_build_pushes_six_prints_their_references_and_a_rerun_uploads_nothing(
 
 
 def test_an_unreachable_registry_is_one_clear_error(checkout: Path) -> None:
-    result = k8sdeploy("build", "--registry", f"127.0.0.1:{free_port_block(1)}/suite", "--source", str(checkout),
-                       catch_exceptions=False)
+    result = k8sdeploy(
+        "build",
+        "--registry",
+        f"127.0.0.1:{free_port_block(1)}/suite",
+        "--source",
+        str(checkout),
+        catch_exceptions=False,
+    )
     assert result.exit_code == ExitCode.BUILD
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot reach registry" in errors[0]
@@ -62,13 +74,21 @@ def test_a_malformed_registry_address_is_a_usage_error(checkout: Path) -> None:
     assert "is not a registry address" in result.stderr
 
 
-def test_wrong_credentials_are_one_clear_error_and_nothing_is_tagged(tmp_path: Path, checkout: Path,
-                                                                     auth_registry: Registry) -> None:
+def test_wrong_credentials_are_one_clear_error_and_nothing_is_tagged(
+    tmp_path: Path, checkout: Path, auth_registry: Registry
+) -> None:
     auth = base64.b64encode(b"ci:wrong").decode()
     (tmp_path / "docker").mkdir()
     (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": auth}}}))
-    result = k8sdeploy("build", "--registry", f"{auth_registry.host}/suite", "--source", str(checkout),
-                       environ={"DOCKER_CONFIG": str(tmp_path / "docker")}, catch_exceptions=False)
+    result = k8sdeploy(
+        "build",
+        "--registry",
+        f"{auth_registry.host}/suite",
+        "--source",
+        str(checkout),
+        environ={"DOCKER_CONFIG": str(tmp_path / "docker")},
+        catch_exceptions=False,
+    )
     assert result.exit_code == ExitCode.BUILD
     assert "refused the credentials" in result.stderr and "docker login" in result.stderr
     assert all(auth_registry.tags(f"suite/{name}") == [] for name in IMAGE_NAMES)
@@ -76,22 +96,33 @@ def test_wrong_credentials_are_one_clear_error_and_nothing_is_tagged(tmp_path: P
 
 def test_a_missing_base_image_is_one_clear_error(tmp_path: Path, checkout: Path, fresh_registry: Registry) -> None:
     missing = f"{fresh_registry.host}/bases/python@sha256:{'0' * 64}"
-    config = write_config(tmp_path / "k8sdeploy.toml", registry=f"{fresh_registry.host}/suite",
-                          bases={"python": missing})
+    config = write_config(
+        tmp_path / "k8sdeploy.toml", registry=f"{fresh_registry.host}/suite", bases={"python": missing}
+    )
     result = k8sdeploy("build", "--source", str(checkout), env="ci", config=config, catch_exceptions=False)
     assert result.exit_code == ExitCode.BUILD
     assert f"base image {missing} is not in its registry" in result.stderr
     assert all(fresh_registry.tags(f"suite/{name}") == [] for name in IMAGE_NAMES)
 
 
-def test_a_dirty_checkout_goes_only_to_a_local_registry_unless_allowed(tmp_path: Path, checkout: Path,
-                                                                       fresh_registry: Registry) -> None:
+def test_a_dirty_checkout_goes_only_to_a_local_registry_unless_allowed(
+    tmp_path: Path, checkout: Path, fresh_registry: Registry
+) -> None:
     (checkout / "notes.txt").write_text("work in progress\n")
-    remote = k8sdeploy("build", "--registry", "registry.example.org/suite", "--source", str(checkout),
-                       catch_exceptions=False)
+    remote = k8sdeploy(
+        "build", "--registry", "registry.example.org/suite", "--source", str(checkout), catch_exceptions=False
+    )
     assert remote.exit_code == ExitCode.USAGE
     assert "uncommitted changes" in remote.stderr and "--allow-dirty" in remote.stderr
-    local = k8sdeploy("build", "--registry", f"{fresh_registry.host}/suite", "--source", str(checkout),
-                      "--record", str(tmp_path / "r.json"), catch_exceptions=False)
+    local = k8sdeploy(
+        "build",
+        "--registry",
+        f"{fresh_registry.host}/suite",
+        "--source",
+        str(checkout),
+        "--record",
+        str(tmp_path / "r.json"),
+        catch_exceptions=False,
+    )
     assert local.exit_code == 0, local.stderr
     assert local.stdout.splitlines()[0].split(":")[2].startswith("1.0.0-dirty-")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator
 
 import docker
 import docker.errors
@@ -15,11 +15,20 @@ import pytest
 
 from deploy.compose import Clients
 from deploy.model.errors import PublishError
-from deploy.render.gateway import GatewayConfig, render_nginx_conf
+from deploy.model.images import PublishedImage
+from deploy.model.suite import (
+    APP_USER_ID,
+    GATEWAY,
+    GATEWAY_CONF,
+    GATEWAY_LUA_DIR,
+    GATEWAY_RUNTIME_DIR,
+    SERVICES,
+    url_variable,
+)
 from deploy.publish.engine import EnginePublisher
-from deploy.registry.client import RegistryAddress
 from deploy.publish.registry import RegistryPublisher
-from deploy.model.suite import APP_USER_ID, GATEWAY, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_RUNTIME_DIR, SERVICES, url_variable
+from deploy.registry.client import RegistryAddress
+from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
 from tests.helpers import client, login
 from tests.infra import DEMO_SEED, free_port_block
@@ -45,7 +54,7 @@ def prefix(engine: docker.DockerClient) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def loaded(engine: docker.DockerClient, prefix: str, suite_build: BuiltSuite):
+def loaded(engine: docker.DockerClient, prefix: str, suite_build: BuiltSuite) -> Mapping[str, PublishedImage]:
     return EnginePublisher(engine, prefix=prefix).publish(suite_build.images, suite_build.version.version)
 
 
@@ -89,42 +98,64 @@ def wait_ready(url: str, container, timeout: float = 60) -> None:  # noqa: ANN00
     raise AssertionError(f"{url} not ready; container log:\n{container.logs().decode(errors='replace')[-3000:]}")
 
 
-def test_loaded_under_the_version_tag_with_the_image_id(loaded, suite_build: BuiltSuite, engine, prefix) -> None:
+def test_loaded_under_the_version_tag_with_the_image_id(
+    loaded: Mapping[str, PublishedImage], suite_build: BuiltSuite, engine: docker.DockerClient, prefix: str
+) -> None:
     for image in suite_build.images:
         published = loaded[image.name]
         assert published.digest == image.config.digest
         assert engine.images.get(f"{prefix}/{image.name}:1.0.0").id == image.config.digest
 
 
-def test_publishing_again_loads_nothing(loaded, suite_build: BuiltSuite, engine, prefix) -> None:
+def test_publishing_again_loads_nothing(
+    loaded: Mapping[str, PublishedImage], suite_build: BuiltSuite, engine: docker.DockerClient, prefix: str
+) -> None:
     since = time.time()
     again = EnginePublisher(engine, prefix=prefix).publish(suite_build.images, "1.0.0")
-    loads = list(engine.events(decode=True, since=since, until=time.time() + 1,
-                               filters={"type": "image", "event": "load"}))
+    loads = list(
+        engine.events(decode=True, since=since, until=time.time() + 1, filters={"type": "image", "event": "load"})
+    )
     assert loads == []
     assert again == loaded
 
 
-def test_another_image_under_the_same_local_tag_is_refused(loaded, suite_build: BuiltSuite, engine, prefix) -> None:
+def test_another_image_under_the_same_local_tag_is_refused(
+    loaded: Mapping[str, PublishedImage], suite_build: BuiltSuite, engine: docker.DockerClient, prefix: str
+) -> None:
     swapped = [suite_build.image("session")]
     engine.api.tag(suite_build.image("person").config.digest, f"{prefix}/session", "9.9.9")
     with pytest.raises(PublishError, match="immutable"):
         EnginePublisher(engine, prefix=prefix).publish(swapped, "9.9.9")
 
 
-def test_the_six_images_run_and_serve_a_login(loaded, containers: Containers, tmp_path: Path) -> None:
+def test_the_six_images_run_and_serve_a_login(
+    loaded: Mapping[str, PublishedImage], containers: Containers, tmp_path: Path
+) -> None:
     base = free_port_block(6)
     ports = {service.name: base + 1 + index for index, service in enumerate(SERVICES)}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     for service in SERVICES:
-        env = {"PORT": str(ports[service.name]), "HOST": "127.0.0.1", "DB_WAIT_SECONDS": "10",
-               **{url_variable(peer): urls[peer] for peer in service.calls}, **DEMO_SEED}  # the demo users
+        env = {
+            "PORT": str(ports[service.name]),
+            "HOST": "127.0.0.1",
+            "DB_WAIT_SECONDS": "10",
+            **{url_variable(peer): urls[peer] for peer in service.calls},
+            **DEMO_SEED,
+        }  # the demo users
         container = containers.run(local_ref(loaded[service.name]), environment=env)
         wait_ready(f"{urls[service.name]}/readyz", container)
     conf = tmp_path / "nginx.conf"
-    conf.write_text(render_nginx_conf(GatewayConfig(
-        upstreams={name: f"127.0.0.1:{port}" for name, port in ports.items()}, listen=f"127.0.0.1:{base}",
-        runtime_dir=GATEWAY_RUNTIME_DIR, lua_dir=GATEWAY_LUA_DIR, login_rate="600r/m")))
+    conf.write_text(
+        render_nginx_conf(
+            GatewayConfig(
+                upstreams={name: f"127.0.0.1:{port}" for name, port in ports.items()},
+                listen=f"127.0.0.1:{base}",
+                runtime_dir=GATEWAY_RUNTIME_DIR,
+                lua_dir=GATEWAY_LUA_DIR,
+                login_rate="600r/m",
+            )
+        )
+    )
     conf.chmod(0o644)
     gateway = containers.run(local_ref(loaded[GATEWAY]), volumes={str(conf): {"bind": GATEWAY_CONF, "mode": "ro"}})
     wait_ready(f"http://127.0.0.1:{base}/readyz", gateway)
@@ -136,7 +167,9 @@ def test_the_six_images_run_and_serve_a_login(loaded, containers: Containers, tm
         assert http.get("/persons").status_code == 200
 
 
-def test_images_run_as_the_app_user_and_the_baked_gateway_config_is_valid(loaded, engine) -> None:
+def test_images_run_as_the_app_user_and_the_baked_gateway_config_is_valid(
+    loaded: Mapping[str, PublishedImage], engine: docker.DockerClient
+) -> None:
     output = engine.containers.run(local_ref(loaded["person"]), ["id", "-u"], remove=True, network_mode="host")
     assert output.decode().strip() == str(APP_USER_ID)
     check = ["nginx", "-t", "-p", GATEWAY_RUNTIME_DIR, "-e", "stderr", "-c", GATEWAY_CONF]
@@ -148,12 +181,13 @@ def test_images_run_as_the_app_user_and_the_baked_gateway_config_is_valid(loaded
         container.remove(force=True)
 
 
-def test_an_image_pushed_to_the_registry_pulls_and_runs(fresh_registry: Registry, suite_build: BuiltSuite,
-                                                        engine, containers: Containers) -> None:
+def test_an_image_pushed_to_the_registry_pulls_and_runs(
+    fresh_registry: Registry, suite_build: BuiltSuite, engine: docker.DockerClient, containers: Containers
+) -> None:
     clients = Clients(retry=FAST_RETRY)
-    published = RegistryPublisher(RegistryAddress.parse(f"{fresh_registry.host}/pulled"),
-                                  clients.registry(fresh_registry.host)).publish([suite_build.image("authorisation")],
-                                                                                 "1.0.0")
+    published = RegistryPublisher(
+        RegistryAddress.parse(f"{fresh_registry.host}/pulled"), clients.registry(fresh_registry.host)
+    ).publish([suite_build.image("authorisation")], "1.0.0")
     ref = published["authorisation"]
     pulled = engine.images.pull(f"{ref.repository}@{ref.digest}")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import google.oauth2.credentials
@@ -12,9 +13,10 @@ import pytest
 
 from deploy.compose import Clients
 from deploy.model.errors import BuildError, ConfigError, PublishError
-from deploy.registry.auth import DockerConfigCredentials, GoogleCredentials
-from deploy.registry.client import RetryPolicy, RegistryAddress
+from deploy.model.images import PublishedImage
 from deploy.publish.registry import RegistryPublisher
+from deploy.registry.auth import DockerConfigCredentials, GoogleCredentials
+from deploy.registry.client import RegistryAddress, RetryPolicy, Traffic
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite, build_suite, clone, git
 from tests.infra import free_port_block
 from tests.registries import ProxyRules, Registry, registry_proxy
@@ -22,8 +24,9 @@ from tests.registries import ProxyRules, Registry, registry_proxy
 TAG = "1.0.0"
 
 
-def publish(host: str, suite: BuiltSuite, clients: Clients | None = None, channels: tuple[str, ...] = (),
-            path: str = "suite"):
+def publish(
+    host: str, suite: BuiltSuite, clients: Clients | None = None, channels: tuple[str, ...] = (), path: str = "suite"
+) -> tuple[Mapping[str, PublishedImage], Traffic]:
     clients = clients or Clients(retry=FAST_RETRY)
     publisher = RegistryPublisher(RegistryAddress.parse(f"{host}/{path}"), clients.registry(host))
     return publisher.publish(suite.images, TAG, channels), clients.traffic
@@ -38,14 +41,16 @@ def retagged_build(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) 
     """v1.0.0 again, but on a commit where one service differs: someone moved the release tag."""
     checkout = clone(source_repo, tmp_path_factory.mktemp("retagged") / "suite")
     (checkout / "services" / "person" / "app.py").write_text(
-        (checkout / "services" / "person" / "app.py").read_text() + "\n# changed\n")
+        (checkout / "services" / "person" / "app.py").read_text() + "\n# changed\n"
+    )
     git(checkout, "commit", "-q", "-am", "change person")
     git(checkout, "tag", "-f", "v1.0.0")
     return build_suite(checkout, tmp_path_factory.mktemp("retagged-store"))
 
 
-def test_publish_pushes_each_blob_once_and_a_rerun_uploads_nothing(fresh_registry: Registry,
-                                                                   suite_build: BuiltSuite) -> None:
+def test_publish_pushes_each_blob_once_and_a_rerun_uploads_nothing(
+    fresh_registry: Registry, suite_build: BuiltSuite
+) -> None:
     published, traffic = publish(fresh_registry.host, suite_build)
     for image in suite_build.images:
         assert published[image.name].ref == f"{fresh_registry.host}/suite/{image.name}:{TAG}@{image.digest}"
@@ -65,7 +70,8 @@ def test_develop_channel_moves_and_latest_never(fresh_registry: Registry, suite_
 
 
 def test_same_version_with_other_content_is_refused_before_anything_moves(
-        fresh_registry: Registry, suite_build: BuiltSuite, retagged_build: BuiltSuite) -> None:
+    fresh_registry: Registry, suite_build: BuiltSuite, retagged_build: BuiltSuite
+) -> None:
     assert retagged_build.version.version == TAG
     assert retagged_build.image("person").digest != suite_build.image("person").digest
     publish(fresh_registry.host, suite_build)
@@ -97,8 +103,9 @@ def test_basic_auth_from_docker_config(tmp_path: Path, auth_registry: Registry, 
 
 
 @pytest.mark.parametrize("password", ["wrong", None], ids=["wrong-password", "anonymous"])
-def test_refused_credentials_are_one_clear_error(tmp_path: Path, auth_registry: Registry,
-                                                 suite_build: BuiltSuite, password: str | None) -> None:
+def test_refused_credentials_are_one_clear_error(
+    tmp_path: Path, auth_registry: Registry, suite_build: BuiltSuite, password: str | None
+) -> None:
     config = tmp_path / "config.json"
     if password:
         docker_config(config, auth_registry.host, "ci", password)
@@ -148,14 +155,19 @@ def test_a_registry_that_keeps_failing_is_named_as_such(fresh_registry: Registry
 
 def google_credentials(proxy: str) -> GoogleCredentials:
     user_credentials = google.oauth2.credentials.Credentials(
-        token=None, refresh_token="refresh", client_id="client", client_secret="secret",
-        token_uri=f"http://{proxy}/oauth2/token")
+        token=None,
+        refresh_token="refresh",
+        client_id="client",
+        client_secret="secret",
+        token_uri=f"http://{proxy}/oauth2/token",
+    )
     return GoogleCredentials(user_credentials)
 
 
 @pytest.mark.parametrize("lifetime,refreshes", [(3600, 1), (30, 2)], ids=["long-lived", "expiring"])
-def test_bearer_challenge_with_google_access_tokens(fresh_registry: Registry, suite_build: BuiltSuite,
-                                                    lifetime: int, refreshes: int) -> None:
+def test_bearer_challenge_with_google_access_tokens(
+    fresh_registry: Registry, suite_build: BuiltSuite, lifetime: int, refreshes: int
+) -> None:
     rules = ProxyRules(bearer=True, token_lifetime=lifetime)
     with registry_proxy(fresh_registry.host, rules) as proxy:
         credentials = google_credentials(proxy)
@@ -179,16 +191,19 @@ def test_a_refused_token_never_appears_in_the_error(fresh_registry: Registry, su
         clients = Clients(retry=FAST_RETRY, credentials=lambda host: credentials)
         with pytest.raises(PublishError, match="refused Google application default credentials") as error:
             RegistryPublisher(RegistryAddress.parse(f"{proxy}/suite"), clients.registry(proxy)).publish(
-                suite_build.images, TAG)
+                suite_build.images, TAG
+            )
     assert "ya29" not in str(error.value)
 
 
 def test_a_base_from_a_registry_is_pulled_by_digest_and_its_layers_mounted(
-        tmp_path: Path, fresh_registry: Registry, suite_build: BuiltSuite, source_repo: Path) -> None:
+    tmp_path: Path, fresh_registry: Registry, suite_build: BuiltSuite, source_repo: Path
+) -> None:
     host = fresh_registry.host
     clients = Clients(retry=FAST_RETRY)
     RegistryPublisher(RegistryAddress.parse(f"{host}/bases"), clients.registry(host)).publish(
-        [suite_build.image("authorisation")], TAG)
+        [suite_build.image("authorisation")], TAG
+    )
     base = f"{host}/bases/authorisation@{suite_build.image('authorisation').digest}"
     checkout = clone(source_repo, tmp_path / "suite")
     rebased = build_suite(checkout, tmp_path / "store", clients, bases={"python": base})
@@ -199,8 +214,9 @@ def test_a_base_from_a_registry_is_pulled_by_digest_and_its_layers_mounted(
     assert traffic.blobs_mounted >= 3
 
 
-def test_a_missing_or_unpinned_base_is_one_clear_error(tmp_path: Path, fresh_registry: Registry,
-                                                       source_repo: Path) -> None:
+def test_a_missing_or_unpinned_base_is_one_clear_error(
+    tmp_path: Path, fresh_registry: Registry, source_repo: Path
+) -> None:
     checkout = clone(source_repo, tmp_path / "suite")
     missing = f"{fresh_registry.host}/bases/python@sha256:{'0' * 64}"
     with pytest.raises(BuildError, match="is not in its registry"):

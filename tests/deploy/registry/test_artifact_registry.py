@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 from google.oauth2.credentials import Credentials
 
 from deploy import compose
-from deploy.compose import Clients
-from deploy.compose import GoogleApis
+from deploy.compose import Clients, GoogleApis
 from deploy.model.errors import CloudError, ConfigError, PublishError
+from deploy.publish.registry import RegistryPublisher
 from deploy.registry.artifact_registry import ArtifactRepository, RepositoryName, repository_of
 from deploy.registry.client import RegistryAddress
-from deploy.publish.registry import RegistryPublisher
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
 from tests.fakes.artifact_registry import FakeArtifactRegistry
 from tests.helpers import k8sdeploy
@@ -42,9 +41,13 @@ def fake() -> Iterator[FakeArtifactRegistry]:
 
 
 def apis(fake: FakeArtifactRegistry, docker_host: str = "") -> GoogleApis:
-    return GoogleApis(Credentials(token="google-token"), scheme="http", poll=0.01,
-                      artifact_registry_endpoint=fake.address,
-                      docker_locations={docker_host: fake.location} if docker_host else {})
+    return GoogleApis(
+        Credentials(token="google-token"),
+        scheme="http",
+        poll=0.01,
+        artifact_registry_endpoint=fake.address,
+        docker_locations={docker_host: fake.location} if docker_host else {},
+    )
 
 
 def repository(fake: FakeArtifactRegistry, said: list[str] | None = None) -> ArtifactRepository:
@@ -54,12 +57,15 @@ def repository(fake: FakeArtifactRegistry, said: list[str] | None = None) -> Art
     return ArtifactRepository(client, NAME, (said if said is not None else []).append, poll=0.01)
 
 
-@pytest.mark.parametrize("address, expected", [
-    ("europe-west1-docker.pkg.dev/my-project/suite", NAME),
-    ("us-docker.pkg.dev/p/r/nested/path", RepositoryName("p", "us", "r")),
-    ("127.0.0.1:5000/suite", None),
-    ("gcr.io/my-project", None),
-])
+@pytest.mark.parametrize(
+    "address, expected",
+    [
+        ("europe-west1-docker.pkg.dev/my-project/suite", NAME),
+        ("us-docker.pkg.dev/p/r/nested/path", RepositoryName("p", "us", "r")),
+        ("127.0.0.1:5000/suite", None),
+        ("gcr.io/my-project", None),
+    ],
+)
 def test_which_registries_are_artifact_registry_repositories(address: str, expected: RepositoryName | None) -> None:
     assert repository_of(RegistryAddress.parse(address)) == expected
 
@@ -76,16 +82,26 @@ def test_a_missing_repository_is_created_as_ours_with_immutable_tags_and_cleanup
     created = fake.repository("my-project", "suite")
     assert created is not None
     assert (created["format"], created["labels"], created["dockerConfig"]) == (
-        "DOCKER", {"managed-by": "k8sdeploy"}, {"immutableTags": True})
+        "DOCKER",
+        {"managed-by": "k8sdeploy"},
+        {"immutableTags": True},
+    )
     assert created.get("cleanupPolicyDryRun", False) is False
     policies = created["cleanupPolicies"]
-    assert policies["k8sdeploy-keep-newest"] == {"id": "k8sdeploy-keep-newest", "action": "KEEP",
-                                                 "mostRecentVersions": {"keepCount": 10}}
+    assert policies["k8sdeploy-keep-newest"] == {
+        "id": "k8sdeploy-keep-newest",
+        "action": "KEEP",
+        "mostRecentVersions": {"keepCount": 10},
+    }
     assert policies["k8sdeploy-delete-old"]["condition"] == {"tagState": "ANY", "olderThan": "2592000s"}
-    assert policies["k8sdeploy-released-staging"]["condition"] == {"tagState": "TAGGED",
-                                                                   "tagPrefixes": ["1.0.0", "1.1.0"]}
-    assert any(line.startswith("created Artifact Registry repository europe-west1-docker.pkg.dev/my-project/suite")
-               for line in said)
+    assert policies["k8sdeploy-released-staging"]["condition"] == {
+        "tagState": "TAGGED",
+        "tagPrefixes": ["1.0.0", "1.1.0"],
+    }
+    assert any(
+        line.startswith("created Artifact Registry repository europe-west1-docker.pkg.dev/my-project/suite")
+        for line in said
+    )
     assert fake.polls and all(polls >= 2 for polls in fake.polls.values())  # the operation was followed to done
 
 
@@ -150,7 +166,9 @@ def test_creating_and_keeping_survive_30_percent_throttling_drops_and_lost_answe
             created = fake.repository("my-project", "suite")
             assert created["dockerConfig"] == {"immutableTags": True}, seed
             assert created["cleanupPolicies"]["k8sdeploy-released-staging"]["condition"]["tagPrefixes"] == [
-                "1.0.0", "1.1.0"], seed
+                "1.0.0",
+                "1.1.0",
+            ], seed
         finally:
             fake.stop()
     assert injected >= 10
@@ -173,40 +191,57 @@ def stand_in(fake: FakeArtifactRegistry, fresh_registry: Registry) -> Iterator[s
 
 
 def push(host: str, suite: BuiltSuite, tag: str = "1.0.0") -> None:
-    publisher = RegistryPublisher(RegistryAddress.parse(f"{host}/my-project/suite"),
-                                  Clients(retry=FAST_RETRY).registry(host))
+    publisher = RegistryPublisher(
+        RegistryAddress.parse(f"{host}/my-project/suite"), Clients(retry=FAST_RETRY).registry(host)
+    )
     publisher.publish(suite.images, tag, ())
 
 
-def test_the_first_push_into_a_fresh_project_needs_the_repository(fake: FakeArtifactRegistry, stand_in: str,
-                                                                 suite_build: BuiltSuite) -> None:
+def test_the_first_push_into_a_fresh_project_needs_the_repository(
+    fake: FakeArtifactRegistry, stand_in: str, suite_build: BuiltSuite
+) -> None:
     with pytest.raises(PublishError, match="NAME_UNKNOWN"):
         push(stand_in, suite_build)  # what `up` met before it created the repository
     repository(fake).ensure("staging")
     push(stand_in, suite_build)
-    manifest = httpx.get(f"http://{stand_in}/v2/my-project/suite/person/manifests/1.0.0",
-                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    manifest = httpx.get(
+        f"http://{stand_in}/v2/my-project/suite/person/manifests/1.0.0",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
     assert manifest.status_code == 200
     moved = json.loads(manifest.content)
     moved["annotations"] = {"moved": "yes"}
-    refused = httpx.put(f"http://{stand_in}/v2/my-project/suite/person/manifests/1.0.0", content=json.dumps(moved),
-                        headers={"Content-Type": moved["mediaType"]})
+    refused = httpx.put(
+        f"http://{stand_in}/v2/my-project/suite/person/manifests/1.0.0",
+        content=json.dumps(moved),
+        headers={"Content-Type": moved["mediaType"]},
+    )
     assert refused.status_code == 403 and "immutable" in refused.text  # the registry's own guarantee
 
 
 def cli_config(tmp_path: Path, registry: str) -> Path:
     path = tmp_path / "k8sdeploy.toml"
-    path.write_text("\n".join([
-        "[environments.staging]", 'target = "gke"', f'registry = "{registry}"',
-        "[environments.staging.gke]", 'project = "my-project"', 'location = "europe-west1-b"', 'cluster = "c"',
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                "[environments.staging]",
+                'target = "gke"',
+                f'registry = "{registry}"',
+                "[environments.staging.gke]",
+                'project = "my-project"',
+                'location = "europe-west1-b"',
+                'cluster = "c"',
+            ]
+        )
+        + "\n"
+    )
     return path
 
 
 @pytest.mark.parametrize("command", [["build", "--channel", "develop"], ["release", "1.0.0"]])
-def test_channels_are_refused_before_anything_is_built_or_moved(command: list[str], fake: FakeArtifactRegistry,
-                                                                tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_channels_are_refused_before_anything_is_built_or_moved(
+    command: list[str], fake: FakeArtifactRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(compose, "google_apis", lambda: apis(fake))
     config = cli_config(tmp_path, "europe-west1-docker.pkg.dev/my-project/suite")
     result = k8sdeploy(*command, env="staging", config=config)

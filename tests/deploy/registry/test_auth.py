@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from deploy.model.errors import ConfigError
 from deploy.registry.auth import DockerConfigCredentials, GoogleCredentials, credentials_for
 from deploy.registry.client import RegistryAddress
-from deploy.model.errors import ConfigError
 
 
 def test_inline_auths_entry_matches_with_or_without_scheme(tmp_path: Path) -> None:
@@ -40,11 +40,14 @@ def test_google_registries_use_google_auth(host: str) -> None:
     assert credentials_for("127.0.0.1:5000").describe().startswith("the credentials for 127.0.0.1:5000")
 
 
-@pytest.mark.parametrize("text,host,path,loopback", [
-    ("127.0.0.1:5000/suite", "127.0.0.1:5000", "suite", True),
-    ("localhost:5000", "localhost:5000", "", True),
-    ("europe-west1-docker.pkg.dev/proj/repo", "europe-west1-docker.pkg.dev", "proj/repo", False),
-])
+@pytest.mark.parametrize(
+    "text,host,path,loopback",
+    [
+        ("127.0.0.1:5000/suite", "127.0.0.1:5000", "suite", True),
+        ("localhost:5000", "localhost:5000", "", True),
+        ("europe-west1-docker.pkg.dev/proj/repo", "europe-west1-docker.pkg.dev", "proj/repo", False),
+    ],
+)
 def test_registry_addresses(text: str, host: str, path: str, loopback: bool) -> None:
     address = RegistryAddress.parse(text)
     assert (address.host, address.path, address.is_loopback) == (host, path, loopback)

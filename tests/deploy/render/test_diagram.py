@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from deploy.render.diagram import mermaid
 from deploy.model.environments import LAYOUTS
+from deploy.render.diagram import mermaid
 from deploy.render.layout import build_layout
 from tests.helpers import k8sdeploy
 from tests.infra import ROOT
@@ -27,7 +27,8 @@ def test_the_readme_shows_the_current_diagram(layout: str) -> None:
     result = k8sdeploy("render", "--format", "mermaid", "--layout", layout, env="local")
     assert result.exit_code == 0, result.output
     assert readme_block(layout) == result.stdout, (
-        f"README.md's {layout} diagram is out of date: paste in `k8sdeploy render --format mermaid --layout {layout}`")
+        f"README.md's {layout} diagram is out of date: paste in `k8sdeploy render --format mermaid --layout {layout}`"
+    )
 
 
 def arrows(diagram: str) -> set[tuple[str, str, str]]:
@@ -38,8 +39,10 @@ def test_split_pods_draws_each_call_with_the_address_it_uses() -> None:
     drawn = arrows(mermaid(build_layout("split-pods", "mysql"), "LoadBalancer", 80))
     assert drawn == {
         ("client", "LoadBalancer Service nginx-lua:80", "nginx_lua"),
-        ("nginx_lua", "frontend:8081", "frontend"), ("nginx_lua", "authentication:8082", "authentication"),
-        ("nginx_lua", "session:8084", "session"), ("frontend", "person:8085", "person"),
+        ("nginx_lua", "frontend:8081", "frontend"),
+        ("nginx_lua", "authentication:8082", "authentication"),
+        ("nginx_lua", "session:8084", "session"),
+        ("frontend", "person:8085", "person"),
         ("person", "authorisation:8083", "authorisation"),
         *((service, "mysql:3306", "mysql") for service in ("authentication", "authorisation", "session", "person")),
     }
@@ -49,4 +52,9 @@ def test_single_pod_draws_one_pod_and_localhost_calls() -> None:
     diagram = mermaid(build_layout("single-pod"), "NodePort", 8080)
     assert diagram.count("subgraph ") == 1
     assert {address for _, address, _ in arrows(diagram)} - {"NodePort Service nginx-lua:8080"} == {
-        "127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083", "127.0.0.1:8084", "127.0.0.1:8085"}
+        "127.0.0.1:8081",
+        "127.0.0.1:8082",
+        "127.0.0.1:8083",
+        "127.0.0.1:8084",
+        "127.0.0.1:8085",
+    }

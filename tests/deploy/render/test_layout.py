@@ -13,21 +13,34 @@ from deploy.render.layout import GATEWAY_PART, SERVICE_PARTS, Layout, Pod, build
 def test_single_pod_calls_go_to_localhost() -> None:
     layout = build_layout("single-pod")
     assert [pod.name for pod in layout.pods] == ["auth-suite"]
-    assert layout.upstreams() == {"frontend": "127.0.0.1:8081", "authentication": "127.0.0.1:8082",
-                                  "session": "127.0.0.1:8084"}
+    assert layout.upstreams() == {
+        "frontend": "127.0.0.1:8081",
+        "authentication": "127.0.0.1:8082",
+        "session": "127.0.0.1:8084",
+    }
     assert layout.address("person", "authorisation") == "127.0.0.1:8083"
     assert layout.callers(layout.pods[0]) == ()  # nothing outside the pod calls into it
 
 
 def test_split_pods_calls_go_to_the_callees_service() -> None:
     layout = build_layout("split-pods")
-    assert [pod.name for pod in layout.pods] == ["nginx-lua", "frontend", "authentication", "authorisation",
-                                                 "session", "person"]
-    assert layout.upstreams() == {"frontend": "frontend:8081", "authentication": "authentication:8082",
-                                  "session": "session:8084"}
+    assert [pod.name for pod in layout.pods] == [
+        "nginx-lua",
+        "frontend",
+        "authentication",
+        "authorisation",
+        "session",
+        "person",
+    ]
+    assert layout.upstreams() == {
+        "frontend": "frontend:8081",
+        "authentication": "authentication:8082",
+        "session": "session:8084",
+    }
     assert layout.address("frontend", "person") == "person:8085"
-    callers = {pod.name: [(part.name, [p.name for p in pods]) for part, pods in layout.callers(pod)]
-               for pod in layout.pods}
+    callers = {
+        pod.name: [(part.name, [p.name for p in pods]) for part, pods in layout.callers(pod)] for pod in layout.pods
+    }
     assert callers["person"] == [("person", ["frontend"])] and callers["nginx-lua"] == []
 
 

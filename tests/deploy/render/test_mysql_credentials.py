@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pymysql
 import pytest
@@ -30,8 +30,13 @@ def server(tmp_path_factory: pytest.TempPathFactory, secret: dict[str, str]) -> 
     """A fresh server initialised as the image's entrypoint would: init.sql run by root over the socket."""
     work = tmp_path_factory.mktemp("mariadb-init")
     with mariadb_server(work) as db:
-        subprocess.run(["mariadb", f"--socket={work / 'mysqld.sock'}"], input=secret["init.sql"], text=True,
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mariadb", f"--socket={work / 'mysqld.sock'}"],
+            input=secret["init.sql"],
+            text=True,
+            check=True,
+            capture_output=True,
+        )
         yield db
 
 
@@ -41,8 +46,13 @@ def local_url(url: str, server: MariaDB) -> str:
 
 
 def connect(user: str, secret: dict[str, str], server: MariaDB, database: str) -> pymysql.Connection:
-    return pymysql.connect(host="127.0.0.1", port=server.port, user=user, database=database,
-                           password=password(MYSQL_SECRET, VARIANTS["split-pods-mysql"][0].name, user))
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=server.port,
+        user=user,
+        database=database,
+        password=password(MYSQL_SECRET, VARIANTS["split-pods-mysql"][0].name, user),
+    )
 
 
 def test_each_user_has_its_own_database_and_no_other(server: MariaDB, secret: dict[str, str]) -> None:
@@ -57,10 +67,14 @@ def test_each_user_has_its_own_database_and_no_other(server: MariaDB, secret: di
 
 
 def test_the_services_migrate_and_serve_with_the_rendered_urls(
-        server: MariaDB, secret: dict[str, str], tmp_path: Path) -> None:
-    services = [start_service(user, tmp_path, {"DATABASE_URL": local_url(secret[f"{user}-database-url"], server),
-                                               "DB_WAIT_SECONDS": "20"})
-                for user in USERS]
+    server: MariaDB, secret: dict[str, str], tmp_path: Path
+) -> None:
+    services = [
+        start_service(
+            user, tmp_path, {"DATABASE_URL": local_url(secret[f"{user}-database-url"], server), "DB_WAIT_SECONDS": "20"}
+        )
+        for user in USERS
+    ]
     try:
         for service in services:
             wait_ready(service, timeout=60)

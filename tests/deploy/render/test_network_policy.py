@@ -47,13 +47,25 @@ def port_admits(ports: list[dict] | None, port: int, protocol: str = "TCP") -> b
     return not ports or any(e["port"] == port and e.get("protocol", "TCP") == protocol for e in ports)
 
 
-def allowed(policies: list[dict], direction: str, namespace: str, labels: dict[str, str], peer: Source, port: int,
-            protocol: str = "TCP") -> bool:
+def allowed(
+    policies: list[dict],
+    direction: str,
+    namespace: str,
+    labels: dict[str, str],
+    peer: Source,
+    port: int,
+    protocol: str = "TCP",
+) -> bool:
     """Whether the policies of a pod with `labels` in `namespace` let `peer` connect to its `port` (direction
     "Ingress"), or let it connect to `peer`:`port` ("Egress"); a pod no policy of that direction selects may."""
     rules, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
-    selecting = [p for p in policies if p["metadata"]["namespace"] == namespace
-                 and matches(p["spec"]["podSelector"], labels) and direction in p["spec"]["policyTypes"]]
+    selecting = [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == namespace
+        and matches(p["spec"]["podSelector"], labels)
+        and direction in p["spec"]["policyTypes"]
+    ]
     if not selecting:
         return True
     for policy in selecting:
@@ -70,15 +82,21 @@ def admitted(policies: list[dict], source: Source, namespace: str, labels: dict[
     return allowed(policies, "Ingress", namespace, labels, source, port)
 
 
-def sends(policies: list[dict], namespace: str, labels: dict[str, str], destination: Source, port: int,
-          protocol: str = "TCP") -> bool:
+def sends(
+    policies: list[dict], namespace: str, labels: dict[str, str], destination: Source, port: int, protocol: str = "TCP"
+) -> bool:
     """Whether a pod with `labels` in `namespace` may open a connection to `destination`:`port` (its egress)."""
     return allowed(policies, "Egress", namespace, labels, destination, port, protocol)
 
 
 # The calls of the issue, written out here rather than taken from the code under test.
-SUITE_CALLS = {("nginx-lua", "frontend", 8081), ("nginx-lua", "authentication", 8082),
-               ("nginx-lua", "session", 8084), ("frontend", "person", 8085), ("person", "authorisation", 8083)}
+SUITE_CALLS = {
+    ("nginx-lua", "frontend", 8081),
+    ("nginx-lua", "authentication", 8082),
+    ("nginx-lua", "session", 8084),
+    ("frontend", "person", 8085),
+    ("person", "authorisation", 8083),
+}
 DATABASE_CALLS = {(service, "mysql", 3306) for service in ("authentication", "authorisation", "session", "person")}
 EXPECTED = {
     "single-pod": {(ANYWHERE, "auth-suite", 8080)},
@@ -108,8 +126,11 @@ def test_policies_admit_exactly_the_suites_calls(variant: str) -> None:
     for target, template in pods.items():
         ports = [p["containerPort"] for c in template["spec"]["containers"] for p in c["ports"]] + [22, 9000]
         for port in ports:
-            allowed = {s.name for s in sources + strangers
-                       if admitted(policies, s, namespace, template["metadata"]["labels"], port)}
+            allowed = {
+                s.name
+                for s in sources + strangers
+                if admitted(policies, s, namespace, template["metadata"]["labels"], port)
+            }
             if allowed == {s.name for s in sources + strangers}:
                 found.add((ANYWHERE, target, port))
             else:
@@ -120,8 +141,14 @@ def test_policies_admit_exactly_the_suites_calls(variant: str) -> None:
 def test_the_evaluator_admits_everything_without_a_policy_and_scopes_pod_selectors() -> None:
     pod = {"app": "a"}
     assert admitted([], Source("x"), "ns", pod, 80)
-    policy = {"metadata": {"namespace": "ns"}, "spec": {"podSelector": {"matchLabels": {"app": "a"}},
-              "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": {}}]}]}}
+    policy = {
+        "metadata": {"namespace": "ns"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "a"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": {}}]}],
+        },
+    }
     assert admitted([policy], Source("b", "ns", {"app": "b"}), "ns", pod, 80)
     assert not admitted([policy], Source("b", "other", {"app": "b"}), "ns", pod, 80)
     assert not admitted([policy], Source("outside"), "ns", pod, 80)
@@ -139,11 +166,13 @@ def test_pods_send_only_the_suites_calls_and_dns(variant: str) -> None:
         labels = template["metadata"]["labels"]
         for target, other in pods.items():
             for port in [p["containerPort"] for c in other["spec"]["containers"] for p in c["ports"]] + [22]:
-                if target != source and sends(policies, namespace, labels, Source(target, namespace,
-                                                                                  other["metadata"]["labels"]), port):
+                if target != source and sends(
+                    policies, namespace, labels, Source(target, namespace, other["metadata"]["labels"]), port
+                ):
                     found.add((source, target, port))
-        assert sends(policies, namespace, labels, KUBE_DNS, 53, "UDP") and sends(policies, namespace, labels,
-                                                                                  KUBE_DNS, 53, "TCP")
+        assert sends(policies, namespace, labels, KUBE_DNS, 53, "UDP") and sends(
+            policies, namespace, labels, KUBE_DNS, 53, "TCP"
+        )
         assert not sends(policies, namespace, labels, KUBE_DNS, 8080)
         assert not sends(policies, namespace, labels, METADATA, 80)  # no node credentials
         assert not sends(policies, namespace, labels, Source("the Internet"), 443)

@@ -8,27 +8,46 @@ from __future__ import annotations
 import base64
 import os
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from deploy.model.suite import (
+    APP_USER_ID,
+    DATA_DIR,
+    GATEWAY_COMMAND,
+    GATEWAY_CONF,
+    GATEWAY_LUA_DIR,
+    GATEWAY_RUNTIME_DIR,
+    SCRATCH_DIR,
+    SERVICES,
+)
 from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from deploy.render.objects import Rendered, render
-from deploy.model.suite import (
-    APP_USER_ID, DATA_DIR, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_LUA_DIR, GATEWAY_RUNTIME_DIR, SCRATCH_DIR, SERVICES,
-)
 from tests.deploy.inputs import (
-    VARIANTS, VERSION, containers, fake_images, of_kind, pod_templates, render_variant, selects,
+    VARIANTS,
+    VERSION,
+    containers,
+    fake_images,
+    of_kind,
+    pod_templates,
+    render_variant,
+    selects,
 )
 from tests.infra import ROOT
 
 GOLDEN = ROOT / "tests" / "deploy" / "render" / "golden"
 SCHEMA_VERSIONS = ("1.30", "1.37")  # the oldest release we support, the newest the package ships
 PINNED = re.compile(r"^[^@\s]+:(?P<tag>[^:@/\s]+)@sha256:[0-9a-f]{64}$")
-LABELS = ("app.kubernetes.io/part-of", "app.kubernetes.io/name", "app.kubernetes.io/instance",
-          "app.kubernetes.io/version", "app.kubernetes.io/managed-by")
+LABELS = (
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+)
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
@@ -42,7 +61,8 @@ def test_matches_its_golden_file(variant: tuple[str, Rendered]) -> None:
     if os.environ.get("K8SDEPLOY_UPDATE_GOLDEN"):
         golden.write_text(rendered.yaml)
     assert list(yaml.safe_load_all(golden.read_text())) == list(rendered.objects), (
-        f"{golden.name} differs; if the change is intended, run K8SDEPLOY_UPDATE_GOLDEN=1 pytest {__file__}")
+        f"{golden.name} differs; if the change is intended, run K8SDEPLOY_UPDATE_GOLDEN=1 pytest {__file__}"
+    )
 
 
 @pytest.mark.parametrize("kubernetes", SCHEMA_VERSIONS)
@@ -79,8 +99,11 @@ def test_every_container_is_locked_down_probed_and_limited(variant: tuple[str, R
         assert pod["automountServiceAccountToken"] is False
         for container in pod["containers"]:
             assert container["securityContext"] == {
-                "runAsNonRoot": True, "runAsUser": APP_USER_ID, "runAsGroup": APP_USER_ID,
-                "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                "runAsNonRoot": True,
+                "runAsUser": APP_USER_ID,
+                "runAsGroup": APP_USER_ID,
+                "readOnlyRootFilesystem": True,
+                "allowPrivilegeEscalation": False,
                 "capabilities": {"drop": ["ALL"]},
             }, container["name"]
             assert container["imagePullPolicy"] == "IfNotPresent"
@@ -121,11 +144,19 @@ def test_the_gateway_reads_the_layouts_nginx_conf_from_a_config_map(variant: tup
     name, rendered = variant
     environment = VARIANTS[name][0]
     host = {"single-pod": "127.0.0.1"}.get(name)
-    upstreams = {s: f"{host or s}:{port}" for s, port in (("frontend", 8081), ("authentication", 8082),
-                                                           ("session", 8084))}
+    upstreams = {
+        s: f"{host or s}:{port}" for s, port in (("frontend", 8081), ("authentication", 8082), ("session", 8084))
+    }
     listen = "127.0.0.1:8080" if environment.target == "local" else "8080"  # the local target: loopback only
-    expected = render_nginx_conf(GatewayConfig(upstreams, listen=listen, runtime_dir=GATEWAY_RUNTIME_DIR,
-                                               lua_dir=GATEWAY_LUA_DIR, secure_cookies=environment.secure_cookies))
+    expected = render_nginx_conf(
+        GatewayConfig(
+            upstreams,
+            listen=listen,
+            runtime_dir=GATEWAY_RUNTIME_DIR,
+            lua_dir=GATEWAY_LUA_DIR,
+            secure_cookies=environment.secure_cookies,
+        )
+    )
     assert of_kind(rendered.objects, "ConfigMap")["nginx-lua-conf"]["data"]["nginx.conf"] == expected
     gateway = next(c for c in containers(rendered.objects) if c["name"] == "nginx-lua")
     mount = next(m for m in gateway["volumeMounts"] if m["mountPath"] == GATEWAY_CONF)
@@ -149,8 +180,10 @@ def test_single_pod_keeps_sqlite_on_empty_dirs_and_reaches_peers_on_localhost() 
     [(workload, template)] = pod_templates(rendered.objects)
     assert workload["spec"]["replicas"] == 1 and workload["spec"]["strategy"]["type"] == "Recreate"
     assert [c["name"] for c in template["spec"]["containers"]] == ["nginx-lua", *(s.name for s in SERVICES)]
-    env = {c["name"]: {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
-           for c in template["spec"]["containers"]}
+    env = {
+        c["name"]: {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+        for c in template["spec"]["containers"]
+    }
     assert env["person"]["AUTHORISATION_URL"] == "http://127.0.0.1:8083"
     users = {"secretKeyRef": {"name": "k8sdeploy-users", "key": "seed-users.json", "optional": True}}
     assert env["authentication"]["SEED_USERS"] == env["authorisation"]["SEED_USERS"] == users  # never a password
@@ -167,11 +200,21 @@ def test_split_pods_scale_by_the_environment_and_keep_sqlite_on_claims() -> None
     rendered = render_variant("split-pods")
     workloads = of_kind(rendered.objects, "Deployment")
     assert {name: w["spec"]["replicas"] for name, w in workloads.items()} == {
-        "nginx-lua": 2, "frontend": 3, "authentication": 1, "authorisation": 1, "session": 1, "person": 1}
+        "nginx-lua": 2,
+        "frontend": 3,
+        "authentication": 1,
+        "authorisation": 1,
+        "session": 1,
+        "person": 1,
+    }
     assert workloads["person"]["spec"]["strategy"]["type"] == "Recreate"  # one pod at a time on its claim
     assert workloads["frontend"]["spec"]["strategy"]["type"] == "RollingUpdate"
     assert set(of_kind(rendered.objects, "PersistentVolumeClaim")) == {
-        "authentication-data", "authorisation-data", "session-data", "person-data"}
+        "authentication-data",
+        "authorisation-data",
+        "session-data",
+        "person-data",
+    }
     services = of_kind(rendered.objects, "Service")
     assert services["nginx-lua"]["spec"]["type"] == "NodePort"
     assert {services[n]["spec"]["type"] for n in services if n != "nginx-lua"} == {"ClusterIP"}
@@ -205,14 +248,20 @@ def test_render_does_not_compute_tags() -> None:
 def addresses(rendered: Rendered) -> Iterator[tuple[dict, str, int]]:
     """(pod template, host, port) for each address a container of the pod is given: URLs in env,
     the Secret's DATABASE_URLs, the gateway's upstreams."""
-    secrets = {key: base64.b64decode(value).decode()
-               for item in of_kind(rendered.objects, "Secret").values() for key, value in item["data"].items()}
+    secrets = {
+        key: base64.b64decode(value).decode()
+        for item in of_kind(rendered.objects, "Secret").values()
+        for key, value in item["data"].items()
+    }
     nginx_conf = of_kind(rendered.objects, "ConfigMap")["nginx-lua-conf"]["data"]["nginx.conf"]
     for _, template in pod_templates(rendered.objects):
         for container in template["spec"]["containers"]:
             env = container.get("env", [])
-            values = [v.get("value") or secrets.get(v["valueFrom"]["secretKeyRef"]["key"], "") for v in env
-                      if "value" in v or not v["valueFrom"]["secretKeyRef"].get("optional")]  # not: SEED_USERS
+            values = [
+                v.get("value") or secrets.get(v["valueFrom"]["secretKeyRef"]["key"], "")
+                for v in env
+                if "value" in v or not v["valueFrom"]["secretKeyRef"].get("optional")
+            ]  # not: SEED_USERS
             if container["name"] == "nginx-lua":
                 values += re.findall(r"server (\S+);", nginx_conf)
             for value in values:
@@ -245,8 +294,10 @@ def test_the_gateway_service_exposes_the_gateways_port(variant: tuple[str, Rende
     service = of_kind(variant[1].objects, "Service")["nginx-lua"]
     assert service["spec"]["type"] == environment.service_type
     assert service["spec"]["externalTrafficPolicy"] == "Local"  # the login limit sees each client's address
-    assert service["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": environment.gateway_port,
-                                         "targetPort": 8080}]
-    [target] = [t for _, t in pod_templates(variant[1].objects)
-                if selects(service["spec"]["selector"], t["metadata"]["labels"])]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "protocol": "TCP", "port": environment.gateway_port, "targetPort": 8080}
+    ]
+    [target] = [
+        t for _, t in pod_templates(variant[1].objects) if selects(service["spec"]["selector"], t["metadata"]["labels"])
+    ]
     assert "nginx-lua" in [c["name"] for c in target["spec"]["containers"]]

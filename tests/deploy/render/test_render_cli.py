@@ -47,42 +47,84 @@ def one_error_line(result: Result) -> str:
 
 
 def test_an_unknown_layout_names_the_valid_ones(render_config: Path, tmp_path: Path) -> None:
-    result = k8sdeploy("render", "--layout", "nope", "--build-record", str(fake_record(tmp_path / "b.json")),
-                       env="dev", config=render_config, environ=NO_MYSQL_SECRET)
+    result = k8sdeploy(
+        "render",
+        "--layout",
+        "nope",
+        "--build-record",
+        str(fake_record(tmp_path / "b.json")),
+        env="dev",
+        config=render_config,
+        environ=NO_MYSQL_SECRET,
+    )
     assert one_error_line(result) == "error: unknown layout 'nope'; choose one of: single-pod, split-pods\n"
 
 
 def test_a_missing_build_record_says_how_to_make_one(render_config: Path, tmp_path: Path) -> None:
-    result = k8sdeploy("render", "--build-record", str(tmp_path / "none.json"),
-                       env="dev", config=render_config, environ=NO_MYSQL_SECRET)
+    result = k8sdeploy(
+        "render",
+        "--build-record",
+        str(tmp_path / "none.json"),
+        env="dev",
+        config=render_config,
+        environ=NO_MYSQL_SECRET,
+    )
     assert "no build record at" in one_error_line(result) and "run `k8sdeploy build`" in result.stderr
 
 
 def test_an_environment_missing_a_required_value_names_it(render_config: Path, tmp_path: Path) -> None:
-    result = k8sdeploy("render", "--build-record", str(fake_record(tmp_path / "b.json")),
-                       env="broken", config=render_config, environ=NO_MYSQL_SECRET)
-    assert 'environment \'broken\': database = "mysql" needs mysql_image' in one_error_line(result)
+    result = k8sdeploy(
+        "render",
+        "--build-record",
+        str(fake_record(tmp_path / "b.json")),
+        env="broken",
+        config=render_config,
+        environ=NO_MYSQL_SECRET,
+    )
+    assert "environment 'broken': database = \"mysql\" needs mysql_image" in one_error_line(result)
 
 
 def test_mysql_without_its_secret_names_the_variable(render_config: Path, tmp_path: Path) -> None:
-    result = k8sdeploy("render", "--build-record", str(fake_record(tmp_path / "b.json")),
-                       env="db", config=render_config, environ=NO_MYSQL_SECRET)
+    result = k8sdeploy(
+        "render",
+        "--build-record",
+        str(fake_record(tmp_path / "b.json")),
+        env="db",
+        config=render_config,
+        environ=NO_MYSQL_SECRET,
+    )
     assert "K8SDEPLOY_MYSQL_SECRET, which is not set" in one_error_line(result)
 
 
 def test_yaml_on_stdout_is_what_render_returns(render_config: Path, tmp_path: Path) -> None:
-    result = k8sdeploy("render", "--build-record", str(fake_record(tmp_path / "b.json")),
-                       env="db", config=render_config, environ={"K8SDEPLOY_MYSQL_SECRET": MYSQL_SECRET})
+    result = k8sdeploy(
+        "render",
+        "--build-record",
+        str(fake_record(tmp_path / "b.json")),
+        env="db",
+        config=render_config,
+        environ={"K8SDEPLOY_MYSQL_SECRET": MYSQL_SECRET},
+    )
     assert result.exit_code == 0 and result.stderr == ""
-    expected = render(load_environment("db", render_config), "split-pods", fake_images(), VERSION,
-                      mysql_secret=MYSQL_SECRET)
+    expected = render(
+        load_environment("db", render_config), "split-pods", fake_images(), VERSION, mysql_secret=MYSQL_SECRET
+    )
     assert list(yaml.safe_load_all(result.stdout)) == list(expected.objects)
 
 
 def test_json_is_a_list_and_notes_go_to_stderr(render_config: Path, tmp_path: Path) -> None:
-    result = k8sdeploy("render", "--layout", "single-pod", "--format", "json",
-                       "--build-record", str(fake_record(tmp_path / "b.json")), env="dev", config=render_config,
-                       environ=NO_MYSQL_SECRET)
+    result = k8sdeploy(
+        "render",
+        "--layout",
+        "single-pod",
+        "--format",
+        "json",
+        "--build-record",
+        str(fake_record(tmp_path / "b.json")),
+        env="dev",
+        config=render_config,
+        environ=NO_MYSQL_SECRET,
+    )
     assert result.exit_code == 0
     document = yaml.safe_load(result.stdout)
     assert document["kind"] == "List" and {item["kind"] for item in document["items"]} >= {"Deployment", "Service"}
@@ -90,12 +132,13 @@ def test_json_is_a_list_and_notes_go_to_stderr(render_config: Path, tmp_path: Pa
 
 
 def test_the_record_is_read_from_the_environments_default_place(
-        render_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    render_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(deploy.model.images, "STATE_DIR", tmp_path / "state")
     fake_record(deploy.model.images.build_record_path("dev"))
     result = k8sdeploy("render", "--layout", "split-pods", env="dev", config=render_config, environ=NO_MYSQL_SECRET)
     assert result.exit_code == 0, result.output
-    assert "image: \"127.0.0.1:5000/suite/person:" in result.stdout
+    assert 'image: "127.0.0.1:5000/suite/person:' in result.stdout
 
 
 def test_the_diagram_needs_no_build_record(render_config: Path) -> None:

@@ -13,8 +13,9 @@ down_revision = "0002"
 
 def upgrade() -> None:
     users = sa.table("users", sa.column("id", sa.Integer), sa.column("email", sa.String))
-    op.execute(users.delete().where(sa.and_(users.c.id.in_([1, 2]),
-                                            users.c.email.in_(["admin@test.com", "user@test.com"]))))
+    op.execute(
+        users.delete().where(sa.and_(users.c.id.in_([1, 2]), users.c.email.in_(["admin@test.com", "user@test.com"])))
+    )
 
 
 def downgrade() -> None:

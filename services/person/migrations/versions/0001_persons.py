@@ -18,11 +18,14 @@ def upgrade() -> None:
         sa.Column("last_name", sa.String(100), nullable=False),
         sa.Column("email", sa.String(254), nullable=False, server_default=""),
     )
-    op.bulk_insert(persons, [
-        {"id": 1, "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org"},
-        {"id": 2, "first_name": "Alan", "last_name": "Turing", "email": "alan@example.org"},
-        {"id": 3, "first_name": "Grace", "last_name": "Hopper", "email": "grace@example.org"},
-    ])
+    op.bulk_insert(
+        persons,
+        [
+            {"id": 1, "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org"},
+            {"id": 2, "first_name": "Alan", "last_name": "Turing", "email": "alan@example.org"},
+            {"id": 3, "first_name": "Grace", "last_name": "Hopper", "email": "grace@example.org"},
+        ],
+    )
 
 
 def downgrade() -> None:

@@ -5,9 +5,9 @@ and disks GKE's controllers would make simulated into the fake Compute API (test
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from google.oauth2.credentials import Credentials
@@ -47,8 +47,11 @@ class Cloud:
     def mutations(self, mark: tuple) -> list:
         """Mutating requests to GKE, Compute and the API server (by the tests' users) since `mark`."""
         gke, compute, kube = mark
-        return [*self.gke.mutating_requests()[gke:], *self.compute.mutating_requests()[compute:],
-                *self.kube.mutations(kube)]
+        return [
+            *self.gke.mutating_requests()[gke:],
+            *self.compute.mutating_requests()[compute:],
+            *self.kube.mutations(kube),
+        ]
 
     def flaky(self, share: float, seed: int = 6) -> None:
         """`share` of the requests to each API meet a fault: 429 or 503, a dropped connection, a lost answer."""
@@ -64,8 +67,15 @@ class Cloud:
 
     def apis(self, token: str = TOKEN) -> GoogleApis:
         registry = self.artifact_registry.address if self.artifact_registry else "artifactregistry.googleapis.com"
-        return GoogleApis(Credentials(token=token), self.gke.address, self.compute.address, "http", poll=0.01,
-                          artifact_registry_endpoint=registry, docker_locations=dict(self.docker_locations))
+        return GoogleApis(
+            Credentials(token=token),
+            self.gke.address,
+            self.compute.address,
+            "http",
+            poll=0.01,
+            artifact_registry_endpoint=registry,
+            docker_locations=dict(self.docker_locations),
+        )
 
     def cluster_deleted(self) -> None:
         """What deleting a GKE cluster does to what ran in it: all of it goes, the controllers first (so the
@@ -75,9 +85,12 @@ class Cloud:
         for service in self.kube.list("services"):
             if service["metadata"].get("finalizers"):
                 name = service["metadata"]["name"]
-                session.patch(f"{self.kube.server}/api/v1/namespaces/{self.namespace}/services/{name}",
-                              json={"metadata": {"finalizers": None}},
-                              headers={"Content-Type": "application/merge-patch+json"}, timeout=10)
+                session.patch(
+                    f"{self.kube.server}/api/v1/namespaces/{self.namespace}/services/{name}",
+                    json={"metadata": {"finalizers": None}},
+                    headers={"Content-Type": "application/merge-patch+json"},
+                    timeout=10,
+                )
         session.delete(f"{self.kube.server}/api/v1/namespaces/{self.namespace}", timeout=10)
         self.kube.wait_gone("namespaces", self.namespace)
 
@@ -120,7 +133,13 @@ def target(cloud: Cloud, said: list[str]):  # noqa: ANN201 - a GkeTarget
 
 def config_file(path: Path, namespace: str = "auth-suite", **gke: str) -> Path:
     settings = {"project": "my-project", "location": "europe-west1-b", "cluster": "ms-auth", **gke}
-    lines = [f'[environments.{ENV}]', 'target = "gke"', 'service_type = "LoadBalancer"', f'namespace = "{namespace}"',
-             "allow_plain_http = true", f'[environments.{ENV}.gke]']
+    lines = [
+        f"[environments.{ENV}]",
+        'target = "gke"',
+        'service_type = "LoadBalancer"',
+        f'namespace = "{namespace}"',
+        "allow_plain_http = true",
+        f"[environments.{ENV}.gke]",
+    ]
     path.write_text("\n".join(lines + [f'{key} = "{value}"' for key, value in settings.items()]) + "\n")
     return path

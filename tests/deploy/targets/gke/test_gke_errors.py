@@ -25,13 +25,15 @@ def failure(cloud: Cloud, **settings: str) -> CloudError:
 def test_unknown_project(cloud: Cloud) -> None:
     assert str(failure(cloud, project="nosuch")) == (
         "project 'nosuch' does not exist or these credentials cannot see it; "
-        "set project in [environments.staging-test.gke] to an existing project id")
+        "set project in [environments.staging-test.gke] to an existing project id"
+    )
 
 
 def test_unknown_zone(cloud: Cloud) -> None:
     assert str(failure(cloud, location="europe-west1-q")) == (
         "GKE has no location 'europe-west1-q' in project 'my-project'; set location in "
-        "[environments.staging-test.gke] to a zone (europe-west1-b) or a region (europe-west1)")
+        "[environments.staging-test.gke] to a zone (europe-west1-b) or a region (europe-west1)"
+    )
 
 
 @pytest.mark.parametrize("api", ["gke", "compute"])
@@ -40,8 +42,10 @@ def test_an_api_not_enabled_names_the_api_to_enable(cloud: Cloud, api: str) -> N
     fake.disabled = True  # compute: the cluster is created, then opening the firewall fails
     message = str(failure(cloud))
     assert message.startswith(f"{fake.service} is not enabled in project 'my-project' (while ")
-    assert message.endswith(f"enable it: gcloud services enable {fake.service} --project my-project (or in the "
-                            "console's API library), wait a minute, and run again")
+    assert message.endswith(
+        f"enable it: gcloud services enable {fake.service} --project my-project (or in the "
+        "console's API library), wait a minute, and run again"
+    )
 
 
 def test_permission_denied(cloud: Cloud) -> None:
@@ -49,28 +53,36 @@ def test_permission_denied(cloud: Cloud) -> None:
     assert str(failure(cloud)) == (
         "permission denied while creating cluster ms-auth: Required 'container.clusters.create' permission for "
         "'projects/my-project'.; grant the credentials' account roles/container.admin and "
-        "roles/compute.securityAdmin on project my-project")
+        "roles/compute.securityAdmin on project my-project"
+    )
 
 
 def test_failed_cluster_operation(cloud: Cloud) -> None:
-    cloud.gke.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
+    cloud.gke.fail_next = 'Insufficient regional quota to satisfy request: resource "CPUS"'
     message = str(failure(cloud))
-    assert message.startswith('creating cluster ms-auth failed: Insufficient regional quota to satisfy request: '
-                              'resource "CPUS"; fix that (quota, permissions or [environments.staging-test.gke]) '
-                              "and run again; operation operation-1-create_cluster")
+    assert message.startswith(
+        "creating cluster ms-auth failed: Insufficient regional quota to satisfy request: "
+        'resource "CPUS"; fix that (quota, permissions or [environments.staging-test.gke]) '
+        "and run again; operation operation-1-create_cluster"
+    )
 
 
 def test_failed_firewall_operation(cloud: Cloud) -> None:
     cloud.compute.fail_next = "Quota 'FIREWALLS' exceeded.  Limit: 100.0 globally."
-    assert str(failure(cloud)).startswith("opening the gateway's ports in firewall rule "
-                                          "k8sdeploy-ms-auth-staging-test-gateway failed: Quota 'FIREWALLS' exceeded.")
+    assert str(failure(cloud)).startswith(
+        "opening the gateway's ports in firewall rule "
+        "k8sdeploy-ms-auth-staging-test-gateway failed: Quota 'FIREWALLS' exceeded."
+    )
 
 
 def test_rejected_token(cloud: Cloud) -> None:
     target = gke_target(environment(cloud.namespace), lambda _line: None, cloud.apis(token="expired"))
-    with pytest.raises(CredentialsError, match=r"^no usable Google credentials while looking for cluster ms-auth "
-                                               r"\(The credentials do not contain the necessary fields need to "
-                                               r"refresh the access token.*\); set GOOGLE_APPLICATION_CREDENTIALS"):
+    with pytest.raises(
+        CredentialsError,
+        match=r"^no usable Google credentials while looking for cluster ms-auth "
+        r"\(The credentials do not contain the necessary fields need to "
+        r"refresh the access token.*\); set GOOGLE_APPLICATION_CREDENTIALS",
+    ):
         target.status()
 
 
@@ -82,9 +94,11 @@ def test_missing_credentials_through_the_cli(tmp_path: Path, monkeypatch: pytest
     result = k8sdeploy("status", env=ENV, config=config_file(tmp_path / "k.toml"))
     assert result.exit_code == 8
     assert result.stderr.startswith("error: no Google credentials found (")
-    assert result.stderr.rstrip().endswith("; set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or "
-                                           "run where workload identity or application default credentials are "
-                                           "set up)")
+    assert result.stderr.rstrip().endswith(
+        "; set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or "
+        "run where workload identity or application default credentials are "
+        "set up)"
+    )
 
 
 def test_status_and_down_through_the_cli(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,8 +17,8 @@ environment's gateway port, where this test runs the suite from source for the s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -55,23 +55,39 @@ def artifact_registry(tmp_path_factory: pytest.TempPathFactory, cli_cloud: Cloud
     """A project with no repository yet: the fake Artifact Registry API, and its Docker side in front of a real
     registry (it refuses pushes into a repository that does not exist)."""
     cli_cloud.artifact_registry = FakeArtifactRegistry(token=TOKEN).start()
-    with registry_server(tmp_path_factory.mktemp("artifact-registry")) as server, \
-            registry_proxy(server.host, ProxyRules(gate=cli_cloud.artifact_registry.docker_gate)) as host:
+    with (
+        registry_server(tmp_path_factory.mktemp("artifact-registry")) as server,
+        registry_proxy(server.host, ProxyRules(gate=cli_cloud.artifact_registry.docker_gate)) as host,
+    ):
         cli_cloud.docker_locations[host] = cli_cloud.artifact_registry.location
         yield Registry(host, server.root)
 
 
 @pytest.fixture(scope="module")
-def gke_config(tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry, sqlite_suite: LocalSuite,
-               cli_cloud: Cloud) -> Path:
+def gke_config(
+    tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry, sqlite_suite: LocalSuite, cli_cloud: Cloud
+) -> Path:
     path = tmp_path_factory.mktemp("gke-releases") / "k8sdeploy.toml"
-    path.write_text("\n".join([
-        f"[environments.{ENV}]", 'target = "gke"', 'layout = "single-pod"', 'service_type = "LoadBalancer"',
-        f'namespace = "{cli_cloud.namespace}"', "allow_plain_http = true",
-        "demo_users = true",  # the smoke login reaches the suite run from source, which seeds the demo users
-        f'registry = "{artifact_registry.host}/my-project/suite"', f"gateway_port = {sqlite_suite.settings.base_port}",
-        f"[environments.{ENV}.gke]", 'project = "my-project"', 'location = "europe-west1-b"', 'cluster = "ms-auth"',
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                f"[environments.{ENV}]",
+                'target = "gke"',
+                'layout = "single-pod"',
+                'service_type = "LoadBalancer"',
+                f'namespace = "{cli_cloud.namespace}"',
+                "allow_plain_http = true",
+                "demo_users = true",  # the smoke login reaches the suite run from source, which seeds the demo users
+                f'registry = "{artifact_registry.host}/my-project/suite"',
+                f"gateway_port = {sqlite_suite.settings.base_port}",
+                f"[environments.{ENV}.gke]",
+                'project = "my-project"',
+                'location = "europe-west1-b"',
+                'cluster = "ms-auth"',
+            ]
+        )
+        + "\n"
+    )
     return path
 
 
@@ -102,15 +118,18 @@ def refs(document: dict) -> set[str]:
 
 class TestGkeReleases:
     def test_up_a_creates_the_repository_and_the_cluster_pushes_and_records(
-            self, gke_config: Path, gke_sources: dict, cli_cloud: Cloud, artifact_registry: Registry) -> None:
+        self, gke_config: Path, gke_sources: dict, cli_cloud: Cloud, artifact_registry: Registry
+    ) -> None:
         assert cli_cloud.artifact_registry.repository("my-project", "suite") is None  # a fresh project
         result = k8sdeploy("up", "--source", str(gke_sources["a"]), "--output", "json", env=ENV, config=gke_config)
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)
         assert (document["command"], document["result"], document["version"]) == ("up", "ok", "1.0.0")
         assert set(document["durations"]) == {"build", "render", "apply", "wait", "smoke", "record"}
-        assert all(ref.startswith(f"{artifact_registry.host}/my-project/suite/") and ":1.0.0@sha256:" in ref
-                   for ref in refs(document))
+        assert all(
+            ref.startswith(f"{artifact_registry.host}/my-project/suite/") and ":1.0.0@sha256:" in ref
+            for ref in refs(document)
+        )
         repository = cli_cloud.artifact_registry.repository("my-project", "suite")
         assert repository["labels"] == {"managed-by": "k8sdeploy"} and repository["dockerConfig"]["immutableTags"]
         assert set(repository["cleanupPolicies"]) == {"k8sdeploy-keep-newest", "k8sdeploy-delete-old"}  # none recorded
@@ -152,12 +171,23 @@ class TestGkeReleases:
         assert deployed_images(cli_cloud.kube) == refs(SEEN["a"])
         assert cli_cloud.gke.mutations == clusters  # the cluster was there: not touched
 
-    def test_a_failing_c_is_rolled_back_and_exits_not_ready(self, gke_config: Path, gke_sources: dict,
-                                                            cli_cloud: Cloud) -> None:
+    def test_a_failing_c_is_rolled_back_and_exits_not_ready(
+        self, gke_config: Path, gke_sources: dict, cli_cloud: Cloud
+    ) -> None:
         cli_cloud.kube.logs({"person": CRASH_LOG})
         cli_cloud.kube.simulate("crash-loop", "person", C_PERSON)
-        result = k8sdeploy("up", "--source", str(gke_sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "60", "--output", "json", env=ENV, config=gke_config)
+        result = k8sdeploy(
+            "up",
+            "--source",
+            str(gke_sources["c"]),
+            "--rollback-on-failure",
+            "--wait-timeout",
+            "60",
+            "--output",
+            "json",
+            env=ENV,
+            config=gke_config,
+        )
         assert result.exit_code == 5, result.stderr
         document = valid(result.stdout)
         assert document["result"] == "failed" and document["exit_code"] == 5
@@ -169,16 +199,33 @@ class TestGkeReleases:
         assert deployed_images(cli_cloud.kube) == refs(SEEN["a"])
         history = valid(k8sdeploy("history", "--output", "json", env=ENV, config=gke_config).stdout)["releases"]
         assert [(r["version"], r["action"]) for r in history] == [
-            ("1.0.0", "rollback"), ("1.0.0", "rollback"), ("1.1.0", "up"), ("1.0.0", "up")]  # C never recorded
+            ("1.0.0", "rollback"),
+            ("1.0.0", "rollback"),
+            ("1.1.0", "up"),
+            ("1.0.0", "up"),
+        ]  # C never recorded
 
-    def test_a_rollback_that_fails_too_names_both_failures(self, gke_config: Path, gke_sources: dict,
-                                                           cli_cloud: Cloud) -> None:
+    def test_a_rollback_that_fails_too_names_both_failures(
+        self, gke_config: Path, gke_sources: dict, cli_cloud: Cloud
+    ) -> None:
         cli_cloud.kube.simulate("crash-loop", "person", "true")  # now A's person crashes as well:
         for pod in cli_cloud.kube.list("pods"):  # its running pod is replaced by one that crashes
-            cli_cloud.kube.session().delete(f"{cli_cloud.kube.server}/api/v1/namespaces/{cli_cloud.namespace}/pods/"
-                                        f"{pod['metadata']['name']}", timeout=10)
-        result = k8sdeploy("up", "--source", str(gke_sources["c"]), "--rollback-on-failure",
-                           "--wait-timeout", "60", "--output", "json", env=ENV, config=gke_config)
+            cli_cloud.kube.session().delete(
+                f"{cli_cloud.kube.server}/api/v1/namespaces/{cli_cloud.namespace}/pods/{pod['metadata']['name']}",
+                timeout=10,
+            )
+        result = k8sdeploy(
+            "up",
+            "--source",
+            str(gke_sources["c"]),
+            "--rollback-on-failure",
+            "--wait-timeout",
+            "60",
+            "--output",
+            "json",
+            env=ENV,
+            config=gke_config,
+        )
         assert result.exit_code == 5, result.stderr
         error = valid(result.stdout)["error"]
         assert error["type"] == "RollbackFailed"

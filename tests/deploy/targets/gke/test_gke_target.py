@@ -5,7 +5,7 @@ the fake GKE hands out as the cluster's endpoint."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -13,6 +13,7 @@ from deploy.compose import gke_target
 from deploy.devrun import LocalSuite
 from deploy.model.errors import CloudError, ConfigError, LeftoversError
 from deploy.smoke import HttpSmoke
+from deploy.targets.gke.target import GkeTarget
 from tests.deploy.targets.gke.conftest import ENV, Cloud, environment
 from tests.deploy.targets.kube.objects import single_pod, split_pods
 
@@ -27,18 +28,23 @@ def wait_for(condition: Callable[[], object], timeout: float = 30) -> None:
 
 
 def test_first_apply_creates_cluster_objects_and_firewall_then_a_second_changes_nothing(
-        cloud: Cloud, target, said: list[str], sqlite_suite: LocalSuite) -> None:  # noqa: ANN001
+    cloud: Cloud, target: GkeTarget, said: list[str], sqlite_suite: LocalSuite
+) -> None:
     objects = single_pod(ENV)
     objects[0]["spec"]["ports"][0]["port"] = sqlite_suite.settings.base_port  # the LB address reaches the real suite
     target.apply(objects)
     cloud.controller.wait_idle()
     cluster = cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]
     assert cluster["status"] == "RUNNING" and cluster["resourceLabels"]["managed-by"] == "k8sdeploy"
-    assert {k: cluster["nodeConfig"][k] for k in ("machineType", "tags")} == {"machineType": "e2-small",
-                                                                             "tags": ["k8sdeploy-ms-auth"]}
+    assert {k: cluster["nodeConfig"][k] for k in ("machineType", "tags")} == {
+        "machineType": "e2-small",
+        "tags": ["k8sdeploy-ms-auth"],
+    }
     assert cluster["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
-    assert cluster["nodeConfig"]["shieldedInstanceConfig"] == {"enableSecureBoot": True,
-                                                               "enableIntegrityMonitoring": True}
+    assert cluster["nodeConfig"]["shieldedInstanceConfig"] == {
+        "enableSecureBoot": True,
+        "enableIntegrityMonitoring": True,
+    }
     assert "serviceAccount" not in cluster["nodeConfig"]  # none configured: GKE's default, and a note says so
     assert any(line.startswith("note: the nodes run as the project's Compute Engine default") for line in said)
     assert cluster["networkConfig"] == {"datapathProvider": "ADVANCED_DATAPATH"}  # enforces the NetworkPolicies
@@ -46,12 +52,16 @@ def test_first_apply_creates_cluster_objects_and_firewall_then_a_second_changes_
     assert cluster["shieldedNodes"] == {"enabled": True} and cluster["ipAllocationPolicy"]["useIpAliases"]
     assert any(line.startswith("creating cluster ms-auth: running") for line in said)
     assert {(plural, name) for plural, name in cloud.kube.owned() if plural != "pods"} == {
-        ("namespaces", cloud.namespace), ("configmaps", "gateway-conf"), ("deployments", "auth-suite"),
-        ("services", "gateway")}
+        ("namespaces", cloud.namespace),
+        ("configmaps", "gateway-conf"),
+        ("deployments", "auth-suite"),
+        ("services", "gateway"),
+    }
     rule = cloud.compute.resources[("firewalls", "global", FIREWALL)]
     node_port = cloud.kube.get("services", "gateway")["spec"]["ports"][0]["nodePort"]
-    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": sorted(
-        [str(sqlite_suite.settings.base_port), "8080", str(node_port)], key=int)}]
+    assert rule["allowed"] == [
+        {"IPProtocol": "tcp", "ports": sorted([str(sqlite_suite.settings.base_port), "8080", str(node_port)], key=int)}
+    ]
     assert rule["targetTags"] == ["k8sdeploy-ms-auth"] and rule["sourceRanges"] == ["0.0.0.0/0"]
     target.wait(timeout=60)
     assert target.gateway_url() == f"http://127.0.0.1:{sqlite_suite.settings.base_port}"
@@ -72,18 +82,22 @@ def test_status_names_the_cluster_and_the_address(cloud: Cloud, target, said: li
     assert said[-1] == "gateway: http://127.0.0.1:8080"
 
 
-def test_down_deletes_load_balancers_first_claims_after_workloads_and_leaves_nothing(
-        cloud: Cloud, target) -> None:  # noqa: ANN001
+def test_down_deletes_load_balancers_first_claims_after_workloads_and_leaves_nothing(cloud: Cloud, target) -> None:  # noqa: ANN001
     target.apply(split_pods(ENV))
     wait_for(lambda: cloud.compute.names("forwardingRules") and cloud.compute.names("disks"))
     mark = cloud.kube.mark()
     removed = target.down()
     assert removed[0] == "Service/gateway" and removed[-4:] == (
-        "PersistentVolumeClaim/person-data", f"Namespace/{cloud.namespace}", f"firewall rule {FIREWALL}",
-        "cluster ms-auth")
+        "PersistentVolumeClaim/person-data",
+        f"Namespace/{cloud.namespace}",
+        f"firewall rule {FIREWALL}",
+        "cluster ms-auth",
+    )
     deletes = [line for line in cloud.kube.mutations(mark) if line.startswith("delete ")]
     assert deletes[0] == "delete services/gateway" and deletes[-2:] == [
-        "delete persistentvolumeclaims/person-data", f"delete namespaces/{cloud.namespace}"]
+        "delete persistentvolumeclaims/person-data",
+        f"delete namespaces/{cloud.namespace}",
+    ]
     assert cloud.compute.everything() == [] and cloud.gke.clusters == {} and cloud.kube.owned() == []
     mark = cloud.mark()
     assert target.down() == ()
@@ -107,15 +121,17 @@ def test_leftovers_are_reported_with_exit_7(cloud: Cloud, target) -> None:  # no
     leaked = "a" + uid.replace("-", "")[:31]
     cloud.controller.leaks.add(leaked)  # its controller fails to delete this Service's forwarding rule and pool
     target.cloud_timeout = 1  # how long down waits for them before it audits
-    description = '{"kubernetes.io/service-name":"%s/gateway"}' % cloud.namespace  # another cluster's, same names
+    description = f'{{"kubernetes.io/service-name":"{cloud.namespace}/gateway"}}'  # another cluster's, same names
     cloud.compute.put("forwardingRules", "regions/europe-west1", {"name": "a" + "0" * 31, "description": description})
     cloud.compute.put("disks", "zones/europe-west1-b", {"name": "unrelated", "description": "someone else's"})
     with pytest.raises(LeftoversError) as caught:
         target.down()
     assert caught.value.exit_code == 7
-    assert str(caught.value).startswith("2 Compute resource(s) of environment staging-test are left: "
-                                        f"forwardingRule regions/europe-west1/{leaked}, targetPool regions/europe-west1/"
-                                        f"{leaked}; delete them")
+    assert str(caught.value).startswith(
+        "2 Compute resource(s) of environment staging-test are left: "
+        f"forwardingRule regions/europe-west1/{leaked}, targetPool regions/europe-west1/"
+        f"{leaked}; delete them"
+    )
     assert cloud.gke.clusters == {}  # the rest went
 
 
@@ -132,8 +148,9 @@ def test_two_environments_in_one_cluster_do_not_report_each_other(cloud: Cloud, 
     cloud.controller.wait_idle()
     try:
         assert "Service/gateway" in a.down()
-        assert cloud.compute.names("forwardingRules") and "k8sdeploy-ms-auth-other-test-gateway" in \
-            cloud.compute.names("firewalls")  # b's are there, and were not a's leftovers
+        assert cloud.compute.names("forwardingRules") and "k8sdeploy-ms-auth-other-test-gateway" in cloud.compute.names(
+            "firewalls"
+        )  # b's are there, and were not a's leftovers
         assert "Service/gateway" in b.down()
     finally:
         cloud.kube.session().delete(f"{cloud.kube.server}/api/v1/namespaces/{other}", timeout=10)
@@ -155,19 +172,27 @@ def test_thirty_percent_faults_converge(cloud: Cloud, target, seed: int) -> None
 def test_an_existing_cluster_with_other_settings_stops_the_deploy(cloud: Cloud, target) -> None:  # noqa: ANN001
     target.apply([])
     other = gke_target(environment(cloud.namespace, machine_type="e2-standard-4"), lambda _line: None, cloud.apis())
-    with pytest.raises(ConfigError, match="cluster ms-auth exists with machine type e2-small "
-                                          r"\(configured e2-standard-4\), which k8sdeploy cannot change"):
+    with pytest.raises(
+        ConfigError,
+        match="cluster ms-auth exists with machine type e2-small "
+        r"\(configured e2-standard-4\), which k8sdeploy cannot change",
+    ):
         other.apply(single_pod(ENV))
 
 
-def test_an_existing_cluster_that_enforces_no_policies_is_warned_about(cloud: Cloud, target,  # noqa: ANN001
-                                                                      said: list[str]) -> None:
+def test_an_existing_cluster_that_enforces_no_policies_is_warned_about(
+    cloud: Cloud,
+    target,  # noqa: ANN001
+    said: list[str],
+) -> None:
     target.apply([])
     assert not any("does not enforce NetworkPolicies" in line for line in said)  # ours: Dataplane V2
     del cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]["networkConfig"]  # someone's older cluster
     target.apply([])
-    assert "warning: cluster ms-auth does not enforce NetworkPolicies (no Dataplane V2, no network policy add-on): " \
-           "the layout's policies are applied but not enforced" in said
+    assert (
+        "warning: cluster ms-auth does not enforce NetworkPolicies (no Dataplane V2, no network policy add-on): "
+        "the layout's policies are applied but not enforced" in said
+    )
 
 
 def test_a_cluster_k8sdeploy_did_not_create_is_kept(cloud: Cloud, target, said: list[str]) -> None:  # noqa: ANN001
@@ -183,9 +208,12 @@ def test_down_waits_for_a_cluster_still_being_created(cloud: Cloud, target, said
     FAILED_PRECONDITION 'Cluster is running incompatible operation' (before: that error, and the cluster left)."""
     from google.cloud import container_v1
 
-    cluster = container_v1.Cluster(name="ms-auth", initial_node_count=1, resource_labels={"managed-by": "k8sdeploy"},
-                                   node_config=container_v1.NodeConfig(machine_type="e2-small",
-                                                                       tags=["k8sdeploy-ms-auth"]))
+    cluster = container_v1.Cluster(
+        name="ms-auth",
+        initial_node_count=1,
+        resource_labels={"managed-by": "k8sdeploy"},
+        node_config=container_v1.NodeConfig(machine_type="e2-small", tags=["k8sdeploy-ms-auth"]),
+    )
     target.cluster.client.create_cluster(parent=target.cluster.parent, cluster=cluster)
     assert target.down()[-1] == "cluster ms-auth"
     assert any(line.endswith("is provisioning; waiting for that to finish") for line in said)
@@ -197,7 +225,10 @@ def test_nodes_run_as_the_configured_service_account(cloud: Cloud, said: list[st
     target = gke_target(environment(cloud.namespace, node_service_account=account), said.append, cloud.apis())
     target.cluster.ensure()
     node = cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]["nodeConfig"]
-    assert (node["serviceAccount"], node["oauthScopes"]) == (account, ["https://www.googleapis.com/auth/cloud-platform"])
+    assert (node["serviceAccount"], node["oauthScopes"]) == (
+        account,
+        ["https://www.googleapis.com/auth/cloud-platform"],
+    )
     assert not any(line.startswith("note: the nodes run as") for line in said)
 
 

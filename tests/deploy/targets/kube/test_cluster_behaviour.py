@@ -35,15 +35,19 @@ def with_claim_template(objects: list[dict]) -> list[dict]:
     objects = copy.deepcopy(objects)
     person = next(o for o in objects if o["kind"] == "StatefulSet")
     template_labels = {k: v for k, v in labels(ENV, "person").items() if k != "app.kubernetes.io/version"}
-    person["spec"]["volumeClaimTemplates"] = [{"metadata": {"name": "data", "labels": template_labels},
-                                               "spec": {"accessModes": ["ReadWriteOnce"],
-                                                        "resources": {"requests": {"storage": "1Gi"}}}}]
+    person["spec"]["volumeClaimTemplates"] = [
+        {
+            "metadata": {"name": "data", "labels": template_labels},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        }
+    ]
     person["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
     return objects
 
 
-def test_down_deletes_claims_after_the_pods_that_use_them(target: KubeTarget, kube: KubeCluster,
-                                                          said: list[str]) -> None:
+def test_down_deletes_claims_after_the_pods_that_use_them(
+    target: KubeTarget, kube: KubeCluster, said: list[str]
+) -> None:
     """A claim in use keeps kubernetes.io/pvc-protection until its pods are gone (before: claims were deleted
     first and waited for, so down stalled until its timeout)."""
     target.apply(with_claim(split_pods(ENV, "NodePort"), "session", "person-data"))
@@ -55,9 +59,9 @@ def test_down_deletes_claims_after_the_pods_that_use_them(target: KubeTarget, ku
     assert removed[-1] == f"Namespace/{kube.namespace}" and kube.owned() == []
 
 
-def test_claims_of_a_statefulset_template_survive_ups_and_a_layout_round_trip(target: KubeTarget,
-                                                                               kube: KubeCluster,
-                                                                               said: list[str]) -> None:
+def test_claims_of_a_statefulset_template_survive_ups_and_a_layout_round_trip(
+    target: KubeTarget, kube: KubeCluster, said: list[str]
+) -> None:
     """The StatefulSet's claim carries the template's labels, which match the prune selector (before: each
     apply deleted it, and the data with it)."""
     split = with_claim_template(split_pods(ENV, "NodePort"))
@@ -76,8 +80,10 @@ def test_claims_of_a_statefulset_template_survive_ups_and_a_layout_round_trip(ta
 
 def test_a_rollout_is_ready_only_when_the_new_pods_are(target: KubeTarget, kube: KubeCluster) -> None:
     """The new generation is observed before its pods exist (before: the old, ready pods passed the wait)."""
-    objects = [gateway_service(ENV, "NodePort"),
-               deployment(ENV, "frontend", [{"name": "frontend", "image": "example/frontend:1"}])]
+    objects = [
+        gateway_service(ENV, "NodePort"),
+        deployment(ENV, "frontend", [{"name": "frontend", "image": "example/frontend:1"}]),
+    ]
     target.apply(objects)
     target.wait(timeout=60)
     objects[1]["spec"]["template"]["spec"]["containers"][0]["image"] = "example/frontend:2"
@@ -87,8 +93,9 @@ def test_a_rollout_is_ready_only_when_the_new_pods_are(target: KubeTarget, kube:
         target.readiness.wait(timeout=5)
 
 
-def test_up_right_after_a_namespace_was_deleted_waits_for_it(target: KubeTarget, kube: KubeCluster,
-                                                             said: list[str]) -> None:
+def test_up_right_after_a_namespace_was_deleted_waits_for_it(
+    target: KubeTarget, kube: KubeCluster, said: list[str]
+) -> None:
     """A deleted namespace stays Terminating and refuses new objects with 403 (before: reported as a missing
     permission); a down while it terminates is a no-op that exits 0."""
     target.apply(split_pods(ENV, "NodePort"))
@@ -112,7 +119,9 @@ def test_a_tls_failure_is_one_cloud_error(kube: KubeCluster, tmp_path: Path) -> 
     other_ca = kube.cluster.state / "pki/apiserver.crt"  # a certificate, but not the CA that signed the server's
     config["clusters"][0]["cluster"]["certificate-authority"] = str(other_ca)
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(CloudError, match=r"^no TLS connection to the Kubernetes API at https://127\.0\.0\.1:") as caught:
+    with pytest.raises(
+        CloudError, match=r"^no TLS connection to the Kubernetes API at https://127\.0\.0\.1:"
+    ) as caught:
         KubeTarget(kubeconfig_api("test", path), kube.namespace, ENV).status()
     assert caught.value.exit_code == 8 and "\n" not in str(caught.value)
 
@@ -139,16 +148,23 @@ def test_what_cannot_be_patched_is_replaced(target: KubeTarget, kube: KubeCluste
     target.wait(timeout=60)
 
 
-def test_the_mysql_claim_of_the_real_render_survives_ups_and_a_layout_round_trip(target: KubeTarget,
-                                                                                 kube: KubeCluster) -> None:
+def test_the_mysql_claim_of_the_real_render_survives_ups_and_a_layout_round_trip(
+    target: KubeTarget, kube: KubeCluster
+) -> None:
     """split-pods with MySQL as `render` makes it (its StatefulSet's claim template): up twice, to single-pod and
     back keep the same claim (its uid), and down --volumes leaves no object."""
     from deploy.model.environments import Environment
     from deploy.render.objects import render
     from tests.deploy.inputs import MYSQL_IMAGE, MYSQL_SECRET, VERSION, fake_images
 
-    environment = Environment(name=ENV, target="kubeconfig", namespace=kube.namespace, layout="split-pods",
-                              database="mysql", mysql_image=MYSQL_IMAGE)
+    environment = Environment(
+        name=ENV,
+        target="kubeconfig",
+        namespace=kube.namespace,
+        layout="split-pods",
+        database="mysql",
+        mysql_image=MYSQL_IMAGE,
+    )
 
     def objects(layout: str) -> tuple[dict, ...]:  # single-pod keeps SQLite: the environment says sqlite there
         chosen = environment if layout == "split-pods" else environment.model_copy(update={"database": "sqlite"})

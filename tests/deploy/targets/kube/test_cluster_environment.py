@@ -18,17 +18,37 @@ from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry
 
 ENV = "cluster-test"
-KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet", "services": "Service", "configmaps": "ConfigMap",
-         "secrets": "Secret", "persistentvolumeclaims": "PersistentVolumeClaim", "networkpolicies": "NetworkPolicy"}
+KINDS = {
+    "deployments": "Deployment",
+    "statefulsets": "StatefulSet",
+    "services": "Service",
+    "configmaps": "ConfigMap",
+    "secrets": "Secret",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+    "networkpolicies": "NetworkPolicy",
+}
 
 
 @pytest.fixture
 def cluster_config(tmp_path: Path, kubeconfig: Path, kube: KubeCluster, registry: Registry) -> Path:
     path = tmp_path / "k8sdeploy.toml"
-    path.write_text("\n".join([
-        f"[environments.{ENV}]", 'target = "kubeconfig"', f'kubeconfig = "{kubeconfig}"', 'kube_context = "test"',
-        f'registry = "{registry.host}/suite"', f'namespace = "{kube.namespace}"', 'layout = "split-pods"',
-        'service_type = "NodePort"', "smoke = false", "allow_plain_http = true"]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                f"[environments.{ENV}]",
+                'target = "kubeconfig"',
+                f'kubeconfig = "{kubeconfig}"',
+                'kube_context = "test"',
+                f'registry = "{registry.host}/suite"',
+                f'namespace = "{kube.namespace}"',
+                'layout = "split-pods"',
+                'service_type = "NodePort"',
+                "smoke = false",
+                "allow_plain_http = true",
+            ]
+        )
+        + "\n"
+    )
     return path
 
 
@@ -38,8 +58,11 @@ def seeded_users(kube: KubeCluster) -> list[dict]:
 
 
 def pod_of(kube: KubeCluster, container: str) -> str:
-    return next(pod["metadata"]["name"] for pod in kube.list("pods")
-                if container in {c["name"] for c in pod["spec"]["containers"]})
+    return next(
+        pod["metadata"]["name"]
+        for pod in kube.list("pods")
+        if container in {c["name"] for c in pod["spec"]["containers"]}
+    )
 
 
 def kinds(owned: list[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -47,12 +70,14 @@ def kinds(owned: list[tuple[str, str]]) -> set[tuple[str, str]]:
 
 
 @pytest.mark.timeout(900)
-def test_up_twice_switch_layout_and_down(cluster_config: Path, kube: KubeCluster, source_repo: Path,
-                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_up_twice_switch_layout_and_down(
+    cluster_config: Path, kube: KubeCluster, source_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     checkout = str(clone(source_repo, tmp_path / "checkout"))
-    first = k8sdeploy("up", "--source", checkout, "--wait-timeout", "120", "--output", "json",
-                      env=ENV, config=cluster_config)
+    first = k8sdeploy(
+        "up", "--source", checkout, "--wait-timeout", "120", "--output", "json", env=ENV, config=cluster_config
+    )
     assert first.exit_code == 0, first.stderr
     assert valid(first.stdout)["layout"] == "split-pods"
     assert f"skipped the smoke login (environment {ENV} sets smoke = false)" in first.stderr
@@ -67,8 +92,10 @@ def test_up_twice_switch_layout_and_down(cluster_config: Path, kube: KubeCluster
     assert kube.mutations(mark) == [f"create leases/k8sdeploy-{ENV}", f"delete leases/k8sdeploy-{ENV}"]
     assert "nothing to record" in again.stderr
 
-    assert [user["email"] for user in seeded_users(kube)] == ["smoke-admin@k8sdeploy.invalid",
-                                                              "smoke-user@k8sdeploy.invalid"]  # no demo users here
+    assert [user["email"] for user in seeded_users(kube)] == [
+        "smoke-admin@k8sdeploy.invalid",
+        "smoke-user@k8sdeploy.invalid",
+    ]  # no demo users here
     authentication = pod_of(kube, "authentication")
     added = k8sdeploy("user", "add", "Boss@Example.com", "--role", "admin", env=ENV, config=cluster_config)
     assert added.exit_code == 0, added.stderr
@@ -77,8 +104,9 @@ def test_up_twice_switch_layout_and_down(cluster_config: Path, kube: KubeCluster
     assert f"replacing pod {authentication}: its services read the users at start-up" in added.stderr
     kube.wait_gone("pods", authentication)  # its Deployment makes a new one, which seeds at start-up
 
-    switched = k8sdeploy("up", "--source", checkout, "--layout", "single-pod", "--wait-timeout", "120",
-                         env=ENV, config=cluster_config)
+    switched = k8sdeploy(
+        "up", "--source", checkout, "--layout", "single-pod", "--wait-timeout", "120", env=ENV, config=cluster_config
+    )
     assert switched.exit_code == 0, switched.stderr
     single = kinds(kube.owned())
     pruned = {line.removeprefix("pruned ") for line in switched.stderr.splitlines() if line.startswith("pruned ")}

@@ -15,13 +15,16 @@ from tests.helpers import k8sdeploy, valid
 
 
 def config_file(path: Path, namespace: str) -> Path:
-    path.write_text(f'[environments.kind-dev]\ntarget = "kubeconfig"\nkube_context = "test"\n'
-                    f'namespace = "{namespace}"\nallow_plain_http = true\n')
+    path.write_text(
+        f'[environments.kind-dev]\ntarget = "kubeconfig"\nkube_context = "test"\n'
+        f'namespace = "{namespace}"\nallow_plain_http = true\n'
+    )
     return path
 
 
-def test_kubeconfig_environment_deploys_and_tears_down(kube: KubeCluster, kubeconfig: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kubeconfig_environment_deploys_and_tears_down(
+    kube: KubeCluster, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)
     target = stages(environment, lambda _line: None).target
@@ -30,13 +33,18 @@ def test_kubeconfig_environment_deploys_and_tears_down(kube: KubeCluster, kubeco
     config = config_file(tmp_path / "k8sdeploy.toml", kube.namespace)
     result = k8sdeploy("down", "--yes", env="kind-dev", config=config)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines() == ["removed Deployment/auth-suite", "removed Service/gateway",
-                                          "removed ConfigMap/gateway-conf", f"removed Namespace/{kube.namespace}"]
+    assert result.stdout.splitlines() == [
+        "removed Deployment/auth-suite",
+        "removed Service/gateway",
+        "removed ConfigMap/gateway-conf",
+        f"removed Namespace/{kube.namespace}",
+    ]
     assert kube.owned() == [] and kube.get("namespaces", kube.namespace) is None
 
 
 def test_kubeconfig_history_is_a_configmap_that_prune_leaves_and_rollback_uses(
-        kube: KubeCluster, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kube: KubeCluster, kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)
     found = stages(environment, lambda _line: None)
@@ -51,8 +59,9 @@ def test_kubeconfig_history_is_a_configmap_that_prune_leaves_and_rollback_uses(
     listed = k8sdeploy("history", "--output", "json", env="kind-dev", config=config)
     assert listed.exit_code == 0, listed.stderr
     assert [r["version"] for r in valid(listed.stdout)["releases"]] == ["1.1.0", "1.0.0"]
-    back = k8sdeploy("rollback", "--yes", "--no-smoke", "--wait-timeout", "60", "--output", "json",
-                     env="kind-dev", config=config)
+    back = k8sdeploy(
+        "rollback", "--yes", "--no-smoke", "--wait-timeout", "60", "--output", "json", env="kind-dev", config=config
+    )
     assert back.exit_code == 0, back.stderr
     document = valid(back.stdout)
     assert document["version"] == "1.0.0" and "build" not in document["durations"]

@@ -5,23 +5,27 @@ from KWOK stages; mutating requests counted from the API server's audit log."""
 from __future__ import annotations
 
 from pathlib import Path
+
 import pytest
 
 from deploy.model.errors import ApplyError, ConfigError, CredentialsError, NotReadyError
+from deploy.targets.kube.history import ConfigMapHistory
 from deploy.targets.kube.kubeconfig import kubeconfig_api
+from deploy.targets.kube.lease import KubeLease
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for
 from tests.deploy.inputs import release
 from tests.deploy.targets.kube.conftest import ENV
 from tests.deploy.targets.kube.objects import labels, single_pod, split_pods
-from deploy.targets.kube.history import ConfigMapHistory
-from deploy.targets.kube.lease import KubeLease
 from tests.fakes.proxy import FaultProxy
 
 
 def versions(kube: KubeCluster) -> dict[tuple[str, str], str]:
-    return {(plural, name): kube.get(plural, name)["metadata"]["resourceVersion"]
-            for plural, name in kube.owned() if plural != "pods"}
+    return {
+        (plural, name): kube.get(plural, name)["metadata"]["resourceVersion"]
+        for plural, name in kube.owned()
+        if plural != "pods"
+    }
 
 
 def test_first_apply_creates_then_a_second_sends_no_mutating_request(target: KubeTarget, kube: KubeCluster) -> None:
@@ -62,7 +66,13 @@ def test_layout_switch_prunes_exactly_the_old_objects(target: KubeTarget, kube: 
     assert kube.names("statefulsets") == ["person"]
     target.wait(timeout=60)
     assert [row.name for row in target.status()] == [
-        "authentication", "authorisation", "frontend", "nginx-lua", "person", "session"]
+        "authentication",
+        "authorisation",
+        "frontend",
+        "nginx-lua",
+        "person",
+        "session",
+    ]
 
 
 def test_an_unowned_object_of_the_same_name_stops_the_deploy(target: KubeTarget, kube: KubeCluster) -> None:
@@ -70,13 +80,15 @@ def test_an_unowned_object_of_the_same_name_stops_the_deploy(target: KubeTarget,
     kube.create("configmaps", {"metadata": {"name": "gateway-conf"}, "data": {"a": "b"}})
     with pytest.raises(ApplyError) as caught:
         target.apply(single_pod(ENV, "NodePort"))
-    assert (f"ConfigMap/gateway-conf already exists in namespace {kube.namespace} and is not k8sdeploy's"
-            in str(caught.value))
+    assert f"ConfigMap/gateway-conf already exists in namespace {kube.namespace} and is not k8sdeploy's" in str(
+        caught.value
+    )
     assert kube.get("configmaps", "gateway-conf")["data"] == {"a": "b"}
 
 
-def test_a_changed_selector_replaces_the_object_and_says_so(target: KubeTarget, kube: KubeCluster,
-                                                            said: list[str]) -> None:
+def test_a_changed_selector_replaces_the_object_and_says_so(
+    target: KubeTarget, kube: KubeCluster, said: list[str]
+) -> None:
     objects = single_pod(ENV, "NodePort")
     target.apply(objects)
     uid = kube.get("deployments", "auth-suite")["metadata"]["uid"]
@@ -100,7 +112,9 @@ def test_conflicts_with_our_own_manager_are_forced_and_others_stop(target: KubeT
     body = {**config, "metadata": {"name": "edited", "labels": config["metadata"]["labels"]}, "data": {"x": "1"}}
     target.api.request("POST", path, {"fieldManager": "kubectl-edit"}, body)
     mine = {**config, "metadata": {"name": "edited", "labels": config["metadata"]["labels"]}, "data": {"x": "2"}}
-    with pytest.raises(ApplyError, match='also managed by kubectl-edit .*conflict with "kubectl-edit" using v1: .data.x'):
+    with pytest.raises(
+        ApplyError, match='also managed by kubectl-edit .*conflict with "kubectl-edit" using v1: .data.x'
+    ):
         target.apply([mine])
 
 

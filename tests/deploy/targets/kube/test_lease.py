@@ -37,17 +37,28 @@ def test_a_held_lease_refuses_a_second_holder_and_names_the_first(target: KubeTa
             with lease(target).hold("bob@laptop (pid 2)"):
                 pass
         assert caught.value.exit_code == ExitCode.BUSY == 9
-        assert str(caught.value).startswith(f"environment {ENV} is being deployed by alice@ci (pid 1) since "
-                                            f"{held.acquired.isoformat()}; wait for it to finish")
+        assert str(caught.value).startswith(
+            f"environment {ENV} is being deployed by alice@ci (pid 1) since "
+            f"{held.acquired.isoformat()}; wait for it to finish"
+        )
     assert kube.get("leases", f"k8sdeploy-{ENV}") is None  # released
 
 
 def test_a_crashed_holders_lease_expires_and_is_taken_over(target: KubeTarget, kube: KubeCluster) -> None:
     target.apply([])  # the namespace
-    old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
-    kube.create("leases", {"metadata": {"name": f"k8sdeploy-{ENV}"}, "spec": {
-        "holderIdentity": "crashed@host (pid 9)", "leaseDurationSeconds": 60,
-        "acquireTime": old.strftime(MICROTIME), "renewTime": old.strftime(MICROTIME)}})
+    old = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+    kube.create(
+        "leases",
+        {
+            "metadata": {"name": f"k8sdeploy-{ENV}"},
+            "spec": {
+                "holderIdentity": "crashed@host (pid 9)",
+                "leaseDurationSeconds": 60,
+                "acquireTime": old.strftime(MICROTIME),
+                "renewTime": old.strftime(MICROTIME),
+            },
+        },
+    )
     said: list[str] = []
     with lease(target, said).hold("alice@ci (pid 1)"):
         assert kube.get("leases", f"k8sdeploy-{ENV}")["spec"]["holderIdentity"] == "alice@ci (pid 1)"
@@ -69,19 +80,44 @@ def test_down_of_nothing_creates_no_namespace_for_its_lease(target: KubeTarget, 
     assert kube.get("namespaces", kube.namespace) is None
 
 
-def test_two_ups_started_together_one_wins(kubeconfig: Path, kube: KubeCluster, registry: Registry,
-                                          source_repo: Path, tmp_path: Path) -> None:
+def test_two_ups_started_together_one_wins(
+    kubeconfig: Path, kube: KubeCluster, registry: Registry, source_repo: Path, tmp_path: Path
+) -> None:
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text("\n".join([
-        f"[environments.{ENV}]", 'target = "kubeconfig"', f'kubeconfig = "{kubeconfig}"', 'kube_context = "test"',
-        f'registry = "{registry.host}/suite"', f'namespace = "{kube.namespace}"', 'service_type = "NodePort"',
-        "smoke = false", "allow_plain_http = true"]) + "\n")
+    config.write_text(
+        "\n".join(
+            [
+                f"[environments.{ENV}]",
+                'target = "kubeconfig"',
+                f'kubeconfig = "{kubeconfig}"',
+                'kube_context = "test"',
+                f'registry = "{registry.host}/suite"',
+                f'namespace = "{kube.namespace}"',
+                'service_type = "NodePort"',
+                "smoke = false",
+                "allow_plain_http = true",
+            ]
+        )
+        + "\n"
+    )
     checkout = clone(source_repo, tmp_path / "checkout")
-    command = [sys.executable, "-c", "from cli import main; main()", "up", "--env", ENV, "--config", str(config),
-               "--source", str(checkout)]
+    command = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "up",
+        "--env",
+        ENV,
+        "--config",
+        str(config),
+        "--source",
+        str(checkout),
+    ]
     environ = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=environ) for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
+        for _ in range(2)
+    ]
     outcomes = sorted((run.wait(timeout=600), run.stderr.read()) for run in runs)
     (won, _), (lost, why) = outcomes
     assert (won, lost) == (0, 9), outcomes
@@ -109,7 +145,7 @@ def test_concurrent_history_appends_lose_no_entry(target: KubeTarget) -> None:
 
 
 def test_the_local_lease_file(tmp_path: Path) -> None:
-    clock = [datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)]
+    clock = [datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)]
     path = tmp_path / "state" / "lease.json"
     files = [FileLease(path, "local", duration=60, clock=lambda: clock[0]) for _ in range(2)]
     with files[0].hold("alice@laptop (pid 1)") as held:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -29,23 +30,30 @@ def busybox(docker_client: docker.DockerClient) -> str:
 
     `docker import` stamps the time, so the image carries a digest of its tar as a label: an unchanged
     busybox reuses the image of an earlier run instead of leaving it dangling."""
-    layer = root_fs(Path(shutil.which("busybox") or "/bin/busybox"),
-                    applets=("sh", "sleep", "httpd", "cat", "chown", "echo", "env", "touch"),
-                    directories=("www", "tmp", "data", "conf"), files={"www/readyz": b"ok\n", "www/healthz": b"ok\n"})
+    layer = root_fs(
+        Path(shutil.which("busybox") or "/bin/busybox"),
+        applets=("sh", "sleep", "httpd", "cat", "chown", "echo", "env", "touch"),
+        directories=("www", "tmp", "data", "conf"),
+        files={"www/readyz": b"ok\n", "www/healthz": b"ok\n"},
+    )
     content = hashlib.sha256(layer).hexdigest()
     try:
         image = docker_client.images.get("k8sdeploy-test/busybox:1")
     except docker.errors.ImageNotFound:
         image = None
     if image is None or image.labels.get("k8sdeploy.test/content") != content:
-        docker_client.api.import_image_from_data(layer, repository="k8sdeploy-test/busybox", tag="1",
-                                                 changes=["ENV PATH=/bin", f"LABEL k8sdeploy.test/content={content}"])
+        docker_client.api.import_image_from_data(
+            layer,
+            repository="k8sdeploy-test/busybox",
+            tag="1",
+            changes=["ENV PATH=/bin", f"LABEL k8sdeploy.test/content={content}"],
+        )
         image = docker_client.images.get("k8sdeploy-test/busybox:1")
     return f"k8sdeploy-test/busybox:1@{image.id}"
 
 
 @pytest.fixture
-def target(docker_client: docker.DockerClient, tmp_path: Path):
+def target(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[LocalTarget]:
     target = LocalTarget(docker_client, ENV, state_dir=tmp_path / "state")
     target.down(volumes=True)
     yield target

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import docker
 import pytest
 
+from deploy.devrun import LocalSuite
 from deploy.model.images import PublishedImage
 from deploy.model.releases import FileHistory, Release
-from deploy.devrun import LocalSuite
 from deploy.targets.local.target import LocalTarget
 from tests.deploy.targets.local.conftest import ENV
 from tests.deploy.targets.local.objects import objects
@@ -19,7 +20,7 @@ from tests.infra import free_port_block
 
 
 @pytest.fixture
-def deployed(docker_client: docker.DockerClient, busybox: str, tmp_path: Path):
+def deployed(docker_client: docker.DockerClient, busybox: str, tmp_path: Path) -> Iterator[LocalTarget]:
     target = LocalTarget(docker_client, ENV, state_dir=tmp_path / "state")
     target.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))
     target.wait(timeout=30)
@@ -80,19 +81,23 @@ def test_status_and_down_as_json(deployed: LocalTarget, config: Path, busybox: s
     assert f"k8sdeploy-{ENV}-web-first" in valid(down.stdout)["removed"]
 
 
-def test_status_names_drift_from_the_recorded_release(deployed: LocalTarget, config: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_names_drift_from_the_recorded_release(
+    deployed: LocalTarget, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     running = {row.name: row.image for row in deployed.status()}
-    recorded = {name: PublishedImage(ref.partition("@")[0].rsplit(":", 1)[0], "1", ref.partition("@")[2])
-                for name, ref in running.items()}
+    recorded = {
+        name: PublishedImage(ref.partition("@")[0].rsplit(":", 1)[0], "1", ref.partition("@")[2])
+        for name, ref in running.items()
+    }
     recorded["second"] = replace(recorded["second"], digest="sha256:" + "0" * 64)  # not what runs
     history = FileHistory(tmp_path / "xdg" / "k8sdeploy" / ENV / "releases.json")
     history.record(Release("1", "c" * 40, recorded, "single-pod", "sha256:" + "1" * 64, "2026-01-01T00:00:00Z", "t"))
     result = k8sdeploy("status", env=ENV, config=config)
     assert result.exit_code == 0, result.stderr
     assert [line for line in result.stdout.splitlines() if line.startswith("drift:")] == [
-        f"drift: second runs {running['second']}, release 1 recorded {recorded['second'].ref}"]
+        f"drift: second runs {running['second']}, release 1 recorded {recorded['second'].ref}"
+    ]
     document = valid(k8sdeploy("status", "--output", "json", env=ENV, config=config).stdout)
     assert document["release"] == "1" and len(document["drift"]) == 1
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -43,7 +44,9 @@ def test_a_pod_runs_with_its_config_and_volumes(target: LocalTarget, busybox: st
     assert code != 0  # read-only root filesystem
     assert run(first, "cat /etc/hosts").count("frontdoor") == 1  # Service names resolve locally
     second = target.container("second")
-    assert second.attrs["HostConfig"]["NetworkMode"] == first.attrs["HostConfig"]["NetworkMode"]  # one pod, one namespace
+    assert (
+        second.attrs["HostConfig"]["NetworkMode"] == first.attrs["HostConfig"]["NetworkMode"]
+    )  # one pod, one namespace
     assert [s.ready for s in target.status()] == [True, True]
 
 
@@ -60,8 +63,9 @@ def test_second_apply_changes_nothing_and_a_change_replaces_the_pod(target: Loca
     assert run(target.container("first"), "echo $VALUE") == "two"
 
 
-def test_switching_objects_prunes_the_old_pod_and_keeps_claims(target: LocalTarget, busybox: str,
-                                                              docker_client: docker.DockerClient) -> None:
+def test_switching_objects_prunes_the_old_pod_and_keeps_claims(
+    target: LocalTarget, busybox: str, docker_client: docker.DockerClient
+) -> None:
     ports = [free_port_block(1), free_port_block(1)]
     target.apply(objects(busybox, ports, pod="web"))
     run(target.container("first"), "echo kept > /data/file")
@@ -95,14 +99,23 @@ def test_not_ready_in_time_names_the_failing_probe(target: LocalTarget, busybox:
     assert f"readiness probe http://127.0.0.1:{ports[1]}/missing: 404" in failure.value.details
 
 
-@pytest.mark.parametrize("change,message", [
-    (lambda objs: objs.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}}),
-     "does not run Ingress objects"),
-    (lambda objs: objs[-1]["spec"].update(hostNetwork=True), "does not run Pod web: spec.hostNetwork"),
-    (lambda objs: objs[-1]["spec"]["containers"][0].update(stdin=True), "containers[first].stdin"),
-    (lambda objs: objs[-1]["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "volumes[h]"),
-])
-def test_what_the_local_target_cannot_run_is_refused(target: LocalTarget, busybox: str, change, message: str) -> None:
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (
+            lambda objs: objs.append(
+                {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "i"}}
+            ),
+            "does not run Ingress objects",
+        ),
+        (lambda objs: objs[-1]["spec"].update(hostNetwork=True), "does not run Pod web: spec.hostNetwork"),
+        (lambda objs: objs[-1]["spec"]["containers"][0].update(stdin=True), "containers[first].stdin"),
+        (lambda objs: objs[-1]["spec"]["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "volumes[h]"),
+    ],
+)
+def test_what_the_local_target_cannot_run_is_refused(
+    target: LocalTarget, busybox: str, change: Callable[[list[dict]], None], message: str
+) -> None:
     objs = objects(busybox, [free_port_block(1), free_port_block(1)])
     change(objs)
     with pytest.raises(LocalTargetError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -120,8 +133,9 @@ def test_a_taken_port_is_refused_before_anything_changes(target: LocalTarget, bu
     assert target.engine.owned() == []
 
 
-def test_down_removes_only_this_environment_and_is_idempotent(docker_client: docker.DockerClient,
-                                                              busybox: str, tmp_path: Path) -> None:
+def test_down_removes_only_this_environment_and_is_idempotent(
+    docker_client: docker.DockerClient, busybox: str, tmp_path: Path
+) -> None:
     ours = LocalTarget(docker_client, ENV, state_dir=tmp_path / "ours")
     theirs = LocalTarget(docker_client, ENV + "-other", state_dir=tmp_path / "theirs")
     try:
@@ -151,12 +165,15 @@ def test_init_containers_run_to_completion_first(target: LocalTarget, busybox: s
     objs = objects(busybox, ports)
     pod = objs[-1]["spec"]
     pod["volumes"].append({"name": "www", "emptyDir": {}})
-    pod["initContainers"] = [{
-        "name": "prepare", "image": busybox,
-        "command": ["sh", "-c", "echo prepared > /www/readyz && echo prepared > /www/state"],
-        "volumeMounts": [{"name": "www", "mountPath": "/www"}],
-        "securityContext": {"runAsUser": 10001, "runAsNonRoot": True},
-    }]
+    pod["initContainers"] = [
+        {
+            "name": "prepare",
+            "image": busybox,
+            "command": ["sh", "-c", "echo prepared > /www/readyz && echo prepared > /www/state"],
+            "volumeMounts": [{"name": "www", "mountPath": "/www"}],
+            "securityContext": {"runAsUser": 10001, "runAsNonRoot": True},
+        }
+    ]
     pod["containers"][1]["volumeMounts"] = [{"name": "www", "mountPath": "/www"}]
     target.apply(objs)
     target.wait(timeout=30)
@@ -167,8 +184,9 @@ def test_a_failing_init_container_stops_the_pod(target: LocalTarget, busybox: st
     from deploy.model.errors import ApplyError
 
     objs = objects(busybox, [free_port_block(1), free_port_block(1)])
-    objs[-1]["spec"]["initContainers"] = [{"name": "migrate", "image": busybox,
-                                          "command": ["sh", "-c", "echo schema is locked; exit 9"]}]
+    objs[-1]["spec"]["initContainers"] = [
+        {"name": "migrate", "image": busybox, "command": ["sh", "-c", "echo schema is locked; exit 9"]}
+    ]
     with pytest.raises(ApplyError) as failure:
         target.apply(objs)
     assert str(failure.value).startswith("init container web/migrate exited with code 9")
@@ -176,11 +194,12 @@ def test_a_failing_init_container_stops_the_pod(target: LocalTarget, busybox: st
     assert not [c for c in target.engine.owned(**{"k8sdeploy.io/role": "app"})]
 
 
-def test_pods_are_held_by_the_small_pause_image(target: LocalTarget, busybox: str,
-                                                docker_client: docker.DockerClient) -> None:
+def test_pods_are_held_by_the_small_pause_image(
+    target: LocalTarget, busybox: str, docker_client: docker.DockerClient
+) -> None:
     ports = [free_port_block(1), free_port_block(1)]
     target.apply(objects(busybox, ports))  # a claim too: the pause image's chown gives it to the pod's user
-    infra, = target.engine.owned(**{"k8sdeploy.io/role": "infra"})
+    (infra,) = target.engine.owned(**{"k8sdeploy.io/role": "infra"})
     image = docker_client.images.get(infra.attrs["Image"])
     assert [tag.split(":")[0] for tag in image.tags] == ["k8sdeploy/pause"] and image.attrs["Size"] < 5_000_000
     target.wait(timeout=30)
@@ -188,12 +207,13 @@ def test_pods_are_held_by_the_small_pause_image(target: LocalTarget, busybox: st
     assert image.id == pause_image(docker_client)  # made once: the same image again, not a new one
 
 
-def test_without_a_static_busybox_the_pods_first_image_holds_it(target: LocalTarget, busybox: str,
-                                                                tmp_path: Path) -> None:
+def test_without_a_static_busybox_the_pods_first_image_holds_it(
+    target: LocalTarget, busybox: str, tmp_path: Path
+) -> None:
     said: list[str] = []
     target.engine.say, target.engine.busybox = said.append, Path(shutil.which("ls") or "/bin/ls")  # dynamic
     target.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))
-    infra, = target.engine.owned(**{"k8sdeploy.io/role": "infra"})
+    (infra,) = target.engine.owned(**{"k8sdeploy.io/role": "infra"})
     assert infra.attrs["Image"] == busybox.partition("@")[2]
     assert any(line.startswith("note: no static busybox at /") for line in said)
     target.wait(timeout=30)
