@@ -112,15 +112,15 @@ def image_build(options: BuildOptions, clients: Clients, progress: Progress) -> 
         from deploy.builders.docker import DockerBuilder
         from deploy.publish.docker import DockerPublisher
 
-        publisher = DockerPublisher(clients.docker(), address, clients.registry, log=progress.step)
-        builder = DockerBuilder(clients.docker(), bases, log=progress.step)
+        publisher = DockerPublisher(clients.docker(), address, clients.registry, step=progress.step)
+        builder = DockerBuilder(clients.docker(), bases, step=progress.step)
     else:
         publisher = (
-            EnginePublisher(clients.docker(), log=progress.step)
+            EnginePublisher(clients.docker(), step=progress.step)
             if address is None
-            else RegistryPublisher(address, clients.registry(address.host), log=progress.step)
+            else RegistryPublisher(address, clients.registry(address.host), step=progress.step)
         )
-        builder = OciBuilder(store, bases, log=progress.step)
+        builder = OciBuilder(store, bases, step=progress.step)
     return ImageBuild(options, bases, builder, publisher, progress.step)
 
 
@@ -142,7 +142,7 @@ def publish_bases(registry: str) -> PublishedBases:
     clients, progress = Clients(), progress_for()
     try:
         resolver = BaseResolver(BlobStore(cache), cache, clients.registry, step=progress.step)
-        publisher = RegistryPublisher(address, clients.registry(address.host), log=progress.step)
+        publisher = RegistryPublisher(address, clients.registry(address.host), step=progress.step)
         return BasePublisher(resolver, publisher, progress.step).publish()
     finally:
         progress.close()

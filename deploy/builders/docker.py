@@ -52,8 +52,8 @@ def dockerfile(spec: ImageSpec, base_tag: str, layer_files: Sequence[str]) -> st
 class DockerBuilder:
     """Builds through the engine (the classic builder, its layer cache included); no registry needed."""
 
-    def __init__(self, client: docker.DockerClient, bases: BaseResolver, log: Step = silent_step):
-        self.client, self.bases, self.log = client, bases, log
+    def __init__(self, client: docker.DockerClient, bases: BaseResolver, step: Step = silent_step):
+        self.client, self.bases, self.step = client, bases, step
 
     def build(self, spec: ImageSpec) -> EngineImage:
         base_tag = self.base_in_engine(self.bases.resolve(spec.base))
@@ -65,7 +65,7 @@ class DockerBuilder:
                 names.append(f"{index}-{layer_spec.name}.tar.gz")
                 shutil.copyfile(store.path(layer.digest), Path(context) / names[-1])
             (Path(context) / "Dockerfile").write_text(dockerfile(spec, base_tag, names))
-            self.log(spec.name, "docker build")
+            self.step(spec.name, "docker build")
             try:
                 image, _ = self.client.images.build(path=context, rm=True, forcerm=True, network_mode="host")
             except (docker.errors.BuildError, docker.errors.APIError) as exc:

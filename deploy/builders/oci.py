@@ -73,12 +73,12 @@ def image_config(base: BaseImage, spec: ImageSpec, layers: list[Layer], created:
 class OciBuilder:
     """Builds an ImageSpec into `store`; a layer shared by several images is written once per run."""
 
-    def __init__(self, store: BlobStore, bases: BaseResolver, log: Step = silent_step):
-        self.store, self.bases, self.log = store, bases, log
+    def __init__(self, store: BlobStore, bases: BaseResolver, step: Step = silent_step):
+        self.store, self.bases, self.step = store, bases, step
         self._layers: dict[LayerSpec, Layer] = {}
 
     def build(self, spec: ImageSpec) -> OciImage:
-        self.log(spec.name, f"base {spec.base}")
+        self.step(spec.name, f"base {spec.base}")
         base = self.bases.resolve(spec.base)
         layers = [self._layer(spec.name, layer) for layer in spec.layers]
         created = dict(spec.labels).get("org.opencontainers.image.created", "1970-01-01T00:00:00Z")
@@ -99,6 +99,6 @@ class OciBuilder:
 
     def _layer(self, image: str, spec: LayerSpec) -> Layer:
         if spec not in self._layers:
-            self.log(image, f"{spec.name} layer")
+            self.step(image, f"{spec.name} layer")
             self._layers[spec] = build_layer(spec, self.store)
         return self._layers[spec]

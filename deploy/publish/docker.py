@@ -25,9 +25,9 @@ class DockerPublisher:
         client: docker.DockerClient,
         address: RegistryAddress | None,
         registry: Callable[[str], RegistryClient],
-        log: Step = silent_step,
+        step: Step = silent_step,
     ):
-        self.client, self.address, self.registry, self.log = client, address, registry, log
+        self.client, self.address, self.registry, self.step = client, address, registry, step
 
     def publish(
         self, images: Sequence[EngineImage], tag: str, channels: tuple[str, ...] = ()
@@ -74,11 +74,11 @@ class DockerPublisher:
                 f"{image.image_id}; version tags are immutable",
                 "commit the change so it gets a new version; never overwrite a version",
             )
-        self.log(image.name, f"{tag} already published with this image; nothing to push")
+        self.step(image.name, f"{tag} already published with this image; nothing to push")
         return digest or found
 
     def _push(self, repository: str, tag: str) -> str:
-        self.log(repository.rsplit("/", 1)[-1], f"docker push {repository}:{tag}")
+        self.step(repository.rsplit("/", 1)[-1], f"docker push {repository}:{tag}")
         digest = ""
         for event in self.client.images.push(repository, tag, stream=True, decode=True):
             if "error" in event:

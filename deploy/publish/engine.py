@@ -18,8 +18,8 @@ from deploy.model.progress import Step, silent_step
 class EnginePublisher:
     """Publisher for the local Docker Engine; the PublishedImage digest is the image ID."""
 
-    def __init__(self, client: docker.DockerClient, prefix: str = LOCAL_PREFIX, log: Step = silent_step):
-        self.client, self.prefix, self.log = client, prefix, log
+    def __init__(self, client: docker.DockerClient, prefix: str = LOCAL_PREFIX, step: Step = silent_step):
+        self.client, self.prefix, self.step = client, prefix, step
 
     def publish(
         self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()
@@ -31,7 +31,7 @@ class EnginePublisher:
             repository = f"{self.prefix}/{image.name}"
             loaded = not in_engine(self.client, image.config.digest)
             image_id = load_into_engine(self.client, image, [f"{repository}:{t}" for t in (tag, *channels)])
-            self.log(image.name, f"{'loaded into' if loaded else 'already in'} the engine as {repository}:{tag}")
+            self.step(image.name, f"{'loaded into' if loaded else 'already in'} the engine as {repository}:{tag}")
             published[image.name] = PublishedImage(repository, tag, image_id, image.size)
         return published
 

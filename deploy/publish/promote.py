@@ -34,7 +34,7 @@ def registry_of(environment_registry: str, env_name: str) -> RegistryAddress:
     return RegistryAddress.parse(environment_registry)
 
 
-def move_latest(address: RegistryAddress, client: RegistryClient, version: str, log: Say = silent) -> tuple[Moved, ...]:
+def move_latest(address: RegistryAddress, client: RegistryClient, version: str, say: Say = silent) -> tuple[Moved, ...]:
     """Point `latest` of each image at its `version` manifest; refuse before moving any if one is missing."""
     client.check()
     manifests, missing = {}, []
@@ -56,8 +56,8 @@ def move_latest(address: RegistryAddress, client: RegistryClient, version: str, 
         previous = client.manifest_digest(repository, LATEST)
         if previous != digest:
             client.put_manifest(repository, LATEST, data, media_type)
-            log(f"{name}: latest -> {version} ({digest[:19]})")
+            say(f"{name}: latest -> {version} ({digest[:19]})")
         else:
-            log(f"{name}: latest already is {version}")
+            say(f"{name}: latest already is {version}")
         moved.append(Moved(name, f"{address.host}/{repository}", digest, previous))
     return tuple(moved)

@@ -52,8 +52,8 @@ class _BlobPusher:
 class RegistryPublisher:
     """Publisher for a registry, speaking the OCI distribution API through one RegistryClient."""
 
-    def __init__(self, address: RegistryAddress, client: RegistryClient, *, workers: int = 4, log: Step = silent_step):
-        self.address, self.client, self.workers, self.log = address, client, workers, log
+    def __init__(self, address: RegistryAddress, client: RegistryClient, *, workers: int = 4, step: Step = silent_step):
+        self.address, self.client, self.workers, self.step = address, client, workers, step
 
     def publish(
         self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()
@@ -65,7 +65,7 @@ class RegistryPublisher:
             self.client.put_manifest(self._repository(image), image.digest, image.manifest, OCI_MANIFEST)
         for image in pending:  # last: the version tag appears only once everything it names is there
             self.client.put_manifest(self._repository(image), tag, image.manifest, OCI_MANIFEST)
-            self.log(image.name, f"pushed {self._repository(image)}:{tag}")
+            self.step(image.name, f"pushed {self._repository(image)}:{tag}")
         for channel in channels:
             self._move(images, channel)
         return {
@@ -86,7 +86,7 @@ class RegistryPublisher:
             elif existing != image.digest:
                 conflicts.append(f"{image.name} is {existing} there, {image.digest} here")
             else:
-                self.log(image.name, f"{tag} already published with this digest; nothing to push")
+                self.step(image.name, f"{tag} already published with this digest; nothing to push")
         if conflicts:
             raise PublishError(
                 f"version {tag} already exists in {self.address} with other content ({'; '.join(conflicts)}); "
@@ -108,4 +108,4 @@ class RegistryPublisher:
         for image in images:
             if self.client.manifest_digest(self._repository(image), channel) != image.digest:
                 self.client.put_manifest(self._repository(image), channel, image.manifest, OCI_MANIFEST)
-                self.log(image.name, f"moved {channel}")
+                self.step(image.name, f"moved {channel}")
