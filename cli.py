@@ -1,138 +1,23 @@
-"""The `k8sdeploy` command line: parse, assemble the stages, call one, map errors to exit codes."""
+"""The `k8sdeploy` command line: parse, make the runner (deploy/compose.py), call it, print. What every command
+shares (exit codes, --env/--config, --output, --yes) is in deploy/commandline.py."""
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Literal
 
 import click
 
 from deploy import __version__
-from deploy.model.environments import DEFAULT_CONFIG, LAYOUTS, Environment, load_environment
-from deploy.model.errors import DeployError, ExitCode
+from deploy.commandline import EXIT_CODES_HELP, confirms, environment_options, output_option, reports_errors
+from deploy.model.environments import LAYOUTS, Environment
+from deploy.model.errors import ExitCode
 from deploy.model.images import IMAGE_NAMES, BuildRecord, build_record_path
 from deploy.model.version import CHANNELS
 from deploy.render.diagram import mermaid
 from deploy.render.layout import build_layout
 from deploy.render.objects import render
-
-EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
-    f"  {code.value:<4}{text}"
-    for code, text in [
-        (ExitCode.OK, "success"),
-        (ExitCode.USAGE, "bad usage or configuration"),
-        (ExitCode.BUILD, "build or publish failed"),
-        (ExitCode.APPLY, "apply failed"),
-        (ExitCode.NOT_READY, "a service was not ready in time"),
-        (ExitCode.SMOKE, "the smoke login failed"),
-        (ExitCode.LEFTOVERS, "teardown left something behind"),
-        (ExitCode.CLOUD, "a cloud or cluster API refused (credentials, permission, project, zone, operation)"),
-        (ExitCode.BUSY, "another up, rollback or down of the environment is running (it holds the lease)"),
-        (ExitCode.INTERRUPTED, "interrupted"),
-    ]
-)
-
-
-def reports_errors(command: Callable) -> Callable:
-    """Turn a DeployError into one line on stderr and its exit code; bugs keep their traceback.
-
-    With `--output json` the failure is also one JSON document on stdout. Put it above every other
-    decorator but the click command's, so option handling is covered too.
-    """
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except DeployError as exc:
-            click.echo(f"error: {exc}", err=True)
-            if exc.details:
-                click.echo(exc.details, err=True)
-            if kwargs.get("output") == "json":
-                from deploy import output as report
-
-                click.echo(report.dumps(report.failed(click.get_current_context().info_name or "", exc)), nl=False)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(ExitCode.INTERRUPTED)
-
-    return wrapper
-
-
-def environment_options(command: Callable) -> Callable:
-    """--env and --config, resolved into an Environment passed as `environment`."""
-
-    @click.option(
-        "--env",
-        "env_name",
-        default="local",
-        show_default=True,
-        envvar="K8SDEPLOY_ENV",
-        help="Environment from the configuration file.",
-    )
-    @click.option(
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=DEFAULT_CONFIG,
-        show_default="./k8sdeploy.toml",
-        envvar="K8SDEPLOY_CONFIG",
-        help="Configuration file.",
-    )
-    @functools.wraps(command)
-    def wrapper(*args: Any, env_name: str, config_path: Path, **kwargs: Any) -> Any:
-        environment: Environment = load_environment(env_name, config_path)
-        return command(*args, environment=environment, **kwargs)
-
-    return wrapper
-
-
-def output_option(command: Callable) -> Callable:
-    """--output text|json: json is one document on stdout (deploy/schemas/output.schema.json)."""
-    return click.option(
-        "--output",
-        type=click.Choice(["text", "json"]),
-        default="text",
-        show_default=True,
-        help="json: one JSON document on stdout (deploy/schemas/output.schema.json).",
-    )(command)
-
-
-def interactive(environ: Mapping[str, str] = os.environ, stdin: TextIO | None = sys.stdin) -> bool:
-    """Questions may be asked only of a person: stdin is a terminal and CI is not set."""
-    return bool(stdin is not None and stdin.isatty() and not environ.get("CI"))
-
-
-def confirms(question: str) -> Callable:
-    """--yes for a destructive command: without it, ask on a terminal and refuse anywhere else (exit 2).
-
-    Put it below @environment_options: the question names the environment.
-    """
-
-    def decorate(command: Callable) -> Callable:
-        @click.option("--yes", "-y", is_flag=True, help="Do it without asking (required when not interactive).")
-        @functools.wraps(command)
-        def wrapper(*args: Any, yes: bool, **kwargs: Any) -> Any:
-            if not yes:
-                environment = kwargs.get("environment")
-                text = question.format(env=getattr(environment, "name", "?"))
-                if not interactive(os.environ, sys.stdin):
-                    raise click.UsageError(
-                        f"{text} Not asking: this run is not interactive (no terminal, or CI "
-                        "is set); pass --yes to go ahead"
-                    )
-                if not click.confirm(text, err=True):
-                    raise DeployError("not confirmed; nothing was changed", "answer y, or pass --yes")
-            return command(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)

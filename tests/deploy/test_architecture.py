@@ -25,8 +25,7 @@ LAYERS = (
     ("deploy.runner",),
     ("deploy.output",),
     ("deploy.compose",),
-    ("deploy.devrun",),
-    ("deploy",),  # deploy/__init__.py: the version
+    ("deploy.commandline", "deploy.devrun"),
 )
 # Calls that make a client: only the composition root makes them (the factories they name are called there).
 CLIENT_FACTORIES = (
@@ -54,13 +53,21 @@ def deploy_imports(tree: ast.Module) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.split(".")[0] == "deploy"}
+        elif isinstance(node, ast.ImportFrom) and node.module == "deploy":  # from deploy import output, __version__
+            found |= {f"deploy.{alias.name}" if is_module(alias.name) else "deploy" for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "deploy":
             assert node.level == 0, f"relative import of {node.module}: deploy/ imports absolutely"
             found.add(node.module)
     return found
 
 
+def is_module(name: str) -> bool:
+    return (PACKAGE / f"{name}.py").exists() or (PACKAGE / name / "__init__.py").exists()
+
+
 def layer_of(module: str) -> int:
+    if module == "deploy":  # deploy/__init__.py holds the version and imports nothing
+        return 0
     for index, prefixes in enumerate(LAYERS):
         if any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes):
             return index
@@ -81,9 +88,10 @@ def test_every_module_is_in_a_layer_and_imports_only_its_own_and_lower_layers() 
 
 
 def test_an_upward_import_is_found_even_inside_a_function() -> None:
-    lazy = ast.parse("def f():\n    from deploy.runner import Runner\n")
+    lazy = ast.parse("def f():\n    from deploy.runner import Runner\n    from deploy import output, __version__\n")
     assert upward_imports({"deploy.builders.spec": lazy, "deploy.compose": lazy}) == [
-        "deploy.builders.spec imports deploy.runner"
+        "deploy.builders.spec imports deploy.output",
+        "deploy.builders.spec imports deploy.runner",
     ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from cli import interactive
+from deploy.commandline import interactive
 from deploy.model.images import BuildRecord
 from deploy.model.releases import FileHistory, NoRelease, choose, who
 from deploy.output import PlainProgress, RichProgress, progress_for
