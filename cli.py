@@ -320,7 +320,7 @@ def up(
     from deploy.model.environments import refuse_plain_http
     from deploy.publish.stage import BuildOptions
 
-    refuse_plain_http(environment, say)
+    refuse_plain_http(environment, say)  # before make_runner: a refusal reaches neither engine nor cloud
     layout = layout_name or environment.layout
     options = BuildOptions(
         source=source, registry=environment.registry, builder=builder, allow_dirty=allow_dirty, bases=environment.bases
@@ -392,7 +392,7 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
     from deploy.compose import make_runner
     from deploy.model.environments import refuse_plain_http
 
-    refuse_plain_http(environment, say)
+    refuse_plain_http(environment, say)  # before make_runner: a refusal reaches neither engine nor cloud
     result = make_runner(environment, say, no_smoke=no_smoke, wait_timeout=wait_timeout).rollback(version)
     say(f"{environment.name}: rolled back to {result.layout} version {result.version}")
     if output == "json":

@@ -251,11 +251,10 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
 
 
 def artifact_repository(environment: Environment, say: Say, registry: str | None = None) -> ArtifactRepository | None:
-    """The Artifact Registry repository the environment (or `registry`) pushes to, as a
-    publish.artifact_registry.ArtifactRepository; None for any other registry. Google is asked for
-    credentials only for a *-docker.pkg.dev registry, or on gke (whose credentials are needed anyway)."""
+    """The Artifact Registry repository the environment (or `registry`) pushes to; None for any other registry.
+    Google is asked for credentials only for a *-docker.pkg.dev registry, or on gke (whose credentials are
+    needed anyway)."""
     from deploy.registry.artifact_registry import DOCKER_HOST, ArtifactRepository, repository_of
-    from deploy.registry.client import RegistryAddress
 
     registry = environment.registry if registry is None else registry
     if not registry:
@@ -293,7 +292,6 @@ def stages(environment: Environment, say: Say, keep_cluster: bool = False) -> St
     gke, in its cluster once that runs)."""
     if environment.target == "local":
         from deploy.model.lease import FileLease
-        from deploy.model.releases import FileHistory
         from deploy.targets.local.containers import default_state_dir
         from deploy.targets.local.target import LocalTarget
         from deploy.users import FileUsers
@@ -302,7 +300,7 @@ def stages(environment: Environment, say: Say, keep_cluster: bool = False) -> St
         return Stages(
             environment,
             LocalTarget(docker_client(), environment.name, say=say),
-            FileHistory(state / "releases.json"),
+            history(environment, say),
             FileLease(state / "lease.json", environment.name),
             FileUsers(state / "users.json"),
         )

@@ -107,8 +107,8 @@ class Stages:
 
 @dataclass(frozen=True)
 class Runner:
-    """`up`, `rollback`, `status` and `down` of one environment: each holds the environment's lease, keeps its
-    users, runs the stages in order and times them. Made by compose.make_runner()."""
+    """`up`, `rollback`, `status` and `down` of one environment. All but `status` hold the environment's lease;
+    `up` and `rollback` keep its users and run the stages in order, timing each. Made by compose.make_runner()."""
 
     stages: Stages
     say: Say
@@ -124,7 +124,8 @@ class Runner:
     def up(self, layout: str, rollback_on_failure: bool = False) -> tuple[UpResult, Users]:
         """Build, deploy `layout` and record the release; raises the failing stage's DeployError (with
         `rollback_on_failure`, after putting the newest recorded release back when waiting or smoke fails)."""
-        with self.holding(), self.users() as users:
+        with self.holding():
+            users = self.users()
             if not rollback_on_failure:
                 return self._up(layout, users), users
             return self._up_or_roll_back(layout, users), users
@@ -132,8 +133,8 @@ class Runner:
     def rollback(self, version: str | None) -> UpResult:
         """Put a recorded release back by its digests, nothing built; waited for, smoke-tested and recorded."""
         release = choose(self.stages.history.releases(), version)
-        with self.holding(), self.users() as users:
-            return self._rollback(release, users)
+        with self.holding():
+            return self._rollback(release, self.users())
 
     def status(self) -> tuple[list[ServiceStatus], Release | None, tuple[str, ...]]:
         """What runs, the release recorded last (None when nothing runs), and one drift line per difference."""
@@ -151,14 +152,13 @@ class Runner:
         """The environment's lease, held by this command (user@host or the CI run, and the process id)."""
         return self.stages.lease.hold(f"{who()} (pid {os.getpid()})", create)
 
-    @contextmanager
-    def users(self) -> Iterator[Users]:
+    def users(self) -> Users:
         """The environment's users for this deploy (smoke users kept from the last one): the local target keeps
         them in its state file now; on Kubernetes they are applied with the rendered objects."""
         users = wanted(self.environment, self.stages.users.read())
         if self.environment.target == "local":
             self.stages.users.write(users)
-        yield users
+        return users
 
     def _up(self, layout: str, users: Users) -> UpResult:
         if self.build is None:
