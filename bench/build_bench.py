@@ -3,7 +3,7 @@ on the same Debian bases, side by side in one run. Prints a table per scenario a
 wall time, HTTP requests, blobs and bytes uploaded, manifests put (counted by a proxy in front of
 each registry, so both builders are measured the same way).
 
-    .venv/bin/python bench/build_bench.py          # about 10 minutes on 2 cores with the vfs driver
+    .venv/bin/python bench/build_bench.py          # about 10 minutes on 2 cores with the vfs driver, 2 with overlay2
 
 Scenarios: cold build and push of all six images; a rebuild with nothing changed; a rebuild after
 a one-line change to one service (committed, so it is a new version).
@@ -160,6 +160,7 @@ def main() -> None:
         rows = bench_builder("oci", work, engine) + bench_builder("docker", work, engine)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"Docker Engine storage driver: {engine.info()['Driver']}\n")
     print(table(rows))
     cold = {row.builder: row.seconds for row in rows if row.scenario.startswith("cold")}
     print(f"\ncold build + push: oci takes {cold['oci'] / cold['docker']:.0%} of docker's time")

@@ -86,7 +86,10 @@ class BaseResolver:
     registry: Callable[[str], RegistryClient]  # host -> client, from the composition root
     mirror: str = field(default_factory=lambda: os.environ.get("K8SDEPLOY_DEBIAN_MIRROR", DEFAULT_MIRROR))
     step: Step = silent_step  # called with the subject "bases"
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # one lock per Debian base: two builds of one base wait for each other, the python and nginx bases are
+    # debootstrapped side by side (each a minute or more, mostly waiting for the mirror)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def resolve(self, reference: str) -> BaseImage:
         name, _, pinned = reference.partition("@")
@@ -103,7 +106,9 @@ class BaseResolver:
         if name not in DEBIAN_PACKAGES:
             raise ConfigError(f"no Debian base named {name!r}", f"use one of: {', '.join(DEBIAN_PACKAGES)}")
         bases = BlobStore(self.cache_dir / "bases")
-        with self._lock:
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
             note = bases.note("built", name)
             if note is None or not bases.has(note["manifest"]):
                 note = {"manifest": self._debootstrap(name, bases)}

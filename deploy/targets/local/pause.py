@@ -1,11 +1,13 @@
 """The infra ("pause") image of local pods: the host's static busybox alone, about 2 MB.
 
-On the vfs storage driver every container gets a full copy of its image's files, so an infra
-container made from one of the suite's images (150 MB) costs a second or more to create and as
-much to remove, once per pod. This image holds only /bin/busybox (from Debian's busybox-static)
-and the two applets the local target runs in it, `sleep` and `chown`. It is imported into the
-engine with no registry, tagged by a digest of its contents, so it is made once per busybox.
-Where there is no static busybox, the pods' own images hold the pods, as they did before.
+On the vfs storage driver every container gets a full copy of its image's files, so an infra container made
+from one of the suite's images (150 MB) costs a second or more to create and as much to remove, once per pod.
+On overlay2 a container shares its image's layers and costs little either way, but an infra container needs
+no more than a process that sleeps: this image is right on both drivers, and keeps a pod's lifetime
+independent of the suite's images. It holds only /bin/busybox (from Debian's busybox-static) and the two
+applets the local target runs in it, `sleep` and `chown`. It is imported into the engine with no registry,
+tagged by a digest of its contents, so it is made once per busybox. Where there is no static busybox, the
+pods' own images hold the pods, as they did before.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 with `docker push` under the immutable version tag, and running like the OCI-built image.
 
 Only the gateway image is built here: on the vfs storage driver every Dockerfile step copies the
-whole root file system, so six images take minutes (bench/ measures them all)."""
+whole root file system, so six images take minutes there (seconds on overlay2; bench/ measures them
+all, on the driver the engine runs)."""
 
 from __future__ import annotations
 
