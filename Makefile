@@ -4,13 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# nginx with Lua for the gateway, MariaDB for the MySQL path, Chromium for the browser test,
-# the Docker Engine and an OCI registry for the images, debootstrap for bases built from Debian,
-# a static busybox for the local pods' 2 MB infra image and the local target's test image.
-APT_PACKAGES := python3-venv nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium \
-    docker.io docker-registry debootstrap busybox-static
+# What `make demo` needs: a virtualenv, the Docker Engine, debootstrap for the Debian bases, and a static busybox
+# for the local pods' 2 MB infra image. The tests need besides: nginx with Lua for the gateway, MariaDB for the
+# MySQL path, Chromium for the browser test, an OCI registry.
+DEMO_PACKAGES := python3-venv docker.io debootstrap busybox-static
+TEST_PACKAGES := nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium docker-registry
 
-.PHONY: help system-deps docker-engine venv kube-binaries lint test run demo down cluster cluster-down lock clean bench \
+.PHONY: help system-deps demo-deps docker-engine venv kube-binaries lint test run demo down cluster cluster-down lock clean bench \
     bench-local
 
 help:
@@ -27,24 +27,35 @@ help:
 	@echo "make lock         re-resolve requirements/*.lock from requirements/*.in (needs network)"
 	@echo "make clean        remove the virtualenv and run state"
 
-system-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	    echo "installing Debian packages:" $$missing; \
-	    $(SUDO) apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
-	fi
+# Installs the Debian packages of $(1) that are missing.
+define apt-install
+@missing=$$(for p in $(1); do \
+    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+    echo "installing Debian packages:" $$missing; \
+    $(SUDO) apt-get update -qq && \
+    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+fi
+endef
 
-docker-engine: system-deps
+demo-deps:
+	$(call apt-install,$(DEMO_PACKAGES))
+
+system-deps:
+	$(call apt-install,$(DEMO_PACKAGES) $(TEST_PACKAGES))
+
+docker-engine: demo-deps
 	@scripts/ensure-dockerd.sh
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements/dev.lock pyproject.toml
+# uv (pinned in requirements/bootstrap.lock) installs the locked wheels in parallel: seconds where pip takes
+# half a minute on a cold cache.
+$(VENV)/.installed: requirements/bootstrap.lock requirements/dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/dev.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements/bootstrap.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes --no-deps -r requirements/dev.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $@
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK from the Go modules pinned in
@@ -72,7 +83,7 @@ run: system-deps venv
 	$(BIN)/python -m deploy.devrun
 
 # The suite on the local Docker Engine, one pod; `k8sdeploy down` (or `make down`) removes it.
-demo: system-deps docker-engine venv
+demo: demo-deps docker-engine venv
 	$(BIN)/k8sdeploy up --layout single-pod
 
 down: venv
@@ -84,11 +95,12 @@ cluster: system-deps venv kube-binaries
 cluster-down: venv
 	@$(BIN)/python -m tools.cluster.controlplane down
 
-lock:
-	$(PYTHON) -m pip install --quiet uv
-	cd requirements && $(PYTHON) -m uv pip compile --quiet --generate-hashes --python-version 3.11 \
+lock: venv
+	cd requirements && ../$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" bootstrap.in -o bootstrap.lock
+	cd requirements && ../$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" app.in -o app.lock
-	cd requirements && $(PYTHON) -m uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	cd requirements && ../$(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" dev.in -o dev.lock
 
 clean:
