@@ -3,7 +3,7 @@ on the same Debian bases, side by side in one run. Prints a table per scenario a
 wall time, HTTP requests, blobs and bytes uploaded, manifests put (counted by a proxy in front of
 each registry, so both builders are measured the same way).
 
-    .venv/bin/python bench/build_bench.py          # about 10 minutes on 2 cores with the vfs driver, 2 with overlay2
+    .venv/bin/python bench/build_bench.py     # about 5 minutes on 2 cores with vfs, half a minute with overlay2
 
 Scenarios: cold build and push of all six images; a rebuild with nothing changed; a rebuild after
 a one-line change to one service (committed, so it is a new version).

@@ -2,7 +2,7 @@
 (the suite's own, about 150 MB), side by side in one run. Prints a table: for each layout and each
 infra image, the wall time of apply, of waiting until every service is ready, and of `down`.
 
-    .venv/bin/python bench/local_bench.py          # about 3 minutes on 2 cores with the vfs driver, 1 with overlay2
+    .venv/bin/python bench/local_bench.py     # about a minute on 2 cores with vfs, half a minute with overlay2
 
 It builds this checkout into the local Docker Engine first (nothing is timed there), then deploys
 environment `bench` (the suite's fixed ports 8080-8085 must be free) and removes it after each row.
