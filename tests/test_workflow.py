@@ -150,8 +150,8 @@ def checkout_of_working_tree(dest: Path) -> Path:
     (dest / ".venv").symlink_to(ROOT / ".venv")
     with (dest / ".git" / "info" / "exclude").open("a") as exclude:
         exclude.write("/.venv\n")  # .gitignore's `.venv/` matches a directory, not this symlink to one
-    for name in ("requirements/dev.lock", "pyproject.toml"):
-        os.utime(dest / name, (946684800, 946684800))  # 2000-01-01
+    for path in (*dest.glob("requirements/*.lock"), dest / "pyproject.toml"):  # what .venv/.installed is made from
+        os.utime(path, (946684800, 946684800))  # 2000-01-01
     return dest
 
 
