@@ -10,7 +10,16 @@ from typing import Literal
 import click
 
 from deploy import __version__
-from deploy.commandline import EXIT_CODES_HELP, confirms, environment_options, output_option, reports_errors
+from deploy.commandline import (
+    EXIT_CODES_HELP,
+    confirms,
+    environment_options,
+    no_smoke_option,
+    output_option,
+    reports_errors,
+    source_option,
+    wait_timeout_option,
+)
 from deploy.model.environments import LAYOUTS, Environment
 from deploy.model.errors import ExitCode
 from deploy.model.images import IMAGE_NAMES, BuildRecord, build_record_path
@@ -211,13 +220,7 @@ def render_command(
     help="Also move this tag to the new images (the version tag is always pushed).",
 )
 @click.option("--allow-dirty", is_flag=True, help="Publish uncommitted changes to a non-local registry.")
-@click.option(
-    "--source",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=Path("."),
-    show_default="the working directory",
-    help="The git checkout to build.",
-)
+@source_option
 @click.option(
     "--record",
     "record_path",
@@ -277,21 +280,9 @@ def build(
     help="How to build the images (see `k8sdeploy build --help`).",
 )
 @click.option("--allow-dirty", is_flag=True, help="Deploy uncommitted changes to a non-local environment.")
-@click.option(
-    "--wait-timeout",
-    default=180,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Seconds to wait for every service to be ready.",
-)
-@click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
-@click.option(
-    "--source",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=Path("."),
-    show_default="the working directory",
-    help="The git checkout to build.",
-)
+@wait_timeout_option
+@no_smoke_option
+@source_option
 @click.option(
     "--rollback-on-failure",
     is_flag=True,
@@ -371,14 +362,8 @@ def history(environment: Environment, output: str) -> None:
     metavar="VERSION",
     help="The recorded version to put back.  [default: the one before the current]",
 )
-@click.option(
-    "--wait-timeout",
-    default=180,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Seconds to wait for every service to be ready.",
-)
-@click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
+@wait_timeout_option
+@no_smoke_option
 @output_option
 @confirms("Replace what environment {env} runs with a recorded release?")
 def rollback(environment: Environment, version: str | None, wait_timeout: int, no_smoke: bool, output: str) -> None:

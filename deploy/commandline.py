@@ -98,6 +98,24 @@ def output_option(command: Callable) -> Callable:
     )(command)
 
 
+# Options more than one command takes, written once.
+source_option = click.option(
+    "--source",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("."),
+    show_default="the working directory",
+    help="The git checkout to build.",
+)
+wait_timeout_option = click.option(
+    "--wait-timeout",
+    default=180,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Seconds to wait for every service to be ready.",
+)
+no_smoke_option = click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
+
+
 def interactive(environ: Mapping[str, str] = os.environ, stdin: TextIO | None = sys.stdin) -> bool:
     """Questions may be asked only of a person: stdin is a terminal and CI is not set."""
     return bool(stdin is not None and stdin.isatty() and not environ.get("CI"))
