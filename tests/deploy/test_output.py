@@ -200,7 +200,6 @@ def test_an_interrupted_command_exits_130() -> None:
     import socket
     import subprocess
     import sys
-    import time
 
     with socket.socket() as silent:  # accepts connections and never answers
         silent.bind(("127.0.0.1", 0))
@@ -213,8 +212,10 @@ def test_an_interrupted_command_exits_130() -> None:
             text=True,
             cwd=ROOT,
         )
-        time.sleep(2)
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # the smoke login is under way: interrupt it there, not while loading
         process.send_signal(signal.SIGINT)
+        connection.close()
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1] == "interrupted"
