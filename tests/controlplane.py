@@ -204,10 +204,12 @@ class KubeCluster:
         time.sleep(0.01)
         return datetime.datetime.now(datetime.UTC)
 
-    def mutations(self, since: datetime.datetime | None = None, user: str = "") -> list[str]:
-        """Mutating requests by the tests' users (or `user`) since `since` (default: this test's start)."""
+    def mutations(self, since: datetime.datetime | None = None, user: str = "", dry_runs: bool = False) -> list[str]:
+        """Mutating requests by the tests' users (or `user`) since `since` (default: this test's start); with
+        `dry_runs`, the dry runs (dryRun=All) instead, which store nothing."""
         time.sleep(0.2)  # the audit log's writes land shortly after the answer
-        return audit_mutations(self.cluster.audit_log, (user,) if user else TEST_USERS, since or self.started)
+        users = (user,) if user else TEST_USERS
+        return audit_mutations(self.cluster.audit_log, users, since or self.started, dry_runs)
 
     # -- simulated kubelets --------------------------------------------------------------------
     def simulate(self, state: str, container: str, pods_where: str) -> None:

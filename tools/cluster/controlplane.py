@@ -478,12 +478,17 @@ class ControlPlane:
             subprocess.run(["rm", "-rf", str(self.state)], check=False)
 
 
-def audit_mutations(audit_log: Path, users: Collection[str] = (), since: datetime.datetime | None = None) -> list[str]:
+def audit_mutations(
+    audit_log: Path, users: Collection[str] = (), since: datetime.datetime | None = None, dry_runs: bool = False
+) -> list[str]:
     """Mutating requests (only those are logged) by any of `users` (all when empty) since `since`, in the order
-    the API server logged them, as 'VERB resource/name'."""
+    the API server logged them, as 'VERB resource/name'. Dry runs (dryRun=All) store nothing: they are left out,
+    or with `dry_runs` they are the only ones listed."""
     found = []
     for line in audit_log.read_text().splitlines() if audit_log.exists() else []:
         event = json.loads(line)
+        if ("dryRun=All" in event.get("requestURI", "")) != dry_runs:
+            continue
         ref = event.get("objectRef") or {}
         if users and event.get("user", {}).get("username") not in users:
             continue

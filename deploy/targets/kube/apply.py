@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from deploy.model.errors import ApplyError, ConfigError, KubeApiError
 from deploy.model.status import ApplyResult
@@ -58,6 +58,28 @@ def conflicting_managers(exc: KubeApiError) -> set[str]:
     causes = (json.loads(exc.body or "{}").get("details") or {}).get("causes") or []
     found = {m.group(1) for cause in causes if (m := re.search(r'conflict with "([^"]+)"', cause.get("message", "")))}
     return found or set(re.findall(r'conflict with "([^"]+)"', exc.body or ""))
+
+
+def refused(obj: dict, exc: KubeApiError) -> ApplyError:
+    return ApplyError(
+        f"the API server refused {describe(obj)}: {exc.api_message}",
+        "fix the rendered object (or the cluster) and apply again",
+    )
+
+
+def defaulted_rolling_update_in_the_way(obj: dict, live: dict) -> bool:
+    """A Deployment going to Recreate while the live one has the rollingUpdate the API server defaulted."""
+    wanted = (obj.get("spec") or {}).get("strategy") or {}
+    return wanted.get("type") == "Recreate" and bool((live["spec"].get("strategy") or {}).get("rollingUpdate"))
+
+
+def needs_apply(obj: dict, live: dict | None, edits: tuple[str, ...]) -> bool:
+    """Whether `up` sends `obj` at all: it is new, edited by hand, or its rendered digest changed."""
+    if live is None or edits:
+        return True
+    return ((live.get("metadata") or {}).get("annotations") or {}).get(APPLIED) != obj["metadata"]["annotations"][
+        APPLIED
+    ]
 
 
 class Applier(Scoped):
@@ -113,9 +135,9 @@ class Applier(Scoped):
         meta["annotations"][APPLIED] = applied_digest(obj)
         return obj
 
-    def apply_one(self, obj: dict) -> str:
-        kind, name = kind_of(obj), obj["metadata"]["name"]
-        live = self.api.get(kind, self.namespace, name)
+    def live(self, obj: dict) -> dict | None:
+        """The object as it is now (None: absent); refused when it is there and not ours."""
+        live = self.api.get(kind_of(obj), self.namespace, obj["metadata"]["name"])
         if live is not None and not owned_by(live, self.env_name):
             raise ApplyError(
                 f"{describe(obj)} already exists in namespace {self.namespace} and is not "
@@ -123,9 +145,14 @@ class Applier(Scoped):
                 "delete or rename that object, or deploy to another namespace; k8sdeploy never "
                 "overwrites what it does not own",
             )
+        return live
+
+    def apply_one(self, obj: dict) -> str:
+        kind = kind_of(obj)
+        live = self.live(obj)
         live_annotations = (live or {}).get("metadata", {}).get("annotations") or {}
         edits = hand_edits(live) if live is not None else ()
-        if live is not None and not edits and live_annotations.get(APPLIED) == obj["metadata"]["annotations"][APPLIED]:
+        if not needs_apply(obj, live, edits):
             return "unchanged"
         if live is not None and kind == DEPLOYMENT:
             self.clear_defaulted_rolling_update(obj, live)
@@ -134,10 +161,7 @@ class Applier(Scoped):
             answer = self.server_side_apply(kind, obj, edits if APPLIED in live_annotations else ())
         except KubeApiError as exc:
             if exc.status != 422 or not IMMUTABLE.search(exc.body or ""):
-                raise ApplyError(
-                    f"the API server refused {describe(obj)}: {exc.api_message}",
-                    "fix the rendered object (or the cluster) and apply again",
-                ) from None
+                raise refused(obj, exc) from None
             self.replace(kind, obj, exc.api_message)
             return "replaced"
         if live is not None and answer.get("metadata", {}).get("resourceVersion") == live["metadata"].get(
@@ -152,11 +176,11 @@ class Applier(Scoped):
         self.say(f"{'created' if live is None else 'updated'} {describe(obj)}")
         return "created" if live is None else "updated"
 
-    def server_side_apply(self, kind: Kind, obj: dict, edits: tuple[str, ...]) -> dict:
+    def server_side_apply(self, kind: Kind, obj: dict, edits: tuple[str, ...], dry_run: bool = False) -> dict:
         """Apply; on a conflict with our own earlier writes, or with hand `edits` of our object, take the fields
-        back."""
+        back. `dry_run`: the same requests with dryRun=All, and nothing said."""
         try:
-            return self.api.apply(kind, self.namespace, obj)
+            return self.api.apply(kind, self.namespace, obj, dry_run=dry_run)
         except KubeApiError as exc:
             if exc.status != 409:
                 raise
@@ -166,16 +190,15 @@ class Applier(Scoped):
                     f"{describe(obj)}: fields are also managed by {', '.join(sorted(others))} ({exc.api_message})",
                     "remove those managers' changes (or the object) so k8sdeploy alone manages it",
                 ) from None
-            if others:
+            if others and not dry_run:
                 self.say(f"{describe(obj)} was changed by hand ({'; '.join(edits)}); putting back the rendered fields")
-            return self.api.apply(kind, self.namespace, obj, force=True)
+            return self.api.apply(kind, self.namespace, obj, force=True, dry_run=dry_run)
 
     def clear_defaulted_rolling_update(self, obj: dict, live: dict) -> None:
         """A Deployment going from RollingUpdate to Recreate (sqlite to mysql and back): the API server defaulted
         `strategy.rollingUpdate`, which no manager owns, so an apply cannot remove it and Recreate is refused
         with it; clear it, with the new type, in one merge patch first."""
-        wanted = (obj.get("spec") or {}).get("strategy") or {}
-        if wanted.get("type") == "Recreate" and (live["spec"].get("strategy") or {}).get("rollingUpdate"):
+        if defaulted_rolling_update_in_the_way(obj, live):
             self.say(f"{describe(obj)}: switching to Recreate, clearing the rollingUpdate the API server defaulted")
             cleared = {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}}
             self.api.request(
@@ -200,21 +223,25 @@ class Applier(Scoped):
             time.sleep(self.poll)
         self.api.apply(kind, self.namespace, obj)
 
-    def prune(self, keep: set) -> tuple[str, ...]:
-        """Delete the objects k8sdeploy applied for this environment that the render no longer has (a layout
-        switch). Only what bears our digest annotation was applied by us: a claim a StatefulSet made from its
-        template carries the template's labels, not the annotation. Claims hold data: they are kept, with a
-        note, until `down --volumes`."""
-        removed = []
+    def stale(self, keep: set) -> Iterator[tuple[Kind, dict]]:
+        """The objects k8sdeploy applied for this environment that the render no longer has (a layout switch),
+        in the order prune takes them. Only what bears our digest annotation was applied by us: a claim a
+        StatefulSet made from its template carries the template's labels, not the annotation."""
         for kind in reversed(KINDS[1:]):
             for live in self.api.list(kind, self.namespace, owner_selector(self.env_name)):
                 meta = live["metadata"]
-                if (kind, meta["name"]) in keep or APPLIED not in (meta.get("annotations") or {}):
-                    continue
-                if kind == PVC:
-                    self.say(f"kept {kind.kind}/{meta['name']}: it holds data (`k8sdeploy down --volumes` removes it)")
-                    continue
-                self.api.delete(kind, self.namespace, meta["name"])
-                removed.append(f"{kind.kind}/{meta['name']}")
-                self.say(f"pruned {removed[-1]}")
+                if (kind, meta["name"]) not in keep and APPLIED in (meta.get("annotations") or {}):
+                    yield kind, live
+
+    def prune(self, keep: set) -> tuple[str, ...]:
+        """Delete the stale objects. Claims hold data: they are kept, with a note, until `down --volumes`."""
+        removed = []
+        for kind, live in self.stale(keep):
+            name = live["metadata"]["name"]
+            if kind == PVC:
+                self.say(f"kept {kind.kind}/{name}: it holds data (`k8sdeploy down --volumes` removes it)")
+                continue
+            self.api.delete(kind, self.namespace, name)
+            removed.append(f"{kind.kind}/{name}")
+            self.say(f"pruned {removed[-1]}")
         return tuple(removed)

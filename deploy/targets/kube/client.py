@@ -118,8 +118,10 @@ class KubeApi:
         answer = self.request("GET", kind.path(namespace), {"labelSelector": labels, "fieldSelector": fields})
         return [{"apiVersion": kind.api_version, "kind": kind.kind, **item} for item in answer.get("items") or []]
 
-    def apply(self, kind: Kind, namespace: str, obj: dict, force: bool = False) -> dict:
-        query = {"fieldManager": MANAGER, "force": "true" if force else None}
+    def apply(self, kind: Kind, namespace: str, obj: dict, force: bool = False, dry_run: bool = False) -> dict:
+        """Server-side apply as our one field manager; `dry_run`: the API server answers what the object would
+        be (defaulted, validated, admitted) and stores nothing."""
+        query = {"fieldManager": MANAGER, "force": "true" if force else None, "dryRun": "All" if dry_run else None}
         return self.request("PATCH", kind.path(namespace, obj["metadata"]["name"]), query, obj, APPLY_PATCH)
 
     def delete(self, kind: Kind, namespace: str, name: str) -> bool:

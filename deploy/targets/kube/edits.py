@@ -38,9 +38,9 @@ def field_paths(fields: dict, prefix: str = "") -> Iterator[str]:
         yield from field_paths(inner, path) if inner else [path]
 
 
-def hand_edits(live: dict) -> tuple[str, ...]:
-    """'MANAGER set PATH, ...' for each other manager owning fields outside metadata and status."""
-    found = []
+def edited_fields(live: dict) -> dict[str, tuple[str, ...]]:
+    """Manager -> the paths it owns outside metadata and status, for each manager but ours and the cluster's."""
+    found: dict[str, tuple[str, ...]] = {}
     for entry in (live.get("metadata") or {}).get("managedFields") or []:
         manager = entry.get("manager") or ""
         if (
@@ -55,8 +55,14 @@ def hand_edits(live: dict) -> tuple[str, ...]:
             if p.split(".")[0].split("[")[0] not in ("metadata", "status")
         ]
         if paths:
-            found.append(f"{manager or 'an unnamed manager'} set {', '.join(sorted(paths))}")
-    return tuple(found)
+            name = manager or "an unnamed manager"
+            found[name] = tuple(sorted({*found.get(name, ()), *paths}))
+    return found
+
+
+def hand_edits(live: dict) -> tuple[str, ...]:
+    """'MANAGER set PATH, ...' for each other manager owning fields outside metadata and status."""
+    return tuple(f"{manager} set {', '.join(paths)}" for manager, paths in edited_fields(live).items())
 
 
 class Edits(Scoped):
