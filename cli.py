@@ -333,6 +333,49 @@ def up(
         )
 
 
+@main.command("diff", epilog=EXIT_CODES_HELP)
+@reports_errors
+@environment_options
+@click.option(
+    "--layout", "layout_name", type=click.Choice(LAYOUTS), help="Layout to compare.  [default: the environment's]"
+)
+@click.option("--allow-dirty", is_flag=True, help="Compare uncommitted changes for a non-local environment.")
+@source_option
+@output_option
+def diff_command(
+    environment: Environment, layout_name: str | None, allow_dirty: bool, source: Path, output: str
+) -> None:
+    """Show what `k8sdeploy up` would change, changing nothing.
+
+    \b
+    Builds the six images (published nowhere: their digests follow from the
+    layers) and says which the registry or engine lacks; renders the layout
+    and compares it with what runs: on Kubernetes by server-side apply with
+    dryRun=All as k8sdeploy's field manager, locally against the running
+    containers. Each object is create, update (the fields, old -> new),
+    replace or delete (prune); fields another field manager set are drift,
+    said with whether `up` takes them back. A Secret shows its keys, never
+    its values. Exits 0 when `up` would change nothing, 1 when it would.
+    """
+    from deploy import output as report
+    from deploy.compose import make_runner
+    from deploy.model.changes import to_dict
+    from deploy.publish.stage import BuildOptions
+
+    options = BuildOptions(
+        source=source, registry=environment.registry, allow_dirty=allow_dirty, bases=environment.bases
+    )
+    changes = make_runner(environment, say, options=options).diff(layout_name or environment.layout)
+    if output == "json":
+        click.echo(report.dumps(to_dict(changes)), nl=False)
+    else:
+        for line in changes.lines():
+            click.echo(line)
+        if not changes.changed:
+            click.echo(f"{environment.name}: up would change nothing ({changes.layout}, version {changes.version})")
+    sys.exit(ExitCode.CHANGES if changes.changed else ExitCode.OK)
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options

@@ -18,7 +18,8 @@ from deploy.model.errors import DeployError, ExitCode
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code.value:<4}{text}"
     for code, text in [
-        (ExitCode.OK, "success"),
+        (ExitCode.OK, "success (diff: up would change nothing)"),
+        (ExitCode.CHANGES, "diff: up would change something"),
         (ExitCode.USAGE, "bad usage or configuration"),
         (ExitCode.BUILD, "build or publish failed"),
         (ExitCode.APPLY, "apply failed"),

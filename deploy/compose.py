@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,17 +14,17 @@ import docker
 import httpx
 from docker.errors import DockerException
 
-from deploy.builders import Builder
 from deploy.builders.bases import BaseResolver
 from deploy.builders.oci import OciBuilder
 from deploy.builders.store import BlobStore, default_cache_dir
+from deploy.model.changes import ImagePlan
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, CredentialsError
 from deploy.model.images import BuildRecord, build_record_path
 from deploy.model.progress import Progress, Say
 from deploy.model.releases import ReleaseHistory
+from deploy.model.version import Version
 from deploy.output import progress_for
-from deploy.publish import Publisher
 from deploy.publish.bases import BasePublisher, PublishedBases
 from deploy.publish.engine import EnginePublisher
 from deploy.publish.promote import LATEST, Moved, move_latest, registry_of
@@ -105,23 +105,37 @@ def image_build(options: BuildOptions, clients: Clients, progress: Progress) -> 
     missing engine or registry is found first)."""
     store = BlobStore(options.store_dir or options.cache_dir)
     bases = BaseResolver(store, options.cache_dir, clients.registry, step=progress.step)
-    address = RegistryAddress.parse(options.registry) if options.registry else None
-    builder: Builder
-    publisher: Publisher
     if options.builder == "docker":
         from deploy.builders.docker import DockerBuilder
         from deploy.publish.docker import DockerPublisher
 
+        address = RegistryAddress.parse(options.registry) if options.registry else None
         publisher = DockerPublisher(clients.docker(), address, clients.registry, step=progress.step)
-        builder = DockerBuilder(clients.docker(), bases, step=progress.step)
-    else:
-        publisher = (
-            EnginePublisher(clients.docker(), step=progress.step)
-            if address is None
-            else RegistryPublisher(address, clients.registry(address.host), step=progress.step)
+        return ImageBuild(
+            options, bases, DockerBuilder(clients.docker(), bases, step=progress.step), publisher, progress.step
         )
-        builder = OciBuilder(store, bases, step=progress.step)
-    return ImageBuild(options, bases, builder, publisher, progress.step)
+    builder = OciBuilder(store, bases, step=progress.step)
+    return ImageBuild(options, bases, builder, oci_publisher(options, clients, progress), progress.step)
+
+
+def oci_publisher(options: BuildOptions, clients: Clients, progress: Progress) -> RegistryPublisher | EnginePublisher:
+    """Where OCI images go: the options' registry, or the local Docker Engine. Either also plans (Planner)."""
+    if not options.registry:
+        return EnginePublisher(clients.docker(), step=progress.step)
+    address = RegistryAddress.parse(options.registry)
+    return RegistryPublisher(address, clients.registry(address.host), step=progress.step)
+
+
+def preview_images(options: BuildOptions) -> tuple[Version, tuple[ImagePlan, ...]]:
+    """`diff`: build the six images with the OCI builder, whose digests follow from the layers, and ask the
+    registry (or engine) which it lacks; nothing is pushed or loaded."""
+    clients, progress = Clients(), progress_for()
+    try:
+        build = image_build(replace(options, builder="oci"), clients, progress)
+        return build.plan(oci_publisher(options, clients, progress))
+    finally:
+        progress.close()
+        clients.close()
 
 
 def build_and_record(options: BuildOptions, record_path: Path) -> BuildRecord:
@@ -359,12 +373,14 @@ def make_runner(
     keep_cluster: bool = False,
 ) -> Runner:
     """A Runner for `environment`; `options` make its build stage (`up`), which first makes sure of the
-    environment's Artifact Registry repository, keeping the versions its history records."""
+    environment's Artifact Registry repository, keeping the versions its history records, and its preview
+    (`diff`), which builds the same images and publishes nothing."""
     return Runner(
         stages(environment, say, keep_cluster),
         say,
         make_smoke(environment, say, no_smoke),
         build=build_stage(environment, options, say) if options is not None else None,
+        preview=(lambda: preview_images(options)) if options is not None else None,
         wait_timeout=wait_timeout,
         mysql_secret=mysql_secret(),
     )

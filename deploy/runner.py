@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Protocol
 
+from deploy.model.changes import Changes, ImagePlan, summary
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, DeployError, NotReadyError, SmokeError
 from deploy.model.images import BuildRecord, PublishedImage
@@ -19,6 +20,7 @@ from deploy.model.progress import Say
 from deploy.model.releases import Release, ReleaseHistory, choose, drift, now, objects_hash, who
 from deploy.model.status import ApplyResult, ServiceStatus
 from deploy.model.suite import User
+from deploy.model.version import Version
 from deploy.render.objects import render
 from deploy.smoke import Smoke, SmokeReport
 from deploy.targets import Target
@@ -114,6 +116,7 @@ class Runner:
     say: Say
     smoke: Callable[[Users], Smoke]  # the smoke stage, logging in as the environment's smoke users
     build: Callable[[ReleaseHistory], BuildRecord] | None = None  # the build stage of `up`
+    preview: Callable[[], tuple[Version, tuple[ImagePlan, ...]]] | None = None  # `diff`'s: built, not published
     wait_timeout: float = 180
     mysql_secret: str = ""  # $K8SDEPLOY_MYSQL_SECRET, read by compose.py
 
@@ -135,6 +138,18 @@ class Runner:
         release = choose(self.stages.history.releases(), version)
         with self.holding():
             return self._rollback(release, self.users())
+
+    def diff(self, layout: str) -> Changes:
+        """What `up` of `layout` would change: the images built (not published) and asked after, the render
+        compared by the target with what runs. Nothing is written, and the lease is not taken."""
+        if self.preview is None:
+            raise ConfigError("this runner has no preview stage", "make it with compose.make_runner(options=...)")
+        version, plans = self.preview()
+        images = MappingProxyType({plan.name: plan.image for plan in plans})
+        rendered = render(self.environment, layout, images, version.version, mysql_secret=self.mysql_secret)
+        users = wanted(self.environment, self.stages.users.read())  # as `up` would keep them; not written
+        objects = self.stages.target.diff((*rendered.objects, users.secret(self.environment.namespace)))
+        return Changes(self.environment.name, layout, version.version, plans, objects, rendered.notes)
 
     def status(self) -> tuple[list[ServiceStatus], Release | None, tuple[str, ...]]:
         """What runs, the release recorded last (None when nothing runs), and one drift line per difference."""
@@ -180,8 +195,11 @@ class Runner:
             rendered = render(self.environment, layout, record.images, record.version, mysql_secret=self.mysql_secret)
         for note in rendered.notes:
             self.say(f"note: {note}")
+        objects = (*rendered.objects, users.secret(self.environment.namespace))
         with watch.stage("apply"):
-            applied = target.apply((*rendered.objects, users.secret(self.environment.namespace)))
+            for line in summary(target.diff(objects)):  # what it changes, before it changes it
+                self.say(line)
+            applied = target.apply(objects)
         self.say(describe(applied))
         with watch.stage("wait"):
             target.wait(self.wait_timeout)

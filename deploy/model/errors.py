@@ -10,6 +10,7 @@ class ExitCode(IntEnum):
     """Documented exit codes of `k8sdeploy` (README, `--help`)."""
 
     OK = 0
+    CHANGES = 1  # `diff`: `up` would change something (not a failure)
     USAGE = 2  # bad usage or configuration (click's own usage errors use 2 as well)
     BUILD = 3  # build or publish failed
     APPLY = 4  # the target refused or failed to apply the objects

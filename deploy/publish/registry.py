@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from deploy.builders.oci import OciImage
 from deploy.builders.store import OCI_MANIFEST, Blob
+from deploy.model.changes import ImagePlan
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage
 from deploy.model.progress import Step, silent_step
@@ -59,7 +60,7 @@ class RegistryPublisher:
         self, images: Sequence[OciImage], tag: str, channels: tuple[str, ...] = ()
     ) -> Mapping[str, PublishedImage]:
         self.client.check()
-        pending = self._untagged(images, tag)
+        pending = self.untagged(images, tag)
         self._push_blobs(pending)
         for image in pending:
             self.client.put_manifest(self._repository(image), image.digest, image.manifest, OCI_MANIFEST)
@@ -73,10 +74,29 @@ class RegistryPublisher:
             for image in images
         }
 
+    def plan(self, images: Sequence[OciImage], tag: str) -> tuple[ImagePlan, ...]:
+        """What publish() would push, asking the registry only: an image already under `tag` is not pushed, the
+        others bring the blobs their repository lacks (a blob shared by several counted once)."""
+        self.client.check()
+        pending = {image.name for image in self.untagged(images, tag)}
+        counted: set[str] = set()
+        plans = []
+        for image in images:
+            push = image.name in pending
+            missing = (
+                [b for b in image.blobs if not self.client.has_blob(self._repository(image), b.digest)] if push else []
+            )
+            new_layers = len({layer.digest for layer in image.layers} & {blob.digest for blob in missing})
+            new_bytes = sum(blob.size for blob in missing if blob.digest not in counted)
+            counted.update(blob.digest for blob in missing)
+            published = PublishedImage(f"{self.address.host}/{self._repository(image)}", tag, image.digest, image.size)
+            plans.append(ImagePlan(image.name, published, push, new_layers, new_bytes, str(self.address)))
+        return tuple(plans)
+
     def _repository(self, image: OciImage) -> str:
         return self.address.repository(image.name)
 
-    def _untagged(self, images: Sequence[OciImage], tag: str) -> list[OciImage]:
+    def untagged(self, images: Sequence[OciImage], tag: str) -> list[OciImage]:
         """The images not yet under `tag`; refused, before anything is pushed, if any tag holds another digest."""
         pending, conflicts = [], []
         for image in images:

@@ -15,11 +15,12 @@ from deploy.builders.bases import BaseResolver
 from deploy.builders.deps import install_dependencies
 from deploy.builders.spec import LOCK, suite_specs
 from deploy.builders.store import default_cache_dir
+from deploy.model.changes import ImagePlan
 from deploy.model.errors import ConfigError
 from deploy.model.images import IMAGE_NAMES, BuildRecord
 from deploy.model.progress import Step
 from deploy.model.version import Version, version_of
-from deploy.publish import Publisher
+from deploy.publish import Planner, Publisher
 from deploy.registry.client import RegistryAddress
 
 
@@ -63,6 +64,11 @@ class ImageBuild:
         with ThreadPoolExecutor(2) as pool:  # the (at most two) Debian bases are built side by side
             list(pool.map(self.bases.resolve, sorted({spec.base for spec in specs})))
         return version, [self.builder.build(spec) for spec in specs]
+
+    def plan(self, planner: Planner) -> tuple[Version, tuple[ImagePlan, ...]]:
+        """Build the six images and ask `planner` what publishing them would do; nothing is published."""
+        version, images = self.images()
+        return version, planner.plan(images, version.version)
 
     def run(self) -> BuildRecord:
         """Build the six images and publish them under the source's version."""

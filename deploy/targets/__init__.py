@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from deploy.model.changes import ObjectChange
 from deploy.model.status import ApplyResult, ServiceStatus
 
 
 class Target(Protocol):
     """One deployment target; every method works on the objects of one environment only."""
+
+    def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]: ...  # what apply would do; writes nothing
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult: ...
 

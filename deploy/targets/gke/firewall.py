@@ -8,11 +8,22 @@ from collections.abc import Iterable
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
+from deploy.model.changes import ObjectChange, compare
 from deploy.model.errors import CloudError
 from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import RETRY, Place, calling
 
 PREFIX = "k8sdeploy-"  # every rule k8sdeploy makes starts so
+KIND = "compute#firewall"
+
+
+def shape(rule: compute_v1.Firewall) -> dict:
+    """The fields of a rule that k8sdeploy sets and compares."""
+    return {
+        "allowed": [{"IPProtocol": a.I_p_protocol, "ports": list(a.ports)} for a in rule.allowed],
+        "sourceRanges": sorted(rule.source_ranges),
+        "targetTags": list(rule.target_tags),
+    }
 
 
 def firewall_name(place: Place) -> str:
@@ -49,6 +60,14 @@ class Firewall:
             target_tags=[self.tag],
         )
 
+    def change(self, ports: Iterable[int]) -> ObjectChange:
+        """What ensure() would do to the rule, with the fields that change; reads only."""
+        want, have = shape(self.desired(ports)), self.current()
+        if have is None:
+            return ObjectChange(KIND, self.name, "create", tuple(compare({}, want)))
+        fields = tuple(compare(shape(have), want))
+        return ObjectChange(KIND, self.name, "update" if fields else "unchanged", fields)
+
     def current(self) -> compute_v1.Firewall | None:
         with calling(f"reading firewall rule {self.name}", self.place):
             try:
@@ -67,11 +86,7 @@ class Firewall:
                 except gexc.Conflict:  # a retried insert whose first answer was lost: read it back
                     return self.ensure(ports)
                 outcome = "created"
-            elif (list(have.allowed), sorted(have.source_ranges), list(have.target_tags)) != (
-                list(want.allowed),
-                sorted(want.source_ranges),
-                list(want.target_tags),
-            ):
+            elif shape(have) != shape(want):
                 operation = self.firewalls.patch_unary(
                     project=self.project, firewall=self.name, firewall_resource=want, retry=RETRY
                 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from deploy.model.changes import ObjectChange
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, LeftoversError
 from deploy.model.lease import Holding, Lease
@@ -63,6 +64,26 @@ class GkeTarget:
         result = kube.apply(objects)
         self.firewall.ensure(self.gateway_ports(kube))
         return result
+
+    def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]:
+        """The cluster (created, or checked as `up` checks it), its objects as its API server answers a dry run,
+        and the firewall rule; nothing is created or changed."""
+        gke = self.cluster.place.gke
+        cluster = self.cluster.find()
+        if cluster is None:
+            note = f"{gke.node_count} x {gke.machine_type} in {gke.location}"
+            planned = [ObjectChange("Cluster", gke.cluster, "create", note=note)]
+            planned += [ObjectChange("Namespace", self.environment.namespace, "create")]
+            planned += [ObjectChange(obj["kind"], obj["metadata"]["name"], "create") for obj in objects]
+            return (*planned, self.firewall.change({self.environment.gateway_port}))
+        kube = self.kube(cluster)
+        if kube is None:
+            raise ConfigError(
+                f"cluster {gke.cluster} of environment {self.environment.name} is {cluster.status.name}",
+                "wait for it to be RUNNING, then run again",
+            )
+        self.cluster.reconcile(cluster)
+        return (*kube.diff(objects), self.firewall.change(self.gateway_ports(kube)))
 
     def gateway_ports(self, kube: KubeTarget) -> set[int]:
         """The gateway's port, and its node port when the Service has one (the node tag is the target)."""

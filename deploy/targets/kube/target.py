@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from deploy.model.changes import ObjectChange
 from deploy.model.errors import ConfigError, LeftoversError, NotReadyError
 from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult, ServiceStatus
 from deploy.targets.kube.apply import Applier
 from deploy.targets.kube.client import KubeApi
+from deploy.targets.kube.diff import Differ
 from deploy.targets.kube.edits import Edits
 from deploy.targets.kube.teardown import Teardown
 from deploy.targets.kube.wait import Readiness, container_states
@@ -28,6 +30,9 @@ class KubeTarget:
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
         return self.applier.apply(objects)
+
+    def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]:
+        return Differ(self.applier).diff(objects)
 
     def wait(self, timeout: float) -> None:
         self.readiness.wait(timeout)

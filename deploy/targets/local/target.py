@@ -8,12 +8,14 @@ from pathlib import Path
 import docker
 from docker.models.containers import Container as DockerContainer
 
+from deploy.model.changes import ObjectChange
 from deploy.model.errors import DeployError
 from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult, ServiceStatus
 from deploy.model.suite import GATEWAY
 from deploy.targets.local import labels as L
 from deploy.targets.local.containers import LocalEngine
+from deploy.targets.local.diff import LocalDiffer
 from deploy.targets.local.health import Health
 
 
@@ -27,6 +29,9 @@ class LocalTarget:
         self.env_name = env_name
         self.engine = LocalEngine(client, env_name, state_dir, say)
         self.health = Health(client, env_name, say)
+
+    def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]:
+        return LocalDiffer(self.engine).diff(objects)
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
         return self.engine.apply(objects)
