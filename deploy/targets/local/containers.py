@@ -49,8 +49,10 @@ class LocalEngine:
         state_dir: Path | None = None,
         say: Say = silent,
         busybox: Path = BUSYBOX,
+        host_paths: Sequence[Path] = (),
     ):
         self.client = client
+        self.host_paths = tuple(host_paths)  # what hostPath volumes may bind (`dev`: the checkout)
         self.env_name = env_name
         self.state_dir = state_dir or default_state_dir(env_name)
         self.say = say
@@ -71,7 +73,7 @@ class LocalEngine:
     # apply ----------------------------------------------------------------------------------
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
-        wanted = plan(objects)
+        wanted = plan(objects, self.host_paths)
         for note in wanted.notes:
             self.say(f"note: {note}")
         current = self.running_pods()
@@ -265,6 +267,10 @@ class LocalEngine:
                     source = self.write_files(pod, volume, container)
                     path = source / mount.sub_path if mount.sub_path else source
                     mounts[key] = DockerMount(mount.target, str(path), type="bind", read_only=True)
+                    continue
+                if volume.kind == "hostPath":
+                    path = Path(volume.host_path) / mount.sub_path if mount.sub_path else Path(volume.host_path)
+                    mounts[key] = DockerMount(mount.target, str(path), type="bind", read_only=mount.read_only)
                     continue
                 if mount.sub_path:
                     raise LocalTargetError(

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from deploy.model.errors import ApplyError
@@ -93,9 +94,10 @@ class PlannedMount:
 @dataclass(frozen=True)
 class PlannedVolume:
     name: str
-    kind: str  # emptyDir | pvc | files
+    kind: str  # emptyDir | pvc | files | hostPath
     claim: str = ""  # pvc: the claim's name, which names the Docker volume that outlives the pod
     files: tuple[tuple[str, str, int], ...] = ()  # files: (path, base64 content, mode)
+    host_path: str = ""  # hostPath: the directory of this machine it binds (`k8sdeploy dev`'s sources)
 
 
 @dataclass(frozen=True)
@@ -170,8 +172,9 @@ def parse_quantity(value: str | int | float, unit: str) -> float:
 class Translator:
     """Turns one environment's objects into a Plan; the lookups (ConfigMaps, Secrets) come from them."""
 
-    def __init__(self, objects: Sequence[dict]):
+    def __init__(self, objects: Sequence[dict], host_paths: Sequence[Path] = ()):
         self.objects = list(objects)
+        self.host_paths = tuple(path.resolve() for path in host_paths)
         for obj in self.objects:
             kind = obj.get("kind")
             if kind not in SUPPORTED_KINDS:
@@ -242,12 +245,18 @@ class Translator:
             host_aliases=aliases,
         )
 
+    def allows(self, host_path: str) -> bool:
+        """A hostPath volume only below a directory this target was given (`k8sdeploy dev`'s checkout)."""
+        return any(Path(host_path).resolve().is_relative_to(root) for root in self.host_paths)
+
     def volume(self, where: str, spec: dict) -> PlannedVolume:
         name = spec["name"]
         if "emptyDir" in spec:
             return PlannedVolume(name, "emptyDir")
         if "persistentVolumeClaim" in spec:
             return PlannedVolume(name, "pvc", claim=spec["persistentVolumeClaim"]["claimName"])
+        if "hostPath" in spec and self.allows(spec["hostPath"]["path"]):
+            return PlannedVolume(name, "hostPath", host_path=spec["hostPath"]["path"])
         for source_kind, table in (("configMap", self.config_maps), ("secret", self.secrets)):
             if source_kind in spec:
                 source = spec[source_kind]
@@ -374,5 +383,5 @@ class Translator:
         )
 
 
-def plan(objects: Sequence[dict]) -> Plan:
-    return Translator(objects).plan()
+def plan(objects: Sequence[dict], host_paths: Sequence[Path] = ()) -> Plan:
+    return Translator(objects, host_paths).plan()

@@ -24,10 +24,17 @@ class NotDeployed(DeployError):
 
 
 class LocalTarget:
-    def __init__(self, client: docker.DockerClient, env_name: str, state_dir: Path | None = None, say: Say = silent):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        env_name: str,
+        state_dir: Path | None = None,
+        say: Say = silent,
+        host_paths: Sequence[Path] = (),
+    ):
         self.client = client
         self.env_name = env_name
-        self.engine = LocalEngine(client, env_name, state_dir, say)
+        self.engine = LocalEngine(client, env_name, state_dir, say, host_paths=host_paths)
         self.health = Health(client, env_name, say)
 
     def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]:
