@@ -14,6 +14,7 @@ from deploy.commandline import (
     EXIT_CODES_HELP,
     confirms,
     environment_options,
+    layout_option,
     no_smoke_option,
     output_option,
     reports_errors,
@@ -269,9 +270,7 @@ def build(
 @main.command(epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
-@click.option(
-    "--layout", "layout_name", type=click.Choice(LAYOUTS), help="Layout to deploy.  [default: the environment's]"
-)
+@layout_option("deploy")
 @click.option(
     "--builder",
     type=click.Choice(["oci", "docker"]),
@@ -333,12 +332,53 @@ def up(
         )
 
 
+@main.command("dev", epilog=EXIT_CODES_HELP)
+@reports_errors
+@environment_options
+@layout_option("deploy")
+@click.option("--down-on-exit", is_flag=True, help="Remove the deployment when watching stops.")
+@wait_timeout_option
+@no_smoke_option
+@source_option
+def dev(
+    environment: Environment, layout_name: str | None, down_on_exit: bool, wait_timeout: int, no_smoke: bool,
+    source: Path,
+) -> None:  # fmt: skip
+    """Deploy on the local engine as `up` does, then serve every saved change while the logs stream.
+
+    \b
+    A service's code, templates or migrations: that service's process starts
+    again in its container (the checkout is bound into it), the others keep
+    serving. The gateway's Lua: nginx reloads; its nginx.conf template: it is
+    rendered again first. requirements/app.lock: the images are built again.
+    A change that breaks a service is diagnosed (its last log lines) and the
+    loop keeps watching; the next good save brings it back. Ctrl-C stops
+    watching and leaves the deployment running (unless --down-on-exit). The
+    deploy is recorded as a dev release; `rollback` never goes back to one
+    unless named.
+    """
+    from deploy.compose import make_dev, make_runner
+    from deploy.output import log_printer
+    from deploy.publish.stage import BuildOptions
+    from deploy.runner import UpResult
+
+    def serving(result: UpResult) -> None:
+        click.echo(f"gateway: {result.url}")
+
+    options = BuildOptions(source=source, registry=environment.registry, allow_dirty=True, bases=environment.bases)
+    loop = make_dev(
+        environment, layout_name or environment.layout, say, log_printer(), serving, options, no_smoke, wait_timeout
+    )
+    loop.run()
+    if down_on_exit:
+        for name in make_runner(environment, say).down(volumes=False):
+            say(f"removed {name}")
+
+
 @main.command("diff", epilog=EXIT_CODES_HELP)
 @reports_errors
 @environment_options
-@click.option(
-    "--layout", "layout_name", type=click.Choice(LAYOUTS), help="Layout to compare.  [default: the environment's]"
-)
+@layout_option("compare")
 @click.option("--allow-dirty", is_flag=True, help="Compare uncommitted changes for a non-local environment.")
 @source_option
 @output_option

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import click
 
-from deploy.model.environments import DEFAULT_CONFIG, Environment, load_environment
+from deploy.model.environments import DEFAULT_CONFIG, LAYOUTS, Environment, load_environment
 from deploy.model.errors import DeployError, ExitCode
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
@@ -115,6 +115,13 @@ wait_timeout_option = click.option(
     help="Seconds to wait for every service to be ready.",
 )
 no_smoke_option = click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
+
+
+def layout_option(verb: str) -> Callable:
+    """--layout, as the Choice of the layouts, defaulting to the environment's."""
+    return click.option(
+        "--layout", "layout_name", type=click.Choice(LAYOUTS), help=f"Layout to {verb}.  [default: the environment's]"
+    )
 
 
 def interactive(environ: Mapping[str, str] = os.environ, stdin: TextIO | None = sys.stdin) -> bool:

@@ -33,13 +33,15 @@ from deploy.publish.stage import BuildOptions, ImageBuild
 from deploy.registry.auth import Credentials, credentials_for
 from deploy.registry.client import RegistryAddress, RegistryClient, RetryPolicy, Traffic
 from deploy.render.credentials import SECRET_VARIABLE
-from deploy.runner import Runner, Stages
+from deploy.runner import Runner, Stages, UpResult
 from deploy.smoke import HttpSmoke, NoSmoke, Smoke
 from deploy.users import Users
 
 if TYPE_CHECKING:  # the cloud clients are imported only for gke environments: they take a second to load
     from google.auth.credentials import Credentials as GoogleCredentials
 
+    from deploy.dev.logs import Emit
+    from deploy.dev.loop import DevLoop
     from deploy.registry.artifact_registry import ArtifactRepository
     from deploy.targets.gke.target import GkeTarget
     from deploy.targets.kube.client import KubeApi
@@ -300,7 +302,7 @@ def make_smoke(environment: Environment, say: Say, skip: bool = False) -> Callab
     return lambda users: HttpSmoke(say=say, users=users.smoke)
 
 
-def stages(environment: Environment, say: Say, keep_cluster: bool = False) -> Stages:
+def stages(environment: Environment, say: Say, keep_cluster: bool = False, host_paths: tuple[Path, ...] = ()) -> Stages:
     """The environment's target, and where it keeps its release history, lease and users: files in the local
     target's state directory; a ConfigMap, a Lease and a Secret in the namespace of a Kubernetes target (on
     gke, in its cluster once that runs)."""
@@ -313,7 +315,7 @@ def stages(environment: Environment, say: Say, keep_cluster: bool = False) -> St
         state = default_state_dir(environment.name)
         return Stages(
             environment,
-            LocalTarget(docker_client(), environment.name, say=say),
+            LocalTarget(docker_client(), environment.name, say=say, host_paths=host_paths),
             history(environment, say),
             FileLease(state / "lease.json", environment.name),
             FileUsers(state / "users.json"),
@@ -395,3 +397,49 @@ def build_stage(environment: Environment, options: BuildOptions, say: Say) -> Ca
         return build_and_record(options, build_record_path(environment.name))
 
     return build
+
+
+def make_dev(
+    environment: Environment, layout: str, say: Say, emit: Emit, serving: Callable[[UpResult], None],
+    options: BuildOptions, no_smoke: bool = False, wait_timeout: float = 180,
+) -> DevLoop:  # fmt: skip
+    """`dev` on the local target: a Runner whose render binds the checkout's sources in, what changes the running
+    containers in place, and a log follower for the six containers."""
+    import watchfiles
+
+    from deploy.dev.live import LocalLive
+    from deploy.dev.logs import LogFollower
+    from deploy.dev.loop import DevLoop
+    from deploy.dev.mounts import with_sources
+    from deploy.model.images import IMAGE_NAMES
+    from deploy.targets.local.target import LocalTarget
+
+    if environment.target != "local":
+        raise ConfigError(
+            f"`k8sdeploy dev` runs on the local target; {environment.name} is a {environment.target} environment",
+            "run it with --env local (or another local environment); deploy to clusters with `k8sdeploy up`",
+        )
+    checkout = options.source.resolve()
+    found = stages(environment, say, host_paths=(checkout,))
+    runner = Runner(
+        found,
+        say,
+        make_smoke(environment, say, no_smoke),
+        build=build_stage(environment, replace(options, allow_dirty=True), say),
+        wait_timeout=wait_timeout,
+        mysql_secret=mysql_secret(),
+        overlay=lambda objects: with_sources(objects, checkout),
+    )
+    assert isinstance(found.target, LocalTarget)  # made for a local environment above
+    engine = found.target.engine
+    return DevLoop(
+        runner,
+        layout,
+        checkout,
+        LocalLive(engine),
+        LogFollower(engine.client, environment.name, IMAGE_NAMES, emit),
+        runner.objects_of,
+        say,
+        watchfiles.watch,
+        serving,
+    )

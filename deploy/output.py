@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -196,3 +196,29 @@ class RichProgress:
 def progress_for(stream: TextIO | None = None) -> Progress:
     stream = stream or sys.stderr
     return RichProgress(stream) if stream.isatty() else PlainProgress(stream)
+
+
+# the services' logs under `dev`
+
+COLOURS = ("cyan", "green", "yellow", "magenta", "blue", "red")
+
+
+def log_printer(stream: TextIO | None = None) -> Callable[[str, str], None]:
+    """(service, line) -> a line on stderr behind the service's name, coloured on a terminal."""
+    from deploy.model.images import IMAGE_NAMES
+
+    out = stream or sys.stderr
+    width = max(map(len, IMAGE_NAMES))
+    lock = threading.Lock()
+
+    def emit(service: str, line: str) -> None:
+        colour = COLOURS[IMAGE_NAMES.index(service) % len(COLOURS)] if service in IMAGE_NAMES else None
+        prefix = f"{service:<{width}} |"
+        if out.isatty():
+            import click
+
+            prefix = click.style(prefix, fg=colour)
+        with lock:
+            print(f"{prefix} {line}", file=out, flush=True)
+
+    return emit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -39,7 +39,7 @@ class UpResult:
     smoke: SmokeReport | None
     durations: Mapping[str, float]  # seconds per stage
     objects_hash: str = ""  # of the rendered objects, as recorded in the release
-    action: str = "up"  # up | rollback
+    action: str = "up"  # up | rollback | dev
 
     def release(self, by: str, time: str) -> Release:
         return Release(
@@ -119,6 +119,7 @@ class Runner:
     preview: Callable[[], tuple[Version, tuple[ImagePlan, ...]]] | None = None  # `diff`'s: built, not published
     wait_timeout: float = 180
     mysql_secret: str = ""  # $K8SDEPLOY_MYSQL_SECRET, read by compose.py
+    overlay: Callable[[tuple[dict, ...]], tuple[dict, ...]] | None = None  # `dev`: the checkout bound in
 
     @property
     def environment(self) -> Environment:
@@ -132,6 +133,23 @@ class Runner:
             if not rollback_on_failure:
                 return self._up(layout, users), users
             return self._up_or_roll_back(layout, users), users
+
+    def dev_up(self, layout: str) -> UpResult:
+        """`up` for `dev`, whose caller holds the lease for its whole session: recorded as a dev release, which
+        `rollback` never goes back to unless named."""
+        return self._up(layout, self.users(), action="dev")
+
+    def applied(self, rendered: Sequence[dict], users: Users) -> tuple[dict, ...]:
+        """What apply gets: the rendered objects, the users' Secret and, for `dev`, the overlay."""
+        objects = (*rendered, users.secret(self.environment.namespace))
+        return objects if self.overlay is None else self.overlay(objects)
+
+    def objects_of(self, result: UpResult) -> tuple[dict, ...]:
+        """The objects of a deployed result, rendered again (a template of the gateway changed under `dev`)."""
+        rendered = render(
+            self.environment, result.layout, result.images, result.version, mysql_secret=self.mysql_secret
+        )
+        return self.applied(rendered.objects, wanted(self.environment, self.stages.users.read()))
 
     def rollback(self, version: str | None) -> UpResult:
         """Put a recorded release back by its digests, nothing built; waited for, smoke-tested and recorded."""
@@ -175,14 +193,14 @@ class Runner:
             self.stages.users.write(users)
         return users
 
-    def _up(self, layout: str, users: Users) -> UpResult:
+    def _up(self, layout: str, users: Users, action: str = "up") -> UpResult:
         if self.build is None:
             raise ConfigError("this runner has no build stage", "make it with compose.make_runner(options=...)")
         watch = Stopwatch()
         with watch.stage("build"):
             record = self.build(self.stages.history)
         self.say(f"version {record.version}")
-        return self._deploy(layout, record, users, watch)
+        return self._deploy(layout, record, users, watch, action)
 
     def _rollback(self, release: Release, users: Users) -> UpResult:
         self.say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
@@ -195,7 +213,7 @@ class Runner:
             rendered = render(self.environment, layout, record.images, record.version, mysql_secret=self.mysql_secret)
         for note in rendered.notes:
             self.say(f"note: {note}")
-        objects = (*rendered.objects, users.secret(self.environment.namespace))
+        objects = self.applied(rendered.objects, users)
         with watch.stage("apply"):
             for line in summary(target.diff(objects)):  # what it changes, before it changes it
                 self.say(line)

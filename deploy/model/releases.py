@@ -38,7 +38,7 @@ class Release:
     objects_hash: str  # sha256 of the rendered objects (canonical JSON)
     time: str  # UTC, ISO 8601
     by: str  # who or what ran it: user@host, or the CI run
-    action: str = "up"  # up | rollback
+    action: str = "up"  # up | rollback | dev (`k8sdeploy dev`: uncommitted work, never gone back to unnamed)
 
     def to_dict(self) -> dict:
         return {
@@ -138,7 +138,7 @@ def choose(releases: Sequence[Release], version: str | None) -> Release:
         raise NoRelease(f"no release {version} is recorded", f"choose one of: {known}")
     current = releases[-1].version
     for release in reversed(releases):
-        if release.version != current:
+        if release.version != current and release.action != "dev":
             return release
     raise NoRelease(
         f"only version {current} is recorded; there is nothing older to roll back to",

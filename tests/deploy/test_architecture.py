@@ -23,6 +23,7 @@ LAYERS = (
     ("deploy.smoke", "deploy.users"),
     ("deploy.targets",),
     ("deploy.runner",),
+    ("deploy.dev",),
     ("deploy.output",),
     ("deploy.compose",),
     ("deploy.commandline", "deploy.devrun"),

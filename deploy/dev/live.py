@@ -1,0 +1,94 @@
+"""A running local environment changed in place: a service's process started again in its own container (the
+container and its id kept), the gateway's files written anew and nginx reloaded; each says what went wrong."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterable, Sequence
+
+import httpx
+from docker.models.containers import Container
+
+from deploy.model.suite import GATEWAY, GATEWAY_COMMAND
+from deploy.targets.local import labels as L
+from deploy.targets.local.containers import LocalEngine
+from deploy.targets.local.health import probe_container
+from deploy.targets.local.plan import plan
+
+LOG_LINES = 15  # of a service that did not come back
+
+
+class LocalLive:
+    def __init__(self, engine: LocalEngine, poll: float = 0.05):
+        self.engine = engine
+        self.poll = poll
+
+    def containers(self, name: str) -> list[Container]:
+        return self.engine.owned(**{L.CONTAINER: name, L.ROLE: "app"})
+
+    def restart(self, names: Iterable[str], timeout: float = 30) -> dict[str, str]:
+        """Start each service's process again and wait for its readiness probe; name -> diagnosis of those
+        that crashed or did not get ready (empty when all serve)."""
+        names = sorted(names)
+        started = int(time.time())
+        for name in names:
+            for container in self.containers(name):
+                container.restart(timeout=1)
+        return self.await_ready(names, timeout, started)
+
+    def await_ready(self, names: Sequence[str], timeout: float, since: int) -> dict[str, str]:
+        pending, problems = set(names), {}
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1) as http:
+            while pending:
+                for name in sorted(pending):
+                    for container in self.containers(name):
+                        container.reload()
+                        state = container.attrs["State"]
+                        crashed = state.get("Status") in ("exited", "dead") or state.get("Restarting")
+                        if crashed or container.attrs.get("RestartCount", 0) > 0:
+                            problems[name] = self.diagnosis(container, "crashed", since)
+                            pending.discard(name)
+                        elif state.get("Status") == "running" and not probe_container(container, http):
+                            pending.discard(name)
+                if pending and time.monotonic() > deadline:
+                    for name in pending:
+                        for container in self.containers(name):
+                            problems[name] = self.diagnosis(container, f"not ready after {timeout:g} s", since)
+                    break
+                time.sleep(self.poll)
+        return problems
+
+    def diagnosis(self, container: Container, what: str, since: int) -> str:
+        log = container.logs(tail=LOG_LINES, since=since).decode(errors="replace").rstrip() or "(no output)"
+        return f"{what}; its last log lines:\n" + "\n".join(f"    {line}" for line in log.splitlines())
+
+    def rewrite_files(self, objects: Sequence[dict]) -> list[str]:
+        """Write the ConfigMap and Secret files of the planned pods that differ from what is mounted, in place (a
+        file bound on its own keeps its inode); the keys written."""
+        written = []
+        for pod in plan(objects, self.engine.host_paths).pods:
+            for volume in pod.volumes:
+                if volume.kind != "files":
+                    continue
+                directory = self.engine.state_dir / "files" / pod.name / volume.name
+                for key, content, _mode in volume.files:
+                    path, data = directory / key, base64.b64decode(content)
+                    if path.exists() and path.read_bytes() != data:
+                        with path.open("r+b") as file:
+                            file.truncate(0)
+                            file.write(data)
+                        written.append(key)
+        return written
+
+    def reload_gateway(self) -> str:
+        """Check the gateway's configuration, then reload nginx (new workers read the Lua anew); '' when done,
+        else what nginx said."""
+        for container in self.containers(GATEWAY):
+            for args in (("-t",), ("-s", "reload")):
+                result = container.exec_run([*GATEWAY_COMMAND, *args], user=container.attrs["Config"].get("User", ""))
+                if result.exit_code != 0:
+                    said = result.output if isinstance(result.output, bytes) else b""
+                    return said.decode(errors="replace").strip() or f"nginx exited {result.exit_code}"
+        return ""
