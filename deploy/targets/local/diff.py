@@ -46,7 +46,7 @@ class LocalDiffer:
         self.engine = engine
 
     def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]:
-        wanted, engine = plan(objects), self.engine
+        wanted, engine = plan(objects, self.engine.host_paths), self.engine
         hidden = secret_fed(objects)
         current = engine.running_pods()
         found = []
