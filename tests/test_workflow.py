@@ -1,5 +1,6 @@
-"""The example CI workflow uses only commands and options that exist, and its deploy job runs as written: its
-`run:` steps, in order, as one bash script, against a loopback `staging` on the real control plane."""
+"""The example CI workflow uses only commands and options that exist, and its preview and deploy jobs run as
+written: their `run:` steps, in order, as one bash script, against a loopback `staging` on the real control
+plane."""
 
 from __future__ import annotations
 
@@ -44,14 +45,15 @@ def run_lines() -> list[str]:
 
 def test_every_k8sdeploy_command_of_the_workflow_parses() -> None:
     commands = [line for line in run_lines() if line.startswith(".venv/bin/k8sdeploy ")]
-    assert {shlex.split(line)[1] for line in commands} >= {"up", "status"}
+    assert {shlex.split(line)[1] for line in commands} >= {"up", "status", "diff"}
     for line in commands:
         words = shlex.split(line.split(">")[0])[1:]
         command = main.get_command(click.Context(main), words[0])
         assert command is not None, line
         with click.Context(main) as parent:
             command.make_context(words[0], words[1:], parent=parent)  # raises on an unknown option or choice
-        assert "--output" in words and words[words.index("--output") + 1] == "json", line
+        if words[0] != "diff":  # the job summary takes diff's text; what is kept as an artifact is JSON
+            assert "--output" in words and words[words.index("--output") + 1] == "json", line
 
 
 def test_every_make_target_of_the_workflow_exists() -> None:
@@ -170,6 +172,7 @@ def runner_environment(tmp_path: Path, config: Path, runner_temp: Path, cache: P
         "HOME": str(tmp_path / "home"),
         "LANG": "C.UTF-8",
         "RUNNER_TEMP": str(runner_temp),
+        "GITHUB_STEP_SUMMARY": str(runner_temp / "step-summary.md"),
         "GITHUB_ACTIONS": "true",
         "GITHUB_RUN_ID": "4242",
         "GITHUB_REPOSITORY": "k8sdeploy/k8sdeploy",
@@ -224,7 +227,8 @@ def manifest(registry: Registry, repository: str, reference: str) -> dict:
 
 @pytest.mark.timeout(900)
 def test_the_deploy_job_runs_as_written_against_a_loopback_staging(kube_cluster: KubeCluster, tmp_path: Path) -> None:
-    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["deploy"]
+    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
+    job = jobs["deploy"]
     script = job_script(job)
     checkout = checkout_of_working_tree(tmp_path / "checkout")
     installed = (ROOT / ".venv" / ".installed").stat().st_mtime
@@ -255,6 +259,16 @@ def test_the_deploy_job_runs_as_written_against_a_loopback_staging(kube_cluster:
         pins = load_environment("staging", config).bases
         assert sorted(pins) == sorted(BASE_NAMES)
         assert all(re.fullmatch(rf"{registry.host}/bases/{name}@sha256:[0-9a-f]{{64}}", pins[name]) for name in pins)
+
+        # A pull request's preview: diff in the job summary, exit 1 (changes to make) not failing the job.
+        preview_temp, preview_cache = tmp_path / "preview-temp", tmp_path / "preview-cache"
+        preview_env = runner_environment(tmp_path, config, preview_temp, preview_cache)
+        previewed = run_job(job_script(jobs["preview"]), checkout, preview_env)
+        assert previewed.returncode == 0, previewed.stderr[-5000:]
+        summary = Path(preview_env["GITHUB_STEP_SUMMARY"]).read_text()
+        assert "### What merging this would change in staging" in summary
+        assert f"create Namespace/{kube_cluster.namespace}" in summary and "create Deployment/auth-suite" in summary
+        assert kube_cluster.get("namespaces", kube_cluster.namespace) is None  # the preview changed nothing
 
         runner_temp, cache = tmp_path / "runner-temp", tmp_path / "cache"
         done = run_job(script, checkout, runner_environment(tmp_path, config, runner_temp, cache))

@@ -1,0 +1,61 @@
+"""`k8sdeploy diff` on the real Docker Engine with the suite's real images: after `up`, nothing to change; after a
+one-line change in the person service, exactly person's image is new content (the five others only carry the
+new version), and the containers the next `up` replaces are exactly those `diff` named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.deploy.conftest import git, make_source_repo
+from tests.helpers import k8sdeploy, valid
+
+ENV = "difftest"
+OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
+APPS = {"label": [*OWNED["label"], "k8sdeploy.io/role=app"]}
+
+
+def app_containers(engine: docker.DockerClient) -> dict[str, str]:
+    return {c.labels["k8sdeploy.io/container"]: c.id for c in engine.containers.list(all=True, filters=APPS)}
+
+
+@pytest.mark.timeout(900)
+def test_diff_names_the_changed_service_and_the_containers_up_replaces(
+    suite_engine: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    config = tmp_path / "k8sdeploy.toml"
+    config.write_text(f'[environments.{ENV}]\ntarget = "local"\nlayout = "split-pods"\n')
+    source = make_source_repo(tmp_path / "source")
+    run = ("--source", str(source))
+    up = k8sdeploy("up", *run, "--no-smoke", env=ENV, config=config)
+    assert up.exit_code == 0, up.stderr
+    try:
+        same = k8sdeploy("diff", *run, "--output", "json", env=ENV, config=config)
+        assert same.exit_code == 0, same.stderr
+        assert valid(same.stdout)["objects"] == [] and not any(i["push"] for i in valid(same.stdout)["images"])
+
+        app = source / "services" / "person" / "app.py"
+        app.write_text(app.read_text().replace('"""', '"""A one-line change. ', 1))
+        git(source, "commit", "-qam", "person: a one-line change")
+        changed = k8sdeploy("diff", *run, "--output", "json", env=ENV, config=config)
+        assert changed.exit_code == 1, changed.stderr
+        document = valid(changed.stdout)
+        assert [i["name"] for i in document["images"] if i["new_layers"]] == ["person"]
+        assert all(i["push"] for i in document["images"])  # every image carries the new version
+        named = sorted(
+            c for obj in document["objects"] if obj["action"] in ("replace", "delete") for c in obj["containers"]
+        )
+        assert "person" in named
+
+        before = app_containers(suite_engine)
+        again = k8sdeploy("up", *run, "--no-smoke", env=ENV, config=config)
+        assert again.exit_code == 0, again.stderr
+        after = app_containers(suite_engine)
+        assert sorted(name for name, cid in before.items() if after.get(name) != cid) == named
+        for obj in document["objects"]:
+            assert f"{obj['action']} {obj['kind']}/{obj['name']}" in again.stderr  # up said it before applying
+    finally:
+        k8sdeploy("down", "--yes", "--volumes", env=ENV, config=config)
