@@ -166,7 +166,7 @@ class Runner:
         images = MappingProxyType({plan.name: plan.image for plan in plans})
         rendered = render(self.environment, layout, images, version.version, mysql_secret=self.mysql_secret)
         users = wanted(self.environment, self.stages.users.read())  # as `up` would keep them; not written
-        objects = self.stages.target.diff((*rendered.objects, users.secret(self.environment.namespace)))
+        objects = self.stages.target.diff(self.applied(rendered.objects, users))
         return Changes(self.environment.name, layout, version.version, plans, objects, rendered.notes)
 
     def status(self) -> tuple[list[ServiceStatus], Release | None, tuple[str, ...]]:
