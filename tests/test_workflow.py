@@ -267,8 +267,8 @@ def test_the_deploy_job_runs_as_written_against_a_loopback_staging(kube_cluster:
         assert previewed.returncode == 0, previewed.stderr[-5000:]
         summary = Path(preview_env["GITHUB_STEP_SUMMARY"]).read_text()
         assert "### What merging this would change in staging" in summary
-        assert f"create Namespace/{kube_cluster.namespace}" in summary and "create Deployment/auth-suite" in summary
-        assert kube_cluster.get("namespaces", kube_cluster.namespace) is None  # the preview changed nothing
+        assert "create Deployment/auth-suite" in summary and "would change nothing" not in summary
+        assert kube_cluster.get("deployments", "auth-suite") is None  # the preview changed nothing
 
         runner_temp, cache = tmp_path / "runner-temp", tmp_path / "cache"
         done = run_job(script, checkout, runner_environment(tmp_path, config, runner_temp, cache))
