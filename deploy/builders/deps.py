@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -11,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.builders.spec import DEPS_DIR
 from deploy.model.errors import BuildError
 
 # Wheels that run on Debian bookworm's glibc 2.36 on linux/amd64, newest tag first.
@@ -32,7 +35,7 @@ class Target:
     implementation: str = "cp"
 
     def key(self, lock: bytes) -> str:
-        text = f"{self.python_version}|{self.implementation}|{','.join(self.platforms)}|"
+        text = f"{self.python_version}|{self.implementation}|{','.join(self.platforms)}|bytecode|"
         return hashlib.sha256(text.encode() + lock).hexdigest()[:16]
 
 
@@ -73,5 +76,21 @@ def install_dependencies(lock: Path, cache_dir: Path, target: Target = Target())
             "check that PyPI is reachable and every locked package has a wheel",
         )
     shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts carry the build machine's python path
+    compile_bytecode(staging, target)
     os.replace(staging, directory)
     return directory
+
+
+def compile_bytecode(tree: Path, target: Target, image_path: str = DEPS_DIR) -> None:
+    """Byte-compile the tree once here, so that a service does not compile its libraries at every start (about
+    2 s of each start on 2 cores), when this Python is the image's version. The files are reproducible: keyed
+    by the source's hash, not its time, and naming the path they have in the image."""
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" != target.python_version:
+        return
+    compileall.compile_dir(
+        str(tree),
+        ddir=image_path,
+        quiet=2,
+        workers=0,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )

@@ -58,8 +58,10 @@ class LayerSpec:
         return tuple(by_path[key] for key in sorted(by_path))
 
 
-def tree_entries(source: Path, target: str, *, exclude: tuple[str, ...] = ("__pycache__",)) -> list[FileEntry]:
-    """The files and directories under `source`, placed under `target`; modes normalised to 0644/0755."""
+def tree_entries(source: Path, target: str, *, bytecode: bool = False) -> list[FileEntry]:
+    """The files and directories under `source`, placed under `target`; modes normalised to 0644/0755. Compiled
+    Python (__pycache__) is left out, but for a tree that was compiled reproducibly on purpose (`bytecode`)."""
+    exclude = () if bytecode else ("__pycache__",)
     entries = [FileEntry(target, kind="dir", mode=0o755)]
     for dirpath, dirnames, filenames in os.walk(source):
         dirnames[:] = sorted(name for name in dirnames if name not in exclude)
@@ -68,7 +70,7 @@ def tree_entries(source: Path, target: str, *, exclude: tuple[str, ...] = ("__py
             entries.append(FileEntry(str(base / name), kind="dir", mode=0o755))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if path.suffix == ".pyc":
+            if path.suffix == ".pyc" and not bytecode:
                 continue
             if path.is_symlink():
                 entries.append(FileEntry(str(base / name), kind="symlink", link=os.readlink(path), mode=0o777))

@@ -62,7 +62,8 @@ def _writable(path: str) -> FileEntry:
 
 
 def dependencies_layer(root: Path, site_packages: Path) -> LayerSpec:
-    return LayerSpec("dependencies", tuple(tree_entries(site_packages, DEPS_DIR)), last_change(root, (LOCK,)))
+    entries = tree_entries(site_packages, DEPS_DIR, bytecode=True)  # deps.compile_bytecode made it reproducibly
+    return LayerSpec("dependencies", tuple(entries), last_change(root, (LOCK,)))
 
 
 def service_spec(service: Service, root: Path, version: Version, deps: LayerSpec, base: str) -> ImageSpec:
