@@ -6,6 +6,7 @@ import ipaddress
 import re
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -161,17 +162,18 @@ class RegistryClient:
         self.traffic.add(blobs_mounted=1)
         return True
 
-    def upload_blob(self, repository: str, digest: str, path: Path, size: int) -> None:
+    def upload_blob(self, repository: str, digest: str, path: Path | bytes, size: int) -> None:
         """POST an upload session, PUT the whole blob into it (a monolithic upload), each retried on its own;
         the session is kept across the PUT's retries. When the registry no longer knows the session (404:
         a PUT whose answer was lost completed it), the blob is looked for before a new session is opened.
-        (OCI distribution spec, "Pushing a blob monolithically" and "Errors": BLOB_UPLOAD_UNKNOWN.)"""
+        (OCI distribution spec, "Pushing a blob monolithically" and "Errors": BLOB_UPLOAD_UNKNOWN.) `path` may be
+        the blob itself (a small one, such as a signature's payload)."""
         for _ in range(3):
             started = self._send("POST", f"{repository}/blobs/uploads/", ok=(202,))
             location = self._url(started.headers["location"]).copy_merge_params({"digest": digest})
 
             def put(location: httpx.URL = location) -> httpx.Response:
-                with path.open("rb") as body:
+                with path.open("rb") if isinstance(path, Path) else nullcontext(path) as body:
                     return self._request(
                         "PUT",
                         location,
