@@ -11,6 +11,7 @@ import pytest
 from deploy.attest.keys import KEY_VARIABLE
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
+from tests.deploy.targets.kube.conftest import kubeconfig_environment
 from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry
 
@@ -38,20 +39,7 @@ def test_up_refuses_unsigned_and_strangers_images_and_deploys_signed_ones(
         assert k8sdeploy("keygen", "--prefix", str(tmp_path / name)).exit_code == 0
     config = tmp_path / "k8sdeploy.toml"
     config.write_text(
-        "\n".join(
-            [
-                f"[environments.{ENV}]",
-                'target = "kubeconfig"',
-                f'kubeconfig = "{kubeconfig}"',
-                'kube_context = "test"',
-                f'registry = "{fresh_registry.host}/suite"',
-                f'namespace = "{kube.namespace}"',
-                "smoke = false",
-                "allow_plain_http = true",
-                'verify = { key = "cosign.pub" }',
-            ]
-        )
-        + "\n"
+        kubeconfig_environment(ENV, kubeconfig, fresh_registry.host, kube.namespace, 'verify = { key = "cosign.pub" }')
     )
     checkout = str(clone(source_repo, tmp_path / "checkout"))
 
