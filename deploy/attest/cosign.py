@@ -97,8 +97,9 @@ def attestation(key: SigningKey, statement_bytes: bytes, predicate_type: str) ->
     return Payload(canonical_json(envelope), DSSE, ((SIGNATURE_ANNOTATION, ""), (PREDICATE_ANNOTATION, predicate_type)))
 
 
-def manifest(layers: Sequence[Payload]) -> tuple[bytes, bytes]:
-    """The OCI image manifest holding `layers`, and its config (cosign's: empty but for the layers' diff_ids)."""
+def manifest(layers: Sequence[Payload], subject: dict | None = None) -> tuple[bytes, bytes]:
+    """The OCI image manifest holding `layers`, and its config (cosign's: empty but for the layers' diff_ids);
+    with `subject` (the image's descriptor) a registry serving OCI 1.1 referrers lists it among the image's."""
     config = canonical_json(
         {
             "architecture": "",
@@ -112,6 +113,7 @@ def manifest(layers: Sequence[Payload]) -> tuple[bytes, bytes]:
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(config), "size": len(config)},
         "layers": [layer.descriptor() for layer in layers],
+        **({"subject": subject} if subject else {}),
     }
     return canonical_json(body), config
 

@@ -12,11 +12,19 @@ from deploy.registry.client import RegistryClient
 
 
 class Attachments:
-    """The `.sig` and `.att` manifests of the images of one repository (cosign's tag scheme, which every cosign
-    reads; OCI 1.1 referrers are not written: Debian's distribution 2.8 does not serve them)."""
+    """The `.sig` and `.att` manifests of the images of one repository, under cosign's tag scheme (which every
+    cosign reads); where the registry serves OCI 1.1 referrers they also name the image as their subject, so the
+    referrers API lists them (Debian's distribution 2.8 does not serve it)."""
 
     def __init__(self, client: RegistryClient, repository: str):
         self.client, self.repository = client, repository
+        self._referrers: bool | None = None
+
+    def subject(self, digest: str, manifest_bytes: bytes, media_type: str = OCI_MANIFEST) -> dict | None:
+        """The image's descriptor, where the registry answers the referrers API (probed once); else None."""
+        if self._referrers is None:
+            self._referrers = self.client.answers_referrers(self.repository, digest)
+        return {"mediaType": media_type, "digest": digest, "size": len(manifest_bytes)} if self._referrers else None
 
     def layers(self, digest: str, suffix: str) -> list[Payload]:
         """The layers of the image's `suffix` (sig or att) manifest, each with its payload; [] when there is none."""
@@ -40,9 +48,9 @@ class Attachments:
             layers.append(Payload(data, descriptor.get("mediaType", ""), annotations))
         return layers
 
-    def put(self, digest: str, suffix: str, layers: Sequence[Payload]) -> str:
+    def put(self, digest: str, suffix: str, layers: Sequence[Payload], subject: dict | None = None) -> str:
         """Push `layers` (blobs, config, then the manifest under the tag); returns HOST/REPO:TAG."""
-        body, config = manifest(layers)
+        body, config = manifest(layers, subject)
         for blob in (*(layer.data for layer in layers), config):
             blob_digest = sha256_digest(blob)
             if not self.client.has_blob(self.repository, blob_digest):

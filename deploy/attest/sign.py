@@ -50,8 +50,14 @@ class _Build:
     def locked(self) -> Mapping[str, tuple[str, tuple[str, ...]]]:
         return locked_hashes(self.built.lock.read_text())
 
+    def image(self, name: str) -> OciImage:
+        return next(built for built in self.built.images if built.name == name)
+
+    def manifest(self, name: str) -> bytes:
+        return self.image(name).manifest
+
     def sbom(self, name: str, image: PublishedImage) -> bytes:
-        oci: OciImage = next(built for built in self.built.images if built.name == name)
+        oci = self.image(name)
         contents = self.contents.of([(layer.digest, oci.store.path(layer.digest)) for layer in oci.layers])
         document = sbom(name, image, contents, self.locked, self.built.version)
         return statement([(image.repository, image.digest)], SPDX_PREDICATE, document)
@@ -77,12 +83,14 @@ class Signer:
 
     def _attach(self, name: str, image: PublishedImage, build: _Build) -> Attached:
         attachments = attachments_of(image, self.registry)
+        subject = attachments.subject(image.digest, build.manifest(name))
         signatures = attachments.layers(image.digest, "sig")
         if signed(signatures, self.key.public, image.digest):
             self.step(name, "already signed with this key")
         else:
-            attachments.put(image.digest, "sig", [*signatures, signature(self.key, image.repository, image.digest)])
-            self.step(name, f"signed {image.digest[:19]}")
+            new = signature(self.key, image.repository, image.digest)
+            attachments.put(image.digest, "sig", [*signatures, new], subject)
+            self.step(name, f"signed {image.digest[:19]}{' (listed as a referrer)' if subject else ''}")
         layers = attachments.layers(image.digest, "att")
         found = attested(layers, self.key.public, image.digest)
         wanted = {SPDX_PREDICATE: lambda: build.sbom(name, image), SLSA_PREDICATE: lambda: build.provenance}
@@ -90,7 +98,7 @@ class Signer:
             attestation(self.key, make(), predicate) for predicate, make in wanted.items() if predicate not in found
         ]
         if added:
-            attachments.put(image.digest, "att", [*layers, *added])
+            attachments.put(image.digest, "att", [*layers, *added], subject)
             found = attested([*layers, *added], self.key.public, image.digest)
             self.step(name, f"attested {image.digest[:19]} (SPDX SBOM, SLSA provenance)")
         return Attached(

@@ -27,6 +27,7 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     )
 )
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 HOST = re.compile(r"^(localhost|\[[0-9a-f:]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$", re.IGNORECASE)
 PATH = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 
@@ -147,6 +148,17 @@ class RegistryClient:
             "PUT", f"{repository}/manifests/{reference}", content=data, ok=(201,), headers={"Content-Type": media_type}
         )
         self.traffic.add(manifests_put=1)
+
+    def answers_referrers(self, repository: str, digest: str) -> bool:
+        """Whether the registry serves the OCI 1.1 referrers API (an image index for `digest`; distribution 2.8
+        answers 404)."""
+        response = self._send(
+            "GET", f"{repository}/referrers/{digest}", ok=(200, 400, 404, 405), headers={"Accept": OCI_INDEX}
+        )
+        try:
+            return response.status_code == 200 and response.json().get("mediaType") == OCI_INDEX
+        except ValueError:
+            return False
 
     def has_blob(self, repository: str, digest: str) -> bool:
         return self._send("HEAD", f"{repository}/blobs/{digest}", ok=(200, 404)).status_code == 200

@@ -21,7 +21,7 @@ from deploy.model.images import IMAGE_NAMES
 from deploy.registry.client import MANIFEST_TYPES
 from tests.deploy.conftest import clone
 from tests.helpers import k8sdeploy, valid
-from tests.registries import Registry, registry_server
+from tests.registries import ProxyRules, Registry, registry_proxy, registry_server
 
 ENV = "signing-test"
 SERVICES = [name for name in IMAGE_NAMES if name != "nginx-lua"]
@@ -227,3 +227,37 @@ def test_k8sdeploy_verify_accepts_the_key_and_names_each_image_another_key_did_n
             assert checked.exit_code == 10, checked.stderr
             for name in IMAGE_NAMES:
                 assert f"{name} is signed, but not by the key of {work / 'stranger.pub'}" in checked.stderr
+
+
+def test_where_the_registry_answers_referrers_the_signatures_name_their_image_as_subject(
+    signing: Signed, cosign: Path
+) -> None:
+    """Debian's registry serves no referrers API; a proxy in front of it answers the probe as an OCI 1.1 registry
+    would (an empty index), so the manifests pushed through it carry the image as `subject`."""
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []})
+
+    def referrers(method: str, path: str, _body: bytes, _upstream: str) -> tuple[int, bytes] | None:
+        return (200, index.encode()) if method == "GET" and "/referrers/" in path else None
+
+    registry, work, document = signing.registry, signing.work, signing.document
+    name, image = "person", document["images"]["person"]
+    assert "subject" not in manifest(registry, "suite/person", image["digest"].replace(":", "-") + ".sig")
+    assert k8sdeploy("keygen", "--prefix", str(work / "referrers")).exit_code == 0
+    with registry_proxy(registry.host, ProxyRules(gate=referrers)) as proxy:
+        built = k8sdeploy(
+            *("build", "--registry", f"{proxy}/suite", "--key", str(work / "referrers.key")),
+            *("--source", str(signing.checkout), "--output", "json"),
+            env=ENV,
+            config=signing.config,
+        )
+    assert built.exit_code == 0, built.stderr
+    assert f"{name}: signed {image['digest'][:19]} (listed as a referrer)" in built.stderr
+    for suffix in ("sig", "att"):
+        found = manifest(registry, "suite/person", image["digest"].replace(":", "-") + "." + suffix)
+        assert found["subject"]["digest"] == image["digest"], suffix
+    signatures = manifest(registry, "suite/person", image["digest"].replace(":", "-") + ".sig")["layers"]
+    assert len(signatures) == 2  # the first key's signature is kept, the new one added
+    for key in ("cosign", "referrers"):  # cosign reads both, the subject notwithstanding
+        reference = f"{image['repository']}@{image['digest']}"
+        checked = cosign_run(cosign, "verify", "--key", str(work / f"{key}.pub"), reference)
+        assert checked.returncode == 0, checked.stderr
