@@ -261,3 +261,34 @@ def test_where_the_registry_answers_referrers_the_signatures_name_their_image_as
         reference = f"{image['repository']}@{image['digest']}"
         checked = cosign_run(cosign, "verify", "--key", str(work / f"{key}.pub"), reference)
         assert checked.returncode == 0, checked.stderr
+
+
+def copy_manifest(registry: Registry, source: tuple[str, str], target: tuple[str, str]) -> None:
+    """The manifest (repository, tag) `source` with its blobs, put under (repository, tag) `target`."""
+    found = manifest(registry, *source)
+    for descriptor in (found["config"], *found["layers"]):
+        started = httpx.post(f"http://{registry.host}/v2/{target[0]}/blobs/uploads/")
+        location = httpx.URL(f"http://{registry.host}").join(started.headers["location"])
+        data = blob(registry, source[0], descriptor["digest"])
+        httpx.put(location.copy_merge_params({"digest": descriptor["digest"]}), content=data).raise_for_status()
+    httpx.put(
+        f"http://{registry.host}/v2/{target[0]}/manifests/{target[1]}",
+        content=json.dumps(found),
+        headers={"Content-Type": found["mediaType"]},
+    ).raise_for_status()
+
+
+def test_an_image_whose_attestations_are_about_another_image_is_refused(signing: Signed) -> None:
+    """person's .att put under authentication's tag: its SBOM names person only, so authentication has none (the
+    build's provenance names all six, so it still counts)."""
+    document, work = signing.document, signing.work
+    tags = {
+        name: document["images"][name]["digest"].replace(":", "-") + ".att" for name in ("person", "authentication")
+    }
+    copy_manifest(signing.registry, ("suite/person", tags["person"]), ("suite/authentication", tags["authentication"]))
+    config = work / "verify-cosign.toml"
+    checked = k8sdeploy("verify", "--build-record", str(work / "record.json"), env=ENV, config=config)
+    assert checked.exit_code == 10, checked.stderr
+    assert checked.stderr.startswith(
+        "error: refusing to deploy: authentication has no SPDX SBOM attestation signed by that key; "
+    )
