@@ -161,10 +161,11 @@ def verification(environment: Environment, say: Say) -> Callable[[Mapping[str, P
     """What the runner checks before applying: nothing, or the images against the environment's `verify`."""
     if environment.verify is None:
         return lambda images: None
+    key = environment.verify.key
 
     def check(images: Mapping[str, PublishedImage]) -> object:
         verified = verify_images(environment, images)
-        say(f"verified: {len(verified)} images signed with {environment.verify.key if environment.verify else ''}")
+        say(f"verified: {len(verified)} images signed with {key}")
         return verified
 
     return check

@@ -17,6 +17,7 @@ from deploy.attest.sbom import sbom
 from deploy.attest.verify import attachments_of, attested, signed
 from deploy.builders import Built
 from deploy.builders.oci import OciImage
+from deploy.builders.spec import LOCK
 from deploy.builders.store import sha256_digest
 from deploy.model.images import IMAGE_NAMES, Attached, BuildRecord, PublishedImage
 from deploy.model.progress import Step, silent_step
@@ -32,17 +33,9 @@ class _Build:
 
     @cached_property
     def provenance(self) -> bytes:
-        lock = self.built.lock.read_bytes()
-        relative = "requirements/app.lock"
+        lock = (LOCK, sha256_digest(self.built.lock.read_bytes()))
         bases = {reference: base.digest for reference, base in self.built.bases.items() if base.digest}
-        predicate = provenance(
-            self.built.version,
-            self.record.images,
-            bases,
-            (relative, sha256_digest(lock)),
-            self.built.builder,
-            self.environ,
-        )
+        predicate = provenance(self.built.version, self.record.images, bases, lock, self.built.builder, self.environ)
         subjects = [(image.repository, image.digest) for image in self.record.images.values()]
         return statement(subjects, SLSA_PREDICATE, predicate)
 
