@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_PACKAGES := python3-venv docker.io debootstrap busybox-static
 TEST_PACKAGES := nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium docker-registry
 
-.PHONY: help system-deps demo-deps docker-engine venv kube-binaries lint test run demo down cluster cluster-down lock clean bench \
+.PHONY: help system-deps demo-deps docker-engine venv kube-binaries cosign lint test run demo down cluster cluster-down lock clean bench \
     bench-local
 
 help:
@@ -64,13 +64,19 @@ kube-binaries:
 	@command -v go >/dev/null || { echo "Go is needed to build the control plane (tools/cluster)" >&2; exit 1; }
 	@tools/cluster/build.sh >/dev/null
 
+# cosign, the reference verifier the signing tests check k8sdeploy's signatures with, from the Go module pinned in
+# tools/cosign/go.mod, cached in ~/.cache/k8sdeploy/cosign (a cold build takes about 6 to 12 minutes here).
+cosign:
+	@command -v go >/dev/null || { echo "Go is needed to build cosign (tools/cosign)" >&2; exit 1; }
+	@tools/cosign/build.sh >/dev/null
+
 # ruff and mypy, pinned in requirements/dev.lock; configured in pyproject.toml. A finding fails `make test`.
 lint: venv
 	$(BIN)/ruff check --quiet .
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/mypy
 
-test: system-deps docker-engine venv kube-binaries lint
+test: system-deps docker-engine venv kube-binaries cosign lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: system-deps docker-engine venv

@@ -12,8 +12,10 @@ import click
 from deploy import __version__
 from deploy.commandline import (
     EXIT_CODES_HELP,
+    build_record_option,
     confirms,
     environment_options,
+    key_option,
     layout_option,
     no_smoke_option,
     output_option,
@@ -156,12 +158,7 @@ def down(environment: Environment, volumes: bool, keep_cluster: bool, output: st
 @click.option(
     "--layout", "layout_name", metavar="|".join(LAYOUTS), help="Layout to render.  [default: the environment's]"
 )
-@click.option(
-    "--build-record",
-    "record_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Build record with the images.  [default: .k8sdeploy/builds/ENV.json]",
-)
+@build_record_option
 @click.option(
     "--format",
     "output_format",
@@ -222,6 +219,7 @@ def render_command(
 )
 @click.option("--allow-dirty", is_flag=True, help="Publish uncommitted changes to a non-local registry.")
 @source_option
+@key_option
 @click.option(
     "--record",
     "record_path",
@@ -236,11 +234,17 @@ def build(
     channels: tuple[str, ...],
     allow_dirty: bool,
     source: Path,
+    key_path: Path | None,
     record_path: Path | None,
     output: str,
 ) -> None:
-    """Build the six images and publish them under the version from git; print their tag@digest."""
+    """Build the six images and publish them under the version from git; print their tag@digest.
+
+    With a signing key (--key, $K8SDEPLOY_SIGNING_KEY or the environment's signing_key) each image is signed
+    and gets its SPDX SBOM and the build's SLSA provenance as attestations, in cosign's format beside it.
+    """
     from deploy import output as report
+    from deploy.attest.keys import signing_key
     from deploy.compose import artifact_repository, build_and_record
     from deploy.publish.stage import BuildOptions
     from deploy.runner import Stopwatch
@@ -252,6 +256,7 @@ def build(
         channels=channels,
         allow_dirty=allow_dirty,
         bases=environment.bases,
+        signing_key=signing_key(key_path, environment.signing_key),
     )
     repository = artifact_repository(environment, say, options.registry)
     if repository is not None:
@@ -282,6 +287,7 @@ def build(
 @wait_timeout_option
 @no_smoke_option
 @source_option
+@key_option
 @click.option(
     "--rollback-on-failure",
     is_flag=True,
@@ -296,6 +302,7 @@ def up(
     wait_timeout: int,
     no_smoke: bool,
     source: Path,
+    key_path: Path | None,
     rollback_on_failure: bool,
     output: str,
 ) -> None:
@@ -304,8 +311,11 @@ def up(
     Run again with nothing changed, it changes nothing and says so. Switching --layout removes the
     other layout's objects. Exits 3, 4, 5 or 6 when building, applying, waiting or the smoke test fails
     (with --rollback-on-failure, 5 or 6 after the previous release is back and has passed its checks).
+    With the environment's `verify` set, exits 10 before applying anything when an image is not signed by
+    its key (see `k8sdeploy verify`).
     """
     from deploy import output as report
+    from deploy.attest.keys import signing_key
     from deploy.compose import make_runner
     from deploy.model.environments import refuse_plain_http
     from deploy.publish.stage import BuildOptions
@@ -313,7 +323,12 @@ def up(
     refuse_plain_http(environment, say)  # before make_runner: a refusal reaches neither engine nor cloud
     layout = layout_name or environment.layout
     options = BuildOptions(
-        source=source, registry=environment.registry, builder=builder, allow_dirty=allow_dirty, bases=environment.bases
+        source=source,
+        registry=environment.registry,
+        builder=builder,
+        allow_dirty=allow_dirty,
+        bases=environment.bases,
+        signing_key=signing_key(key_path, environment.signing_key),
     )
     runner = make_runner(environment, say, options=options, no_smoke=no_smoke, wait_timeout=wait_timeout)
     result, users = runner.up(layout, rollback_on_failure)
@@ -454,7 +469,8 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
 
     The images must still be where the release found them (the local engine, or the registry). Asks
     first on a terminal; elsewhere (no terminal, or CI set) it needs --yes. Exits 4, 5 or 6 when
-    applying, waiting or the smoke test fails, 2 when the version is not recorded.
+    applying, waiting or the smoke test fails, 2 when the version is not recorded, 10 (nothing applied)
+    when the environment sets `verify` and an image of the release is not signed by its key.
     """
     from deploy import output as report
     from deploy.compose import make_runner
@@ -467,6 +483,58 @@ def rollback(environment: Environment, version: str | None, wait_timeout: int, n
         click.echo(report.dumps(report.deployed("rollback", result, environment.name)), nl=False)
         return
     click.echo(f"gateway: {result.url}")
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "--prefix",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("cosign"),
+    show_default=True,
+    help="Write PREFIX.key (private, mode 0600) and PREFIX.pub.",
+)
+@reports_errors
+def keygen(prefix: Path) -> None:
+    """Make an ECDSA P-256 key pair to sign images with; the private key is written, never printed.
+
+    \b
+    PREFIX.pub is what `cosign verify --key` and the environments' `verify = { key = ... }` read;
+    PREFIX.key signs (`build --key`, or its contents in $K8SDEPLOY_SIGNING_KEY). Existing files are refused.
+    """
+    from deploy.attest.keys import generate, write_pair
+
+    private, public = write_pair(generate(), prefix)
+    say(f"wrote {private} (the private key: keep it secret) and {public}")
+    click.echo(public)
+
+
+@main.command("verify", epilog=EXIT_CODES_HELP)
+@reports_errors
+@environment_options
+@build_record_option
+@click.option("--release", "running", is_flag=True, help="Check the release recorded last instead (what runs).")
+def verify_command(environment: Environment, record_path: Path | None, running: bool) -> None:
+    """Check that the six images are signed by the environment's `verify` key, with their attestations.
+
+    Exits 10 naming each image that is unsigned, signed by another key, or lacks an SBOM or provenance
+    attestation signed by it; `up` and `rollback` run the same check before they apply.
+    """
+    from deploy.compose import history as history_of
+    from deploy.compose import verify_images
+    from deploy.model.releases import choose
+
+    if running:
+        releases = history_of(environment, say).releases()
+        release = choose(releases, releases[-1].version if releases else None)
+        images, what = release.images, f"release {release.version}"
+    else:
+        record = BuildRecord.load(record_path or build_record_path(environment.name))
+        images, what = record.images, f"build {record.version}"
+    for checked in verify_images(environment, images):
+        click.echo(
+            f"{checked.name}  {checked.digest}  signed ({checked.signature}); attested: {len(checked.attestations)}"
+        )
+    say(f"{what}: all {len(images)} images verified")
 
 
 @main.group(epilog=EXIT_CODES_HELP)

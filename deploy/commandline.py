@@ -28,6 +28,7 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
         (ExitCode.LEFTOVERS, "teardown left something behind"),
         (ExitCode.CLOUD, "a cloud or cluster API refused (credentials, permission, project, zone, operation)"),
         (ExitCode.BUSY, "another up, rollback or down of the environment is running (it holds the lease)"),
+        (ExitCode.UNVERIFIED, "an image is unsigned, signed by another key, or its attestations do not match"),
         (ExitCode.INTERRUPTED, "interrupted"),
     ]
 )
@@ -115,6 +116,19 @@ wait_timeout_option = click.option(
     help="Seconds to wait for every service to be ready.",
 )
 no_smoke_option = click.option("--no-smoke", is_flag=True, help="Skip the smoke login after the services are ready.")
+build_record_option = click.option(
+    "--build-record",
+    "record_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Build record with the images.  [default: .k8sdeploy/builds/ENV.json]",
+)
+key_option = click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Sign the images with this private key (PEM).  [default: $K8SDEPLOY_SIGNING_KEY, or the environment's "
+    "signing_key; none: unsigned]",
+)
 
 
 def layout_option(verb: str) -> Callable:

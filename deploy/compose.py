@@ -14,13 +14,17 @@ import docker
 import httpx
 from docker.errors import DockerException
 
+from deploy.attest import Attester, Unsigned
+from deploy.attest.keys import load_public_key
+from deploy.attest.sign import Signer
+from deploy.attest.verify import ImageVerifier, Verified
 from deploy.builders.bases import BaseResolver
 from deploy.builders.oci import OciBuilder
 from deploy.builders.store import BlobStore, default_cache_dir
 from deploy.model.changes import ImagePlan
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, CredentialsError
-from deploy.model.images import BuildRecord, build_record_path
+from deploy.model.images import BuildRecord, PublishedImage, build_record_path
 from deploy.model.progress import Progress, Say
 from deploy.model.releases import ReleaseHistory
 from deploy.model.version import Version
@@ -113,11 +117,16 @@ def image_build(options: BuildOptions, clients: Clients, progress: Progress) -> 
 
         address = RegistryAddress.parse(options.registry) if options.registry else None
         publisher = DockerPublisher(clients.docker(), address, clients.registry, step=progress.step)
-        return ImageBuild(
-            options, bases, DockerBuilder(clients.docker(), bases, step=progress.step), publisher, progress.step
-        )
-    builder = OciBuilder(store, bases, step=progress.step)
-    return ImageBuild(options, bases, builder, oci_publisher(options, clients, progress), progress.step)
+        builder = DockerBuilder(clients.docker(), bases, step=progress.step)
+        return ImageBuild(options, bases, builder, publisher, progress.step, attester(options, clients, progress))
+    return ImageBuild(
+        options,
+        bases,
+        OciBuilder(store, bases, step=progress.step),
+        oci_publisher(options, clients, progress),
+        progress.step,
+        attester(options, clients, progress),
+    )
 
 
 def oci_publisher(options: BuildOptions, clients: Clients, progress: Progress) -> RegistryPublisher | EnginePublisher:
@@ -138,6 +147,49 @@ def preview_images(options: BuildOptions) -> tuple[Version, tuple[ImagePlan, ...
     finally:
         progress.close()
         clients.close()
+
+
+def attester(options: BuildOptions, clients: Clients, progress: Progress) -> Attester:
+    """With a signing key, a Signer through the registry the images go to; else nothing is signed."""
+    if options.signing_key is None:
+        return Unsigned()
+    if not options.registry or options.builder != "oci":
+        raise ConfigError(
+            f"signing ({options.signing_key.origin}) needs a registry and the oci builder: signatures and SBOMs are "
+            "kept beside the images and made from the layers k8sdeploy writes",
+            "pass --registry (or set the environment's registry) and leave --builder at oci",
+        )
+    return Signer(options.signing_key, clients.registry, step=progress.step)
+
+
+def verify_images(environment: Environment, images: Mapping[str, PublishedImage]) -> list[Verified]:
+    """`verify`, and `up` and `rollback` before they apply: every image against the environment's `verify`."""
+    if environment.verify is None:
+        raise ConfigError(
+            f"environment {environment.name} sets no verify",
+            f'add verify = {{ key = "cosign.pub" }} to [environments.{environment.name}]',
+        )
+    key = load_public_key(Path(environment.verify.key))
+    clients = Clients()
+    try:
+        verifier = ImageVerifier(key, clients.registry, environment.verify.key, environment.verify.attestations)
+        return verifier.verify(images)
+    finally:
+        clients.close()
+
+
+def verification(environment: Environment, say: Say) -> Callable[[Mapping[str, PublishedImage]], object]:
+    """What the runner checks before applying: nothing, or the images against the environment's `verify`."""
+    if environment.verify is None:
+        return lambda images: None
+    key = environment.verify.key
+
+    def check(images: Mapping[str, PublishedImage]) -> object:
+        verified = verify_images(environment, images)
+        say(f"verified: {len(verified)} images signed with {key}")
+        return verified
+
+    return check
 
 
 def build_and_record(options: BuildOptions, record_path: Path) -> BuildRecord:
@@ -383,6 +435,7 @@ def make_runner(
         make_smoke(environment, say, no_smoke),
         build=build_stage(environment, options, say) if options is not None else None,
         preview=(lambda: preview_images(options)) if options is not None else None,
+        verify=verification(environment, say),
         wait_timeout=wait_timeout,
         mysql_secret=mysql_secret(),
     )

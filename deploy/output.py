@@ -61,6 +61,7 @@ def built(record: BuildRecord, env_name: str, durations: Mapping[str, float]) ->
         "version": record.version,
         "commit": record.commit,
         "images": images(record.images),
+        "attached": {name: asdict(attached) for name, attached in record.attached.items()},
         "durations": dict(durations),
     }
 

@@ -117,6 +117,8 @@ class Runner:
     smoke: Callable[[Users], Smoke]  # the smoke stage, logging in as the environment's smoke users
     build: Callable[[ReleaseHistory], BuildRecord] | None = None  # the build stage of `up`
     preview: Callable[[], tuple[Version, tuple[ImagePlan, ...]]] | None = None  # `diff`'s: built, not published
+    # before anything is applied: the images against the environment's `verify` (compose.verification)
+    verify: Callable[[Mapping[str, PublishedImage]], object] = lambda images: None
     wait_timeout: float = 180
     mysql_secret: str = ""  # $K8SDEPLOY_MYSQL_SECRET, read by compose.py
     overlay: Callable[[tuple[dict, ...]], tuple[dict, ...]] | None = None  # `dev`: the checkout bound in
@@ -209,6 +211,7 @@ class Runner:
 
     def _deploy(self, layout: str, record: BuildRecord, users: Users, watch: Stopwatch, action: str = "up") -> UpResult:
         target = self.stages.target
+        self.verify(record.images)  # refuses (exit 10) before anything is applied
         with watch.stage("render"):
             rendered = render(self.environment, layout, record.images, record.version, mysql_secret=self.mysql_secret)
         for note in rendered.notes:

@@ -67,6 +67,7 @@ class BaseImage:
     config: bytes
     layers: tuple[Layer, ...]
     mount_from: str = ""  # HOST/REPO the layers can be mounted from, for a registry base
+    digest: str = ""  # of its manifest
 
     @property
     def config_json(self) -> dict:
@@ -135,7 +136,7 @@ class BaseResolver:
             self.store.adopt(source, descriptor["digest"])
             media_type = LAYER_TYPES.get(descriptor["mediaType"], descriptor["mediaType"])
             layers.append(Layer(descriptor["digest"], descriptor["size"], media_type, diff_id))
-        return BaseImage(reference, config, tuple(layers), mount_from)
+        return BaseImage(reference, config, tuple(layers), mount_from, manifest_digest)
 
     def _debootstrap(self, name: str, bases: BlobStore) -> str:
         if shutil.which("debootstrap") is None or os.geteuid() != 0:

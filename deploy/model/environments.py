@@ -56,6 +56,14 @@ class Gke(_Frozen):
         return ranges
 
 
+class Verify(_Frozen):
+    """What `up`, `rollback` and `verify` require of every image: a signature by this public key (PEM; a path
+    relative to the configuration file) and, unless `attestations = false`, its SBOM and provenance signed by it."""
+
+    key: str = Field(min_length=1)
+    attestations: bool = True
+
+
 class Environment(_Frozen):
     name: str
     target: Literal["local", "gke", "kubeconfig"]
@@ -86,6 +94,10 @@ class Environment(_Frozen):
     kubeconfig: str = ""  # kubeconfig target: the file ("~" expands); "" means $KUBECONFIG or ~/.kube/config
     # false where no login can pass through the gateway (a control plane whose kubelets are simulated)
     smoke: bool = True
+    # `build` and `up` sign what they publish with this private key (PEM; a path relative to the configuration
+    # file); `--key` and $K8SDEPLOY_SIGNING_KEY come first
+    signing_key: str = ""
+    verify: Verify | None = None
     gke: Gke | None = None
 
     @field_validator("name")
@@ -176,6 +188,23 @@ class Environment(_Frozen):
         return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
     @model_validator(mode="after")
+    def _verify_needs_a_registry(self) -> Environment:
+        if self.verify is not None and not self.registry:
+            raise ValueError("verify needs a registry: signatures are kept beside the images in it")
+        return self
+
+    def relative_to(self, directory: Path) -> Environment:
+        """The key files named relative to the configuration file's directory, made absolute."""
+
+        def resolved(path: str) -> str:
+            return str(directory / Path(path).expanduser()) if path else path
+
+        update: dict = {"signing_key": resolved(self.signing_key)}
+        if self.verify is not None:
+            update["verify"] = self.verify.model_copy(update={"key": resolved(self.verify.key)})
+        return self.model_copy(update=update)
+
+    @model_validator(mode="after")
     def _mysql_needs_an_image(self) -> Environment:
         if self.database == "mysql" and not self.mysql_image:
             raise ValueError(
@@ -250,6 +279,6 @@ def load_environment(name: str, path: Path = DEFAULT_CONFIG) -> Environment:
             f"write [environments.{name}] with its keys on the lines below",
         )
     try:
-        return Environment(name=name, **environments[name])
+        return Environment(name=name, **environments[name]).relative_to(path.parent)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, name), f"fix [environments.{name}] in {path}") from None

@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     LEFTOVERS = 7  # teardown left something behind
     CLOUD = 8  # a cloud or cluster API refused: credentials, permission, project, location, failed operation
     BUSY = 9  # another k8sdeploy command holds the environment's lease
+    UNVERIFIED = 10  # an image is unsigned, signed by another key, or its attestations do not match (verify)
     INTERRUPTED = 130
 
 
@@ -113,3 +114,9 @@ class LeaseHeldError(DeployError):
             f"wait for it to finish (its lease expires {expires_in} s after its last renewal if it "
             "crashed) and run again",
         )
+
+
+class UnverifiedError(DeployError):
+    """An image to deploy is not signed by the environment's key, or its attestations are missing or do not match."""
+
+    exit_code = ExitCode.UNVERIFIED

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -58,23 +58,39 @@ class PublishedImage:
 
 
 @dataclass(frozen=True)
+class Attached:
+    """Where an image's signature and attestations are: cosign's `.sig` and `.att` tags beside it."""
+
+    signature: str  # HOST/REPO:sha256-HEX.sig
+    attestations: str  # HOST/REPO:sha256-HEX.att
+    sbom: str  # the digest of the SPDX attestation's layer in it
+    provenance: str  # the digest of the SLSA provenance attestation's layer in it
+
+
+@dataclass(frozen=True)
 class BuildRecord:
-    """The result of one build: the version and commit it came from and each image by name."""
+    """The result of one build: the version and commit it came from and each image by name (and, when signed,
+    where its signature and attestations are)."""
 
     version: str
     commit: str
     images: Mapping[str, PublishedImage]
+    attached: Mapping[str, Attached] = field(default_factory=lambda: MappingProxyType({}))
 
     def to_json(self) -> str:
         images = {name: asdict(image) for name, image in self.images.items()}
-        return json.dumps({"version": self.version, "commit": self.commit, "images": images}, indent=2) + "\n"
+        document: dict = {"version": self.version, "commit": self.commit, "images": images}
+        if self.attached:
+            document["attached"] = {name: asdict(attached) for name, attached in self.attached.items()}
+        return json.dumps(document, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str, source: str = "build record") -> BuildRecord:
         try:
             data = json.loads(text)
             images = {name: PublishedImage(**fields) for name, fields in data["images"].items()}
-            return cls(version=data["version"], commit=data["commit"], images=MappingProxyType(images))
+            attached = {name: Attached(**fields) for name, fields in (data.get("attached") or {}).items()}
+            return cls(data["version"], data["commit"], MappingProxyType(images), MappingProxyType(attached))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
                 f"{source} is not a k8sdeploy build record ({exc})", "run `k8sdeploy build` to write a new one"

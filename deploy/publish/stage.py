@@ -10,7 +10,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from deploy.builders import Builder
+from deploy.attest import Attester, Unsigned
+from deploy.attest.keys import SigningKey
+from deploy.builders import Builder, Built
 from deploy.builders.bases import BaseResolver
 from deploy.builders.deps import install_dependencies
 from deploy.builders.spec import LOCK, suite_specs
@@ -34,6 +36,7 @@ class BuildOptions:
     cache_dir: Path = field(default_factory=default_cache_dir)  # Debian bases and dependency trees
     store_dir: Path | None = None  # layers and images; default: cache_dir
     bases: Mapping[str, str] = field(default_factory=dict)  # Environment.bases
+    signing_key: SigningKey | None = field(default=None, repr=False)  # sign what is published (deploy/attest)
 
 
 def check_publishable(version: Version, options: BuildOptions) -> None:
@@ -53,17 +56,24 @@ class ImageBuild:
     builder: Builder
     publisher: Publisher
     step: Step
+    attester: Attester = field(default_factory=Unsigned)  # signs what was published, or does nothing
 
-    def images(self) -> tuple[Version, Sequence[object]]:
+    def built(self) -> Built:
         """The version of the source and its six images, built (nothing published yet)."""
         version = version_of(self.options.source)
         check_publishable(version, self.options)
         self.step("build", f"version {version.version}")
         site_packages = install_dependencies(self.options.source / LOCK, self.options.cache_dir)
         specs = suite_specs(self.options.source, version, site_packages, self.options.bases)
+        references = sorted({spec.base for spec in specs})
         with ThreadPoolExecutor(2) as pool:  # the (at most two) Debian bases are built side by side
-            list(pool.map(self.bases.resolve, sorted({spec.base for spec in specs})))
-        return version, [self.builder.build(spec) for spec in specs]
+            bases = dict(zip(references, pool.map(self.bases.resolve, references), strict=True))
+        images = [self.builder.build(spec) for spec in specs]
+        return Built(version, images, bases, self.options.source / LOCK, self.options.builder)
+
+    def images(self) -> tuple[Version, Sequence[object]]:
+        built = self.built()
+        return built.version, built.images
 
     def plan(self, planner: Planner) -> tuple[Version, tuple[ImagePlan, ...]]:
         """Build the six images and ask `planner` what publishing them would do; nothing is published."""
@@ -71,9 +81,11 @@ class ImageBuild:
         return version, planner.plan(images, version.version)
 
     def run(self) -> BuildRecord:
-        """Build the six images and publish them under the source's version."""
-        version, images = self.images()
-        published = self.publisher.publish(images, version.version, self.options.channels)
-        return BuildRecord(
+        """Build the six images, publish them under the source's version, then attest them (or not)."""
+        built = self.built()
+        version = built.version
+        published = self.publisher.publish(built.images, version.version, self.options.channels)
+        record = BuildRecord(
             version.version, version.commit, MappingProxyType({name: published[name] for name in IMAGE_NAMES})
         )
+        return self.attester.attest(built, record)

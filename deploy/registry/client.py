@@ -6,6 +6,7 @@ import ipaddress
 import re
 import threading
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -26,6 +27,7 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     )
 )
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 HOST = re.compile(r"^(localhost|\[[0-9a-f:]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$", re.IGNORECASE)
 PATH = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 
@@ -147,6 +149,17 @@ class RegistryClient:
         )
         self.traffic.add(manifests_put=1)
 
+    def answers_referrers(self, repository: str, digest: str) -> bool:
+        """Whether the registry serves the OCI 1.1 referrers API (an image index for `digest`; distribution 2.8
+        answers 404)."""
+        response = self._send(
+            "GET", f"{repository}/referrers/{digest}", ok=(200, 400, 404, 405), headers={"Accept": OCI_INDEX}
+        )
+        try:
+            return response.status_code == 200 and response.json().get("mediaType") == OCI_INDEX
+        except ValueError:
+            return False
+
     def has_blob(self, repository: str, digest: str) -> bool:
         return self._send("HEAD", f"{repository}/blobs/{digest}", ok=(200, 404)).status_code == 200
 
@@ -161,17 +174,18 @@ class RegistryClient:
         self.traffic.add(blobs_mounted=1)
         return True
 
-    def upload_blob(self, repository: str, digest: str, path: Path, size: int) -> None:
+    def upload_blob(self, repository: str, digest: str, path: Path | bytes, size: int) -> None:
         """POST an upload session, PUT the whole blob into it (a monolithic upload), each retried on its own;
         the session is kept across the PUT's retries. When the registry no longer knows the session (404:
         a PUT whose answer was lost completed it), the blob is looked for before a new session is opened.
-        (OCI distribution spec, "Pushing a blob monolithically" and "Errors": BLOB_UPLOAD_UNKNOWN.)"""
+        (OCI distribution spec, "Pushing a blob monolithically" and "Errors": BLOB_UPLOAD_UNKNOWN.) `path` may be
+        the blob itself (a small one, such as a signature's payload)."""
         for _ in range(3):
             started = self._send("POST", f"{repository}/blobs/uploads/", ok=(202,))
             location = self._url(started.headers["location"]).copy_merge_params({"digest": digest})
 
             def put(location: httpx.URL = location) -> httpx.Response:
-                with path.open("rb") as body:
+                with path.open("rb") if isinstance(path, Path) else nullcontext(path) as body:
                     return self._request(
                         "PUT",
                         location,

@@ -19,6 +19,7 @@ LAYERS = (
     ("deploy.registry",),
     ("deploy.render",),
     ("deploy.builders",),
+    ("deploy.attest",),
     ("deploy.publish",),
     ("deploy.smoke", "deploy.users"),
     ("deploy.targets",),

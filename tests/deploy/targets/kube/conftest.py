@@ -27,3 +27,21 @@ def kubeconfig(kube: KubeCluster, tmp_path: Path) -> Path:
 @pytest.fixture
 def target(kubeconfig: Path, kube: KubeCluster, said: list[str]) -> KubeTarget:
     return KubeTarget(kubeconfig_api("test", kubeconfig), kube.namespace, ENV, said.append, poll=0.05)
+
+
+def kubeconfig_environment(name: str, kubeconfig: Path, registry: str, namespace: str, *lines: str) -> str:
+    """A k8sdeploy.toml table of a kubeconfig environment on the tests' control plane (context `test`), pushing to
+    `registry` (HOST:PORT), with no smoke login (KWOK runs no container); `lines` add keys."""
+    keys = [
+        f"[environments.{name}]",
+        'target = "kubeconfig"',
+        f'kubeconfig = "{kubeconfig}"',
+        'kube_context = "test"',
+        f'registry = "{registry}/suite"',
+        f'namespace = "{namespace}"',
+        'service_type = "NodePort"',
+        "smoke = false",
+        "allow_plain_http = true",
+        *lines,
+    ]
+    return "\n".join(keys) + "\n"

@@ -14,6 +14,7 @@ import pytest
 
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
+from tests.deploy.targets.kube.conftest import kubeconfig_environment
 from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry
 
@@ -32,23 +33,7 @@ KINDS = {
 @pytest.fixture
 def cluster_config(tmp_path: Path, kubeconfig: Path, kube: KubeCluster, registry: Registry) -> Path:
     path = tmp_path / "k8sdeploy.toml"
-    path.write_text(
-        "\n".join(
-            [
-                f"[environments.{ENV}]",
-                'target = "kubeconfig"',
-                f'kubeconfig = "{kubeconfig}"',
-                'kube_context = "test"',
-                f'registry = "{registry.host}/suite"',
-                f'namespace = "{kube.namespace}"',
-                'layout = "split-pods"',
-                'service_type = "NodePort"',
-                "smoke = false",
-                "allow_plain_http = true",
-            ]
-        )
-        + "\n"
-    )
+    path.write_text(kubeconfig_environment(ENV, kubeconfig, registry.host, kube.namespace, 'layout = "split-pods"'))
     return path
 
 

@@ -21,7 +21,7 @@ from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
 from tests.deploy.inputs import release
-from tests.deploy.targets.kube.conftest import ENV
+from tests.deploy.targets.kube.conftest import ENV, kubeconfig_environment
 from tests.infra import ROOT
 from tests.registries import Registry
 
@@ -84,22 +84,7 @@ def test_two_ups_started_together_one_wins(
     kubeconfig: Path, kube: KubeCluster, registry: Registry, source_repo: Path, tmp_path: Path
 ) -> None:
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text(
-        "\n".join(
-            [
-                f"[environments.{ENV}]",
-                'target = "kubeconfig"',
-                f'kubeconfig = "{kubeconfig}"',
-                'kube_context = "test"',
-                f'registry = "{registry.host}/suite"',
-                f'namespace = "{kube.namespace}"',
-                'service_type = "NodePort"',
-                "smoke = false",
-                "allow_plain_http = true",
-            ]
-        )
-        + "\n"
-    )
+    config.write_text(kubeconfig_environment(ENV, kubeconfig, registry.host, kube.namespace))
     checkout = clone(source_repo, tmp_path / "checkout")
     command = [
         sys.executable,

@@ -1,0 +1,20 @@
+"""Images you can prove: SBOMs and SLSA provenance, signed in cosign's format, and checked before a deploy."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from deploy.builders import Built
+from deploy.model.images import BuildRecord
+
+
+class Attester(Protocol):
+    def attest(self, built: Built, record: BuildRecord) -> BuildRecord:
+        """After publishing: sign the record's images and attach their attestations; the record says where."""
+
+
+class Unsigned:
+    """No signing key: the images are published as they are."""
+
+    def attest(self, built: Built, record: BuildRecord) -> BuildRecord:
+        return record

@@ -1,0 +1,80 @@
+"""Verify before deploy: each image's signature by the environment's key (cosign's simple signing), and its SBOM
+and provenance attestations signed by it too, naming every image that falls short."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from deploy.attest.cosign import SLSA_PREDICATE, SPDX_PREDICATE, Payload, attests, signs, tag_for
+from deploy.attest.keys import PublicKey
+from deploy.attest.oci import Attachments
+from deploy.model.errors import UnverifiedError
+from deploy.model.images import PublishedImage
+from deploy.registry.client import RegistryClient
+
+PREDICATES = {SPDX_PREDICATE: "SPDX SBOM", SLSA_PREDICATE: "SLSA provenance"}
+
+
+def attachments_of(image: PublishedImage, registry: Callable[[str], RegistryClient]) -> Attachments:
+    host, _, repository = image.repository.partition("/")
+    return Attachments(registry(host), repository)
+
+
+def signed(layers: list[Payload], key: PublicKey, digest: str) -> bool:
+    return any(signs(layer, key, digest) for layer in layers)
+
+
+def attested(layers: list[Payload], key: PublicKey, digest: str) -> dict[str, str]:
+    """predicate type -> digest of the first layer holding a statement of that type about `digest`, by `key`."""
+    found: dict[str, str] = {}
+    for layer in layers:
+        statement = attests(layer, key, digest)
+        if statement is not None:
+            found.setdefault(str(statement.get("predicateType")), layer.digest)
+    return found
+
+
+@dataclass(frozen=True)
+class Verified:
+    name: str
+    digest: str
+    signature: str  # HOST/REPO:sha256-HEX.sig
+    attestations: tuple[str, ...]  # the predicate types checked
+
+
+class ImageVerifier:
+    """Checks images against one public key; attestations of both predicate types are required unless told."""
+
+    def __init__(
+        self, key: PublicKey, registry: Callable[[str], RegistryClient], origin: str, attestations: bool = True
+    ):
+        self.key, self.registry, self.origin, self.attestations = key, registry, origin, attestations
+
+    def problem(self, name: str, image: PublishedImage) -> str:
+        """Why `image` does not pass ('' when it does)."""
+        attachments = attachments_of(image, self.registry)
+        signatures = attachments.layers(image.digest, "sig")
+        if not signatures:
+            return f"{name} is not signed (no {tag_for(image.digest, 'sig')} in {image.repository})"
+        if not signed(signatures, self.key, image.digest):
+            return f"{name} is signed, but not by the key of {self.origin}"
+        if not self.attestations:
+            return ""
+        found = attested(attachments.layers(image.digest, "att"), self.key, image.digest)
+        missing = [label for predicate, label in PREDICATES.items() if predicate not in found]
+        return f"{name} has no {' and no '.join(missing)} attestation signed by that key" if missing else ""
+
+    def verify(self, images: Mapping[str, PublishedImage]) -> list[Verified]:
+        problems = [problem for name, image in images.items() if (problem := self.problem(name, image))]
+        if problems:
+            raise UnverifiedError(
+                f"refusing to deploy: {'; '.join(problems)}",
+                f"build and sign them with the private key of {self.origin} (`k8sdeploy build --key FILE`, or "
+                "$K8SDEPLOY_SIGNING_KEY)",
+            )
+        checked = tuple(PREDICATES) if self.attestations else ()
+        return [
+            Verified(name, image.digest, attachments_of(image, self.registry).reference(image.digest, "sig"), checked)
+            for name, image in images.items()
+        ]
