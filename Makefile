@@ -11,7 +11,7 @@ DEMO_PACKAGES := python3-venv docker.io debootstrap busybox-static
 TEST_PACKAGES := nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium docker-registry
 
 .PHONY: help system-deps demo-deps docker-engine venv kube-binaries cosign lint test run demo down cluster cluster-down lock clean bench \
-    bench-local
+    bench-local bench-dev
 
 help:
 	@echo "make demo         deploy the suite on the local Docker Engine; print its URL and demo credentials"
@@ -24,6 +24,7 @@ help:
 	@echo "make cluster-down stop it and remove its state"
 	@echo "make bench        build+push benchmark: our builder vs --builder docker (prints a table)"
 	@echo "make bench-local  local pods: the pause image vs each pod's first image (prints a table)"
+	@echo "make bench-dev    from save to served: k8sdeploy dev against the up path (prints a table)"
 	@echo "make lock         re-resolve requirements/*.lock from requirements/*.in (needs network)"
 	@echo "make clean        remove the virtualenv and run state"
 
@@ -84,6 +85,9 @@ bench: system-deps docker-engine venv
 
 bench-local: system-deps docker-engine venv
 	$(BIN)/python bench/local_bench.py
+
+bench-dev: system-deps docker-engine venv
+	$(BIN)/python bench/dev_bench.py
 
 run: system-deps venv
 	$(BIN)/python -m deploy.devrun
