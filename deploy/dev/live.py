@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 import httpx
 from docker.models.containers import Container
 
+from deploy.dev.mounts import DEVSERVER
 from deploy.model.suite import GATEWAY, GATEWAY_COMMAND
 from deploy.targets.local import labels as L
 from deploy.targets.local.containers import LocalEngine
@@ -31,13 +32,29 @@ class LocalLive:
         """Start each service's process again and wait for its readiness probe; name -> diagnosis of those
         that crashed or did not get ready (empty when all serve)."""
         names = sorted(names)
-        started = int(time.time())
+        started, restarts, signalled = int(time.time()), dict[str, int](), list[Container]()
         for name in names:
             for container in self.containers(name):
-                container.restart(timeout=1)
-        return self.await_ready(names, timeout, started)
+                container.reload()
+                if container.status == "running" and DEVSERVER in (container.attrs["Config"].get("Cmd") or ()):
+                    container.kill(signal="SIGHUP")  # a new child of the devserver: the libraries stay imported
+                    signalled.append(container)
+                else:
+                    container.restart(timeout=1)  # crashed, or not under the devserver: the container starts again
+                container.reload()
+                restarts[container.name or ""] = container.attrs.get("RestartCount", 0)
+        self.until_gone(signalled)
+        return self.await_ready(names, timeout, started, restarts)
 
-    def await_ready(self, names: Sequence[str], timeout: float, since: int) -> dict[str, str]:
+    def until_gone(self, containers: Sequence[Container], timeout: float = 0.5) -> None:
+        """Until the signalled services' old processes stop answering, so that readiness is the new one's."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=0.2) as http:
+            for container in containers:
+                while not probe_container(container, http) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+    def await_ready(self, names: Sequence[str], timeout: float, since: int, restarts: dict[str, int]) -> dict[str, str]:
         pending, problems = set(names), {}
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=1) as http:
@@ -47,7 +64,7 @@ class LocalLive:
                         container.reload()
                         state = container.attrs["State"]
                         crashed = state.get("Status") in ("exited", "dead") or state.get("Restarting")
-                        if crashed or container.attrs.get("RestartCount", 0) > 0:
+                        if crashed or container.attrs.get("RestartCount", 0) > restarts.get(container.name or "", 0):
                             problems[name] = self.diagnosis(container, "crashed", since)
                             pending.discard(name)
                         elif state.get("Status") == "running" and not probe_container(container, http):

@@ -1,5 +1,6 @@
 """The sources `dev` serves from the checkout: each service's code and services/common, and the gateway's Lua,
-bound read-only over what the images hold, so a saved file is in its container at once."""
+bound read-only over what the images hold, so a saved file is in its container at once; each service runs
+under services/common/devserver.py, which starts it anew on SIGHUP."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from deploy.builders.spec import APP_DIR
 from deploy.model.suite import GATEWAY, GATEWAY_LUA_DIR, SERVICES
 
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
+DEVSERVER = "services.common.devserver"  # forks the service anew on SIGHUP
 
 
 def sources_of(container: str, checkout: Path) -> dict[str, Path]:
@@ -42,5 +44,7 @@ def with_sources(objects: Sequence[dict], checkout: Path) -> tuple[dict, ...]:
                     container.setdefault("volumeMounts", []).append(
                         {"name": volume, "mountPath": target, "readOnly": True}
                     )
+                if container["name"] in SERVICE_NAMES:  # restarted by SIGHUP, its libraries kept imported
+                    container["command"], container["args"] = ["python3"], ["-m", DEVSERVER, container["name"]]
         found.append(obj)
     return tuple(found)
