@@ -83,7 +83,8 @@ class GkeCluster:
         self.reconcile(cluster)
         return cluster
 
-    def reconcile(self, cluster: Cluster) -> None:
+    def reconcile(self, cluster: Cluster, warn: bool = True) -> None:
+        """Stop on settings k8sdeploy cannot change; `warn` of a cluster that does not enforce NetworkPolicies."""
         gke, found = self.place.gke, cluster.node_config
         wrong = []
         if found.machine_type != gke.machine_type:
@@ -96,7 +97,7 @@ class GkeCluster:
                 f"make {self.place.table} match the cluster, or delete it (k8sdeploy down) first",
             )
         advanced = cluster.network_config.datapath_provider == container_v1.DatapathProvider.ADVANCED_DATAPATH
-        if not advanced and not cluster.network_policy.enabled:
+        if warn and not advanced and not cluster.network_policy.enabled:
             self.say(
                 f"warning: cluster {gke.cluster} does not enforce NetworkPolicies (no Dataplane V2, no network "
                 "policy add-on): the layout's policies are applied but not enforced"

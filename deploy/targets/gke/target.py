@@ -70,19 +70,18 @@ class GkeTarget:
         and the firewall rule; nothing is created or changed."""
         gke = self.cluster.place.gke
         cluster = self.cluster.find()
-        if cluster is None:
-            note = f"{gke.node_count} x {gke.machine_type} in {gke.location}"
-            planned = [ObjectChange("Cluster", gke.cluster, "create", note=note)]
-            planned += [ObjectChange("Namespace", self.environment.namespace, "create")]
+        kube = self.kube(cluster)
+        if cluster is None or kube is None:
+            if cluster is None:
+                cluster_change = ObjectChange(
+                    "Cluster", gke.cluster, "create", note=f"{gke.node_count} x {gke.machine_type} in {gke.location}"
+                )
+            else:  # `up` waits for it; its objects cannot be asked after until it runs
+                cluster_change = ObjectChange("Cluster", gke.cluster, "unchanged", note=f"{cluster.status.name}")
+            planned = [cluster_change, ObjectChange("Namespace", self.environment.namespace, "create")]
             planned += [ObjectChange(obj["kind"], obj["metadata"]["name"], "create") for obj in objects]
             return (*planned, self.firewall.change({self.environment.gateway_port}))
-        kube = self.kube(cluster)
-        if kube is None:
-            raise ConfigError(
-                f"cluster {gke.cluster} of environment {self.environment.name} is {cluster.status.name}",
-                "wait for it to be RUNNING, then run again",
-            )
-        self.cluster.reconcile(cluster)
+        self.cluster.reconcile(cluster, warn=False)  # apply warns, once
         return (*kube.diff(objects), self.firewall.change(self.gateway_ports(kube)))
 
     def gateway_ports(self, kube: KubeTarget) -> set[int]:
