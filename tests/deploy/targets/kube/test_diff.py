@@ -18,6 +18,7 @@ from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
 from tests.deploy.targets.kube.conftest import ENV as TARGET_ENV
+from tests.deploy.targets.kube.conftest import kubeconfig_environment
 from tests.deploy.targets.kube.objects import labels, single_pod
 from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry
@@ -27,19 +28,8 @@ CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
 
 
 def write_config(path: Path, kubeconfig: Path, registry: Registry, namespace: str, replicas: str = "") -> Path:
-    lines = [
-        f"[environments.{ENV}]",
-        'target = "kubeconfig"',
-        f'kubeconfig = "{kubeconfig}"',
-        'kube_context = "test"',
-        f'registry = "{registry.host}/suite"',
-        f'namespace = "{namespace}"',
-        'layout = "split-pods"',
-        "smoke = false",
-        "allow_plain_http = true",
-        *([f"replicas = {replicas}"] if replicas else []),
-    ]
-    path.write_text("\n".join(lines) + "\n")
+    extra = ['layout = "split-pods"', *([f"replicas = {replicas}"] if replicas else [])]
+    path.write_text(kubeconfig_environment(ENV, kubeconfig, registry.host, namespace, *extra))
     return path
 
 
