@@ -359,19 +359,24 @@ def dev(
     environment: Environment, layout_name: str | None, down_on_exit: bool, wait_timeout: int, no_smoke: bool,
     source: Path,
 ) -> None:  # fmt: skip
-    """Deploy on the local engine as `up` does, then serve every saved change while the logs stream.
+    """Deploy as `up` does, then serve every saved change; on the local engine the logs stream.
 
     \b
-    A service's code, templates or migrations: that service's process starts
-    again in its container (the checkout is bound into it), the others keep
-    serving. The gateway's Lua: nginx reloads; its nginx.conf template: it is
-    rendered again first. requirements/app.lock: the images are built again.
+    Local target: a service's code, templates or migrations: that service's
+    process starts again in its container (the checkout is bound into it),
+    the others keep serving. The gateway's Lua: nginx reloads; its nginx.conf
+    template: it is rendered again first.
+    Kubernetes targets: the images a saved file changed are built and pushed
+    (their new layer, config and manifest) and their workloads' image set by
+    digest; the rollout is followed.
+    requirements/app.lock: the six images are built again (both).
     A change that breaks a service is diagnosed (its last log lines) and the
     loop keeps watching; the next good save brings it back. Ctrl-C stops
     watching and leaves the deployment running (unless --down-on-exit). The
-    deploy is recorded as a dev release; `rollback` never goes back to one
+    deploys are recorded as dev releases; `rollback` never goes back to one
     unless named.
     """
+
     from deploy.compose import make_dev, make_runner
     from deploy.output import log_printer
     from deploy.publish.stage import BuildOptions

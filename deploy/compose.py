@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -456,43 +456,54 @@ def make_dev(
     environment: Environment, layout: str, say: Say, emit: Emit, serving: Callable[[UpResult], None],
     options: BuildOptions, no_smoke: bool = False, wait_timeout: float = 180,
 ) -> DevLoop:  # fmt: skip
-    """`dev` on the local target: a Runner whose render binds the checkout's sources in, what changes the running
-    containers in place, and a log follower for the six containers."""
+    """`dev`: a Runner that builds uncommitted work, and how a saved file reaches what runs. On the local target
+    the checkout's sources are bound into the containers (changed in place, logs followed); on a cluster the
+    images a file changed are pushed and their workloads' image set."""
     import watchfiles
 
     from deploy.dev.live import LocalLive
     from deploy.dev.logs import LogFollower
-    from deploy.dev.loop import DevLoop
+    from deploy.dev.loop import DevLoop, InPlace, Live, Republish
     from deploy.dev.mounts import with_sources
     from deploy.model.images import IMAGE_NAMES
     from deploy.targets.local.target import LocalTarget
 
-    if environment.target != "local":
-        raise ConfigError(
-            f"`k8sdeploy dev` runs on the local target; {environment.name} is a {environment.target} environment",
-            "run it with --env local (or another local environment); deploy to clusters with `k8sdeploy up`",
-        )
     checkout = options.source.resolve()
-    found = stages(environment, say, host_paths=(checkout,))
+    options = replace(options, source=checkout, allow_dirty=True)
+    local = environment.target == "local"
+    found = stages(environment, say, host_paths=(checkout,) if local else ())
     runner = Runner(
         found,
         say,
         make_smoke(environment, say, no_smoke),
-        build=build_stage(environment, replace(options, allow_dirty=True), say),
+        build=build_stage(environment, options, say),
         wait_timeout=wait_timeout,
         mysql_secret=mysql_secret(),
-        overlay=lambda objects: with_sources(objects, checkout),
+        overlay=(lambda objects: with_sources(objects, checkout)) if local else None,
     )
-    assert isinstance(found.target, LocalTarget)  # made for a local environment above
-    engine = found.target.engine
-    return DevLoop(
-        runner,
-        layout,
-        checkout,
-        LocalLive(engine),
-        LogFollower(engine.client, environment.name, IMAGE_NAMES, emit),
-        runner.objects_of,
-        say,
-        watchfiles.watch,
-        serving,
-    )
+    live: Live
+    logs = None
+    if isinstance(found.target, LocalTarget):
+        engine = found.target.engine
+        live = InPlace(LocalLive(engine), runner.objects_of, say)
+        logs = LogFollower(engine.client, environment.name, IMAGE_NAMES, emit)
+    else:
+        if not options.registry:
+            raise ConfigError(
+                f"environment {environment.name} has no registry: `dev` pushes the images a change makes",
+                f'set registry = "HOST/PATH" in [environments.{environment.name}]',
+            )
+        say(f"logs of environment {environment.name}: `k8sdeploy logs SERVICE --env {environment.name}`")
+        live = Republish(runner, lambda names: publish_images(options, names), say)
+    return DevLoop(runner, layout, checkout, live, logs, say, watchfiles.watch, serving)
+
+
+def publish_images(options: BuildOptions, names: Collection[str]) -> Mapping[str, PublishedImage]:
+    """`dev` on a cluster: build the six images and push only `names` to the options' registry."""
+    clients, progress = Clients(), progress_for()
+    try:
+        _version, published = image_build(options, clients, progress).publish_some(names)
+        return published
+    finally:
+        progress.close()
+        clients.close()

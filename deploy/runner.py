@@ -141,6 +141,12 @@ class Runner:
         `rollback` never goes back to unless named."""
         return self._up(layout, self.users(), action="dev")
 
+    def dev_redeploy(self, result: UpResult, images: Mapping[str, PublishedImage]) -> UpResult:
+        """`dev` on a cluster: the deployed `result` with `images` in place of its own, rendered as its version
+        (so only the workloads of those images change), applied, waited for and recorded as a dev release."""
+        record = BuildRecord(result.version, result.commit, MappingProxyType({**result.images, **images}))
+        return self._deploy(result.layout, record, self.users(), Stopwatch(), action="dev")
+
     def applied(self, rendered: Sequence[dict], users: Users) -> tuple[dict, ...]:
         """What apply gets: the rendered objects, the users' Secret and, for `dev`, the overlay."""
         objects = (*rendered, users.secret(self.environment.namespace))

@@ -1,20 +1,23 @@
 """The loop of `k8sdeploy dev`: deploy as `up` does (a dev release), then for each batch of saved files do what
-it asks (deploy/dev/watch.py) and say how long it took to serve, or why it could not; Ctrl-C stops watching."""
+it asks (deploy/dev/watch.py) in place on the local engine, or by new images on a cluster, and say how long it
+took to serve, or why it could not; Ctrl-C stops watching."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deploy.dev.live import LocalLive
 from deploy.dev.logs import LogFollower
 from deploy.dev.watch import Actions, actions_for, ignored
 from deploy.model.errors import DeployError
+from deploy.model.images import PublishedImage
 from deploy.model.progress import Say
+from deploy.model.suite import GATEWAY
 from deploy.runner import Runner, UpResult
 
 Watch = Callable[..., Iterator[set[tuple[Any, str]]]]  # watchfiles.watch: (Change, path)
@@ -25,9 +28,8 @@ class DevLoop:
     runner: Runner
     layout: str
     checkout: Path
-    live: LocalLive
-    logs: LogFollower
-    render: Callable[[UpResult], Sequence[dict]]  # the objects of a deployed result, as `dev` applies them
+    live: Live
+    logs: LogFollower | None  # the local target's; a cluster's logs are `k8sdeploy logs SERVICE`
     say: Say
     watch: Watch
     serving: Callable[[UpResult], None]  # told the URL once it serves
@@ -37,7 +39,8 @@ class DevLoop:
         with self.runner.holding():
             result = self.runner.dev_up(self.layout)
             self.serving(result)
-            self.logs.start()
+            if self.logs is not None:
+                self.logs.start()
             try:
                 self.say(f"watching {self.checkout} (Ctrl-C stops watching and leaves the deployment running)")
                 for changes in self.watch(
@@ -55,7 +58,8 @@ class DevLoop:
             except KeyboardInterrupt:
                 self.say("stopped watching")
             finally:
-                self.logs.stop()
+                if self.logs is not None:
+                    self.logs.stop()
         return result
 
     def relative(self, path: str) -> Path:
@@ -68,10 +72,7 @@ class DevLoop:
         started = time.monotonic()
         self.say(f"change: {actions.describe()}")
         try:
-            if actions.rebuild:
-                result = self.runner.dev_up(self.layout)
-            else:
-                self.apply_in_place(actions, result)
+            result = self.runner.dev_up(self.layout) if actions.rebuild else self.live.apply(actions, result)
         except DeployError as failed:
             self.say(f"error: {failed}")
             if failed.details:
@@ -81,16 +82,51 @@ class DevLoop:
         self.say(f"served in {time.monotonic() - started:.2f} s")
         return result
 
-    def apply_in_place(self, actions: Actions, result: UpResult) -> None:
+
+class Live(Protocol):
+    """How a batch of saved files reaches what runs: in place (local), or by new images (a cluster)."""
+
+    def apply(self, actions: Actions, result: UpResult) -> UpResult:
+        """Serve `actions` on the deployment of `result`; raise a DeployError (its diagnosis) when they fail."""
+
+
+@dataclass(frozen=True)
+class InPlace:
+    """The local target: the checkout is bound into the containers, so a service is only started again (by its
+    devserver), the gateway's nginx.conf written anew and nginx reloaded."""
+
+    live: LocalLive
+    render: Callable[[UpResult], Sequence[dict]]  # the objects of a deployed result, as `dev` applies them
+    say: Say
+
+    def apply(self, actions: Actions, result: UpResult) -> UpResult:
         if actions.reconfigure:
             self.say(f"wrote {', '.join(self.live.rewrite_files(self.render(result))) or 'nothing new'}")
         problems = self.live.restart(actions.restart) if actions.restart else {}
         if actions.reload or actions.reconfigure:
             refused = self.live.reload_gateway()
             if refused:
-                problems["nginx-lua"] = f"nginx refused the configuration:\n    {refused}"
+                problems[GATEWAY] = f"nginx refused the configuration:\n    {refused}"
         if problems:
             raise Diagnosis(problems)
+        return result
+
+
+@dataclass(frozen=True)
+class Republish:
+    """A Kubernetes target: the images a saved file changed are built and pushed (their new layer, config and
+    manifest; the rest is in the registry), their workloads' image set by digest, the rollout followed."""
+
+    runner: Runner
+    publish: Callable[[Collection[str]], Mapping[str, PublishedImage]]  # built and pushed, by image name
+    say: Say
+
+    def apply(self, actions: Actions, result: UpResult) -> UpResult:
+        names = set(actions.restart) | ({GATEWAY} if actions.reload or actions.reconfigure else set())
+        images = self.publish(names)
+        for name, image in sorted(images.items()):
+            self.say(f"{name}: pushed {image.tag} ({image.digest[:19]})")
+        return self.runner.dev_redeploy(result, images)
 
 
 class Diagnosis(DeployError):

@@ -3,7 +3,7 @@ by the publisher paired with it. The builder, the publisher and their clients co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from deploy.builders.spec import LOCK, suite_specs
 from deploy.builders.store import default_cache_dir
 from deploy.model.changes import ImagePlan
 from deploy.model.errors import ConfigError
-from deploy.model.images import IMAGE_NAMES, BuildRecord
+from deploy.model.images import IMAGE_NAMES, BuildRecord, PublishedImage
 from deploy.model.progress import Step
 from deploy.model.version import Version, version_of
 from deploy.publish import Planner, Publisher
@@ -79,6 +79,12 @@ class ImageBuild:
         """Build the six images and ask `planner` what publishing them would do; nothing is published."""
         version, images = self.images()
         return version, planner.plan(images, version.version)
+
+    def publish_some(self, names: Collection[str]) -> tuple[Version, Mapping[str, PublishedImage]]:
+        """`dev` on a cluster: build the six, publish only `names` (the images a saved file changed), unsigned."""
+        built = self.built()
+        chosen = [image for name, image in zip(IMAGE_NAMES, built.images, strict=True) if name in names]
+        return built.version, self.publisher.publish(chosen, built.version.version)
 
     def run(self) -> BuildRecord:
         """Build the six images, publish them under the source's version, then attest them (or not)."""
