@@ -23,7 +23,7 @@ from deploy.runner import Runner, UpResult
 Watch = Callable[..., Iterator[set[tuple[Any, str]]]]  # watchfiles.watch: (Change, path)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DevLoop:
     runner: Runner
     layout: str
