@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,12 @@ from deploy.devrun import LocalSuite, SuiteSettings
 from tests.controlplane import TOKENS, KubeCluster
 from tests.infra import MariaDB, free_port_block, mariadb_server, suite_environment
 from tools.cluster.controlplane import Cluster, ControlPlane
+
+# Tests stop the processes they start with Ctrl-C's SIGINT (`dev`, `make run`, an interrupted command). A test run
+# started in the background by a shell without job control (`cmd &` in a script) ignores SIGINT, and processes
+# inherit that: they would not stop. A handler here is reset to the default in every process the tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # The shared suites allow many logins: several tests log in. The rate limit itself is tested
 # on a gateway with the shipped defaults (tests/gateway/test_rate_limit.py).

@@ -214,8 +214,8 @@ def test_an_interrupted_command_exits_130() -> None:
         )
         silent.settimeout(60)
         connection, _ = silent.accept()  # the smoke login is under way: interrupt it there, not while loading
-        process.send_signal(signal.SIGINT)
-        connection.close()
-        _, stderr = process.communicate(timeout=30)
+        with connection:  # open until the command has gone: a reset would end the smoke login first (exit 6)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1] == "interrupted"
