@@ -1,5 +1,6 @@
 """`k8sdeploy dev` on the real Docker Engine with the suite's real images, as a person runs it in a terminal: a
-saved change to a frontend template is served through the gateway; a save that makes the person service crash
+saved change to a frontend template is served through the gateway; one to the gateway's Lua is served after
+nginx reloads (same container); a save that makes the person service crash
 is diagnosed (its last log lines) and the loop keeps watching; the fix is served again; no container is
 replaced throughout (a restart keeps the container); a second `dev` finds the first one's lease; Ctrl-C stops
 watching and leaves the deployment running."""
@@ -109,6 +110,13 @@ def test_dev_serves_saved_changes_and_survives_a_crash(
     template.write_text(template.read_text().replace("<h1>Log in</h1>", "<h1>Log in, developer</h1>"))
     eventually(lambda: served("/login", "Log in, developer"))
     running.wait_for("served in", after=start)
+
+    lua = source / "nginx-lua" / "lua" / "gateway.lua"
+    mark = len(running.text())
+    marked = 'function M.strip_token()\n    ngx.header["X-Dev"] = "reloaded"\n'
+    lua.write_text(lua.read_text().replace("function M.strip_token()\n", marked, 1))
+    running.wait_for("reload the gateway", after=mark)
+    eventually(lambda: httpx.get(f"{GATEWAY}/401").headers.get("x-dev") == "reloaded")
 
     app = source / "services" / "person" / "app.py"
     good = app.read_text()
