@@ -9,6 +9,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # MySQL path, Chromium for the browser test, an OCI registry.
 DEMO_PACKAGES := python3-venv docker.io debootstrap busybox-static
 TEST_PACKAGES := nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium docker-registry
+# pytest-xdist workers: most tests wait on processes (builds, containers, the control plane), not the CPU; each test
+# file stays on one worker (its module fixtures and ordered steps). TEST_WORKERS=0 runs them one at a time.
+TEST_WORKERS ?= 4
 
 .PHONY: help system-deps demo-deps docker-engine venv kube-binaries cosign lint test run demo down cluster cluster-down lock clean bench \
     bench-local bench-dev
@@ -78,7 +81,7 @@ lint: venv
 	$(BIN)/mypy
 
 test: system-deps docker-engine venv kube-binaries cosign lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: system-deps docker-engine venv
 	$(BIN)/python bench/build_bench.py
@@ -90,7 +93,7 @@ bench-dev: system-deps docker-engine venv
 	$(BIN)/python bench/dev_bench.py
 
 run: system-deps venv
-	$(BIN)/python -m deploy.devrun
+	$(BIN)/python -m deploy.loopback
 
 # The suite on the local Docker Engine, one pod; `k8sdeploy down` (or `make down`) removes it.
 demo: demo-deps docker-engine venv

@@ -28,7 +28,7 @@ import docker  # noqa: E402
 from deploy.builders.bases import BaseResolver  # noqa: E402
 from deploy.builders.docker import DockerBuilder  # noqa: E402
 from deploy.builders.store import BlobStore, default_cache_dir  # noqa: E402
-from deploy.compose import Clients  # noqa: E402
+from deploy.clients import Clients  # noqa: E402
 from tests.registries import ProxyRules, registry_proxy, registry_server  # noqa: E402
 
 K8SDEPLOY = ROOT / ".venv" / "bin" / "k8sdeploy"

@@ -19,7 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.compose import build_and_record, docker_client  # noqa: E402
+from deploy.clients import docker_client  # noqa: E402
+from deploy.compose import build  # noqa: E402
 from deploy.model.environments import Environment  # noqa: E402
 from deploy.publish.stage import BuildOptions  # noqa: E402
 from deploy.render.objects import render  # noqa: E402
@@ -57,8 +58,9 @@ def measure(objects: tuple[dict, ...], layout: str, infra: str, busybox: Path, s
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="k8sdeploy-bench-") as work:
-        record = build_and_record(BuildOptions(source=ROOT, allow_dirty=True), Path(work) / "record.json")
         environment = Environment(name=ENV, target="local")
+        options = BuildOptions(source=ROOT, allow_dirty=True)
+        record = build(environment, options, lambda line: print(line, file=sys.stderr), Path(work) / "record.json")
         rows = []
         for layout in LAYOUTS:
             objects = render(environment, layout, record.images, record.version).objects

@@ -13,18 +13,20 @@ from google.api_core import retry as gretry
 from google.auth import exceptions as auth_exceptions
 
 from deploy.model.errors import CloudError, CredentialsError
+from deploy.model.retry import DEFAULT, DEFAULT_SECONDS
 
-# 429 and 503 mean "not done, try again", and so does a dropped connection (whose request may have been
-# acted on: a repeated create answers 409, which the callers read back): retry each request with
-# truncated exponential backoff and jitter until a minute has passed.
+# The rule of deploy/model/retry.py, in google.api_core's terms: 429 and 503 mean "not done, try again", and a
+# dropped connection is retried too -- every call of these clients may be sent again: reads, deletes and
+# operation polls do the same twice, and a repeated create answers 409 (ALREADY_EXISTS), which the callers
+# read back (cluster.py, firewall.py, artifact_registry.py). The same backoff and deadline.
 RETRY = gretry.Retry(
     predicate=gretry.if_exception_type(
         gexc.TooManyRequests, gexc.ServiceUnavailable, requests.exceptions.ConnectionError
     ),
-    initial=0.05,
-    maximum=2.0,
+    initial=DEFAULT.initial,
+    maximum=DEFAULT.maximum,
     multiplier=2.0,
-    timeout=60.0,
+    timeout=DEFAULT_SECONDS,
 )
 CREDENTIALS_HINT = (
     "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or run where workload "

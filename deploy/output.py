@@ -9,17 +9,20 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
+    from deploy.publish.bases import PublishedBases
     from deploy.runner import UpResult
 
+from deploy.model.changes import Changes, to_dict
 from deploy.model.errors import DeployError
 from deploy.model.images import BuildRecord, PublishedImage
 from deploy.model.progress import Progress
 from deploy.model.releases import Release
+from deploy.model.schemas import heads, schemas_to_dict
 from deploy.model.status import ServiceStatus
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "output.schema.json"
@@ -77,6 +80,7 @@ def status(
         "services": [asdict(row) for row in rows],
         "release": None if release is None else release.version,
         "drift": list(drift),
+        "schemas": {} if release is None else schemas_to_dict(release.schemas),
     }
 
 
@@ -91,6 +95,43 @@ def history(env_name: str, releases: Sequence[Release]) -> dict:
         "environment": env_name,
         "releases": [release.to_dict() for release in reversed(releases)],
     }  # newest first
+
+
+class MovedTag(Protocol):
+    """An image whose `latest` tag `release` moved (deploy/publish's Moved)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def repository(self) -> str: ...  # HOST/PATH/NAME
+    @property
+    def digest(self) -> str: ...  # what `latest` names now
+    @property
+    def previous(self) -> str | None: ...  # what it named before (None: it did not exist)
+
+
+def released(env_name: str, version: str, moved: Sequence[MovedTag]) -> dict:
+    """`release`: where `latest` of each image points now, and pointed before."""
+    return {
+        "command": "release",
+        "result": "ok",
+        "environment": env_name,
+        "version": version,
+        "images": {
+            m.name: {"name": m.name, "repository": m.repository, "digest": m.digest, "previous": m.previous}
+            for m in moved
+        },
+    }
+
+
+def changes(found: Changes) -> dict:
+    """`diff`: what `up` would change."""
+    return to_dict(found)
+
+
+def bases(published: PublishedBases, env_name: str) -> dict:
+    """`bases`: where the Debian bases were pushed, and the pins that name them."""
+    return published.to_dict(env_name)
 
 
 def failed(command: str, error: DeployError) -> dict:
@@ -124,7 +165,7 @@ def status_table(rows: Sequence[ServiceStatus]) -> list[str]:
 
 def history_table(releases: Sequence[Release]) -> list[str]:
     """Newest first."""
-    table = [("VERSION", "COMMIT", "LAYOUT", "ACTION", "TIME", "BY", "OBJECTS")]
+    table = [("VERSION", "COMMIT", "LAYOUT", "ACTION", "TIME", "BY", "OBJECTS", "SCHEMAS")]
     for release in reversed(releases):
         table.append(
             (
@@ -135,6 +176,7 @@ def history_table(releases: Sequence[Release]) -> list[str]:
                 release.time,
                 release.by,
                 release.objects_hash[:19],
+                heads(release.schemas),
             )
         )
     return columns(table)

@@ -7,23 +7,26 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from types import MappingProxyType
-from typing import Protocol
 
-from deploy.model.changes import Changes, ImagePlan, summary
+from deploy import identity as keys
+from deploy.identity import Identity
+from deploy.model import policy
+from deploy.model.changes import Changes, ImagePlan, ObjectChange, summary
 from deploy.model.environments import Environment
-from deploy.model.errors import ConfigError, DeployError, NotReadyError, SmokeError
+from deploy.model.errors import ApplyError, ConfigError, DeployError, NotReadyError, SchemaRollbackError, SmokeError
 from deploy.model.images import BuildRecord, PublishedImage
-from deploy.model.lease import Lease
 from deploy.model.progress import Say
 from deploy.model.releases import Release, ReleaseHistory, choose, drift, now, objects_hash, who
+from deploy.model.schemas import SERVICES_WITH_DATA, Move, Schemas, pending, plan_rollback
 from deploy.model.status import ApplyResult, ServiceStatus
-from deploy.model.suite import User
 from deploy.model.version import Version
+from deploy.render.layout import Layout
 from deploy.render.objects import render
-from deploy.smoke import Smoke, SmokeReport
-from deploy.targets import Target
+from deploy.smoke import HttpSmoke, Smoke, SmokeReport
+from deploy.targets.kit import TargetKit
 from deploy.users import Users, wanted
 
 
@@ -40,6 +43,8 @@ class UpResult:
     durations: Mapping[str, float]  # seconds per stage
     objects_hash: str = ""  # of the rendered objects, as recorded in the release
     action: str = "up"  # up | rollback | dev
+    schemas: Schemas = field(default_factory=lambda: MappingProxyType({}))  # each service's migrations
+    schema_changes: tuple[str, ...] = ()  # what a rollback did to the schemas, a line each
 
     def release(self, by: str, time: str) -> Release:
         return Release(
@@ -51,6 +56,8 @@ class UpResult:
             time=time,
             by=by,
             action=self.action,
+            schemas=self.schemas,
+            schema_changes=self.schema_changes,
         )
 
 
@@ -84,52 +91,37 @@ def describe(applied: ApplyResult) -> str:
     return "; ".join(parts)
 
 
-class UsersStore(Protocol):
-    """Where an environment's users are kept (users.FileUsers, targets/kube/users.KubeUsers)."""
-
-    def read(self) -> dict[int, User]: ...
-
-    def write(self, users: Users) -> None: ...
-
-    @property
-    def deployed(self) -> bool:
-        """Whether the users can be written now (Kubernetes: the environment's namespace holds them)."""
-
-
-@dataclass(frozen=True)
-class Stages:
-    """The objects of one environment that every command works through, made by compose.stages()."""
-
-    environment: Environment
-    target: Target
-    history: ReleaseHistory
-    lease: Lease
-    users: UsersStore
-
-
 @dataclass(frozen=True)
 class Runner:
     """`up`, `rollback`, `status` and `down` of one environment. All but `status` hold the environment's lease;
-    `up` and `rollback` keep its users and run the stages in order, timing each. Made by compose.make_runner()."""
+    `up` and `rollback` keep its users and run the stages in order, timing each; `up`, `dev` and `rollback` are
+    admitted by the deploy policy first (deploy/model/policy.py). Made by compose.make_runner()."""
 
-    stages: Stages
+    environment: Environment
+    make_kit: Callable[[], TargetKit]  # made when first needed: after the policy, which asks no cluster or cloud
     say: Say
     smoke: Callable[[Users], Smoke]  # the smoke stage, logging in as the environment's smoke users
     build: Callable[[ReleaseHistory], BuildRecord] | None = None  # the build stage of `up`
     preview: Callable[[], tuple[Version, tuple[ImagePlan, ...]]] | None = None  # `diff`'s: built, not published
-    # before anything is applied: the images against the environment's `verify` (compose.verification)
+    source_schemas: Callable[[], Schemas] | None = None  # `diff`'s: the migrations of the checkout
+    # before anything is applied: the images against the environment's `verify` (compose.verified)
     verify: Callable[[Mapping[str, PublishedImage]], object] = lambda images: None
     wait_timeout: float = 180
     mysql_secret: str = ""  # $K8SDEPLOY_MYSQL_SECRET, read by compose.py
-    overlay: Callable[[tuple[dict, ...]], tuple[dict, ...]] | None = None  # `dev`: the checkout bound in
 
-    @property
-    def environment(self) -> Environment:
-        return self.stages.environment
+    @cached_property
+    def kit(self) -> TargetKit:
+        """The environment's target and its records."""
+        return self.make_kit()
+
+    def admit(self, action: str) -> None:
+        """Refuse a deploy the environment's policy does not allow, before anything is asked or changed."""
+        policy.admit(self.environment, action, self.say)
 
     def up(self, layout: str, rollback_on_failure: bool = False) -> tuple[UpResult, Users]:
         """Build, deploy `layout` and record the release; raises the failing stage's DeployError (with
         `rollback_on_failure`, after putting the newest recorded release back when waiting or smoke fails)."""
+        self.admit("up")
         with self.holding():
             users = self.users()
             if not rollback_on_failure:
@@ -137,33 +129,74 @@ class Runner:
             return self._up_or_roll_back(layout, users), users
 
     def dev_up(self, layout: str) -> UpResult:
-        """`up` for `dev`, whose caller holds the lease for its whole session: recorded as a dev release, which
-        `rollback` never goes back to unless named."""
+        """`up` for `dev`, whose caller holds the lease for its whole session and was admitted for it (make_dev):
+        recorded as a dev release, which `rollback` never goes back to unless named."""
         return self._up(layout, self.users(), action="dev")
 
     def dev_redeploy(self, result: UpResult, images: Mapping[str, PublishedImage]) -> UpResult:
         """`dev` on a cluster: the deployed `result` with `images` in place of its own, rendered as its version
         (so only the workloads of those images change), applied, waited for and recorded as a dev release."""
-        record = BuildRecord(result.version, result.commit, MappingProxyType({**result.images, **images}))
+        record = BuildRecord(
+            result.version, result.commit, MappingProxyType({**result.images, **images}), schemas=result.schemas
+        )
         return self._deploy(result.layout, record, self.users(), Stopwatch(), action="dev")
 
-    def applied(self, rendered: Sequence[dict], users: Users) -> tuple[dict, ...]:
-        """What apply gets: the rendered objects, the users' Secret and, for `dev`, the overlay."""
-        objects = (*rendered, users.secret(self.environment.namespace))
-        return objects if self.overlay is None else self.overlay(objects)
+    def applied(self, rendered: Sequence[dict], users: Users, identity: Identity | None = None) -> tuple[dict, ...]:
+        """What apply gets: the rendered objects, the users' Secrets, the parts' identity keys (deploy/identity.py;
+        by default those kept, not saved) and, for `dev` in place, the checkout bound in."""
+        namespace, store = self.environment.namespace, self.kit.identity
+        identity = identity or self.identity(save=False)
+        objects = (
+            *rendered,
+            users.secret(namespace),
+            users.smoke_secret(namespace),
+            *identity.secrets(namespace),
+            *store.objects(identity),
+        )
+        in_place = self.kit.in_place
+        return objects if in_place is None else in_place.overlay(objects)
+
+    def identity(self, save: bool) -> Identity:
+        """The environment's identity keys: those kept, or a first one (saved where the target keeps them apart)."""
+        identity = keys.wanted(self.environment.name, self.kit.identity.read(), int(time.time()))
+        if save:
+            self.kit.identity.save(identity)
+        return identity
+
+    def rotate_keys(self) -> Identity:
+        """A new identity key, applied with the release that runs: parts sign with it once all can have read it."""
+        with self.holding(create=False):
+            store, releases = self.kit.identity, self.kit.history.releases()
+            current = store.read()
+            if current is None or not releases:
+                raise ConfigError(
+                    f"environment {self.environment.name} has no deployment whose keys could be rotated",
+                    f"run `k8sdeploy up --env {self.environment.name}` first (it makes the first key)",
+                )
+            rotated = current.rotated(int(time.time()), store.propagation_seconds)
+            store.save(rotated)
+            release = releases[-1]
+            rendered = render(
+                self.environment, release.layout, release.images, release.version, mysql_secret=self.mysql_secret
+            )
+            users = wanted(self.environment, self.kit.users.read())
+            self.say(describe(self.kit.target.apply(self.applied(rendered.objects, users, rotated))))
+            return rotated
 
     def objects_of(self, result: UpResult) -> tuple[dict, ...]:
         """The objects of a deployed result, rendered again (a template of the gateway changed under `dev`)."""
         rendered = render(
             self.environment, result.layout, result.images, result.version, mysql_secret=self.mysql_secret
         )
-        return self.applied(rendered.objects, wanted(self.environment, self.stages.users.read()))
+        return self.applied(rendered.objects, wanted(self.environment, self.kit.users.read()))
 
-    def rollback(self, version: str | None) -> UpResult:
-        """Put a recorded release back by its digests, nothing built; waited for, smoke-tested and recorded."""
-        release = choose(self.stages.history.releases(), version)
+    def rollback(self, version: str | None, restore: bool = False) -> UpResult:
+        """Put a recorded release back by its digests, nothing built; waited for, smoke-tested and recorded.
+        `restore`: each database ahead of the release's schema gets back the copy kept before its migration."""
+        self.admit("rollback")
+        release = choose(self.kit.history.releases(), version)
         with self.holding():
-            return self._rollback(release, self.users())
+            return self._rollback(release, self.users(), restore)
 
     def diff(self, layout: str) -> Changes:
         """What `up` of `layout` would change: the images built (not published) and asked after, the render
@@ -173,32 +206,85 @@ class Runner:
         version, plans = self.preview()
         images = MappingProxyType({plan.name: plan.image for plan in plans})
         rendered = render(self.environment, layout, images, version.version, mysql_secret=self.mysql_secret)
-        users = wanted(self.environment, self.stages.users.read())  # as `up` would keep them; not written
-        objects = self.stages.target.diff(self.applied(rendered.objects, users))
-        return Changes(self.environment.name, layout, version.version, plans, objects, rendered.notes)
+        users = wanted(self.environment, self.kit.users.read())  # as `up` would keep them; not written
+        objects = self.kit.target.diff(self.applied(rendered.objects, users))
+        notes = rendered.notes + self.migrations_of_next_up()
+        return Changes(self.environment.name, layout, version.version, plans, objects, notes)
+
+    def migrations_of_next_up(self) -> tuple[str, ...]:
+        """The migrations `up` of the checkout would run, after those of the release recorded last."""
+        if self.source_schemas is None:
+            return ()
+        releases = self.kit.history.releases()
+        if releases and not releases[-1].schemas:
+            return (f"release {releases[-1].version} recorded no schema revisions: migrations not compared",)
+        before = releases[-1].schemas if releases else MappingProxyType({})
+        return tuple(pending(before, self.source_schemas()))
 
     def status(self) -> tuple[list[ServiceStatus], Release | None, tuple[str, ...]]:
         """What runs, the release recorded last (None when nothing runs), and one drift line per difference."""
-        rows = self.stages.target.status()
-        releases = self.stages.history.releases() if rows else []
+        rows = self.kit.target.status()
+        releases = self.kit.history.releases() if rows else []
         release = releases[-1] if releases else None
-        drifted = (drift(rows, release) if release else ()) + (self.stages.target.hand_edits() if rows else ())
+        drifted = (drift(rows, release) if release else ()) + (self.kit.target.hand_edits() if rows else ())
         return rows, release, drifted
+
+    def backups(self) -> list[Backup]:
+        """Each copy the running services kept before migrating, oldest first, with the release that migrated."""
+        found = []
+        releases = self.kit.history.releases()
+        for service in sorted(SERVICES_WITH_DATA):
+            code, output = self.kit.target.run_in(
+                service, ("python3", "-m", "services.common.migrate", service, "backups")
+            )
+            if code != 0:
+                raise ApplyError(
+                    f"listing the backups of {service} failed (exit {code})", "see `k8sdeploy logs`", output
+                )
+            for line in output.splitlines():
+                fields = line.split("\t")
+                if len(fields) == 5 and fields[1].isdigit():
+                    path, size, taken, before, after = fields
+                    made_by = migrated_by(releases, service, iso_time(taken), after)
+                    found.append(Backup(service, path, int(size), iso_time(taken), before, after, made_by))
+        return found
 
     def down(self, volumes: bool) -> tuple[str, ...]:
         with self.holding(create=False):
-            return self.stages.target.down(volumes=volumes)
+            return self.kit.target.down(volumes=volumes)
+
+    def change_users(self, change: Callable[[Users], Users]) -> bool:
+        """`user add` and `user remove`, under the lease: the kept users as `change` makes them; whether the
+        services read them only at the next `up` (the local target's file) rather than now."""
+        store = self.kit.users
+        if not store.deployed:
+            raise ConfigError(
+                f"environment {self.environment.name} is not up",
+                f"run `k8sdeploy up --env {self.environment.name}` first; its users live in its namespace",
+            )
+        with self.holding():
+            store.write(change(wanted(self.environment, store.read())))
+        return store.read_at_next_up
+
+    def kept_users(self) -> Users:
+        """The environment's users as the next `up` keeps them (nothing written)."""
+        return wanted(self.environment, self.kit.users.read())
+
+    def smoke_test(self, url: str | None = None) -> SmokeReport:
+        """`smoke`: the smoke login at `url` (by default the deployed gateway's), whatever the environment's
+        `smoke` says of `up`'s."""
+        return HttpSmoke(say=self.say, users=self.kept_users().smoke).run(url or self.kit.target.gateway_url())
 
     def holding(self, create: bool = True) -> AbstractContextManager[object]:
         """The environment's lease, held by this command (user@host or the CI run, and the process id)."""
-        return self.stages.lease.hold(f"{who()} (pid {os.getpid()})", create)
+        return self.kit.lease.hold(f"{who()} (pid {os.getpid()})", create)
 
     def users(self) -> Users:
         """The environment's users for this deploy (smoke users kept from the last one): the local target keeps
         them in its state file now; on Kubernetes they are applied with the rendered objects."""
-        users = wanted(self.environment, self.stages.users.read())
-        if self.environment.target == "local":
-            self.stages.users.write(users)
+        users = wanted(self.environment, self.kit.users.read())
+        if self.kit.users.read_at_next_up:
+            self.kit.users.write(users)
         return users
 
     def _up(self, layout: str, users: Users, action: str = "up") -> UpResult:
@@ -206,26 +292,44 @@ class Runner:
             raise ConfigError("this runner has no build stage", "make it with compose.make_runner(options=...)")
         watch = Stopwatch()
         with watch.stage("build"):
-            record = self.build(self.stages.history)
+            record = self.build(self.kit.history)
         self.say(f"version {record.version}")
+        releases = self.kit.history.releases()
+        if releases and releases[-1].schemas and record.schemas:  # what the services will migrate at start-up
+            for line in pending(releases[-1].schemas, record.schemas):
+                self.say(line)
         return self._deploy(layout, record, users, watch, action)
 
-    def _rollback(self, release: Release, users: Users) -> UpResult:
+    def _rollback(self, release: Release, users: Users, restore: bool = False) -> UpResult:
         self.say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
-        record = BuildRecord(version=release.version, commit=release.commit, images=release.images)
-        return self._deploy(release.layout, record, users, Stopwatch(), action="rollback")
+        changed = self.take_schemas_back(release, restore)
+        record = BuildRecord(
+            version=release.version, commit=release.commit, images=release.images, schemas=release.schemas
+        )
+        return self._deploy(release.layout, record, users, Stopwatch(), action="rollback", schema_changes=changed)
 
-    def _deploy(self, layout: str, record: BuildRecord, users: Users, watch: Stopwatch, action: str = "up") -> UpResult:
-        target = self.stages.target
+    def _deploy(
+        self,
+        layout: str,
+        record: BuildRecord,
+        users: Users,
+        watch: Stopwatch,
+        action: str = "up",
+        schema_changes: tuple[str, ...] = (),
+    ) -> UpResult:
+        target = self.kit.target
         self.verify(record.images)  # refuses (exit 10) before anything is applied
         with watch.stage("render"):
             rendered = render(self.environment, layout, record.images, record.version, mysql_secret=self.mysql_secret)
         for note in rendered.notes:
             self.say(f"note: {note}")
-        objects = self.applied(rendered.objects, users)
+        objects = self.applied(rendered.objects, users, self.identity(save=True))
         with watch.stage("apply"):
-            for line in summary(target.diff(objects)):  # what it changes, before it changes it
+            changes = target.diff(objects)
+            for line in summary(changes):  # what it changes, before it changes it
                 self.say(line)
+            for line in data_going(rendered.layout, changes):
+                self.say(f"note: {line}")
             applied = target.apply(objects)
         self.say(describe(applied))
         with watch.stage("wait"):
@@ -245,15 +349,55 @@ class Runner:
             durations=MappingProxyType(dict(watch.durations)),
             objects_hash=objects_hash(rendered.objects),
             action=action,
+            schemas=record.schemas,
+            schema_changes=schema_changes,
         )
         with watch.stage("record"):
-            record_release(self.stages.history, result, self.say)
+            record_release(self.kit.history, result, self.say)
         return replace(result, durations=MappingProxyType(dict(watch.durations)))
+
+    def take_schemas_back(self, release: Release, restore: bool = False) -> tuple[str, ...]:
+        """Before the older release is applied: each database's schema within what its code works with. A
+        downgrade or a restore runs in the running (newer) image, the only one that knows the way back; each step
+        is said first. A schema with no way back stops the rollback before anything is applied."""
+        releases = self.kit.history.releases()
+        running = releases[-1] if releases else None
+        if running is None or not running.schemas or not release.schemas:
+            self.say("schemas: not recorded for both releases, so not compared")
+            return ()
+        moves = plan_rollback(running.schemas, release.schemas, release.version, restore)
+        for move in moves:
+            self.say(move.line)
+        for move in moves:
+            if move.action == "impossible":
+                raise SchemaRollbackError(
+                    move.line,
+                    "roll back with --restore to put back the copy kept before its migration, or deploy a release "
+                    "whose migrations lead from the running one",
+                )
+        for move in moves:
+            if move.action in ("downgrade", "restore") and move.revision:
+                self.run_schema_command(move)
+        return tuple(move.line for move in moves)
+
+    def run_schema_command(self, move: Move) -> None:
+        assert move.revision is not None
+        command = ("python3", "-m", "services.common.migrate", move.service, move.action, move.revision)
+        code, output = self.kit.target.run_in(move.service, command)
+        if code != 0:
+            what = "downgrade" if move.action == "downgrade" else "restore"
+            hint = "read its output below; nothing of the older release was applied"
+            if code == 3:
+                hint = "`k8sdeploy backups` lists the copies kept; roll back without --restore to downgrade instead"
+            raise SchemaRollbackError(
+                f"the {what} of {move.service}'s schema to {move.revision} failed (exit {code})", hint, output[-4000:]
+            )
+        self.say(f"schema of {move.service}: {'restored, ' if move.action == 'restore' else ''}at {move.revision}")
 
     def _up_or_roll_back(self, layout: str, users: Users) -> UpResult:
         """Run `up`; when waiting or the smoke test fails, put back the newest recorded release and raise
         RolledBack (or RollbackFailed, naming both failures, when putting it back fails as well)."""
-        previous = self.stages.history.releases()
+        previous = self.kit.history.releases()
         try:
             return self._up(layout, users)
         except (NotReadyError, SmokeError) as failure:
@@ -267,6 +411,36 @@ class Runner:
             except DeployError as rollback_failure:
                 raise RollbackFailed(failure, release.version, rollback_failure) from rollback_failure
             raise RolledBack(failure, restored) from failure
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A copy of a service's database kept before a migration (services/common/backup.py)."""
+
+    service: str
+    path: str  # in the service's data volume
+    size: int  # bytes
+    taken: str  # UTC, ISO 8601
+    before: str  # the revision it was at
+    after: str  # the revision the migration went to
+    release: str  # the version whose `up` migrated ("" when the history does not say)
+
+
+def iso_time(stamp: str) -> str:
+    """20261202T073004.123456Z -> 2026-12-02T07:30:04Z, as releases record their time."""
+    if len(stamp) < 15:
+        return stamp
+    return f"{stamp[0:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
+
+
+def migrated_by(releases: Sequence[Release], service: str, taken: str, after: str) -> str:
+    """The first release recorded at or after `taken` whose schema of `service` has `after` as its head: the
+    `up` whose start-up migration took the copy."""
+    for release in releases:
+        schema = release.schemas.get(service)
+        if release.time >= taken and schema is not None and schema.head == after:
+            return release.version
+    return ""
 
 
 def record_release(history: ReleaseHistory, result: UpResult, say: Say) -> None:
@@ -312,3 +486,17 @@ class RollbackFailed(DeployError):
             details=f"the new version:\n{failure.details}\nthe rollback to {version}:\n{rollback_failure.details}",
         )
         self.exit_code = failure.exit_code
+
+
+def data_going(layout: Layout, changes: Sequence[ObjectChange]) -> list[str]:
+    """One line per pod this up replaces whose services' data is on emptyDir (ephemeral_data): it goes with it."""
+    found = []
+    for change in changes:
+        if change.kind not in ("Deployment", "Pod") or change.action not in ("update", "replace", "delete"):
+            continue
+        pod = next((pod for pod in layout.pods if pod.name == change.name), None)
+        services = layout.ephemeral_data(pod) if pod else ()
+        if services:
+            names = ", ".join(services)
+            found.append(f"{change.ref} is replaced and the data of {names} goes with it (ephemeral_data)")
+    return found

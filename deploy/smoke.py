@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
+from deploy.model.environments import Environment
 from deploy.model.errors import SmokeError
 from deploy.model.progress import Say, silent
-from deploy.model.suite import DEMO_USERS, User
+from deploy.model.suite import DEMO_USERS, Login
+
+if TYPE_CHECKING:
+    from deploy.users import Users
 
 # What each hop's failure looks like from outside the gateway, checked in this order.
 HOP_SIGNS: tuple[tuple[str, str], ...] = (
@@ -77,7 +82,7 @@ class HttpSmoke:
         say: Say = silent,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
-        users: tuple[User, User] = DEMO_USERS,
+        users: tuple[Login, Login] = DEMO_USERS,
     ):
         self.users = users
         self.say = say
@@ -142,3 +147,13 @@ class HttpSmoke:
         except httpx.TransportError as exc:
             raise SmokeFailed("gateway", "connecting", detail=f"{url}: {exc or type(exc).__name__}") from exc
         return SmokeReport(url=url, checks=tuple(checks))
+
+
+def smoke_stage(environment: Environment, say: Say, skip: bool = False) -> Callable[[Users], Smoke]:
+    """The smoke login as the environment's smoke users, or a stage that says why it was skipped (--no-smoke,
+    or the environment's `smoke = false`)."""
+    if skip:
+        return lambda users: NoSmoke(say, "--no-smoke")
+    if not environment.smoke:
+        return lambda users: NoSmoke(say, f"environment {environment.name} sets smoke = false")
+    return lambda users: HttpSmoke(say=say, users=users.smoke)

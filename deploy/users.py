@@ -1,11 +1,14 @@
-"""Who may log in to an environment: the users k8sdeploy seeds through the Secret k8sdeploy-users.
+"""Who may log in to an environment: the users k8sdeploy seeds through the Secret k8sdeploy-users, which holds
+scrypt hashes only (the services read it as SEED_USERS at start-up: services/common/seed.py).
 
 Every environment gets two smoke users (an admin and a viewer) whose random passwords are generated on its
-first `up` and kept in that Secret, so the smoke login needs no known password. The demo users
-(admin@test.com / admin, user@test.com / user) are added only where the environment enables them
-(`demo_users`, by default on the local target only). `k8sdeploy user add` adds real users. The Secret
-lives in the environment's namespace (local target: a 0600 file in its state directory) and is never
-part of `render`'s output: the services read it as SEED_USERS at start-up (services/common/seed.py).
+first `up`; their clear passwords, which the smoke login needs, are kept apart in the Secret k8sdeploy-smoke that
+no pod reads (local target: smoke-logins.json beside users.json, both 0600 files in its state directory). The
+demo users (admin@test.com / admin, user@test.com / user) are added only where the environment enables them
+(`demo_users`, by default on the local target only). `k8sdeploy user add` adds real users, hashing the password
+before it is stored (the one it prints is the only clear copy); `user remove` takes one away. authentication gets
+ids, addresses, hashes and roles, authorisation ids and roles only. Neither Secret is ever part of `render`'s
+output.
 """
 
 from __future__ import annotations
@@ -14,25 +17,47 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError
-from deploy.model.suite import DEMO_USERS, USERS_KEY, USERS_SECRET, User
+from deploy.model.suite import (
+    DEMO_USERS,
+    ROLES_KEY,
+    SMOKE_KEY,
+    SMOKE_SECRET,
+    USERS_KEY,
+    USERS_SECRET,
+    Login,
+    User,
+)
 from deploy.render.layout import PART_OF
+from services.common.passwords import hash_password
+from services.common.seed import normalise_email
 
 SMOKE_ADMIN, SMOKE_USER = 3, 4  # ids of the smoke users (1 and 2 are the demo users')
 FIRST_ADDED = 100  # ids of users added with `k8sdeploy user add` start here
 ROLES = ("admin", "user")
 
 
-def smoke_users(existing: dict[int, User]) -> tuple[User, User]:
+@dataclass(frozen=True)
+class Stored:
+    """What an environment keeps: its users (hashes), and the clear passwords of its smoke users."""
+
+    users: dict[int, User] = field(default_factory=dict)
+    logins: dict[int, Login] = field(default_factory=dict)
+
+
+def smoke_logins(stored: Stored) -> tuple[Login, Login]:
     """The environment's smoke users, with the passwords generated on its first `up`."""
 
-    def one(user_id: int, email: str, role: str) -> User:
-        kept = existing.get(user_id)
-        return kept if kept is not None and kept.email == email else User(user_id, email, new_password(), role)
+    def one(user_id: int, email: str, role: str) -> Login:
+        kept, user = stored.logins.get(user_id), stored.users.get(user_id)
+        if kept is not None and kept.email == email and user is not None and user.email == email:
+            return kept
+        return Login(user_id, email, new_password(), role)
 
     return (
         one(SMOKE_ADMIN, "smoke-admin@k8sdeploy.invalid", "admin"),
@@ -44,44 +69,83 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)  # 192 bits
 
 
+MIN_PASSWORD_LENGTH = 12
+
+
+def password_for(given: str | None) -> str:
+    """The password of a user `user add` adds: the one given (refused when shorter than 12 characters), or, when
+    none is given, a new one."""
+    if given is None:
+        return new_password()
+    if len(given) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(
+            f"the password is shorter than {MIN_PASSWORD_LENGTH} characters",
+            "give a longer one, or leave out --password-stdin to have one generated",
+        )
+    return given
+
+
+def labels(env_name: str, name: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/instance": env_name,
+        "app.kubernetes.io/managed-by": "k8sdeploy",
+    }
+
+
+def secret(name: str, namespace: str, env_name: str, data: dict[str, str]) -> dict:
+    """A Secret labelled as the environment's (so `down` removes it with everything else)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels(env_name, name.removeprefix("k8sdeploy-"))},
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in data.items()},
+    }
+
+
 @dataclass(frozen=True)
 class Users:
     env_name: str
     users: tuple[User, ...]
+    logins: tuple[Login, ...] = ()  # the clear credentials k8sdeploy holds: demo and smoke users
 
     @property
-    def smoke(self) -> tuple[User, User]:
+    def smoke(self) -> tuple[Login, Login]:
         """Who the smoke login logs in as: the demo users where they exist (known anyway, and what a demo's
         visitor uses), else the smoke users."""
-        by_id = {user.id: user for user in self.users}
+        by_id = {login.id: login for login in self.logins}
         demo = self.demo
         return (demo[0], demo[1]) if len(demo) == 2 else (by_id[SMOKE_ADMIN], by_id[SMOKE_USER])
 
     @property
-    def demo(self) -> tuple[User, ...]:
-        return tuple(user for user in self.users if user in DEMO_USERS)
+    def demo(self) -> tuple[Login, ...]:
+        return tuple(login for login in self.logins if login in DEMO_USERS)
 
     def document(self) -> str:
+        """authentication's SEED_USERS: ids, addresses, hashes and roles."""
         return json.dumps([user.seed() for user in sorted(self.users, key=lambda u: u.id)])
 
+    def roles_document(self) -> str:
+        """authorisation's SEED_USERS: ids and roles only."""
+        return json.dumps([user.role_seed() for user in sorted(self.users, key=lambda u: u.id)])
+
+    def smoke_document(self) -> str:
+        smoke = [login for login in self.logins if login.id in (SMOKE_ADMIN, SMOKE_USER)]
+        return json.dumps([{"id": s.id, "email": s.email, "password": s.password, "role": s.role} for s in smoke])
+
     def secret(self, namespace: str) -> dict:
-        """The Secret object, labelled as the environment's (so `down` removes it with everything else)."""
-        labels = {
-            "app.kubernetes.io/part-of": PART_OF,
-            "app.kubernetes.io/name": "users",
-            "app.kubernetes.io/instance": self.env_name,
-            "app.kubernetes.io/managed-by": "k8sdeploy",
-        }
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "type": "Opaque",
-            "metadata": {"name": USERS_SECRET, "namespace": namespace, "labels": labels},
-            "data": {USERS_KEY: base64.b64encode(self.document().encode()).decode()},
-        }
+        """The Secret the services read: no clear password in it."""
+        data = {USERS_KEY: self.document(), ROLES_KEY: self.roles_document()}
+        return secret(USERS_SECRET, namespace, self.env_name, data)
+
+    def smoke_secret(self, namespace: str) -> dict:
+        """The smoke users' clear passwords, for k8sdeploy's smoke login only: no pod mounts or reads it."""
+        return secret(SMOKE_SECRET, namespace, self.env_name, {SMOKE_KEY: self.smoke_document()})
 
     def add(self, email: str, role: str, password: str) -> Users:
-        email = email.strip().lower()
+        email = normalise_email(email)
         if "@" not in email or email.startswith("@") or email.endswith("@"):
             raise ConfigError(f"{email!r} is not an email address", "give the address the user logs in with")
         if role not in ROLES:
@@ -89,12 +153,38 @@ class Users:
         if any(user.email == email for user in self.users):
             raise ConfigError(f"{email} is already a user of environment {self.env_name}", "choose another address")
         next_id = max([FIRST_ADDED - 1, *(user.id for user in self.users)]) + 1
-        return Users(self.env_name, (*self.users, User(next_id, email, password, role)))
+        return Users(self.env_name, (*self.users, User(next_id, email, hash_password(password), role)), self.logins)
+
+    def remove(self, email: str) -> Users:
+        email = normalise_email(email)
+        found = [user for user in self.users if user.email == email]
+        if not found:
+            raise ConfigError(
+                f"{email} is not a user of environment {self.env_name}", "see `k8sdeploy user list` for who is"
+            )
+        if found[0].id < FIRST_ADDED:
+            raise ConfigError(
+                f"{email} is one of the users environment {self.env_name} makes itself (demo or smoke)",
+                "set demo_users = false to remove the demo users; the smoke users stay",
+            )
+        return Users(self.env_name, tuple(user for user in self.users if user.email != email), self.logins)
+
+    def kind(self, user: User) -> str:
+        if user.id >= FIRST_ADDED:
+            return "added"
+        return "demo" if any(login.id == user.id for login in DEMO_USERS) else "smoke"
 
 
 def parse(document: str) -> dict[int, User]:
+    """The users of the Secret's document. Entries with a clear password (as k8sdeploy kept them before it
+    hashed) are hashed here, so the next write leaves no password in clear."""
     try:
-        return {int(e["id"]): User(int(e["id"]), e["email"], e["password"], e["role"]) for e in json.loads(document)}
+        return {
+            int(e["id"]): User(
+                int(e["id"]), e["email"], e.get("password_hash") or hash_password(e["password"]), e["role"]
+            )
+            for e in json.loads(document)
+        }
     except (ValueError, TypeError, KeyError):
         raise ConfigError(
             f"the Secret {USERS_SECRET} does not hold a list of users",
@@ -102,40 +192,63 @@ def parse(document: str) -> dict[int, User]:
         ) from None
 
 
-def from_secret(obj: dict | None) -> dict[int, User]:
-    data = (obj or {}).get("data") or {}
-    return parse(base64.b64decode(data[USERS_KEY]).decode()) if USERS_KEY in data else {}
+def parse_logins(document: str) -> dict[int, Login]:
+    """The smoke users' clear passwords; from an older users document, the smoke users' entries in it."""
+    try:
+        entries = json.loads(document)
+        return {
+            int(e["id"]): Login(int(e["id"]), e["email"], e["password"], e["role"])
+            for e in entries
+            if "password" in e and int(e["id"]) in (SMOKE_ADMIN, SMOKE_USER)
+        }
+    except (ValueError, TypeError, KeyError):
+        return {}  # new ones are generated
 
 
-def wanted(environment: Environment, existing: dict[int, User]) -> Users:
+def from_secrets(users: dict | None, smoke: dict | None) -> Stored:
+    def text(obj: dict | None, key: str) -> str | None:
+        data = (obj or {}).get("data") or {}
+        return base64.b64decode(data[key]).decode() if key in data else None
+
+    document, logins = text(users, USERS_KEY), text(smoke, SMOKE_KEY)
+    return Stored(
+        parse(document) if document is not None else {},
+        parse_logins(logins if logins is not None else document or "[]"),
+    )
+
+
+def wanted(environment: Environment, stored: Stored) -> Users:
     """The users the environment has after this `up`: its smoke users (generated once), the demo users where
-    enabled, and every user added with `user add`."""
+    enabled, and every user added with `user add` (and not removed)."""
     demo = DEMO_USERS if environment.with_demo_users else ()
-    added = tuple(user for user_id, user in sorted(existing.items()) if user_id >= FIRST_ADDED)
-    return Users(environment.name, (*demo, *smoke_users(existing), *added))
+    smoke = smoke_logins(stored)
+    added = tuple(user for user_id, user in sorted(stored.users.items()) if user_id >= FIRST_ADDED)
+    logins = (*demo, *smoke)
+    return Users(environment.name, (*(login.user() for login in logins), *added), logins)
 
 
-class FileUsers:
-    """The local target's users: a 0600 file in its state directory."""
+def private_write(path: Path, text: str) -> None:
+    """Write `text` to `path` as a 0600 file, atomically."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_suffix(".new")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    temporary.replace(path)
 
-    def __init__(self, path: Path):
-        self.path = path
+
+class UsersStore(Protocol):
+    """Where an environment's users are kept (targets/local/stores.FileUsers, targets/kube/users.KubeUsers)."""
+
+    def read(self) -> Stored: ...
+
+    def write(self, users: Users) -> None: ...
+
+    # whether the services read these users at the next `up` (the local target's file), not at once from objects
+    # applied with them (Kubernetes: the Secret, the pods replaced)
+    read_at_next_up: bool
 
     @property
     def deployed(self) -> bool:
-        return True  # the file is made by the next `up`, which reads it
-
-    def read(self) -> dict[int, User]:
-        try:
-            return parse(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-
-    def write(self, users: Users) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".new")
-        temporary.unlink(missing_ok=True)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(users.document())
-        temporary.replace(self.path)
+        """Whether the users can be written now (Kubernetes: the environment's namespace holds them)."""

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from deploy.devrun import LocalSuite, SuiteSettings
+# The suite's images of this checkout's test runs go into a namespace of the local engine of their own (not
+# k8sdeploy/, the demo's): another checkout's run, its tests building the same made-up versions (1.0.0) from other
+# sources, never forgets or refuses these. Set before deploy/ is imported (deploy/builders/docker_archive.py).
+os.environ.setdefault(
+    "K8SDEPLOY_LOCAL_PREFIX", "k8sdeploy-test-" + hashlib.sha256(str(Path(__file__).parent).encode()).hexdigest()[:8]
+)
+
+from deploy.loopback import LocalSuite, SuiteSettings
 from tests.controlplane import TOKENS, KubeCluster
 from tests.infra import MariaDB, free_port_block, mariadb_server, suite_environment
 from tools.cluster.controlplane import Cluster, ControlPlane
@@ -31,7 +40,9 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
 
 
 def start_suite(work_dir: Path, **settings) -> LocalSuite:
-    return LocalSuite(SuiteSettings(work_dir=work_dir, base_port=free_port_block(6), **settings)).start()
+    """The suite from source on free ports. Its five services import their libraries at once, beside the other
+    workers' builds and control planes: on a busy 2-core machine that took over a minute, hence the time allowed."""
+    return LocalSuite(SuiteSettings(work_dir=work_dir, base_port=free_port_block(6), **settings)).start(timeout=240)
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +65,56 @@ def suite(request: pytest.FixtureRequest) -> LocalSuite:
     return request.getfixturevalue(f"{'sqlite' if request.param == 'sqlite' else 'mysql'}_suite")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def engine_without_stale_test_versions() -> None:
-    """Images of the tests' made-up versions left by an older checkout would be refused as changed."""
+# The heaviest test files, longest first (per-file sums of a 4-worker run's JUnit times, 2026-12-02). pytest-xdist's
+# --dist loadfile hands files to the workers in collection order: these go first, so the run does not end with one
+# worker alone on a long file the alphabet put last (the top-level end-to-end files). The rest follow in their order.
+HEAVIEST_FIRST = (
+    "services/test_migrations.py",
+    "services/test_login_limits.py",
+    "services/test_startup.py",
+    "deploy/targets/gke/test_gke_target.py",
+    "services/test_seed.py",
+    "deploy/test_smoke.py",
+    "test_up_local.py",
+    "deploy/targets/kube/test_connection_faults.py",
+    "deploy/targets/gke/test_gke_releases.py",
+    "test_data_local.py",
+    "deploy/targets/kube/test_cluster_behaviour.py",
+    "services/test_apis.py",
+    "test_rollback_schema_local.py",
+    "deploy/publish/test_push.py",
+    "deploy/targets/kube/test_kube_target.py",
+    "test_release_local.py",
+    "gateway/test_login_burst.py",
+    "deploy/attest/test_cosign_interop.py",
+    "test_loopback.py",
+    "deploy/targets/kube/test_lease.py",
+    "gateway/test_login_flow.py",
+    "test_two_local_environments.py",
+    "deploy/targets/kube/test_diff.py",
+    "test_workflow.py",
+    "deploy/publish/test_build_cli.py",
+    "deploy/targets/local/test_cli_local.py",
+    "test_diff_local.py",
+)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The heaviest files first (HEAVIEST_FIRST), each file's tests in their own order (a stable sort)."""
+    rank = {name: index for index, name in enumerate(HEAVIEST_FIRST)}
+    tests = Path(__file__).parent
+
+    def heaviness(item: pytest.Item) -> int:
+        return rank.get(item.path.relative_to(tests).as_posix(), len(rank))
+
+    items.sort(key=heaviness)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Images of the tests' made-up versions left by an older checkout would be refused as changed: forgotten once
+    per run, before any test (by pytest-xdist's controller, not by each worker while another one deploys them)."""
+    if hasattr(session.config, "workerinput"):
+        return
     import docker
 
     from tests.infra import forget_test_versions

@@ -216,6 +216,11 @@ class KubeCluster:
         """Pods of this namespace matching the CEL expression `pods_where` get `state` for `container`:
         crash-loop, image-pull-backoff or not-ready (KWOK Stage; the other containers run ready)."""
         template, event = simulated(state, container)
+        self.simulate_status(template, pods_where, event)
+
+    def simulate_status(self, template: str, pods_where: str, event: dict | None = None) -> None:
+        """Pending pods of this namespace matching the CEL expression `pods_where` get the status of the KWOK
+        template `template` (and `event`)."""
         name = f"test-{uuid.uuid4().hex[:10]}"
         stage = {
             "apiVersion": "kwok.x-k8s.io/v1alpha1",
@@ -232,7 +237,7 @@ class KubeCluster:
                         {"cel": {"expression": pods_where}},
                     ]
                 },
-                "next": {"statusTemplate": template, "event": event},
+                "next": {"statusTemplate": template, **({"event": event} if event else {})},
             },
         }
         answer = self.session().post(f"{self.server}/apis/kwok.x-k8s.io/v1alpha1/stages", json=stage, timeout=10)

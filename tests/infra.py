@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
+import uvicorn
+from fastapi import FastAPI
 
-from deploy.model.suite import DEMO_USERS
+from deploy.identity import PARTS, Identity, new_key
+from deploy.model.suite import DEMO_USERS, PORT_SPAN
 from deploy.targets.local.containers import port_is_free
+from deploy.users import private_write
+from services.common.identity import Keyring
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,17 +39,30 @@ def ephemeral_ports() -> tuple[int, int]:
         return 32768, 60999
 
 
-def free_port_block(size: int) -> int:
-    """The first of `size` consecutive free loopback ports, below the ephemeral range: a port from that
-    range can be taken by any outgoing connection (a client, nginx to an upstream) between this check
-    and the server's bind."""
+def port_range() -> range:
+    """Where this process picks its ports: below the ephemeral range (a port from that range can be taken by any
+    outgoing connection, a client's or nginx's to an upstream, between the check and the server's bind), and for
+    a pytest-xdist worker its own share of it, so that a port one worker found free is not bound by another
+    worker's environment later."""
     low, high = ephemeral_ports()
-    choices = range(10000, low - size) if low - size > 10000 else range(high + 1, 65535 - size)
+    whole = range(10000, low) if low - 10000 > 2000 else range(high + 1, 65535)
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if count > 1 and worker.startswith("gw") and worker[2:].isdigit():
+        share = len(whole) // count
+        start = whole.start + (int(worker[2:]) % count) * share
+        return range(start, start + share)
+    return whole
+
+
+def free_port_block(size: int) -> int:
+    """The first of `size` consecutive free loopback ports of this process's port_range()."""
+    ports = port_range()
+    choices = range(ports.start, ports.stop - size)
     for _ in range(200):
         base = random.choice(choices)
         if all(port_is_free(base + i) for i in range(size)):
             return base
-    raise RuntimeError(f"no block of {size} free ports on 127.0.0.1")
+    raise RuntimeError(f"no block of {size} free ports on 127.0.0.1 in {ports.start}-{ports.stop - 1}")
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:
@@ -137,6 +155,11 @@ class ServiceProcess:
     port: int
     process: subprocess.Popen
     log_path: Path
+    keys: Path  # the directory of every part's key file, the service's own among them
+
+    def token(self, issuer: str, subject: str = "") -> dict[str, str]:
+        """Authorization for a call of `issuer` to this service, for the user `subject`."""
+        return signed(self.keys, issuer, self.name, subject)
 
     @property
     def url(self) -> str:
@@ -152,27 +175,54 @@ class ServiceProcess:
 
 
 # The tests' services seed the demo users, as a demo environment's do (deploy/users.py).
-DEMO_SEED = {"SEED_USERS": json.dumps([user.seed() for user in DEMO_USERS])}
+DEMO_SEED = {"SEED_USERS": json.dumps([login.user().seed() for login in DEMO_USERS])}
 
 
-def start_service(name: str, work_dir: Path, env: dict[str, str]) -> ServiceProcess:
+def write_identity(directory: Path, identity: Identity | None = None) -> Path:
+    """Every part's key file in `directory` (deploy/identity.py), of `identity` or of a new one."""
+    identity = identity or Identity("test", (new_key(int(time.time())),))
+    for part in PARTS:
+        private_write(directory / part, identity.key_file(part))
+    return directory
+
+
+def signed(keys: Path, issuer: str, audience: str, subject: str = "") -> dict[str, str]:
+    """Authorization of `issuer` for `audience` on behalf of `subject`, signed with `issuer`'s key file in `keys`."""
+    return {"Authorization": f"Bearer {Keyring(issuer, keys / issuer).sign(audience, subject)}"}
+
+
+def start_service(
+    name: str, work_dir: Path, env: dict[str, str], root: Path = ROOT, *, keys: Path | None = None
+) -> ServiceProcess:
+    """`python -m services.NAME` from the sources in `root` (a copy with other migrations, say); `keys`: a directory
+    of key files (write_identity), by default new ones in `work_dir`."""
     port = free_port_block(1)
     work_dir.mkdir(parents=True, exist_ok=True)
+    keys = keys or write_identity(work_dir / f"identity-{port}")
     log_path = work_dir / f"{name}-{port}.log"
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "PYTHONPATH": str(ROOT), **DEMO_SEED, **env}
+    full_env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "PYTHONPATH": str(root),
+        "IDENTITY_KEYS": str(keys / name),
+        **DEMO_SEED,
+        **env,
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", f"services.{name}"],
             env=full_env,
-            cwd=ROOT,
+            cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    return ServiceProcess(name, port, process, log_path)
+    return ServiceProcess(name, port, process, log_path, keys)
 
 
-def wait_ready(service: ServiceProcess, timeout: float = 30) -> None:
+def wait_ready(service: ServiceProcess, timeout: float = 120) -> None:
+    """Until `service` answers /readyz; a bound on a failure, generous for a busy machine (parallel workers)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
@@ -195,7 +245,9 @@ TEST_VERSIONS = ("1.0.0", "7.7.1")
 def forget_test_versions(client) -> None:  # noqa: ANN001 - docker.DockerClient
     import docker.errors
 
-    for image in client.images.list(name="k8sdeploy/*"):
+    from deploy.builders.docker_archive import LOCAL_PREFIX
+
+    for image in client.images.list(name=f"{LOCAL_PREFIX}/*"):
         for tag in image.tags:
             version = tag.rsplit(":", 1)[-1]
             if version.startswith(TEST_VERSIONS):
@@ -213,44 +265,62 @@ def remove_environment(client, owned: dict) -> None:  # noqa: ANN001 - docker.Do
         volume.remove(force=True)
 
 
-def require_suite_ports(client, timeout: float = 30) -> None:  # noqa: ANN001 - docker.DockerClient
-    """Tests that deploy the real suite on the engine need its fixed ports (8080-8085). Wait briefly for
-    them (an earlier module's environment going away); if something keeps them, fail at once saying
-    what: a k8sdeploy environment, such as the demo's, or another process."""
-    from deploy.model.suite import GATEWAY_PORT, SERVICES
+@dataclass(frozen=True)
+class LocalEnvironment:
+    """A local-target environment of one test module in one test process: a name no other process uses (two
+    workers, or two checkouts' test runs, share the Docker Engine), and a free block of ports for the gateway
+    and the five services (gateway_port), so it runs beside `make demo`'s environment and any other."""
 
-    ports = (GATEWAY_PORT, *(service.port for service in SERVICES))
-    deadline = time.monotonic() + timeout
-    while not all(port_is_free(port) for port in ports):
-        if time.monotonic() > deadline:
-            taken = [port for port in ports if not port_is_free(port)]
-            environments = sorted(
-                {
-                    c.labels.get("k8sdeploy.io/environment", "?")
-                    for c in client.containers.list(filters={"label": "app.kubernetes.io/managed-by=k8sdeploy"})
-                }
-            )
-            holder = (
-                (
-                    f"k8sdeploy environment {', '.join(environments)}: run `k8sdeploy down --yes --env "
-                    f"{environments[0]}` first (`make down` for the demo's, local)"
-                )
-                if environments
-                else "another process: stop it first"
-            )
-            pytest.fail(f"the suite's ports {', '.join(map(str, taken))} are taken by {holder}", pytrace=False)
-        time.sleep(1)
+    name: str
+    port_base: int
+
+    @classmethod
+    def new(cls, prefix: str) -> LocalEnvironment:
+        return cls(f"{prefix}-{os.getpid()}", free_port_block(PORT_SPAN))
+
+    @property
+    def owned(self) -> dict:
+        """A Docker filter for its containers and volumes."""
+        return {"label": [f"k8sdeploy.io/environment={self.name}", "app.kubernetes.io/managed-by=k8sdeploy"]}
+
+    @property
+    def ports(self) -> range:
+        return range(self.port_base, self.port_base + PORT_SPAN)
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.port_base}"
+
+    def table(self, layout: str = "single-pod", **more: str) -> str:
+        """Its [environments.NAME] table for a k8sdeploy.toml."""
+        lines = [f"[environments.{self.name}]", 'target = "local"', f'layout = "{layout}"']
+        lines += [f"gateway_port = {self.port_base}", *(f"{key} = {value}" for key, value in more.items())]
+        return "\n".join(lines) + "\n"
 
 
 @contextmanager
 def suite_environment(owned: dict) -> Iterator:
-    """The Docker Engine for tests that deploy the real suite: once its fixed ports are free, and with
-    the test environment's containers and volumes (its labels in `owned`) removed afterwards."""
+    """The Docker Engine for tests that deploy the real suite (on ports of their own: LocalEnvironment), with
+    the test environment's containers and volumes (its labels in `owned`) removed before and afterwards."""
     import docker
 
     client = docker.from_env()
-    require_suite_ports(client)
+    remove_environment(client, owned)
     try:
         yield client
     finally:
         remove_environment(client, owned)
+
+
+def serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """Run `app` with uvicorn in a thread on a free loopback port."""
+    port = free_port_block(1)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the service did not start on port {port}")
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"

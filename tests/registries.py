@@ -88,6 +88,7 @@ class ProxyRules:
     fault_share: float = 0.0  # with a seeded random: a 503, a drop before forwarding, or an answer lost after
     seed: int = 0
     bearer: bool = False
+    realm: str = ""  # with `bearer`: the token realm the challenge names (default: this proxy's own /token)
     token_lifetime: int = 3600
     faults: int = 0
     requests: int = 0
@@ -97,6 +98,7 @@ class ProxyRules:
     google_tokens: list[str] = field(default_factory=list)
     registry_tokens: set[str] = field(default_factory=set)
     seen_authorization: list[str] = field(default_factory=list)
+    seen_token_authorization: list[str] = field(default_factory=list)  # of the requests to /token
     # the registry's own refusals before forwarding, e.g. Artifact Registry's (tests/fakes/artifact_registry.py):
     # (method, path, body, upstream HOST:PORT) -> (status, JSON body), or None to forward
     gate: Callable[[str, str, bytes, str], tuple[int, bytes] | None] | None = None
@@ -178,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/token"):
             return self._registry_token()
         if rules.bearer and not self._bearer_ok():
-            realm = f"http://{self.headers['Host']}/token"
+            realm = rules.realm or f"http://{self.headers['Host']}/token"
             return self._reply(
                 401,
                 b'{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}',
@@ -209,6 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _registry_token(self) -> None:
         rules = self.server.rules
+        rules.seen_token_authorization.append(self.headers.get("Authorization", ""))
         user, _, password = (
             base64.b64decode(self.headers.get("Authorization", "Basic ")[6:] or b"").decode().partition(":")
         )

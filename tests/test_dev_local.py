@@ -20,13 +20,12 @@ import httpx
 import pytest
 
 from tests.deploy.conftest import make_source_repo
-from tests.helpers import client, k8sdeploy, login
-from tests.infra import ROOT
+from tests.helpers import checked_stderr, client, k8sdeploy, login
+from tests.infra import ROOT, LocalEnvironment
 
-ENV = "devtest"
-OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
+LOCAL = LocalEnvironment.new("devtest")  # its own name and ports: it runs beside `make demo`'s environment
+ENV, OWNED, GATEWAY = LOCAL.name, LOCAL.owned, LOCAL.gateway
 APPS = {"label": [*OWNED["label"], "k8sdeploy.io/role=app"]}
-GATEWAY = "http://127.0.0.1:8080"
 
 
 class Dev:
@@ -87,13 +86,14 @@ def app_containers(engine: docker.DockerClient) -> dict[str, str]:
 @pytest.fixture
 def dev(suite_engine: docker.DockerClient, tmp_path: Path) -> Iterator[tuple[Dev, Path, Path]]:
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text(f'[environments.{ENV}]\ntarget = "local"\nlayout = "single-pod"\n')
+    config.write_text(LOCAL.table("single-pod"))
     source = make_source_repo(tmp_path / "source")
     running = Dev(source, config, tmp_path)
     yield running, source, config
     if running.process.poll() is None:
         running.process.kill()
         running.process.wait()
+    checked_stderr(running.text(), ["dev", "--env", ENV])
     k8sdeploy("down", "--yes", "--volumes", env=ENV, config=config, environ=running.environ)
 
 

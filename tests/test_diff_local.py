@@ -1,9 +1,11 @@
 """`k8sdeploy diff` on the real Docker Engine with the suite's real images: after `up`, nothing to change; after a
-one-line change in the person service, exactly person's image is new content (the five others only carry the
-new version), and the containers the next `up` replaces are exactly those `diff` named."""
+one-line change and a migration in the person service, exactly person's image is new content (the five others
+only carry the new version), the migration is named, and the containers the next `up` replaces are exactly
+those `diff` named."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import docker
@@ -11,10 +13,16 @@ import pytest
 
 from tests.deploy.conftest import git, make_source_repo
 from tests.helpers import k8sdeploy, valid
+from tests.infra import LocalEnvironment
+from tests.services.test_migrations import EXPAND_STEP
 
-ENV = "difftest"
-OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
+LOCAL = LocalEnvironment.new("difftest")  # its own name and ports: it runs beside `make demo`'s environment
+ENV, OWNED = LOCAL.name, LOCAL.owned
 APPS = {"label": [*OWNED["label"], "k8sdeploy.io/role=app"]}
+
+
+# person's expand step of the migration tests, its description shortened
+NICKNAME = EXPAND_STEP.replace(EXPAND_STEP.splitlines()[0], '"""Persons get a nickname.', 1)
 
 
 def app_containers(engine: docker.DockerClient) -> dict[str, str]:
@@ -27,7 +35,7 @@ def test_diff_names_the_changed_service_and_the_containers_up_replaces(
 ) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text(f'[environments.{ENV}]\ntarget = "local"\nlayout = "split-pods"\n')
+    config.write_text(LOCAL.table("split-pods"))
     source = make_source_repo(tmp_path / "source")
     run = ("--source", str(source))
     up = k8sdeploy("up", *run, "--no-smoke", env=ENV, config=config)
@@ -39,11 +47,17 @@ def test_diff_names_the_changed_service_and_the_containers_up_replaces(
 
         app = source / "services" / "person" / "app.py"
         app.write_text(app.read_text().replace('"""', '"""A one-line change. ', 1))
-        git(source, "commit", "-qam", "person: a one-line change")
+        # a line of this run's own: the engine keeps the layers of earlier runs, which would not be new
+        migration = NICKNAME + f"# run {uuid.uuid4().hex}\n"
+        (source / "services" / "person" / "migrations" / "versions" / "0002_nickname.py").write_text(migration)
+        git(source, "add", "-A")
+        git(source, "commit", "-qm", "person: a one-line change, and a migration")
         changed = k8sdeploy("diff", *run, "--output", "json", env=ENV, config=config)
         assert changed.exit_code == 1, changed.stderr
         document = valid(changed.stdout)
         assert [i["name"] for i in document["images"] if i["new_layers"]] == ["person"]
+        migrations = [note for note in document["notes"] if note.startswith("migration ")]
+        assert migrations == ["migration person 0002 (expand): Persons get a nickname."]  # what up will migrate
         assert all(i["push"] for i in document["images"])  # every image carries the new version
         named = sorted(
             c for obj in document["objects"] if obj["action"] in ("replace", "delete") for c in obj["containers"]

@@ -14,16 +14,17 @@ import pytest
 
 from tests.deploy.conftest import clone, git, make_source_repo
 from tests.helpers import digests, k8sdeploy, valid
+from tests.infra import LocalEnvironment
 
-ENV = "releasetest"
-OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
+LOCAL = LocalEnvironment.new("releasetest")  # its own name and ports: it runs beside `make demo`'s environment
+ENV, OWNED = LOCAL.name, LOCAL.owned
 SEEN: dict[str, dict] = {}  # what earlier steps printed, by step
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("release")
-    (path / "k8sdeploy.toml").write_text(f'[environments.{ENV}]\ntarget = "local"\nlayout = "single-pod"\n')
+    (path / "k8sdeploy.toml").write_text(LOCAL.table("single-pod"))
     return path
 
 
@@ -63,7 +64,7 @@ class TestReleases:
         assert result.exit_code == 0, result.stderr
         document = valid(result.stdout)  # the whole of stdout is one document
         assert (document["command"], document["result"], document["version"]) == ("up", "ok", "1.0.0")
-        assert document["url"] == "http://127.0.0.1:8080" and document["layout"] == "single-pod"
+        assert document["url"] == LOCAL.gateway and document["layout"] == "single-pod"
         assert set(document["durations"]) == {"build", "render", "apply", "wait", "smoke", "record"}
         assert len(document["smoke"]["checks"]) > 1
         SEEN["a"] = document

@@ -7,27 +7,41 @@ login at the printed URL, a layout switch, a crashing image, down twice.
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import httpx
 import pytest
 
+from deploy.model.suite import suite_ports
 from tests.browser.test_login_browser import CHROMIUM_FLAGS
 from tests.deploy.conftest import git, make_source_repo
+from tests.gateway.test_login_burst import at_once, log_in
 from tests.helpers import k8sdeploy
+from tests.infra import LocalEnvironment
 
-ENV = "uptest"
-OWNED = {"label": [f"k8sdeploy.io/environment={ENV}", "app.kubernetes.io/managed-by=k8sdeploy"]}
+LOCAL = LocalEnvironment.new("uptest")  # its own name and ports: it runs beside `make demo`'s environment
+ENV, OWNED, GATEWAY = LOCAL.name, LOCAL.owned, LOCAL.gateway
+
+
+@pytest.fixture(scope="module", autouse=True)
+def state_of_its_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Its release history, lease and mounted files in a directory of its own, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
 
 
 @pytest.fixture(scope="module")
 def single_pod_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("config") / "k8sdeploy.toml"
-    path.write_text(f'[environments.{ENV}]\ntarget = "local"\nlayout = "single-pod"\n')
+    path.write_text(LOCAL.table("single-pod"))
     return path
 
 
-SUITE_PORTS = range(8080, 8086)  # the gateway and the five services (deploy/model/suite.py)
+SUITE_PORTS = LOCAL.ports  # the gateway and the five services (deploy/model/suite.py's suite_ports)
 
 
 def listening(ports: range) -> dict[int, str]:
@@ -52,7 +66,7 @@ class TestUpOnTheLocalEngine:
         result = k8sdeploy("up", "--layout", "single-pod", env=ENV, config=single_pod_config)
         assert result.exit_code == 0, result.stderr
         assert result.stdout.splitlines() == [
-            "gateway: http://127.0.0.1:8080",
+            f"gateway: {GATEWAY}",
             "  log in as admin@test.com / admin",
             "  log in as user@test.com / user",
         ]
@@ -75,10 +89,32 @@ class TestUpOnTheLocalEngine:
         assert result.stderr.count("already in the engine as") == 6
         assert container_ids(suite_engine) == before
 
+    def test_a_login_burst_leaves_authentication_running_within_its_memory(
+        self, suite_engine: docker.DockerClient
+    ) -> None:
+        """50 wrong logins at once from one client, then 20 right ones from five: no 5xx, and the authentication
+        container (256 MiB) is neither OOM-killed nor restarted; an honest login right after succeeds."""
+        url = GATEWAY
+        wrong = at_once([("127.0.0.50", "admin@test.com", f"guess{i}") for i in range(50)], url)
+        right = at_once([(f"127.0.0.{51 + i % 5}", "admin@test.com", "admin") for i in range(20)], url)
+        statuses = [answer.status_code for answer in wrong + right]
+        assert not [status for status in statuses if status >= 500], statuses
+        assert [answer.status_code for answer in right] == [302] * 20
+        assert log_in(url, "127.0.0.56", "admin@test.com", "admin").status_code == 302
+        [container] = [
+            c
+            for c in suite_engine.containers.list(all=True, filters=OWNED)
+            if c.labels.get("k8sdeploy.io/container") == "authentication"
+        ]
+        container.reload()
+        assert container.attrs["HostConfig"]["Memory"] == 256 * 1024 * 1024
+        assert container.attrs["RestartCount"] == 0 and not container.attrs["State"]["OOMKilled"]
+        assert container.attrs["State"]["Running"]
+
     def test_status_lists_six_ready_services(self, single_pod_config: Path) -> None:
         result = k8sdeploy("status", env=ENV, config=single_pod_config)
         assert result.exit_code == 0, result.stderr
-        rows = [line.split() for line in result.stdout.splitlines()[1:]]
+        rows = [line.split() for line in result.stdout.splitlines()[1:] if not line.startswith("schemas")]
         assert sorted(row[0] for row in rows) == [
             "authentication",
             "authorisation",
@@ -89,14 +125,34 @@ class TestUpOnTheLocalEngine:
         ]
         assert all(row[3] == "yes" and row[2].startswith("sha256:") for row in rows)
 
+    def test_a_key_rotation_reaches_the_running_suite_without_a_restart(
+        self, single_pod_config: Path, suite_engine: docker.DockerClient
+    ) -> None:
+        before = container_ids(suite_engine)
+        rotated = k8sdeploy("keys", "rotate", env=ENV, config=single_pod_config)
+        assert rotated.exit_code == 0, rotated.stderr
+        assert "rewrote keys of volume nginx-lua-identity in the running pod auth-suite" in rotated.stderr
+        newest, previous = rotated.stdout.splitlines()
+        assert newest.endswith("  signing") and previous.endswith("  verifying only")
+        time.sleep(1.5)  # each part reads its key file again within a second
+        assert k8sdeploy("smoke", env=ENV, config=single_pod_config).exit_code == 0
+        assert container_ids(suite_engine) == before
+        # a process on the host that reaches a service directly has no proof
+        session = f"http://127.0.0.1:{suite_ports(LOCAL.port_base)['session']}/api/sessions"
+        assert httpx.post(session, content=b"3").status_code == 401
+        again = k8sdeploy("up", env=ENV, config=single_pod_config)
+        assert again.exit_code == 0, again.stderr
+        assert "no change: auth-suite already up to date" in again.stderr
+        assert container_ids(suite_engine) == before
+
     def test_a_browser_logs_in_at_the_printed_url(self) -> None:
         from playwright.sync_api import expect, sync_playwright
 
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
             page = browser.new_page()
-            page.goto("http://127.0.0.1:8080/")
-            expect(page).to_have_url("http://127.0.0.1:8080/login")
+            page.goto(f"{GATEWAY}/")
+            expect(page).to_have_url(f"{GATEWAY}/login")
             page.fill("input[name=emailaddress]", "admin@test.com")
             page.fill("input[name=password]", "admin")
             page.click("button[type=submit]")

@@ -1,6 +1,6 @@
 """`python -m build` makes a wheel that works outside the repository: installed in a fresh virtualenv, its
 `k8sdeploy render` prints the same objects as the editable install of the checkout (manifests/ and nginx-lua/
-travel in the wheel as package data)."""
+travel in the wheel as package data). Building one leaves the checkout clean, so the next version is not `-dirty-`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from deploy.model.images import IMAGE_NAMES, BuildRecord, PublishedImage
+from deploy.model.version import version_of
 from tests.infra import ROOT
 
 EDITABLE = ROOT / ".venv" / "bin" / "k8sdeploy"
@@ -121,3 +122,25 @@ def test_render_from_the_wheel_prints_what_the_editable_install_prints(
     from_wheel, editable = outputs
     assert "kind: Deployment" in from_wheel.stdout and from_wheel.stdout.count("\n---\n") >= 10
     assert from_wheel.stdout == editable.stdout
+
+
+def test_building_a_wheel_leaves_the_checkout_clean(tmp_path: Path) -> None:
+    """`pip wheel .` builds in the tree (build/, the egg-info) and `python -m build` writes dist/ there: all ignored
+    by git, or the next `k8sdeploy build` of that checkout would be a `-dirty-` version. A fresh clone of HEAD, so
+    that what is uncommitted in this checkout does not count."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    wheels = tmp_path / "wheels"
+    for build in (
+        ["pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels), str(clone)],
+        ["build", "--no-isolation", "--wheel", str(clone)],  # into clone/dist/, where a developer's run puts it
+    ):
+        subprocess.run([sys.executable, "-m", *build], check=True, capture_output=True, text=True, timeout=300)
+    assert list(wheels.glob("k8sdeploy-*.whl")) and list((clone / "dist").glob("k8sdeploy-*.whl"))
+    assert (clone / "build").is_dir(), "pip wheel left no build/ in the clone: this test no longer tests anything"
+    status = subprocess.run(
+        ["git", "-C", str(clone), "status", "--porcelain"], check=True, capture_output=True, text=True
+    ).stdout
+    assert not status, f"building the wheel left files git does not ignore (add them to .gitignore):\n{status}"
+    version = version_of(clone).version
+    assert "dirty" not in version, version

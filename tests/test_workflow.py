@@ -81,17 +81,79 @@ def test_staging_pins_every_debian_base_by_digest() -> None:
         assert not pinning_problem(reference) and not reference.startswith("debootstrap:"), (name, reference)
 
 
+# -- who may do what ----------------------------------------------------------------------------------------
+
+
+def workflow_jobs() -> dict[str, dict]:
+    return yaml.safe_load(WORKFLOW.read_text())["jobs"]
+
+
+def logs_in_to_google(job: dict) -> bool:
+    return any(step.get("uses", "").startswith("google-github-actions/auth@") for step in job["steps"])
+
+
+def test_no_job_a_pull_request_runs_holds_the_deploy_account() -> None:
+    jobs = workflow_jobs()
+    on_main_only = {name for name, job in jobs.items() if "github.ref == 'refs/heads/main'" in job.get("if", "")}
+    assert on_main_only == {"deploy"}
+    for name, job in jobs.items():
+        if name not in on_main_only:
+            assert "GCP_DEPLOY_SERVICE_ACCOUNT" not in yaml.safe_dump(job), name
+            assert "secrets." not in yaml.safe_dump(job), name
+    assert "GCP_PREVIEW_SERVICE_ACCOUNT" in yaml.safe_dump(jobs["preview"])
+    assert jobs["preview"]["environment"] != jobs["deploy"]["environment"] == "staging"
+
+
+def test_the_deploy_job_runs_only_on_main_and_never_for_a_pull_request() -> None:
+    condition = workflow_jobs()["deploy"]["if"]
+    assert condition == "github.event_name != 'pull_request' && github.ref == 'refs/heads/main'"
+
+
+def test_only_jobs_that_log_in_to_google_may_ask_for_an_identity_token() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    assert "id-token" not in workflow["permissions"]
+    for name, job in workflow["jobs"].items():
+        asks = (job.get("permissions") or {}).get("id-token") == "write"
+        assert "permissions" in job, f"{name} states its permissions"
+        assert asks == logs_in_to_google(job), name
+
+
+def test_no_job_runs_pull_request_code_after_logging_in_but_diff() -> None:
+    """The preview installs (the pull request's Makefile) before the login; only `k8sdeploy diff` runs after it,
+    as the read-only account."""
+    steps = workflow_jobs()["preview"]["steps"]
+    login = next(i for i, step in enumerate(steps) if step.get("uses", "").startswith("google-github-actions/auth@"))
+    assert [step.get("run") for step in steps[:login] if "run" in step] == ["make venv"]
+    assert all("k8sdeploy diff" in step["run"] for step in steps[login + 1 :] if "run" in step)
+
+
 # -- the deploy job, run ------------------------------------------------------------------------------------
 
 STEP_KEYS = {"name", "run", "if", "uses", "with", "env"}
 
 
-def job_script(job: dict) -> str:
-    """The job's `run:` steps as one bash script, as a runner runs them: the job's env exported, each step in a
-    bash of its own with -eo pipefail (GitHub's default shell; -u too), a step skipped once one has failed unless
-    it says `if: always()`, and the job failing when any step failed. `uses:` steps are left out."""
+SECRET = re.compile(r"^\$\{\{ secrets\.([A-Z0-9_]+) \}\}$")
+
+
+def env_value(value: object, secrets: dict[str, str]) -> str:
+    """An env value as the runner gives it: `${{ secrets.NAME }}` is the secret, or empty when it is not set."""
+    found = SECRET.match(str(value))
+    if found:
+        return secrets.get(found.group(1), "")
+    assert "${{" not in str(value), f"an expression this script cannot evaluate: {value}"
+    return str(value)
+
+
+def job_script(job: dict, secrets: dict[str, str] | None = None) -> str:
+    """The job's `run:` steps as one bash script, as a runner runs them: the job's env exported (`secrets` given
+    for `${{ secrets.NAME }}`), each step in a bash of its own with -eo pipefail (GitHub's default shell; -u too),
+    a step skipped once one has failed unless it says `if: always()`, and the job failing when any step failed.
+    `uses:` steps are left out."""
+    secrets = secrets or {}
     lines = ["set -euo pipefail", "failed=0"]
-    lines += [f"export {name}={shlex.quote(str(value))}" for name, value in (job.get("env") or {}).items()]
+    lines += [
+        f"export {name}={shlex.quote(env_value(value, secrets))}" for name, value in (job.get("env") or {}).items()
+    ]
     for number, step in enumerate(job["steps"]):
         assert set(step) <= STEP_KEYS, f"step {number} has keys this script does not run: {sorted(step)}"
         if "run" not in step:
@@ -99,7 +161,9 @@ def job_script(job: dict) -> str:
         condition = step.get("if", "success()")
         assert condition in ("success()", "always()"), f"step {number}: cannot run `if: {condition}` here"
         assert "${{" not in step["run"], f"step {number}: an expression this script cannot evaluate"
-        env = "".join(f"{name}={shlex.quote(str(value))} " for name, value in (step.get("env") or {}).items())
+        env = "".join(
+            f"{name}={shlex.quote(env_value(value, secrets))} " for name, value in (step.get("env") or {}).items()
+        )
         name = step.get("name") or step["run"].splitlines()[0]
         lines += [
             f"if {'true' if condition == 'always()' else '[ $failed = 0 ]'}; then",

@@ -118,12 +118,14 @@ def manifest(layers: Sequence[Payload], subject: dict | None = None) -> tuple[by
     return canonical_json(body), config
 
 
-def signs(layer: Payload, key: PublicKey, digest: str) -> bool:
-    """Whether `layer` is a simple-signing signature by `key` of the image `digest`."""
+def signs(layer: Payload, key: PublicKey, digest: str, repository: str) -> bool:
+    """Whether `layer` is a simple-signing signature by `key` of the image `digest` in `repository` (its
+    docker-reference: a signature made for the same digest elsewhere does not vouch for this repository)."""
     encoded = dict(layer.annotations).get(SIGNATURE_ANNOTATION, "")
     try:
         claim = json.loads(layer.data)["critical"]
         ok = claim["type"] == SIGNATURE_TYPE and claim["image"]["docker-manifest-digest"] == digest
+        ok = ok and claim["identity"]["docker-reference"] == repository
         return ok and key.verifies(base64.b64decode(encoded, validate=True), layer.data)
     except (ValueError, KeyError, TypeError):
         return False

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from deploy.model.errors import ConfigError
 
 KEY_VARIABLE = "K8SDEPLOY_SIGNING_KEY"  # the private key's PEM text, for CI secrets
+PASSWORD_VARIABLE = "K8SDEPLOY_SIGNING_PASSWORD"  # the passphrase of an encrypted private key
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,30 @@ def private_pem(key: SigningKey) -> bytes:
     )
 
 
-def write_pair(key: SigningKey, prefix: Path) -> tuple[Path, Path]:
-    """PREFIX.key (mode 0600, written before anything can read it) and PREFIX.pub; existing files are refused."""
+def tracked_by_git(path: Path) -> bool:
+    """Whether `path` is in a git work tree and not ignored there: a commit could take it along."""
+    directory = path.resolve().parent
+    inside = subprocess.run(
+        ["git", "-C", str(directory), "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True
+    )
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return False
+    ignored = subprocess.run(["git", "-C", str(directory), "check-ignore", "-q", path.name], capture_output=True)
+    return ignored.returncode != 0
+
+
+def write_pair(key: SigningKey, prefix: Path, in_work_tree: bool = False) -> tuple[Path, Path]:
+    """PREFIX.key (mode 0600, written before anything can read it) and PREFIX.pub; existing files are refused, and
+    so is a private key a git commit could take along (in a work tree, not ignored) unless `in_work_tree`."""
     private, public = prefix.with_name(prefix.name + ".key"), prefix.with_name(prefix.name + ".pub")
     for path in (private, public):
         if path.exists():
             raise ConfigError(f"{path} exists", "remove it, or pass another --prefix; keys are never overwritten")
+    if not in_work_tree and tracked_by_git(private):
+        raise ConfigError(
+            f"{private} would be in a git work tree, not ignored: a commit could publish the private key",
+            "write it outside the repository (--prefix ~/keys/NAME), add *.key to .gitignore, or pass --in-work-tree",
+        )
     descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as out:
         out.write(private_pem(key))
@@ -73,15 +93,25 @@ def write_pair(key: SigningKey, prefix: Path) -> tuple[Path, Path]:
 
 
 def _not_a_key(origin: str, kind: str) -> ConfigError:
-    return ConfigError(
-        f"{origin} is not an unencrypted ECDSA P-256 {kind} key in PEM", "make a pair with `k8sdeploy keygen`"
-    )
+    return ConfigError(f"{origin} is not an ECDSA P-256 {kind} key in PEM", "make a pair with `k8sdeploy keygen`")
 
 
-def load_signing_key(pem: bytes, origin: str) -> SigningKey:
+def load_signing_key(pem: bytes, origin: str, passphrase: Callable[[], str | None] = lambda: None) -> SigningKey:
+    """The key of PEM text `pem`; an encrypted PKCS#8 key is opened with `passphrase()`."""
+    password = None
+    if b"ENCRYPTED PRIVATE KEY" in pem:
+        given = passphrase()
+        if not given:
+            raise ConfigError(
+                f"{origin} is an encrypted private key and no passphrase was given",
+                f"set ${PASSWORD_VARIABLE}, or run on a terminal to be asked for it",
+            )
+        password = given.encode()
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        key = serialization.load_pem_private_key(pem, password=password)
     except (ValueError, TypeError):
+        if password is not None:
+            raise ConfigError(f"{origin}: the passphrase does not open it", f"check ${PASSWORD_VARIABLE}") from None
         raise _not_a_key(origin, "private") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise _not_a_key(origin, "private")
@@ -100,17 +130,33 @@ def load_public_key(path: Path) -> PublicKey:
     return PublicKey(key)
 
 
-def signing_key(path: Path | None, configured: str = "", environ: Mapping[str, str] | None = None) -> SigningKey | None:
+def signing_key(
+    path: Path | None,
+    configured: str = "",
+    environ: Mapping[str, str] | None = None,
+    warn: Callable[[str], None] = lambda _line: None,
+    prompt: Callable[[str], str] | None = None,
+) -> SigningKey | None:
     """The key to sign with: the file `path` (--key), else $K8SDEPLOY_SIGNING_KEY (its PEM text), else the file
-    the environment's `signing_key` names, else None."""
+    the environment's `signing_key` names, else None. A key file others may read is warned about; an encrypted
+    key is opened with $K8SDEPLOY_SIGNING_PASSWORD, else by asking (`prompt`, on a terminal)."""
     environ = os.environ if environ is None else environ
+
+    def passphrase() -> str | None:
+        if environ.get(PASSWORD_VARIABLE):
+            return environ[PASSWORD_VARIABLE]
+        return prompt("passphrase of the signing key") if prompt is not None else None
+
     if path is None and not environ.get(KEY_VARIABLE) and configured:
         path = Path(configured)
     if path is not None:
         try:
-            return load_signing_key(path.read_bytes(), str(path))
+            pem, mode = path.read_bytes(), path.stat().st_mode
         except FileNotFoundError:
             raise ConfigError(f"no signing key at {path}", "write a pair with `k8sdeploy keygen`") from None
+        if mode & 0o077:
+            warn(f"warning: {path} may be read by others (mode {mode & 0o777:o}): chmod 600 {path}")
+        return load_signing_key(pem, str(path), passphrase)
     if environ.get(KEY_VARIABLE):
-        return load_signing_key(environ[KEY_VARIABLE].encode(), f"${KEY_VARIABLE}")
+        return load_signing_key(environ[KEY_VARIABLE].encode(), f"${KEY_VARIABLE}", passphrase)
     return None

@@ -19,7 +19,7 @@ from deploy.builders import Built
 from deploy.builders.oci import OciImage
 from deploy.builders.spec import LOCK
 from deploy.builders.store import sha256_digest
-from deploy.model.images import IMAGE_NAMES, Attached, BuildRecord, PublishedImage
+from deploy.model.images import Attached, BuildRecord, PublishedImage
 from deploy.model.progress import Step, silent_step
 from deploy.registry.client import RegistryClient
 
@@ -71,14 +71,14 @@ class Signer:
 
     def attest(self, built: Built, record: BuildRecord) -> BuildRecord:
         build = _Build(built, record, self.environ)
-        attached = {name: self._attach(name, record.images[name], build) for name in IMAGE_NAMES}
+        attached = {name: self._attach(name, image, build) for name, image in record.images.items()}
         return replace(record, attached=MappingProxyType(attached))
 
     def _attach(self, name: str, image: PublishedImage, build: _Build) -> Attached:
         attachments = attachments_of(image, self.registry)
         subject = attachments.subject(image.digest, build.manifest(name))
         signatures = attachments.layers(image.digest, "sig")
-        if signed(signatures, self.key.public, image.digest):
+        if signed(signatures, self.key.public, image):
             self.step(name, "already signed with this key")
         else:
             new = signature(self.key, image.repository, image.digest)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from deploy.attest.cosign import SLSA_PREDICATE, SPDX_PREDICATE, Payload, attests, signs, tag_for
-from deploy.attest.keys import PublicKey
+from deploy.attest.keys import PublicKey, load_public_key
 from deploy.attest.oci import Attachments
-from deploy.model.errors import UnverifiedError
+from deploy.model.environments import Environment
+from deploy.model.errors import ConfigError, UnverifiedError
 from deploy.model.images import PublishedImage
 from deploy.registry.client import RegistryClient
 
@@ -21,8 +23,8 @@ def attachments_of(image: PublishedImage, registry: Callable[[str], RegistryClie
     return Attachments(registry(host), repository)
 
 
-def signed(layers: list[Payload], key: PublicKey, digest: str) -> bool:
-    return any(signs(layer, key, digest) for layer in layers)
+def signed(layers: list[Payload], key: PublicKey, image: PublishedImage) -> bool:
+    return any(signs(layer, key, image.digest, image.repository) for layer in layers)
 
 
 def attested(layers: list[Payload], key: PublicKey, digest: str) -> dict[str, str]:
@@ -51,13 +53,24 @@ class ImageVerifier:
     ):
         self.key, self.registry, self.origin, self.attestations = key, registry, origin, attestations
 
+    @classmethod
+    def of(cls, environment: Environment, registry: Callable[[str], RegistryClient]) -> ImageVerifier:
+        """What the environment's `verify` requires (`verify`, and `up` and `rollback` before they apply)."""
+        if environment.verify is None:
+            raise ConfigError(
+                f"environment {environment.name} sets no verify",
+                f'add verify = {{ key = "cosign.pub" }} to [environments.{environment.name}]',
+            )
+        key = environment.verify.key
+        return cls(load_public_key(Path(key)), registry, key, environment.verify.attestations)
+
     def problem(self, name: str, image: PublishedImage) -> str:
         """Why `image` does not pass ('' when it does)."""
         attachments = attachments_of(image, self.registry)
         signatures = attachments.layers(image.digest, "sig")
         if not signatures:
             return f"{name} is not signed (no {tag_for(image.digest, 'sig')} in {image.repository})"
-        if not signed(signatures, self.key, image.digest):
+        if not signed(signatures, self.key, image):
             return f"{name} is signed, but not by the key of {self.origin}"
         if not self.attestations:
             return ""

@@ -9,6 +9,7 @@ without one, an image uses `debootstrap:<its base name>`.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -16,7 +17,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -39,6 +41,9 @@ from deploy.registry.client import RegistryClient
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# The archive's signing keys (Debian's debian-archive-keyring package): every Release file is checked against
+# them, whatever the mirror, and one without a good signature stops the build (--force-check-gpg).
+ARCHIVE_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 DEBIAN_PACKAGES = {
     "python": ("python3",),  # bookworm's Python 3.11: what requirements/app.lock is resolved for
     "nginx": ("nginx-light", "libnginx-mod-http-lua"),  # modules in /usr/lib/nginx/modules
@@ -87,7 +92,8 @@ class BaseResolver:
     registry: Callable[[str], RegistryClient]  # host -> client, from the composition root
     mirror: str = field(default_factory=lambda: os.environ.get("K8SDEPLOY_DEBIAN_MIRROR", DEFAULT_MIRROR))
     step: Step = silent_step  # called with the subject "bases"
-    # one lock per Debian base: two builds of one base wait for each other, the python and nginx bases are
+    # one lock per Debian base: two builds of one base wait for each other (threads here, and other processes
+    # by a file lock: two environments built at once, parallel tests), the python and nginx bases are
     # debootstrapped side by side (each a minute or more, mostly waiting for the mirror)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -109,7 +115,7 @@ class BaseResolver:
         bases = BlobStore(self.cache_dir / "bases")
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
-        with lock:
+        with lock, _process_lock(self.cache_dir / f".base-{name}.lock"):
             note = bases.note("built", name)
             if note is None or not bases.has(note["manifest"]):
                 note = {"manifest": self._debootstrap(name, bases)}
@@ -144,12 +150,19 @@ class BaseResolver:
                 f"cannot build the Debian base {name!r}: debootstrap needs root and the debootstrap package",
                 "run as root after `make system-deps`, or set a registry base in the environment's bases",
             )
+        if not ARCHIVE_KEYRING.is_file():
+            raise BuildError(
+                f"cannot check the Debian archive's signatures: {ARCHIVE_KEYRING} is missing",
+                "install the debian-archive-keyring package (`make system-deps`)",
+            )
         packages = DEBIAN_PACKAGES[name]
         self.step("bases", f"building base {name} from Debian {SUITE} ({', '.join(packages)}); once, about a minute")
         with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".rootfs-") as work:
             rootfs = Path(work) / "rootfs"
             command = [
                 "debootstrap",
+                f"--keyring={ARCHIVE_KEYRING}",
+                "--force-check-gpg",
                 "--variant=minbase",
                 f"--include={','.join(packages)}",
                 SUITE,
@@ -217,6 +230,18 @@ class BaseResolver:
     @staticmethod
     def _blobs(manifest: dict) -> list[str]:
         return [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+
+
+@contextmanager
+def _process_lock(path: Path) -> Iterator[None]:
+    """Held by one process at a time (flock: released when the process ends, however it ends)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _trim(rootfs: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import tempfile
 from collections.abc import Sequence
@@ -16,7 +17,9 @@ import docker.errors
 
 from deploy.builders.oci import OciImage
 
-LOCAL_PREFIX = "k8sdeploy"  # images in the local engine are k8sdeploy/NAME:VERSION
+# Images in the local engine are k8sdeploy/NAME:VERSION. $K8SDEPLOY_LOCAL_PREFIX names another namespace: the tests
+# take one per checkout, so two checkouts' test runs on one engine never meet on a version tag (tags are immutable).
+LOCAL_PREFIX = os.environ.get("K8SDEPLOY_LOCAL_PREFIX") or "k8sdeploy"
 
 
 def write_docker_archive(image: OciImage, repo_tags: Sequence[str], out: Path) -> None:

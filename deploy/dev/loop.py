@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from deploy.dev.live import LocalLive
-from deploy.dev.logs import LogFollower
 from deploy.dev.watch import Actions, actions_for, ignored
 from deploy.model.errors import DeployError
 from deploy.model.images import PublishedImage
 from deploy.model.progress import Say
 from deploy.model.suite import GATEWAY
 from deploy.runner import Runner, UpResult
+from deploy.targets.kit import Following, InPlace
 
 Watch = Callable[..., Iterator[set[tuple[Any, str]]]]  # watchfiles.watch: (Change, path)
 
@@ -29,7 +28,7 @@ class DevLoop:
     layout: str
     checkout: Path
     live: Live
-    logs: LogFollower | None  # the local target's; a cluster's logs are `k8sdeploy logs SERVICE`
+    logs: Following | None  # the local target's; a cluster's logs are `k8sdeploy logs SERVICE`
     say: Say
     watch: Watch
     serving: Callable[[UpResult], None]  # told the URL once it serves
@@ -91,11 +90,11 @@ class Live(Protocol):
 
 
 @dataclass(frozen=True)
-class InPlace:
-    """The local target: the checkout is bound into the containers, so a service is only started again (by its
-    devserver), the gateway's nginx.conf written anew and nginx reloaded."""
+class Restart:
+    """A target that changes in place (the local one: the checkout is bound into the containers, so a service is
+    only started again by its devserver, the gateway's files written anew and nginx reloaded)."""
 
-    live: LocalLive
+    live: InPlace
     render: Callable[[UpResult], Sequence[dict]]  # the objects of a deployed result, as `dev` applies them
     say: Say
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.dev.mounts import SERVICE_NAMES
+from deploy.targets.local.mounts import SERVICE_NAMES
 
 IGNORED_PARTS = {".git", "__pycache__", ".k8sdeploy", ".venv", "node_modules", ".mypy_cache", ".ruff_cache"}
 IGNORED_SUFFIXES = (".pyc", ".swp", ".swx", "~", ".tmp")

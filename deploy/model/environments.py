@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from deploy.model.errors import ConfigError
 from deploy.model.images import pinning_problem
 from deploy.model.progress import Say
-from deploy.model.suite import GATEWAY, SERVICES
+from deploy.model.suite import GATEWAY, GATEWAY_PORT, PORT_SPAN, SERVICES
 
 LAYOUTS = ("single-pod", "split-pods")
 DEFAULT_CONFIG = Path("k8sdeploy.toml")  # of the working directory
@@ -25,6 +25,19 @@ LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"  # any Kubernet
 FIREWALL_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"  # Compute resource names (RFC 1035), 63 at most
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 SCALABLE = (GATEWAY, *(service.name for service in SERVICES))
+
+
+# a DNS name or an IP address literal ([v6] in brackets), as it stands in a Host header without the port
+HOST_NAME = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]+\])$"
+
+
+def cidrs(ranges: tuple[str, ...]) -> tuple[str, ...]:
+    for value in ranges:
+        try:
+            ipaddress.ip_network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a CIDR range such as 203.0.113.0/24 ({exc})") from None
+    return ranges
 
 
 class _Frozen(BaseModel):
@@ -48,12 +61,7 @@ class Gke(_Frozen):
     @field_validator("source_ranges")
     @classmethod
     def _ranges_are_cidrs(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
-        for value in ranges:
-            try:
-                ipaddress.ip_network(value, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"{value!r} is not a CIDR range such as 203.0.113.0/24 ({exc})") from None
-        return ranges
+        return cidrs(ranges)
 
 
 class Verify(_Frozen):
@@ -64,17 +72,29 @@ class Verify(_Frozen):
     attestations: bool = True
 
 
+# Each target kind and the module holding its `KIND` (deploy/targets/kit.py): a new kind is one line here.
+TARGET_KINDS = {
+    "local": "deploy.targets.local.kind",
+    "gke": "deploy.targets.gke.kind",
+    "kubeconfig": "deploy.targets.kube.kind",
+}
+
+
 class Environment(_Frozen):
     name: str
-    target: Literal["local", "gke", "kubeconfig"]
+    target: str  # one of TARGET_KINDS
     layout: Literal["single-pod", "split-pods"] = "single-pod"
     registry: str = ""  # where images are pushed; "" keeps them in the local engine
     namespace: str = Field("auth-suite", pattern=DNS_LABEL)
     service_type: Literal["NodePort", "LoadBalancer"] = "NodePort"
+    # the gateway Service's port; on the local target the host port the gateway listens on, the services on the
+    # five after it (see port_base): two local environments side by side need blocks that do not overlap
     gateway_port: int = Field(8080, ge=1, le=65535)
     database: Literal["sqlite", "mysql"] = "sqlite"
     mysql_image: str = ""  # database = "mysql": the server's image, pinned by digest
     replicas: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)  # split-pods only
+    # the services' SQLite files on emptyDir volumes, gone with their pod at every up (a demo); default: on claims
+    ephemeral_data: bool = False
     # Base image per image name (person) or base name (python, nginx): HOST/REPO@sha256:... or
     # debootstrap:NAME[@sha256:...]; see deploy/builders/bases.py. Default: debootstrap:<base name>.
     bases: dict[str, str] = Field(default_factory=dict)
@@ -85,6 +105,11 @@ class Environment(_Frozen):
     # HTTPS with on https_port; plain HTTP then only redirects to it
     tls_secret: str = Field("", pattern=r"^([a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?)?$")
     https_port: int = Field(443, ge=1, le=65535)
+    # the Host names the gateway serves (a request for any other is closed unanswered); default: any IP address
+    # literal and localhost, never a DNS name (which a DNS-rebinding page could point at the gateway)
+    hosts: tuple[str, ...] = ()
+    # the load balancers in front of the gateway (CIDRs) whose X-Forwarded-For names the client
+    trusted_proxies: tuple[str, ...] = ()
     # serve the gateway over plain HTTP beyond loopback anyway (passwords and cookies in clear): said on every up
     allow_plain_http: bool = False
     # the demo users with known passwords (admin@test.com / admin, user@test.com / user); default: on the
@@ -98,6 +123,8 @@ class Environment(_Frozen):
     # file); `--key` and $K8SDEPLOY_SIGNING_KEY come first
     signing_key: str = ""
     verify: Verify | None = None
+    # with verify: `k8sdeploy dev` may deploy uncommitted work here, its images signed with signing_key
+    dev: bool = False
     gke: Gke | None = None
 
     @field_validator("name")
@@ -111,6 +138,19 @@ class Environment(_Frozen):
             )
         return name
 
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_are_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            if not re.match(HOST_NAME, host):
+                raise ValueError(f"{host!r} is not a host name such as auth.example.com (no scheme, no port)")
+        return hosts
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_cidrs(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
+        return cidrs(ranges)
+
     @field_validator("replicas")
     @classmethod
     def _replicas_of_known_parts(cls, replicas: dict[str, int]) -> dict[str, int]:
@@ -118,6 +158,14 @@ class Environment(_Frozen):
         if unknown:
             raise ValueError(f"no part named {unknown[0]!r}; replicas are set for {', '.join(SCALABLE)}")
         return replicas
+
+    @field_validator("target")
+    @classmethod
+    def _target_is_a_kind(cls, target: str) -> str:
+        if target not in TARGET_KINDS:
+            *first, last = (repr(kind) for kind in TARGET_KINDS)
+            raise ValueError(f"Input should be {', '.join(first)} or {last}")
+        return target
 
     @field_validator("mysql_image")
     @classmethod
@@ -161,6 +209,20 @@ class Environment(_Frozen):
             raise ValueError("tls_secret applies to Kubernetes targets; the local gateway serves on loopback")
         return self
 
+    @model_validator(mode="after")
+    def _demo_users_on_loopback_only(self) -> Environment:
+        """Known passwords (admin / admin) only where the gateway cannot be reached from elsewhere: the local target
+        on loopback. A Kubernetes target's Service reaches beyond loopback unless the environment says it is a
+        test fixture on loopback (allow_plain_http, as `cluster` and the tests' fake clouds do)."""
+        if self.demo_users and self.gateway_beyond_loopback:
+            address = self.gateway_address or "127.0.0.1"
+            where = f"on {address}" if self.target == "local" else f"through its {self.service_type} Service"
+            raise ValueError(
+                f"demo_users = true gives admin@test.com the password admin, but the gateway listens {where}; "
+                "set demo_users = false and add users with `k8sdeploy user add`"
+            )
+        return self
+
     def plain_http_exposure(self) -> str:
         """Where the gateway would serve plain HTTP beyond this machine's loopback ('' where it would not)."""
         if self.tls_secret:
@@ -171,14 +233,38 @@ class Environment(_Frozen):
         return f"through its {self.service_type} Service on port {self.gateway_port}"
 
     @property
+    def gateway_beyond_loopback(self) -> bool:
+        if self.target == "local":
+            return not ipaddress.ip_address(self.gateway_address or "127.0.0.1").is_loopback
+        return not self.allow_plain_http
+
+    @property
     def with_demo_users(self) -> bool:
-        return self.demo_users if self.demo_users is not None else self.target == "local"
+        """demo_users, by default on the local target with its gateway on loopback."""
+        if self.demo_users is not None:
+            return self.demo_users
+        return self.target == "local" and not self.gateway_beyond_loopback
 
     @property
     def service_address(self) -> str:
         """Where the services listen: loopback on the local target (the host's network is shared with every
         container there), every address of their pod elsewhere (probes come from the node)."""
         return "127.0.0.1" if self.target == "local" else "0.0.0.0"
+
+    @property
+    def port_base(self) -> int:
+        """The gateway's port inside its pod, the services' following it (suite.suite_ports): on the local target,
+        whose containers share the host's network, the environment's gateway_port; in a pod the fixed 8080."""
+        return self.gateway_port if self.target == "local" else GATEWAY_PORT
+
+    @model_validator(mode="after")
+    def _local_ports_fit(self) -> Environment:
+        if self.target == "local" and self.gateway_port + PORT_SPAN - 1 > 65535:
+            raise ValueError(
+                f"gateway_port {self.gateway_port}: on the local target the five services listen on the five "
+                f"ports after it; choose one at most {65535 - PORT_SPAN + 1}"
+            )
+        return self
 
     def gateway_listen(self, port: int) -> str:
         """nginx's `listen` for the gateway: on the local target only its address (loopback by default)."""
@@ -203,6 +289,12 @@ class Environment(_Frozen):
         if self.verify is not None:
             update["verify"] = self.verify.model_copy(update={"key": resolved(self.verify.key)})
         return self.model_copy(update=update)
+
+    @model_validator(mode="after")
+    def _ephemeral_data_is_sqlite(self) -> Environment:
+        if self.ephemeral_data and self.database == "mysql":
+            raise ValueError("ephemeral_data applies to SQLite files; the MySQL server keeps its data on a claim")
+        return self
 
     @model_validator(mode="after")
     def _mysql_needs_an_image(self) -> Environment:

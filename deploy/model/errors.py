@@ -20,11 +20,13 @@ class ExitCode(IntEnum):
     CLOUD = 8  # a cloud or cluster API refused: credentials, permission, project, location, failed operation
     BUSY = 9  # another k8sdeploy command holds the environment's lease
     UNVERIFIED = 10  # an image is unsigned, signed by another key, or its attestations do not match (verify)
+    UNEXPECTED = 70  # a failure the code did not expect (a bug): one line, the traceback in a crash log
     INTERRUPTED = 130
 
 
 class DeployError(Exception):
-    """Base of every expected failure; anything else is a bug and keeps its traceback."""
+    """Base of every expected failure; anything else is a bug: one line too (UnexpectedError), its traceback in
+    a crash log (deploy/crash.py)."""
 
     exit_code: ExitCode = ExitCode.USAGE
 
@@ -60,6 +62,10 @@ class ApplyError(DeployError):
 
 class NotReadyError(DeployError):
     exit_code = ExitCode.NOT_READY
+
+
+class SchemaRollbackError(ApplyError):
+    """`rollback` could not take a database's schema back to what the target release's code works with."""
 
 
 class SmokeError(DeployError):
@@ -120,3 +126,9 @@ class UnverifiedError(DeployError):
     """An image to deploy is not signed by the environment's key, or its attestations are missing or do not match."""
 
     exit_code = ExitCode.UNVERIFIED
+
+
+class UnexpectedError(DeployError):
+    """An exception that is no DeployError, said in one line; its traceback is in the crash log it names."""
+
+    exit_code = ExitCode.UNEXPECTED

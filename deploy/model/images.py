@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from deploy.model.errors import ConfigError
+from deploy.model.schemas import Schemas, schemas_from_dict, schemas_to_dict
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PINNED = re.compile(r"^(?P<name>[^\s@]+)@sha256:[0-9a-f]{64}$")
@@ -76,12 +77,15 @@ class BuildRecord:
     commit: str
     images: Mapping[str, PublishedImage]
     attached: Mapping[str, Attached] = field(default_factory=lambda: MappingProxyType({}))
+    schemas: Schemas = field(default_factory=lambda: MappingProxyType({}))  # each service's migrations
 
     def to_json(self) -> str:
         images = {name: asdict(image) for name, image in self.images.items()}
         document: dict = {"version": self.version, "commit": self.commit, "images": images}
         if self.attached:
             document["attached"] = {name: asdict(attached) for name, attached in self.attached.items()}
+        if self.schemas:
+            document["schemas"] = schemas_to_dict(self.schemas)
         return json.dumps(document, indent=2) + "\n"
 
     @classmethod
@@ -90,7 +94,8 @@ class BuildRecord:
             data = json.loads(text)
             images = {name: PublishedImage(**fields) for name, fields in data["images"].items()}
             attached = {name: Attached(**fields) for name, fields in (data.get("attached") or {}).items()}
-            return cls(data["version"], data["commit"], MappingProxyType(images), MappingProxyType(attached))
+            schemas = schemas_from_dict(data.get("schemas"))
+            return cls(data["version"], data["commit"], MappingProxyType(images), MappingProxyType(attached), schemas)
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
                 f"{source} is not a k8sdeploy build record ({exc})", "run `k8sdeploy build` to write a new one"

@@ -14,14 +14,14 @@ import json
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
-from deploy.model.errors import ConfigError, DeployError
+from deploy.model.errors import DeployError
 from deploy.model.images import PublishedImage
+from deploy.model.schemas import Schemas, schemas_from_dict, schemas_to_dict
 from deploy.model.status import ServiceStatus
 
 FORMAT = 1  # of the history file
@@ -39,6 +39,8 @@ class Release:
     time: str  # UTC, ISO 8601
     by: str  # who or what ran it: user@host, or the CI run
     action: str = "up"  # up | rollback | dev (`k8sdeploy dev`: uncommitted work, never gone back to unnamed)
+    schemas: Schemas = field(default_factory=lambda: MappingProxyType({}))  # each service's migrations
+    schema_changes: tuple[str, ...] = ()  # a rollback's: what it did to each database's schema, a line each
 
     def to_dict(self) -> dict:
         return {
@@ -50,6 +52,8 @@ class Release:
             "time": self.time,
             "by": self.by,
             "action": self.action,
+            "schemas": schemas_to_dict(self.schemas),
+            "schema_changes": list(self.schema_changes),
         }
 
     @classmethod
@@ -67,6 +71,8 @@ class Release:
             time=data["time"],
             by=data["by"],
             action=data.get("action", "up"),
+            schemas=schemas_from_dict(data.get("schemas")),
+            schema_changes=tuple(data.get("schema_changes", ())),
         )
 
 
@@ -98,32 +104,6 @@ class ReleaseHistory(Protocol):
     def record(self, release: Release) -> None: ...
 
     def releases(self) -> list[Release]: ...  # oldest first
-
-
-class FileHistory:
-    """Releases of one environment as a JSON file, written whole through a temporary file."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def releases(self) -> list[Release]:
-        if not self.path.exists():
-            return []
-        try:
-            data = json.loads(self.path.read_text())
-            return [Release.from_dict(entry) for entry in data["releases"]]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(
-                f"{self.path} is not a k8sdeploy release history ({exc})",
-                "move it away; the next `up` starts a new history",
-            ) from exc
-
-    def record(self, release: Release) -> None:
-        entries = [r.to_dict() for r in self.releases()] + [release.to_dict()]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"format": FORMAT, "releases": entries}, indent=2) + "\n")
-        temporary.replace(self.path)
 
 
 def choose(releases: Sequence[Release], version: str | None) -> Release:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import cache
+
+from services.common.passwords import hash_password
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,11 @@ GATEWAY_TLS_PORT = 8443  # HTTPS, when the environment names a certificate (tls_
 GATEWAY_TLS_DIR = "/etc/k8sdeploy/tls"  # tls.crt and tls.key of that Secret
 GATEWAY_COMMAND = ("nginx", "-p", GATEWAY_RUNTIME_DIR, "-e", "stderr", "-c", GATEWAY_CONF)
 
+# Each service container's memory limit (render: resources.limits; authentication reads it as MEMORY_LIMIT and
+# bounds its concurrent password hashes by it, and the gateway's per-client login burst follows from that).
+SERVICE_MEMORY_LIMIT = "256Mi"
+HASHING = "authentication"  # the service that hashes passwords
+
 SERVICES: tuple[Service, ...] = (
     Service("frontend", 8081, database=False, calls=("person",)),
     Service("authentication", 8082),
@@ -47,25 +56,84 @@ SERVICES: tuple[Service, ...] = (
 # The services the gateway itself talks to.
 GATEWAY_CALLS: tuple[str, ...] = ("frontend", "authentication", "session")
 
+# Proof between the parts (services/common/identity.py): each call carries a token of the caller for the callee,
+# and authentication's token for session is its proof of a login, which the gateway hands to the session service.
+LOGIN_PROOF = ("authentication", "session")
+IDENTITY_DIR = "/etc/k8sdeploy/identity"  # where each part reads its key file (a Secret volume)
+IDENTITY_FILE = "keys"
+
+
+def trust_pairs() -> tuple[tuple[str, str], ...]:
+    """(issuer, audience) for every token the suite sends: the calls of the gateway and the services, and the login
+    proof. Each pair has a key of its own, held only by its two ends."""
+    calls = [(GATEWAY, callee) for callee in GATEWAY_CALLS]
+    calls += [(service.name, callee) for service in SERVICES for callee in service.calls]
+    return (*calls, LOGIN_PROOF)
+
+
+def identity_secret(part: str) -> str:
+    """The Secret that holds `part`'s key file (deploy/identity.py writes it)."""
+    return f"k8sdeploy-identity-{part}"
+
 
 @dataclass(frozen=True)
 class User:
-    """A user the deployment seeds (services/common/seed.py reads them from SEED_USERS)."""
+    """A user the deployment seeds (services/common/seed.py reads them from SEED_USERS): never a clear password."""
+
+    id: int
+    email: str
+    password_hash: str  # scrypt, services/common/passwords.py
+    role: str  # admin | user
+
+    def seed(self) -> dict:
+        """authentication's entry: who logs in with what."""
+        return {"id": self.id, "email": self.email, "password_hash": self.password_hash, "role": self.role}
+
+    def role_seed(self) -> dict:
+        """authorisation's entry: ids and roles only."""
+        return {"id": self.id, "role": self.role}
+
+
+@dataclass(frozen=True)
+class Login:
+    """A user's clear credentials, which only k8sdeploy holds: the demo users' (known anyway) and the smoke users'
+    (kept apart from the Secret the services read)."""
 
     id: int
     email: str
     password: str
-    role: str  # admin | user
+    role: str
 
-    def seed(self) -> dict:
-        return {"id": self.id, "email": self.email, "password": self.password, "role": self.role}
+    def user(self) -> User:
+        return User(self.id, self.email, hashed(self.email, self.password), self.role)
+
+
+@cache
+def hashed(email: str, password: str) -> str:
+    """The hash k8sdeploy stores for a login it knows, salted from the address so that it is the same at every
+    `up` (the Secret does not change, the pods are not replaced); the passwords are known (demo) or random."""
+    salt = hashlib.sha256(f"k8sdeploy login {email}".encode()).digest()[:16]
+    return hash_password(password, salt=salt)
 
 
 # Known passwords, for environments that enable them (demo_users): a demo and the tests.
-DEMO_USERS = (User(1, "admin@test.com", "admin", "admin"), User(2, "user@test.com", "user", "user"))
+DEMO_USERS = (Login(1, "admin@test.com", "admin", "admin"), Login(2, "user@test.com", "user", "user"))
 SEEDED_BY = ("authentication", "authorisation")  # the services that read SEED_USERS
 USERS_SECRET = "k8sdeploy-users"  # the Secret k8sdeploy keeps SEED_USERS in (never rendered)
-USERS_KEY = "seed-users.json"
+USERS_KEY = "seed-users.json"  # authentication's SEED_USERS: ids, addresses, password hashes and roles
+ROLES_KEY = "seed-roles.json"  # authorisation's SEED_USERS: ids and roles
+SMOKE_SECRET = "k8sdeploy-smoke"  # the smoke users' clear passwords: read by k8sdeploy only, never by a pod
+SMOKE_KEY = "smoke-logins.json"
+
+
+def suite_ports(base: int = GATEWAY_PORT) -> dict[str, int]:
+    """The port of the gateway and of each service when the gateway's is `base`: the services keep their
+    offsets from it (8081-8085 beside 8080). The one place these ports are derived from (render's layout,
+    hence the probes, the gateway's upstreams and the local target's containers; `make run`'s suite)."""
+    return {GATEWAY: base, **{s.name: base + (s.port - GATEWAY_PORT) for s in SERVICES}}
+
+
+PORT_SPAN = len(SERVICES) + 1  # a port base takes this many consecutive ports
 
 
 def service(name: str) -> Service:

@@ -14,7 +14,7 @@ from deploy.builders.store import OCI_CONFIG, OCI_MANIFEST, Blob, BlobStore, can
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage
 from deploy.model.progress import Step, silent_step
-from deploy.publish.registry import RegistryPublisher
+from deploy.publish.push import RegistryPublisher
 
 BASE_NAMES = tuple(DEBIAN_PACKAGES)  # python (the five services), nginx (the gateway)
 

@@ -21,6 +21,7 @@ from deploy.model.changes import ImagePlan
 from deploy.model.errors import ConfigError
 from deploy.model.images import IMAGE_NAMES, BuildRecord, PublishedImage
 from deploy.model.progress import Step
+from deploy.model.schemas import read_schemas
 from deploy.model.version import Version, version_of
 from deploy.publish import Planner, Publisher
 from deploy.registry.client import RegistryAddress
@@ -81,10 +82,13 @@ class ImageBuild:
         return version, planner.plan(images, version.version)
 
     def publish_some(self, names: Collection[str]) -> tuple[Version, Mapping[str, PublishedImage]]:
-        """`dev` on a cluster: build the six, publish only `names` (the images a saved file changed), unsigned."""
+        """`dev` on a cluster: build the six, publish only `names` (the images a saved file changed), and attest
+        those (or not: with no signing key)."""
         built = self.built()
         chosen = [image for name, image in zip(IMAGE_NAMES, built.images, strict=True) if name in names]
-        return built.version, self.publisher.publish(chosen, built.version.version)
+        published = self.publisher.publish(chosen, built.version.version)
+        record = BuildRecord(built.version.version, built.version.commit, MappingProxyType(dict(published)))
+        return built.version, self.attester.attest(built, record).images
 
     def run(self) -> BuildRecord:
         """Build the six images, publish them under the source's version, then attest them (or not)."""
@@ -92,6 +96,9 @@ class ImageBuild:
         version = built.version
         published = self.publisher.publish(built.images, version.version, self.options.channels)
         record = BuildRecord(
-            version.version, version.commit, MappingProxyType({name: published[name] for name in IMAGE_NAMES})
+            version.version,
+            version.commit,
+            MappingProxyType({name: published[name] for name in IMAGE_NAMES}),
+            schemas=read_schemas(self.options.source),  # the revision files baked into the images
         )
         return self.attester.attest(built, record)

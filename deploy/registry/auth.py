@@ -137,7 +137,7 @@ class RegistryAuth(httpx.Auth):
                 return
             self._basic = True
         elif scheme == "bearer" and "realm" in params:
-            token_response = yield self._token_request(params)
+            token_response = yield self._token_request(params, request.url)
             if token_response.status_code != 200:
                 return
             body = token_response.json()
@@ -156,15 +156,29 @@ class RegistryAuth(httpx.Auth):
         elif self._basic and (creds := self.credentials.get()):
             request.headers["Authorization"] = _basic(*creds)
 
-    def _token_request(self, params: dict[str, str]) -> httpx.Request:
+    def _token_request(self, params: dict[str, str], registry: httpx.URL) -> httpx.Request:
+        """The token request the challenge asks for; the credentials go along only to a realm of the registry's
+        own (trusted_realm), else it is asked anonymously, as for a public image."""
         query: list[tuple[str, str | int | float | bool | None]] = (
             [("service", params["service"])] if "service" in params else []
         )
         query += [("scope", scope) for scope in params.get("scope", "").split() if scope]
         headers = {}
-        if creds := self.credentials.get():
+        if trusted_realm(params["realm"], registry) and (creds := self.credentials.get()):
             headers["Authorization"] = _basic(*creds)
         return httpx.Request("GET", params["realm"], params=httpx.QueryParams(query), headers=headers)
+
+
+def trusted_realm(realm: str, registry: httpx.URL) -> bool:
+    """Whether a token realm may be sent the registry's credentials: on the registry's own host and port (as
+    Artifact Registry's and gcr.io's are), over https, or over http only as the registry itself is spoken to (which
+    RegistryClient does for a loopback registry alone)."""
+    try:
+        url = httpx.URL(realm)
+    except httpx.InvalidURL:
+        return False
+    same_place = (url.host, url.port) == (registry.host, registry.port)
+    return same_place and url.scheme in ("https", registry.scheme)
 
 
 def _repository(request: httpx.Request) -> str:

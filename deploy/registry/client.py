@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
 
 from deploy.model.errors import ConfigError, PublishError
+from deploy.model.retry import DEFAULT, Declined, RetryPolicy, retry_after
 from deploy.registry.auth import Anonymous, Credentials, RegistryAuth
+
+__all__ = ["RegistryAddress", "RegistryClient", "RetryPolicy", "Traffic"]
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -66,17 +68,6 @@ class RegistryAddress:
             return False
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Each request is retried on its own after 429/5xx or a dropped connection, until `deadline` seconds
-    have passed since its first try: truncated exponential backoff with jitter (Google's guidance for its
-    APIs, https://cloud.google.com/storage/docs/retry-strategy), waits from `initial` up to `maximum`."""
-
-    deadline: float = 60.0
-    initial: float = 0.25  # seconds; doubles each attempt, plus jitter
-    maximum: float = 4.0
-
-
 @dataclass
 class Traffic:
     """What a run sent: counted by an httpx event hook and by the publisher. Thread-safe."""
@@ -97,14 +88,8 @@ class Traffic:
         self.add(requests=1)
 
 
-class _Retryable(Exception):
-    def __init__(self, response: httpx.Response):
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, (_Retryable, httpx.TransportError, httpx.StreamConsumed))
+def _broken(exc: BaseException) -> bool:
+    return isinstance(exc, (httpx.TransportError, httpx.StreamConsumed))
 
 
 class RegistryClient:
@@ -115,7 +100,7 @@ class RegistryClient:
         host: str,
         http: httpx.Client,
         credentials: Credentials | None = None,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT,
         traffic: Traffic | None = None,
     ):
         self.host, self.http, self.retry = host, http, retry
@@ -194,7 +179,7 @@ class RegistryClient:
                         headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
                     )
 
-            if self._reliably(put).status_code == 201 or self.has_blob(repository, digest):
+            if self._reliably(put, "PUT").status_code == 201 or self.has_blob(repository, digest):
                 self.traffic.add(blobs_uploaded=1, bytes_uploaded=size)
                 return
         raise PublishError(
@@ -210,38 +195,32 @@ class RegistryClient:
 
     def _send(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs) -> httpx.Response:
         url = self._url(path)
-        return self._reliably(lambda: self._request(method, url, ok, **kwargs))
+        return self._reliably(lambda: self._request(method, url, ok, **kwargs), method)
 
     def _request(self, method: str, url: httpx.URL, ok: tuple[int, ...], **kwargs) -> httpx.Response:
         response = self.http.request(method, url, auth=self.auth, **kwargs)
         if response.status_code in RETRY_STATUSES:
-            raise _Retryable(response)
+            request = f"{method} {url.path}"
+            raise Declined(response.status_code, request, retry_after(response.headers.get("retry-after")), response)
         if response.status_code not in ok:
             raise self._refusal(response)
         return response
 
-    def _reliably(self, attempt: Callable[[], T]) -> T:
-        """One request, again after 429/5xx or a dropped connection until the policy's deadline, waiting longer
-        each time (with jitter); past it, the error names what the registry kept doing."""
+    def _reliably(self, attempt: Callable[[], T], method: str) -> T:
+        """One request, by the rule of deploy/model/retry.py. Every request of the distribution API may be sent
+        again: a POST only opens an upload session (one whose answer was lost expires unused) or mounts a blob
+        (twice is once); past the deadline, the error names what the registry kept doing."""
         policy = self.retry
-        retrying = Retrying(
-            stop=stop_after_delay(policy.deadline),
-            reraise=True,
-            wait=wait_exponential(multiplier=policy.initial, max=policy.maximum) + wait_random(0, policy.initial),
-            retry=retry_if_exception(_is_retryable),
-        )
         try:
-            return retrying(attempt)
-        except _Retryable as exc:
-            request = exc.response.request
+            return policy.call(attempt, method, _broken, idempotent=True)
+        except Declined as exc:
             raise PublishError(
-                f"registry {self.host} kept answering {exc.response.status_code} for "
-                f"{policy.deadline:g} s (last: {request.method} {request.url.path})",
+                f"registry {self.host} kept answering {exc.status} for {policy.seconds:g} s (last: {exc.request})",
                 "the registry is overloaded or failing: run again later",
             ) from None
         except (httpx.TransportError, httpx.StreamConsumed) as exc:
             raise PublishError(
-                f"cannot reach registry {self.host} ({type(exc).__name__}: {exc}), retried for {policy.deadline:g} s",
+                f"cannot reach registry {self.host} ({type(exc).__name__}: {exc}), retried for {policy.seconds:g} s",
                 "check the registry address (--registry or the "
                 "environment's registry) and that the registry is running",
             ) from None

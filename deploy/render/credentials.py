@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import math
+import os
 import string
 
 from deploy.model.errors import ConfigError
@@ -23,6 +24,11 @@ ALPHABETS = (
     string.ascii_letters + string.digits + "-_+/=",
     string.printable.strip(),
 )
+
+
+def mysql_secret() -> str:
+    """$K8SDEPLOY_MYSQL_SECRET, from which the MySQL passwords are derived."""
+    return os.environ.get(SECRET_VARIABLE, "")
 
 
 def secret_bits(secret: str) -> float:

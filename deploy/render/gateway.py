@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.model.suite import GATEWAY_CALLS
+from deploy.model.suite import GATEWAY_CALLS, IDENTITY_DIR, IDENTITY_FILE, SERVICE_MEMORY_LIMIT
 from deploy.render.assets import asset_dir
 from deploy.render.templating import strict_environment
+from services.common.passwords import login_burst, parse_memory
 
 NGINX_LUA_DIR = asset_dir("nginx-lua")
 DEBIAN_MODULES = (
     "/usr/lib/nginx/modules/ndk_http_module.so",
     "/usr/lib/nginx/modules/ngx_http_lua_module.so",
 )
+
+
+def default_login_burst(memory_limit: str = SERVICE_MEMORY_LIMIT) -> int:
+    """The per-client login burst that one authentication process with `memory_limit` hashes at once, so a single
+    client's burst never waits for a hash slot and never gets 503 (services/common/passwords.py)."""
+    return login_burst(parse_memory(memory_limit))
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class GatewayConfig:
     modules: tuple[str, ...] = DEBIAN_MODULES
     secure_cookies: bool = False
     login_rate: str = "20r/m"
-    login_burst: int = 10
+    login_burst: int = field(default_factory=default_login_burst)
     worker_processes: int = 1
     error_log_level: str = "warn"
     # HTTPS: nginx's listen for it, the directory with tls.crt and tls.key, and the port clients reach it on
@@ -36,6 +43,15 @@ class GatewayConfig:
     tls_listen: str = ""
     tls_dir: str = ""
     https_port: int = 443
+    # the key file of the gateway's internal tokens (deploy/identity.py)
+    identity_keys: str = f"{IDENTITY_DIR}/{IDENTITY_FILE}"
+    # the Host names served; () serves any IP address literal and localhost (never a DNS name a rebinding page
+    # could point at it); any other Host is closed without an answer
+    hosts: tuple[str, ...] = ()
+    # the load balancers (CIDRs) whose X-Forwarded-For names the client; nobody else's is believed
+    trusted_proxies: tuple[str, ...] = ()
+    # `user` of nginx's workers, for a master started as root outside a container (`make run`, the tests)
+    worker_user: str = ""
 
     def __post_init__(self) -> None:
         missing = sorted(set(GATEWAY_CALLS) - set(self.upstreams))
@@ -61,4 +77,8 @@ def render_nginx_conf(config: GatewayConfig, template_dir: Path = NGINX_LUA_DIR)
         tls_listen=config.tls_listen,
         tls_dir=config.tls_dir,
         https_port=config.https_port,
+        identity_keys=config.identity_keys,
+        hosts=tuple(host.lower() for host in config.hosts),
+        trusted_proxies=config.trusted_proxies,
+        worker_user=config.worker_user,
     )

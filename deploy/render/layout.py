@@ -20,11 +20,18 @@ from deploy.model.suite import (
     GATEWAY_RUNTIME_DIR,
     GATEWAY_TLS_DIR,
     GATEWAY_TLS_PORT,
+    HASHING,
+    IDENTITY_DIR,
+    IDENTITY_FILE,
+    ROLES_KEY,
     SCRATCH_DIR,
     SEEDED_BY,
+    SERVICE_MEMORY_LIMIT,
     SERVICES,
     USERS_KEY,
     USERS_SECRET,
+    identity_secret,
+    suite_ports,
     url_variable,
 )
 
@@ -38,6 +45,9 @@ ROOT_PASSWORD_KEY = "root-password"  # keys of the Secret MYSQL
 INIT_SQL_KEY = "init.sql"
 DB_WAIT_SECONDS = 60  # how long a service waits for its database before it exits (and is restarted)
 SQLITE_VOLUME_SIZE = "1Gi"
+# Where the gateway's pod may have its address, for authentication to take the client address the gateway names
+# (the private ranges, and the range GKE takes pods from); its NetworkPolicy admits only the gateway.
+POD_NETWORKS = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7,127.0.0.0/8,::1/128"
 MYSQL_VOLUME_SIZE = "5Gi"
 
 Storage = Literal["emptyDir", "persistentVolumeClaim", "mysql"]
@@ -102,7 +112,7 @@ class Part:
     probe: Literal["http", "tcp"] = "http"  # http: /readyz and /healthz on `port`
     start_seconds: int = 10  # liveness is not checked before this
     scratch_dir: str = SCRATCH_DIR
-    resources: Resources = Resources("50m", "64Mi", "500m", "256Mi")
+    resources: Resources = Resources("50m", "64Mi", "500m", SERVICE_MEMORY_LIMIT)
     env: tuple[EnvVar, ...] = ()
     mounts: tuple[Mount, ...] = ()
     volumes: tuple[Volume, ...] = ()
@@ -231,18 +241,25 @@ class Layout:
         return tuple(Claim(f"{part.name}-data", part.name, SQLITE_VOLUME_SIZE) for part in self.parts if part.database)
 
     def strategy(self, pod: Pod) -> Literal["Recreate", "RollingUpdate"]:
-        """Recreate where two pods must not overlap: one pod by definition, or a ReadWriteOnce volume."""
+        """Recreate where two pods must not overlap: one pod by definition, or a ReadWriteOnce volume (two pods
+        writing one SQLite file, or a new pod waiting for a claim the old one holds, must never happen)."""
         volumes = self.volumes(pod)
         if self.name == "single-pod" or any(volume.source == "persistentVolumeClaim" for volume in volumes):
             return "Recreate"
         return "RollingUpdate"
+
+    def ephemeral_data(self, pod: Pod) -> tuple[str, ...]:
+        """The services of `pod` whose data is on an emptyDir volume: it goes when the pod is replaced."""
+        if self.storage != "emptyDir":
+            return ()
+        return tuple(part.name for part in pod.parts if self.keeps_sqlite(part))
 
     def keeps_sqlite(self, part: Part) -> bool:
         return part.database and self.storage != "mysql"
 
     def env(self, part: Part) -> tuple[EnvVar, ...]:
         """The service settings of deploy/model/suite.py's contract: address, database, peers."""
-        if part not in SERVICE_PARTS:
+        if part.name not in {service.name for service in SERVICE_PARTS}:
             return part.env
         found = [EnvVar("HOST", self.bind), EnvVar("PORT", str(part.port))]
         if self.keeps_sqlite(part):
@@ -252,14 +269,22 @@ class Layout:
         if part.database:
             found.append(EnvVar("DB_WAIT_SECONDS", str(DB_WAIT_SECONDS)))
         found += [EnvVar(url_variable(peer), f"http://{self.address(part.name, peer)}") for peer in part.calls]
+        found.append(EnvVar("IDENTITY_KEYS", f"{IDENTITY_DIR}/{IDENTITY_FILE}"))  # deploy/identity.py
+        if part.name == HASHING:  # bounds its concurrent hashes by it (services/common/passwords.py)
+            found.append(EnvVar("MEMORY_LIMIT", part.resources.memory_limit))
+            if self.pod_of(GATEWAY) != self.pod_of(part.name):  # the gateway's X-Real-IP names the client
+                found.append(EnvVar("TRUSTED_PROXIES", POD_NETWORKS))
         if part.name in SEEDED_BY:  # the users k8sdeploy keeps for the environment (deploy/users.py)
-            found.append(EnvVar("SEED_USERS", secret_key=USERS_KEY, secret=USERS_SECRET, optional=True))
+            key = USERS_KEY if part.name == HASHING else ROLES_KEY  # authorisation: ids and roles only
+            found.append(EnvVar("SEED_USERS", secret_key=key, secret=USERS_SECRET, optional=True))
         return (*found, *part.env)
 
     def mounts(self, part: Part) -> tuple[Mount, ...]:
         scratch = (Mount(f"{part.name}-tmp", part.scratch_dir),)
         data = (Mount(f"{part.name}-data", DATA_DIR),) if self.keeps_sqlite(part) else ()
-        return scratch + data + part.mounts
+        # the whole Secret, not a subPath: a rotated key reaches the running container
+        identity = (Mount(f"{part.name}-identity", IDENTITY_DIR, read_only=True),) if part.name != MYSQL else ()
+        return scratch + data + identity + part.mounts
 
     def volumes(self, pod: Pod) -> tuple[Volume, ...]:
         found: list[Volume] = []
@@ -269,6 +294,8 @@ class Layout:
                 found.append(Volume(f"{part.name}-data", "emptyDir"))
             elif self.keeps_sqlite(part):
                 found.append(Volume(f"{part.name}-data", "persistentVolumeClaim", f"{part.name}-data"))
+            if part.name != MYSQL:
+                found.append(Volume(f"{part.name}-identity", "secret", identity_secret(part.name)))
             found += part.volumes
         return tuple(found)
 
@@ -283,23 +310,36 @@ def tls_gateway(secret: str) -> Part:
     )
 
 
-def build_layout(name: str, database: str = "sqlite", bind: str = "0.0.0.0", tls_secret: str = "") -> Layout:
-    """The layout `name` with the services' data in SQLite or MySQL, the services listening on `bind`, the
-    gateway serving HTTPS when `tls_secret` names its certificate; a ConfigError for what cannot be."""
+def build_layout(
+    name: str,
+    database: str = "sqlite",
+    bind: str = "0.0.0.0",
+    tls_secret: str = "",
+    ephemeral: bool = False,
+    port_base: int = GATEWAY_PORT,
+) -> Layout:
+    """The layout `name` with the services' data in SQLite (on claims, or on emptyDir volumes when `ephemeral`) or
+    MySQL, the services listening on `bind`, the gateway serving HTTPS when `tls_secret` names its certificate, the
+    gateway on `port_base` and the services on the ports after it (suite_ports); a ConfigError for what cannot be."""
     if name not in LAYOUTS:
         raise ConfigError(f"unknown layout {name!r}", f"choose one of: {', '.join(LAYOUTS)}")
-    parts = (tls_gateway(tls_secret) if tls_secret else GATEWAY_PART, *SERVICE_PARTS)
+    ports = suite_ports(port_base)
+    parts = tuple(
+        replace(part, port=ports[part.name])
+        for part in (tls_gateway(tls_secret) if tls_secret else GATEWAY_PART, *SERVICE_PARTS)
+    )
+    sqlite: Storage = "emptyDir" if ephemeral else "persistentVolumeClaim"
     if name == "single-pod":
         if database == "mysql":
             raise ConfigError(
-                'layout single-pod keeps SQLite on emptyDir volumes, but database = "mysql"',
+                'layout single-pod keeps each service\'s data in an SQLite file, but database = "mysql"',
                 'render --layout split-pods, or set database = "sqlite"',
             )
-        return Layout(name, (Pod(SINGLE_POD, parts),), storage="emptyDir", bind=bind, tls_secret=tls_secret)
+        return Layout(name, (Pod(SINGLE_POD, parts),), storage=sqlite, bind=bind, tls_secret=tls_secret)
     pods = tuple(Pod(part.name, (part,)) for part in parts)
     if database == "mysql":
         server = Pod(
             MYSQL, (MYSQL_PART,), kind="StatefulSet", claim_templates=(Claim("mysql-data", MYSQL, MYSQL_VOLUME_SIZE),)
         )
         return Layout(name, (*pods, server), storage="mysql", bind=bind, tls_secret=tls_secret)
-    return Layout(name, pods, storage="persistentVolumeClaim", bind=bind, tls_secret=tls_secret)
+    return Layout(name, pods, storage=sqlite, bind=bind, tls_secret=tls_secret)

@@ -20,7 +20,6 @@ from deploy.model.suite import (
     APP_USER_ID,
     GATEWAY,
     GATEWAY_LUA_DIR,
-    GATEWAY_PORT,
     GATEWAY_RUNTIME_DIR,
     GATEWAY_TLS_DIR,
     GATEWAY_TLS_PORT,
@@ -59,13 +58,22 @@ def render(
 
     `mysql_secret` is needed with database = "mysql": the users' passwords are derived from it.
     """
-    layout = build_layout(layout_name, environment.database, environment.service_address, environment.tls_secret)
+    layout = build_layout(
+        layout_name,
+        environment.database,
+        environment.service_address,
+        environment.tls_secret,
+        ephemeral=environment.ephemeral_data,
+        port_base=environment.port_base,
+    )
     if not re.match(LABEL_VALUE, version):
         raise RenderError(
             f"version {version!r} cannot be an app.kubernetes.io/version label",
             "a version is at most 63 letters, digits and '-_.'; build again with `k8sdeploy build`",
         )
     replicas, notes = replica_counts(layout, environment)
+    if layout.storage == "emptyDir":
+        notes += ("ephemeral_data = true: the services' SQLite files are on emptyDir volumes, gone with their pod",)
     context = {
         **gateway_context(layout, environment),
         "layout": layout,
@@ -87,10 +95,12 @@ def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
     """The gateway's nginx.conf for this layout (a ConfigMap over the image's own), and its Service."""
     config = GatewayConfig(
         upstreams=layout.upstreams(),
-        listen=environment.gateway_listen(GATEWAY_PORT),
+        listen=environment.gateway_listen(layout.part(GATEWAY).port),
         runtime_dir=GATEWAY_RUNTIME_DIR,
         lua_dir=GATEWAY_LUA_DIR,
         secure_cookies=environment.secure_cookies,
+        hosts=environment.hosts,
+        trusted_proxies=environment.trusted_proxies,
     )
     if environment.tls_secret:
         config = replace(
@@ -105,6 +115,7 @@ def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
         "service_type": environment.service_type,
         "gateway_port": environment.gateway_port,
         "https_port": environment.https_port,
+        "source_ranges": environment.gke.source_ranges if environment.gke else (),
     }
 
 

@@ -24,6 +24,9 @@ class Target(Protocol):
 
     def logs(self, service: str, lines: int = 50) -> str: ...
 
+    # a one-off command in the running service's image, with its settings and volumes: (exit code, output)
+    def run_in(self, service: str, command: Sequence[str]) -> tuple[int, str]: ...
+
     def hand_edits(self) -> tuple[str, ...]: ...  # one line per object changed outside k8sdeploy
 
     def down(self, volumes: bool = False) -> tuple[str, ...]: ...

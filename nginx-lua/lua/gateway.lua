@@ -1,16 +1,37 @@
--- The gateway's checks: who the caller is (session cookie), login, logout, and cross-site refusal.
--- Services are reached only through the internal locations of nginx.conf, whose upstream
--- addresses are rendered from one place.
+-- The gateway's checks: the Host it serves, who the caller is (session cookie), login, logout, and cross-site
+-- refusal. Services are reached only through the internal locations of nginx.conf, whose upstream addresses are
+-- rendered from one place, each call with the gateway's signed token for that service (identity.lua).
+
+local identity = require("identity")
 
 local M = {}
 
-local config = { secure_cookies = false }
+-- hosts: the Host names served (a set); empty: any IP address literal and localhost, never a DNS name (what a
+-- DNS-rebinding page would send)
+local config = { secure_cookies = false, hosts = {}, identity_keys = nil }
 local COOKIE = "AccessToken"
 local SAFE_METHODS = { GET = true, HEAD = true, OPTIONS = true }
 
 function M.configure(options)
     for key, value in pairs(options) do
         config[key] = value
+    end
+    identity.configure(config.identity_keys)
+end
+
+local function allowed_host(host)
+    if next(config.hosts) ~= nil then
+        return config.hosts[host] == true
+    end
+    return host == "localhost" or host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:match("^%[[%x:.]+%]$") ~= nil
+end
+
+-- A request for a Host this gateway does not serve is closed without an answer (444), before anything else.
+function M.check_host()
+    local given = ngx.var.http_host
+    if given == nil or given == "" or not allowed_host(ngx.var.host) then
+        ngx.log(ngx.WARN, "closed a request for host ", tostring(given))
+        return ngx.exit(444)
     end
 end
 
@@ -32,15 +53,48 @@ end
 
 -- Answer with a plain message naming the service that failed, so a person or a smoke test sees the hop.
 local function unavailable(service, status)
-    ngx.log(ngx.ERR, "the ", service, " service answered ", status)
+    ngx.log(ngx.ERR, "the ", service, " service answered ", tostring(status))
     ngx.status = ngx.HTTP_BAD_GATEWAY
     ngx.header["Content-Type"] = "text/plain; charset=utf-8"
     ngx.say("gateway: the ", service, " service is unavailable")
     return ngx.exit(ngx.HTTP_OK)
 end
 
+-- The gateway's Authorization for `service` on behalf of `subject` ("" for nobody); a failure answers 502.
+local function proof(service, subject)
+    local token = identity.sign(service, subject or "")
+    if token == nil then
+        return unavailable(service, "nothing: the gateway holds no key for it")
+    end
+    return "Bearer " .. token
+end
+
+-- The request's Authorization becomes the gateway's for `service`: the frontend's locations pass it on; the
+-- client's own never reaches a service (strip_caller).
+local function vouch(service, subject)
+    ngx.req.set_header("Authorization", proof(service, subject))
+end
+
+-- A subrequest to an internal location, carrying the gateway's Authorization for `service` in its ngx.ctx
+-- (nginx.conf's internal_call sends it as the only request header besides the body's type).
+local function call(service, uri, options)
+    options.ctx = { authorization = proof(service) }
+    return ngx.location.capture(uri, options)
+end
+
+function M.internal_authorization()
+    return ngx.ctx.authorization or ""
+end
+
+-- A public page of the frontend: no caller, and no session token.
+function M.public()
+    M.strip_token()
+    vouch("frontend", "")
+end
+
 function M.strip_caller()
     ngx.req.clear_header("callerId")
+    ngx.req.clear_header("Authorization")
 end
 
 -- Refuse a state-changing request whose Origin (or, lacking it, Referer) names another site, and one
@@ -60,9 +114,10 @@ function M.check_origin()
         end
         return -- not sent by a browser, and no session to act for (a login from a script)
     end
-    local authority = source:match("^https?://([^/?#]+)")
+    -- The Host is one this gateway serves (check_host), so the site is the one the browser shows.
+    local scheme, authority = source:match("^(https?)://([^/?#]+)")
     local host = ngx.var.http_host or ""
-    if authority == nil or authority:lower() ~= host:lower() then
+    if authority == nil or authority:lower() ~= host:lower() or scheme ~= ngx.var.scheme then
         ngx.log(ngx.WARN, "refused cross-site ", ngx.req.get_method(), " ", ngx.var.uri, " from ", source)
         return ngx.exit(ngx.HTTP_FORBIDDEN)
     end
@@ -89,12 +144,13 @@ function M.strip_token()
     ngx.req.set_header("Cookie", #kept > 0 and table.concat(kept, "; ") or nil)
 end
 
--- The caller id behind the session cookie, or nil when there is no valid session.
+-- The caller id behind the session cookie, or nil when there is no valid session. The token goes in the body:
+-- a URI would be in nginx's logs.
 local function session_caller(token)
     if not valid_token(token) then
         return nil
     end
-    local answer = ngx.location.capture("/_internal/sessions/" .. token)
+    local answer = call("session", "/_internal/sessions/lookup", { method = ngx.HTTP_POST, body = token })
     if answer.status == ngx.HTTP_OK and answer.body:match("^%d+$") then
         return answer.body
     end
@@ -114,13 +170,14 @@ function M.access()
         end
         return ngx.redirect("/login", ngx.HTTP_MOVED_TEMPORARILY)
     end
-    ngx.req.set_header("callerId", caller)
     M.strip_token()
+    vouch("frontend", caller)
 end
 
--- The login page again, with a message: 401 for wrong credentials, 429 for an account locked for a while.
+-- The login page again, with a message: 401 for wrong credentials, 429 for an account locked for a while,
+-- 503 while every hash slot of the authentication service is taken.
 local function login_failed(status, reason)
-    local page = ngx.location.capture("/_internal/login-page", { args = { error = reason or "1" } })
+    local page = call("frontend", "/_internal/login-page", { args = { error = reason or "1" } })
     ngx.status = status or ngx.HTTP_UNAUTHORIZED
     ngx.header["Content-Type"] = "text/html; charset=utf-8"
     ngx.print(page.body)
@@ -137,27 +194,36 @@ function M.login()
     if type(email) ~= "string" or type(password) ~= "string" or email == "" or password == "" then
         return login_failed()
     end
-    local auth = ngx.location.capture("/_internal/authentication", {
+    local auth = call("authentication", "/_internal/authentication", {
         method = ngx.HTTP_POST,
         body = ngx.encode_args({ emailaddress = email, password = password }),
     })
     if auth.status == ngx.HTTP_UNAUTHORIZED then
         return login_failed()
     end
-    if auth.status == ngx.HTTP_TOO_MANY_REQUESTS then
-        -- Locked after too many failed logins: the person sees the form, a client when to try again
+    if auth.status == ngx.HTTP_TOO_MANY_REQUESTS or auth.status == ngx.HTTP_SERVICE_UNAVAILABLE then
+        -- Locked after too many failed logins, or busy: the person sees the form, a client when to try again
         -- (seconds; the subrequest's header names keep the service's case, FastAPI's are lower case).
+        local retry = nil
         for name, value in pairs(auth.header) do
             if name:lower() == "retry-after" and type(value) == "string" and value:match("^%d+$") then
-                ngx.header["Retry-After"] = value
+                retry = value
             end
+        end
+        if auth.status == ngx.HTTP_SERVICE_UNAVAILABLE and retry == nil then
+            return unavailable("authentication", auth.status) -- not the service's own answer
+        end
+        ngx.header["Retry-After"] = retry
+        if auth.status == ngx.HTTP_SERVICE_UNAVAILABLE then
+            return login_failed(ngx.HTTP_SERVICE_UNAVAILABLE, "busy")
         end
         return login_failed(ngx.HTTP_TOO_MANY_REQUESTS, "locked")
     end
-    if auth.status ~= ngx.HTTP_OK or not auth.body:match("^%d+$") then
+    -- authentication's answer is its proof of the login for the session service, which the gateway cannot make
+    if auth.status ~= ngx.HTTP_OK or not auth.body:match("^[%w_-]+%.[%w_-]+%.[%w_-]+$") then
         return unavailable("authentication", auth.status)
     end
-    local session = ngx.location.capture("/_internal/sessions", { method = ngx.HTTP_POST, body = auth.body })
+    local session = call("session", "/_internal/sessions", { method = ngx.HTTP_POST, body = auth.body })
     if session.status ~= ngx.HTTP_OK or not valid_token(session.body) then
         return unavailable("session", session.status)
     end
@@ -173,7 +239,7 @@ function M.logout()
     end
     local token = ngx.var["cookie_" .. COOKIE]
     if valid_token(token) then
-        local answer = ngx.location.capture("/_internal/sessions/" .. token, { method = ngx.HTTP_DELETE })
+        local answer = call("session", "/_internal/sessions/revoke", { method = ngx.HTTP_POST, body = token })
         ngx.header["Set-Cookie"] = cookie("", "Max-Age=0")
         if answer.status ~= ngx.HTTP_NO_CONTENT then
             -- The browser forgets the cookie, but the session lives on: say so rather than pretend.

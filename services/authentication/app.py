@@ -1,32 +1,54 @@
-"""The authentication API: `POST /api/authentication` with form fields emailaddress and password."""
+"""The authentication API: `POST /api/authentication` with form fields emailaddress and password, from the gateway;
+it answers with the proof the session service needs to open a session for that user (a token of authentication
+for session, services/common/identity.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from fastapi import FastAPI, Form
+import anyio
+import anyio.to_thread
+from fastapi import FastAPI, Form, Request
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import DateTime, Integer, String, delete, func, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import String, delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.authentication.lockout import (
+    FAILURE_WINDOW_SECONDS,
+    LOOPBACK,
+    MAX_FAILED_LOGINS,
+    Lockout,
+    client_address,
+    digest,
+    trusted_proxies,
+)
 from services.common.app import create_app
-from services.common.config import ServiceConfig, env_int
+from services.common.config import ConfigError, ServiceConfig, env_int
 from services.common.db import Database
-from services.common.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
-from services.common.seed import SeedUser, seed_users
+from services.common.identity import Keyring, from_environment
+from services.common.passwords import (
+    DUMMY_HASH,
+    HASH_WAIT_SECONDS,
+    MIB,
+    HashBusy,
+    HashGate,
+    cgroup_memory_limit,
+    hash_slots,
+    needs_rehash,
+    parse_memory,
+    return_freed_memory,
+)
+from services.common.seed import SeedUser, normalise_email, seed_users
 
 log = logging.getLogger(__name__)
 
-# After this many failed logins for one email address within the window, that address is refused
-# (429) until the window ends, whatever the password: guessing spread over many clients is slowed too.
-MAX_FAILED_LOGINS = 5
-FAILURE_WINDOW_SECONDS = 15 * 60
-LOCKED_MESSAGE = "too many failed logins for this account"
+BUSY_MESSAGE = "the authentication service is busy"
+# Where neither MEMORY_LIMIT nor a cgroup says: the limit k8sdeploy gives the container (deploy/render/layout.py).
+DEFAULT_MEMORY_LIMIT = 256 * MIB
 
 Clock = Callable[[], datetime]
 
@@ -42,87 +64,96 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
 
 
-class LoginFailure(Base):
-    __tablename__ = "login_failures"
-    # A hash of the address as typed: bounded in length, and the table does not collect what people
-    # type into the email field (sometimes a password).
-    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer)
-    first_failure_at: Mapped[datetime] = mapped_column(DateTime)
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def email_hash(email: str) -> str:
-    return hashlib.sha256(email.encode("utf-8")).hexdigest()
-
-
-def seed(database: Database, users: tuple[SeedUser, ...]) -> None:
-    """Each seeded user exists with its address and password (a stored hash is kept while it still matches:
-    a restart re-hashes nothing)."""
+def seed(database: Database, users: tuple[SeedUser, ...] | None) -> None:
+    """Each seeded user exists with its address and password hash, and a user no longer seeded is removed (the
+    suite has no other users). None (no SEED_USERS): nothing changes."""
+    if users is None:
+        return
     with database.sessions.begin() as session:
+        ids = [wanted.id for wanted in users]
+        for gone in session.scalars(select(User.id).where(User.id.not_in(ids))).all():
+            log.info("removed user %d: no longer seeded", gone)
+        session.execute(delete(User).where(User.id.not_in(ids)))
+        session.flush()
         for wanted in users:
             user = session.get(User, wanted.id)
             if user is None:
-                session.add(User(id=wanted.id, email=wanted.email, password_hash=hash_password(wanted.password)))
+                session.add(User(id=wanted.id, email=wanted.email, password_hash=wanted.password_hash))
                 log.info("seeded user %d", wanted.id)
-            elif user.email != wanted.email or not verify_password(wanted.password, user.password_hash):
-                user.email, user.password_hash = wanted.email, hash_password(wanted.password)
+            elif (user.email, user.password_hash) != (wanted.email, wanted.password_hash):
+                user.email, user.password_hash = wanted.email, wanted.password_hash
                 log.info("updated seeded user %d", wanted.id)
 
 
-def build(config: ServiceConfig, database: Database, clock: Clock = utcnow) -> FastAPI:
+def memory_limit(env: dict[str, str] | None = None) -> int:
+    """The process's memory limit: MEMORY_LIMIT (a quantity such as 256Mi, set by k8sdeploy from the container's
+    limit) or the cgroup's, the lower of the two; DEFAULT_MEMORY_LIMIT when neither says."""
+    raw = (os.environ if env is None else env).get("MEMORY_LIMIT", "")
+    try:
+        configured = parse_memory(raw) if raw else None
+    except ValueError as exc:
+        raise ConfigError(f"MEMORY_LIMIT: {exc}; set it to the container's memory limit") from None
+    known = [limit for limit in (configured, cgroup_memory_limit()) if limit]
+    return min(known) if known else DEFAULT_MEMORY_LIMIT
+
+
+def hash_gate() -> HashGate:
+    """The bound on hashes at once for this process's memory limit, and how long a login waits for one."""
+    limit = memory_limit()
+    gate = HashGate(hash_slots(limit), wait=env_int("HASH_WAIT_SECONDS", HASH_WAIT_SECONDS))
+    return_freed_memory()
+    log.info("memory limit %d MiB: %d hashes at once, %d more may wait", limit // MIB, gate.slots, gate.queue)
+    return gate
+
+
+def proxies(env: dict[str, str] | None = None) -> tuple:
+    """TRUSTED_PROXIES: the networks of the gateway, whose X-Real-IP / X-Forwarded-For name the client."""
+    raw = (os.environ if env is None else env).get("TRUSTED_PROXIES") or ",".join(LOOPBACK)
+    try:
+        return trusted_proxies(raw)
+    except ValueError as exc:
+        raise ConfigError(f"TRUSTED_PROXIES: {exc}; give comma-separated networks such as 127.0.0.0/8") from None
+
+
+def busy(exc: HashBusy) -> PlainTextResponse:
+    return PlainTextResponse(BUSY_MESSAGE, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+
+
+def build(config: ServiceConfig, database: Database, clock: Clock = utcnow, keyring: Keyring | None = None) -> FastAPI:
     """`clock` gives the current UTC time (naive); tests pass their own to move past the window."""
+    keyring = keyring or from_environment(config.name)
+    gate = hash_gate()
     seed(database, seed_users())
-    limit = env_int("LOGIN_FAILURE_LIMIT", MAX_FAILED_LOGINS)
-    window = timedelta(seconds=env_int("LOGIN_FAILURE_WINDOW_SECONDS", FAILURE_WINDOW_SECONDS))
-    app = create_app(config, database.readiness)
+    lockout = Lockout(
+        database,
+        limit=env_int("LOGIN_FAILURE_LIMIT", MAX_FAILED_LOGINS),
+        window=timedelta(seconds=env_int("LOGIN_FAILURE_WINDOW_SECONDS", FAILURE_WINDOW_SECONDS)),
+    )
+    trusted = proxies()
+    app = create_app(config, keyring, ("nginx-lua",), database.readiness)
+    # A login waiting for a hash slot holds a thread: logins get threads of their own, enough for every slot and
+    # every waiter, so the bound is the gate's (an answer within its wait), never a queue for threads.
+    threads = anyio.CapacityLimiter(gate.slots + gate.queue + 2)
 
     def now() -> datetime:
         return clock().replace(microsecond=0)  # MariaDB's DATETIME keeps whole seconds
 
-    def locked_for(failure: LoginFailure | None, at: datetime) -> int:
-        """Seconds until the address may try again; 0 when it may now."""
-        if failure is None or failure.failures < limit or at >= failure.first_failure_at + window:
-            return 0
-        return max(1, math.ceil((failure.first_failure_at + window - at).total_seconds()))
-
-    def record_failure(key: str, at: datetime) -> None:
-        """Count one failure in the window that is open, or open one. Atomic UPDATEs, since replicas share
-        the table; two replicas inserting the first failure at once is retried as an update."""
-        for attempt in range(2):
-            try:
-                with database.sessions.begin() as session:
-                    counted = session.execute(
-                        update(LoginFailure)
-                        .where(LoginFailure.email_hash == key, LoginFailure.first_failure_at > at - window)
-                        .values(failures=LoginFailure.failures + 1)
-                    ).rowcount
-                    if counted:
-                        return
-                    restarted = session.execute(
-                        update(LoginFailure)
-                        .where(LoginFailure.email_hash == key)
-                        .values(failures=1, first_failure_at=at)
-                    ).rowcount
-                    if not restarted:
-                        session.add(LoginFailure(email_hash=key, failures=1, first_failure_at=at))
-                return
-            except IntegrityError:
-                if attempt:
-                    raise
-
     def rehash(user: User, password: str) -> None:
         """Store the password hashed with today's parameters; the login succeeds even if this fails."""
         try:
+            renewed = gate.hash(password)
             with database.sessions.begin() as session:
                 session.execute(
                     update(User)
                     .where(User.id == user.id, User.password_hash == user.password_hash)
-                    .values(password_hash=hash_password(password))
+                    .values(password_hash=renewed)
                 )
+        except HashBusy:
+            return  # the next login tries again
         except SQLAlchemyError as exc:
             log.warning(
                 "could not store user %d's password with new hash parameters: %s", user.id, str(exc).splitlines()[0]
@@ -131,25 +162,32 @@ def build(config: ServiceConfig, database: Database, clock: Clock = utcnow) -> F
             log.info("stored user %d's password with new hash parameters", user.id)
 
     @app.post("/api/authentication", response_class=PlainTextResponse)
-    def authenticate(emailaddress: str = Form(""), password: str = Form("")):  # noqa: ANN202
-        email = emailaddress.strip().lower()
+    async def authenticate(request: Request, emailaddress: str = Form(""), password: str = Form("")):  # noqa: ANN202
+        address = client_address(request.client.host if request.client else None, request.headers, trusted)
+        try:
+            return await anyio.to_thread.run_sync(login, emailaddress, password, address, limiter=threads)
+        except HashBusy as exc:
+            return busy(exc)
+
+    def login(emailaddress: str, password: str, address: str) -> PlainTextResponse:
+        email = normalise_email(emailaddress)
         if not email:
-            verify_password(password, DUMMY_HASH)
+            gate.verify(password, DUMMY_HASH)
             return PlainTextResponse("invalid email address or password", status_code=401)
-        key, at = email_hash(email), now()
+        account, source, at = digest(email), digest(address), now()
+        refusal = lockout.refusal(account, source, at)
+        if refusal is not None:
+            retry = {"Retry-After": str(refusal.retry_after)}
+            return PlainTextResponse(refusal.message, status_code=429, headers=retry)
         with database.sessions() as session:
-            wait = locked_for(session.get(LoginFailure, key), at)
-            user = session.scalar(select(User).where(func.lower(User.email) == email)) if not wait else None
-        if wait:
-            return PlainTextResponse(LOCKED_MESSAGE, status_code=429, headers={"Retry-After": str(wait)})
+            user = session.scalar(select(User).where(User.email == email))
         stored = user.password_hash if user else DUMMY_HASH
-        if verify_password(password, stored) and user is not None:
-            with database.sessions.begin() as session:
-                session.execute(delete(LoginFailure).where(LoginFailure.email_hash == key))
+        if gate.verify(password, stored) and user is not None:
+            lockout.succeeded(account, source)
             if needs_rehash(stored):
                 rehash(user, password)
-            return PlainTextResponse(str(user.id))
-        record_failure(key, at)
+            return PlainTextResponse(keyring.sign("session", str(user.id)))
+        lockout.failed(account, source, at)
         return PlainTextResponse("invalid email address or password", status_code=401)
 
     return app

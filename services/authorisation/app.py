@@ -1,15 +1,17 @@
-"""The authorisation API: `GET /api/authorisations/{permission}` with header callerId → 200 or 404."""
+"""The authorisation API, for the person service: `GET /api/authorisations/{permission}` → 200 when the user its
+token names (services/common/identity.py) holds that permission, else 404."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import Column, ForeignKey, Integer, String, Table, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.app import create_app
+from services.common.app import caller, create_app
 from services.common.config import ServiceConfig
 from services.common.db import Database
+from services.common.identity import Keyring, from_environment
 from services.common.seed import SeedUser, seed_users
 
 
@@ -43,10 +45,14 @@ class CallerRole(Base):
     role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"), primary_key=True)
 
 
-def seed(database: Database, users: tuple[SeedUser, ...]) -> None:
-    """Each seeded caller has exactly its role (a restart with the same users writes nothing)."""
+def seed(database: Database, users: tuple[SeedUser, ...] | None) -> None:
+    """Each seeded caller has exactly its role (a restart with the same users writes nothing), and a caller no
+    longer seeded has none. None (no SEED_USERS): nothing changes."""
+    if users is None:
+        return
     with database.sessions.begin() as session:
         roles = {role.name: role.id for role in session.scalars(select(Role))}
+        session.execute(delete(CallerRole).where(CallerRole.caller_id.not_in([user.id for user in users])))
         for user in users:
             held = set(session.scalars(select(CallerRole.role_id).where(CallerRole.caller_id == user.id)))
             if held != {roles[user.role]}:
@@ -54,12 +60,14 @@ def seed(database: Database, users: tuple[SeedUser, ...]) -> None:
                 session.add(CallerRole(caller_id=user.id, role_id=roles[user.role]))
 
 
-def build(config: ServiceConfig, database: Database) -> FastAPI:
-    seed(database, seed_users())
-    app = create_app(config, database.readiness)
+def build(config: ServiceConfig, database: Database, keyring: Keyring | None = None) -> FastAPI:
+    keyring = keyring or from_environment(config.name)
+    seed(database, seed_users(credentials=False))
+    app = create_app(config, keyring, ("person",), database.readiness)
 
     @app.get("/api/authorisations/{permission}", response_class=PlainTextResponse)
-    def check(permission: str, caller_id: str = Header("", alias="callerId")):  # noqa: ANN202
+    def check(permission: str, request: Request):  # noqa: ANN202
+        caller_id = caller(request).subject
         if not caller_id.isdigit() or len(caller_id) > 18:
             return PlainTextResponse("not allowed", status_code=404)
         query = (

@@ -1,14 +1,15 @@
-"""The skeleton every service shares: logging, /healthz and /readyz."""
+"""The skeleton every service shares: logging, /healthz and /readyz, and the proof every other request needs."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from .config import ServiceConfig
+from .identity import Caller, Keyring, Unverified, bearer
 
 ReadinessCheck = Callable[[], "str | None"]
 
@@ -24,9 +25,29 @@ def configure_logging(config: ServiceConfig) -> None:
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
-def create_app(config: ServiceConfig, readiness: ReadinessCheck | None = None) -> FastAPI:
-    """A FastAPI app with the probes; `readiness` returns None when ready, else the reason."""
+PROBES = frozenset({"/healthz", "/readyz"})
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    config: ServiceConfig, keyring: Keyring, callers: tuple[str, ...], readiness: ReadinessCheck | None = None
+) -> FastAPI:
+    """A FastAPI app with the probes; `readiness` returns None when ready, else the reason. Every other request
+    needs a token of one of `callers` for this service (services/common/identity.py), else it is answered 401 and
+    logged without its body; the verified caller is `caller(request)`."""
     app = FastAPI(title=config.name, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def require_proof(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette middleware
+        if request.url.path in PROBES:
+            return await call_next(request)
+        try:
+            request.state.caller = keyring.verify(bearer(request.headers.get("authorization", "")), callers)
+        except Unverified as exc:
+            peer = request.client.host if request.client else "?"
+            log.warning("refused %s %s from %s: %s", request.method, request.url.path, peer, exc)
+            return PlainTextResponse("a valid internal token is required", status_code=401)
+        return await call_next(request)
 
     @app.get("/healthz", response_class=PlainTextResponse)
     def healthz() -> str:
@@ -40,3 +61,8 @@ def create_app(config: ServiceConfig, readiness: ReadinessCheck | None = None) -
         return JSONResponse({"ready": True})
 
     return app
+
+
+def caller(request: Request) -> Caller:
+    """The verified caller of a request that passed create_app's check."""
+    return request.state.caller

@@ -6,23 +6,32 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI
 
 from . import config as config_module
 from .app import configure_logging
-from .db import Database, DatabaseUnreachable, Migrations
+
+if TYPE_CHECKING:
+    from .db import Database
 
 log = logging.getLogger(__name__)
 
-# Exit codes of a service process, documented in the README.
+# Exit codes of a service process, documented in docs/configuration.md.
 EXIT_CONFIG = 2
 EXIT_DATABASE_UNREACHABLE = 4  # 3 is uvicorn's own: it could not bind its port
+EXIT_MIGRATION = 5  # another process kept the migration lock too long, or a migration has no compatibility mark
 
 
 def start_database(config: config_module.ServiceConfig, migrations: Path) -> Database:
-    """The service's database, reachable and at the latest migration, or exit 4 with one line."""
+    """The service's database, reachable and at the latest migration, or exit 4 with one line. SQLAlchemy and
+    Alembic are imported here, so that a service without data (frontend) starts without them."""
+    from .db import Database, DatabaseUnreachable, Migrations
+    from .migration_lock import MigrationLockTimeout
+    from .schema import MissingMark
+
     database = Database(config, Migrations(migrations))
     try:
         database.start()
@@ -35,6 +44,17 @@ def start_database(config: config_module.ServiceConfig, migrations: Path) -> Dat
             exc,
         )
         sys.exit(EXIT_DATABASE_UNREACHABLE)
+    except MigrationLockTimeout as exc:
+        log.error(
+            "database %s: waited for another process's migration, in vain (%s); raise MIGRATION_LOCK_SECONDS, "
+            "or look for a stuck migration in that process's log",
+            config.database_display,
+            exc,
+        )
+        sys.exit(EXIT_MIGRATION)
+    except MissingMark as exc:
+        log.error("%s", exc)
+        sys.exit(EXIT_MIGRATION)
     return database
 
 

@@ -1,4 +1,6 @@
-"""The web pages: login form, index, the people list and its add, view and edit forms, 401 and 404."""
+"""The web pages: login form, index, the people list and its add, view and edit forms, 401 and 404. Served to the
+gateway only, whose token names the logged-in user (empty on public pages); the person service is called with
+frontend's own token for that user (services/common/identity.py)."""
 
 from __future__ import annotations
 
@@ -13,23 +15,26 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.convertors import Convertor, register_url_convertor
 
-from services.common.app import create_app
+from services.common.app import caller, create_app
 from services.common.config import ServiceConfig
+from services.common.identity import Keyring, from_environment
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 
 
 class PersonApi:
-    """The person service, called with the callerId the gateway set on this request."""
+    """The person service, called with frontend's token for the user the gateway's token named."""
 
-    def __init__(self, base_url: str, client: httpx.Client):
+    def __init__(self, base_url: str, client: httpx.Client, keyring: Keyring):
         self.base_url = base_url.rstrip("/")
         self.client = client
+        self.keyring = keyring
 
     def call(self, method: str, path: str, caller_id: str, json: dict | None = None) -> httpx.Response:
+        token = self.keyring.sign("person", caller_id)
         return self.client.request(
-            method, f"{self.base_url}/api/persons{path}", headers={"callerId": caller_id}, json=json
+            method, f"{self.base_url}/api/persons{path}", headers={"Authorization": f"Bearer {token}"}, json=json
         )
 
 
@@ -49,23 +54,25 @@ class PersonIdConvertor(Convertor):
 register_url_convertor("person_id", PersonIdConvertor())
 
 
-def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
-    api = PersonApi(os.environ.get("PERSON_URL", "http://127.0.0.1:8085"), client or httpx.Client(timeout=5.0))
+def build(config: ServiceConfig, client: httpx.Client | None = None, keyring: Keyring | None = None) -> FastAPI:
+    keyring = keyring or from_environment(config.name)
+    api = PersonApi(os.environ.get("PERSON_URL", "http://127.0.0.1:8085"), client or httpx.Client(timeout=5.0), keyring)
     templates = Jinja2Templates(directory=HERE / "templates")
-    app = create_app(config)
+    app = create_app(config, keyring, ("nginx-lua",))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
-        caller = request.headers.get("callerId", "")
-        return templates.TemplateResponse(request, name, {"caller": caller, **context}, status_code=status)
+        return templates.TemplateResponse(
+            request, name, {"caller": caller(request).subject, **context}, status_code=status
+        )
 
     def person_call(request: Request, method: str, path: str = "", json: dict | None = None):  # noqa: ANN202
         """The person service's answer, or a page explaining why there is none."""
-        caller = request.headers.get("callerId", "")
-        if not caller:
+        user = caller(request).subject
+        if not user:
             return None, page(request, "401.html", 401)
         try:
-            answer = api.call(method, path, caller, json)
+            answer = api.call(method, path, user, json)
         except httpx.HTTPError as exc:
             log.error("person service unreachable: %s", exc)
             return None, page(
@@ -110,6 +117,8 @@ def build(config: ServiceConfig, client: httpx.Client | None = None) -> FastAPI:
             return page(
                 request, "login.html", 429, error="Too many failed logins for this address. Try again in a few minutes."
             )
+        if error == "busy":  # every hash slot of the authentication service taken (the gateway answers 503)
+            return page(request, "login.html", 503, error="The login service is busy. Try again in a few seconds.")
         message = "Wrong email address or password." if error else ""
         return page(request, "login.html", 401 if error else 200, error=message)
 

@@ -1,4 +1,5 @@
-"""The person API: JSON CRUD on /api/persons, each action allowed by the authorisation service."""
+"""The person API, for the frontend: JSON CRUD on /api/persons for the user its token names, each action allowed
+by the authorisation service (asked with person's own token for the same user)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import os
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.app import create_app
+from services.common.app import caller, create_app
 from services.common.config import ServiceConfig
 from services.common.db import Database
+from services.common.identity import Keyring, from_environment
 
 log = logging.getLogger(__name__)
 
@@ -74,22 +76,27 @@ class Denied(Exception):
         self.message = message
 
 
-def build(config: ServiceConfig, database: Database, client: httpx.Client | None = None) -> FastAPI:
+def build(
+    config: ServiceConfig, database: Database, client: httpx.Client | None = None, keyring: Keyring | None = None
+) -> FastAPI:
     authorisation_url = os.environ.get("AUTHORISATION_URL", "http://127.0.0.1:8083").rstrip("/")
     client = client or httpx.Client(timeout=5.0)
-    app = create_app(config, database.readiness)
+    keyring = keyring or from_environment(config.name)
+    app = create_app(config, keyring, ("frontend",), database.readiness)
 
     @app.exception_handler(Denied)
     def denied(_request: Request, exc: Denied) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
     def require(permission: str):  # noqa: ANN202 - FastAPI dependency factory
-        def check(caller_id: str = Header("", alias="callerId")) -> int:
+        def check(request: Request) -> int:
+            caller_id = caller(request).subject
             if not caller_id.isdigit() or len(caller_id) > 18:
-                raise Denied(401, "missing or malformed callerId header")
+                raise Denied(401, "the token names no user")
             try:
                 answer = client.get(
-                    f"{authorisation_url}/api/authorisations/{permission}", headers={"callerId": caller_id}
+                    f"{authorisation_url}/api/authorisations/{permission}",
+                    headers={"Authorization": f"Bearer {keyring.sign('authorisation', caller_id)}"},
                 )
             except httpx.HTTPError as exc:
                 log.error("authorisation service unreachable: %s", exc)

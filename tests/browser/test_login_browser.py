@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from deploy.devrun import LocalSuite
+from deploy.loopback import LocalSuite
 
 CHROMIUM_FLAGS = [
     "--headless",

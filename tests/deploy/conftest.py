@@ -17,7 +17,8 @@ import pytest
 
 from deploy.builders.oci import OciImage
 from deploy.builders.store import default_cache_dir
-from deploy.compose import Clients, image_build
+from deploy.clients import Clients
+from deploy.compose import image_build
 from deploy.model.version import Version
 from deploy.output import PlainProgress
 from deploy.publish.stage import BuildOptions
@@ -27,6 +28,8 @@ from tests.registries import Registry, registry_server
 
 SOURCES = ("services", "nginx-lua", "requirements/app.lock", "deploy/render/gateway.py", "deploy/model/suite.py")
 COMMIT_DATE = "2024-05-01T12:00:00+00:00"
+# Seeds of the connection-level fault tests (tests/fakes/tcp_proxy.py): 3 in CI; K8SDEPLOY_FAULT_SEEDS=10 for more.
+FAULT_SEEDS = range(int(os.environ.get("K8SDEPLOY_FAULT_SEEDS") or 3))
 FAST_RETRY = RetryPolicy(deadline=10, initial=0.05, maximum=0.5)
 
 

@@ -1,4 +1,5 @@
-"""The package structure of deploy/: the dependency arrows point one way, and clients are made in compose.py only.
+"""The package structure of deploy/: the dependency arrows point one way, and clients are made in clients.py (and
+compose.py, which asks it for them) only.
 
 Read from the source with `ast` (every import counts, the lazy ones inside functions too), so a test run sees
 the structure a newcomer reads from `ls deploy/`.
@@ -21,13 +22,14 @@ LAYERS = (
     ("deploy.builders",),
     ("deploy.attest",),
     ("deploy.publish",),
-    ("deploy.smoke", "deploy.users"),
+    ("deploy.smoke", "deploy.users", "deploy.identity"),
     ("deploy.targets",),
     ("deploy.runner",),
     ("deploy.dev",),
     ("deploy.output",),
+    ("deploy.clients",),
     ("deploy.compose",),
-    ("deploy.commandline", "deploy.devrun"),
+    ("deploy.commands", "deploy.loopback", "deploy.crash"),
 )
 # Calls that make a client: only the composition root makes them (the factories they name are called there).
 CLIENT_FACTORIES = (
@@ -123,9 +125,13 @@ def called_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def test_clients_are_made_in_compose_only() -> None:
+def test_clients_are_made_in_clients_and_compose_only() -> None:
     makers = {name: sorted(called_names(tree) & set(CLIENT_FACTORIES)) for name, tree in modules().items()}
-    assert set(makers["deploy.compose"]) == set(CLIENT_FACTORIES)
-    assert {name: calls for name, calls in makers.items() if calls and name != "deploy.compose"} == {}
+    root = ("deploy.clients", "deploy.compose")
+    assert set(makers["deploy.clients"]) | set(makers["deploy.compose"]) == set(CLIENT_FACTORIES)
+    assert makers["deploy.compose"] == ["Clients"]  # compose asks deploy/clients.py for every other client
+    assert {name: calls for name, calls in makers.items() if calls and name not in root} == {}
     cli = called_names(ast.parse((ROOT / "cli.py").read_text()))
     assert cli & set(CLIENT_FACTORIES) == set()
+    commands = {name: calls for name, calls in makers.items() if name.startswith("deploy.commands")}
+    assert len(commands) >= 7 and {name: calls for name, calls in commands.items() if calls} == {}

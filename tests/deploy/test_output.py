@@ -9,12 +9,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from deploy.commandline import interactive
+from deploy.commands.common import interactive
 from deploy.model.images import BuildRecord
-from deploy.model.releases import FileHistory, NoRelease, choose, who
+from deploy.model.releases import NoRelease, choose, who
 from deploy.output import PlainProgress, RichProgress, progress_for
+from deploy.targets.local.stores import FileHistory
 from tests.deploy.inputs import release, release_images
-from tests.helpers import SCHEMA, k8sdeploy, valid
+from tests.helpers import SCHEMA, checked_stderr, k8sdeploy, valid
 from tests.infra import ROOT
 
 ENV = "jsonout"
@@ -57,6 +58,20 @@ def test_history_lists_releases_newest_first(config: Path, state: Path) -> None:
     text = k8sdeploy("history", env=ENV, config=config)
     assert [line.split()[0] for line in text.stdout.splitlines()] == ["VERSION", "1.1.0", "1.0.0"]
     assert history.releases()[0] == release("1.0.0", "a")  # round trip, digests and all
+
+
+def test_history_lists_each_releases_schema_revisions(config: Path, state: Path) -> None:
+    from dataclasses import replace
+
+    from deploy.model.schemas import read_schemas
+
+    FileHistory(state).record(replace(release("1.0.0", "a"), schemas=read_schemas(ROOT)))
+    listed = valid(k8sdeploy("history", "--output", "json", env=ENV, config=config).stdout)
+    schemas = listed["releases"][0]["schemas"]
+    assert schemas["authentication"]["head"] == "0004" and schemas["person"]["head"] == "0001"
+    assert [s["compatibility"] for s in schemas["authentication"]["steps"]] == ["expand"] * 3 + ["contract"]
+    text = k8sdeploy("history", env=ENV, config=config).stdout
+    assert "authentication 0004, authorisation 0002, person 0001, session 0001" in text
 
 
 def test_a_damaged_history_is_a_usage_error(config: Path, state: Path) -> None:
@@ -161,7 +176,7 @@ def ask_on_a_terminal(config: Path, answer: bytes, state: Path) -> tuple[int, st
     )
     os.close(primary)
     os.close(secondary)
-    return done.returncode, done.stderr
+    return done.returncode, checked_stderr(done.stderr, ["down", "--env", ENV])
 
 
 def test_on_a_terminal_down_asks_first(config: Path, tmp_path: Path) -> None:
@@ -217,5 +232,6 @@ def test_an_interrupted_command_exits_130() -> None:
         with connection:  # open until the command has gone: a reset would end the smoke login first (exit 6)
             process.send_signal(signal.SIGINT)
             _, stderr = process.communicate(timeout=30)
+    checked_stderr(stderr, ["smoke", "--url", url])
     assert process.returncode == 130, stderr
     assert stderr.splitlines()[-1] == "interrupted"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.devrun import LocalSuite, SuiteSettings
+from deploy.loopback import LocalSuite, SuiteSettings
 from deploy.model.errors import ExitCode
 from deploy.model.suite import service
 from deploy.smoke import HttpSmoke, NoSmoke, SmokeFailed
@@ -55,8 +55,8 @@ def test_smoke_names_the_stopped_hop(breakable_suite: LocalSuite, stopped: str) 
 def restart(suite: LocalSuite, name: str) -> None:
     if name == "nginx-lua":
         suite.start_gateway()
-        suite.wait_ready(name, f"{suite.url}/login", 30)
+        suite.wait_ready(name, f"{suite.url}/login", 120)  # a bound on a loaded machine
         return
     part = service(name)
     suite.start_process(name, [sys.executable, "-m", part.module], suite.service_env(part))
-    suite.wait_ready(name, f"http://{suite.settings.address(name)}/readyz", 30)
+    suite.wait_ready(name, f"http://{suite.settings.address(name)}/readyz", 120)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from deploy.devrun import LocalSuite
+from deploy.loopback import LocalSuite
 from tests.helpers import client
 
 

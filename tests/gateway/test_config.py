@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.devrun import LocalSuite, nginx_command
+from deploy.loopback import LocalSuite, nginx_command
 from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from tests.helpers import login
 from tests.infra import free_port_block, wait_for_port

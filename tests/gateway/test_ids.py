@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from deploy.devrun import LocalSuite
+from deploy.loopback import LocalSuite
 from tests.helpers import client, login, same_origin
 
 # Huge, negative, zero, just past a signed 64-bit integer (and past an unsigned one), and too long for int().

@@ -12,8 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import jwt
+import pytest
 
-from deploy.devrun import LocalSuite
+from deploy.loopback import LocalSuite
 from tests.gateway.test_config import run_gateway
 from tests.helpers import client, login, same_origin, table_names
 
@@ -215,8 +217,18 @@ def test_the_frontend_never_receives_the_session_token(sqlite_suite: LocalSuite,
         ("/404", []),
         ("/", ["a=1"]),
     ], json.dumps(received)
-    # The pages behind the session check did pass it: the gateway named the caller.
-    assert frontend.header(0, "callerId") == ["1"] and frontend.header(2, "callerId") == ["1"]
+    # The pages behind the session check did pass it: the gateway's token names the caller, public pages none.
+    subjects = [caller_of(frontend, i) for i in range(len(frontend.requests))]
+    assert subjects == ["1", "1", "1", "", "", "", "", "1"], subjects
+
+
+def caller_of(upstream: Upstream, index: int) -> str:
+    """The user the gateway's token for the frontend names on request `index` (signature checked by the services'
+    own tests; here: which caller the gateway vouched for)."""
+    (authorization,) = upstream.header(index, "authorization")
+    claims = jwt.decode(authorization.removeprefix("Bearer "), options={"verify_signature": False})
+    assert (claims["iss"], claims["aud"]) == ("nginx-lua", "frontend")
+    return claims["sub"]
 
 
 def test_a_locked_account_sees_the_login_page_with_429(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
@@ -233,3 +245,57 @@ def test_a_locked_account_sees_the_login_page_with_429(sqlite_suite: LocalSuite,
     assert answer.headers["content-type"].startswith("text/html")
     assert "set-cookie" not in answer.headers
     assert_security_headers(answer, no_store=True)
+
+
+# nginx's 444 closes the connection: before the client read anything, or (a body still being sent) with a reset
+UNANSWERED = (httpx.RemoteProtocolError, httpx.ReadError)
+
+
+def test_a_foreign_host_gets_no_answer_and_no_redirect_names_one(http: httpx.Client) -> None:
+    """A DNS-rebinding page sends its own name as Host: the connection is closed unanswered. IP literals and
+    localhost are served (the environment's `hosts` setting narrows it to names)."""
+    base = str(http.base_url).rstrip("/")
+    for host in ("evil.example", "evil.example:80", "127.0.0.1.evil.example", "localhost.evil", "1.2.3.4.nip.io"):
+        for method, path in (("GET", "/login"), ("GET", "/persons"), ("POST", "/login"), ("GET", "/static/style.css")):
+            with pytest.raises(UNANSWERED):
+                httpx.request(method, f"{base}{path}", headers={"Host": host}, data={"emailaddress": "a"})
+    port = base.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}"):
+        answer = httpx.get(f"{base}/persons", headers={"Host": host})
+        assert answer.status_code == 302 and answer.headers["location"] == "/login", host  # relative: no host named
+    # the probes answer whatever the Host (the kubelet sends the pod's address)
+    assert httpx.get(f"{base}/healthz", headers={"Host": "evil.example"}).status_code == 200
+
+
+def test_only_configured_host_names_are_served(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
+    process, url = run_gateway(sqlite_suite, tmp_path, hosts=("auth.example.org",))
+    try:
+        port = url.rsplit(":", 1)[1]
+        assert httpx.get(f"{url}/login", headers={"Host": f"auth.example.org:{port}"}).status_code == 200
+        with pytest.raises(UNANSWERED):
+            httpx.get(f"{url}/login")  # an IP literal, which the setting leaves out
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_forwarded_headers_are_the_gateways_own(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
+    frontend = Upstream(headers={"Content-Type": "text/html"}, body=b"<p>page</p>")
+    spoofed = {"X-Forwarded-For": "10.0.0.1", "X-Forwarded-Proto": "https", "Forwarded": "for=10.0.0.1"}
+    with gateway_with(sqlite_suite, tmp_path, "frontend", frontend) as url:
+        assert httpx.get(f"{url}/404", headers=spoofed).status_code == 200
+    assert frontend.header(0, "x-forwarded-for") == ["127.0.0.1"]
+    assert frontend.header(0, "x-forwarded-proto") == ["http"]
+    assert frontend.header(0, "forwarded") == ['for="127.0.0.1";proto=http']
+
+
+def test_the_session_token_is_never_in_a_uri(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
+    session = Upstream(status=404, body=b"unknown")
+    with gateway_with(sqlite_suite, tmp_path, "session", session) as url:
+        token = "t" * 43
+        with client(url) as http:
+            http.cookies.set("AccessToken", token)
+            http.get("/persons")
+            http.post("/logout", headers={"Origin": url})
+    assert [r["path"] for r in session.requests] == ["/api/sessions/lookup", "/api/sessions/revoke"]
+    assert all(r["body"] == token for r in session.requests)

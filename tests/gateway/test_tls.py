@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from deploy.devrun import LocalSuite, nginx_command
+from deploy.loopback import LocalSuite, nginx_command
 from tests.infra import free_port_block, wait_for_port
 
 

@@ -9,7 +9,7 @@ Skipped unless K8SDEPLOY_LIVE_PROJECT names a project (the only allowed skip). R
     .venv/bin/python -m pytest tests/live -p no:cacheprovider
 
 with application default credentials (GOOGLE_APPLICATION_CREDENTIALS) of an account that has the roles
-README.md lists for the gke target (roles/container.admin, roles/compute.securityAdmin, roles/compute.viewer,
+docs/targets.md lists for the gke target (roles/container.admin, roles/compute.securityAdmin, roles/compute.viewer,
 roles/iam.serviceAccountUser on the nodes' service account) and roles/artifactregistry.admin (the first run
 creates the repository K8SDEPLOY_LIVE_REGISTRY names; roles/artifactregistry.writer on it is enough once it
 exists). Optional: K8SDEPLOY_LIVE_LOCATION (default

@@ -7,14 +7,26 @@ import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
-from deploy.devrun import LocalSuite
-from tests.infra import start_service, wait_ready
+from deploy.loopback import LocalSuite
+from deploy.model.suite import GATEWAY
+from tests.infra import signed, start_service, wait_ready
 
 
 def url(suite: LocalSuite, service: str) -> str:
     return f"http://{suite.settings.address(service)}"
+
+
+def proof(suite: LocalSuite, issuer: str, audience: str, subject: str = "") -> dict[str, str]:
+    """The Authorization `issuer` sends `audience` for the user `subject` (services/common/identity.py)."""
+    return signed(suite.key_file(GATEWAY).parent, issuer, audience, subject)
+
+
+def login_proof(suite: LocalSuite, user_id: str) -> str:
+    """authentication's proof of a login, which the session service opens a session for."""
+    return proof(suite, "authentication", "session", user_id)["Authorization"].removeprefix("Bearer ")
 
 
 # authentication
@@ -33,11 +45,14 @@ def url(suite: LocalSuite, service: str) -> str:
 )
 def test_authentication(sqlite_suite: LocalSuite, email: str, password: str, expected: tuple) -> None:
     answer = httpx.post(
-        f"{url(sqlite_suite, 'authentication')}/api/authentication", data={"emailaddress": email, "password": password}
+        f"{url(sqlite_suite, 'authentication')}/api/authentication",
+        data={"emailaddress": email, "password": password},
+        headers=proof(sqlite_suite, GATEWAY, "authentication"),
     )
     assert answer.status_code == expected[0]
-    if expected[1]:
-        assert answer.text == expected[1]
+    if expected[1]:  # the answer is authentication's proof of the login, for the session service
+        claims = jwt.decode(answer.text, options={"verify_signature": False})
+        assert (claims["iss"], claims["aud"], claims["sub"]) == ("authentication", "session", expected[1])
 
 
 def test_passwords_are_stored_hashed(sqlite_suite: LocalSuite) -> None:
@@ -54,30 +69,48 @@ def test_passwords_are_stored_hashed(sqlite_suite: LocalSuite) -> None:
 
 def test_session_lifecycle(sqlite_suite: LocalSuite) -> None:
     base = f"{url(sqlite_suite, 'session')}/api/sessions"
-    tokens = {httpx.post(base, content=b"7").text for _ in range(3)}
+    gateway = proof(sqlite_suite, GATEWAY, "session")
+    tokens = {httpx.post(base, content=login_proof(sqlite_suite, "7"), headers=gateway).text for _ in range(3)}
     assert len(tokens) == 3
     token = tokens.pop()
     assert len(token) >= 22 and token.replace("-", "").replace("_", "").isalnum()
-    assert httpx.get(f"{base}/{token}").text == "7"
-    assert httpx.delete(f"{base}/{token}").status_code == 204
-    assert httpx.get(f"{base}/{token}").status_code == 404
-    assert httpx.delete(f"{base}/{token}").status_code == 204  # idempotent
-    assert httpx.get(f"{base}/not-a-token").status_code == 404
+    assert httpx.post(f"{base}/lookup", content=token, headers=gateway).text == "7"
+    assert httpx.post(f"{base}/revoke", content=token, headers=gateway).status_code == 204
+    assert httpx.post(f"{base}/lookup", content=token, headers=gateway).status_code == 404
+    assert httpx.post(f"{base}/revoke", content=token, headers=gateway).status_code == 204  # idempotent
+    assert httpx.post(f"{base}/lookup", content="not-a-token", headers=gateway).status_code == 404
 
 
-@pytest.mark.parametrize("body", [b"", b"abc", b"-1", b"1" * 19])
-def test_session_needs_a_caller_id(sqlite_suite: LocalSuite, body: bytes) -> None:
-    assert httpx.post(f"{url(sqlite_suite, 'session')}/api/sessions", content=body).status_code == 400
+@pytest.mark.parametrize("subject", ["", "abc", "-1", "1" * 19])
+def test_session_needs_a_user_id(sqlite_suite: LocalSuite, subject: str) -> None:
+    answer = httpx.post(
+        f"{url(sqlite_suite, 'session')}/api/sessions",
+        content=login_proof(sqlite_suite, subject),
+        headers=proof(sqlite_suite, GATEWAY, "session"),
+    )
+    assert answer.status_code == 400
+
+
+@pytest.mark.parametrize("body", [b"", b"7", b"not.a.token"])
+def test_a_session_needs_authentications_proof(sqlite_suite: LocalSuite, body: bytes) -> None:
+    """The gateway alone cannot open a session: it has no key to sign authentication's proof with."""
+    gateway = proof(sqlite_suite, GATEWAY, "session")
+    forged = proof(sqlite_suite, GATEWAY, "session", "1")["Authorization"].removeprefix("Bearer ").encode()
+    for sent in (body, forged):
+        answer = httpx.post(f"{url(sqlite_suite, 'session')}/api/sessions", content=sent, headers=gateway)
+        assert answer.status_code == 401, sent
 
 
 def test_sessions_expire(tmp_path: Path) -> None:
     service = start_service("session", tmp_path, {"DATABASE_PATH": str(tmp_path / "s.db"), "SESSION_TTL_SECONDS": "1"})
     try:
         wait_ready(service)
-        token = httpx.post(f"{service.url}/api/sessions", content=b"1").text
-        assert httpx.get(f"{service.url}/api/sessions/{token}").status_code == 200
+        gateway = service.token(GATEWAY)
+        login = signed(service.keys, "authentication", "session", "1")["Authorization"].removeprefix("Bearer ")
+        token = httpx.post(f"{service.url}/api/sessions", content=login, headers=gateway).text
+        assert httpx.post(f"{service.url}/api/sessions/lookup", content=token, headers=gateway).status_code == 200
         time.sleep(1.5)
-        assert httpx.get(f"{service.url}/api/sessions/{token}").status_code == 404
+        assert httpx.post(f"{service.url}/api/sessions/lookup", content=token, headers=gateway).status_code == 404
     finally:
         service.stop()
 
@@ -103,7 +136,7 @@ def test_sessions_expire(tmp_path: Path) -> None:
     ],
 )
 def test_authorisation(sqlite_suite: LocalSuite, caller: str, permission: str, status: int) -> None:
-    headers = {"callerId": caller} if caller else {}
+    headers = proof(sqlite_suite, "person", "authorisation", caller)
     answer = httpx.get(f"{url(sqlite_suite, 'authorisation')}/api/authorisations/{permission}", headers=headers)
     assert answer.status_code == status
 
@@ -112,14 +145,14 @@ def test_authorisation(sqlite_suite: LocalSuite, caller: str, permission: str, s
 
 
 def test_person_needs_a_caller(sqlite_suite: LocalSuite) -> None:
-    answer = httpx.get(f"{url(sqlite_suite, 'person')}/api/persons")
+    answer = httpx.get(f"{url(sqlite_suite, 'person')}/api/persons", headers=proof(sqlite_suite, "frontend", "person"))
     assert answer.status_code == 401
-    assert "callerId" in answer.json()["error"]
+    assert answer.json() == {"error": "the token names no user"}
 
 
 def test_person_denies_with_403_and_a_json_error(sqlite_suite: LocalSuite) -> None:
     base = f"{url(sqlite_suite, 'person')}/api/persons"
-    as_user = {"callerId": "2"}
+    as_user = proof(sqlite_suite, "frontend", "person", "2")
     assert httpx.get(base, headers=as_user).status_code == 200
     for method, path in [("POST", ""), ("PUT", "/1"), ("DELETE", "/1")]:
         answer = httpx.request(method, base + path, headers=as_user, json={"firstName": "a", "lastName": "b"})
@@ -131,7 +164,7 @@ def test_person_denies_with_403_and_a_json_error(sqlite_suite: LocalSuite) -> No
 
 def test_person_crud(sqlite_suite: LocalSuite) -> None:
     base = f"{url(sqlite_suite, 'person')}/api/persons"
-    admin = {"callerId": "1"}
+    admin = proof(sqlite_suite, "frontend", "person", "1")
     created = httpx.post(base, headers=admin, json={"firstName": " Mary ", "lastName": "Jackson"})
     assert created.status_code == 201
     person = created.json()
@@ -163,7 +196,8 @@ def test_person_crud(sqlite_suite: LocalSuite) -> None:
     ],
 )
 def test_person_input_is_validated(sqlite_suite: LocalSuite, body: dict) -> None:
-    answer = httpx.post(f"{url(sqlite_suite, 'person')}/api/persons", headers={"callerId": "1"}, json=body)
+    admin = proof(sqlite_suite, "frontend", "person", "1")
+    answer = httpx.post(f"{url(sqlite_suite, 'person')}/api/persons", headers=admin, json=body)
     assert answer.status_code == 422
 
 
@@ -193,7 +227,10 @@ def test_person_ids_out_of_range_are_404_and_malformed_ones_422(suite: LocalSuit
     base = f"{url(suite, 'person')}/api/persons"
     for person_id, status in PERSON_IDS:
         answer = httpx.request(
-            method, f"{base}/{person_id}", headers={"callerId": "1"}, json={"firstName": "a", "lastName": "b"}
+            method,
+            f"{base}/{person_id}",
+            headers=proof(suite, "frontend", "person", "1"),
+            json={"firstName": "a", "lastName": "b"},
         )
         assert answer.status_code == status, (person_id[:30], answer.text[:200])
         if status == 422:
@@ -208,7 +245,10 @@ def test_person_ids_out_of_range_never_reach_the_database(sqlite_suite: LocalSui
     """With its table gone, the service fails every lookup: ids out of range are answered without one."""
     database = tmp_path / "p.db"
     service = start_service(
-        "person", tmp_path, {"DATABASE_PATH": str(database), "AUTHORISATION_URL": url(sqlite_suite, "authorisation")}
+        "person",
+        tmp_path,
+        {"DATABASE_PATH": str(database), "AUTHORISATION_URL": url(sqlite_suite, "authorisation")},
+        keys=sqlite_suite.key_file(GATEWAY).parent,  # the suite's keys: its authorisation service believes it
     )
     try:
         wait_ready(service)
@@ -216,10 +256,11 @@ def test_person_ids_out_of_range_never_reach_the_database(sqlite_suite: LocalSui
             connection.execute("DROP TABLE persons")
         base = f"{service.url}/api/persons"
         body = {"firstName": "a", "lastName": "b"}
+        admin = service.token("frontend", "1")
         for method in ("GET", "PUT", "DELETE"):
-            assert httpx.request(method, f"{base}/1", headers={"callerId": "1"}, json=body).status_code == 500
+            assert httpx.request(method, f"{base}/1", headers=admin, json=body).status_code == 500
             for person_id in ("0", "-1", str(2**63)):
-                answer = httpx.request(method, f"{base}/{person_id}", headers={"callerId": "1"}, json=body)
+                answer = httpx.request(method, f"{base}/{person_id}", headers=admin, json=body)
                 assert answer.status_code == 404, (method, person_id)
     finally:
         service.stop()
@@ -231,7 +272,7 @@ def test_person_without_authorisation_service_is_503(tmp_path: Path) -> None:
     )
     try:
         wait_ready(service)
-        answer = httpx.get(f"{service.url}/api/persons", headers={"callerId": "1"})
+        answer = httpx.get(f"{service.url}/api/persons", headers=service.token("frontend", "1"))
         assert answer.status_code == 503
         assert answer.json() == {"error": "authorisation service unavailable"}
     finally:
@@ -253,7 +294,10 @@ def test_readyz_reports_a_database_behind_the_code(tmp_path: Path) -> None:
             connection.execute("UPDATE alembic_version SET version_num = '0000'")
         answer = httpx.get(f"{service.url}/readyz")
         assert answer.status_code == 503
-        assert answer.json() == {"ready": False, "reason": "database at revision 0000, expected 0002"}
+        assert answer.json() == {
+            "ready": False,
+            "reason": "database at revision 0000, which this code (head 0002) does not know and cannot reach",
+        }
         assert httpx.get(f"{service.url}/healthz").status_code == 200
     finally:
         service.stop()

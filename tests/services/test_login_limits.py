@@ -7,26 +7,25 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import threading
-import time
-import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pymysql
+import jwt
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import text
 
+from deploy.model.suite import GATEWAY
 from services.authentication.app import FAILURE_WINDOW_SECONDS, MAX_FAILED_LOGINS, build
+from services.authentication.lockout import client_address, trusted_proxies
 from services.common.config import load
 from services.common.db import Database, Migrations
+from services.common.identity import Keyring
 from services.common.passwords import needs_rehash, verify_password
-from tests.infra import DEMO_SEED, ROOT, free_port_block, start_service
+from tests.infra import DEMO_SEED, ROOT, serve, signed, start_service, write_identity
 
 LOCKED = "too many failed logins for this account"
 
@@ -49,9 +48,18 @@ class Authentication:
     url: str
     clock: Clock
     database: Database
+    keys: Path  # the key files of the suite's parts: the gateway's signs each login (services/common/identity.py)
 
-    def login(self, email: str, password: str) -> httpx.Response:
-        return httpx.post(f"{self.url}/api/authentication", data={"emailaddress": email, "password": password})
+    def login(self, email: str, password: str, source: str = "") -> httpx.Response:
+        """A login as the gateway sends it for a client at `source` (none: the caller's own address)."""
+        headers = {"X-Real-IP": source, "X-Forwarded-For": source} if source else {}
+        headers |= signed(self.keys, GATEWAY, "authentication")
+        data = {"emailaddress": email, "password": password}
+        return httpx.post(f"{self.url}/api/authentication", data=data, headers=headers, timeout=60)
+
+    def failures(self) -> list[int]:
+        with self.database.engine.connect() as connection:
+            return list(connection.execute(text("SELECT failures FROM login_failures ORDER BY failures")).scalars())
 
     def stored_hash(self, email: str) -> str:
         with self.database.engine.connect() as connection:
@@ -62,57 +70,37 @@ class Authentication:
             connection.execute(text("UPDATE users SET password_hash = :h WHERE email = :e"), {"h": stored, "e": email})
 
 
-def serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """Run `app` with uvicorn in a thread on a free loopback port."""
-    port = free_port_block(1)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the authentication service did not start on port {port}")
-        time.sleep(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'authentication.db'}"
-    server = request.getfixturevalue("mariadb")
-    name = f"limits_{uuid.uuid4().hex[:12]}"
-    connection = pymysql.connect(host="127.0.0.1", port=server.port, user=server.user, password=server.password)
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE `{name}`")
-    connection.close()
-    return f"{server.url}/{name}"
-
-
-def build_seeded(config, database: Database, clock):  # noqa: ANN001, ANN201 - a FastAPI app
+def build_seeded(config, database: Database, clock, keys: Path):  # noqa: ANN001, ANN201 - a FastAPI app
     """The service as started with the demo users seeded (tests/infra.py's DEMO_SEED)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEED_USERS", DEMO_SEED["SEED_USERS"])
-        return build(config, database, clock=clock)
+        return build(config, database, clock=clock, keyring=Keyring("authentication", keys / "authentication"))
 
 
 @pytest.fixture
-def auth(database_url: str) -> Iterator[Authentication]:
+def auth(database_url: str, tmp_path: Path) -> Iterator[Authentication]:
     config = load("authentication", 0, env={"DATABASE_URL": database_url})
     database = Database(config, Migrations(ROOT / "services" / "authentication" / "migrations"))
     database.start()
     clock = Clock(datetime(2030, 1, 1, 12, 0, 0))
-    server, thread, url = serve(build_seeded(config, database, clock))
+    keys = write_identity(tmp_path / "identity")
+    server, thread, url = serve(build_seeded(config, database, clock, keys))
     try:
-        yield Authentication(url, clock, database)
+        yield Authentication(url, clock, database, keys)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         database.engine.dispose()
 
 
-def fail(auth: Authentication, email: str, times: int) -> list[int]:
-    return [auth.login(email, f"guess{i}").status_code for i in range(times)]
+def logged_in(answer: httpx.Response) -> str:
+    """The user a login answered 200 for: authentication's proof for session names it (services/common/identity.py)."""
+    assert answer.status_code == 200, (answer.status_code, answer.text)
+    return jwt.decode(answer.text, options={"verify_signature": False})["sub"]
+
+
+def fail(auth: Authentication, email: str, times: int, source: str = "") -> list[int]:
+    return [auth.login(email, f"guess{i}", source).status_code for i in range(times)]
 
 
 def assert_locked(answer: httpx.Response, retry_after: int) -> None:
@@ -121,7 +109,7 @@ def assert_locked(answer: httpx.Response, retry_after: int) -> None:
     assert answer.headers["retry-after"] == str(retry_after)
 
 
-# the per-account limit
+# the per-account limit of one client address
 
 
 def test_the_attempt_after_the_limit_is_refused_even_with_the_right_password(auth: Authentication) -> None:
@@ -136,7 +124,7 @@ def test_another_account_is_unaffected(auth: Authentication) -> None:
     fail(auth, "admin@test.com", MAX_FAILED_LOGINS)
     assert auth.login("admin@test.com", "admin").status_code == 429
     answer = auth.login("user@test.com", "user")
-    assert (answer.status_code, answer.text) == (200, "2")
+    assert logged_in(answer) == "2"
     assert auth.login("user@test.com", "wrong").status_code == 401
 
 
@@ -154,7 +142,7 @@ def test_after_the_window_the_right_password_works_and_resets_the_count(auth: Au
     assert_locked(auth.login("admin@test.com", "admin"), 1)
     auth.clock.advance(1)
     answer = auth.login("admin@test.com", "admin")
-    assert (answer.status_code, answer.text) == (200, "1")
+    assert logged_in(answer) == "1"
     # Counting starts again: the limit's worth of failures, then the refusal.
     assert fail(auth, "admin@test.com", MAX_FAILED_LOGINS) == [401] * MAX_FAILED_LOGINS
     assert auth.login("admin@test.com", "admin").status_code == 429
@@ -174,11 +162,90 @@ def test_failures_in_different_windows_are_not_added_up(auth: Authentication) ->
     assert auth.login("admin@test.com", "admin").status_code == 200
 
 
+# strangers
+
+
+def test_a_strangers_wrong_passwords_leave_the_owner_able_to_log_in_from_another_address(auth: Authentication) -> None:
+    stranger, owner = "203.0.113.7", "198.51.100.2"
+    answers = fail(auth, "admin@test.com", 20, stranger)
+    assert answers == [401] * MAX_FAILED_LOGINS + [429] * (20 - MAX_FAILED_LOGINS)
+    answer = auth.login("admin@test.com", "admin", owner)
+    assert logged_in(answer) == "1"
+    assert_locked(auth.login("admin@test.com", "admin", stranger), FAILURE_WINDOW_SECONDS)  # the stranger still is
+    assert auth.login("admin@test.com", "admin").status_code == 200  # and the service's own peer, another address
+
+
+def test_guessing_spread_over_addresses_slows_the_account_progressively_and_only_for_a_while(
+    auth: Authentication,
+) -> None:
+    # Two addresses' worth of failures are free; each one beyond makes the account wait 1, 2, 4, ... seconds.
+    for third in range(2):
+        assert fail(auth, "admin@test.com", MAX_FAILED_LOGINS, f"203.0.113.{third}") == [401] * MAX_FAILED_LOGINS
+    assert auth.login("admin@test.com", "admin", "198.51.100.2").status_code == 200
+    assert auth.login("admin@test.com", "guess", "203.0.113.2").status_code == 401  # the first beyond: 1 s
+    slowed = auth.login("admin@test.com", "admin", "198.51.100.3")
+    assert (slowed.status_code, slowed.headers["retry-after"]) == (429, "1")
+    assert slowed.text == "too many failed logins for this account lately; wait before trying again"
+    auth.clock.advance(1)
+    for delay in (2, 4, 8):
+        assert auth.login("admin@test.com", "guess", "203.0.113.2").status_code == 401
+        assert auth.login("admin@test.com", "admin", "198.51.100.3").headers["retry-after"] == str(delay)
+        assert auth.login("admin@test.com", "guess", "203.0.113.9").status_code == 429  # refused, not counted
+        auth.clock.advance(delay)
+    answer = auth.login("admin@test.com", "admin", "198.51.100.3")  # the owner waited, and is in
+    assert logged_in(answer) == "1"
+    assert auth.login("user@test.com", "user", "198.51.100.3").status_code == 200  # other accounts never waited
+
+
+def test_the_delay_is_bounded(auth: Authentication) -> None:
+    for address in range(12):
+        fail(auth, "admin@test.com", MAX_FAILED_LOGINS, f"203.0.113.{address}")
+        auth.clock.advance(120)
+    assert auth.login("admin@test.com", "admin", "198.51.100.3").status_code == 200  # a minute at most, passed
+
+
+def test_failures_sent_at_once_are_all_counted(auth: Authentication) -> None:
+    """Counted with one UPDATE each, not read and written back: parallel failures are not lost."""
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda i: auth.login("admin@test.com", f"guess{i}", "203.0.113.7"), range(8)))
+    assert [answer.status_code for answer in answers].count(401) == auth.failures()[0] >= MAX_FAILED_LOGINS
+
+
+def test_variants_of_an_address_are_one_account(auth: Authentication) -> None:
+    """NFKC, case folding and trimming: the full-width and upper-case forms are the same account and count."""
+    for variant in (" Admin@Test.COM ", "ａｄｍｉｎ@test.com", "ADMIN@TEST.COM\t"):
+        answer = auth.login(variant, "admin")
+        assert logged_in(answer) == "1", variant
+    fail(auth, "ＡＤＭＩＮ@test.com", 3)
+    fail(auth, "admin@TEST.com", 2)
+    assert auth.failures() == [MAX_FAILED_LOGINS]
+    assert_locked(auth.login("admin@test.com", "admin"), FAILURE_WINDOW_SECONDS)
+
+
+def test_an_accented_variant_is_another_address_on_every_database(auth: Authentication) -> None:
+    """MariaDB's default collation would match admin@tést.com to admin@test.com; the column compares bytes."""
+    assert auth.login("admin@tést.com", "admin").status_code == 401
+    assert auth.login("ádmin@test.com", "admin").status_code == 401
+    assert fail(auth, "admin@tést.com", MAX_FAILED_LOGINS) == [401] * (MAX_FAILED_LOGINS - 1) + [429]
+    assert auth.login("admin@test.com", "admin").status_code == 200  # another account's count
+
+
+def test_the_client_address_comes_from_the_gateway_only() -> None:
+    loopback = trusted_proxies("127.0.0.0/8,::1/128")
+    named = {"x-real-ip": "203.0.113.7", "x-forwarded-for": "203.0.113.7"}
+    assert client_address("127.0.0.1", named, loopback) == "203.0.113.7"
+    assert client_address("198.51.100.2", named, loopback) == "198.51.100.2"  # not the gateway: its own
+    assert client_address("127.0.0.1", {"x-forwarded-for": "10.1.1.1, 203.0.113.8"}, loopback) == "203.0.113.8"
+    assert client_address("127.0.0.1", {"x-real-ip": "not an address"}, loopback) == "127.0.0.1"
+    assert client_address("127.0.0.1", {"x-real-ip": "2001:db8:1:2:3:4:5:6"}, loopback) == "2001:db8:1:2::/64"
+    assert client_address("::ffff:127.0.0.1", {"x-real-ip": "::ffff:203.0.113.9"}, loopback) == "203.0.113.9"
+
+
 def test_a_bad_limit_setting_exits_2(tmp_path: Path) -> None:
     service = start_service(
         "authentication", tmp_path, {"DATABASE_PATH": str(tmp_path / "a.db"), "LOGIN_FAILURE_LIMIT": "five"}
     )
-    assert service.process.wait(timeout=30) == 2
+    assert service.process.wait(timeout=120) == 2
     assert "LOGIN_FAILURE_LIMIT='five' is not a whole number" in service.log()
 
 
@@ -229,6 +296,6 @@ def test_a_rehash_that_cannot_be_stored_does_not_fail_the_login(
             )
     with caplog.at_level(logging.WARNING, logger="services.authentication.app"):
         answer = auth.login("admin@test.com", "admin")
-    assert (answer.status_code, answer.text) == (200, "1")
+    assert logged_in(answer) == "1"
     assert auth.stored_hash("admin@test.com") == old_hash("admin")
     assert any("could not store user 1's password" in message for message in caplog.messages), caplog.messages

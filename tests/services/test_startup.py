@@ -20,10 +20,9 @@ def test_unreachable_database_gives_one_clear_line_and_exit_4(tmp_path: Path) ->
     service = start_service(
         "person", tmp_path, {"DATABASE_URL": f"mysql://suite:suite@127.0.0.1:{closed}/person", "DB_WAIT_SECONDS": "2"}
     )
-    code = service.process.wait(timeout=30)
-    elapsed = time.monotonic() - started
+    code = service.process.wait(timeout=120)  # a bound for a loaded machine, not a measure
     assert code == 4
-    assert 2 <= elapsed < 20
+    assert time.monotonic() - started >= 2  # it waited DB_WAIT_SECONDS for the database
     errors = [line for line in service.log().splitlines() if " ERROR " in line]
     assert len(errors) == 1, service.log()
     assert f"database mysql+pymysql://suite:***@127.0.0.1:{closed}/person unreachable after 2s" in errors[0]
@@ -33,7 +32,7 @@ def test_unreachable_database_gives_one_clear_line_and_exit_4(tmp_path: Path) ->
 
 def test_bad_configuration_exits_2_with_the_variable_named(tmp_path: Path) -> None:
     service = start_service("session", tmp_path, {"DATABASE_URL": "postgres://x/y"})
-    assert service.process.wait(timeout=30) == 2
+    assert service.process.wait(timeout=120) == 2
     assert "DATABASE_URL must start with mysql:// or sqlite://" in service.log()
 
 
@@ -120,5 +119,5 @@ def test_bad_service_setting_exits_2(tmp_path: Path) -> None:
     service = start_service(
         "session", tmp_path, {"DATABASE_PATH": str(tmp_path / "s.db"), "SESSION_TTL_SECONDS": "an hour"}
     )
-    assert service.process.wait(timeout=30) == 2
+    assert service.process.wait(timeout=120) == 2
     assert "SESSION_TTL_SECONDS='an hour' is not a whole number" in service.log()

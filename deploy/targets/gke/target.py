@@ -42,12 +42,19 @@ class GkeTarget:
         self.keep_cluster = keep_cluster
         self.poll = poll
         self.cloud_timeout = cloud_timeout
+        self._kube: dict[str, KubeTarget] = {}  # by the cluster's endpoint: one client (and diff reading) per cluster
 
     def kube(self, cluster: Cluster | None) -> KubeTarget | None:
+        """The Kubernetes target of the running `cluster`, the same one for the same cluster (so an apply takes the
+        objects its diff read); None while it is not running."""
         if cluster is None or cluster.status != Cluster.Status.RUNNING:
             return None
-        env = self.environment
-        return KubeTarget(self.connect(cluster), env.namespace, env.name, self.say, poll=self.poll)
+        if cluster.endpoint not in self._kube:
+            env = self.environment
+            self._kube[cluster.endpoint] = KubeTarget(
+                self.connect(cluster), env.namespace, env.name, self.say, poll=self.poll
+            )
+        return self._kube[cluster.endpoint]
 
     def require(self) -> KubeTarget:
         kube = self.kube(self.cluster.find())
@@ -111,6 +118,9 @@ class GkeTarget:
 
     def logs(self, service: str, lines: int = 50) -> str:
         return self.require().logs(service, lines)
+
+    def run_in(self, service: str, command: Sequence[str]) -> tuple[int, str]:
+        return self.require().run_in(service, command)
 
     def hand_edits(self) -> tuple[str, ...]:
         kube = self.kube(self.cluster.find())

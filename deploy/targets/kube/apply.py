@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 from deploy.model.errors import ApplyError, ConfigError, KubeApiError
+from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult
 from deploy.targets.kube import (
     APPLIED,
@@ -27,7 +28,7 @@ from deploy.targets.kube import (
     owned_by,
     owner_selector,
 )
-from deploy.targets.kube.client import Scoped
+from deploy.targets.kube.client import KubeApi, Scoped
 from deploy.targets.kube.edits import hand_edits
 
 # The API server's words for a change it will not patch in place: a Deployment's selector ("field is
@@ -83,9 +84,20 @@ def needs_apply(obj: dict, live: dict | None, edits: tuple[str, ...]) -> bool:
 
 
 class Applier(Scoped):
-    """Makes the namespace hold exactly the rendered objects of one environment, touching nothing else."""
+    """Makes the namespace hold exactly the rendered objects of one environment, touching nothing else. An apply
+    right after a diff (`up` says what it changes first) takes the live objects that diff read: each is read once."""
+
+    def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent, poll: float = 0.5):
+        super().__init__(api, namespace, env_name, say, poll)
+        self.readings: dict[tuple[str, str], dict | None] = {}  # (kind, name) -> as the diff read it
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
+        try:
+            return self._apply(objects)
+        finally:
+            self.readings.clear()  # what was not used is not trusted later (an apply that failed half-way)
+
+    def _apply(self, objects: Sequence[dict]) -> ApplyResult:
         desired = sorted((self.prepare(obj) for obj in objects), key=lambda o: KINDS.index(kind_of(o)))
         if not any(kind_of(obj) == NAMESPACE for obj in desired):
             self.ensure_namespace()
@@ -113,6 +125,11 @@ class Applier(Scoped):
             missing = sorted(set(keys) - set((live or {}).get("data") or {}))
             if live is None or missing:
                 state = "does not exist" if live is None else f"lacks {', '.join(missing)}"
+                if name.startswith("k8sdeploy-"):  # the users' or the parts' identity keys: the Runner applies them
+                    raise ConfigError(
+                        f"Secret {name} in namespace {self.namespace}, which the pods mount, {state}",
+                        "it is k8sdeploy's own: deploy with `k8sdeploy up`, which applies it with the objects",
+                    )
                 raise ConfigError(
                     f"Secret {name} in namespace {self.namespace}, which the gateway serves HTTPS with, {state}",
                     f"create it: kubectl -n {self.namespace} create secret tls "
@@ -135,9 +152,16 @@ class Applier(Scoped):
         meta["annotations"][APPLIED] = applied_digest(obj)
         return obj
 
-    def live(self, obj: dict) -> dict | None:
-        """The object as it is now (None: absent); refused when it is there and not ours."""
-        live = self.api.get(kind_of(obj), self.namespace, obj["metadata"]["name"])
+    def live(self, obj: dict, keep: bool = False) -> dict | None:
+        """The object as it is now (None: absent), or as the diff just before read it; refused when it is there and
+        not ours. `keep`: the diff's reading, kept for the apply that follows."""
+        key = (kind_of(obj).kind, obj["metadata"]["name"])
+        if key in self.readings and not keep:  # the diff's (a diff always reads anew)
+            live = self.readings.pop(key)
+        else:
+            live = self.api.get(kind_of(obj), self.namespace, obj["metadata"]["name"])
+        if keep:
+            self.readings[key] = live
         if live is not None and not owned_by(live, self.env_name):
             raise ApplyError(
                 f"{describe(obj)} already exists in namespace {self.namespace} and is not "

@@ -2,51 +2,56 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
+from kubernetes.client.rest import RESTResponse
 
 from deploy.model.errors import CloudError, CredentialsError, KubeApiError, LeftoversError
 from deploy.model.progress import Say, silent
+from deploy.model.retry import DEFAULT, Declined, RetryPolicy, retry_after
 from deploy.targets.kube import INSTANCE, MANAGED_BY, MANAGER, NAMESPACE, POD, Kind
 
 APPLY_PATCH = "application/apply-patch+yaml"
 
 
 def with_retries(configuration: Configuration) -> Configuration:
-    """Retry each request on its own: 429 and 503 (the server did not act on them), honouring Retry-After, and
-    dropped connections, every method, with truncated exponential backoff (waits of at most 2 s, about a
-    minute in all). A request whose answer was lost may have been acted on: the callers that create read
-    back what a repeated create answers (409). A TLS failure ("other" to urllib3) will not change: not retried."""
-    configuration.retries = urllib3.Retry(
-        total=30,
-        connect=10,
-        read=10,
-        status=20,
-        other=0,
-        status_forcelist=(429, 503),
-        allowed_methods=None,
-        backoff_factor=0.1,
-        backoff_max=2,
-        raise_on_status=False,
-        respect_retry_after_header=True,
-    )
+    """urllib3 retries nothing itself: each request is retried by KubeApi.request, by the one rule of
+    deploy/model/retry.py, which knows whether a request may be sent again."""
+    configuration.retries = False
     return configuration
+
+
+def broken(exc: BaseException) -> bool:
+    """A connection that broke (refused, reset, cut in the TLS handshake, while sending or while reading the
+    answer, or timed out): the request may or may not have been acted on. A certificate the CA did not sign,
+    or a server that does not speak TLS, is no broken connection: it will not change."""
+    if isinstance(exc, ApiException):  # the client's own, status 0, for urllib3's SSLError
+        return exc.status == 0 and _cut_tls(str(exc.reason or ""))
+    if isinstance(exc, (urllib3.exceptions.SSLError, ssl.SSLError)):
+        return _cut_tls(str(exc))
+    return isinstance(exc, (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError))
+
+
+def _cut_tls(text: str) -> bool:
+    return any(sign in text for sign in ("EOF occurred", "UNEXPECTED_EOF", "SSLEOFError", "SSLZeroReturnError"))
 
 
 class KubeApi:
     """Resources by kind, namespace and name. Every failure is a DeployError: CloudError when unreachable (or
     TLS fails), CredentialsError on 401, KubeApiError with the status and Status body for any other error."""
 
-    def __init__(self, api_client: ApiClient):
+    def __init__(self, api_client: ApiClient, policy: RetryPolicy = DEFAULT):
         self.api_client = api_client
         self.host = api_client.configuration.host
+        self.policy = policy
 
     def request(
         self,
@@ -56,28 +61,43 @@ class KubeApi:
         body: object = None,
         content_type: str = "application/json",
         accept: str = "application/json",
+        landed: Callable[[], Any] | None = None,
     ) -> Any:
+        """One request, sent again by the rule of deploy/model/retry.py: 429 and 503 (the API server did not act on
+        them) whatever the method; a broken connection for every method but POST, and a POST (a create) only
+        after `landed` read back that the first one did not land (None) -- without `landed`, not at all."""
         params = [(key, value) for key, value in (query or {}).items() if value not in (None, "")]
-        serialized = self.api_client.param_serialize(
-            method,
-            path,
-            query_params=params,
-            body=body,
-            auth_settings=["BearerToken"],
-            header_params={"Accept": accept, "Content-Type": content_type},
-        )
-        try:
+        headers = {"Accept": accept, "Content-Type": content_type}
+
+        def send() -> Any:
+            serialized = self.api_client.param_serialize(
+                method, path, query_params=params, body=body, auth_settings=["BearerToken"], header_params=headers
+            )
             response = self.api_client.call_api(*serialized, _request_timeout=30)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if isinstance(getattr(exc, "reason", exc), (urllib3.exceptions.SSLError, ssl.SSLError)):
-                raise self.tls_failed(str(getattr(exc, "reason", exc))) from None
+            response.read()  # a body cut mid-read fails here, inside the retry
+            if response.status in (429, 503):
+                raise Declined(response.status, f"{method} {path}", retry_after(response.getheader("Retry-After")))
+            return response
+
+        try:
+            response = self.policy.call(send, method, broken, landed)
+        except Declined as exc:
+            raise CloudError(
+                f"the Kubernetes API at {self.host} kept answering {exc.status} to {exc.request} for "
+                f"{self.policy.seconds:g} s",
+                "the API server is overloaded: run again later",
+            ) from None
+        except ApiException as exc:  # the client's own, with status 0, for a TLS failure
+            raise self.tls_failed(str(exc.reason or exc)) from None
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            if isinstance(exc, (urllib3.exceptions.SSLError, ssl.SSLError)) and not broken(exc):
+                raise self.tls_failed(str(exc)) from None
             raise CloudError(
                 f"cannot reach the Kubernetes API at {self.host} ({type(exc).__name__})",
                 "check that the cluster is running and the context or endpoint is right",
             ) from None
-        except ApiException as exc:  # the client's own, with status 0, for a TLS failure without retries
-            raise self.tls_failed(str(exc.reason or exc)) from None
-        response.read()
+        if not isinstance(response, RESTResponse):  # what `landed` read back
+            return response
         text = (response.data or b"").decode(errors="replace")
         if response.status >= 400:
             self.refuse(response.status, f"{method} {path}", text)
@@ -146,6 +166,15 @@ class KubeApi:
                 yield kind, obj
 
 
+# Pod Security admission enforces the `restricted` profile the rendered pods are written for, in a namespace
+# k8sdeploy creates: a pod that asks for more (root, privilege escalation, a capability) is refused.
+POD_SECURITY = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+    "pod-security.kubernetes.io/warn": "restricted",
+}
+
+
 class Scoped:
     """Base of the stages that work on one environment's objects in one namespace."""
 
@@ -188,11 +217,14 @@ class Scoped:
             self.say(f"namespace {self.namespace} is still terminating (an earlier down); waiting for it to go")
             self.wait_namespace_gone()
             live = None
-        if live is None:
-            labels = {MANAGED_BY: MANAGER, INSTANCE: self.env_name}
+        labels = {MANAGED_BY: MANAGER, INSTANCE: self.env_name, **POD_SECURITY}
+        ours = live is not None and live["metadata"].get("labels", {}).get(MANAGED_BY) == MANAGER
+        if live is None or (ours and any(live["metadata"].get("labels", {}).get(k) != v for k, v in labels.items())):
             self.api.apply(
                 NAMESPACE,
                 "",
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace, "labels": labels}},
             )
-            self.say(f"created namespace {self.namespace}")
+            self.say(
+                f"{'created' if live is None else 'labelled'} namespace {self.namespace} (Pod Security: restricted)"
+            )

@@ -101,7 +101,7 @@ class Differ:
 
     def one(self, obj: dict, dry_run: bool) -> ObjectChange:
         applier, kind, name = self.applier, kind_of(obj), obj["metadata"]["name"]
-        live = applier.live(obj)
+        live = applier.live(obj, keep=True)
         if live is None:
             if dry_run:
                 self.dry_run(obj, ())

@@ -68,7 +68,13 @@ class ConfigMapHistory:
                 if version:
                     self.api.apply(CONFIGMAP, self.namespace, body, force=True)
                 else:
-                    self.api.request("POST", CONFIGMAP.path(self.namespace), {"fieldManager": MANAGER}, body)
+                    self.api.request(
+                        "POST",
+                        CONFIGMAP.path(self.namespace),
+                        {"fieldManager": MANAGER},
+                        body,
+                        landed=lambda: {} if self.releases()[-1:] == [release] else None,
+                    )
                 return
             except KubeApiError as exc:
                 if exc.status != 409 or attempt == attempts - 1:

@@ -6,11 +6,11 @@ preconditions name the lease we hold."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from deploy.model.errors import KubeApiError
-from deploy.model.lease import DURATION, Holding, Renewer, refuse, utcnow
+from deploy.model.lease import DURATION, Holding, Renewer, gone, refuse, utcnow
 from deploy.targets.kube import MANAGED_BY, MANAGER, NAMESPACE, Kind
 from deploy.targets.kube.client import Scoped
 
@@ -59,7 +59,9 @@ class KubeLease(Scoped):
         now = utcnow()
         mine = Holding(holder, now, now, self.duration)
         try:
-            self.api.request("POST", LEASE.path(self.namespace), {"fieldManager": MANAGER}, self.body(mine))
+            self.api.request(
+                "POST", LEASE.path(self.namespace), {"fieldManager": MANAGER}, self.body(mine), landed=self.ours(holder)
+            )
             return mine
         except KubeApiError as exc:
             if exc.status != 409:
@@ -70,9 +72,25 @@ class KubeLease(Scoped):
         found = holding(live)
         if found.holder == holder:  # our own create, whose answer was lost: it happened
             return found
-        if not found.expired(now):
+        if not found.expired(now) and not found.dead_here():
             raise refuse(self.env_name, found, now)
-        self.say(f"taking over the lease of {found.holder}, which expired (not renewed since {found.renewed})")
+        self.say(f"taking over the lease of {found.holder}, {gone(found, now)}")
+        if not self.update(mine, live):
+            raise refuse(self.env_name, holding(self.api.get(LEASE, self.namespace, self.name) or live), now)
+        return mine
+
+    def ours(self, holder: str) -> Callable[[], dict | None]:
+        """Reads back whether a write of `holder`'s whose answer was lost landed: the lease, when it names them."""
+
+        def landed() -> dict | None:
+            live = self.api.get(LEASE, self.namespace, self.name)
+            return live if live is not None and holding(live).holder == holder else None
+
+        return landed
+
+    def update(self, mine: Holding, live: dict) -> bool:
+        """Write `mine` over `live` with its resourceVersion as the precondition; False when somebody else
+        moved first (409), unless the 409 answers our own earlier try (sent again after a broken connection)."""
         try:
             self.api.request(
                 "PUT",
@@ -80,22 +98,17 @@ class KubeLease(Scoped):
                 {"fieldManager": MANAGER},
                 self.body(mine, live["metadata"]["resourceVersion"]),
             )
+            return True
         except KubeApiError as exc:
             if exc.status != 409:
                 raise
-            raise refuse(self.env_name, holding(self.api.get(LEASE, self.namespace, self.name) or live), now) from None
-        return mine
+        now = self.api.get(LEASE, self.namespace, self.name)
+        return now is not None and holding(now) == mine
 
     def renew(self, mine: Holding) -> None:
         live = self.api.get(LEASE, self.namespace, self.name)
         if live is not None and holding(live).holder == mine.holder:
-            renewed = Holding(mine.holder, mine.acquired, utcnow(), mine.duration)
-            self.api.request(
-                "PUT",
-                LEASE.path(self.namespace, self.name),
-                {"fieldManager": MANAGER},
-                self.body(renewed, live["metadata"]["resourceVersion"]),
-            )
+            self.update(Holding(mine.holder, mine.acquired, utcnow(), mine.duration), live)
 
     def release(self, mine: Holding) -> None:
         live = self.api.get(LEASE, self.namespace, self.name)

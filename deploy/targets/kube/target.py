@@ -8,10 +8,12 @@ from deploy.model.changes import ObjectChange
 from deploy.model.errors import ConfigError, LeftoversError, NotReadyError
 from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult, ServiceStatus
+from deploy.targets.kube import policy
 from deploy.targets.kube.apply import Applier
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.diff import Differ
 from deploy.targets.kube.edits import Edits
+from deploy.targets.kube.oneoff import OneOff
 from deploy.targets.kube.teardown import Teardown
 from deploy.targets.kube.wait import Readiness, container_states
 
@@ -19,16 +21,32 @@ from deploy.targets.kube.wait import Readiness, container_states
 class KubeTarget:
     """The kubeconfig target as is; the gke target wraps it with the cluster and the cloud around it."""
 
-    def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent, poll: float = 1.0):
+    def __init__(
+        self,
+        api: KubeApi,
+        namespace: str,
+        env_name: str,
+        say: Say = silent,
+        poll: float = 1.0,
+        check_policies: bool = False,
+    ):
+        """`check_policies`: say once per apply when the cluster may not enforce NetworkPolicies (gke knows)."""
         self.api = api
+        self.say = say
+        self.check_policies = check_policies
         self.namespace = namespace
         self.env_name = env_name
         self.applier = Applier(api, namespace, env_name, say, poll=poll)
         self.readiness = Readiness(api, namespace, env_name, say, poll=poll)
         self.teardown = Teardown(api, namespace, env_name, say, poll=poll)
         self.edits = Edits(api, namespace, env_name, say, poll=poll)
+        self.oneoff = OneOff(api, namespace, env_name, say, poll=poll)
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
+        if self.check_policies and any(obj.get("kind") == "NetworkPolicy" for obj in objects):
+            line = policy.warning(self.api, f"the cluster of namespace {self.namespace}")
+            if line:
+                self.say(line)
         return self.applier.apply(objects)
 
     def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]:
@@ -48,6 +66,10 @@ class KubeTarget:
                 "run `k8sdeploy status`; a LoadBalancer takes a minute or two to get one",
             )
         return url
+
+    def run_in(self, service: str, command: Sequence[str]) -> tuple[int, str]:
+        """As a Job of the image `service` runs now, with its settings and claim (deploy/targets/kube/oneoff.py)."""
+        return self.oneoff.run(service, command)
 
     def logs(self, service: str, lines: int = 50) -> str:
         states = [s for pod in self.readiness.pods(self.readiness.workloads()) for s in container_states(pod)]

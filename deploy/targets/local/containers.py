@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ import docker
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.models.containers import Container as DockerContainer
 from docker.models.images import Image
+from docker.models.volumes import Volume
 from docker.types import Mount as DockerMount
 
 from deploy.model.errors import ApplyError
 from deploy.model.progress import Say, silent
+from deploy.model.retry import RetryPolicy
 from deploy.model.status import ApplyResult
 from deploy.targets.local import labels as L
 from deploy.targets.local.pause import BUSYBOX, pause_image
@@ -32,6 +35,18 @@ def image_id(image: Image) -> str:
     if image.id is None:  # the engine names every image it answers with; the stubs allow None
         raise ApplyError(f"the Docker Engine answered image {image!r} without an ID", "check the engine's log")
     return image.id
+
+
+def still_mounted(exc: BaseException) -> bool:
+    """The engine refused to remove a volume that a container it is removing still holds."""
+    return isinstance(exc, APIError) and ("active mounts" in str(exc) or "volume is in use" in str(exc))
+
+
+def remove_volume(volume: Volume) -> None:
+    try:
+        volume.remove(force=True)
+    except NotFound:
+        pass  # gone already
 
 
 def default_state_dir(env_name: str) -> Path:
@@ -84,6 +99,8 @@ class LocalEngine:
         images = {c.image: self.resolve_image(c.image) for p in to_start for c in (*p.init_containers, *p.containers)}
         self.check_ports(to_start, keep={p.name for p in unchanged})
         infra = self.infra_image() if to_start else None
+        for pod in unchanged:
+            self.refresh_files(pod)
         for name in to_remove:
             self.remove_pod(name)
         for pod in to_start:
@@ -137,11 +154,31 @@ class LocalEngine:
             for container in pod.containers:
                 for port in container.ports:
                     if port not in ours and not port_is_free(port):
-                        raise LocalTargetError(
-                            f"port {port} on 127.0.0.1, needed by {pod.name}/{container.name}, is in use by "
-                            "another process",
-                            "stop that process, then run `k8sdeploy up` again",
-                        )
+                        raise self.port_taken(port, f"{pod.name}/{container.name}")
+
+    def port_taken(self, port: int, needed_by: str) -> LocalTargetError:
+        """Who holds `port`: another k8sdeploy environment on this engine (by its containers' ports), or a process."""
+        managed = self.client.containers.list(filters={"label": [f"{L.MANAGED_BY}=k8sdeploy"]})
+        holders = sorted(
+            {
+                c.labels.get(L.ENVIRONMENT, "?")
+                for c in managed
+                if str(port) in c.labels.get("k8sdeploy.io/ports", "").split(",")
+            }
+        )
+        move = (
+            f"set gateway_port in [environments.{self.env_name}] to the first of six free ports "
+            "(the gateway's, then the five services')"
+        )
+        if holders:
+            return LocalTargetError(
+                f"port {port} on 127.0.0.1, needed by {needed_by}, is taken by k8sdeploy environment {holders[0]}",
+                f"{move}, or `k8sdeploy down --env {holders[0]}`",
+            )
+        return LocalTargetError(
+            f"port {port} on 127.0.0.1, needed by {needed_by}, is in use by another process",
+            f"stop that process, or {move}; then run `k8sdeploy up` again",
+        )
 
     def ports_of_running_pod(self, pod: str) -> set[int]:
         ports: set[int] = set()
@@ -330,15 +367,33 @@ class LocalEngine:
         if owner:
             os.chown(directory, *owner)
         for key, content, mode in volume.files:
-            path = directory / key
-            path.unlink(missing_ok=True)  # a new file, so O_CREAT's mode is the one it gets
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+            path, data = directory / key, base64.b64decode(content)
+            if path.is_file() and path.read_bytes() == data and (path.stat().st_mode & 0o777) == mode:
+                continue
+            # a new file, so O_CREAT's mode is the one it gets, then renamed over the old one: a reader in the
+            # container sees the old content or the new, never a part
+            temporary = directory / f".{key}.new"
+            temporary.unlink(missing_ok=True)
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
             with os.fdopen(descriptor, "wb") as file:
                 if owner:
                     os.fchown(file.fileno(), *owner)
                 os.fchmod(file.fileno(), mode)  # the umask may have taken bits O_CREAT asked for
-                file.write(base64.b64decode(content))
+                file.write(data)
+            temporary.replace(path)
         return directory
+
+    def refresh_files(self, pod: PlannedPod) -> None:
+        """The live files of a pod that keeps running, rewritten where they changed (as the kubelet does)."""
+        for volume in pod.volumes:
+            users = [
+                c for c in (*pod.init_containers, *pod.containers) if any(m.volume == volume.name for m in c.mounts)
+            ]
+            directory = self.state_dir / "files" / pod.name / volume.name
+            stale = [key for key, content, _ in volume.files if not same_file(directory / key, content)]
+            if volume.live and users and stale:
+                self.write_files(pod, volume, users[0])
+                self.say(f"rewrote {', '.join(stale)} of volume {volume.name} in the running pod {pod.name}")
 
     # removal --------------------------------------------------------------------------------
 
@@ -349,7 +404,9 @@ class LocalEngine:
             container.remove(force=True)
             removed.append(container.name)
         for volume in self.client.volumes.list(filters=L.selector(self.env_name, **{L.POD: pod})):
-            volume.remove(force=True)
+            # the engine may still count the just-removed containers' mounts for a moment (after a restart of the
+            # engine, the containers it found dead): the removal is tried again for a few seconds
+            RetryPolicy(deadline=15.0).call(partial(remove_volume, volume), "DELETE", still_mounted)
             removed.append(f"volume {volume.name}")
         shutil.rmtree(self.state_dir / "files" / pod, ignore_errors=True)
         return removed
@@ -367,6 +424,14 @@ class LocalEngine:
             self.say(f"kept {len(claims)} claim volume(s) with their data; `down --volumes` removes them too")
         shutil.rmtree(self.state_dir / "files", ignore_errors=True)
         return tuple(removed)
+
+
+def same_file(path: Path, content: str) -> bool:
+    """Whether `path` holds the base64 `content` already."""
+    try:
+        return path.read_bytes() == base64.b64decode(content)
+    except OSError:
+        return False
 
 
 def readiness_label(container: PlannedContainer) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import docker
@@ -26,6 +27,7 @@ class ContainerHealth:
     exit_code: int
     probe: str  # "" when the readiness probe passes, else what it saw
     crashed: bool  # exited or restarted: waiting longer will not help
+    container: str = ""  # the engine's name of the container
 
     @property
     def ready(self) -> bool:
@@ -75,25 +77,33 @@ class Health:
         found = self.client.containers.list(all=True, filters=L.selector(self.env_name, **{L.ROLE: "app"}))
         return sorted(found, key=lambda c: (c.labels.get(L.POD, ""), c.labels.get(L.CONTAINER, "")))
 
-    def check(self) -> list[ContainerHealth]:
+    def check(
+        self, restarts: Mapping[str, int] | None = None, names: Collection[str] | None = None
+    ) -> list[ContainerHealth]:
+        """Each container (of the services `names`, by default all) now; one that restarted more often than
+        `restarts` counted (container name -> count; by default never) crashed."""
         results = []
         with httpx.Client(timeout=2) as http:
             for container in self.containers():
+                if names is not None and container.labels.get(L.CONTAINER) not in names:
+                    continue
                 container.reload()
                 state = container.attrs["State"]
-                restarts = container.attrs.get("RestartCount", 0)
+                count = container.attrs.get("RestartCount", 0)
                 status = state.get("Status", "unknown")
-                crashed = status in ("exited", "dead") or restarts > 0 or state.get("Restarting", False)
+                before = (restarts or {}).get(container.name or "", 0)
+                crashed = status in ("exited", "dead") or count > before or state.get("Restarting", False)
                 results.append(
                     ContainerHealth(
                         pod=container.labels.get(L.POD, ""),
                         name=container.labels.get(L.CONTAINER, container.name),
                         image=container.labels.get(L.IMAGE, ""),
                         state=status,
-                        restarts=restarts,
+                        restarts=count,
                         exit_code=state.get("ExitCode", 0),
                         probe=probe_container(container, http) if status == "running" else "",
                         crashed=crashed,
+                        container=container.name or "",
                     )
                 )
         return results
@@ -101,43 +111,56 @@ class Health:
     def status(self) -> list[ServiceStatus]:
         return [ServiceStatus(h.name, h.image, h.ready, "" if h.ready else h.reason) for h in self.check()]
 
-    def diagnose(self, unhealthy: list[ContainerHealth], lines: int = 15) -> str:
-        parts = []
-        for health in unhealthy:
-            container = self.client.containers.get(f"k8sdeploy-{self.env_name}-{health.pod}-{health.name}")
-            log = container.logs(tail=lines).decode(errors="replace").rstrip() or "(no output)"
-            parts.append(
-                f"{health.name} ({health.pod}): {health.reason}\n  last log lines:\n"
-                + "\n".join(f"    {line}" for line in log.splitlines())
-            )
-        return "\n".join(parts)
+    def last_lines(self, health: ContainerHealth, lines: int = 15, since: int | None = None) -> str:
+        """The container's last log lines (since the time `since`, when given), indented."""
+        logs = self.client.containers.get(health.container).logs(tail=lines, since=since)
+        text = logs.decode(errors="replace").rstrip() or "(no output)"
+        return "\n".join(f"    {line}" for line in text.splitlines())
 
-    def wait(self, timeout: float, interval: float = 0.5) -> None:
-        """Return when every container runs and passes its readiness probe; raise NotReadyError otherwise."""
+    def diagnose(self, unhealthy: list[ContainerHealth], lines: int = 15) -> str:
+        return "\n".join(
+            f"{h.name} ({h.pod}): {h.reason}\n  last log lines:\n{self.last_lines(h, lines)}" for h in unhealthy
+        )
+
+    def settle(
+        self,
+        timeout: float,
+        interval: float = 0.5,
+        names: Collection[str] | None = None,
+        restarts: Mapping[str, int] | None = None,
+        all_of_them: bool = False,
+    ) -> tuple[list[ContainerHealth], list[ContainerHealth]]:
+        """Until the containers of `names` (default: all) are ready, one crashed (with `all_of_them`: until each
+        is ready or crashed), or `timeout` passed: (those crashed, those still not ready). `restarts` as in
+        check()."""
         deadline = time.monotonic() + timeout
         reported: set[str] = set()
         while True:
-            results = self.check()
-            if not results:
+            results = self.check(restarts, names)
+            if not results and names is None:
                 raise NotReadyError(f"no containers of environment {self.env_name} are running", "run `k8sdeploy up`")
             for health in results:
                 if health.ready and health.name not in reported:
                     reported.add(health.name)
                     self.say(f"{health.name} ready")
             crashed = [h for h in results if h.crashed]
-            if crashed:
-                raise NotReadyError(
-                    f"{', '.join(h.name for h in crashed)} crashed",
-                    "fix the cause shown below and run `k8sdeploy up` again",
-                    details=self.diagnose(crashed),
-                )
-            waiting = [h for h in results if not h.ready]
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                raise NotReadyError(
-                    f"{', '.join(h.name for h in waiting)} not ready after {timeout:.0f}s",
-                    "see below; `k8sdeploy logs SERVICE` shows more",
-                    details=self.diagnose(waiting),
-                )
+            waiting = [h for h in results if not h.ready and not h.crashed]
+            if (crashed and not all_of_them) or not waiting or time.monotonic() > deadline:
+                return crashed, waiting
             time.sleep(interval)
+
+    def wait(self, timeout: float, interval: float = 0.5) -> None:
+        """Return when every container runs and passes its readiness probe; raise NotReadyError otherwise."""
+        crashed, waiting = self.settle(timeout, interval)
+        if crashed:
+            raise NotReadyError(
+                f"{', '.join(h.name for h in crashed)} crashed",
+                "fix the cause shown below and run `k8sdeploy up` again",
+                details=self.diagnose(crashed),
+            )
+        if waiting:
+            raise NotReadyError(
+                f"{', '.join(h.name for h in waiting)} not ready after {timeout:.0f}s",
+                "see below; `k8sdeploy logs SERVICE` shows more",
+                details=self.diagnose(waiting),
+            )

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,9 @@ class PlannedVolume:
     claim: str = ""  # pvc: the claim's name, which names the Docker volume that outlives the pod
     files: tuple[tuple[str, str, int], ...] = ()  # files: (path, base64 content, mode)
     host_path: str = ""  # hostPath: the directory of this machine it binds (`k8sdeploy dev`'s sources)
+    # files mounted as a whole directory (no subPath): like the kubelet, apply rewrites them in a running pod
+    # instead of replacing it (a rotated key), so their content is not part of the pod's spec hash
+    live: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,8 +136,11 @@ class PlannedPod:
 
     @property
     def spec_hash(self) -> str:
-        """Changes exactly when anything the engine would run differently changes."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        """Changes exactly when anything the engine would run differently changes (the content of live files is
+        rewritten in place instead)."""
+        spec = asdict(self)
+        spec["volumes"] = [{**v, "files": [f[0] for f in v["files"]]} if v["live"] else v for v in spec["volumes"]]
+        blob = json.dumps(spec, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def volume(self, name: str) -> PlannedVolume:
@@ -235,6 +241,13 @@ class Translator:
                         "declare it",
                     )
         aliases = tuple(a for alias in spec.get("hostAliases", []) for a in alias.get("hostnames", []))
+        mounts = [m for c in (*spec.get("initContainers", []), *spec["containers"]) for m in c.get("volumeMounts", [])]
+        volumes = tuple(
+            replace(v, live=not any(m["name"] == v.name and m.get("subPath") for m in mounts))
+            if v.kind == "files"
+            else v
+            for v in volumes
+        )
         return PlannedPod(
             name=name,
             labels=tuple(sorted({**obj["metadata"].get("labels", {}), **metadata.get("labels", {})}.items())),

@@ -67,6 +67,12 @@ class LocalTarget:
     def logs(self, service: str, lines: int = 50) -> str:
         return self.container(service).logs(tail=lines).decode(errors="replace")
 
+    def run_in(self, service: str, command: Sequence[str]) -> tuple[int, str]:
+        """In the running container of `service`: its image, environment, user and volumes."""
+        code, output = self.container(service).exec_run(list(command), demux=False)
+        text = output.decode(errors="replace") if isinstance(output, bytes) else ""
+        return (code if code is not None else -1), text
+
     def hand_edits(self) -> tuple[str, ...]:
         """None to find: a container cannot be edited in place; one replaced by hand runs another image
         (a drift line of its own) or no longer runs (not ready)."""

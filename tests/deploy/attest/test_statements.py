@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from deploy.attest.contents import DebianPackage, dpkg_status, locked_hashes
+from deploy.attest.cosign import signature, signs
+from deploy.attest.keys import generate
 from deploy.attest.provenance import provenance
 from deploy.attest.sbom import debian_package
 from deploy.model.images import PublishedImage
@@ -74,3 +76,14 @@ def test_the_provenance_names_the_github_run_that_built_and_nothing_elsewhere() 
         {"uri": "requirements/app.lock", "digest": {"sha256": "e" * 64}, "name": "lock"},
     ]
     assert provenance(version, images, {}, lock, "oci", {})["runDetails"]["metadata"] == {}
+
+
+def test_a_signature_vouches_only_for_the_repository_it_names() -> None:
+    """The simple-signing payload's docker-reference is compared: the same digest's signature, copied from
+    another repository, does not make an image there signed."""
+    key, digest = generate(), "sha256:" + "ab" * 32
+    layer = signature(key, "registry.example.org/suite/person", digest)
+    assert signs(layer, key.public, digest, "registry.example.org/suite/person")
+    assert not signs(layer, key.public, digest, "registry.example.org/other/person")
+    assert not signs(layer, key.public, "sha256:" + "cd" * 32, "registry.example.org/suite/person")
+    assert not signs(layer, generate().public, digest, "registry.example.org/suite/person")

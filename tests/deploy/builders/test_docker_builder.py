@@ -18,7 +18,7 @@ from deploy.builders.deps import install_dependencies
 from deploy.builders.docker import DockerBuilder, dockerfile
 from deploy.builders.spec import LOCK, ImageSpec, suite_specs
 from deploy.builders.store import BlobStore, default_cache_dir
-from deploy.compose import Clients
+from deploy.clients import Clients
 from deploy.model.errors import PublishError
 from deploy.model.suite import GATEWAY, GATEWAY_COMMAND, GATEWAY_CONF, GATEWAY_RUNTIME_DIR
 from deploy.model.version import version_of

@@ -11,7 +11,8 @@ import pytest
 
 from deploy.model.errors import ExitCode
 from deploy.model.images import IMAGE_NAMES, BuildRecord
-from tests.deploy.conftest import BuiltSuite, clone
+from tests.deploy.conftest import FAULT_SEEDS, BuiltSuite, clone
+from tests.fakes.tcp_proxy import TcpFaultProxy
 from tests.helpers import k8sdeploy
 from tests.infra import free_port_block
 from tests.registries import Registry
@@ -54,18 +55,21 @@ def test_build_pushes_six_prints_their_references_and_a_rerun_uploads_nothing(
 
 
 def test_an_unreachable_registry_is_one_clear_error(checkout: Path) -> None:
-    result = k8sdeploy(
-        "build",
-        "--registry",
-        f"127.0.0.1:{free_port_block(1)}/suite",
-        "--source",
-        str(checkout),
-        catch_exceptions=False,
-    )
+    """Tried for $K8SDEPLOY_RETRY_SECONDS (5 here: the 60 s default is the same path, waited longer)."""
+    registry = f"127.0.0.1:{free_port_block(1)}/suite"
+    environ = {"K8SDEPLOY_RETRY_SECONDS": "5"}
+    result = k8sdeploy("build", "--registry", registry, "--source", str(checkout), environ=environ)
     assert result.exit_code == ExitCode.BUILD
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "cannot reach registry" in errors[0]
+    assert len(errors) == 1 and "cannot reach registry" in errors[0] and "retried for 5 s" in errors[0]
     assert result.stdout == ""
+
+
+def test_a_retry_time_that_is_not_a_number_is_a_usage_error(checkout: Path) -> None:
+    environ = {"K8SDEPLOY_RETRY_SECONDS": "soon"}
+    result = k8sdeploy("build", "--registry", "127.0.0.1:1/suite", "--source", str(checkout), environ=environ)
+    assert result.exit_code == ExitCode.USAGE
+    assert "K8SDEPLOY_RETRY_SECONDS='soon' is not a number of seconds" in result.stderr
 
 
 def test_a_malformed_registry_address_is_a_usage_error(checkout: Path) -> None:
@@ -126,3 +130,21 @@ def test_a_dirty_checkout_goes_only_to_a_local_registry_unless_allowed(
     )
     assert local.exit_code == 0, local.stderr
     assert local.stdout.splitlines()[0].split(":")[2].startswith("1.0.0-dirty-")
+
+
+@pytest.mark.parametrize("seed", FAULT_SEEDS)
+def test_build_publishes_the_same_six_digests_through_refused_and_cut_connections(
+    tmp_path: Path, checkout: Path, fresh_registry: Registry, suite_build: BuiltSuite, seed: int
+) -> None:
+    """A TCP proxy in front of the registry refuses 20% of connections and cuts 30% at a random byte of either
+    direction: `build` still publishes the six images, with the digests a build without faults has."""
+    with TcpFaultProxy(fresh_registry.host, refuse=0.2, cut=0.3, seed=seed) as proxy:
+        result = k8sdeploy("build", "--registry", f"{proxy.address}/suite", "--source", str(checkout))
+    assert result.exit_code == 0, result.stderr
+    assert [line.rpartition("@")[2] for line in result.stdout.splitlines()] == [
+        image.digest for image in suite_build.images
+    ]
+    for image in suite_build.images:
+        assert fresh_registry.digest(f"suite/{image.name}", "1.0.0") == image.digest
+    assert proxy.counts["connections"] >= 2, proxy.counts  # through the proxy (faults: -s prints them)
+    print(f"seed {seed}: {proxy.counts}")

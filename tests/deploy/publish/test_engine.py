@@ -13,7 +13,7 @@ import docker.errors
 import httpx
 import pytest
 
-from deploy.compose import Clients
+from deploy.clients import Clients
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage
 from deploy.model.suite import (
@@ -22,16 +22,17 @@ from deploy.model.suite import (
     GATEWAY_CONF,
     GATEWAY_LUA_DIR,
     GATEWAY_RUNTIME_DIR,
+    IDENTITY_DIR,
     SERVICES,
     url_variable,
 )
 from deploy.publish.engine import EnginePublisher
-from deploy.publish.registry import RegistryPublisher
+from deploy.publish.push import RegistryPublisher
 from deploy.registry.client import RegistryAddress
 from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
 from tests.helpers import client, login
-from tests.infra import DEMO_SEED, free_port_block
+from tests.infra import DEMO_SEED, free_port_block, write_identity
 from tests.registries import Registry
 
 
@@ -128,21 +129,32 @@ def test_another_image_under_the_same_local_tag_is_refused(
         EnginePublisher(engine, prefix=prefix).publish(swapped, "9.9.9")
 
 
+def readable_keys(directory: Path) -> dict:
+    """Every part's key file (deploy/identity.py), readable by the images' user, as a read-only volume at the
+    directory the parts read them from (k8sdeploy mounts a Secret there)."""
+    write_identity(directory)
+    for path in (directory, *directory.iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return {str(directory): {"bind": IDENTITY_DIR, "mode": "ro"}}
+
+
 def test_the_six_images_run_and_serve_a_login(
     loaded: Mapping[str, PublishedImage], containers: Containers, tmp_path: Path
 ) -> None:
     base = free_port_block(6)
     ports = {service.name: base + 1 + index for index, service in enumerate(SERVICES)}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    keys = readable_keys(tmp_path / "identity")
     for service in SERVICES:
         env = {
             "PORT": str(ports[service.name]),
             "HOST": "127.0.0.1",
             "DB_WAIT_SECONDS": "10",
+            "IDENTITY_KEYS": f"{IDENTITY_DIR}/{service.name}",
             **{url_variable(peer): urls[peer] for peer in service.calls},
             **DEMO_SEED,
         }  # the demo users
-        container = containers.run(local_ref(loaded[service.name]), environment=env)
+        container = containers.run(local_ref(loaded[service.name]), environment=env, volumes=keys)
         wait_ready(f"{urls[service.name]}/readyz", container)
     conf = tmp_path / "nginx.conf"
     conf.write_text(
@@ -153,11 +165,14 @@ def test_the_six_images_run_and_serve_a_login(
                 runtime_dir=GATEWAY_RUNTIME_DIR,
                 lua_dir=GATEWAY_LUA_DIR,
                 login_rate="600r/m",
+                identity_keys=f"{IDENTITY_DIR}/{GATEWAY}",
             )
         )
     )
     conf.chmod(0o644)
-    gateway = containers.run(local_ref(loaded[GATEWAY]), volumes={str(conf): {"bind": GATEWAY_CONF, "mode": "ro"}})
+    gateway = containers.run(
+        local_ref(loaded[GATEWAY]), volumes={str(conf): {"bind": GATEWAY_CONF, "mode": "ro"}, **keys}
+    )
     wait_ready(f"http://127.0.0.1:{base}/readyz", gateway)
     with client(f"http://127.0.0.1:{base}") as http:
         page = http.get("/login")
@@ -182,7 +197,11 @@ def test_images_run_as_the_app_user_and_the_baked_gateway_config_is_valid(
 
 
 def test_an_image_pushed_to_the_registry_pulls_and_runs(
-    fresh_registry: Registry, suite_build: BuiltSuite, engine: docker.DockerClient, containers: Containers
+    fresh_registry: Registry,
+    suite_build: BuiltSuite,
+    engine: docker.DockerClient,
+    containers: Containers,
+    tmp_path: Path,
 ) -> None:
     clients = Clients(retry=FAST_RETRY)
     published = RegistryPublisher(
@@ -193,7 +212,11 @@ def test_an_image_pushed_to_the_registry_pulls_and_runs(
     try:
         assert pulled.id == suite_build.image("authorisation").config.digest
         port = free_port_block(1)
-        container = containers.run(f"{ref.repository}@{ref.digest}", environment={"PORT": str(port)})
+        container = containers.run(
+            f"{ref.repository}@{ref.digest}",
+            environment={"PORT": str(port), "IDENTITY_KEYS": f"{IDENTITY_DIR}/authorisation"},
+            volumes=readable_keys(tmp_path / "identity"),
+        )
         wait_ready(f"http://127.0.0.1:{port}/readyz", container)
     finally:
         containers.remove_all()

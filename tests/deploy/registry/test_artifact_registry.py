@@ -19,10 +19,10 @@ import httpx
 import pytest
 from google.oauth2.credentials import Credentials
 
-from deploy import compose
-from deploy.compose import Clients, GoogleApis
+from deploy import clients
+from deploy.clients import Clients, GoogleApis
 from deploy.model.errors import CloudError, ConfigError, PublishError
-from deploy.publish.registry import RegistryPublisher
+from deploy.publish.push import RegistryPublisher
 from deploy.registry.artifact_registry import ArtifactRepository, RepositoryName, repository_of
 from deploy.registry.client import RegistryAddress
 from tests.deploy.conftest import FAST_RETRY, BuiltSuite
@@ -53,7 +53,7 @@ def apis(fake: FakeArtifactRegistry, docker_host: str = "") -> GoogleApis:
 def repository(fake: FakeArtifactRegistry, said: list[str] | None = None) -> ArtifactRepository:
     from google.cloud import artifactregistry_v1
 
-    client = compose.rest_client(artifactregistry_v1.ArtifactRegistryClient, fake.address, apis(fake))
+    client = clients.rest_client(artifactregistry_v1.ArtifactRegistryClient, fake.address, apis(fake))
     return ArtifactRepository(client, NAME, (said if said is not None else []).append, poll=0.01)
 
 
@@ -242,7 +242,7 @@ def cli_config(tmp_path: Path, registry: str) -> Path:
 def test_channels_are_refused_before_anything_is_built_or_moved(
     command: list[str], fake: FakeArtifactRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(compose, "google_apis", lambda: apis(fake))
+    monkeypatch.setattr(clients, "google_apis", lambda: apis(fake))
     config = cli_config(tmp_path, "europe-west1-docker.pkg.dev/my-project/suite")
     result = k8sdeploy(*command, env="staging", config=config)
     assert result.exit_code == 2, result.output

@@ -1,4 +1,4 @@
-"""The architecture diagrams: drawn from the layout model, and the README's copies match them."""
+"""The architecture diagrams: drawn from the layout model, and the copies in docs/architecture.md match them."""
 
 from __future__ import annotations
 
@@ -12,22 +12,23 @@ from deploy.render.layout import build_layout
 from tests.helpers import k8sdeploy
 from tests.infra import ROOT
 
-README = ROOT / "README.md"
+DIAGRAMS = ROOT / "docs" / "architecture.md"
 
 
-def readme_block(layout: str) -> str:
+def documented_block(layout: str) -> str:
     marker = f"<!-- k8sdeploy render --format mermaid --layout {layout} -->\n```mermaid\n"
-    match = re.search(re.escape(marker) + r"(.*?)```", README.read_text(), re.S)
-    assert match, f"README.md has no diagram for {layout} under {marker!r}"
+    match = re.search(re.escape(marker) + r"(.*?)```", DIAGRAMS.read_text(), re.S)
+    assert match, f"docs/architecture.md has no diagram for {layout} under {marker!r}"
     return match.group(1)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_the_readme_shows_the_current_diagram(layout: str) -> None:
+def test_the_architecture_page_shows_the_current_diagram(layout: str) -> None:
     result = k8sdeploy("render", "--format", "mermaid", "--layout", layout, env="local")
     assert result.exit_code == 0, result.output
-    assert readme_block(layout) == result.stdout, (
-        f"README.md's {layout} diagram is out of date: paste in `k8sdeploy render --format mermaid --layout {layout}`"
+    assert documented_block(layout) == result.stdout, (
+        f"docs/architecture.md's {layout} diagram is out of date: "
+        f"paste in `k8sdeploy render --format mermaid --layout {layout}`"
     )
 
 

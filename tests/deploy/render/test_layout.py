@@ -66,5 +66,5 @@ def test_a_gateway_route_to_a_missing_service_is_a_render_error() -> None:
 def test_unknown_layouts_and_impossible_combinations_are_refused() -> None:
     with pytest.raises(ConfigError, match="unknown layout 'nope'; choose one of: single-pod, split-pods"):
         build_layout("nope")
-    with pytest.raises(ConfigError, match='single-pod keeps SQLite on emptyDir volumes, but database = "mysql"'):
+    with pytest.raises(ConfigError, match='single-pod keeps .* SQLite file, but database = "mysql"'):
         build_layout("single-pod", "mysql")

@@ -14,6 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from deploy.model.environments import Environment
 from deploy.model.suite import (
     APP_USER_ID,
     DATA_DIR,
@@ -27,6 +28,7 @@ from deploy.model.suite import (
 from deploy.render.gateway import GatewayConfig, render_nginx_conf
 from deploy.render.objects import Rendered, render
 from tests.deploy.inputs import (
+    MYSQL_IMAGE,
     VARIANTS,
     VERSION,
     containers,
@@ -175,7 +177,7 @@ def test_every_mount_has_its_volume_and_writable_scratch(variant: tuple[str, Ren
         assert mounted == volumes, workload["metadata"]["name"]
 
 
-def test_single_pod_keeps_sqlite_on_empty_dirs_and_reaches_peers_on_localhost() -> None:
+def test_single_pod_keeps_sqlite_on_claims_and_reaches_peers_on_localhost() -> None:
     rendered = render_variant("single-pod")
     [(workload, template)] = pod_templates(rendered.objects)
     assert workload["spec"]["replicas"] == 1 and workload["spec"]["strategy"]["type"] == "Recreate"
@@ -186,14 +188,36 @@ def test_single_pod_keeps_sqlite_on_empty_dirs_and_reaches_peers_on_localhost() 
     }
     assert env["person"]["AUTHORISATION_URL"] == "http://127.0.0.1:8083"
     users = {"secretKeyRef": {"name": "k8sdeploy-users", "key": "seed-users.json", "optional": True}}
-    assert env["authentication"]["SEED_USERS"] == env["authorisation"]["SEED_USERS"] == users  # never a password
+    roles = {"secretKeyRef": {"name": "k8sdeploy-users", "key": "seed-roles.json", "optional": True}}
+    assert env["authentication"]["SEED_USERS"] == users  # never a password: from the Secret, which holds hashes
+    assert env["authorisation"]["SEED_USERS"] == roles  # ids and roles only
+    assert env["authentication"]["MEMORY_LIMIT"] == "256Mi"  # its container's limit, bounding its hashes
     assert "SEED_USERS" not in env["person"]
     assert env["frontend"]["PERSON_URL"] == "http://127.0.0.1:8085"
     assert env["session"]["DATABASE_PATH"] == f"{DATA_DIR}/session.db"
     assert "DATABASE_PATH" not in env["frontend"]  # frontend keeps no data
-    data = [v for v in template["spec"]["volumes"] if v["name"].endswith("-data")]
-    assert len(data) == 4 and all(v["emptyDir"] == {} for v in data)
+    data = {v["name"]: v for v in template["spec"]["volumes"] if v["name"].endswith("-data")}
+    claims = of_kind(rendered.objects, "PersistentVolumeClaim")
+    assert len(data) == 4 and set(claims) == set(data)  # before: emptyDir, so every up started from empty databases
+    assert all(v["persistentVolumeClaim"] == {"claimName": name} for name, v in data.items())
+    assert claims["person-data"]["metadata"]["labels"]["app.kubernetes.io/name"] == "person"  # as in split-pods
     assert set(of_kind(rendered.objects, "Service")) == {"nginx-lua"}
+    assert rendered.notes == ()
+
+
+@pytest.mark.parametrize("layout", ["single-pod", "split-pods"])
+def test_ephemeral_data_puts_sqlite_on_empty_dirs_and_says_so(layout: str) -> None:
+    environment = Environment(name="demo", target="local", layout=layout, ephemeral_data=True)
+    rendered = render(environment, layout, fake_images(), VERSION)
+    assert of_kind(rendered.objects, "PersistentVolumeClaim") == {}
+    data = [v for _, t in pod_templates(rendered.objects) for v in t["spec"]["volumes"] if v["name"].endswith("-data")]
+    assert len(data) == 4 and all(v == {"name": v["name"], "emptyDir": {}} for v in data)
+    assert any("ephemeral_data" in note and "gone with their pod" in note for note in rendered.notes)
+
+
+def test_ephemeral_data_is_refused_with_mysql() -> None:
+    with pytest.raises(ValueError, match="ephemeral_data applies to SQLite files"):
+        Environment(name="p", target="kubeconfig", database="mysql", mysql_image=MYSQL_IMAGE, ephemeral_data=True)
 
 
 def test_split_pods_scale_by_the_environment_and_keep_sqlite_on_claims() -> None:

@@ -9,6 +9,7 @@ from alembic import op
 
 revision = "0001"
 down_revision = None
+compatibility = "expand"  # the previous release's code works on the schema it leaves (services/common/schema.py)
 
 
 def upgrade() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from google.oauth2.credentials import Credentials
 
-from deploy.compose import GoogleApis, gke_target
+from deploy.clients import GoogleApis, gke_target
 from deploy.model.environments import Environment, Gke
 from tests.controlplane import KubeCluster
 from tests.fakes.artifact_registry import FakeArtifactRegistry

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy import compose
-from deploy.compose import gke_target
+from deploy import clients
+from deploy.clients import gke_target
 from deploy.model.errors import CloudError, CredentialsError
 from tests.deploy.targets.gke.conftest import ENV, Cloud, config_file, environment
 from tests.deploy.targets.kube.objects import single_pod
@@ -102,7 +102,7 @@ def test_missing_credentials_through_the_cli(tmp_path: Path, monkeypatch: pytest
 
 
 def test_status_and_down_through_the_cli(cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compose, "google_apis", cloud.apis)
+    monkeypatch.setattr(clients, "google_apis", cloud.apis)
     config = str(config_file(tmp_path / "k.toml", cloud.namespace))
     gke_target(environment(cloud.namespace), lambda _line: None, cloud.apis()).apply(single_pod(ENV))
     cloud.controller.wait_idle()

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy import compose
-from deploy.devrun import LocalSuite
+from deploy import clients
+from deploy.loopback import LocalSuite
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone, git
 from tests.deploy.targets.gke.conftest import ENV, TOKEN, Cloud, make_cloud
@@ -40,11 +40,11 @@ C_PERSON = "self.spec.containers.exists(c, c.name == 'person' && c.image.contain
 @pytest.fixture(scope="module")
 def cli_cloud(control_plane: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     """One fake project for the whole module (the steps build on each other), reached through the CLI: it stands
-    in for compose.google_apis (the `cloud` of the other modules is one per test, reached directly)."""
+    in for clients.google_apis (the `cloud` of the other modules is one per test, reached directly)."""
     kube = KubeCluster.new(control_plane, tmp_path_factory.mktemp("gke-releases-kube"))
     cli_cloud = make_cloud(kube)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(compose, "google_apis", cli_cloud.apis)
+        patch.setattr(clients, "google_apis", cli_cloud.apis)
         yield cli_cloud
     cli_cloud.stop()
     kube.cleanup()

@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from deploy.compose import gke_target
-from deploy.devrun import LocalSuite
+from deploy.clients import gke_target
+from deploy.loopback import LocalSuite
 from deploy.model.errors import CloudError, ConfigError, LeftoversError
 from deploy.smoke import HttpSmoke
 from deploy.targets.gke.target import GkeTarget
+from tests.deploy.conftest import FAULT_SEEDS
 from tests.deploy.targets.gke.conftest import ENV, Cloud, environment
 from tests.deploy.targets.kube.objects import single_pod, split_pods
 
@@ -157,7 +158,7 @@ def test_two_environments_in_one_cluster_do_not_report_each_other(cloud: Cloud, 
     assert not [name for name in cloud.compute.names("forwardingRules")]
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", FAULT_SEEDS)
 def test_thirty_percent_faults_converge(cloud: Cloud, target, seed: int) -> None:  # noqa: ANN001
     """30% of the requests to GKE, Compute and the API server answered 429 or 503, dropped, or acted on with the
     answer lost (a repeated create meets 409 and is read back)."""

@@ -3,15 +3,25 @@ bearer token for it, and the target on this test's own namespace."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from deploy.identity import Identity, new_key
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for
 
 ENV = "kube-test"
+IDENTITY = Identity(ENV, (new_key(int(time.time())),))
+
+
+def identity_secrets(namespace: str) -> tuple[dict, ...]:
+    """The parts' internal-token key Secrets that `up` adds to the render (Runner.applied): every part mounts
+    its own, so a test that applies `render`'s output directly adds them. One key for the session: a second
+    apply of the same render changes nothing."""
+    return IDENTITY.secrets(namespace)
 
 
 @pytest.fixture

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+
 from deploy.model.suite import GATEWAY, SERVICES
 
 VERSION = "1.4.0"
 DIGEST = "sha256:" + "ab" * 32
+
+
+# what Pod Security's `restricted` profile asks of a pod and of each container, which the namespaces k8sdeploy
+# creates enforce
+RESTRICTED = {"runAsNonRoot": True, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def labels(instance: str, name: str) -> dict[str, str]:
@@ -28,6 +36,7 @@ def container(name: str, port: int) -> dict:
         "image": image(name),
         "ports": [{"containerPort": port}],
         "readinessProbe": {"httpGet": {"path": "/health", "port": port}},
+        "securityContext": copy.deepcopy(RESTRICTED_CONTAINER),
     }
 
 
@@ -54,7 +63,10 @@ def deployment(instance: str, name: str, containers: list[dict], pod_name: str |
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector},
-            "template": {"metadata": {"labels": pod_labels}, "spec": {"containers": containers}},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {"containers": containers, "securityContext": copy.deepcopy(RESTRICTED)},
+            },
         },
     }
 

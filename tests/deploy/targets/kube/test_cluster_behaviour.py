@@ -15,8 +15,15 @@ from deploy.model.errors import CloudError, NotReadyError
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for
-from tests.deploy.targets.kube.conftest import ENV
-from tests.deploy.targets.kube.objects import deployment, gateway_service, labels, single_pod, split_pods
+from tests.deploy.targets.kube.conftest import ENV, identity_secrets
+from tests.deploy.targets.kube.objects import (
+    RESTRICTED_CONTAINER,
+    deployment,
+    gateway_service,
+    labels,
+    single_pod,
+    split_pods,
+)
 
 
 def with_claim(objects: list[dict], workload: str, claim: str) -> list[dict]:
@@ -82,7 +89,11 @@ def test_a_rollout_is_ready_only_when_the_new_pods_are(target: KubeTarget, kube:
     """The new generation is observed before its pods exist (before: the old, ready pods passed the wait)."""
     objects = [
         gateway_service(ENV, "NodePort"),
-        deployment(ENV, "frontend", [{"name": "frontend", "image": "example/frontend:1"}]),
+        deployment(
+            ENV,
+            "frontend",
+            [{"name": "frontend", "image": "example/frontend:1", "securityContext": RESTRICTED_CONTAINER}],
+        ),
     ]
     target.apply(objects)
     target.wait(timeout=60)
@@ -168,7 +179,8 @@ def test_the_mysql_claim_of_the_real_render_survives_ups_and_a_layout_round_trip
 
     def objects(layout: str) -> tuple[dict, ...]:  # single-pod keeps SQLite: the environment says sqlite there
         chosen = environment if layout == "split-pods" else environment.model_copy(update={"database": "sqlite"})
-        return render(chosen, layout, fake_images(), VERSION, mysql_secret=MYSQL_SECRET).objects
+        rendered = render(chosen, layout, fake_images(), VERSION, mysql_secret=MYSQL_SECRET).objects
+        return (*rendered, *identity_secrets(kube.namespace))  # as `up` applies it: the parts' key Secrets too
 
     target.apply(objects("split-pods"))
     target.wait(timeout=90)
@@ -183,3 +195,44 @@ def test_the_mysql_claim_of_the_real_render_survives_ups_and_a_layout_round_trip
     assert kube.get("persistentvolumeclaims", name)["metadata"]["uid"] == uid
     target.down(volumes=True)
     assert kube.owned() == [] and kube.get("namespaces", kube.namespace) is None
+
+
+@pytest.mark.parametrize("layout", ["single-pod", "split-pods"])
+def test_each_services_claim_keeps_its_uid_through_up_of_the_next_version(
+    layout: str, target: KubeTarget, kube: KubeCluster
+) -> None:
+    """The real render of both layouts with SQLite: a claim per service, each kept (same uid) when the next
+    version replaces every pod, the pods replaced with Recreate (before: single-pod had emptyDir volumes, so
+    every up of a new version started from empty databases)."""
+    from dataclasses import replace
+
+    from deploy.model.environments import Environment
+    from deploy.render.objects import render
+    from tests.deploy.inputs import VERSION, fake_images
+
+    environment = Environment(name=ENV, target="kubeconfig", namespace=kube.namespace, layout=layout)
+
+    def objects(version: str, salt: int) -> tuple[dict, ...]:
+        images = {
+            name: replace(image, tag=version, digest=f"sha256:{int(image.digest[7:], 16) + salt:064x}")
+            for name, image in fake_images().items()
+        }
+        return (*render(environment, layout, images, version).objects, *identity_secrets(kube.namespace))
+
+    target.apply(objects(VERSION, 0))
+    target.wait(timeout=90)
+    claims = {claim["metadata"]["name"]: claim["metadata"]["uid"] for claim in kube.list("persistentvolumeclaims")}
+    assert set(claims) == {"authentication-data", "authorisation-data", "session-data", "person-data"}
+    applied = target.apply(objects("1.4.1", 100))
+    assert any(ref.startswith("Deployment/") for ref in applied.updated)  # every pod of the layout is replaced
+    target.wait(timeout=90)
+    assert {
+        claim["metadata"]["name"]: claim["metadata"]["uid"] for claim in kube.list("persistentvolumeclaims")
+    } == claims
+    for workload in kube.list("deployments"):
+        data = [v for v in workload["spec"]["template"]["spec"]["volumes"] if v["name"].endswith("-data")]
+        assert all("persistentVolumeClaim" in volume for volume in data)
+        if data:
+            assert workload["spec"]["strategy"]["type"] == "Recreate"  # never two pods on one claim
+    target.down(volumes=True)
+    assert kube.owned() == []

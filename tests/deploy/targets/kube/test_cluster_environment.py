@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common.passwords import verify_password
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
 from tests.deploy.targets.kube.conftest import kubeconfig_environment
@@ -40,6 +41,10 @@ def cluster_config(tmp_path: Path, kubeconfig: Path, kube: KubeCluster, registry
 def seeded_users(kube: KubeCluster) -> list[dict]:
     secret = kube.get("secrets", "k8sdeploy-users")
     return json.loads(base64.b64decode(secret["data"]["seed-users.json"]))
+
+
+def secret_texts(kube: KubeCluster, name: str) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in kube.get("secrets", name)["data"].items()}
 
 
 def pod_of(kube: KubeCluster, container: str) -> str:
@@ -85,9 +90,21 @@ def test_up_twice_switch_layout_and_down(
     added = k8sdeploy("user", "add", "Boss@Example.com", "--role", "admin", env=ENV, config=cluster_config)
     assert added.exit_code == 0, added.stderr
     [password] = [line.removeprefix("password: ") for line in added.stdout.splitlines()]
-    assert {"id": 100, "email": "boss@example.com", "password": password, "role": "admin"} in seeded_users(kube)
+    [boss] = [user for user in seeded_users(kube) if user["id"] == 100]
+    assert (boss["email"], boss["role"]) == ("boss@example.com", "admin")
+    assert verify_password(password, boss["password_hash"])  # a hash: the printed password is the only clear copy
+    for name in ("k8sdeploy-users", "k8sdeploy-smoke"):
+        assert password not in json.dumps(secret_texts(kube, name))
     assert f"replacing pod {authentication}: its services read the users at start-up" in added.stderr
     kube.wait_gone("pods", authentication)  # its Deployment makes a new one, which seeds at start-up
+    # the smoke users' passwords are a Secret of their own, which no pod reads
+    smoke = json.loads(secret_texts(kube, "k8sdeploy-smoke")["smoke-logins.json"])
+    assert [login["id"] for login in smoke] == [3, 4]
+    assert "k8sdeploy-smoke" not in json.dumps(kube.list("deployments"))
+    assert smoke[0]["password"] not in json.dumps(secret_texts(kube, "k8sdeploy-users"))
+    removed = k8sdeploy("user", "remove", "boss@example.com", env=ENV, config=cluster_config)
+    assert removed.exit_code == 0, removed.stderr
+    assert 100 not in [user["id"] for user in seeded_users(kube)]
 
     switched = k8sdeploy(
         "up", "--source", checkout, "--layout", "single-pod", "--wait-timeout", "120", env=ENV, config=cluster_config

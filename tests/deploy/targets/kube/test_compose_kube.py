@@ -1,4 +1,4 @@
-"""compose.stages builds the kubeconfig target from the environment (context, namespace), through the CLI too."""
+"""compose.kit builds the kubeconfig target from the environment (context, namespace), through the CLI too."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.compose import stages
+from deploy.compose import kit
 from deploy.model.environments import Environment
 from tests.controlplane import KubeCluster
 from tests.deploy.inputs import release
@@ -27,7 +27,7 @@ def test_kubeconfig_environment_deploys_and_tears_down(
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)
-    target = stages(environment, lambda _line: None).target
+    target = kit(environment, lambda _line: None).target
     target.apply(single_pod("kind-dev", "NodePort"))
     assert kube.get("deployments", "auth-suite") is not None
     config = config_file(tmp_path / "k8sdeploy.toml", kube.namespace)
@@ -47,7 +47,7 @@ def test_kubeconfig_history_is_a_configmap_that_prune_leaves_and_rollback_uses(
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     environment = Environment(name="kind-dev", target="kubeconfig", kube_context="test", namespace=kube.namespace)
-    found = stages(environment, lambda _line: None)
+    found = kit(environment, lambda _line: None)
     target, history = found.target, found.history
     target.apply(single_pod("kind-dev", "NodePort"))
     history.record(release("1.0.0", "a"))

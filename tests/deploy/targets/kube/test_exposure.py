@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from deploy import compose
+from deploy import clients
 from deploy.model.environments import Environment, load_environment
 from deploy.model.errors import ConfigError, ExitCode
 from deploy.render.objects import render
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.inputs import VERSION, fake_images, of_kind
-from tests.deploy.targets.kube.conftest import ENV
+from tests.deploy.targets.kube.conftest import ENV, identity_secrets
 from tests.helpers import k8sdeploy
 
 
@@ -92,14 +92,14 @@ def config(tmp_path: Path, *lines: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", [["up"], ["rollback", "--yes"]])
+@pytest.mark.parametrize("command", [["up"], ["dev"], ["rollback", "--yes"]])
 def test_plain_http_beyond_loopback_is_refused_before_anything_is_built(
     command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def no_cloud() -> None:
         raise AssertionError("nothing may be asked of Google before the refusal")
 
-    monkeypatch.setattr(compose, "google_apis", no_cloud)
+    monkeypatch.setattr(clients, "google_apis", no_cloud)
     result = k8sdeploy(*command, env="staging", config=config(tmp_path))
     assert result.exit_code == ExitCode.USAGE, result.output
     [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -121,7 +121,8 @@ def test_allowing_plain_http_is_said_on_every_up(tmp_path: Path) -> None:
 
 
 def test_a_missing_certificate_is_named_before_anything_changes(target: KubeTarget, kube: KubeCluster) -> None:
-    objects = render(tls_environment(kube.namespace), "single-pod", fake_images(), VERSION).objects
+    rendered = render(tls_environment(kube.namespace), "single-pod", fake_images(), VERSION).objects
+    objects = [*rendered, *identity_secrets(kube.namespace)]  # as `up` applies it: the parts' key Secrets too
     with pytest.raises(ConfigError) as refused:
         target.apply(objects)
     assert refused.value.message == (

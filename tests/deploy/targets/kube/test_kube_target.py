@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from deploy.model.errors import ApplyError, ConfigError, CredentialsError, NotReadyError
+from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.history import ConfigMapHistory
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.lease import KubeLease
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for
+from tests.deploy.conftest import FAST_RETRY, FAULT_SEEDS
 from tests.deploy.inputs import release
 from tests.deploy.targets.kube.conftest import ENV
 from tests.deploy.targets.kube.objects import labels, single_pod, split_pods
@@ -52,6 +54,29 @@ def test_a_change_is_applied_in_place_and_bumps_only_that_object(target: KubeTar
     assert kube.mutations(mark) == ["patch configmaps/gateway-conf"]
     assert kube.get("configmaps", "gateway-conf")["data"]["nginx.conf"].startswith("events { w")
     assert kube.get("services", "gateway")["metadata"]["resourceVersion"] == service_version
+
+
+def test_an_apply_after_a_diff_reads_each_object_once(target: KubeTarget, kube: KubeCluster) -> None:
+    """`up` says what it changes, then applies: the apply takes the live objects the diff read (the API server
+    answers both; the reads are counted at our client)."""
+    objects = single_pod(ENV, "NodePort")
+    target.apply(objects)
+    reads: list[str] = []
+    get = target.api.get
+
+    def counted(kind, namespace, name):  # noqa: ANN001, ANN202 - KubeApi.get's own signature
+        reads.append(f"{kind.kind}/{name}")
+        return get(kind, namespace, name)
+
+    target.api.get = counted  # type: ignore[method-assign]
+    objects[2]["data"]["nginx.conf"] = "events { worker_connections 32; }\n"
+    changes = target.diff(objects)
+    assert [c.name for c in changes if c.changed] == ["gateway-conf"]
+    result = target.apply(objects)
+    assert result.updated == ("ConfigMap/gateway-conf",)
+    rendered = [f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects]
+    assert sorted(name for name in reads if name in rendered) == sorted(rendered), reads
+    assert target.apply(objects).changed is False  # no diff before it: read again, and nothing to change
 
 
 def test_layout_switch_prunes_exactly_the_old_objects(target: KubeTarget, kube: KubeCluster) -> None:
@@ -161,7 +186,7 @@ def test_a_pod_no_node_can_take_is_diagnosed_with_the_schedulers_reason(target: 
     assert "event Warning FailedScheduling: 0/3 nodes are available: 3 Insufficient cpu." in caught.value.details
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", FAULT_SEEDS)
 def test_thirty_percent_faults_converge(kube: KubeCluster, tmp_path: Path, seed: int) -> None:
     """30% of requests answered 429 or 503, dropped before the API server sees them, or acted on with the
     answer lost (a repeated create then meets 409 and is read back)."""
@@ -169,7 +194,10 @@ def test_thirty_percent_faults_converge(kube: KubeCluster, tmp_path: Path, seed:
     proxy.flaky, proxy.faults = 0.3, ("429", "503", "drop", "lost")
     try:
         path = kubeconfig_for(kube.cluster, tmp_path / "proxied", server=proxy.url)
-        target = KubeTarget(kubeconfig_api("test", path), kube.namespace, ENV, poll=0.05)
+        # the rule's own backoff, with shorter waits: what converges is the same, the test waits less
+        target = KubeTarget(
+            KubeApi(kubeconfig_api("test", path).api_client, FAST_RETRY), kube.namespace, ENV, poll=0.05
+        )
         with KubeLease(target.api, kube.namespace, ENV).hold("ci (pid 1)"):
             target.apply(split_pods(ENV, "NodePort"))
             target.wait(timeout=60)

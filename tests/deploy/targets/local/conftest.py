@@ -4,6 +4,7 @@ the target on this test's environment, removed before and after."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from deploy.targets.local.pause import root_fs
 from deploy.targets.local.target import LocalTarget
 
-ENV = "k8stest"
+ENV = f"k8stest-{os.getpid()}"  # of this test process alone: parallel workers share the Docker Engine
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from deploy.devrun import LocalSuite
+from deploy.loopback import LocalSuite
 from deploy.model.images import PublishedImage
-from deploy.model.releases import FileHistory, Release
+from deploy.model.releases import Release
+from deploy.targets.local.stores import FileHistory
 from deploy.targets.local.target import LocalTarget
 from tests.deploy.targets.local.conftest import ENV
 from tests.deploy.targets.local.objects import objects

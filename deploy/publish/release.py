@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from deploy.model.errors import ConfigError, PublishError
 from deploy.model.images import IMAGE_NAMES
 from deploy.model.progress import Say, silent
 from deploy.registry.client import RegistryAddress, RegistryClient
+
+if TYPE_CHECKING:  # google's libraries load only where a repository is Artifact Registry
+    from deploy.registry.artifact_registry import ArtifactRepository
 
 LATEST = "latest"
 
@@ -34,8 +38,17 @@ def registry_of(environment_registry: str, env_name: str) -> RegistryAddress:
     return RegistryAddress.parse(environment_registry)
 
 
-def move_latest(address: RegistryAddress, client: RegistryClient, version: str, say: Say = silent) -> tuple[Moved, ...]:
-    """Point `latest` of each image at its `version` manifest; refuse before moving any if one is missing."""
+def release(
+    address: RegistryAddress,
+    client: RegistryClient,
+    version: str,
+    say: Say = silent,
+    repository: ArtifactRepository | None = None,
+) -> tuple[Moved, ...]:
+    """`release`: point `latest` of each image at its `version` manifest; refuse before moving any if one is
+    missing, or where tags are immutable (`repository`: the Artifact Registry repository of `address`)."""
+    if repository is not None:
+        repository.refuse_moving([LATEST])
     client.check()
     manifests, missing = {}, []
     for name in IMAGE_NAMES:
@@ -51,13 +64,13 @@ def move_latest(address: RegistryAddress, client: RegistryClient, version: str, 
         )
     moved = []
     for name, (data, media_type) in manifests.items():
-        repository = address.repository(name)
+        path = address.repository(name)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        previous = client.manifest_digest(repository, LATEST)
+        previous = client.manifest_digest(path, LATEST)
         if previous != digest:
-            client.put_manifest(repository, LATEST, data, media_type)
+            client.put_manifest(path, LATEST, data, media_type)
             say(f"{name}: latest -> {version} ({digest[:19]})")
         else:
             say(f"{name}: latest already is {version}")
-        moved.append(Moved(name, f"{address.host}/{repository}", digest, previous))
+        moved.append(Moved(name, f"{address.host}/{path}", digest, previous))
     return tuple(moved)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -20,8 +21,21 @@ import click
 import httpx
 from sqlalchemy.engine import make_url
 
-from deploy.model.suite import DEMO_USERS, GATEWAY, GATEWAY_PORT, SEEDED_BY, SERVICES, Service, url_variable
-from deploy.render.gateway import GatewayConfig, render_nginx_conf
+from deploy.identity import PARTS, Identity, new_key
+from deploy.model.suite import (
+    DEMO_USERS,
+    GATEWAY,
+    GATEWAY_PORT,
+    HASHING,
+    SEEDED_BY,
+    SERVICE_MEMORY_LIMIT,
+    SERVICES,
+    Service,
+    suite_ports,
+    url_variable,
+)
+from deploy.render.gateway import GatewayConfig, default_login_burst, render_nginx_conf
+from deploy.users import private_write
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,17 +52,15 @@ class SuiteSettings:
     mysql_url: str = ""  # server URL without a database: one database per service is created there
     database_prefix: str = "auth_"
     login_rate: str = "20r/m"
-    login_burst: int = 10
+    login_burst: int = field(default_factory=default_login_burst)
     extra_env: dict[str, str] = field(default_factory=dict)
     nginx: str = "nginx"
 
     def port(self, service: Service) -> int:
-        return self.base_port + (service.port - GATEWAY_PORT)
+        return suite_ports(self.base_port)[service.name]
 
     def address(self, name: str) -> str:
-        if name == GATEWAY:
-            return f"{self.host}:{self.base_port}"
-        return f"{self.host}:{self.port(next(s for s in SERVICES if s.name == name))}"
+        return f"{self.host}:{suite_ports(self.base_port)[name]}"
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -90,6 +102,16 @@ class LocalSuite:
         self.settings = settings
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs = settings.work_dir / "logs"
+        self.identity = Identity("run", (new_key(int(time.time())),))
+
+    def key_file(self, part: str) -> Path:
+        return self.settings.work_dir / "identity" / part
+
+    def write_keys(self, identity: Identity) -> None:
+        """Each part's key file (deploy/identity.py), read again by the running parts within a second."""
+        self.identity = identity
+        for part in PARTS:
+            private_write(self.key_file(part), identity.key_file(part))
 
     @property
     def url(self) -> str:
@@ -103,6 +125,7 @@ class LocalSuite:
             "PORT": str(settings.port(service)),
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
+            "IDENTITY_KEYS": str(self.key_file(service.name)),
         }
         if service.database:
             if settings.mysql_url:
@@ -111,8 +134,10 @@ class LocalSuite:
                 env["DATABASE_PATH"] = str(settings.work_dir / "data" / f"{service.name}.db")
         for peer in service.calls:
             env[url_variable(peer)] = f"http://{settings.address(peer)}"
+        if service.name == HASHING:  # hashes as many at once as in its container
+            env["MEMORY_LIMIT"] = SERVICE_MEMORY_LIMIT
         if service.name in SEEDED_BY:  # the suite from source: the demo users, as a demo environment has them
-            env["SEED_USERS"] = json.dumps([user.seed() for user in DEMO_USERS])
+            env["SEED_USERS"] = json.dumps([login.user().seed() for login in DEMO_USERS])
         env.update(settings.extra_env)
         return env
 
@@ -124,9 +149,10 @@ class LocalSuite:
         )
         log.close()
 
-    def start(self, timeout: float = 60) -> LocalSuite:
+    def start(self, timeout: float = 120) -> LocalSuite:
         if self.settings.mysql_url:
             ensure_mysql_databases(self.settings)
+        self.write_keys(self.identity)
         try:
             for service in SERVICES:
                 self.start_process(service.name, [sys.executable, "-m", service.module], self.service_env(service))
@@ -148,6 +174,10 @@ class LocalSuite:
             "runtime_dir": str(settings.work_dir / "nginx"),
             "login_rate": settings.login_rate,
             "login_burst": settings.login_burst,
+            "identity_keys": str(self.key_file(GATEWAY)),
+            # nginx started by root would run its workers as `nobody`, who cannot read the 0600 key file: they run
+            # as whoever runs the suite, as the services do (in a container, nginx runs as the image's user)
+            "worker_user": pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else "",
             **overrides,
         }
         return GatewayConfig(**values)

@@ -19,7 +19,7 @@ from tests.infra import ROOT, free_port_block, port_is_free
 def test_run_serves_the_suite_and_stops_everything(tmp_path: Path, stop_signal: signal.Signals) -> None:
     base = free_port_block(6)
     runner = subprocess.Popen(
-        [sys.executable, "-m", "deploy.devrun", "--port", str(base), "--work-dir", str(tmp_path)],
+        [sys.executable, "-m", "deploy.loopback", "--port", str(base), "--work-dir", str(tmp_path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -55,7 +55,7 @@ def test_run_names_the_part_that_failed(tmp_path: Path) -> None:
     try:
         time.sleep(0.5)
         result = subprocess.run(
-            [sys.executable, "-m", "deploy.devrun", "--port", str(base), "--work-dir", str(tmp_path)],
+            [sys.executable, "-m", "deploy.loopback", "--port", str(base), "--work-dir", str(tmp_path)],
             cwd=ROOT,
             capture_output=True,
             text=True,

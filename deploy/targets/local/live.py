@@ -1,29 +1,38 @@
-"""A running local environment changed in place: a service's process started again in its own container (the
-container and its id kept), the gateway's files written anew and nginx reloaded; each says what went wrong."""
+"""A running local environment changed in place for `dev` (kit.InPlace): the checkout bound into the containers,
+a service's process started again in its own container (the container and its id kept), the gateway's files
+written anew and nginx reloaded; each says what went wrong, read by the target's own health check."""
 
 from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import httpx
 from docker.models.containers import Container
 
-from deploy.dev.mounts import DEVSERVER
 from deploy.model.suite import GATEWAY, GATEWAY_COMMAND
 from deploy.targets.local import labels as L
 from deploy.targets.local.containers import LocalEngine
-from deploy.targets.local.health import probe_container
+from deploy.targets.local.health import ContainerHealth, Health, probe_container
+from deploy.targets.local.logs import LogFollower
+from deploy.targets.local.mounts import DEVSERVER, with_sources
 from deploy.targets.local.plan import plan
 
 LOG_LINES = 15  # of a service that did not come back
 
 
 class LocalLive:
-    def __init__(self, engine: LocalEngine, poll: float = 0.05):
-        self.engine = engine
-        self.poll = poll
+    def __init__(self, engine: LocalEngine, checkout: Path, poll: float = 0.05):
+        self.engine, self.checkout, self.poll = engine, checkout, poll
+        self.health = Health(engine.client, engine.env_name)
+
+    def overlay(self, objects: tuple[dict, ...]) -> tuple[dict, ...]:
+        return with_sources(objects, self.checkout)
+
+    def follow(self, names: Iterable[str], emit: Callable[[str, str], None]) -> LogFollower:
+        return LogFollower(self.engine.client, self.engine.env_name, names, emit)
 
     def containers(self, name: str) -> list[Container]:
         return self.engine.owned(**{L.CONTAINER: name, L.ROLE: "app"})
@@ -55,31 +64,13 @@ class LocalLive:
                     time.sleep(0.01)
 
     def await_ready(self, names: Sequence[str], timeout: float, since: int, restarts: dict[str, int]) -> dict[str, str]:
-        pending, problems = set(names), {}
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=1) as http:
-            while pending:
-                for name in sorted(pending):
-                    for container in self.containers(name):
-                        container.reload()
-                        state = container.attrs["State"]
-                        crashed = state.get("Status") in ("exited", "dead") or state.get("Restarting")
-                        if crashed or container.attrs.get("RestartCount", 0) > restarts.get(container.name or "", 0):
-                            problems[name] = self.diagnosis(container, "crashed", since)
-                            pending.discard(name)
-                        elif state.get("Status") == "running" and not probe_container(container, http):
-                            pending.discard(name)
-                if pending and time.monotonic() > deadline:
-                    for name in pending:
-                        for container in self.containers(name):
-                            problems[name] = self.diagnosis(container, f"not ready after {timeout:g} s", since)
-                    break
-                time.sleep(self.poll)
-        return problems
+        crashed, waiting = self.health.settle(timeout, self.poll, names, restarts, all_of_them=True)
+        return {h.name: self.diagnosis(h, "crashed", since) for h in crashed} | {
+            h.name: self.diagnosis(h, f"not ready after {timeout:g} s", since) for h in waiting
+        }
 
-    def diagnosis(self, container: Container, what: str, since: int) -> str:
-        log = container.logs(tail=LOG_LINES, since=since).decode(errors="replace").rstrip() or "(no output)"
-        return f"{what}; its last log lines:\n" + "\n".join(f"    {line}" for line in log.splitlines())
+    def diagnosis(self, health: ContainerHealth, what: str, since: int) -> str:
+        return f"{what}; its last log lines:\n" + self.health.last_lines(health, LOG_LINES, since)
 
     def rewrite_files(self, objects: Sequence[dict]) -> list[str]:
         """Write the ConfigMap and Secret files of the planned pods that differ from what is mounted, in place (a

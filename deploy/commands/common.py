@@ -1,5 +1,6 @@
-"""What every `k8sdeploy` command shares: the exit codes in its help, a DeployError as one line and its exit
-code, --env and --config resolved into an Environment, --output, and --yes for what destroys."""
+"""What the `k8sdeploy` commands share: the exit codes in their help, a DeployError as one line and its exit code,
+--env and --config resolved into an Environment, --output, --yes for what destroys, progress on stderr (`say`), the
+options more than one command takes, and the one place their build flags become BuildOptions."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import click
 
 from deploy.model.environments import DEFAULT_CONFIG, LAYOUTS, Environment, load_environment
 from deploy.model.errors import DeployError, ExitCode
+
+if TYPE_CHECKING:
+    from deploy.publish.stage import BuildOptions
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
     f"  {code.value:<4}{text}"
@@ -29,13 +33,53 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
         (ExitCode.CLOUD, "a cloud or cluster API refused (credentials, permission, project, zone, operation)"),
         (ExitCode.BUSY, "another up, rollback or down of the environment is running (it holds the lease)"),
         (ExitCode.UNVERIFIED, "an image is unsigned, signed by another key, or its attestations do not match"),
+        (ExitCode.UNEXPECTED, "unexpected error (a bug): its traceback is in the crash log named"),
         (ExitCode.INTERRUPTED, "interrupted"),
     ]
 )
 
 
+class Entry(click.Group):
+    """The `k8sdeploy` group: SIGTERM and SIGHUP stop a command as Ctrl-C does, and an exception that
+    escapes a command is one line, exit 70, with its traceback in a crash log (deploy/crash.py)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from deploy.crash import signals_stop, threads_reported, unexpected
+
+        LAST_STEP[0] = ""  # this command's own steps only (tests run many in one process)
+        with signals_stop(), threads_reported(lambda: ctx.invoked_subcommand or ""):
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+                raise
+            except KeyboardInterrupt:
+                click.echo("interrupted", err=True)
+                sys.exit(ExitCode.INTERRUPTED)
+            except Exception as exc:  # noqa: BLE001 - the one place a bug is caught
+                error = unexpected(exc, ctx.invoked_subcommand or "", LAST_STEP[0])
+                click.echo(f"error: {error}", err=True)
+                sys.exit(error.exit_code)
+
+
+LAST_STEP = [""]  # the last progress line said (say), named when a command ends unexpectedly
+
+
+def say(line: str) -> None:
+    """Progress goes to stderr; stdout carries only data."""
+    LAST_STEP[0] = line
+    click.echo(line, err=True)
+
+
+def print_document(document: Mapping) -> None:
+    """`--output json`: the command's one JSON document (made by a function of deploy/output.py) on stdout."""
+    from deploy import output as report
+
+    click.echo(report.dumps(document), nl=False)
+
+
 def reports_errors(command: Callable) -> Callable:
-    """Turn a DeployError into one line on stderr and its exit code; bugs keep their traceback.
+    """Turn a DeployError into one line on stderr and its exit code; an exception the code did not expect
+    into one too (exit 70, its traceback in a crash log).
 
     With `--output json` the failure is also one JSON document on stdout. Put it above every other
     decorator but the click command's, so option handling is covered too.
@@ -46,19 +90,30 @@ def reports_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except DeployError as exc:
-            click.echo(f"error: {exc}", err=True)
-            if exc.details:
-                click.echo(exc.details, err=True)
-            if kwargs.get("output") == "json":
-                from deploy import output as report
-
-                click.echo(report.dumps(report.failed(click.get_current_context().info_name or "", exc)), nl=False)
-            sys.exit(exc.exit_code)
+            report_failure(exc, kwargs.get("output") == "json")
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(ExitCode.INTERRUPTED)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors: click says them (exit 2)
+        except Exception as exc:  # noqa: BLE001 - a bug: one line, its traceback in a crash log
+            from deploy.crash import unexpected
+
+            name = click.get_current_context().command_path.partition(" ")[2]
+            report_failure(unexpected(exc, name, LAST_STEP[0]), kwargs.get("output") == "json")
 
     return wrapper
+
+
+def report_failure(exc: DeployError, json: bool) -> None:
+    click.echo(f"error: {exc}", err=True)
+    if exc.details:
+        click.echo(exc.details, err=True)
+    if json:
+        from deploy import output as report
+
+        print_document(report.failed(click.get_current_context().info_name or "", exc))
+    sys.exit(exc.exit_code)
 
 
 def environment_options(command: Callable) -> Callable:
@@ -131,11 +186,55 @@ key_option = click.option(
 )
 
 
+def builder_option(help: str) -> Callable:
+    """--builder oci|docker, `help` saying it for the command."""
+    return click.option("--builder", type=click.Choice(["oci", "docker"]), default="oci", show_default=True, help=help)
+
+
+def allow_dirty_option(help: str) -> Callable:
+    """--allow-dirty, `help` saying what the command does with uncommitted changes."""
+    return click.option("--allow-dirty", is_flag=True, help=help)
+
+
+def build_options(
+    environment: Environment,
+    source: Path,
+    *,
+    registry: str | None = None,
+    builder: Literal["oci", "docker"] = "oci",
+    channels: tuple[str, ...] = (),
+    allow_dirty: bool = False,
+    key_path: Path | None = None,
+    signed: bool = True,
+) -> BuildOptions:
+    """What `build`, `up`, `dev` and `diff` build with: the environment's registry (or `registry`) and bases, and,
+    when `signed`, the signing key of --key, $K8SDEPLOY_SIGNING_KEY or the environment's signing_key."""
+    from deploy.attest.keys import signing_key
+    from deploy.publish.stage import BuildOptions
+
+    return BuildOptions(
+        source=source,
+        registry=environment.registry if registry is None else registry,
+        builder=builder,
+        channels=channels,
+        allow_dirty=allow_dirty,
+        bases=environment.bases,
+        signing_key=signing_key(key_path, environment.signing_key, warn=say, prompt=passphrase_prompt())
+        if signed
+        else None,
+    )
+
+
 def layout_option(verb: str) -> Callable:
     """--layout, as the Choice of the layouts, defaulting to the environment's."""
     return click.option(
         "--layout", "layout_name", type=click.Choice(LAYOUTS), help=f"Layout to {verb}.  [default: the environment's]"
     )
+
+
+def passphrase_prompt() -> Callable[[str], str] | None:
+    """Asking for an encrypted key's passphrase, on a terminal only."""
+    return (lambda text: click.prompt(text, hide_input=True, err=True)) if interactive() else None
 
 
 def interactive(environ: Mapping[str, str] = os.environ, stdin: TextIO | None = sys.stdin) -> bool:

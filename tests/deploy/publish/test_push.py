@@ -9,15 +9,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import google.oauth2.credentials
+import httpx
 import pytest
 
-from deploy.compose import Clients
+from deploy.clients import Clients
 from deploy.model.errors import BuildError, ConfigError, PublishError
 from deploy.model.images import PublishedImage
-from deploy.publish.registry import RegistryPublisher
-from deploy.registry.auth import DockerConfigCredentials, GoogleCredentials
+from deploy.publish.push import RegistryPublisher
+from deploy.registry.auth import DockerConfigCredentials, GoogleCredentials, trusted_realm
 from deploy.registry.client import RegistryAddress, RetryPolicy, Traffic
-from tests.deploy.conftest import FAST_RETRY, BuiltSuite, build_suite, clone, git
+from tests.deploy.conftest import FAST_RETRY, FAULT_SEEDS, BuiltSuite, build_suite, clone, git
 from tests.infra import free_port_block
 from tests.registries import ProxyRules, Registry, registry_proxy
 
@@ -133,7 +134,7 @@ def test_retries_ride_out_dropped_connections_and_503s(fresh_registry: Registry,
     assert rules.faults >= 5
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", FAULT_SEEDS)
 def test_thirty_percent_faults_converge(fresh_registry: Registry, suite_build: BuiltSuite, seed: int) -> None:
     """30% of requests answered 503, dropped before the registry sees them, or acted on with the answer lost
     (before: a blob's POST and PUT had to succeed in the same attempt, five attempts in all, and the last
@@ -223,3 +224,37 @@ def test_a_missing_or_unpinned_base_is_one_clear_error(
         build_suite(checkout, tmp_path / "store", bases={"person": missing})
     with pytest.raises(ConfigError, match="not pinned by digest"):
         build_suite(checkout, tmp_path / "store", bases={"python": "python:3.11-slim"})
+
+
+def test_a_token_realm_on_another_host_is_never_sent_the_credentials(
+    fresh_registry: Registry, suite_build: BuiltSuite
+) -> None:
+    """The registry names a realm on another host (here: `localhost`, which is not the 127.0.0.1 it was asked
+    as): the token is asked for without the credentials, the registry refuses, and the push fails."""
+    rules = ProxyRules(bearer=True)
+    with registry_proxy(fresh_registry.host, rules) as proxy:
+        rules.realm = f"http://localhost:{proxy.rsplit(':', 1)[1]}/token"
+        credentials = google_credentials(proxy)
+        clients = Clients(retry=FAST_RETRY, credentials=lambda host: credentials)
+        with pytest.raises(PublishError):
+            RegistryPublisher(RegistryAddress.parse(f"{proxy}/suite"), clients.registry(proxy)).publish(
+                suite_build.images[:1], TAG
+            )
+    assert rules.seen_token_authorization and set(rules.seen_token_authorization) == {""}
+
+
+@pytest.mark.parametrize(
+    "realm, registry, trusted",
+    [
+        ("https://europe-docker.pkg.dev/v2/token", "https://europe-docker.pkg.dev/v2/", True),
+        ("https://gcr.io/v2/token", "https://gcr.io/v2/", True),
+        ("http://europe-docker.pkg.dev/v2/token", "https://europe-docker.pkg.dev/v2/", False),  # in clear
+        ("https://auth.example.org/token", "https://registry.example.org/v2/", False),  # another host
+        ("https://registry.example.org:8443/token", "https://registry.example.org/v2/", False),  # another port
+        ("http://127.0.0.1:5000/token", "http://127.0.0.1:5000/v2/", True),  # the loopback registry itself
+        ("http://127.0.0.1:5001/token", "http://127.0.0.1:5000/v2/", False),
+        ("not a url", "https://registry.example.org/v2/", False),
+    ],
+)
+def test_which_token_realms_are_trusted(realm: str, registry: str, trusted: bool) -> None:
+    assert trusted_realm(realm, httpx.URL(registry)) is trusted

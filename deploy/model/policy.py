@@ -1,0 +1,26 @@
+"""Whether a deploy may happen: one policy for every command that changes what an environment runs (DEPLOYS),
+applied by the Runner (Runner.admit) before anything is built, pushed or applied, and before any cloud or
+cluster is asked anything. The commands only pass their flags."""
+
+from __future__ import annotations
+
+from deploy.model.environments import Environment, refuse_plain_http
+from deploy.model.errors import ConfigError
+from deploy.model.progress import Say
+
+DEPLOYS = ("up", "dev", "rollback")  # the Runner's ways to change what runs; each calls admit() first
+
+
+def admit(environment: Environment, action: str, say: Say) -> None:
+    """Refuse (ConfigError, exit 2) a deploy the environment does not allow; say the risks it accepts."""
+    if action not in DEPLOYS:
+        raise ValueError(f"{action!r} is not a deploy ({', '.join(DEPLOYS)})")
+    refuse_plain_http(environment, say)
+    if action == "dev" and environment.verify is not None:
+        table = f"[environments.{environment.name}]"
+        if not environment.dev:
+            raise ConfigError(
+                f"environment {environment.name} sets verify, and `dev` deploys uncommitted work",
+                f"use `k8sdeploy up` there, or set dev = true in {table} to allow development deploys "
+                "(signed with its signing_key, which verify checks as for `up`)",
+            )

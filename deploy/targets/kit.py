@@ -1,0 +1,96 @@
+"""What a target kind gives the Runner: the one seam between the commands and where an environment runs.
+
+Each kind is a package under deploy/targets/ whose `kind.py` holds `KIND`, a `Kind`; the environment model names
+that module (deploy/model/environments.py TARGET_KINDS) and compose.py imports it by that name. Nothing outside
+deploy/targets/ and the environment model asks which kind an environment is (tests/deploy/test_target_seam.py):
+what differs between kinds is a value here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from deploy.identity import IdentityStore
+from deploy.model.environments import Environment
+from deploy.model.lease import Lease
+from deploy.model.progress import Say
+from deploy.model.releases import ReleaseHistory
+from deploy.targets import Target
+from deploy.users import UsersStore
+
+if TYPE_CHECKING:
+    import docker
+
+    from deploy.targets.gke.target import GkeTarget
+    from deploy.targets.kube.client import KubeApi
+
+Objects = tuple[dict, ...]
+
+
+class Following(Protocol):
+    """The services' logs followed while `dev` runs."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class InPlace(Protocol):
+    """How `dev` changes a running environment without new images (the local target: the checkout is bound into
+    the containers, a service's process is started again, the gateway reloaded)."""
+
+    def overlay(self, objects: Objects) -> Objects: ...  # the rendered objects with the checkout bound in
+
+    def restart(self, names: Iterable[str], timeout: float = 30) -> dict[str, str]: ...  # name -> what went wrong
+
+    def rewrite_files(self, objects: Sequence[dict]) -> list[str]: ...  # the mounted files changed in place
+
+    def reload_gateway(self) -> str: ...  # '' when nginx took its new configuration, else what it said
+
+    def follow(self, names: Iterable[str], emit: Callable[[str, str], None]) -> Following: ...
+
+
+@dataclass(frozen=True)
+class TargetKit:
+    """An environment's target and where that kind keeps the environment's records: its release history, lease,
+    users and identity keys (files in the local target's state directory; objects in a Kubernetes namespace)."""
+
+    environment: Environment
+    target: Target
+    history: ReleaseHistory
+    lease: Lease
+    users: UsersStore
+    identity: IdentityStore
+    # `dev`: the environment changed in place; None where a change is published as new images (needs a registry)
+    in_place: InPlace | None = None
+
+
+class Connections(Protocol):
+    """The clients a kind may need, made by the composition root (compose.py) and nowhere else."""
+
+    def docker(self) -> docker.DockerClient: ...
+
+    def kubeconfig(self, context: str, path: Path | None) -> KubeApi: ...
+
+    def gke(self, environment: Environment, say: Say, keep_cluster: bool) -> GkeTarget: ...
+
+
+@dataclass(frozen=True)
+class KitOptions:
+    keep_cluster: bool = False  # gke `down`: the cluster stays
+    dev_checkout: Path | None = None  # `dev`: the checkout whose files reach what runs
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One target kind: how to make an environment's kit, and what commands need before one exists."""
+
+    kit: Callable[[Environment, Connections, Say, KitOptions], TargetKit]
+    # the release history alone, where reading it needs less than the whole kit (the local file: no engine)
+    history: Callable[[Environment, Connections, Say], ReleaseHistory] | None = None
+    # its registry may be Artifact Registry under any host name, so Google is asked (gke has Google credentials)
+    registry_on_google: bool = False
+    own_cluster: bool = False  # it makes and deletes its cluster (gke): `down --keep-cluster` applies

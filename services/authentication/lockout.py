@@ -1,0 +1,192 @@
+"""Failed logins, counted so that a stranger cannot lock the owner out: per (account, client address) a hard limit
+within a window; across addresses a progressive delay per account, bounded, rather than a lock for everyone.
+
+Counting is atomic (one `UPDATE ... SET failures = failures + 1`; the first failure an INSERT, retried as an update
+when another request inserted it first or InnoDB picked it as a deadlock's victim), since every replica shares the
+table. The table keeps hashes of the account and the address, never what was typed (sometimes a password) or
+where from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import DateTime, Integer, String, case, delete, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.common.db import Database
+
+# Per (account, address): after this many failures within the window, that address is refused for that account
+# (429) until the window ends, whatever the password.
+MAX_FAILED_LOGINS = 5
+FAILURE_WINDOW_SECONDS = 15 * 60
+# Per account, over every address: failures beyond this many (each address counting at most MAX_FAILED_LOGINS, so
+# one address alone never slows the account) make the account wait 1, 2, 4, ... seconds after its latest failure,
+# at most MAX_DELAY_SECONDS: guessing spread over many addresses is slowed, the owner waits at most that long.
+FREE_ACCOUNT_FAILURES = 2 * MAX_FAILED_LOGINS
+MAX_DELAY_SECONDS = 60
+IPV6_PREFIX = 64  # an IPv6 client holds its whole /64: counted as one address
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class LoginFailure(Base):
+    __tablename__ = "login_failures"
+    account_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failure_at: Mapped[datetime] = mapped_column(DateTime)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+def digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def client_address(
+    peer: str | None, headers: Mapping[str, str], trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> str:
+    """The client's address: the peer's own, unless the peer is a trusted proxy (the gateway), whose X-Real-IP
+    or the last hop of its X-Forwarded-For names the client (the gateway sets them, never appends a client's).
+    IPv6 addresses as their /64; anything unparsable as the peer's."""
+    address = peer or ""
+    if parse(address) is not None and any(parse(address) in network for network in trusted):
+        forwarded = headers.get("x-real-ip") or headers.get("x-forwarded-for", "").split(",")[-1]
+        if parse(forwarded.strip()) is not None:
+            address = forwarded.strip()
+    parsed = parse(address)
+    if parsed is None:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/{IPV6_PREFIX}", strict=False))
+    return str(parsed)
+
+
+def parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return parsed.ipv4_mapped
+    return parsed
+
+
+def trusted_proxies(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """TRUSTED_PROXIES: comma-separated networks whose requests name the client; ValueError when one is not."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Refusal:
+    message: str
+    retry_after: int  # seconds
+
+
+LOCKED_MESSAGE = "too many failed logins for this account"
+SLOWED_MESSAGE = "too many failed logins for this account lately; wait before trying again"
+
+
+@dataclass(frozen=True)
+class Lockout:
+    database: Database
+    limit: int = MAX_FAILED_LOGINS
+    window: timedelta = timedelta(seconds=FAILURE_WINDOW_SECONDS)
+
+    def refusal(self, account: str, address: str, at: datetime) -> Refusal | None:
+        """Why a login for `account` from `address` is refused now, without checking its password; None if not."""
+        with self.database.sessions() as session:
+            own = session.get(LoginFailure, (account, address))
+            # every address's failures, each at most the limit: one address alone never slows the account
+            capped = case((LoginFailure.failures > self.limit, self.limit), else_=LoginFailure.failures)
+            total, latest = session.execute(
+                select(func.sum(capped), func.max(LoginFailure.last_failure_at)).where(
+                    LoginFailure.account_hash == account, LoginFailure.first_failure_at > at - self.window
+                )
+            ).one()
+        if own is not None and own.failures >= self.limit and at < own.first_failure_at + self.window:
+            return Refusal(LOCKED_MESSAGE, seconds(own.first_failure_at + self.window - at))
+        excess = int(total or 0) - FREE_ACCOUNT_FAILURES  # MariaDB sums to a Decimal
+        if excess > 0 and latest is not None:
+            until = latest + timedelta(seconds=delay(excess))
+            if at < until:
+                return Refusal(SLOWED_MESSAGE, seconds(until - at))
+        return None
+
+    def succeeded(self, account: str, address: str) -> None:
+        """The owner logged in from `address`: its count starts again (other addresses' stay)."""
+
+        def clear() -> None:
+            with self.database.sessions.begin() as session:
+                session.execute(
+                    delete(LoginFailure).where(
+                        LoginFailure.account_hash == account, LoginFailure.address_hash == address
+                    )
+                )
+
+        again_on_conflict(clear)
+
+    def failed(self, account: str, address: str, at: datetime) -> None:
+        """Count one failure in the window that is open, or open one."""
+        key = (LoginFailure.account_hash == account, LoginFailure.address_hash == address)
+
+        def count() -> None:
+            with self.database.sessions.begin() as session:
+                counted = session.execute(
+                    update(LoginFailure)
+                    .where(*key, LoginFailure.first_failure_at > at - self.window)
+                    .values(failures=LoginFailure.failures + 1, last_failure_at=at)
+                ).rowcount
+                if counted:
+                    return
+                restarted = session.execute(
+                    update(LoginFailure).where(*key).values(failures=1, first_failure_at=at, last_failure_at=at)
+                ).rowcount
+                if not restarted:
+                    session.add(
+                        LoginFailure(
+                            account_hash=account,
+                            address_hash=address,
+                            failures=1,
+                            first_failure_at=at,
+                            last_failure_at=at,
+                        )
+                    )
+
+        again_on_conflict(count)
+
+
+def again_on_conflict(work: Callable[[], None], attempts: int = 3) -> None:
+    """`work` (one transaction), done again when another request inserted the same row first or InnoDB chose it
+    as a deadlock's victim: the second try finds the other's row."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except (IntegrityError, OperationalError) as exc:
+            if attempt == attempts - 1 or not (isinstance(exc, IntegrityError) or deadlocked(exc)):
+                raise
+
+
+def deadlocked(exc: OperationalError) -> bool:
+    """InnoDB chose this transaction as a deadlock's victim (1213) or its lock wait timed out (1205): two first
+    failures for one key at once take gap locks and then insert. Trying again finds the other's row."""
+    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+    return code in (1205, 1213)
+
+
+def delay(excess: int) -> int:
+    """Seconds the account waits after its latest failure, `excess` failures beyond the free ones."""
+    return min(MAX_DELAY_SECONDS, 2 ** min(excess - 1, 16))
+
+
+def seconds(left: timedelta) -> int:
+    return max(1, math.ceil(left.total_seconds()))
