@@ -168,10 +168,13 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
         compute_client(compute_v1.HealthChecksClient),
         compute_client(compute_v1.DisksClient),
         legacy_checks,
+        compute_client(compute_v1.NetworksClient),
     )
     container = rest_client(container_v1.ClusterManagerClient, apis.container_endpoint, apis)
     cluster = GkeCluster(container, place, say, poll=apis.poll)
-    firewall = Firewall(compute.firewalls, compute.operations, place, network_tag(place), say, poll=apis.poll)
+    firewall = Firewall(
+        compute.firewalls, compute.operations, compute.networks, place, network_tag(place), say, poll=apis.poll
+    )
     leftovers = Leftovers(compute, place, firewall.name, say, apis.poll)
     return GkeTarget(
         environment,

@@ -192,7 +192,7 @@ def make_runner(
         environment,
         lambda: kit(environment, say, KitOptions(keep_cluster, dev_checkout)),
         say,
-        smoke_stage(environment, say, no_smoke),
+        smoke_stage(environment, say, no_smoke, reach_timeout=wait_timeout),
         build=(lambda kept: build(environment, options, say, keep=kept)) if options is not None else None,
         preview=(lambda: preview_images(options)) if options is not None else None,
         source_schemas=(lambda: read_schemas(options.source)) if options is not None else None,

@@ -15,13 +15,21 @@ from google.auth import exceptions as auth_exceptions
 from deploy.model.errors import CloudError, CredentialsError
 from deploy.model.retry import DEFAULT, DEFAULT_SECONDS
 
-# The rule of deploy/model/retry.py, in google.api_core's terms: 429 and 503 mean "not done, try again", and a
-# dropped connection is retried too -- every call of these clients may be sent again: reads, deletes and
-# operation polls do the same twice, and a repeated create answers 409 (ALREADY_EXISTS), which the callers
-# read back (cluster.py, firewall.py, artifact_registry.py). The same backoff and deadline.
+# The rule of deploy/model/retry.py, in google.api_core's terms: 429 and 503 mean "not done, try again", and so
+# do 500, 502 and 504 by Google's guidance (https://cloud.google.com/apis/design/errors#retrying_errors;
+# https://cloud.google.com/compute/docs/api/how-tos/api-requests-responses: "retry with exponential backoff"
+# for 5xx); a dropped connection is retried too -- every call of these clients may be sent again: reads,
+# deletes and operation polls do the same twice, a Compute insert carries a requestId (the server applies it
+# once, firewall.py), and a repeated create answers 409 (ALREADY_EXISTS), which the callers read back
+# (cluster.py, firewall.py, artifact_registry.py). The same backoff and deadline.
 RETRY = gretry.Retry(
     predicate=gretry.if_exception_type(
-        gexc.TooManyRequests, gexc.ServiceUnavailable, requests.exceptions.ConnectionError
+        gexc.TooManyRequests,
+        gexc.ServiceUnavailable,
+        gexc.InternalServerError,
+        gexc.BadGateway,
+        gexc.GatewayTimeout,
+        requests.exceptions.ConnectionError,
     ),
     initial=DEFAULT.initial,
     maximum=DEFAULT.maximum,

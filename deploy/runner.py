@@ -291,6 +291,7 @@ class Runner:
         if self.build is None:
             raise ConfigError("this runner has no build stage", "make it with compose.make_runner(options=...)")
         watch = Stopwatch()
+        self.kit.preflight()  # before anything is built, pushed or created
         with watch.stage("build"):
             record = self.build(self.kit.history)
         self.say(f"version {record.version}")
@@ -302,6 +303,7 @@ class Runner:
 
     def _rollback(self, release: Release, users: Users, restore: bool = False) -> UpResult:
         self.say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
+        self.kit.preflight()
         changed = self.take_schemas_back(release, restore)
         record = BuildRecord(
             version=release.version, commit=release.commit, images=release.images, schemas=release.schemas

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -83,11 +84,42 @@ class HttpSmoke:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         users: tuple[Login, Login] = DEMO_USERS,
+        reach_timeout: float = 0.0,
     ):
         self.users = users
         self.say = say
         self.timeout = timeout
         self.transport = transport
+        self.reach_timeout = reach_timeout
+
+    def reached(self, url: str, every: float = 1.0) -> None:
+        """Until the gateway answers through `url`, for up to `reach_timeout` seconds: a cloud load balancer's
+        address comes before its forwarding rule and health checks work (on GKE, a minute or more), and until
+        then a connection is refused, hangs, or is answered 502/503/504 by the balancer."""
+        started = time.monotonic()
+        said = started
+        seen = "no answer"
+        while True:
+            try:
+                with self.client(url) as http:
+                    answer = http.get("/login", timeout=min(self.timeout, 5.0))
+                if answer.status_code not in (502, 503, 504):
+                    return
+                seen = f"answered {answer.status_code}"
+            except httpx.TransportError as exc:
+                seen = f"{type(exc).__name__}"
+            waited = time.monotonic() - started
+            if waited >= self.reach_timeout:
+                raise SmokeFailed(
+                    "gateway",
+                    "waiting for it to answer",
+                    detail=f"{url} did not answer within {self.reach_timeout:.0f} s (last: {seen}); a new load "
+                    "balancer can take minutes: run `k8sdeploy up` again or raise --wait-timeout",
+                )
+            if time.monotonic() - said >= 10:
+                said = time.monotonic()
+                self.say(f"waiting for the gateway to answer at {url} ({waited:.0f} s; {seen})")
+            time.sleep(every)
 
     def client(self, url: str) -> httpx.Client:
         return httpx.Client(base_url=url, follow_redirects=False, timeout=self.timeout, transport=self.transport)
@@ -118,6 +150,8 @@ class HttpSmoke:
             self.say(f"smoke: {check}")
 
         (admin, admin_password), (user, user_password) = ((u.email, u.password) for u in self.users)
+        if self.reach_timeout:
+            self.reached(url)
         try:
             with self.client(url) as http:
                 self.expect(http.get("/login"), 200, "loading the login page", 'name="emailaddress"')
@@ -149,11 +183,13 @@ class HttpSmoke:
         return SmokeReport(url=url, checks=tuple(checks))
 
 
-def smoke_stage(environment: Environment, say: Say, skip: bool = False) -> Callable[[Users], Smoke]:
-    """The smoke login as the environment's smoke users, or a stage that says why it was skipped (--no-smoke,
-    or the environment's `smoke = false`)."""
+def smoke_stage(
+    environment: Environment, say: Say, skip: bool = False, reach_timeout: float = 0.0
+) -> Callable[[Users], Smoke]:
+    """The smoke login as the environment's smoke users, after the gateway answers (for up to `reach_timeout`
+    seconds), or a stage that says why it was skipped (--no-smoke, or the environment's `smoke = false`)."""
     if skip:
         return lambda users: NoSmoke(say, "--no-smoke")
     if not environment.smoke:
         return lambda users: NoSmoke(say, f"environment {environment.name} sets smoke = false")
-    return lambda users: HttpSmoke(say=say, users=users.smoke)
+    return lambda users: HttpSmoke(say=say, users=users.smoke, reach_timeout=reach_timeout)

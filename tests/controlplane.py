@@ -51,7 +51,7 @@ conditions:
 - {type: ContainersReady, status: "False", reason: ContainersNotReady, lastTransitionTime: {{ $now | Quote }}}
 containerStatuses:
 {{ range .spec.containers }}
-{{ if eq .name "@FAILING@" }}
+{{ if @FAILS@ }}
 - name: {{ .name | Quote }}
   image: {{ .image | Quote }}
   ready: false
@@ -76,7 +76,10 @@ startTime: {{ $now | Quote }}
 
 
 def container_statuses(failing: str, waiting: dict | None, terminated_before: bool) -> str:
-    """A KWOK status template: container `failing` waiting (or running but not ready), the others ready."""
+    """A KWOK status template: container `failing` waiting (or running but not ready), the others ready.
+    `failing` is a container's name, or a Go template condition on the container (KWOK has sprig's functions:
+    `contains "-docker.pkg.dev/" .image`)."""
+    condition = failing if " " in failing else f'eq .name "{failing}"'
     state = json.dumps({"waiting": waiting}) if waiting else "{running: {startedAt: {{ $now | Quote }}}}"
     last = (
         "lastState: {terminated: {exitCode: 1, reason: Error, startedAt: {{ $now | Quote }}, "
@@ -86,7 +89,7 @@ def container_statuses(failing: str, waiting: dict | None, terminated_before: bo
     )
     pending = waiting is not None and waiting["reason"] in ("ImagePullBackOff", "ErrImagePull")
     return (
-        STATUS.replace("@FAILING@", failing)
+        STATUS.replace("@FAILS@", condition)
         .replace("@RESTARTS@", "3" if terminated_before else "0")
         .replace("@LAST@", last)
         .replace("@STATE@", state)

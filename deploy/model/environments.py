@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from deploy.model.errors import ConfigError
 from deploy.model.images import pinning_problem
@@ -24,6 +24,15 @@ ENVIRONMENT_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"  # any Kubernetes label value (a version)
 FIREWALL_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"  # Compute resource names (RFC 1035), 63 at most
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+# GKE's cluster names (https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.clusters
+# `name`), project ids (https://cloud.google.com/resource-manager/docs/creating-managing-projects; a legacy
+# domain-scoped id has a "domain:" in front) and service accounts' addresses
+CLUSTER_NAME = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+PROJECT_ID = r"^([a-z0-9][-a-z0-9.]*:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$"
+SERVICE_ACCOUNT = r"^[a-z0-9][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.:]+\.gserviceaccount\.com$"
+# what the nodes' account needs (https://cloud.google.com/kubernetes-engine/docs/how-to/hardening-your-cluster
+# "Use least privilege IAM service accounts"; roles/artifactregistry.reader to pull the images)
+NODE_ROLES = ("roles/artifactregistry.reader", "roles/logging.logWriter", "roles/monitoring.metricWriter")
 SCALABLE = (GATEWAY, *(service.name for service in SERVICES))
 
 
@@ -45,7 +54,8 @@ class _Frozen(BaseModel):
 
 
 class Gke(_Frozen):
-    """A GKE cluster that k8sdeploy creates or finds, and the firewall rule it opens."""
+    """A GKE cluster that k8sdeploy creates or finds, and the firewall rule it opens. The names are checked here as
+    GKE and Compute check them at create (a 400 there, after the images are pushed, otherwise)."""
 
     project: str
     location: str  # a zone (europe-west1-b) or a region (europe-west1)
@@ -53,15 +63,73 @@ class Gke(_Frozen):
     machine_type: str = "e2-small"
     node_count: int = Field(1, ge=1)
     network_tag: str = ""  # defaults to k8sdeploy-<cluster>
+    network: str = "default"  # the VPC network of the cluster and the firewall rule; checked to exist at `up`
     source_ranges: tuple[str, ...] = ("0.0.0.0/0",)
-    # the nodes' Google service account (give it roles/logging.logWriter, roles/monitoring.metricWriter and
-    # roles/artifactregistry.reader only); "" runs them as the project's Compute Engine default account
-    node_service_account: str = Field("", pattern=r"^([-a-z0-9]+@[-a-z0-9.]+\.gserviceaccount\.com)?$")
+    # the nodes' Google service account: they pull the images as it (give it roles/artifactregistry.reader,
+    # roles/logging.logWriter and roles/monitoring.metricWriter only); `up` refuses without one unless
+    # default_node_account = true (the project's Compute Engine default account, whose roles you checked)
+    node_service_account: str = ""
+    default_node_account: bool = False
+
+    @field_validator("project")
+    @classmethod
+    def _project_id(cls, project: str) -> str:
+        if not re.match(PROJECT_ID, project):
+            raise ValueError(
+                f"{project!r} is not a project id (6 to 30 lower-case letters, digits and dashes, starting with a "
+                "letter; the id, not the project's display name or number)"
+            )
+        return project
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_name(cls, cluster: str) -> str:
+        if not re.match(CLUSTER_NAME, cluster):
+            raise ValueError(
+                f"{cluster!r} is not a GKE cluster name (at most 40 lower-case letters, digits and dashes, "
+                "starting with a letter and ending with a letter or digit)"
+            )
+        return cluster
+
+    @field_validator("network", "network_tag")
+    @classmethod
+    def _compute_name(cls, name: str, info: ValidationInfo) -> str:
+        if name and not re.match(FIREWALL_NAME, name):
+            what = (info.field_name or "name").replace("_", " ")
+            raise ValueError(
+                f"{name!r} is not a Compute {what} (at most 63 lower-case letters, digits and dashes, starting "
+                "with a letter and ending with a letter or digit)"
+            )
+        return name
+
+    @field_validator("node_service_account")
+    @classmethod
+    def _service_account(cls, account: str) -> str:
+        if account and not re.match(SERVICE_ACCOUNT, account):
+            raise ValueError(
+                f"{account!r} is not a service account's e-mail address (NAME@PROJECT.iam.gserviceaccount.com)"
+            )
+        return account
 
     @field_validator("source_ranges")
     @classmethod
     def _ranges_are_cidrs(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
         return cidrs(ranges)
+
+    def node_account_problem(self, table: str) -> ConfigError | None:
+        """Why nodes of a cluster made with these settings might not pull the images, or None. The API gives a
+        node no scope and the default account no role unless asked (gcloud adds defaults; the API does not; in
+        organisations made since May 2024 the Compute default account has no roles)."""
+        if self.node_service_account or self.default_node_account:
+            return None
+        account = f"k8sdeploy-nodes@{self.project.rpartition(':')[2]}.iam.gserviceaccount.com"
+        return ConfigError(
+            f"{table} sets no node_service_account: the cluster's nodes would pull the images as the Compute "
+            "Engine default account, which may have no roles",
+            f"create {account}, grant it {', '.join(NODE_ROLES)} on project {self.project}, and set "
+            f'node_service_account = "{account}" in {table} (or default_node_account = true if the default '
+            "account has those roles)",
+        )
 
 
 class Verify(_Frozen):

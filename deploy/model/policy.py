@@ -16,6 +16,10 @@ def admit(environment: Environment, action: str, say: Say) -> None:
     if action not in DEPLOYS:
         raise ValueError(f"{action!r} is not a deploy ({', '.join(DEPLOYS)})")
     refuse_plain_http(environment, say)
+    if environment.gke is not None:  # a cluster it creates must be able to pull the images
+        problem = environment.gke.node_account_problem(f"[environments.{environment.name}.gke]")
+        if problem is not None:
+            raise problem
     if action == "dev" and environment.verify is not None:
         table = f"[environments.{environment.name}]"
         if not environment.dev:

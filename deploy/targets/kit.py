@@ -66,6 +66,8 @@ class TargetKit:
     identity: IdentityStore
     # `dev`: the environment changed in place; None where a change is published as new images (needs a registry)
     in_place: InPlace | None = None
+    # what a deploy checks before it builds or creates anything (gke: the network exists); raises a DeployError
+    preflight: Callable[[], None] = lambda: None
 
 
 class Connections(Protocol):

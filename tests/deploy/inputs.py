@@ -49,7 +49,7 @@ VARIANTS: dict[str, tuple[Environment, str]] = {
             gateway_port=80,
             secure_cookies=True,
             replicas={"person": 2, "session": 2},
-            gke={"project": "p", "location": "europe-west1-b", "cluster": "c"},
+            gke={"project": "my-project", "location": "europe-west1-b", "cluster": "c"},
         ),
         "split-pods",
     ),

@@ -19,7 +19,12 @@ def staging(tmp_path: Path, *lines: str) -> Path:
     """A gke environment that serves HTTPS (so plain HTTP is not what refuses it), with `lines` added."""
     path = tmp_path / "k8sdeploy.toml"
     table = ['target = "gke"', 'tls_secret = "auth-suite-tls"', 'registry = "127.0.0.1:1/k8sdeploy"', *lines]
-    gke = ['project = "p"', 'location = "europe-west1-b"', 'cluster = "c"']
+    gke = [
+        'project = "my-project"',
+        'location = "europe-west1-b"',
+        'cluster = "c"',
+        'node_service_account = "k8sdeploy-nodes@my-project.iam.gserviceaccount.com"',
+    ]
     path.write_text("\n".join(["[environments.staging]", *table, "[environments.staging.gke]", *gke]) + "\n")
     return path
 

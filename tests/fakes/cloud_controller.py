@@ -13,7 +13,11 @@ It watches the real API server (by polling, in a thread) the way those controlle
 - A PersistentVolume of a claim in a watched namespace gets a zonal disk of the same name (`pvc-<uid>`),
   described with `kubernetes.io/created-for/pv/name` and the claim's name and namespace, which goes when
   the volume is deleted (the PD CSI driver's DeleteVolume).
-The ingress address is 127.0.0.1: no other address may be reached from these machines.
+The ingress address is 127.0.0.1: no other address may be reached from these machines. Where a test names a
+`backend` for a Service port, the load balancer forwards 127.0.0.1:<port> to it, but only `serve_after` seconds
+after the address appears: on GCP the forwarding rule and the health checks start working a while after the
+address is assigned (https://cloud.google.com/kubernetes-engine/docs/concepts/service-load-balancer: "it can
+take several minutes for the load balancer to be ready"); until then a connection is refused.
 
 `paused` (while the cluster is deleted) and `stop()` stop it without cleaning up: a cluster deleted under its
 Services leaks their load balancers, as a real GKE cluster does.
@@ -29,6 +33,7 @@ from collections.abc import Callable
 import requests
 
 from tests.fakes.compute import FakeCompute
+from tests.fakes.tcp_proxy import TcpFaultProxy
 
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 
@@ -60,6 +65,9 @@ class CloudController:
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.errors: list[str] = []
+        self.backends: dict[int, str] = {}  # a LoadBalancer Service's port -> where its load balancer forwards
+        self.serve_after = 0.0
+        self.serving: dict[str, list[threading.Timer | TcpFaultProxy]] = {}  # by load balancer name
 
     def start(self) -> CloudController:
         self.thread.start()
@@ -68,6 +76,32 @@ class CloudController:
     def stop(self) -> None:
         self.stopped.set()
         self.thread.join(timeout=10)
+        for name in list(self.serving):
+            self.stop_serving(name)
+
+    def start_serving(self, name: str, service: dict) -> None:
+        """The load balancer `name` forwards the Service's ports that have a backend, `serve_after` seconds on."""
+        ports = [p["port"] for p in service["spec"].get("ports", []) if p["port"] in self.backends]
+        if name in self.serving or not ports:
+            return
+        forwarders: list[threading.Timer | TcpFaultProxy] = []
+
+        def serve() -> None:
+            if name in self.serving and not self.stopped.is_set():
+                self.serving[name] += [TcpFaultProxy(self.backends[port], listen=port).start() for port in ports]
+
+        timer = threading.Timer(self.serve_after, serve)
+        timer.daemon = True
+        forwarders.append(timer)
+        self.serving[name] = forwarders
+        timer.start()
+
+    def stop_serving(self, name: str) -> None:
+        for forwarder in self.serving.pop(name, []):
+            if isinstance(forwarder, threading.Timer):
+                forwarder.cancel()
+            else:
+                forwarder.stop()
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -118,7 +152,9 @@ class CloudController:
                     path + "/status",
                     {"status": {"loadBalancer": {"ingress": [{"ip": self.ingress_ip, "ipMode": "VIP"}]}}},
                 )
+            self.start_serving(name, service)
             return
+        self.stop_serving(name)
         if FINALIZER in finalizers:
             with self.compute.lock:
                 left = [key for key in self.compute.resources if name in key[2] and key[2] not in self.leaks]

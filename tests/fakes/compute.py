@@ -1,20 +1,35 @@
 """A faithful fake of the Compute Engine REST API (v1) subset k8sdeploy touches, on loopback.
 
-Why a fake: Compute Engine cannot be reached from these machines. Like the real API it has global
-firewalls with insert/patch/delete answering operations that are PENDING, then RUNNING, then DONE
-after a few polls of globalOperations.get (or DONE with an error when a test asks); aggregated lists of
-forwarding rules, target pools, backend services, health checks and disks keyed by scope; the Google
-error envelope for 403/404/409/429/503; and the pieces a GKE cluster's controllers create outside the
-cluster: a LoadBalancer Service makes a forwarding rule, a target pool, a health check and a k8s-fw-*
-firewall rule (named a<uid>, described with kubernetes.io/service-name) and the cluster's shared legacy
-HTTP health check of its nodes (global httpHealthChecks, k8s-<cluster id>-node), a PVC makes a disk - and
-they go away only some polls after the Service or claim is deleted, never when the cluster is.
+Why a fake: Compute Engine cannot be reached from these machines. What it follows:
+- Global firewalls (https://cloud.google.com/compute/docs/reference/rest/v1/firewalls): insert, patch and delete
+  answer an Operation that is PENDING, then RUNNING, then DONE after a few polls of globalOperations.get
+  (https://cloud.google.com/compute/docs/reference/rest/v1/globalOperations/get). The change lands when the
+  operation is DONE, and not at all when it ends with `error.errors` (a test's `fail_next`)
+  (https://cloud.google.com/compute/docs/api/how-tos/api-requests-responses#handling_api_responses). A
+  `requestId` seen before answers the operation of its first request and changes nothing again ("the server
+  will know to ignore the request if it has already been completed"). An insert naming a network the project
+  lacks is refused with 404 at once.
+- Networks (https://cloud.google.com/compute/docs/reference/rest/v1/networks/get): `default`, unless the test
+  takes it away as the compute.skipDefaultNetworkCreation organisation policy would.
+- Aggregated lists of forwarding rules, target pools, backend services, health checks and disks keyed by scope
+  (https://cloud.google.com/compute/docs/reference/rest/v1/forwardingRules/aggregatedList).
+- The Google error envelope (https://cloud.google.com/apis/design/errors) for 403/404/409 and the injected
+  429/500/502/503/504.
+- The pieces a GKE cluster's controllers create outside the cluster
+  (https://cloud.google.com/kubernetes-engine/docs/concepts/service-load-balancer-parameters): a LoadBalancer
+  Service makes a forwarding rule, a target pool and a k8s-fw-* firewall rule (named a<uid>, described with
+  kubernetes.io/service-name), and a health check: with externalTrafficPolicy Cluster the cluster's shared
+  legacy HTTP health check of its nodes (global httpHealthChecks, k8s-<cluster id>-node, port 10256) and its
+  rule k8s-<cluster id>-node-http-hc; with Local one of the Service's own (a<uid>, on its
+  healthCheckNodePort) and its rule k8s-a<uid>-http-hc. A PVC makes a disk. They go away only some polls after
+  the Service or claim is deleted, never when the cluster is.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 
 from tests.fakes.google import GoogleFake, fail
 from tests.fakes.server import Reply, Request
@@ -34,6 +49,9 @@ class FakeCompute(GoogleFake):
         self.operations: dict[str, dict] = {}
         self.doomed: dict[tuple[str, str, str], int] = {}  # resource -> list polls left before it goes
         self.fail_next: str = ""  # an operation error for the next firewall change
+        self.networks = {"default"}
+        self.request_ids: dict[str, str] = {}  # requestId -> the operation it made
+        self.pending: dict[str, Callable[[], None]] = {}  # operation -> its change, made when it is DONE
         self.ids = itertools.count(1000)
         self.route("GET", P + r"/global/firewalls", self.list_global)
         self.route("GET", P + r"/global/httpHealthChecks", self.list_global)
@@ -42,6 +60,7 @@ class FakeCompute(GoogleFake):
         self.route("PATCH", P + r"/global/firewalls/(?P<name>[^/]+)", self.patch_firewall)
         self.route("DELETE", P + r"/global/firewalls/(?P<name>[^/]+)", self.delete_firewall)
         self.route("GET", P + r"/global/operations/(?P<operation>[^/]+)", self.get_operation)
+        self.route("GET", P + r"/global/networks/(?P<name>[^/]+)", self.get_network)
         self.route("GET", P + r"/aggregated/(?P<collection>[a-zA-Z]+)", self.aggregated)
 
     # -- what tests look at --------------------------------------------------------------------
@@ -54,9 +73,10 @@ class FakeCompute(GoogleFake):
     # -- the cluster's controllers (tests/fakes/cloud_controller.py) ------------------------------
     def load_balancer_created(self, service: dict, cluster_id: str) -> None:
         """A target-pool load balancer as GKE's service controller makes it: a forwarding rule, a target pool and
-        a k8s-fw- firewall rule named a<uid>, and the cluster's shared legacy HTTP health check of the nodes
-        `k8s-<cluster id>-node` (port 10256) with its firewall rule `k8s-<cluster id>-node-http-hc` (names as
-        GKE projects show them, e.g. httpHealthChecks/k8s-b74c81ed5ad4dc2c-node)."""
+        a k8s-fw- firewall rule named a<uid>, and its health check: with externalTrafficPolicy Local the Service's
+        own (a<uid> on its healthCheckNodePort, firewall k8s-a<uid>-http-hc), else the cluster's shared check of
+        the nodes `k8s-<cluster id>-node` (port 10256) with its firewall rule `k8s-<cluster id>-node-http-hc`
+        (names as GKE projects show them, e.g. httpHealthChecks/k8s-b74c81ed5ad4dc2c-node)."""
         name = "a" + service["metadata"]["uid"].replace("-", "")[:31]
         described = json.dumps(
             {"kubernetes.io/service-name": f"{service['metadata']['namespace']}/{service['metadata']['name']}"}
@@ -68,6 +88,11 @@ class FakeCompute(GoogleFake):
             ("firewalls", "global", f"k8s-fw-{name}"),
         ):
             self.put(collection, scope, {"name": resource_name, "description": described})
+        if service["spec"].get("externalTrafficPolicy") == "Local":
+            port = service["spec"].get("healthCheckNodePort", 0)
+            self.put("httpHealthChecks", "global", {"name": name, "port": port, "description": described})
+            self.put("firewalls", "global", {"name": f"k8s-{name}-http-hc", "description": described})
+            return
         node_check = f"k8s-{cluster_id}-node"
         if ("httpHealthChecks", "global", node_check) not in self.resources:
             self.put(
@@ -139,6 +164,7 @@ class FakeCompute(GoogleFake):
     def list_global(self, request: Request) -> Reply:
         self.check(request.params["project"], "compute.firewalls.list")
         collection = request.path.rsplit("/", 1)[-1]
+        self.advance()
         self.tick()
         items = [r for (kind, scope, _), r in sorted(self.resources.items()) if kind == collection]
         return Reply(
@@ -169,33 +195,60 @@ class FakeCompute(GoogleFake):
         return project, name, self.resources.get(("firewalls", "global", name))
 
     def get_firewall(self, request: Request) -> Reply:
+        self.advance()
         project, name, found = self.firewall(request, "compute.firewalls.get")
         if found is None:
             raise fail(404, f"The resource 'projects/{project}/global/firewalls/{name}' was not found")
         return Reply(200, found)
 
+    def get_network(self, request: Request) -> Reply:
+        project, name = request.params["project"], request.params["name"]
+        self.check(project, "compute.networks.get")
+        if name not in self.networks:
+            raise fail(404, f"The resource 'projects/{project}/global/networks/{name}' was not found")
+        return Reply(200, {"kind": "compute#network", "name": name, "autoCreateSubnetworks": True})
+
+    def repeated(self, request: Request) -> Reply | None:
+        """The answer to a request whose requestId was seen: its first operation, nothing done again."""
+        first = self.request_ids.get(request.query.get("requestId", ""))
+        return Reply(200, self.public(self.operations[first])) if first else None
+
     def insert_firewall(self, request: Request) -> Reply:
         project, name, found = self.firewall(request, "compute.firewalls.create")
-        if found is not None:
+        if (again := self.repeated(request)) is not None:
+            return again
+        inserting = any(
+            op["operationType"] == "insert" and op["targetLink"].endswith(f"/{name}")
+            for op_name, op in self.operations.items()
+            if op_name in self.pending
+        )
+        if found is not None or inserting:  # the name is taken from the insert on, before it is DONE
             raise fail(409, f"The resource 'projects/{project}/global/firewalls/{name}' already exists")
-        self.put("firewalls", "global", {"kind": "compute#firewall", **request.json()})
-        return self.operation(project, "insert", name)
+        network = request.json().get("network", "global/networks/default").rsplit("/", 1)[-1]
+        if network not in self.networks:
+            raise fail(404, f"The resource 'projects/{project}/global/networks/{network}' was not found")
+        rule = {"kind": "compute#firewall", **request.json()}
+        return self.operation(request, "insert", name, lambda: self.put("firewalls", "global", rule))
 
     def patch_firewall(self, request: Request) -> Reply:
         project, name, found = self.firewall(request, "compute.firewalls.update")
+        if (again := self.repeated(request)) is not None:
+            return again
         if found is None:
             raise fail(404, f"The resource 'projects/{project}/global/firewalls/{name}' was not found")
-        found.update(request.json())
-        return self.operation(project, "patch", name)
+        change = request.json()
+        return self.operation(request, "patch", name, lambda: found.update(change))
 
     def delete_firewall(self, request: Request) -> Reply:
         project, name, found = self.firewall(request, "compute.firewalls.delete")
+        if (again := self.repeated(request)) is not None:
+            return again
         if found is None:
             raise fail(404, f"The resource 'projects/{project}/global/firewalls/{name}' was not found")
-        self.resources.pop(("firewalls", "global", name))
-        return self.operation(project, "delete", name)
+        return self.operation(request, "delete", name, lambda: self.resources.pop(("firewalls", "global", name)))
 
-    def operation(self, project: str, kind: str, target: str) -> Reply:
+    def operation(self, request: Request, kind: str, target: str, change: Callable[[], None]) -> Reply:
+        project = request.params["project"]
         name = f"operation-{next(self.ids)}"
         self.operations[name] = {
             "kind": "compute#operation",
@@ -209,6 +262,9 @@ class FakeCompute(GoogleFake):
             "targetLink": f"https://www.googleapis.com/compute/v1/projects/{project}/global/firewalls/{target}",
             "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/global/operations/{name}",
         }
+        if request.query.get("requestId"):
+            self.request_ids[request.query["requestId"]] = name
+        self.pending[name] = change
         self.fail_next = ""
         return Reply(200, self.public(self.operations[name]))
 
@@ -220,10 +276,23 @@ class FakeCompute(GoogleFake):
                 f"The resource 'projects/{request.params['project']}/global/operations/"
                 f"{request.params['operation']}' was not found",
             )
+        self.step(operation)
+        return Reply(200, self.public(operation))
+
+    def step(self, operation: dict) -> None:
+        if operation["status"] == "DONE":
+            return
         operation["polls"] += 1
         operation["status"] = "DONE" if operation["polls"] >= self.done_after else "RUNNING"
         operation["progress"] = 100 if operation["status"] == "DONE" else 50
-        return Reply(200, self.public(operation))
+        change = self.pending.pop(operation["name"]) if operation["status"] == "DONE" else None
+        if change is not None and not operation["error"]:
+            change()  # it lands when DONE, and not at all when the operation failed
+
+    def advance(self) -> None:
+        """Time passes for operations nobody polls: each read of the firewalls moves them one step."""
+        for name in list(self.pending):
+            self.step(self.operations[name])
 
     @staticmethod
     def public(operation: dict) -> dict:

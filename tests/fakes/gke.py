@@ -16,6 +16,22 @@ the GKE metadata server (nodeConfig.workloadMetadataConfig.mode GKE_METADATA) wi
 Dataplane V2 (networkConfig.datapathProvider ADVANCED_DATAPATH) on a cluster that is not VPC-native
 (https://cloud.google.com/kubernetes-engine/docs/concepts/dataplane-v2); a node service account that does
 not exist in the project. Enums arrive as numbers (`$alt=json;enum-encoding=int`) or names.
+
+Node defaults as the API applies them, not as gcloud does
+(https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/NodeConfig): `serviceAccount` "default" (the
+Compute Engine default account) when none is given, and no `oauthScopes` at all ("If unspecified, no scopes are
+added"). Nodes pull from Artifact Registry only with a scope that lets them
+(https://cloud.google.com/artifact-registry/docs/access-control#compute: cloud-platform, cloud-platform.read-only
+or devstorage.read_only) and an account with roles/artifactregistry.reader: `can_pull` says whether a cluster's
+nodes could; the default account has no roles unless `default_account_roles` (organisations made since May 2024,
+https://cloud.google.com/resource-manager/docs/organization-policy/restricting-service-accounts#disable_service_account_default_grants).
+`on_create` is called with the cluster once it runs.
+
+Operations (https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.operations;
+https://cloud.google.com/kubernetes-engine/docs/troubleshooting/cluster-operations): one at a time per cluster;
+another call meanwhile is refused with 400 FAILED_PRECONDITION, ErrorInfo reason CLUSTER_ALREADY_HAS_OPERATION,
+in one of the messages GKE uses (`busy_messages`, taken in turn). A create that fails leaves the cluster in
+ERROR with its status message, and GKE deletes it by itself a while later (`error_deleted_after` reads).
 """
 
 from __future__ import annotations
@@ -29,6 +45,11 @@ from tests.fakes.google import GoogleFake, fail
 from tests.fakes.server import Reply, Request
 
 LOC = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+PULL_SCOPES = {
+    "https://www.googleapis.com/auth/cloud-platform",
+    "https://www.googleapis.com/auth/cloud-platform.read-only",
+    "https://www.googleapis.com/auth/devstorage.read_only",
+}
 
 
 class FakeGke(GoogleFake):
@@ -38,7 +59,7 @@ class FakeGke(GoogleFake):
         self,
         endpoint: str,
         ca_pem: bytes,
-        on_create: Callable[[], None] = lambda: None,
+        on_create: Callable[[dict], None] = lambda _cluster: None,
         on_delete: Callable[[], None] = lambda: None,
         locations: tuple[str, ...] = ("europe-west1-b", "europe-west1"),
         done_after: int = 3,
@@ -54,7 +75,16 @@ class FakeGke(GoogleFake):
         self.clusters: dict[tuple[str, str, str], dict] = {}
         self.operations: dict[str, dict] = {}
         self.fail_next = ""  # an error for the next operation, e.g. a quota message
-        self.service_accounts = {"k8sdeploy-nodes@my-project.iam.gserviceaccount.com"}
+        self.error_deleted_after = 3  # reads of the clusters before GKE deletes one in ERROR
+        self.busy_messages = itertools.cycle(
+            (
+                "Cluster is running incompatible operation {operation}.",
+                "Operation {operation} is currently {doing} cluster {cluster}. Please wait and try again once it "
+                "is done.",
+            )
+        )
+        self.service_accounts = {"k8sdeploy-nodes@my-project.iam.gserviceaccount.com"}  # with the reader role
+        self.default_account_roles = False  # the Compute Engine default account has roles (older organisations)
         self.ids = itertools.count(1)
         self.route("GET", LOC + r"/clusters", self.list_clusters)
         self.route("POST", LOC + r"/clusters", self.create_cluster)
@@ -88,6 +118,11 @@ class FakeGke(GoogleFake):
         for operation in self.operations.values():
             if operation["status"] != "DONE":
                 self.step(operation)
+        for key, cluster in list(self.clusters.items()):
+            if cluster["status"] == "ERROR":
+                cluster["errorReads"] = cluster.get("errorReads", 0) + 1
+                if cluster["errorReads"] > self.error_deleted_after:
+                    self.clusters.pop(key)
 
     def list_clusters(self, request: Request) -> Reply:
         project, location = self.where(request, "container.clusters.list")
@@ -96,13 +131,19 @@ class FakeGke(GoogleFake):
             200,
             {
                 "clusters": [
-                    c for (p, loc, _), c in sorted(self.clusters.items()) if p == project and location in (loc, "-")
+                    self.shown(c)
+                    for (p, loc, _), c in sorted(self.clusters.items())
+                    if p == project and location in (loc, "-")
                 ]
             },
         )
 
     def get_cluster(self, request: Request) -> Reply:
-        return Reply(200, self.found(request, "container.clusters.get")[1])
+        return Reply(200, self.shown(self.found(request, "container.clusters.get")[1]))
+
+    @staticmethod
+    def shown(cluster: dict) -> dict:
+        return {k: v for k, v in cluster.items() if k != "errorReads"}
 
     def create_cluster(self, request: Request) -> Reply:
         project, location = self.where(request, "container.clusters.create")
@@ -145,18 +186,32 @@ class FakeGke(GoogleFake):
             "useIpAliases"
         ):
             raise fail(400, "Dataplane V2 (ADVANCED_DATAPATH) requires a VPC-native cluster (useIpAliases).")
-        account = node.get("serviceAccount", "")
-        if account and account not in self.service_accounts:
+        account = node.setdefault("serviceAccount", "default")
+        if account != "default" and account not in self.service_accounts:
             raise fail(400, f'Service account "{account}" does not exist.')
         return cluster
+
+    def can_pull(self, cluster: dict) -> bool:
+        """Whether the cluster's nodes can pull images from Artifact Registry: a scope that allows it, and an
+        account with the reader role."""
+        node = cluster.get("nodeConfig", {})
+        account = node.get("serviceAccount", "default")
+        roles = self.default_account_roles if account == "default" else account in self.service_accounts
+        return roles and bool(PULL_SCOPES & set(node.get("oauthScopes", [])))
 
     def delete_cluster(self, request: Request) -> Reply:
         key, cluster = self.found(request, "container.clusters.delete")
         running = [name for name, op in self.operations.items() if op["cluster"] == key and op["status"] != "DONE"]
         if running:  # GKE runs one operation at a time on a cluster
-            raise fail(400, f"Cluster is running incompatible operation {running[0]}.", status="FAILED_PRECONDITION")
+            doing = self.operations[running[0]]["operationType"].split("_")[0].lower().rstrip("e") + "ing"
+            message = next(self.busy_messages).format(operation=running[0], doing=doing, cluster=key[2])
+            raise fail(400, message, "CLUSTER_ALREADY_HAS_OPERATION", status="FAILED_PRECONDITION")
         cluster["status"] = "STOPPING"
         return self.operation(key, "DELETE_CLUSTER")
+
+    def upgrade(self, key: tuple[str, str, str]) -> None:
+        """An operation someone else started on a running cluster (an upgrade of its control plane)."""
+        self.operation(key, "UPGRADE_MASTER")
 
     def operation(self, key: tuple[str, str, str], kind: str) -> Reply:
         name = f"operation-{next(self.ids)}-{kind.lower()}"
@@ -200,8 +255,8 @@ class FakeGke(GoogleFake):
         elif operation["operationType"] == "DELETE_CLUSTER":
             self.clusters.pop(key)
             self.on_delete()
-        else:
-            self.on_create()
+        elif operation["operationType"] == "CREATE_CLUSTER":
+            self.on_create(self.clusters[key])
             self.clusters[key].update(
                 {
                     "status": "RUNNING",

@@ -1,4 +1,6 @@
-"""What the Google API fakes share: the JSON error body of Google's REST APIs, and injected 429/503."""
+"""What the Google API fakes share: the JSON error body of Google's REST APIs, and injected 429/500/502/503/504,
+the answers Google's retry guidance says to retry with backoff
+(https://cloud.google.com/storage/docs/retry-strategy; https://cloud.google.com/apis/design/errors)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ STATUS = {
     404: "NOT_FOUND",
     409: "ALREADY_EXISTS",
     429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
     503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
 REASONS = {
     400: "invalid",
@@ -20,7 +25,10 @@ REASONS = {
     404: "notFound",
     409: "alreadyExists",
     429: "rateLimitExceeded",
+    500: "backendError",
+    502: "backendError",
     503: "backendError",
+    504: "backendError",
 }
 
 
@@ -64,14 +72,21 @@ class GoogleFake(FakeServer):
         self.disabled = False  # the API is not enabled in the projects
 
     def injected_fault(self) -> Reply:
-        if self.random.random() < 0.5:
+        code = self.random.choice((429, 429, 500, 502, 503, 503, 504))
+        if code == 429:
             reply = google_error(
                 429,
                 "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute'.",
                 "RATE_LIMIT_EXCEEDED",
             )
         else:
-            reply = google_error(503, "The service is currently unavailable.")
+            message = {
+                500: "Internal error encountered.",
+                502: "Bad Gateway",
+                503: "The service is currently unavailable.",
+                504: "The request timed out. Please try again.",
+            }[code]
+            reply = google_error(code, message)
         reply.headers["Retry-After"] = self.retry_after
         return reply
 
@@ -82,6 +97,7 @@ class GoogleFake(FakeServer):
         if request.headers.get("authorization") != f"Bearer {self.token}":
             with self.lock:
                 self.requests.append((request.method, request.path))
+                self.queries.append(request.query)
             return google_error(
                 401,
                 "Request had invalid authentication credentials. Expected OAuth 2 access "

@@ -57,12 +57,14 @@ class FakeServer:
     def __init__(self, tls: tuple[str, str] | None = None, seed: int = 6):
         self.routes: list[tuple[str, re.Pattern, Handler]] = []
         self.requests: list[tuple[str, str]] = []
+        self.queries: list[dict[str, str]] = []  # each request's query parameters, in the order of `requests`
         self.lock = threading.RLock()
         self.flaky = 0.0  # share of requests that meet one of `faults`
         # "fault" answers injected_fault() (429 or 503); "drop" closes the connection before acting; "lost"
         # acts on the request, then closes the connection without its answer
         self.faults: tuple[str, ...] = ("fault",)
         self.retry_after = "1"
+        self.lose_next: dict[str, int] = {}  # method -> how many of its next requests are "lost" (acted on, unanswered)
         self.injected = 0
         self.random = random.Random(seed)
         self.tls = tls
@@ -90,8 +92,13 @@ class FakeServer:
     def dispatch(self, request: Request) -> Reply:
         with self.lock:
             self.requests.append((request.method, request.path))
+            self.queries.append(request.query)
             fault = ""
-            if self.flaky and self.random.random() < self.flaky:
+            if self.lose_next.get(request.method):
+                self.lose_next[request.method] -= 1
+                self.injected += 1
+                fault = "lost"
+            elif self.flaky and self.random.random() < self.flaky:
                 self.injected += 1
                 fault = self.random.choice(self.faults)
                 if fault not in ("drop", "lost"):

@@ -30,7 +30,9 @@ class Fate:
 
 
 class TcpFaultProxy:
-    def __init__(self, upstream: str, refuse: float = 0.0, cut: float = 0.0, seed: int = 0, reach: int = 32768):
+    def __init__(
+        self, upstream: str, refuse: float = 0.0, cut: float = 0.0, seed: int = 0, reach: int = 32768, listen: int = 0
+    ):
         host, _, port = upstream.removeprefix("https://").removeprefix("http://").rpartition(":")
         self.upstream = (host, int(port))
         self.refuse, self.cut, self.reach = refuse, cut, reach
@@ -38,7 +40,7 @@ class TcpFaultProxy:
         self.lock = threading.Lock()
         self.counts = {"connections": 0, "refused": 0, "cut": 0}
         self.sockets: set[socket.socket] = set()
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server(("127.0.0.1", listen))  # `listen`: a given port (0: any free one)
         self.stopped = threading.Event()
 
     @property

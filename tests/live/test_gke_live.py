@@ -8,13 +8,19 @@ Skipped unless K8SDEPLOY_LIVE_PROJECT names a project (the only allowed skip). R
     K8SDEPLOY_LIVE_REGISTRY=europe-west1-docker.pkg.dev/my-project/k8sdeploy-live \\
     .venv/bin/python -m pytest tests/live -p no:cacheprovider
 
-with application default credentials (GOOGLE_APPLICATION_CREDENTIALS) of an account that has the roles
-docs/targets.md lists for the gke target (roles/container.admin, roles/compute.securityAdmin, roles/compute.viewer,
-roles/iam.serviceAccountUser on the nodes' service account) and roles/artifactregistry.admin (the first run
+in a project with three APIs enabled:
+
+    gcloud services enable container.googleapis.com compute.googleapis.com artifactregistry.googleapis.com
+
+a node service account (K8SDEPLOY_LIVE_NODE_ACCOUNT, default k8sdeploy-nodes@PROJECT.iam.gserviceaccount.com)
+with roles/artifactregistry.reader, roles/logging.logWriter and roles/monitoring.metricWriter, and application
+default credentials (GOOGLE_APPLICATION_CREDENTIALS) of an account that has the roles docs/targets.md lists for
+the gke target: roles/container.admin, roles/compute.securityAdmin, roles/compute.viewer,
+roles/iam.serviceAccountUser on the node service account, and roles/artifactregistry.admin (the first run
 creates the repository K8SDEPLOY_LIVE_REGISTRY names; roles/artifactregistry.writer on it is enough once it
-exists). Optional: K8SDEPLOY_LIVE_LOCATION (default
-europe-west1-b). It takes up to an hour (a cluster create is up to 15 minutes, its delete as long) and
-deletes what it created even when a step fails: `down` first waits for a create still running.
+exists). Optional: K8SDEPLOY_LIVE_LOCATION (default europe-west1-b). It takes up to an hour (a cluster create
+is up to 15 minutes, its delete as long) and deletes what it created even when a step fails: `down` first waits
+for a create still running.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from tests.helpers import k8sdeploy
 PROJECT = os.environ.get("K8SDEPLOY_LIVE_PROJECT", "")
 REGISTRY = os.environ.get("K8SDEPLOY_LIVE_REGISTRY", f"europe-west1-docker.pkg.dev/{PROJECT}/k8sdeploy-live")
 LOCATION = os.environ.get("K8SDEPLOY_LIVE_LOCATION", "europe-west1-b")
+NODE_ACCOUNT = os.environ.get("K8SDEPLOY_LIVE_NODE_ACCOUNT", f"k8sdeploy-nodes@{PROJECT}.iam.gserviceaccount.com")
 pytestmark = [
     pytest.mark.live,
     pytest.mark.timeout(3600),
@@ -55,6 +62,7 @@ def test_up_smoke_login_then_down_leaves_nothing(tmp_path: Path) -> None:
                 f'location = "{LOCATION}"',
                 f'cluster = "k8sdeploy-live-{uuid.uuid4().hex[:6]}"',
                 'machine_type = "e2-standard-2"',
+                f'node_service_account = "{NODE_ACCOUNT}"',
             ]
         )
         + "\n"

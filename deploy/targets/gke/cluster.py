@@ -12,13 +12,30 @@ from google.auth.exceptions import RefreshError
 from google.cloud import container_v1
 from kubernetes.client import ApiClient, Configuration
 
+from deploy.googleapi import server_message
 from deploy.model.errors import CloudError, ConfigError, CredentialsError
 from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import CREDENTIALS_HINT, RETRY, Place, calling
 from deploy.targets.kube.client import KubeApi, with_retries
 
 Cluster = container_v1.Cluster
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 OURS = {"managed-by": "k8sdeploy"}  # resource labels marking a cluster k8sdeploy created
+
+
+# GKE runs one operation at a time on a cluster and refuses another with 400 FAILED_PRECONDITION, its ErrorInfo
+# reason CLUSTER_ALREADY_HAS_OPERATION, in one of these words (as GKE answers them; the REST transport names
+# the status BadRequest, gRPC FailedPrecondition)
+BUSY_REASON = "CLUSTER_ALREADY_HAS_OPERATION"
+BUSY_WORDS = ("incompatible operation", "please wait and try again once it is done")
+WAITED = (Cluster.Status.PROVISIONING, Cluster.Status.RECONCILING, Cluster.Status.STOPPING)
+
+
+def busy(exc: gexc.GoogleAPICallError) -> bool:
+    """Whether GKE refused a call because another operation runs on the cluster."""
+    if not isinstance(exc, (gexc.BadRequest, gexc.FailedPrecondition)):
+        return False
+    return exc.reason == BUSY_REASON or any(words in str(exc.message).lower() for words in BUSY_WORDS)
 
 
 def created_by_us(cluster: Cluster) -> bool:
@@ -29,7 +46,11 @@ def hardened(place: Place, cluster: Cluster) -> Cluster:
     """What a cluster k8sdeploy creates has beyond the defaults: Dataplane V2, which enforces the layouts'
     NetworkPolicies (a VPC-native cluster: it needs alias IPs); Workload Identity, so pods get no node
     credentials from the metadata server (GKE_METADATA); shielded nodes with secure boot and integrity
-    monitoring; and the configured node service account (with the cloud-platform scope, IAM deciding)."""
+    monitoring; and the nodes' service account (the configured one, else the Compute Engine default) with the
+    cloud-platform scope, so that IAM decides what they may do: the API adds no scope when none is given, and a
+    node without one cannot pull from Artifact Registry
+    (https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/NodeConfig `oauthScopes`;
+    https://cloud.google.com/artifact-registry/docs/integrate-gke)."""
     node = cluster.node_config
     node.shielded_instance_config = container_v1.ShieldedInstanceConfig(
         enable_secure_boot=True, enable_integrity_monitoring=True
@@ -39,7 +60,7 @@ def hardened(place: Place, cluster: Cluster) -> Cluster:
     )
     if place.gke.node_service_account:
         node.service_account = place.gke.node_service_account
-        node.oauth_scopes = ["https://www.googleapis.com/auth/cloud-platform"]
+    node.oauth_scopes = [CLOUD_PLATFORM]
     cluster.network_config = container_v1.NetworkConfig(
         datapath_provider=container_v1.DatapathProvider.ADVANCED_DATAPATH
     )
@@ -70,10 +91,14 @@ class GkeCluster:
         return next((c for c in clusters if c.name == self.place.gke.cluster), None)
 
     def ensure(self) -> Cluster:
-        """The running cluster, created first if missing; stops on settings it cannot reconcile."""
-        if self.find() is None:
-            self.create()
+        """The running cluster, created first if missing; stops on settings it cannot reconcile, and on a cluster
+        in ERROR (once GKE has deleted it)."""
         cluster = self.settled()
+        if cluster is None:
+            self.create()
+            cluster = self.settled()
+        if cluster is not None and cluster.status == Cluster.Status.ERROR:
+            self.gone_in_error(cluster)
         if cluster is None or cluster.status != Cluster.Status.RUNNING:
             state = cluster.status.name if cluster else "gone"
             raise CloudError(
@@ -82,6 +107,17 @@ class GkeCluster:
             )
         self.reconcile(cluster)
         return cluster
+
+    def gone_in_error(self, cluster: Cluster) -> None:
+        """A cluster in ERROR (its create failed) is deleted by GKE itself: say so, wait for that, then stop."""
+        why = cluster.status_message or "no message"
+        self.say(f"cluster {cluster.name} is in ERROR ({why}); GKE deletes it, waiting for that")
+        while (found := self.find()) is not None and found.status in (Cluster.Status.ERROR, *WAITED):
+            time.sleep(self.poll)
+        raise CloudError(
+            f"cluster {cluster.name} failed and was deleted by GKE: {why}",
+            f"fix that (quota, permissions or {self.place.table}) and run again",
+        )
 
     def reconcile(self, cluster: Cluster, warn: bool = True) -> None:
         """Stop on settings k8sdeploy cannot change; `warn` of a cluster that does not enforce NetworkPolicies."""
@@ -109,6 +145,7 @@ class GkeCluster:
             self.place,
             Cluster(
                 name=gke.cluster,
+                network=gke.network,
                 initial_node_count=gke.node_count,
                 node_config=container_v1.NodeConfig(machine_type=gke.machine_type, tags=[network_tag(self.place)]),
                 resource_labels={**OURS, "k8sdeploy-environment": self.place.env_name},
@@ -120,8 +157,8 @@ class GkeCluster:
         )
         if not gke.node_service_account:
             self.say(
-                f"note: the nodes run as the project's Compute Engine default service account (broad roles); "
-                f"set node_service_account in {self.place.table} to a dedicated one"
+                "note: the nodes run as the project's Compute Engine default service account "
+                f"(default_node_account = true); set node_service_account in {self.place.table} to a dedicated one"
             )
         with calling(f"creating cluster {gke.cluster}", self.place):
             try:
@@ -129,43 +166,51 @@ class GkeCluster:
             except gexc.Conflict:  # a retried create whose first answer was lost: it is being created
                 self.say(f"cluster {gke.cluster} is already being created (an earlier try went through)")
                 return
-        self.follow(operation, f"creating cluster {gke.cluster}")
+        self.follow(operation, f"creating cluster {gke.cluster}", failed="; GKE deletes the failed cluster")
 
     def settled(self) -> Cluster | None:
         """The cluster once no operation runs on it (GKE refuses a delete while a create runs: a `down` after
-        an interrupted `up`, or a test's clean-up), or None when there is none."""
+        an interrupted `up`, or a test's clean-up), or None when there is none (or it was being deleted)."""
         cluster = self.find()
-        while cluster is not None and cluster.status in (Cluster.Status.PROVISIONING, Cluster.Status.RECONCILING):
+        while cluster is not None and cluster.status in WAITED:
             self.say(f"cluster {cluster.name} is {cluster.status.name.lower()}; waiting for that to finish")
             time.sleep(self.poll)
             cluster = self.find()
         return cluster
 
     def delete(self) -> bool:
-        """Delete the cluster if it is there and k8sdeploy created it; True when deleted."""
-        cluster = self.settled()
-        if cluster is None:
-            return False
-        if not created_by_us(cluster):
-            self.say(f"keeping cluster {cluster.name}: k8sdeploy did not create it")
-            return False
-        self.say(f"deleting cluster {cluster.name}")
-        with calling(f"deleting cluster {cluster.name}", self.place):
-            try:
-                operation = self.client.delete_cluster(name=self.name, retry=RETRY)
-            except gexc.NotFound:  # a retried delete whose first answer was lost: it is gone
+        """Delete the cluster if it is there and k8sdeploy created it; True when deleted. Another operation on
+        it (an upgrade, a create an interrupted `up` left) is waited for, then the delete sent again."""
+        while True:
+            cluster = self.settled()
+            if cluster is None:
+                return False
+            if not created_by_us(cluster):
+                self.say(f"keeping cluster {cluster.name}: k8sdeploy did not create it")
+                return False
+            if cluster.status == Cluster.Status.ERROR:  # GKE deletes it itself
+                self.say(f"cluster {cluster.name} is in ERROR ({cluster.status_message}); GKE deletes it")
+                while self.find() is not None:
+                    time.sleep(self.poll)
                 return True
-            except gexc.BadRequest as exc:
-                if "incompatible operation" not in str(exc.message):
-                    raise
-                operation = None  # a retried delete whose first one runs: wait for the cluster to go
-        if operation is not None:
+            self.say(f"deleting cluster {cluster.name}")
+            with calling(f"deleting cluster {cluster.name}", self.place):
+                try:
+                    operation = self.client.delete_cluster(name=self.name, retry=RETRY)
+                except gexc.NotFound:  # a retried delete whose first answer was lost: it is gone
+                    return True
+                except gexc.GoogleAPICallError as exc:
+                    if not busy(exc):
+                        raise
+                    self.say(f"cluster {cluster.name} runs another operation ({server_message(exc)}); waiting")
+                    time.sleep(self.poll)
+                    continue
             self.follow(operation, f"deleting cluster {cluster.name}")
-        while self.find() is not None:
-            time.sleep(self.poll)
-        return True
+            while self.find() is not None:
+                time.sleep(self.poll)
+            return True
 
-    def follow(self, operation: container_v1.Operation, what: str) -> None:
+    def follow(self, operation: container_v1.Operation, what: str, failed: str = "") -> None:
         started = time.monotonic()
         name = f"{self.parent}/operations/{operation.name}"
         while operation.status != container_v1.Operation.Status.DONE:
@@ -175,7 +220,7 @@ class GkeCluster:
             self.say(f"{what}: {operation.status.name.lower()} ({time.monotonic() - started:.0f} s)")
         if operation.error.message or operation.status_message:
             raise CloudError(
-                f"{what} failed: {operation.error.message or operation.status_message}",
+                f"{what} failed: {operation.error.message or operation.status_message}{failed}",
                 f"fix that (quota, permissions or {self.place.table}) and run again; operation {operation.name}",
             )
 

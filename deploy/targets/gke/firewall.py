@@ -1,15 +1,23 @@
-"""Our Compute firewall rule: the gateway's ports from the configured ranges to our node tag, nothing more."""
+"""Our Compute firewall rule: the gateway's ports from the configured ranges to our node tag, nothing more.
+
+Compute's writes answer an Operation; the change lands when it is DONE and not at all when it ends with errors
+(https://cloud.google.com/compute/docs/reference/rest/v1/globalOperations;
+https://cloud.google.com/compute/docs/api/how-tos/api-requests-responses#handling_api_responses), so every
+write is followed to DONE and its errors raised. Inserts and patches carry a `requestId`: Compute applies a
+request once however often it is sent (https://cloud.google.com/compute/docs/reference/rest/v1/firewalls/insert
+`requestId`), so a retried one whose first answer was lost is safe."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable
 
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from deploy.model.changes import ObjectChange, compare
-from deploy.model.errors import CloudError
+from deploy.model.errors import CloudError, ConfigError
 from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import RETRY, Place, calling
 
@@ -35,6 +43,7 @@ class Firewall:
         self,
         firewalls: compute_v1.FirewallsClient,
         operations: compute_v1.GlobalOperationsClient,
+        networks: compute_v1.NetworksClient,
         place: Place,
         tag: str,
         say: Say = silent,
@@ -42,6 +51,7 @@ class Firewall:
     ):
         self.firewalls = firewalls
         self.operations = operations
+        self.networks = networks
         self.place = place
         self.project = place.gke.project
         self.name = firewall_name(place)
@@ -52,7 +62,7 @@ class Firewall:
     def desired(self, ports: Iterable[int]) -> compute_v1.Firewall:
         return compute_v1.Firewall(
             name=self.name,
-            network="global/networks/default",
+            network=f"global/networks/{self.place.gke.network}",
             direction="INGRESS",
             description=f"k8sdeploy: the gateway of environment {self.place.env_name}",
             allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=[str(p) for p in sorted(set(ports))])],
@@ -75,20 +85,47 @@ class Firewall:
             except gexc.NotFound:
                 return None
 
-    def ensure(self, ports: Iterable[int]) -> str:
+    def check_network(self) -> None:
+        """Stop (ConfigError) when the environment's network is not in the project: projects under the
+        compute.skipDefaultNetworkCreation policy have no `default`."""
+        network = self.place.gke.network
+        with calling(f"looking for network {network}", self.place):
+            try:
+                self.networks.get(project=self.project, network=network, retry=RETRY)
+            except gexc.NotFound:
+                raise ConfigError(
+                    f"project {self.project} has no VPC network {network!r}",
+                    f"set network in {self.place.table} to one of its networks (gcloud compute networks list "
+                    f"--project {self.project})",
+                ) from None
+
+    def ensure(self, ports: Iterable[int], tries: int = 30) -> str:
         """Create or update the rule to match; 'created', 'updated' or 'unchanged'."""
         want, have = self.desired(ports), self.current()
         what = f"opening the gateway's ports in firewall rule {self.name}"
+        request_id = str(uuid.uuid4())  # the same on each retry of this one write
         with calling(what, self.place):
             if have is None:
                 try:
-                    operation = self.firewalls.insert_unary(project=self.project, firewall_resource=want, retry=RETRY)
-                except gexc.Conflict:  # a retried insert whose first answer was lost: read it back
-                    return self.ensure(ports)
+                    operation = self.firewalls.insert_unary(
+                        compute_v1.InsertFirewallRequest(
+                            project=self.project, firewall_resource=want, request_id=request_id
+                        ),
+                        retry=RETRY,
+                    )
+                except gexc.Conflict:  # another insert (another run's) is under way: wait until it lands
+                    if tries <= 0:
+                        raise
+                    self.say(f"firewall rule {self.name} is being created elsewhere; waiting for it")
+                    time.sleep(self.poll)
+                    return self.ensure(ports, tries - 1)
                 outcome = "created"
             elif shape(have) != shape(want):
                 operation = self.firewalls.patch_unary(
-                    project=self.project, firewall=self.name, firewall_resource=want, retry=RETRY
+                    compute_v1.PatchFirewallRequest(
+                        project=self.project, firewall=self.name, firewall_resource=want, request_id=request_id
+                    ),
+                    retry=RETRY,
                 )
                 outcome = "updated"
             else:

@@ -30,6 +30,7 @@ def kit(environment: Environment, connections: Connections, say: Say, options: K
         ClusterLease(gke, lambda api: KubeLease(api, namespace, name, say), say),
         KubeUsers(running_api, namespace, name, say),
         KubeIdentity(running_api, namespace, name),
+        preflight=gke.firewall.check_network,
     )
 
 

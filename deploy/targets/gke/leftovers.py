@@ -28,6 +28,7 @@ class ComputeClients:
     health_checks: compute_v1.HealthChecksClient
     disks: compute_v1.DisksClient
     http_health_checks: HttpHealthChecks  # the legacy ones target pools use
+    networks: compute_v1.NetworksClient
 
 
 def load_balancer_name(service: dict) -> str:

@@ -65,12 +65,12 @@ def test_shipped_environments_load() -> None:
             "environment 'x': bases: Input should be a valid dictionary",
         ),
         (
-            "[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='p'\nlocation='l'\ncluster='c'\n"
+            "[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='my-project'\nlocation='l'\ncluster='c'\n"
             "source_ranges=['10.0.0.1/8']\n",
             "gke.source_ranges: '10.0.0.1/8' is not a CIDR range",
         ),
         (
-            "[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='p'\nlocation='l'\ncluster='c'\n"
+            "[environments.x]\ntarget='gke'\n[environments.x.gke]\nproject='my-project'\nlocation='l'\ncluster='c'\n"
             "source_ranges=['everyone']\n",
             "gke.source_ranges: 'everyone' is not a CIDR range",
         ),
@@ -113,7 +113,7 @@ def test_a_gke_environment_whose_firewall_rule_name_would_be_too_long_is_refused
     name = "staging-" + "x" * 40
     text = (
         f"[environments.{name}]\ntarget='gke'\n"
-        f"[environments.{name}.gke]\nproject='p'\nlocation='l'\ncluster='ms-auth'\n"
+        f"[environments.{name}.gke]\nproject='my-project'\nlocation='l'\ncluster='ms-auth'\n"
     )
     with pytest.raises(
         ConfigError,

@@ -231,6 +231,7 @@ def cli_config(tmp_path: Path, registry: str) -> Path:
                 'project = "my-project"',
                 'location = "europe-west1-b"',
                 'cluster = "c"',
+                'node_service_account = "k8sdeploy-nodes@my-project.iam.gserviceaccount.com"',
             ]
         )
         + "\n"

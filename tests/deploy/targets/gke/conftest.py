@@ -77,6 +77,18 @@ class Cloud:
             docker_locations=dict(self.docker_locations),
         )
 
+    def cluster_created(self, cluster: dict) -> None:
+        """The cluster runs: its controllers start, and where its nodes cannot pull from Artifact Registry (the
+        fake GKE's `can_pull`), every container with an image there waits in ImagePullBackOff (a KWOK stage)."""
+        self.controller.paused = False
+        if not self.gke.can_pull(cluster):
+            hosts = ["-docker.pkg.dev/", *(f"{host}/" for host in self.docker_locations)]
+            in_template = " ".join(f'(contains "{host}" .image)' for host in hosts)
+            in_cel = " || ".join(f"c.image.contains('{host}')" for host in hosts)
+            self.kube.simulate(
+                "image-pull-backoff", f"or false {in_template}", f"self.spec.containers.exists(c, {in_cel})"
+            )
+
     def cluster_deleted(self) -> None:
         """What deleting a GKE cluster does to what ran in it: all of it goes, the controllers first (so the
         load balancers they made stay in Compute, as real GKE leaks them)."""
@@ -108,7 +120,7 @@ def make_cloud(kube: KubeCluster) -> Cloud:
     gke = FakeGke(proxy.address, kube.cluster.ca_pem, token=TOKEN)
     controller = CloudController(kube.session(), kube.server, compute, (kube.namespace,), gke.cluster_id).start()
     cloud = Cloud(gke, compute, kube, proxy, controller)
-    gke.on_create = lambda: setattr(controller, "paused", False)
+    gke.on_create = cloud.cluster_created
     gke.on_delete = cloud.cluster_deleted
     gke.start()
     return cloud
@@ -121,8 +133,17 @@ def cloud(kube_cluster: KubeCluster) -> Iterator[Cloud]:
     cloud.stop()
 
 
+NODES = "k8sdeploy-nodes@my-project.iam.gserviceaccount.com"  # a node account the fake GKE knows
+
+
 def environment(namespace: str, **gke: object) -> Environment:
-    settings = {"project": "my-project", "location": "europe-west1-b", "cluster": "ms-auth", **gke}
+    settings = {
+        "project": "my-project",
+        "location": "europe-west1-b",
+        "cluster": "ms-auth",
+        "node_service_account": NODES,
+        **gke,
+    }
     return Environment(name=ENV, target="gke", service_type="LoadBalancer", namespace=namespace, gke=Gke(**settings))
 
 
@@ -132,7 +153,13 @@ def target(cloud: Cloud, said: list[str]):  # noqa: ANN201 - a GkeTarget
 
 
 def config_file(path: Path, namespace: str = "auth-suite", **gke: str) -> Path:
-    settings = {"project": "my-project", "location": "europe-west1-b", "cluster": "ms-auth", **gke}
+    settings = {
+        "project": "my-project",
+        "location": "europe-west1-b",
+        "cluster": "ms-auth",
+        "node_service_account": NODES,
+        **gke,
+    }
     lines = [
         f"[environments.{ENV}]",
         'target = "gke"',

@@ -62,8 +62,8 @@ def test_failed_cluster_operation(cloud: Cloud) -> None:
     message = str(failure(cloud))
     assert message.startswith(
         "creating cluster ms-auth failed: Insufficient regional quota to satisfy request: "
-        'resource "CPUS"; fix that (quota, permissions or [environments.staging-test.gke]) '
-        "and run again; operation operation-1-create_cluster"
+        'resource "CPUS"; GKE deletes the failed cluster; fix that (quota, permissions or '
+        "[environments.staging-test.gke]) and run again; operation operation-1-create_cluster"
     )
 
 
@@ -119,3 +119,37 @@ def test_status_and_down_through_the_cli(cloud: Cloud, tmp_path: Path, monkeypat
     assert again.exit_code == 0 and again.stdout == "" and "nothing of environment" in again.stderr
     local = k8sdeploy("down", "--yes", "--keep-cluster", env=ENV.replace("staging", "x"), config=config)
     assert local.exit_code == 2
+
+
+def test_up_without_a_node_account_is_refused_before_google_is_asked(
+    cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nodes made with no account named would pull as the Compute Engine default account, which may have no
+    roles: `up` stops with exit 2 naming the account to create and its roles, before any request to Google."""
+    monkeypatch.setattr(clients, "google_apis", cloud.apis)
+    config = config_file(tmp_path / "k.toml", cloud.namespace, node_service_account="")
+    result = k8sdeploy("up", env=ENV, config=config)
+    assert result.exit_code == 2, result.stderr
+    assert "sets no node_service_account" in result.stderr
+    assert (
+        "create k8sdeploy-nodes@my-project.iam.gserviceaccount.com, grant it roles/artifactregistry.reader, "
+        "roles/logging.logWriter, roles/monitoring.metricWriter on project my-project" in result.stderr
+    )
+    assert cloud.gke.requests == [] and cloud.compute.requests == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "said"),
+    [
+        ("cluster", "Auth_Suite", "is not a GKE cluster name"),
+        ("cluster", "a" * 41, "is not a GKE cluster name"),
+        ("project", "My Project", "is not a project id"),
+        ("network", "my_vpc", "is not a Compute network"),
+        ("node_service_account", "nodes@example.com", "is not a service account's e-mail address"),
+    ],
+)
+def test_names_google_refuses_are_refused_when_the_configuration_is_read(
+    tmp_path: Path, setting: str, value: str, said: str
+) -> None:
+    result = k8sdeploy("status", env=ENV, config=config_file(tmp_path / "k.toml", **{setting: value}))
+    assert result.exit_code == 2 and said in result.stderr and f"gke.{setting}" in result.stderr

@@ -12,7 +12,9 @@ tests/fakes (the project starts without a repository, and the registry refuses p
 not exist, so the first `up` must create it). Its
 kubelets are simulated (KWOK), so no container runs: C's crash is a KWOK stage for person containers of
 2.0.0 images, and the LoadBalancer address the simulated cloud controller hands out is 127.0.0.1 on the
-environment's gateway port, where this test runs the suite from source for the smoke login to pass through.
+environment's gateway port, where the simulated load balancer forwards to the suite this test runs from source,
+for the smoke login to pass through: it starts doing so 20 s after the address appears, as a GCP load balancer's
+forwarding rule and health checks work only a while after its address is assigned.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ from deploy import clients
 from deploy.loopback import LocalSuite
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone, git
-from tests.deploy.targets.gke.conftest import ENV, TOKEN, Cloud, make_cloud
+from tests.deploy.targets.gke.conftest import ENV, NODES, TOKEN, Cloud, make_cloud
 from tests.fakes.artifact_registry import FakeArtifactRegistry
 from tests.helpers import digests, k8sdeploy, valid
+from tests.infra import free_port_block
 from tests.registries import ProxyRules, Registry, registry_proxy, registry_server
 from tools.cluster.controlplane import Cluster
 
 SEEN: dict[str, dict] = {}  # what earlier steps printed, by step
 CRASH_LOG = "Traceback (most recent call last):\nRuntimeError: person: C cannot start\n"
+LOAD_BALANCER_READY_AFTER = 20.0  # seconds from its address to its first answer
 C_PERSON = "self.spec.containers.exists(c, c.name == 'person' && c.image.contains(':2.0.0@'))"
 
 
@@ -68,6 +72,9 @@ def gke_config(
     tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry, sqlite_suite: LocalSuite, cli_cloud: Cloud
 ) -> Path:
     path = tmp_path_factory.mktemp("gke-releases") / "k8sdeploy.toml"
+    balanced = free_port_block(1)  # the gateway Service's port: the load balancer's, forwarding to the suite
+    cli_cloud.controller.backends[balanced] = f"127.0.0.1:{sqlite_suite.settings.base_port}"
+    cli_cloud.controller.serve_after = LOAD_BALANCER_READY_AFTER
     path.write_text(
         "\n".join(
             [
@@ -79,11 +86,12 @@ def gke_config(
                 "allow_plain_http = true",
                 "demo_users = true",  # the smoke login reaches the suite run from source, which seeds the demo users
                 f'registry = "{artifact_registry.host}/my-project/suite"',
-                f"gateway_port = {sqlite_suite.settings.base_port}",
+                f"gateway_port = {balanced}",
                 f"[environments.{ENV}.gke]",
                 'project = "my-project"',
                 'location = "europe-west1-b"',
                 'cluster = "ms-auth"',
+                f'node_service_account = "{NODES}"',
             ]
         )
         + "\n"
@@ -134,6 +142,10 @@ class TestGkeReleases:
         assert repository["labels"] == {"managed-by": "k8sdeploy"} and repository["dockerConfig"]["immutableTags"]
         assert set(repository["cleanupPolicies"]) == {"k8sdeploy-keep-newest", "k8sdeploy-delete-old"}  # none recorded
         assert "created Artifact Registry repository" in result.stderr
+        # the address came before the load balancer answered: `up` waited, then logged in once
+        assert "waiting for the gateway to answer at http://127.0.0.1:" in result.stderr
+        assert result.stderr.count("smoke: login page served") == 1
+        assert document["durations"]["smoke"] >= LOAD_BALANCER_READY_AFTER - 5
         assert deployed_images(cli_cloud.kube) == refs(document)
         assert ("my-project", "europe-west1-b", "ms-auth") in cli_cloud.gke.clusters
         assert cli_cloud.kube.get("configmaps", f"k8sdeploy-releases-{ENV}") is not None

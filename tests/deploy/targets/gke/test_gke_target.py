@@ -8,14 +8,16 @@ import time
 from collections.abc import Callable
 
 import pytest
+from google.cloud import container_v1
 
 from deploy.clients import gke_target
 from deploy.loopback import LocalSuite
-from deploy.model.errors import CloudError, ConfigError, LeftoversError
+from deploy.model.errors import CloudError, ConfigError, LeftoversError, NotReadyError
 from deploy.smoke import HttpSmoke
+from deploy.targets.gke.cluster import CLOUD_PLATFORM
 from deploy.targets.gke.target import GkeTarget
 from tests.deploy.conftest import FAULT_SEEDS
-from tests.deploy.targets.gke.conftest import ENV, Cloud, environment
+from tests.deploy.targets.gke.conftest import ENV, NODES, Cloud, environment
 from tests.deploy.targets.kube.objects import single_pod, split_pods
 
 FIREWALL = "k8sdeploy-ms-auth-staging-test-gateway"
@@ -46,8 +48,7 @@ def test_first_apply_creates_cluster_objects_and_firewall_then_a_second_changes_
         "enableSecureBoot": True,
         "enableIntegrityMonitoring": True,
     }
-    assert "serviceAccount" not in cluster["nodeConfig"]  # none configured: GKE's default, and a note says so
-    assert any(line.startswith("note: the nodes run as the project's Compute Engine default") for line in said)
+    assert (cluster["nodeConfig"]["serviceAccount"], cluster["nodeConfig"]["oauthScopes"]) == (NODES, [CLOUD_PLATFORM])
     assert cluster["networkConfig"] == {"datapathProvider": "ADVANCED_DATAPATH"}  # enforces the NetworkPolicies
     assert cluster["workloadIdentityConfig"] == {"workloadPool": "my-project.svc.id.goog"}
     assert cluster["shieldedNodes"] == {"enabled": True} and cluster["ipAllocationPolicy"]["useIpAliases"]
@@ -207,8 +208,6 @@ def test_a_cluster_k8sdeploy_did_not_create_is_kept(cloud: Cloud, target, said: 
 def test_down_waits_for_a_cluster_still_being_created(cloud: Cloud, target, said: list[str]) -> None:  # noqa: ANN001
     """An interrupted `up` (or a test's clean-up) leaves a create running; GKE answers a delete then with 400
     FAILED_PRECONDITION 'Cluster is running incompatible operation' (before: that error, and the cluster left)."""
-    from google.cloud import container_v1
-
     cluster = container_v1.Cluster(
         name="ms-auth",
         initial_node_count=1,
@@ -231,6 +230,33 @@ def test_nodes_run_as_the_configured_service_account(cloud: Cloud, said: list[st
         ["https://www.googleapis.com/auth/cloud-platform"],
     )
     assert not any(line.startswith("note: the nodes run as") for line in said)
+
+
+def test_nodes_without_a_scope_cannot_pull_from_artifact_registry(cloud: Cloud, target: GkeTarget) -> None:
+    """The API adds no scope when none is given (gcloud does): such a cluster's pods wait in ImagePullBackOff."""
+    cluster = container_v1.Cluster(
+        name="ms-auth",
+        initial_node_count=1,
+        resource_labels={"managed-by": "k8sdeploy"},
+        node_config=container_v1.NodeConfig(machine_type="e2-small", tags=["k8sdeploy-ms-auth"]),
+    )
+    target.cluster.client.create_cluster(parent=target.cluster.parent, cluster=cluster)
+    assert "oauthScopes" not in cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]["nodeConfig"]
+    target.apply(single_pod(ENV))
+    with pytest.raises(NotReadyError, match="nginx-lua, person, session is failing") as caught:
+        target.wait(timeout=20)
+    assert "ImagePullBackOff" in caught.value.details
+
+
+def test_the_default_node_account_when_chosen_gets_the_scope_and_pulls(cloud: Cloud, said: list[str]) -> None:
+    cloud.gke.default_account_roles = True  # an older organisation: the default account has its roles
+    settings = {"node_service_account": "", "default_node_account": True}
+    target = gke_target(environment(cloud.namespace, **settings), said.append, cloud.apis())
+    target.apply(single_pod(ENV))
+    node = cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]["nodeConfig"]
+    assert (node["serviceAccount"], node["oauthScopes"]) == ("default", [CLOUD_PLATFORM])
+    assert any(line.startswith("note: the nodes run as the project's Compute Engine default") for line in said)
+    target.wait(timeout=60)
 
 
 def test_a_node_service_account_that_does_not_exist_is_named(cloud: Cloud, said: list[str]) -> None:

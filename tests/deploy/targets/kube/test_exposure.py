@@ -82,9 +82,10 @@ def config(tmp_path: Path, *lines: str) -> Path:
                 'service_type = "LoadBalancer"',
                 *lines,
                 "[environments.staging.gke]",
-                'project = "p"',
+                'project = "my-project"',
                 'location = "europe-west1-b"',
                 'cluster = "c"',
+                'node_service_account = "k8sdeploy-nodes@my-project.iam.gserviceaccount.com"',
             ]
         )
         + "\n"
