@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from deploy.attest import Attester, Unsigned
 from deploy.attest.sign import Signer
-from deploy.attest.verify import ImageVerifier, Verified
+from deploy.attest.verify import ImageVerifier, Verified, same
 from deploy.builders.bases import BaseResolver
 from deploy.builders.oci import OciBuilder
 from deploy.builders.store import BlobStore, default_cache_dir
@@ -21,7 +21,7 @@ from deploy.model.changes import ImagePlan
 from deploy.model.environments import TARGET_KINDS, Environment
 from deploy.model.errors import ConfigError
 from deploy.model.images import BuildRecord, PublishedImage, build_record_path
-from deploy.model.progress import Progress, Say
+from deploy.model.progress import Progress, Say, silent
 from deploy.model.releases import ReleaseHistory
 from deploy.model.schemas import read_schemas
 from deploy.model.version import Version
@@ -54,12 +54,14 @@ def session() -> Iterator[tuple[Clients, Progress]]:
         clients.close()
 
 
-def image_build(options: BuildOptions, clients: Clients, progress: Progress) -> ImageBuild:
+def image_build(
+    options: BuildOptions, clients: Clients, progress: Progress, signatures: Callable[[str], str] = same
+) -> ImageBuild:
     """The build stage: a builder and the publisher paired with it (both made before anything is built, so a
-    missing engine or registry is found first)."""
+    missing engine or registry is found first); `signatures` says where an image's signatures go."""
     store = BlobStore(options.store_dir or options.cache_dir)
     bases = BaseResolver(store, options.cache_dir, clients.registry, step=progress.step)
-    signer = attester(options, clients, progress)
+    signer = attester(options, clients, progress, signatures)
     if options.builder == "docker":
         from deploy.builders.docker import DockerBuilder
         from deploy.publish.docker import DockerPublisher
@@ -80,7 +82,9 @@ def oci_publisher(options: BuildOptions, clients: Clients, progress: Progress) -
     return RegistryPublisher(address, clients.registry(address.host), step=progress.step)
 
 
-def attester(options: BuildOptions, clients: Clients, progress: Progress) -> Attester:
+def attester(
+    options: BuildOptions, clients: Clients, progress: Progress, signatures: Callable[[str], str] = same
+) -> Attester:
     """With a signing key, a Signer through the registry the images go to; else nothing is signed."""
     if options.signing_key is None:
         return Unsigned()
@@ -90,7 +94,7 @@ def attester(options: BuildOptions, clients: Clients, progress: Progress) -> Att
             "kept beside the images and made from the layers k8sdeploy writes",
             "pass --registry (or set the environment's registry) and leave --builder at oci",
         )
-    return Signer(options.signing_key, clients.registry, step=progress.step)
+    return Signer(options.signing_key, clients.registry, step=progress.step, home=signatures)
 
 
 def build(
@@ -106,8 +110,10 @@ def build(
     if repository is not None:  # before building: a push needs the repository, and it keeps our releases
         repository.refuse_moving(options.channels)
         repository.ensure(environment.name, [r.version for r in keep.releases()] if keep is not None else None)
+        if options.signing_key is not None:
+            repository.ensure_signatures()
     with session() as (clients, progress):
-        record = image_build(options, clients, progress).run()
+        record = image_build(options, clients, progress, signatures_home_of(repository)).run()
     record.save(record_path or build_record_path(environment.name))
     return record
 
@@ -120,16 +126,27 @@ def preview_images(options: BuildOptions) -> tuple[Version, tuple[ImagePlan, ...
         return images.plan(oci_publisher(options, clients, progress))
 
 
-def publish_images(options: BuildOptions, names: Collection[str]) -> Mapping[str, PublishedImage]:
+def publish_images(
+    options: BuildOptions, names: Collection[str], signatures: Callable[[str], str] = same
+) -> Mapping[str, PublishedImage]:
     """`dev` on a cluster: build the six images and push only `names` to the options' registry."""
     with session() as (clients, progress):
-        return image_build(options, clients, progress).publish_some(names)[1]
+        return image_build(options, clients, progress, signatures).publish_some(names)[1]
 
 
 def verify_images(environment: Environment, images: Mapping[str, PublishedImage]) -> list[Verified]:
     """`verify`, and `up` and `rollback` before they apply: every image against the environment's `verify`."""
+    home = signatures_home_of(repository_of(environment, silent))
     with session() as (clients, progress):
-        return ImageVerifier.of(environment, clients.registry).verify(images)
+        return ImageVerifier.of(environment, clients.registry, home).verify(images)
+
+
+def signatures_home_of(repository: ArtifactRepository | None) -> Callable[[str], str]:
+    """Where an image's signatures go: beside it, or for an Artifact Registry repository (immutable tags, cleanup
+    policies) in its sibling REPOSITORY-signatures (deploy/registry/artifact_registry.py)."""
+    from deploy.registry.artifact_registry import signatures_home
+
+    return signatures_home(repository.name) if repository is not None else same
 
 
 def publish_bases(registry: str) -> PublishedBases:
@@ -240,5 +257,6 @@ def make_dev(
             f'set registry = "HOST/PATH" in [environments.{environment.name}]',
         )
     say(f"logs of environment {environment.name}: `k8sdeploy logs SERVICE --env {environment.name}`")
-    republish = Republish(runner, lambda names: publish_images(options, names), say)
+    home = signatures_home_of(repository_of(environment, say, options.registry))  # made by the first build
+    republish = Republish(runner, lambda names: publish_images(options, names, home), say)
     return DevLoop(runner, layout, checkout, republish, None, say, watchfiles.watch, serving)

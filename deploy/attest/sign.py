@@ -14,7 +14,7 @@ from deploy.attest.cosign import SLSA_PREDICATE, SPDX_PREDICATE, Payload, attest
 from deploy.attest.keys import SigningKey
 from deploy.attest.provenance import provenance
 from deploy.attest.sbom import sbom
-from deploy.attest.verify import attachments_of, attested, signed
+from deploy.attest.verify import attachments_of, attested, same, signed
 from deploy.builders import Built
 from deploy.builders.oci import OciImage
 from deploy.builders.spec import LOCK
@@ -65,9 +65,11 @@ class Signer:
         registry: Callable[[str], RegistryClient],
         step: Step = silent_step,
         environ: Mapping[str, str] | None = None,
+        home: Callable[[str], str] = same,
     ):
         self.key, self.registry, self.step = key, registry, step
         self.environ = os.environ if environ is None else environ
+        self.home = home  # where an image repository's signatures go (deploy/registry/artifact_registry.py)
 
     def attest(self, built: Built, record: BuildRecord) -> BuildRecord:
         build = _Build(built, record, self.environ)
@@ -75,7 +77,7 @@ class Signer:
         return replace(record, attached=MappingProxyType(attached))
 
     def _attach(self, name: str, image: PublishedImage, build: _Build) -> Attached:
-        attachments = attachments_of(image, self.registry)
+        attachments = attachments_of(image, self.registry, self.home)
         subject = attachments.subject(image.digest, build.manifest(name))
         signatures = attachments.layers(image.digest, "sig")
         if signed(signatures, self.key.public, image):

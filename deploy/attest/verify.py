@@ -18,8 +18,16 @@ from deploy.registry.client import RegistryClient
 PREDICATES = {SPDX_PREDICATE: "SPDX SBOM", SLSA_PREDICATE: "SLSA provenance"}
 
 
-def attachments_of(image: PublishedImage, registry: Callable[[str], RegistryClient]) -> Attachments:
-    host, _, repository = image.repository.partition("/")
+def same(repository: str) -> str:
+    return repository
+
+
+def attachments_of(
+    image: PublishedImage, registry: Callable[[str], RegistryClient], home: Callable[[str], str] = same
+) -> Attachments:
+    """The image's signatures and attestations, in the repository `home` names for its own (cosign's
+    COSIGN_REPOSITORY; by default beside the image)."""
+    host, _, repository = home(image.repository).partition("/")
     return Attachments(registry(host), repository)
 
 
@@ -43,18 +51,27 @@ class Verified:
     digest: str
     signature: str  # HOST/REPO:sha256-HEX.sig
     attestations: tuple[str, ...]  # the predicate types checked
+    home: str  # the repository of its signatures (cosign's COSIGN_REPOSITORY where it is not the image's)
 
 
 class ImageVerifier:
     """Checks images against one public key; attestations of both predicate types are required unless told."""
 
     def __init__(
-        self, key: PublicKey, registry: Callable[[str], RegistryClient], origin: str, attestations: bool = True
+        self,
+        key: PublicKey,
+        registry: Callable[[str], RegistryClient],
+        origin: str,
+        attestations: bool = True,
+        home: Callable[[str], str] = same,
     ):
         self.key, self.registry, self.origin, self.attestations = key, registry, origin, attestations
+        self.home = home  # where an image repository's signatures are (deploy/registry/artifact_registry.py)
 
     @classmethod
-    def of(cls, environment: Environment, registry: Callable[[str], RegistryClient]) -> ImageVerifier:
+    def of(
+        cls, environment: Environment, registry: Callable[[str], RegistryClient], home: Callable[[str], str] = same
+    ) -> ImageVerifier:
         """What the environment's `verify` requires (`verify`, and `up` and `rollback` before they apply)."""
         if environment.verify is None:
             raise ConfigError(
@@ -62,14 +79,14 @@ class ImageVerifier:
                 f'add verify = {{ key = "cosign.pub" }} to [environments.{environment.name}]',
             )
         key = environment.verify.key
-        return cls(load_public_key(Path(key)), registry, key, environment.verify.attestations)
+        return cls(load_public_key(Path(key)), registry, key, environment.verify.attestations, home)
 
     def problem(self, name: str, image: PublishedImage) -> str:
         """Why `image` does not pass ('' when it does)."""
-        attachments = attachments_of(image, self.registry)
+        attachments = attachments_of(image, self.registry, self.home)
         signatures = attachments.layers(image.digest, "sig")
         if not signatures:
-            return f"{name} is not signed (no {tag_for(image.digest, 'sig')} in {image.repository})"
+            return f"{name} is not signed (no {tag_for(image.digest, 'sig')} in {self.home(image.repository)})"
         if not signed(signatures, self.key, image):
             return f"{name} is signed, but not by the key of {self.origin}"
         if not self.attestations:
@@ -88,6 +105,12 @@ class ImageVerifier:
             )
         checked = tuple(PREDICATES) if self.attestations else ()
         return [
-            Verified(name, image.digest, attachments_of(image, self.registry).reference(image.digest, "sig"), checked)
+            Verified(
+                name,
+                image.digest,
+                attachments_of(image, self.registry, self.home).reference(image.digest, "sig"),
+                checked,
+                self.home(image.repository),
+            )
             for name, image in images.items()
         ]

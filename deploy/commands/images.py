@@ -162,11 +162,20 @@ def verify_command(environment: Environment, record_path: Path | None, running: 
     else:
         record = BuildRecord.load(record_path or build_record_path(environment.name))
         images, what = record.images, f"build {record.version}"
-    for checked in verify_images(environment, images):
+    found = verify_images(environment, images)
+    for checked in found:
         click.echo(
             f"{checked.name}  {checked.digest}  signed ({checked.signature}); attested: {len(checked.attestations)}"
         )
     say(f"{what}: all {len(images)} images verified")
+    elsewhere = [checked for checked in found if checked.home != images[checked.name].repository]
+    if elsewhere and environment.verify is not None:  # how cosign finds them: its COSIGN_REPOSITORY convention
+        first = elsewhere[0]
+        say(
+            "their signatures are kept apart from the images; cosign finds them with COSIGN_REPOSITORY, e.g. "
+            f"COSIGN_REPOSITORY={first.home} cosign verify --key {environment.verify.key} "
+            f"{images[first.name].repository}@{first.digest}"
+        )
 
 
 @click.command(epilog=EXIT_CODES_HELP)

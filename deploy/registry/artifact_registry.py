@@ -5,13 +5,19 @@ refuses to move a version tag, beyond our own check), labelled as ours, and with
 keep the newest versions of each image and every version a recorded release names. On a repository we
 created, each `up` brings the environment's keep policy up to date with its release history. A repository
 someone else made is used as it is. `down` never deletes one: images outlive demos.
+
+Signatures and attestations do not go beside the images: cosign keeps them as tags (`sha256-<hex>.sig`,
+`.att`) that move when a signature is added (a second key, a later attestation), which immutable tags refuse, and
+the cleanup policies would count and delete them. They go to a sibling repository, REPOSITORY-signatures, with
+mutable tags and no cleanup policy, made when something is first signed: cosign's COSIGN_REPOSITORY convention
+(`COSIGN_REPOSITORY=LOCATION-docker.pkg.dev/PROJECT/REPOSITORY-signatures/IMAGE cosign verify ...`).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -30,6 +36,7 @@ REPOSITORY_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 LABELS = {"managed-by": "k8sdeploy"}
 KEEP_NEWEST = 10  # versions of each image, whatever their age
 DELETE_AFTER = 30 * 24 * 3600  # seconds: older versions that no keep policy holds are deleted
+SIGNATURES = "-signatures"  # the sibling repository of the signatures and attestations: REPOSITORY-signatures
 MAX_POLICIES = 10  # per repository (https://cloud.google.com/artifact-registry/docs/repositories/cleanup-policy)
 ROLES = "roles/artifactregistry.admin (to create the repository) or roles/artifactregistry.writer (to push)"
 
@@ -51,6 +58,25 @@ class RepositoryName:
     def __str__(self) -> str:
         return f"{self.location}-docker.pkg.dev/{self.project}/{self.repository}"
 
+    @property
+    def signatures(self) -> RepositoryName:
+        """The sibling repository of this one's signatures and attestations."""
+        return RepositoryName(self.project, self.location, self.repository + SIGNATURES)
+
+
+def signatures_home(name: RepositoryName) -> Callable[[str], str]:
+    """Where the signatures of an image in repository `name` go: HOST/PROJECT/REPOSITORY/IMAGE ->
+    HOST/PROJECT/REPOSITORY-signatures/IMAGE (the host as the image's: a test's loopback stand-in stays)."""
+
+    def home(image_repository: str) -> str:
+        host, _, path = image_repository.partition("/")
+        prefix = f"{name.project}/{name.repository}/"
+        if not path.startswith(prefix):
+            return image_repository
+        return f"{host}/{name.project}/{name.signatures.repository}/{path.removeprefix(prefix)}"
+
+    return home
+
 
 def repository_of(address: RegistryAddress, locations: Mapping[str, str] | None = None) -> RepositoryName | None:
     """The repository `address` pushes into, when it is an Artifact Registry host; `locations` maps other hosts
@@ -61,11 +87,12 @@ def repository_of(address: RegistryAddress, locations: Mapping[str, str] | None 
         return None
     project, _, rest = address.path.partition("/")
     repository = rest.split("/")[0]
-    if not project or not REPOSITORY_ID.match(repository):
+    if not project or not REPOSITORY_ID.match(repository) or len(repository) + len(SIGNATURES) > 63:
         raise ConfigError(
             f"{address} names no Artifact Registry repository",
-            "write the registry as LOCATION-docker.pkg.dev/PROJECT/REPOSITORY (the repository id: "
-            "lower-case letters, digits and dashes, starting with a letter)",
+            "write the registry as LOCATION-docker.pkg.dev/PROJECT/REPOSITORY (the repository id: at most 52 "
+            "lower-case letters, digits and dashes, starting with a letter; its signatures go to "
+            "REPOSITORY-signatures)",
         )
     return RepositoryName(project, location, repository)
 
@@ -118,12 +145,40 @@ class ArtifactRepository:
     def calling(self, what: str) -> AbstractContextManager[None]:
         return google_calls(what, self.name.project, ROLES, "the project in the environment's registry address")
 
-    def find(self) -> ar.Repository | None:
-        with self.calling(f"reading Artifact Registry repository {self.name}"):
+    def find(self, name: RepositoryName | None = None) -> ar.Repository | None:
+        name = name or self.name
+        with self.calling(f"reading Artifact Registry repository {name}"):
             try:
-                return self.client.get_repository(name=self.name.path, retry=RETRY)
+                return self.client.get_repository(name=name.path, retry=RETRY)
             except gexc.NotFound:
                 return None
+
+    def ensure_signatures(self) -> str:
+        """The sibling repository the signatures go to, created when missing: mutable tags (a signature added
+        moves cosign's tag), no cleanup policy (a recorded release's signatures must outlive any policy).
+        'created' or 'unchanged'."""
+        name = self.name.signatures
+        if self.find(name) is not None:
+            return "unchanged"
+        repository = ar.Repository(
+            format_=ar.Repository.Format.DOCKER,
+            labels=LABELS,
+            description=f"k8sdeploy: cosign signatures and attestations of the images in {self.name} "
+            "(COSIGN_REPOSITORY); tags move as signatures are added; nothing is cleaned up",
+            docker_config=ar.Repository.DockerRepositoryConfig(immutable_tags=False),
+        )
+        what = f"creating Artifact Registry repository {name}"
+        self.say(f"{what} (the signatures of {self.name}'s images: mutable tags, kept for good)")
+        with self.calling(what):
+            try:
+                operation = self.client.create_repository(
+                    parent=name.parent, repository=repository, repository_id=name.repository, retry=RETRY
+                )
+            except gexc.Conflict:  # made meanwhile, or a retried create whose first answer was lost
+                self.appeared(what, name)
+                return "unchanged"
+            self.wait(operation, what)
+        return "created"
 
     def ensure(self, env_name: str, released: Iterable[str] | None = None) -> str:
         """Create the repository when missing; on ours, keep `released` (None: leave the keep policy as it is).
@@ -186,10 +241,10 @@ class ArtifactRepository:
         if error is not None:
             raise CloudError(f"{what} failed: {error}", "fix the cause named above and run again")
 
-    def appeared(self, what: str) -> None:
+    def appeared(self, what: str, name: RepositoryName | None = None) -> None:
         """Wait for a repository whose create someone (or our own lost request) started to be there."""
         deadline = time.monotonic() + self.timeout
-        while self.find() is None:
+        while self.find(name) is None:
             if time.monotonic() > deadline:
                 raise CloudError(
                     f"{what}: the id is taken, but the repository did not appear in {self.timeout:.0f} s",

@@ -118,3 +118,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 def fresh_registry(tmp_path: Path) -> Iterator[Registry]:
     with registry_server(tmp_path / "registry") as server:
         yield server
+
+
+# the reference verifier the signing tests check k8sdeploy's signatures with (tools/cosign)
+@pytest.fixture(scope="session")
+def cosign() -> Path:
+    """The cosign binary; `make test` builds it (make cosign), a machine without it builds it here (minutes)."""
+    built = subprocess.run([str(ROOT / "tools" / "cosign" / "build.sh")], capture_output=True, text=True, timeout=1800)
+    assert built.returncode == 0, built.stderr[-3000:]
+    return Path(built.stdout.strip())

@@ -20,6 +20,15 @@ Registry answers it (docker-registry itself would create any repository on push)
 dockerConfig.immutableTags a tag cannot be moved (the reference: "prevents all tags from being modified,
 moved or deleted. This does not prevent tags from being created"); the status and code of that refusal are
 not documented, so this fake answers the distribution spec's 403 DENIED.
+
+Cleanup policies (https://cloud.google.com/artifact-registry/docs/repositories/cleanup-policy): `cleanup(at)`
+runs them as Artifact Registry would at time `at` over every version (manifest) pushed through the Docker side,
+by package (image): a version is deleted when a DELETE policy's condition matches it and no KEEP policy keeps it
+(a keep policy's condition, or mostRecentVersions: the keepCount newest versions of each package whose name has
+one of its packageNamePrefixes). Conditions: tagState (TAGGED, UNTAGGED, ANY), tagPrefixes (and tagged),
+versionNamePrefixes, packageNamePrefixes, olderThan and newerThan against the version's creation time. A
+repository in cleanupPolicyDryRun deletes nothing. A deleted version answers 404 MANIFEST_UNKNOWN by digest and by
+every tag that named it.
 """
 
 from __future__ import annotations
@@ -28,6 +37,9 @@ import hashlib
 import itertools
 import json
 import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -65,6 +77,43 @@ REPOSITORY_TYPE = "type.googleapis.com/google.devtools.artifactregistry.v1.Repos
 METADATA_TYPE = "type.googleapis.com/google.devtools.artifactregistry.v1.OperationMetadata"
 
 
+@dataclass
+class Version:
+    """A manifest pushed into a package (an image) of a repository."""
+
+    created: float
+    tags: set[str] = field(default_factory=set)
+    deleted: bool = False
+
+
+def duration(value: str | dict | None) -> float:
+    """A protobuf Duration as the JSON transport sends it ("2592000s") or as a dict of seconds."""
+    if isinstance(value, dict):
+        return float(value.get("seconds", 0))
+    return float(str(value or "0").rstrip("s") or 0)
+
+
+def matches(condition: dict, package: str, digest: str, version: Version, at: float) -> bool:
+    state = condition.get("tagState", "ANY")
+    prefixes = condition.get("tagPrefixes") or []
+    if state == "TAGGED" and not version.tags or state == "UNTAGGED" and version.tags:
+        return False
+    if prefixes and not any(tag.startswith(prefix) for tag in version.tags for prefix in prefixes):
+        return False
+    if condition.get("versionNamePrefixes") and not any(
+        digest.startswith(prefix) for prefix in condition["versionNamePrefixes"]
+    ):
+        return False
+    if condition.get("packageNamePrefixes") and not any(
+        package.startswith(prefix) for prefix in condition["packageNamePrefixes"]
+    ):
+        return False
+    age = at - version.created
+    if "olderThan" in condition and age <= duration(condition["olderThan"]):
+        return False
+    return not ("newerThan" in condition and age >= duration(condition["newerThan"]))
+
+
 class FakeArtifactRegistry(GoogleFake):
     service, title = "artifactregistry.googleapis.com", "Artifact Registry API"
 
@@ -76,6 +125,10 @@ class FakeArtifactRegistry(GoogleFake):
         self.operations: dict[str, dict] = {}
         self.polls: dict[str, int] = {}
         self.ids = itertools.count(1)
+        self.now: Callable[[], float] = time.time  # when a version is pushed
+        # (project, repository, image) -> digest -> Version; and each tag's digest
+        self.versions: dict[tuple[str, str, str], dict[str, Version]] = {}
+        self.tagged: dict[tuple[str, str, str], dict[str, str]] = {}
         self.route("GET", L + r"/repositories/(?P<repository>[^/]+)", self.get)
         self.route("POST", L + r"/repositories", self.create)
         self.route("PATCH", L + r"/repositories/(?P<repository>[^/]+)", self.patch)
@@ -190,11 +243,11 @@ class FakeArtifactRegistry(GoogleFake):
         fields = {re.sub(r"_(\w)", lambda m: m.group(1).upper(), field) for field in mask}
         if "cleanupPolicies" in fields:
             self.check_policies(body.get("cleanupPolicies", {}))
-        for field in fields:
-            if field in body:
-                self.repositories[name][field] = body[field]
+        for named in fields:
+            if named in body:
+                self.repositories[name][named] = body[named]
             else:
-                self.repositories[name].pop(field, None)
+                self.repositories[name].pop(named, None)
         return Reply(200, self.repositories[name])
 
     @staticmethod
@@ -211,6 +264,55 @@ class FakeArtifactRegistry(GoogleFake):
             if "mostRecentVersions" in policy and policy["action"] != "KEEP":
                 raise fail(400, f"Cleanup policy {key}: mostRecentVersions is for keep policies.")
 
+    # -- cleanup policies ------------------------------------------------------------------------
+    def cleanup(self, at: float) -> list[str]:
+        """Run every repository's cleanup policies at time `at`; the versions deleted, as PROJECT/REPO/IMAGE@DIGEST."""
+        deleted = []
+        for (project, repository_id, image), versions in self.versions.items():
+            repository = self.repository(project, repository_id) or {}
+            policies = list((repository.get("cleanupPolicies") or {}).values())
+            if repository.get("cleanupPolicyDryRun") or not policies:
+                continue
+            alive = {digest: v for digest, v in versions.items() if not v.deleted}
+            kept: set[str] = set()
+            for policy in policies:
+                newest = policy.get("mostRecentVersions")
+                if policy["action"] == "KEEP" and newest is not None:
+                    prefixes = newest.get("packageNamePrefixes") or [""]
+                    if any(image.startswith(prefix) for prefix in prefixes):
+                        order = sorted(alive, key=lambda digest: alive[digest].created, reverse=True)
+                        kept |= set(order[: int(newest.get("keepCount", 0))])
+                elif policy["action"] == "KEEP":
+                    kept |= {d for d, v in alive.items() if matches(policy.get("condition", {}), image, d, v, at)}
+            for digest, version in alive.items():
+                doomed = any(
+                    policy["action"] == "DELETE" and matches(policy.get("condition", {}), image, digest, version, at)
+                    for policy in policies
+                )
+                if doomed and digest not in kept:
+                    version.deleted = True
+                    deleted.append(f"{project}/{repository_id}/{image}@{digest}")
+        return deleted
+
+    def pushed(self, key: tuple[str, str, str], reference: str, body: bytes) -> None:
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        versions = self.versions.setdefault(key, {})
+        version = versions.get(digest)
+        if version is None or version.deleted:
+            version = versions[digest] = Version(created=self.now())
+        if not reference.startswith("sha256:"):
+            tags = self.tagged.setdefault(key, {})
+            moved_from = tags.get(reference)
+            if moved_from and moved_from != digest and moved_from in versions:
+                versions[moved_from].tags.discard(reference)
+            tags[reference] = digest
+            version.tags.add(reference)
+
+    def gone(self, key: tuple[str, str, str], reference: str) -> bool:
+        digest = reference if reference.startswith("sha256:") else self.tagged.get(key, {}).get(reference, "")
+        version = self.versions.get(key, {}).get(digest)
+        return version is not None and version.deleted
+
     # -- the Docker side ------------------------------------------------------------------------
     def docker_gate(self, method: str, path: str, body: bytes, upstream: str) -> tuple[int, bytes] | None:
         """None to let the request through to the registry; otherwise Artifact Registry's refusal."""
@@ -222,8 +324,13 @@ class FakeArtifactRegistry(GoogleFake):
             return 404, json.dumps(
                 {"errors": [{"code": "NAME_UNKNOWN", "message": f'Repository "{match["repository"]}" not found'}]}
             ).encode()
-        immutable = repository.get("dockerConfig", {}).get("immutableTags", False)
+        key = (match["project"], match["repository"], match["image"])
         reference = match["reference"]
+        if match["kind"] == "manifests" and method in ("GET", "HEAD") and self.gone(key, reference):
+            return 404, json.dumps(
+                {"errors": [{"code": "MANIFEST_UNKNOWN", "message": f"{reference}: deleted by a cleanup policy"}]}
+            ).encode()
+        immutable = repository.get("dockerConfig", {}).get("immutableTags", False)
         if immutable and method == "PUT" and match["kind"] == "manifests" and not reference.startswith("sha256:"):
             current = httpx.head(f"http://{upstream}{path}", headers={"Accept": MANIFEST_TYPES})
             digest = "sha256:" + hashlib.sha256(body).hexdigest()
@@ -238,4 +345,7 @@ class FakeArtifactRegistry(GoogleFake):
                         ]
                     }
                 ).encode()
+        if method == "PUT" and match["kind"] == "manifests":
+            with self.lock:
+                self.pushed(key, reference, body)
         return None

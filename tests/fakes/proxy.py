@@ -1,7 +1,14 @@
 """A loopback HTTP proxy in front of the real Kubernetes API server, for the faults a real network and a
-loaded API server produce: with `flaky` > 0 that share of requests is answered 429 or 503 (a
-metav1.Status body and Retry-After, as the API server's priority and fairness answers) or, when `faults`
+loaded API server produce: with `flaky` > 0 that share of requests is answered 429 or 503, or, when `faults`
 has "drop", has its connection dropped before the API server sees it, or with "lost", after it acted on it.
+
+The 429 is what API Priority and Fairness answers a request it rejects
+(https://kubernetes.io/docs/concepts/cluster-administration/flow-control/; k8s.io/apiserver
+pkg/server/filters/priority-and-fairness.go `tooManyRequests`): the text/plain body "Too many requests, please
+try again later.", a Retry-After in seconds, and the X-Kubernetes-PF-FlowSchema-UID and
+X-Kubernetes-PF-PriorityLevel-UID headers of the flow that was refused. The 503 is a metav1.Status of reason
+ServiceUnavailable with Retry-After, as the API server answers while its storage is unavailable
+(https://kubernetes.io/docs/reference/using-api/api-concepts/#response-codes).
 Everything else is forwarded as it is, with the client's own Authorization header, and counted.
 
 Clients reach it over plain HTTP (a kubeconfig whose server is http://127.0.0.1:PORT), or over TLS with
@@ -125,11 +132,23 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.close()
                 return
-            if fault:
-                code, reason = (429, "TooManyRequests") if fault == "429" else (503, "ServiceUnavailable")
+            if fault == "429":
                 self.reply(
-                    code,
-                    _status(code, reason, "injected by the test proxy"),
+                    429,
+                    b"Too many requests, please try again later.\n",
+                    {
+                        "Content-Type": "text/plain; charset=utf-8",
+                        "X-Content-Type-Options": "nosniff",
+                        "Retry-After": proxy.retry_after,
+                        "X-Kubernetes-PF-FlowSchema-UID": "0d5b0b5c-6f4b-4bd8-a6a0-5e3b2f0f0001",
+                        "X-Kubernetes-PF-PriorityLevel-UID": "0d5b0b5c-6f4b-4bd8-a6a0-5e3b2f0f0002",
+                    },
+                )
+                return
+            if fault:
+                self.reply(
+                    503,
+                    _status(503, "ServiceUnavailable", "injected by the test proxy"),
                     {"Content-Type": "application/json", "Retry-After": proxy.retry_after},
                 )
                 return

@@ -19,13 +19,17 @@ forwarding rule and health checks work only a while after its address is assigne
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from deploy import clients
+from deploy.attest.keys import KEY_VARIABLE
 from deploy.loopback import LocalSuite
+from deploy.model.images import BuildRecord
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone, git
 from tests.deploy.targets.gke.conftest import ENV, NODES, TOKEN, Cloud, make_cloud
@@ -49,6 +53,7 @@ def cli_cloud(control_plane: Cluster, tmp_path_factory: pytest.TempPathFactory) 
     cli_cloud = make_cloud(kube)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(clients, "google_apis", cli_cloud.apis)
+        patch.delenv(KEY_VARIABLE, raising=False)  # the configuration's signing_key signs
         yield cli_cloud
     cli_cloud.stop()
     kube.cleanup()
@@ -72,6 +77,8 @@ def gke_config(
     tmp_path_factory: pytest.TempPathFactory, artifact_registry: Registry, sqlite_suite: LocalSuite, cli_cloud: Cloud
 ) -> Path:
     path = tmp_path_factory.mktemp("gke-releases") / "k8sdeploy.toml"
+    for key in ("first", "second"):  # `up` signs with the first; a later step rotates to the second
+        assert k8sdeploy("keygen", "--prefix", str(path.parent / key)).exit_code == 0
     balanced = free_port_block(1)  # the gateway Service's port: the load balancer's, forwarding to the suite
     cli_cloud.controller.backends[balanced] = f"127.0.0.1:{sqlite_suite.settings.base_port}"
     cli_cloud.controller.serve_after = LOAD_BALANCER_READY_AFTER
@@ -86,6 +93,7 @@ def gke_config(
                 "allow_plain_http = true",
                 "demo_users = true",  # the smoke login reaches the suite run from source, which seeds the demo users
                 f'registry = "{artifact_registry.host}/my-project/suite"',
+                'signing_key = "first.key"',
                 f"gateway_port = {balanced}",
                 f"[environments.{ENV}.gke]",
                 'project = "my-project"',
@@ -113,6 +121,17 @@ def gke_sources(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) -> 
     git(c, "commit", "-qam", "person: broken")
     git(c, "tag", "v2.0.0")
     return {"a": a, "b": b, "c": c}
+
+
+def cosign_verify(cosign: Path, key: Path, reference: str, home: str) -> subprocess.CompletedProcess:
+    """The reference verifier, finding the signatures where COSIGN_REPOSITORY says (cosign's convention)."""
+    return subprocess.run(
+        [str(cosign), "verify", "--key", str(key), reference, "--insecure-ignore-tlog", "--allow-http-registry"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin", "SIGSTORE_NO_CACHE": "1", "COSIGN_REPOSITORY": home},
+    )
 
 
 def deployed_images(kube: KubeCluster) -> set[str]:
@@ -250,6 +269,55 @@ class TestGkeReleases:
         cli_cloud.kube.forget_simulations()
         history = valid(k8sdeploy("history", "--output", "json", env=ENV, config=gke_config).stdout)["releases"]
         assert len(history) == 4  # neither the failed up nor the failed rollback was recorded
+
+    def test_a_second_key_and_a_cleanup_60_days_on_leave_every_release_verified(
+        self, gke_config: Path, gke_sources: dict, cli_cloud: Cloud, artifact_registry: Registry, cosign: Path
+    ) -> None:
+        """Signatures live in the sibling repository suite-signatures, whose tags move (before: beside the images,
+        where the immutable tags refused the second key's signature, and the cleanup policies counted them)."""
+        fake = cli_cloud.artifact_registry
+        signatures = fake.repository("my-project", "suite-signatures")
+        assert signatures is not None and not signatures.get("dockerConfig", {}).get("immutableTags")
+        assert "cleanupPolicies" not in signatures
+        rotated = gke_config.parent / "rotated.toml"
+        rotated.write_text(
+            gke_config.read_text().replace('signing_key = "first.key"', 'verify = { key = "second.pub" }')
+        )
+        records = {}
+        for name in ("a", "b"):  # the recorded releases, built again from their sources: the same digests
+            record = gke_config.parent / f"{name}-record.json"
+            built = k8sdeploy(
+                "build", "--source", str(gke_sources[name]), "--key", str(gke_config.parent / "second.key"),
+                "--record", str(record), env=ENV, config=gke_config,
+            )  # fmt: skip
+            assert built.exit_code == 0, built.stderr
+            assert "signed sha256:" in built.stderr  # a second signature beside the first
+            rebuilt = {image: found.digest for image, found in BuildRecord.load(record).images.items()}
+            assert rebuilt == digests(SEEN[name])
+            records[name] = record
+
+        def verified() -> None:
+            for record in records.values():
+                checked = k8sdeploy("verify", "--build-record", str(record), env=ENV, config=rotated)
+                assert checked.exit_code == 0, checked.stderr
+                assert "COSIGN_REPOSITORY=" in checked.stderr
+            with_first = rotated.read_text().replace("second.pub", "first.pub")
+            (gke_config.parent / "first.toml").write_text(with_first)
+            still = k8sdeploy("verify", "--release", env=ENV, config=gke_config.parent / "first.toml")
+            assert still.exit_code == 0, still.stderr  # the first key's signatures stay beside the second's
+
+        verified()
+        person = SEEN["a"]["images"]["person"]
+        repository = person["ref"].split("@")[0].rsplit(":", 1)[0]  # HOST:PORT/my-project/suite/person
+        assert repository.startswith(f"{artifact_registry.host}/")  # cosign is sent to loopback only
+        home = repository.replace("/my-project/suite/", "/my-project/suite-signatures/")
+        interop = cosign_verify(cosign, gke_config.parent / "second.pub", person["ref"], home)
+        assert interop.returncode == 0, interop.stderr
+        deleted = fake.cleanup(time.time() + 60 * 86400)  # Artifact Registry's policies, 60 days on
+        kept = {image["ref"].split("@")[1] for release in ("a", "b") for image in SEEN[release]["images"].values()}
+        assert not [version for version in deleted if version.split("@")[1] in kept or "-signatures/" in version]
+        verified()
+        assert cosign_verify(cosign, gke_config.parent / "second.pub", person["ref"], home).returncode == 0
 
     def test_down_takes_the_history_with_the_cluster(self, gke_config: Path, cli_cloud: Cloud) -> None:
         refused = k8sdeploy("down", env=ENV, config=gke_config)
