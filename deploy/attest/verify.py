@@ -83,8 +83,22 @@ class ImageVerifier:
 
     def problem(self, name: str, image: PublishedImage) -> str:
         """Why `image` does not pass ('' when it does)."""
+        return self.check(name, image)[0]
+
+    def check(self, name: str, image: PublishedImage) -> tuple[str, Attachments]:
+        """Why `image` does not pass ('' when it does), and where its signatures were read."""
         attachments = attachments_of(image, self.registry, self.home)
         signatures = attachments.layers(image.digest, "sig")
+        if not signatures and self.home(image.repository) != image.repository:
+            # signed before its signatures moved to their own repository: they are beside the image
+            beside = attachments_of(image, self.registry)
+            if earlier := beside.layers(image.digest, "sig"):
+                attachments, signatures = beside, earlier
+        return self.problem_with(name, image, attachments, signatures), attachments
+
+    def problem_with(
+        self, name: str, image: PublishedImage, attachments: Attachments, signatures: list[Payload]
+    ) -> str:
         if not signatures:
             return f"{name} is not signed (no {tag_for(image.digest, 'sig')} in {self.home(image.repository)})"
         if not signed(signatures, self.key, image):
@@ -96,7 +110,8 @@ class ImageVerifier:
         return f"{name} has no {' and no '.join(missing)} attestation signed by that key" if missing else ""
 
     def verify(self, images: Mapping[str, PublishedImage]) -> list[Verified]:
-        problems = [problem for name, image in images.items() if (problem := self.problem(name, image))]
+        checks = {name: self.check(name, image) for name, image in images.items()}
+        problems = [problem for problem, _ in checks.values() if problem]
         if problems:
             raise UnverifiedError(
                 f"refusing to deploy: {'; '.join(problems)}",
@@ -108,9 +123,9 @@ class ImageVerifier:
             Verified(
                 name,
                 image.digest,
-                attachments_of(image, self.registry, self.home).reference(image.digest, "sig"),
+                checks[name][1].reference(image.digest, "sig"),
                 checked,
-                self.home(image.repository),
+                f"{checks[name][1].client.host}/{checks[name][1].repository}",
             )
             for name, image in images.items()
         ]
