@@ -4,9 +4,10 @@ functions and nothing else builds a stage; what each kind of target needs is its
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,9 @@ from deploy.smoke import smoke_stage
 from deploy.targets.kit import Kind, KitOptions, TargetKit
 
 if TYPE_CHECKING:
+    from deploy.attest.keys import SigningKey
     from deploy.dev.loop import DevLoop
+    from deploy.model.promotion import Promotion
     from deploy.registry.artifact_registry import ArtifactRepository
 
 
@@ -147,6 +150,72 @@ def signatures_home_of(repository: ArtifactRepository | None) -> Callable[[str],
     from deploy.registry.artifact_registry import signatures_home
 
     return signatures_home(repository.name) if repository is not None else same
+
+
+def promoted(
+    source: Environment, target: Environment, say: Say, key: SigningKey | None
+) -> Callable[[Promotion, Sequence[str]], BuildRecord]:
+    """`promote`'s copy stage: the release's images copied by digest into `target`'s registry with the source's
+    signatures and attestations, then (with `key`) signed there with the promotion attested; `kept` are the
+    versions an Artifact Registry repository of the target keeps."""
+    from deploy.attest.keys import load_public_key
+    from deploy.attest.promotion import Endorser, promotion_statement
+    from deploy.model.releases import now, who
+    from deploy.publish.copy import ImageCopier
+
+    if not target.registry:
+        raise ConfigError(
+            f"environment {target.name} has no registry: `promote` copies the release's images into it",
+            f'set registry = "HOST/PATH" in [environments.{target.name}]',
+        )
+
+    def copy(promotion: Promotion, kept: Sequence[str]) -> BuildRecord:
+        release = promotion.release
+        repository = repository_of(target, say)
+        if repository is not None:
+            repository.ensure(target.name, kept)
+            if key is not None:
+                repository.ensure_signatures()
+        home = signatures_home_of(repository)
+        with session() as (clients, progress):
+            copier = ImageCopier(
+                clients.registry,
+                RegistryAddress.parse(target.registry),
+                progress.step,
+                signatures_home_of(repository_of(source, silent)),
+                home,
+            )
+            copied = copier.copy(release.images)
+            say(f"copied {release.version} of {source.name}: {copied.summary()}")
+            if key is not None:
+                trusted = load_public_key(Path(source.verify.key)) if source.verify is not None else None
+                statement = promotion_statement(copied.images, promotion.promoted_from, now(), who())
+                Endorser(key, clients.registry, home, trusted, progress.step).endorse(copied.images, statement)
+        return BuildRecord(release.version, release.commit, copied.images, schemas=release.schemas)
+
+    return copy
+
+
+def promote_release(
+    source: Environment,
+    target: Environment,
+    say: Say,
+    key: SigningKey | None,
+    version: str | None = None,
+    force: bool = False,
+    approved_by: str = "",
+    no_smoke: bool = False,
+    wait_timeout: float = 180,
+) -> tuple[Promotion, UpResult | None]:
+    """`promote`: the target's policy first, then the source's release through its gates, then the Runner."""
+    from deploy.model.promotion import gate, route
+
+    runner = make_runner(target, say, no_smoke=no_smoke, wait_timeout=wait_timeout)
+    runner.admit("promote")  # before either environment is asked anything
+    route(source, target, approved_by)
+    releases = history(source, say).releases()
+    promotion = gate(source, releases, target, datetime.now(UTC), say, version, force, approved_by)
+    return promotion, runner.promote(promotion, promoted(source, target, say, key))
 
 
 def publish_bases(registry: str) -> PublishedBases:

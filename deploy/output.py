@@ -38,7 +38,7 @@ def images(published: Mapping[str, PublishedImage]) -> dict:
 
 
 def deployed(command: str, result: UpResult, env_name: str) -> dict:
-    """`up` and `rollback`."""
+    """`up`, `rollback` and `promote`."""
     return {
         "command": command,
         "result": "ok",
@@ -53,6 +53,18 @@ def deployed(command: str, result: UpResult, env_name: str) -> dict:
         "applied": asdict(result.applied),
         "smoke": None if result.smoke is None else {"url": result.smoke.url, "checks": list(result.smoke.checks)},
         "durations": dict(result.durations),
+        **({"promoted_from": dict(result.promoted_from)} if result.promoted_from else {}),
+    }
+
+
+def unchanged(env_name: str, version: str, promoted_from: Mapping[str, str]) -> dict:
+    """`promote` of the release the environment runs already."""
+    return {
+        "command": "promote",
+        "result": "unchanged",
+        "environment": env_name,
+        "version": version,
+        "promoted_from": dict(promoted_from),
     }
 
 
@@ -172,7 +184,7 @@ def history_table(releases: Sequence[Release]) -> list[str]:
                 release.version,
                 release.commit[:12],
                 release.layout,
-                release.action,
+                release.action + (f" from {release.promoted_from['environment']}" if release.promoted_from else ""),
                 release.time,
                 release.by,
                 release.objects_hash[:19],

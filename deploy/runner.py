@@ -1,5 +1,5 @@
-"""The Runner: `up` and `rollback` ((build,) render, apply, wait, smoke, record, each stage timed, the outcome one
-frozen record), `status` and `down`; all but `status` hold the environment's lease."""
+"""The Runner: `up`, `rollback` and `promote` ((build or copy,) render, apply, wait, smoke, record, each stage timed,
+the outcome one frozen record), `status` and `down`; all but `status` hold the environment's lease."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from deploy.model.environments import Environment
 from deploy.model.errors import ApplyError, ConfigError, DeployError, NotReadyError, SchemaRollbackError, SmokeError
 from deploy.model.images import BuildRecord, PublishedImage
 from deploy.model.progress import Say
+from deploy.model.promotion import Promotion
 from deploy.model.releases import Release, ReleaseHistory, choose, drift, now, objects_hash, who
 from deploy.model.schemas import SERVICES_WITH_DATA, Move, Schemas, pending, plan_rollback
 from deploy.model.status import ApplyResult, ServiceStatus
@@ -42,9 +43,17 @@ class UpResult:
     smoke: SmokeReport | None
     durations: Mapping[str, float]  # seconds per stage
     objects_hash: str = ""  # of the rendered objects, as recorded in the release
-    action: str = "up"  # up | rollback | dev
+    action: str = "up"  # up | rollback | dev | promote
     schemas: Schemas = field(default_factory=lambda: MappingProxyType({}))  # each service's migrations
     schema_changes: tuple[str, ...] = ()  # what a rollback did to the schemas, a line each
+    promoted_from: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # a promote's source
+    forced: str = ""  # a promote's gate it went past (--force)
+    approved_by: str = ""
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        """What it passed: ready (it is recorded only then), and the smoke login when that ran."""
+        return ("ready", "smoke") if self.smoke is not None else ("ready",)
 
     def release(self, by: str, time: str) -> Release:
         return Release(
@@ -58,6 +67,10 @@ class UpResult:
             action=self.action,
             schemas=self.schemas,
             schema_changes=self.schema_changes,
+            checks=self.checks,
+            promoted_from=self.promoted_from,
+            forced=self.forced,
+            approved_by=self.approved_by,
         )
 
 
@@ -114,19 +127,42 @@ class Runner:
         """The environment's target and its records."""
         return self.make_kit()
 
-    def admit(self, action: str) -> None:
+    def admit(self, action: str, build_in_place: bool = False) -> None:
         """Refuse a deploy the environment's policy does not allow, before anything is asked or changed."""
-        policy.admit(self.environment, action, self.say)
+        policy.admit(self.environment, action, self.say, build_in_place)
 
-    def up(self, layout: str, rollback_on_failure: bool = False) -> tuple[UpResult, Users]:
+    def up(
+        self, layout: str, rollback_on_failure: bool = False, build_in_place: bool = False
+    ) -> tuple[UpResult, Users]:
         """Build, deploy `layout` and record the release; raises the failing stage's DeployError (with
         `rollback_on_failure`, after putting the newest recorded release back when waiting or smoke fails)."""
-        self.admit("up")
+        self.admit("up", build_in_place)
         with self.holding():
             users = self.users()
             if not rollback_on_failure:
                 return self._up(layout, users), users
             return self._up_or_roll_back(layout, users), users
+
+    def promote(self, promotion: Promotion, copy: Callable[[Promotion, Sequence[str]], BuildRecord]) -> UpResult | None:
+        """Deploy `promotion`'s release by digest: copied into this environment's registry and signed there (`copy`),
+        verified, rendered for this environment, applied, waited for, smoke-tested, recorded with where it came
+        from. None when the newest release here is that promotion already: nothing is copied or applied."""
+        self.admit("promote")
+        with self.holding():
+            newest = self.kit.history.releases()[-1:]
+            if newest and dict(newest[0].promoted_from) == dict(promotion.promoted_from):
+                self.say(
+                    f"{self.environment.name} runs {promotion.release.version} of {promotion.source} already "
+                    "(its newest release is that promotion); nothing to do"
+                )
+                return None
+            users = self.users()
+            self.kit.preflight()
+            watch = Stopwatch()
+            kept = [release.version for release in self.kit.history.releases()] + [promotion.release.version]
+            with watch.stage("copy"):
+                record = copy(promotion, kept)
+            return self._deploy(self.environment.layout, record, users, watch, action="promote", promotion=promotion)
 
     def dev_up(self, layout: str) -> UpResult:
         """`up` for `dev`, whose caller holds the lease for its whole session and was admitted for it (make_dev):
@@ -318,6 +354,7 @@ class Runner:
         watch: Stopwatch,
         action: str = "up",
         schema_changes: tuple[str, ...] = (),
+        promotion: Promotion | None = None,
     ) -> UpResult:
         target = self.kit.target
         self.verify(record.images)  # refuses (exit 10) before anything is applied
@@ -353,6 +390,9 @@ class Runner:
             action=action,
             schemas=record.schemas,
             schema_changes=schema_changes,
+            promoted_from=promotion.promoted_from if promotion else MappingProxyType({}),
+            forced=promotion.forced if promotion else "",
+            approved_by=promotion.approved_by if promotion else "",
         )
         with watch.stage("record"):
             record_release(self.kit.history, result, self.say)
@@ -450,12 +490,13 @@ def record_release(history: ReleaseHistory, result: UpResult, say: Say) -> None:
     nothing to do writes nothing at all."""
     release = result.release(by=who(), time=now())
     newest = history.releases()[-1:]
-    same = newest and (newest[0].version, newest[0].objects_hash, newest[0].layout, newest[0].action) == (
-        release.version,
-        release.objects_hash,
-        release.layout,
-        release.action,
-    )
+    same = newest and (
+        newest[0].version,
+        newest[0].objects_hash,
+        newest[0].layout,
+        newest[0].action,
+        dict(newest[0].promoted_from),
+    ) == (release.version, release.objects_hash, release.layout, release.action, dict(release.promoted_from))
     if same and not result.applied.changed:
         say(f"release {release.version} is already the newest recorded; nothing to record")
         return

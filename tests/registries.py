@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import bcrypt
 import httpx
@@ -95,6 +96,7 @@ class ProxyRules:
     blobs_uploaded: int = 0  # completed blob uploads (the PUT that names the digest)
     bytes_uploaded: int = 0  # blob bytes sent in PATCH and PUT bodies
     manifests_put: int = 0
+    uploaded: dict[str, int] = field(default_factory=dict)  # blob digest -> how many times its upload completed
     google_tokens: list[str] = field(default_factory=list)
     registry_tokens: set[str] = field(default_factory=set)
     seen_authorization: list[str] = field(default_factory=list)
@@ -139,6 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
             if "/blobs/uploads/" in self.path and self.command in ("PATCH", "PUT"):
                 rules.bytes_uploaded += len(body)
                 rules.blobs_uploaded += self.command == "PUT"
+                if self.command == "PUT":
+                    digest = parse_qs(urlsplit(self.path).query).get("digest", [""])[0]
+                    rules.uploaded[digest] = rules.uploaded.get(digest, 0) + 1
             rules.manifests_put += "/manifests/" in self.path and self.command == "PUT"
             return next(rules._counter) + 1
 

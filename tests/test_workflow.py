@@ -26,6 +26,7 @@ from deploy.registry.client import MANIFEST_TYPES
 from tests.controlplane import KubeCluster, kubeconfig_for
 from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry, registry_server
+from tools.cluster.controlplane import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "staging.yml"
@@ -94,14 +95,27 @@ def logs_in_to_google(job: dict) -> bool:
 
 def test_no_job_a_pull_request_runs_holds_the_deploy_account() -> None:
     jobs = workflow_jobs()
-    on_main_only = {name for name, job in jobs.items() if "github.ref == 'refs/heads/main'" in job.get("if", "")}
-    assert on_main_only == {"deploy"}
+    never_for_a_pull_request = {
+        name for name, job in jobs.items() if job.get("if", "").startswith("github.event_name != 'pull_request' &&")
+    }
+    assert never_for_a_pull_request == {"deploy", "promote"}
     for name, job in jobs.items():
-        if name not in on_main_only:
-            assert "GCP_DEPLOY_SERVICE_ACCOUNT" not in yaml.safe_dump(job), name
-            assert "secrets." not in yaml.safe_dump(job), name
+        if name not in never_for_a_pull_request:
+            for account in ("GCP_DEPLOY_SERVICE_ACCOUNT", "GCP_PRODUCTION_SERVICE_ACCOUNT", "secrets."):
+                assert account not in yaml.safe_dump(job), name
     assert "GCP_PREVIEW_SERVICE_ACCOUNT" in yaml.safe_dump(jobs["preview"])
     assert jobs["preview"]["environment"] != jobs["deploy"]["environment"] == "staging"
+    assert jobs["promote"]["environment"] == "production"  # its required reviewers approve each promotion
+    assert "GCP_DEPLOY_SERVICE_ACCOUNT" not in yaml.safe_dump(jobs["promote"])  # staging's account stays there
+
+
+def test_the_promote_job_runs_on_a_version_tag_or_by_hand_never_for_a_pull_request() -> None:
+    condition = workflow_jobs()["promote"]["if"]
+    assert condition == (
+        "github.event_name != 'pull_request' && (startsWith(github.ref, 'refs/tags/v') || "
+        "github.event_name == 'workflow_dispatch')"
+    )
+    assert yaml.safe_load(WORKFLOW.read_text())[True]["push"]["tags"] == ["v*.*.*"]  # YAML 1.1 reads `on` as True
 
 
 def test_the_deploy_job_runs_only_on_main_and_never_for_a_pull_request() -> None:
@@ -289,8 +303,24 @@ def manifest(registry: Registry, repository: str, reference: str) -> dict:
     return answer.json()
 
 
+def loopback_production(kube: KubeCluster, kubeconfig: Path, registry: Registry) -> str:
+    """`production` as another namespace of the control plane, with a registry of its own, taking staging's
+    releases by `promote`."""
+    return (
+        loopback_staging(kube, kubeconfig, registry).replace("[environments.staging]", "[environments.production]")
+        + 'promote_from = "staging"\n'
+    )
+
+
+def deployed_digests(kube: KubeCluster) -> dict[str, str]:
+    deployment = kube.get("deployments", "auth-suite")
+    return {c["name"]: c["image"].split("@")[1] for c in deployment["spec"]["template"]["spec"]["containers"]}
+
+
 @pytest.mark.timeout(900)
-def test_the_deploy_job_runs_as_written_against_a_loopback_staging(kube_cluster: KubeCluster, tmp_path: Path) -> None:
+def test_the_deploy_job_runs_as_written_against_a_loopback_staging(
+    kube_cluster: KubeCluster, control_plane: Cluster, tmp_path: Path
+) -> None:
     jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
     job = jobs["deploy"]
     script = job_script(job)
@@ -355,3 +385,29 @@ def test_the_deploy_job_runs_as_written_against_a_loopback_staging(kube_cluster:
         person = up["images"]["person"]
         image_layers = [layer["digest"] for layer in manifest(registry, "suite/person", person["digest"])["layers"]]
         assert image_layers[: len(base_layers)] == base_layers
+
+        # A manual run of the promote job: production (another namespace, another registry) gets staging's release
+        # by digest, nothing built.
+        production = KubeCluster.new(control_plane, tmp_path / "production")
+        try:
+            with registry_server(tmp_path / "production-registry") as production_registry:
+                kubeconfig = kubeconfig_for(kube_cluster.cluster, tmp_path / "kubeconfig")
+                config.write_text(config.read_text() + loopback_production(production, kubeconfig, production_registry))
+                promote_job = jobs["promote"]
+                promote_temp, promote_cache = tmp_path / "promote-temp", tmp_path / "promote-cache"
+                promote_env = runner_environment(tmp_path, config, promote_temp, promote_cache)
+                promoted = run_job(job_script(promote_job), checkout, promote_env)
+                assert promoted.returncode == 0, promoted.stderr[-5000:]
+                promote_json, production_status = artifact_paths(promote_job, checkout, promote_temp)
+                document = valid(promote_json.read_text())
+                assert (document["command"], document["result"], document["version"]) == (
+                    "promote",
+                    "ok",
+                    up["version"],
+                )
+                assert document["promoted_from"]["environment"] == "staging"
+                assert valid(production_status.read_text())["release"] == up["version"]
+                assert deployed_digests(production) == deployed_digests(kube_cluster)
+                assert "building" not in promoted.stderr
+        finally:
+            production.cleanup()

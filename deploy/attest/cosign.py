@@ -20,6 +20,7 @@ SIGNATURE_TYPE = "cosign container image signature"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
 SPDX_PREDICATE = "https://spdx.dev/Document"
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
+PROMOTION_PREDICATE = "https://k8sdeploy.dev/promotion/v1"  # `promote`'s (deploy/attest/promotion.py)
 
 
 def tag_for(digest: str, suffix: str) -> str:
@@ -129,6 +130,14 @@ def signs(layer: Payload, key: PublicKey, digest: str, repository: str) -> bool:
         return ok and key.verifies(base64.b64decode(encoded, validate=True), layer.data)
     except (ValueError, KeyError, TypeError):
         return False
+
+
+def envelope_statement(layer: Payload) -> bytes:
+    """The in-toto statement an attestation layer's DSSE envelope carries, as signed (not verified here)."""
+    try:
+        return base64.b64decode(json.loads(layer.data)["payload"], validate=True)
+    except (ValueError, KeyError, TypeError):
+        return b""
 
 
 def attests(layer: Payload, key: PublicKey, digest: str) -> dict | None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.attest.cosign import SLSA_PREDICATE, SPDX_PREDICATE, Payload, attests, signs, tag_for
+from deploy.attest.cosign import PROMOTION_PREDICATE, SLSA_PREDICATE, SPDX_PREDICATE, Payload, attests, signs, tag_for
 from deploy.attest.keys import PublicKey, load_public_key
 from deploy.attest.oci import Attachments
 from deploy.model.environments import Environment
@@ -52,6 +52,7 @@ class Verified:
     signature: str  # HOST/REPO:sha256-HEX.sig
     attestations: tuple[str, ...]  # the predicate types checked
     home: str  # the repository of its signatures (cosign's COSIGN_REPOSITORY where it is not the image's)
+    promoted_from: str = ""  # "ENVIRONMENT VERSION" of the newest promotion attested by the key, if any
 
 
 class ImageVerifier:
@@ -126,6 +127,17 @@ class ImageVerifier:
                 checks[name][1].reference(image.digest, "sig"),
                 checked,
                 f"{checks[name][1].client.host}/{checks[name][1].repository}",
+                self.promoted_from(checks[name][1], image.digest),
             )
             for name, image in images.items()
         ]
+
+    def promoted_from(self, attachments: Attachments, digest: str) -> str:
+        """Where the image was promoted from, by the newest promotion attestation the key signed ('' if none)."""
+        found = ""
+        for layer in attachments.layers(digest, "att"):
+            statement = attests(layer, self.key, digest)
+            if statement is not None and statement.get("predicateType") == PROMOTION_PREDICATE:
+                source = statement.get("predicate", {}).get("source", {})
+                found = f"{source.get('environment', '?')} {source.get('version', '?')}"
+        return found

@@ -12,7 +12,7 @@ from deploy.commands.deploy import dev, diff_command, down, rollback, up
 from deploy.commands.images import bases_command, build, keygen, render_command, verify_command
 from deploy.commands.inspect import backups, history, logs, smoke, status
 from deploy.commands.keys import keys
-from deploy.commands.release import release_command
+from deploy.commands.release import promote, release_command
 from deploy.commands.users import user
 
 
@@ -27,6 +27,7 @@ COMMANDS = (
     *(up, dev, diff_command, rollback, down),
     *(build, bases_command, render_command, verify_command, keygen),
     release_command,
+    promote,
     user,
     keys,
 )

@@ -116,6 +116,17 @@ def report_failure(exc: DeployError, json: bool) -> None:
     sys.exit(exc.exit_code)
 
 
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=DEFAULT_CONFIG,
+    show_default="./k8sdeploy.toml",
+    envvar="K8SDEPLOY_CONFIG",
+    help="Configuration file.",
+)
+
+
 def environment_options(command: Callable) -> Callable:
     """--env and --config, resolved into an Environment passed as `environment`."""
 
@@ -127,15 +138,7 @@ def environment_options(command: Callable) -> Callable:
         envvar="K8SDEPLOY_ENV",
         help="Environment from the configuration file.",
     )
-    @click.option(
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=DEFAULT_CONFIG,
-        show_default="./k8sdeploy.toml",
-        envvar="K8SDEPLOY_CONFIG",
-        help="Configuration file.",
-    )
+    @config_option
     @functools.wraps(command)
     def wrapper(*args: Any, env_name: str, config_path: Path, **kwargs: Any) -> Any:
         environment: Environment = load_environment(env_name, config_path)

@@ -47,6 +47,11 @@ if TYPE_CHECKING:
     is_flag=True,
     help="When waiting or the smoke test fails, put the last recorded release back (and still exit 5 or 6).",
 )
+@click.option(
+    "--build-in-place",
+    is_flag=True,
+    help="Build and deploy here although the environment takes releases by `promote` (its promote_from).",
+)
 @output_option
 def up(
     environment: Environment,
@@ -58,6 +63,7 @@ def up(
     source: Path,
     key_path: Path | None,
     rollback_on_failure: bool,
+    build_in_place: bool,
     output: str,
 ) -> None:
     """Build, render, apply, wait and smoke-test, record the release; print the gateway URL and the demo credentials.
@@ -74,7 +80,7 @@ def up(
     layout = layout_name or environment.layout
     options = build_options(environment, source, builder=builder, allow_dirty=allow_dirty, key_path=key_path)
     runner = make_runner(environment, say, options=options, no_smoke=no_smoke, wait_timeout=wait_timeout)
-    result, users = runner.up(layout, rollback_on_failure)
+    result, users = runner.up(layout, rollback_on_failure, build_in_place)
     timings = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in result.durations.items())
     say(f"{environment.name}: {layout} version {result.version} is up ({timings})")
     if output == "json":

@@ -164,8 +164,10 @@ def verify_command(environment: Environment, record_path: Path | None, running: 
         images, what = record.images, f"build {record.version}"
     found = verify_images(environment, images)
     for checked in found:
+        promoted = f"; promoted from {checked.promoted_from}" if checked.promoted_from else ""
         click.echo(
             f"{checked.name}  {checked.digest}  signed ({checked.signature}); attested: {len(checked.attestations)}"
+            + promoted
         )
     say(f"{what}: all {len(images)} images verified")
     elsewhere = [checked for checked in found if checked.home != images[checked.name].repository]

@@ -34,6 +34,7 @@ SERVICE_ACCOUNT = r"^[a-z0-9][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.:]+\.gserviceaccou
 # "Use least privilege IAM service accounts"; roles/artifactregistry.reader to pull the images)
 NODE_ROLES = ("roles/artifactregistry.reader", "roles/logging.logWriter", "roles/monitoring.metricWriter")
 SCALABLE = (GATEWAY, *(service.name for service in SERVICES))
+DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 
 
 # a DNS name or an IP address literal ([v6] in brackets), as it stands in a Host header without the port
@@ -193,6 +194,13 @@ class Environment(_Frozen):
     verify: Verify | None = None
     # with verify: `k8sdeploy dev` may deploy uncommitted work here, its images signed with signing_key
     dev: bool = False
+    # `k8sdeploy promote --to` this environment takes releases recorded in this one, by digest; `up` and `dev`
+    # are refused here unless `--build-in-place`
+    promote_from: str = ""
+    # a release is promoted only once it has served this long in promote_from (e.g. "30m", "1h", "2d")
+    promote_after: str = ""
+    # who may approve a promotion here: `promote --approved-by NAME` must name one of them
+    approvers: tuple[str, ...] = ()
     gke: Gke | None = None
 
     @field_validator("name")
@@ -243,8 +251,30 @@ class Environment(_Frozen):
             raise ValueError(f"{reference!r}: {problem}")
         return reference
 
+    @field_validator("promote_from")
+    @classmethod
+    def _promote_from_is_a_name(cls, source: str) -> str:
+        if source and not re.match(ENVIRONMENT_NAME, source):
+            raise ValueError(f"{source!r} is not an environment name")
+        return source
+
+    @field_validator("promote_after")
+    @classmethod
+    def _promote_after_is_a_duration(cls, after: str) -> str:
+        if after and not re.match(DURATION, after):
+            raise ValueError(f"{after!r} is not a duration such as 30m, 1h or 2d")
+        return after
+
+    @property
+    def promote_after_seconds(self) -> int:
+        if not self.promote_after:
+            return 0
+        return int(self.promote_after[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[self.promote_after[-1]]
+
     @model_validator(mode="after")
     def _gke_needs_its_table(self) -> Environment:
+        if self.promote_from == self.name:
+            raise ValueError(f"environment {self.name} cannot promote from itself")
         if self.target == "gke" and self.gke is None:
             raise ValueError(f"a gke environment needs an [environments.{self.name}.gke] table")
         if self.gke is not None:

@@ -8,20 +8,27 @@ from deploy.model.environments import Environment, refuse_plain_http
 from deploy.model.errors import ConfigError
 from deploy.model.progress import Say
 
-DEPLOYS = ("up", "dev", "rollback")  # the Runner's ways to change what runs; each calls admit() first
+DEPLOYS = ("up", "dev", "rollback", "promote")  # the Runner's ways to change what runs; each calls admit() first
 
 
-def admit(environment: Environment, action: str, say: Say) -> None:
+def admit(environment: Environment, action: str, say: Say, build_in_place: bool = False) -> None:
     """Refuse (ConfigError, exit 2) a deploy the environment does not allow; say the risks it accepts."""
     if action not in DEPLOYS:
         raise ValueError(f"{action!r} is not a deploy ({', '.join(DEPLOYS)})")
+    table = f"[environments.{environment.name}]"
+    if action in ("up", "dev") and environment.promote_from and not build_in_place:
+        raise ConfigError(
+            f"environment {environment.name} runs what is promoted from {environment.promote_from}, not what is "
+            f"built for it (promote_from in {table})",
+            f"run `k8sdeploy promote --from {environment.promote_from} --to {environment.name}`"
+            + (", or `k8sdeploy up --build-in-place` to build for it anyway" if action == "up" else ""),
+        )
     refuse_plain_http(environment, say)
     if environment.gke is not None:  # a cluster it creates must be able to pull the images
         problem = environment.gke.node_account_problem(f"[environments.{environment.name}.gke]")
         if problem is not None:
             raise problem
     if action == "dev" and environment.verify is not None:
-        table = f"[environments.{environment.name}]"
         if not environment.dev:
             raise ConfigError(
                 f"environment {environment.name} sets verify, and `dev` deploys uncommitted work",

@@ -38,9 +38,20 @@ class Release:
     objects_hash: str  # sha256 of the rendered objects (canonical JSON)
     time: str  # UTC, ISO 8601
     by: str  # who or what ran it: user@host, or the CI run
-    action: str = "up"  # up | rollback | dev (`k8sdeploy dev`: uncommitted work, never gone back to unnamed)
+    # up | rollback | dev (`k8sdeploy dev`: uncommitted work, never gone back to unnamed) | promote
+    action: str = "up"
     schemas: Schemas = field(default_factory=lambda: MappingProxyType({}))  # each service's migrations
     schema_changes: tuple[str, ...] = ()  # a rollback's: what it did to each database's schema, a line each
+    checks: tuple[str, ...] = ()  # what it passed before it was recorded: "ready", and "smoke" when it ran
+    # a promote's: the environment and version it came from, and the digest of that release's record there
+    promoted_from: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    forced: str = ""  # `promote --force`: the gate it went past
+    approved_by: str = ""  # `promote --approved-by`
+
+    def digest(self) -> str:
+        """The sha256 of this record (canonical JSON): what a promotion names as its source."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
     def to_dict(self) -> dict:
         return {
@@ -54,6 +65,10 @@ class Release:
             "action": self.action,
             "schemas": schemas_to_dict(self.schemas),
             "schema_changes": list(self.schema_changes),
+            "checks": list(self.checks),
+            **({"promoted_from": dict(self.promoted_from)} if self.promoted_from else {}),
+            **({"forced": self.forced} if self.forced else {}),
+            **({"approved_by": self.approved_by} if self.approved_by else {}),
         }
 
     @classmethod
@@ -73,6 +88,10 @@ class Release:
             action=data.get("action", "up"),
             schemas=schemas_from_dict(data.get("schemas")),
             schema_changes=tuple(data.get("schema_changes", ())),
+            checks=tuple(data.get("checks", ())),
+            promoted_from=MappingProxyType(dict(data.get("promoted_from") or {})),
+            forced=data.get("forced", ""),
+            approved_by=data.get("approved_by", ""),
         )
 
 

@@ -127,3 +127,14 @@ def cosign() -> Path:
     built = subprocess.run([str(ROOT / "tools" / "cosign" / "build.sh")], capture_output=True, text=True, timeout=1800)
     assert built.returncode == 0, built.stderr[-3000:]
     return Path(built.stdout.strip())
+
+
+def cosign_run(cosign: Path, *args: str, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """cosign offline (no transparency log), against registries on loopback over plain HTTP."""
+    return subprocess.run(
+        [str(cosign), *args, "--insecure-ignore-tlog", "--allow-http-registry"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin", "SIGSTORE_NO_CACHE": "1", **(environ or {})},
+    )

@@ -82,9 +82,9 @@ def admitted() -> set[str]:
 
 
 def test_every_deploy_goes_through_the_one_policy() -> None:
-    """The commands that change what runs are up, dev and rollback; each is admitted by the Runner (the refusals
-    themselves: above, and tests/deploy/targets/kube/test_exposure.py for all three)."""
-    assert DEPLOYS == ("up", "dev", "rollback")
+    """The commands that change what runs are up, dev, rollback and promote; each is admitted by the Runner (the
+    refusals themselves: above, and tests/deploy/targets/kube/test_exposure.py for the first three)."""
+    assert DEPLOYS == ("up", "dev", "rollback", "promote")
     assert admitted() == set(DEPLOYS)
     commands = (ROOT / "deploy" / "commands" / "deploy.py").read_text()
     assert "refuse_plain_http" not in commands and "policy" not in commands  # the commands only pass flags

@@ -19,22 +19,12 @@ import pytest
 from deploy.attest.contents import locked_hashes
 from deploy.model.images import IMAGE_NAMES
 from deploy.registry.client import MANIFEST_TYPES
-from tests.deploy.conftest import clone
+from tests.deploy.conftest import clone, cosign_run
 from tests.helpers import k8sdeploy, valid
 from tests.registries import ProxyRules, Registry, registry_proxy, registry_server
 
 ENV = "signing-test"
 SERVICES = [name for name in IMAGE_NAMES if name != "nginx-lua"]
-
-
-def cosign_run(cosign: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(cosign), *args, "--insecure-ignore-tlog", "--allow-http-registry"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin", "SIGSTORE_NO_CACHE": "1"},
-    )
 
 
 def manifest(registry: Registry, repository: str, reference: str) -> dict:

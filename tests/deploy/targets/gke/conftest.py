@@ -5,7 +5,8 @@ and disks GKE's controllers would make simulated into the fake Compute API (test
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,3 +171,10 @@ def config_file(path: Path, namespace: str = "auth-suite", **gke: str) -> Path:
     ]
     path.write_text("\n".join(lines + [f'{key} = "{value}"' for key, value in settings.items()]) + "\n")
     return path
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the simulated cloud controller did not act in time"
+        time.sleep(0.1)

@@ -15,7 +15,7 @@ from deploy import clients
 from deploy.clients import gke_target
 from deploy.model.errors import CloudError, LeftoversError
 from deploy.targets.gke.target import GkeTarget
-from tests.deploy.targets.gke.conftest import ENV, TOKEN, Cloud, config_file, environment
+from tests.deploy.targets.gke.conftest import ENV, TOKEN, Cloud, config_file, environment, wait_for
 from tests.deploy.targets.kube.objects import single_pod
 from tests.helpers import k8sdeploy
 
@@ -142,9 +142,9 @@ def test_a_local_traffic_service_gets_its_own_health_check_which_the_audit_finds
     objects = single_pod(ENV)
     objects[0]["spec"]["externalTrafficPolicy"] = "Local"
     target.apply(objects)
-    cloud.controller.wait_idle()
     service = cloud.kube.get("services", "gateway")
     name = "a" + service["metadata"]["uid"].replace("-", "")[:31]
+    wait_for(lambda: ("httpHealthChecks", "global", name) in cloud.compute.resources, timeout=120)
     check = cloud.compute.resources[("httpHealthChecks", "global", name)]
     assert check["port"] == service["spec"]["healthCheckNodePort"]
     assert ("firewalls", "global", f"k8s-{name}-http-hc") in cloud.compute.resources

@@ -4,9 +4,6 @@ the fake GKE hands out as the cluster's endpoint."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 from google.cloud import container_v1
 
@@ -17,17 +14,10 @@ from deploy.smoke import HttpSmoke
 from deploy.targets.gke.cluster import CLOUD_PLATFORM
 from deploy.targets.gke.target import GkeTarget
 from tests.deploy.conftest import FAULT_SEEDS
-from tests.deploy.targets.gke.conftest import ENV, NODES, Cloud, environment
+from tests.deploy.targets.gke.conftest import ENV, NODES, Cloud, environment, wait_for
 from tests.deploy.targets.kube.objects import single_pod, split_pods
 
 FIREWALL = "k8sdeploy-ms-auth-staging-test-gateway"
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the simulated cloud controller did not act in time"
-        time.sleep(0.1)
 
 
 def test_first_apply_creates_cluster_objects_and_firewall_then_a_second_changes_nothing(
@@ -205,9 +195,9 @@ def test_a_cluster_k8sdeploy_did_not_create_is_kept(cloud: Cloud, target, said: 
     assert len(cloud.gke.clusters) == 1
 
 
-def test_down_waits_for_a_cluster_still_being_created(cloud: Cloud, target, said: list[str]) -> None:  # noqa: ANN001
-    """An interrupted `up` (or a test's clean-up) leaves a create running; GKE answers a delete then with 400
-    FAILED_PRECONDITION 'Cluster is running incompatible operation' (before: that error, and the cluster left)."""
+def create_by_hand(target: GkeTarget) -> None:
+    """A cluster created as the REST API is called with nothing but the basics (no scope, no account): an
+    interrupted `up`'s, or what gcloud-less scripts make."""
     cluster = container_v1.Cluster(
         name="ms-auth",
         initial_node_count=1,
@@ -215,6 +205,12 @@ def test_down_waits_for_a_cluster_still_being_created(cloud: Cloud, target, said
         node_config=container_v1.NodeConfig(machine_type="e2-small", tags=["k8sdeploy-ms-auth"]),
     )
     target.cluster.client.create_cluster(parent=target.cluster.parent, cluster=cluster)
+
+
+def test_down_waits_for_a_cluster_still_being_created(cloud: Cloud, target, said: list[str]) -> None:  # noqa: ANN001
+    """An interrupted `up` (or a test's clean-up) leaves a create running; GKE answers a delete then with 400
+    FAILED_PRECONDITION 'Cluster is running incompatible operation' (before: that error, and the cluster left)."""
+    create_by_hand(target)
     assert target.down()[-1] == "cluster ms-auth"
     assert any(line.endswith("is provisioning; waiting for that to finish") for line in said)
     assert cloud.gke.clusters == {}
@@ -234,17 +230,11 @@ def test_nodes_run_as_the_configured_service_account(cloud: Cloud, said: list[st
 
 def test_nodes_without_a_scope_cannot_pull_from_artifact_registry(cloud: Cloud, target: GkeTarget) -> None:
     """The API adds no scope when none is given (gcloud does): such a cluster's pods wait in ImagePullBackOff."""
-    cluster = container_v1.Cluster(
-        name="ms-auth",
-        initial_node_count=1,
-        resource_labels={"managed-by": "k8sdeploy"},
-        node_config=container_v1.NodeConfig(machine_type="e2-small", tags=["k8sdeploy-ms-auth"]),
-    )
-    target.cluster.client.create_cluster(parent=target.cluster.parent, cluster=cluster)
+    create_by_hand(target)
     assert "oauthScopes" not in cloud.gke.clusters[("my-project", "europe-west1-b", "ms-auth")]["nodeConfig"]
     target.apply(single_pod(ENV))
     with pytest.raises(NotReadyError, match="nginx-lua, person, session is failing") as caught:
-        target.wait(timeout=20)
+        target.wait(timeout=180)  # a failing container ends the wait at once
     assert "ImagePullBackOff" in caught.value.details
 
 
