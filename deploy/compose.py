@@ -158,8 +158,7 @@ def promoted(
     """`promote`'s copy stage: the release's images copied by digest into `target`'s registry with the source's
     signatures and attestations, then (with `key`) signed there with the promotion attested; `kept` are the
     versions an Artifact Registry repository of the target keeps."""
-    from deploy.attest.keys import load_public_key
-    from deploy.attest.promotion import Endorser, promotion_statement
+    from deploy.attest.promotion import Endorser, promotion_statement, vouching_key
     from deploy.model.releases import now, who
     from deploy.publish.copy import ImageCopier
 
@@ -188,7 +187,7 @@ def promoted(
             copied = copier.copy(release.images)
             say(f"copied {release.version} of {source.name}: {copied.summary()}")
             if key is not None:
-                trusted = load_public_key(Path(source.verify.key)) if source.verify is not None else None
+                trusted = vouching_key(source)
                 statement = promotion_statement(copied.images, promotion.promoted_from, now(), who())
                 Endorser(key, clients.registry, home, trusted, progress.step).endorse(copied.images, statement)
         return BuildRecord(release.version, release.commit, copied.images, schemas=release.schemas)

@@ -7,6 +7,7 @@ by whom. cosign reads it with `cosign verify-attestation --type https://k8sdeplo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from deploy.attest.cosign import (
     PROMOTION_PREDICATE,
@@ -19,13 +20,29 @@ from deploy.attest.cosign import (
     signature,
     statement,
 )
-from deploy.attest.keys import PublicKey, SigningKey
+from deploy.attest.keys import PublicKey, SigningKey, load_public_key, signing_key
 from deploy.attest.verify import attachments_of, attested, same, signed
+from deploy.model.environments import Environment
+from deploy.model.errors import ConfigError
 from deploy.model.images import PublishedImage
 from deploy.model.progress import Step, silent_step
 from deploy.registry.client import RegistryClient
 
 __all__ = ["PROMOTION_PREDICATE", "Endorser", "promotion_statement"]
+
+
+def vouching_key(source: Environment) -> PublicKey | None:
+    """The key whose signatures on the source's SBOM and provenance are trusted: its `verify` key, else the public
+    half of its `signing_key` file when that opens without a passphrase; None: they are carried, not re-signed."""
+    if source.verify is not None:
+        return load_public_key(Path(source.verify.key))
+    if not source.signing_key:
+        return None
+    try:
+        key = signing_key(Path(source.signing_key), environ={})
+    except ConfigError:
+        return None
+    return key.public if key is not None else None
 
 
 def promotion_statement(images: Mapping[str, PublishedImage], source: Mapping[str, str], time: str, by: str) -> bytes:
