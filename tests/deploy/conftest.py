@@ -81,10 +81,14 @@ def build_suite(source: Path, store_dir: Path, clients: Clients | None = None, *
     return BuiltSuite(version, images)
 
 
+BUILDS = {"suite_build", "source_repo"}  # fixtures of the tests that build the suite's images
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The first test needing the built suite may build the Debian bases (debootstrap, ~2 minutes)."""
+    """The first test that builds images on a machine may build the Debian bases (debootstrap, minutes, and
+    longer while another worker holds the bases' lock): those tests get 900 s unless they say more."""
     for item in items:
-        if "suite_build" in getattr(item, "fixturenames", ()):
+        if BUILDS & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(900))
 
 
