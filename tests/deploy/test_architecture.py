@@ -24,6 +24,7 @@ LAYERS = (
     ("deploy.publish",),
     ("deploy.smoke", "deploy.users", "deploy.identity"),
     ("deploy.targets",),
+    ("deploy.schema_moves",),
     ("deploy.runner",),
     ("deploy.dev",),
     ("deploy.output",),
