@@ -150,7 +150,8 @@ class Runner:
         from. None when the newest release here is that promotion already: nothing is copied or applied."""
         self.admit("promote")
         with self.holding():
-            newest = self.kit.history.releases()[-1:]
+            releases = self.kit.history.releases()
+            newest = releases[-1:]
             if newest and dict(newest[0].promoted_from) == dict(promotion.promoted_from):
                 self.say(
                     f"{self.environment.name} runs {promotion.release.version} of {promotion.source} already "
@@ -160,7 +161,7 @@ class Runner:
             users = self.users()
             self.kit.preflight()
             watch = Stopwatch()
-            kept = [release.version for release in self.kit.history.releases()] + [promotion.release.version]
+            kept = [release.version for release in releases] + [promotion.release.version]
             with watch.stage("copy"):
                 record = copy(promotion, kept)
             return self._deploy(self.environment.layout, record, users, watch, action="promote", promotion=promotion)

@@ -19,6 +19,7 @@ class Attachments:
     def __init__(self, client: RegistryClient, repository: str):
         self.client, self.repository = client, repository
         self._referrers: bool | None = None
+        self._read: dict[tuple[str, str], list[Payload]] = {}  # what layers() downloaded, until put() replaces it
 
     def subject(self, digest: str, manifest_bytes: bytes, media_type: str = OCI_MANIFEST) -> dict | None:
         """The image's descriptor, where the registry answers the referrers API (probed once); else None."""
@@ -27,7 +28,13 @@ class Attachments:
         return {"mediaType": media_type, "digest": digest, "size": len(manifest_bytes)} if self._referrers else None
 
     def layers(self, digest: str, suffix: str) -> list[Payload]:
-        """The layers of the image's `suffix` (sig or att) manifest, each with its payload; [] when there is none."""
+        """The layers of the image's `suffix` (sig or att) manifest, each with its payload; [] when there is none.
+        Read once per digest and suffix (verify checks the attestations, then reads where the image came from)."""
+        if (digest, suffix) not in self._read:
+            self._read[(digest, suffix)] = self._download(digest, suffix)
+        return list(self._read[(digest, suffix)])
+
+    def _download(self, digest: str, suffix: str) -> list[Payload]:
         found = self.client.get_manifest(self.repository, tag_for(digest, suffix))
         if found is None:
             return []
@@ -57,6 +64,7 @@ class Attachments:
                 self.client.upload_blob(self.repository, blob_digest, blob, len(blob))
         tag = tag_for(digest, suffix)
         self.client.put_manifest(self.repository, tag, body, OCI_MANIFEST)
+        self._read[(digest, suffix)] = list(layers)
         return self.reference(digest, suffix)
 
     def reference(self, digest: str, suffix: str) -> str:
