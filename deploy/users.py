@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -224,7 +225,18 @@ def wanted(environment: Environment, stored: Stored) -> Users:
     smoke = smoke_logins(stored)
     added = tuple(user for user_id, user in sorted(stored.users.items()) if user_id >= FIRST_ADDED)
     logins = (*demo, *smoke)
-    return Users(environment.name, (*(login.user() for login in logins), *added), logins)
+    kept = [kept_hash(login, stored) for login in logins]
+    with ThreadPoolExecutor(len(logins)) as pool:  # scrypt lets go of the GIL: new logins are hashed side by side
+        seeded = tuple(pool.map(Login.user, logins, kept))
+    return Users(environment.name, (*seeded, *added), logins)
+
+
+def kept_hash(login: Login, stored: Stored) -> User | None:
+    """The user kept under `login`'s id, when it was hashed from this password: a demo user's never changes, a
+    smoke user's is the one kept with it (a smoke login generated anew is hashed anew)."""
+    if login in DEMO_USERS or stored.logins.get(login.id) == login:
+        return stored.users.get(login.id)
+    return None
 
 
 def private_write(path: Path, text: str) -> None:

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import cache
 
-from services.common.passwords import hash_password
+from services.common.passwords import hash_password, hash_prefix
 
 
 @dataclass(frozen=True)
@@ -104,16 +104,27 @@ class Login:
     password: str
     role: str
 
-    def user(self) -> User:
+    def user(self, kept: User | None = None) -> User:
+        """The user seeded for this login: `kept` (the user kept under its id, hashed from this password:
+        users.kept_hash) when that is k8sdeploy's hash of this login (the same address and role, the salt
+        k8sdeploy derives from the address, today's parameters), else hashed now (scrypt, about 0.2 s): an `up`
+        hashes only a login that is new."""
+        if kept is not None and (kept.id, kept.email, kept.role) == (self.id, self.email, self.role):
+            if kept.password_hash.startswith(hash_prefix(login_salt(self.email))):
+                return kept
         return User(self.id, self.email, hashed(self.email, self.password), self.role)
+
+
+def login_salt(email: str) -> bytes:
+    """The salt of a login k8sdeploy knows: derived from the address, so that its hash is the same at every `up`
+    (the Secret does not change, the pods are not replaced); the passwords are known (demo) or random."""
+    return hashlib.sha256(f"k8sdeploy login {email}".encode()).digest()[:16]
 
 
 @cache
 def hashed(email: str, password: str) -> str:
-    """The hash k8sdeploy stores for a login it knows, salted from the address so that it is the same at every
-    `up` (the Secret does not change, the pods are not replaced); the passwords are known (demo) or random."""
-    salt = hashlib.sha256(f"k8sdeploy login {email}".encode()).digest()[:16]
-    return hash_password(password, salt=salt)
+    """The hash k8sdeploy stores for a login it knows."""
+    return hash_password(password, salt=login_salt(email))
 
 
 # Known passwords, for environments that enable them (demo_users): a demo and the tests.

@@ -41,7 +41,12 @@ def _b64(data: bytes) -> str:
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=_N, r=_R, p=_P, dklen=_DKLEN)
-    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+    return hash_prefix(salt) + _b64(digest)
+
+
+def hash_prefix(salt: bytes) -> str:
+    """What a hash made now with `salt` starts with: the scheme, today's parameters and the salt."""
+    return f"scrypt${_N}${_R}${_P}${_b64(salt)}$"
 
 
 def verify_password(password: str, stored: str) -> bool:

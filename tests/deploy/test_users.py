@@ -6,16 +6,18 @@ from __future__ import annotations
 import base64
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from deploy.model import suite
 from deploy.model.environments import Environment, load_environment
 from deploy.model.errors import ConfigError
 from deploy.render.objects import render
 from deploy.targets.local.stores import FileUsers
 from deploy.users import Stored, from_secrets, wanted
-from services.common.passwords import verify_password
+from services.common.passwords import hash_password, verify_password
 from tests.deploy.inputs import VERSION, fake_images
 from tests.helpers import k8sdeploy
 
@@ -165,3 +167,23 @@ def test_user_remove_and_list_on_the_local_target(tmp_path: Path, monkeypatch: p
     assert "boss@example.com" not in k8sdeploy("user", "list", env="usertest", config=config).stdout
     again = k8sdeploy("user", "remove", "boss@example.com", env="usertest", config=config)
     assert again.exit_code == 2 and "is not a user of environment usertest" in again.stderr
+
+
+def test_an_up_hashes_only_the_logins_that_are_new(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt costs about 0.2 s a hash: the kept hash of a login k8sdeploy knows is used again, but never for a
+    password it was not made from (a smoke login generated anew, a hash made with other parameters or salt)."""
+    environment = Environment(name="x", target="local")
+    first = wanted(environment, Stored())
+    stored = from_secrets(first.secret("ns"), first.smoke_secret("ns"))
+    hashes: list[str] = []
+    monkeypatch.setattr(suite, "hashed", lambda email, password: hashes.append(email) or f"new {email}")
+    assert wanted(environment, stored).users == first.users and hashes == []
+    # the smoke logins lost, the users kept: new passwords, hashed anew (the kept hashes are of the old ones)
+    again = wanted(environment, Stored(stored.users, {}))
+    assert sorted(hashes) == ["smoke-admin@k8sdeploy.invalid", "smoke-user@k8sdeploy.invalid"]
+    assert again.users[:2] == first.users[:2] and again.users[2].password_hash == "new smoke-admin@k8sdeploy.invalid"
+    # a demo user's hash with another salt (or other parameters) than k8sdeploy's is not taken for its own
+    other = replace(first.users[0], password_hash=hash_password("admin"))
+    hashes.clear()
+    wanted(environment, Stored({**stored.users, 1: other}, stored.logins))
+    assert hashes == ["admin@test.com"]
