@@ -125,8 +125,37 @@ class _Hashing(io.RawIOBase):
         return len(data)
 
 
+def inputs_key(spec: LayerSpec) -> str:
+    """A digest of what the layer's bytes are made from, read from the file system's metadata rather than the
+    files: each entry's path, kind, mode, owner, time, link or data, and for a file on disk its size, modification
+    and change times, inode and device (what git's index trusts to tell a file unchanged); and how tars are written
+    and compressed here. Equal keys, equal layers: the layer is not written again to learn its digest."""
+    digest = hashlib.sha256(f"layer tar v1 gzip {GZIP_LEVEL} epoch {spec.epoch}\0".encode())
+    for entry in spec.entries:
+        digest.update(
+            repr((entry.path, entry.kind, entry.mode, entry.uid, entry.gid, entry.mtime, entry.link)).encode()
+        )
+        if entry.data is not None:
+            digest.update(hashlib.sha256(entry.data).digest())
+        elif entry.kind == "file":
+            st = entry.file().stat()
+            digest.update(repr((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)).encode())
+    return digest.hexdigest()
+
+
 def build_layer(spec: LayerSpec, store: BlobStore) -> Layer:
-    """The layer of `spec` in `store`; gzip runs only when this exact tar was never compressed before."""
+    """The layer of `spec` in `store`: known by its inputs (inputs_key) when they did not change since it was
+    written; else the tar is written, and gzip runs only when this exact tar was never compressed before."""
+    key = inputs_key(spec)
+    known = store.note("layer-inputs", key)
+    if known and store.has(known["digest"]):
+        return Layer(known["digest"], known["size"], OCI_LAYER, known["diff_id"])
+    layer = _build_layer(spec, store)
+    store.note("layer-inputs", key, {"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id})
+    return layer
+
+
+def _build_layer(spec: LayerSpec, store: BlobStore) -> Layer:
     with store.writer() as plain:
         hashing = _Hashing(plain)
         write_tar(spec, cast(IO[bytes], hashing))  # a raw binary stream, all tarfile writes to

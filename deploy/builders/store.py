@@ -7,11 +7,14 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from deploy.model.cache import cache_home
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -23,9 +26,7 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 def default_cache_dir() -> Path:
     """Where built layers, dependency trees and base images are kept between runs."""
-    if os.environ.get("K8SDEPLOY_CACHE"):
-        return Path(os.environ["K8SDEPLOY_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "k8sdeploy"
+    return cache_home()
 
 
 def sha256_digest(data: bytes) -> str:
@@ -113,7 +114,7 @@ class BlobStore:
         if value is None:
             return json.loads(path.read_text()) if path.exists() else None
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # writers side by side
         tmp.write_text(json.dumps(value))
         os.replace(tmp, path)
         return value

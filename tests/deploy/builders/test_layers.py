@@ -8,6 +8,9 @@ import os
 import tarfile
 from pathlib import Path
 
+import pytest
+
+from deploy.builders import layers
 from deploy.builders.layers import FileEntry, LayerSpec, build_layer, tree_entries
 from deploy.builders.store import BlobStore, Layer
 
@@ -77,3 +80,24 @@ def test_a_tar_compressed_once_is_not_compressed_again(tmp_path: Path) -> None:
     stamp = blob.stat().st_mtime_ns
     assert layer_of(tree, tmp_path / "store") == first
     assert blob.stat().st_mtime_ns == stamp
+
+
+def test_unchanged_inputs_are_known_without_writing_the_layer_and_a_changed_file_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild learns an unchanged layer's digest from its inputs' metadata (layers.inputs_key), without writing
+    the tar; a file written again with the same size and time is a changed input all the same (its change time)."""
+    tree = make_tree(tmp_path / "src", 1_000_000_000)
+    first = layer_of(tree, tmp_path / "store")
+    written: list[str] = []
+    real = layers.write_tar
+    monkeypatch.setattr(layers, "write_tar", lambda spec, out: written.append(spec.name) or real(spec, out))
+    assert layer_of(tree, tmp_path / "store") == first and written == []
+    (tree / "a.py").write_text("a = 9\n")  # same size
+    os.utime(tree / "a.py", (1_000_000_000, 1_000_000_000))  # same modification time
+    changed = layer_of(tree, tmp_path / "store")
+    assert written == ["app"] and changed.digest != first.digest
+    # the blob gone from the store (a pruned cache): the layer is written again
+    (tmp_path / "store" / "blobs" / "sha256" / changed.digest.removeprefix("sha256:")).unlink()
+    written.clear()
+    assert layer_of(tree, tmp_path / "store") == changed and written == ["app"]
