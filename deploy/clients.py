@@ -10,17 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import docker
 import httpx
-from docker.errors import DockerException
 
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, CredentialsError
 from deploy.model.progress import Say
 from deploy.registry.auth import Credentials, credentials_for
-from deploy.registry.client import RegistryAddress, RegistryClient, RetryPolicy, Traffic
+from deploy.registry.client import DOCKER_HOST, RegistryAddress, RegistryClient, RetryPolicy, Traffic
 
 if TYPE_CHECKING:  # the cloud clients are imported only for gke environments: they take a second to load
+    import docker  # only where the Docker Engine is used (the local target, --builder docker)
     from google.auth.credentials import Credentials as GoogleCredentials
 
     from deploy.registry.artifact_registry import ArtifactRepository
@@ -32,6 +31,9 @@ CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 def docker_client() -> docker.DockerClient:
     """The local Docker Engine; the one error when it does not answer, for every command."""
+    import docker
+    from docker.errors import DockerException
+
     try:
         client = docker.from_env()
         client.ping()
@@ -192,13 +194,13 @@ def artifact_repository(registry: str, say: Say, ask_google: bool) -> ArtifactRe
     """The Artifact Registry repository `registry` names; None for any other registry. Google is asked for
     credentials only for a *-docker.pkg.dev registry, or when `ask_google` (a gke environment, whose credentials
     are needed anyway)."""
-    from deploy.registry.artifact_registry import DOCKER_HOST, ArtifactRepository, repository_of
-
     if not registry:
         return None
     address = RegistryAddress.parse(registry)
     if not DOCKER_HOST.match(address.host) and not ask_google:
         return None
+    from deploy.registry.artifact_registry import ArtifactRepository, repository_of  # Google's libraries: 0.2 s
+
     apis = google_apis()
     name = repository_of(address, apis.docker_locations)
     if name is None:

@@ -147,9 +147,11 @@ def verify_images(environment: Environment, images: Mapping[str, PublishedImage]
 def signatures_home_of(repository: ArtifactRepository | None) -> Callable[[str], str]:
     """Where an image's signatures go: beside it, or for an Artifact Registry repository (immutable tags, cleanup
     policies) in its sibling REPOSITORY-signatures (deploy/registry/artifact_registry.py)."""
-    from deploy.registry.artifact_registry import signatures_home
+    if repository is None:
+        return same
+    from deploy.registry.artifact_registry import signatures_home  # Google's libraries: only for their registry
 
-    return signatures_home(repository.name) if repository is not None else same
+    return signatures_home(repository.name)
 
 
 def promoted(

@@ -29,9 +29,8 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from deploy.googleapi import RETRY, google_calls
 from deploy.model.errors import CloudError, ConfigError
 from deploy.model.progress import Say, silent
-from deploy.registry.client import RegistryAddress
+from deploy.registry.client import DOCKER_HOST, RegistryAddress
 
-DOCKER_HOST = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")
 REPOSITORY_ID = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 LABELS = {"managed-by": "k8sdeploy"}
 KEEP_NEWEST = 10  # versions of each image, whatever their age

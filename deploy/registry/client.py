@@ -32,6 +32,7 @@ MANIFEST_TYPES = ", ".join(
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 HOST = re.compile(r"^(localhost|\[[0-9a-f:]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$", re.IGNORECASE)
 PATH = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+DOCKER_HOST = re.compile(r"^(?P<location>[a-z0-9-]+)-docker\.pkg\.dev$")  # an Artifact Registry location's host
 
 
 @dataclass(frozen=True)

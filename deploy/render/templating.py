@@ -8,18 +8,27 @@ from pathlib import Path
 
 import jinja2
 
+from deploy.model.cache import cache_home
+
 
 @functools.cache
 def strict_environment(root: Path) -> jinja2.Environment:
-    """Templates under `root`; an undefined variable is an error, block tags leave no blank lines."""
+    """Templates under `root`; an undefined variable is an error, block tags leave no blank lines. Compiled
+    templates are kept in the cache (keyed by each template's source), so a run renders without compiling."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(root),
+        bytecode_cache=jinja2.FileSystemBytecodeCache(str(existing(cache_home() / "templates"))),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
     )
+
+
+def existing(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def failure_location(error: jinja2.TemplateError, root: Path, fallback: str) -> str:
