@@ -16,7 +16,7 @@ from deploy.googleapi import server_message
 from deploy.model.errors import CloudError, ConfigError, CredentialsError
 from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import CREDENTIALS_HINT, RETRY, Place, calling
-from deploy.targets.kube.client import KubeApi, with_retries
+from deploy.targets.kube.client import KubeApi, configured
 
 Cluster = container_v1.Cluster
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -245,4 +245,4 @@ def kube_api_for(cluster: Cluster, credentials: Credentials) -> KubeApi:
 
     # the client declares the hook as None; it calls it with the Configuration before each request
     configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
-    return KubeApi(ApiClient(with_retries(configuration)))
+    return KubeApi(ApiClient(configured(configuration)))

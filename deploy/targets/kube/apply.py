@@ -8,6 +8,8 @@ import json
 import re
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
+from itertools import groupby
 
 from deploy.model.errors import ApplyError, ConfigError, KubeApiError
 from deploy.model.progress import Say, silent
@@ -28,7 +30,7 @@ from deploy.targets.kube import (
     owned_by,
     owner_selector,
 )
-from deploy.targets.kube.client import KubeApi, Scoped
+from deploy.targets.kube.client import KubeApi, Scoped, together
 from deploy.targets.kube.edits import hand_edits
 
 # The API server's words for a change it will not patch in place: a Deployment's selector ("field is
@@ -84,27 +86,57 @@ def needs_apply(obj: dict, live: dict | None, edits: tuple[str, ...]) -> bool:
 
 
 class Applier(Scoped):
-    """Makes the namespace hold exactly the rendered objects of one environment, touching nothing else. An apply
-    right after a diff (`up` says what it changes first) takes the live objects that diff read: each is read once."""
+    """Makes the namespace hold exactly the rendered objects of one environment, touching nothing else.
+
+    What the namespace holds is read once per diff or apply (`survey`, its lists side by side), and an apply right
+    after a diff (`up` says what it changes first) takes what that diff read. The objects of one kind are applied
+    side by side, the kinds in KINDS order."""
 
     def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent, poll: float = 0.5):
         super().__init__(api, namespace, env_name, say, poll)
         self.readings: dict[tuple[str, str], dict | None] = {}  # (kind, name) -> as the diff read it
+        self.listed: dict[Kind, dict[str, dict]] | None = None  # this pass's survey: kind -> name -> our object
+        self.names: dict[Kind, set[str]] = {}  # kind -> the names of every object of it (where ours lacked one)
+
+    def survey(self, desired: Sequence[dict], namespace_exists: bool = True) -> None:
+        """Read what the namespace holds: our objects, one list per kind; then, for the kinds of which a desired
+        object is not among ours, the names of all their objects (metadata only: another's Secret is not read), so
+        that one of them by that name, not ours, is found. Nothing is read of a namespace that is not there."""
+        kinds = KINDS[1:]
+        lists = self.api.lists(kinds, self.namespace, owner_selector(self.env_name)) if namespace_exists else []
+        self.listed = {kind: {} for kind in kinds}
+        for kind, found in zip(kinds, lists, strict=False):
+            self.listed[kind] = {obj["metadata"]["name"]: obj for obj in found}
+        missing = sorted(
+            {kind_of(obj) for obj in desired if obj["metadata"]["name"] not in self.listed.get(kind_of(obj), {})}
+            - {NAMESPACE},
+            key=KINDS.index,
+        )
+        names = (
+            together([partial(self.api.names, kind, self.namespace) for kind in missing]) if namespace_exists else []
+        )
+        self.names = {kind: set() for kind in missing}
+        self.names.update(zip(missing, names, strict=False))
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
         try:
             return self._apply(objects)
         finally:
             self.readings.clear()  # what was not used is not trusted later (an apply that failed half-way)
+            self.listed, self.names = None, {}
 
     def _apply(self, objects: Sequence[dict]) -> ApplyResult:
         desired = sorted((self.prepare(obj) for obj in objects), key=lambda o: KINDS.index(kind_of(o)))
-        if not any(kind_of(obj) == NAMESPACE for obj in desired):
-            self.ensure_namespace()
+        created = not any(kind_of(obj) == NAMESPACE for obj in desired) and self.ensure_namespace()
         self.require_secrets(desired)
+        if self.listed is None or created:  # no diff just before (or its namespace has gone since)
+            self.readings.clear()
+            self.survey(desired, namespace_exists=not created)
         outcome: dict[str, list[str]] = {"created": [], "updated": [], "replaced": [], "unchanged": []}
-        for obj in desired:
-            outcome[self.apply_one(obj)].append(describe(obj))
+        for _, group in groupby(desired, key=kind_of):
+            objs = list(group)
+            for obj, result in zip(objs, together([partial(self.apply_one, obj) for obj in objs]), strict=True):
+                outcome[result].append(describe(obj))
         removed = self.prune({(kind_of(obj), obj["metadata"]["name"]) for obj in desired})
         return ApplyResult(
             created=tuple(outcome["created"]),
@@ -155,11 +187,17 @@ class Applier(Scoped):
     def live(self, obj: dict, keep: bool = False) -> dict | None:
         """The object as it is now (None: absent), or as the diff just before read it; refused when it is there and
         not ours. `keep`: the diff's reading, kept for the apply that follows."""
-        key = (kind_of(obj).kind, obj["metadata"]["name"])
+        kind, name = kind_of(obj), obj["metadata"]["name"]
+        key = (kind.kind, name)
+        listed = (self.listed or {}).get(kind, {})
         if key in self.readings and not keep:  # the diff's (a diff always reads anew)
             live = self.readings.pop(key)
-        else:
-            live = self.api.get(kind_of(obj), self.namespace, obj["metadata"]["name"])
+        elif name in listed:
+            live = listed[name]
+        elif kind in self.names and name not in self.names[kind]:
+            live = None
+        else:  # there and not ours (or not surveyed): read it
+            live = self.api.get(kind, self.namespace, name)
         if keep:
             self.readings[key] = live
         if live is not None and not owned_by(live, self.env_name):
@@ -251,8 +289,10 @@ class Applier(Scoped):
         """The objects k8sdeploy applied for this environment that the render no longer has (a layout switch),
         in the order prune takes them. Only what bears our digest annotation was applied by us: a claim a
         StatefulSet made from its template carries the template's labels, not the annotation."""
+        if self.listed is None:
+            self.survey(())
         for kind in reversed(KINDS[1:]):
-            for live in self.api.list(kind, self.namespace, owner_selector(self.env_name)):
+            for live in (self.listed or {}).get(kind, {}).values():
                 meta = live["metadata"]
                 if (kind, meta["name"]) not in keep and APPLIED in (meta.get("annotations") or {}):
                     yield kind, live

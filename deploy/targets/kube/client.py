@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 import http.client
 import json
 import ssl
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration
@@ -20,12 +23,16 @@ from deploy.model.retry import DEFAULT, Declined, RetryPolicy, retry_after
 from deploy.targets.kube import INSTANCE, MANAGED_BY, MANAGER, NAMESPACE, POD, Kind
 
 APPLY_PATCH = "application/apply-patch+yaml"
+T = TypeVar("T")
+PARALLEL = 8  # requests in flight at once, within the client's connection pool (5 per core)
 
 
-def with_retries(configuration: Configuration) -> Configuration:
+def configured(configuration: Configuration) -> Configuration:
     """urllib3 retries nothing itself: each request is retried by KubeApi.request, by the one rule of
-    deploy/model/retry.py, which knows whether a request may be sent again."""
+    deploy/model/retry.py, which knows whether a request may be sent again. The connection pool holds the
+    requests sent side by side (PARALLEL) and the watches open beside them."""
     configuration.retries = False
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, PARALLEL + 8)
     return configuration
 
 
@@ -138,6 +145,13 @@ class KubeApi:
         answer = self.request("GET", kind.path(namespace), {"labelSelector": labels, "fieldSelector": fields})
         return [{"apiVersion": kind.api_version, "kind": kind.kind, **item} for item in answer.get("items") or []]
 
+    def names(self, kind: Kind, namespace: str) -> set[str]:
+        """The names of every object of `kind` in `namespace`, read as metadata only (another's Secret is not read:
+        https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables)."""
+        accept = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+        answer = self.request("GET", kind.path(namespace), accept=accept)
+        return {item["metadata"]["name"] for item in answer.get("items") or []}
+
     def apply(self, kind: Kind, namespace: str, obj: dict, force: bool = False, dry_run: bool = False) -> dict:
         """Server-side apply as our one field manager; `dry_run`: the API server answers what the object would
         be (defaulted, validated, admitted) and stores nothing."""
@@ -161,9 +175,35 @@ class KubeApi:
         return self.request("GET", POD.path(namespace, pod) + "/log", query, accept="*/*")
 
     def each(self, kinds: tuple[Kind, ...], namespace: str, labels: str) -> Iterator[tuple[Kind, dict]]:
-        for kind in kinds:
-            for obj in self.list(kind, namespace if kind.namespaced else "", labels):
+        """The objects of `kinds`, kind by kind in that order; the lists asked for side by side."""
+        for kind, objects in zip(kinds, self.lists(kinds, namespace, labels), strict=True):
+            for obj in objects:
                 yield kind, obj
+
+    def lists(self, kinds: Sequence[Kind], namespace: str, labels: str = "") -> builtins.list[builtins.list[dict]]:
+        """One list per kind, asked for side by side (they are independent); in the order of `kinds`."""
+        return together([partial(self.list, kind, namespace if kind.namespaced else "", labels) for kind in kinds])
+
+    def stream(self, path: str, query: dict, seconds: float) -> urllib3.BaseHTTPResponse:
+        """A GET whose answer is read as it comes (a watch), not retried: a watcher opens it again."""
+        params = [(key, value) for key, value in query.items() if value not in (None, "")]
+        serialized = self.api_client.param_serialize(
+            "GET",
+            path,
+            query_params=params,
+            auth_settings=["BearerToken"],
+            header_params={"Accept": "application/json"},
+        )
+        return self.api_client.call_api(*serialized, _request_timeout=(10, seconds)).response
+
+
+def together(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """The answers of independent requests, sent side by side (at most PARALLEL at once), in the order of `calls`;
+    the first failure is raised once all have ended."""
+    if len(calls) < 2:
+        return [call() for call in calls]
+    with ThreadPoolExecutor(min(len(calls), PARALLEL)) as pool:
+        return list(pool.map(lambda call: call(), calls))
 
 
 # Pod Security admission enforces the `restricted` profile the rendered pods are written for, in a namespace
@@ -186,32 +226,37 @@ class Scoped:
         self.poll = poll
 
     def wait_namespace_gone(self, timeout: float = 300) -> None:
-        """A deleted namespace stays Terminating until the namespace controller has emptied it."""
-        started = time.monotonic()
-        said = started
-        while (namespace := self.api.get(NAMESPACE, "", self.namespace)) is not None:
-            waited = time.monotonic() - started
-            if waited > timeout:
-                why = (
-                    "; ".join(
-                        c.get("message", "")
-                        for c in (namespace.get("status") or {}).get("conditions") or []
-                        if c.get("status") == "True"
-                    )
-                    or "no reason given"
-                )
-                raise LeftoversError(
-                    f"namespace {self.namespace} is still terminating after {timeout:g} s: {why}",
-                    "look at what is left in it (its finalizers), then run the command again",
-                )
-            if time.monotonic() - said >= 5:
-                self.say(f"waiting for namespace {self.namespace} to finish terminating ({waited:.0f} s)")
-                said = time.monotonic()
-            time.sleep(self.poll)
+        """A deleted namespace stays Terminating until the namespace controller has emptied it: checked again
+        whenever it changes (a watch on it), at least every `poll` seconds."""
+        from deploy.targets.kube.watch import watching  # watch.py builds on this module
 
-    def ensure_namespace(self) -> None:
+        started = said = time.monotonic()
+        named = f"metadata.name={self.namespace}"
+        with watching(self.api, "", (NAMESPACE,), fields=named, fallback=self.poll) as changes:
+            while (namespace := self.api.get(NAMESPACE, "", self.namespace)) is not None:
+                waited = time.monotonic() - started
+                if waited > timeout:
+                    why = (
+                        "; ".join(
+                            c.get("message", "")
+                            for c in (namespace.get("status") or {}).get("conditions") or []
+                            if c.get("status") == "True"
+                        )
+                        or "no reason given"
+                    )
+                    raise LeftoversError(
+                        f"namespace {self.namespace} is still terminating after {timeout:g} s: {why}",
+                        "look at what is left in it (its finalizers), then run the command again",
+                    )
+                if time.monotonic() - said >= 5:
+                    self.say(f"waiting for namespace {self.namespace} to finish terminating ({waited:.0f} s)")
+                    said = time.monotonic()
+                changes.wait()
+
+    def ensure_namespace(self) -> bool:
         """Create our namespace if missing; an existing one (ours or not) is only used, never changed. One still
-        terminating (an `up` right after `down`) takes no new objects: wait for it to go, then create it."""
+        terminating (an `up` right after `down`) takes no new objects: wait for it to go, then create it. Whether it
+        was created (so it holds nothing)."""
         live = self.api.get(NAMESPACE, "", self.namespace)
         if live is not None and live["metadata"].get("deletionTimestamp"):
             self.say(f"namespace {self.namespace} is still terminating (an earlier down); waiting for it to go")
@@ -228,3 +273,4 @@ class Scoped:
             self.say(
                 f"{'created' if live is None else 'labelled'} namespace {self.namespace} (Pod Security: restricted)"
             )
+        return live is None

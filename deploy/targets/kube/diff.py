@@ -86,6 +86,8 @@ class Differ:
         applier.require_secrets(desired)
         found: list[ObjectChange] = []
         namespace = applier.api.get(NAMESPACE, "", applier.namespace)
+        applier.readings.clear()
+        applier.survey(desired, namespace_exists=namespace is not None)
         if namespace is None:
             note = "the API server checks its objects once it exists"
             found.append(ObjectChange(NAMESPACE.kind, applier.namespace, "create", note=note))

@@ -10,7 +10,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.config.config_exception import ConfigException
 
 from deploy.model.errors import ConfigError
-from deploy.targets.kube.client import KubeApi, with_retries
+from deploy.targets.kube.client import KubeApi, configured
 
 
 def kubeconfig_api(context: str = "", path: Path | None = None) -> KubeApi:
@@ -27,4 +27,4 @@ def kubeconfig_api(context: str = "", path: Path | None = None) -> KubeApi:
             f"cannot use kubeconfig context {context or '(current)'}{where}: {exc}",
             "set kube_context in k8sdeploy.toml to a context of `kubectl config get-contexts`",
         ) from None
-    return KubeApi(ApiClient(with_retries(configuration)))
+    return KubeApi(ApiClient(configured(configuration)))

@@ -88,16 +88,16 @@ class KubeTarget:
 
     def down(self, volumes: bool = False) -> tuple[str, ...]:
         removed, _ = self.teardown.load_balancers()
-        removed += self.teardown.workloads()
         if volumes:
-            removed += self.teardown.claims()[0]
+            removed += self.teardown.everything()
         else:
+            removed += self.teardown.workloads()
             for claim in self.teardown.remaining(volumes=True):
                 self.teardown.say(
                     f"kept {claim}: it holds data (`k8sdeploy down --volumes` removes it, "
                     f"and then namespace {self.namespace})"
                 )
-        removed += self.teardown.remove_namespace()
+            removed += self.teardown.remove_namespace()  # only once it is empty of ours: not while claims are kept
         self.audit(volumes)
         return tuple(removed)
 

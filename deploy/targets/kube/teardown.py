@@ -5,10 +5,12 @@ volume claims (a claim in use keeps `kubernetes.io/pvc-protection` until no pod 
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from deploy.model.errors import LeftoversError
-from deploy.targets.kube import KINDS, NAMESPACE, PVC, SERVICE, Kind, describe, owned_by, owner_selector
-from deploy.targets.kube.client import Scoped
+from deploy.targets.kube import KINDS, NAMESPACE, POD, PVC, SERVICE, Kind, describe, owned_by, owner_selector
+from deploy.targets.kube.client import Scoped, together
+from deploy.targets.kube.watch import Changes, watching
 
 
 class Teardown(Scoped):
@@ -23,17 +25,39 @@ class Teardown(Scoped):
         ]
 
     def delete(self, found: list[tuple[Kind, dict]]) -> list[str]:
+        """Delete `found`, side by side (they are of one teardown step: nothing among them waits for another)."""
+        there = together(
+            [partial(self.api.delete, kind, self.namespace, obj["metadata"]["name"]) for kind, obj in found]
+        )
         removed = []
-        for kind, obj in found:
-            if self.api.delete(kind, self.namespace, obj["metadata"]["name"]):
+        for (kind, obj), was_there in zip(found, there, strict=True):
+            if was_there:
                 removed.append(f"{kind.kind}/{obj['metadata']['name']}")
                 self.say(f"deleted {removed[-1]}")
         return removed
 
+    def left(self, found: list[tuple[Kind, dict]]) -> list[tuple[Kind, dict]]:
+        """Those of `found` the API still has: one list per kind, side by side."""
+        kinds = sorted({kind for kind, _ in found}, key=KINDS.index)
+        there = {
+            (kind, obj["metadata"]["name"])
+            for kind, objects in zip(kinds, self.api.lists(kinds, self.namespace), strict=True)
+            for obj in objects
+        }
+        return [(kind, obj) for kind, obj in found if (kind, obj["metadata"]["name"]) in there]
+
     def wait_gone(self, found: list[tuple[Kind, dict]], why: str) -> None:
-        """Until the API has let every deleted object go (its finalizers done), with progress and a bound."""
+        """Until the API has let every deleted object go (its finalizers done), checked again whenever an object
+        of their kinds changes (a watch), with progress and a bound."""
+        if not found:
+            return
+        kinds = tuple(sorted({kind for kind, _ in found}, key=KINDS.index))
+        with watching(self.api, self.namespace, kinds, fallback=self.poll) as changes:
+            self.wait_left(found, why, changes)
+
+    def wait_left(self, found: list[tuple[Kind, dict]], why: str, changes: Changes) -> None:
         started = said = time.monotonic()
-        while left := [(k, o) for k, o in found if self.api.get(k, self.namespace, o["metadata"]["name"]) is not None]:
+        while left := self.left(found):
             waited = time.monotonic() - started
             names = ", ".join(describe(o) for _, o in left)
             if waited > self.timeout:
@@ -46,7 +70,7 @@ class Teardown(Scoped):
             if time.monotonic() - said >= 5:
                 self.say(f"waiting for {names} to go: {why} ({waited:.0f} s)")
                 said = time.monotonic()
-            time.sleep(self.poll)
+            changes.wait()
 
     def load_balancers(self) -> tuple[list[str], list[dict]]:
         """Delete LoadBalancer Services and wait until the API has let them go; returns what was removed and
@@ -67,11 +91,27 @@ class Teardown(Scoped):
         self.wait_gone(found, "pods that used them are still stopping")
         return removed, [obj for _, obj in found]
 
+    def everything(self) -> list[str]:
+        """`down --volumes` after the load balancers: every object of ours, claims too, and our namespace. The
+        namespace is deleted first: its controller lets a deleted namespace be for 5 s before it empties it (so that
+        every API server sees the deletion), and our deletes and waits run inside those 5 s instead of before them.
+        What is left of ours then goes with the namespace; another's namespace is only emptied of ours."""
+        namespace = self.api.get(NAMESPACE, "", self.namespace)
+        if namespace is None or not owned_by(namespace, self.env_name):
+            return self.workloads() + self.claims()[0]
+        first = [] if namespace["metadata"].get("deletionTimestamp") else self.delete([(NAMESPACE, namespace)])
+        removed = self.workloads() + self.claims()[0] + first
+        self.wait_namespace_gone(self.timeout)
+        return removed
+
     def remove_namespace(self) -> list[str]:
-        """Delete our namespace once nothing of ours is left in it, and wait until it has gone."""
+        """Delete our namespace once nothing of ours is left in it, and wait until it has gone. Its pods are waited
+        for first: the namespace controller empties a namespace in one pass when nothing in it is still stopping,
+        and otherwise comes back only after the pods' grace period."""
         namespace = self.api.get(NAMESPACE, "", self.namespace)
         if namespace is None or not owned_by(namespace, self.env_name) or self.remaining(volumes=True):
             return []
+        self.wait_gone([(POD, pod) for pod in self.api.list(POD, self.namespace)], "the pods are stopping")
         removed = [] if namespace["metadata"].get("deletionTimestamp") else self.delete([(NAMESPACE, namespace)])
         self.wait_namespace_gone(self.timeout)
         return removed

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from deploy.model.errors import KubeApiError, NotReadyError
 from deploy.model.status import ServiceStatus
 from deploy.model.suite import GATEWAY
-from deploy.targets.kube import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owner_selector
-from deploy.targets.kube.client import Scoped
+from deploy.targets.kube import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owned_by, owner_selector
+from deploy.targets.kube.client import Scoped, together
+from deploy.targets.kube.watch import Changes, watching
+
+WORKLOADS = (DEPLOYMENT, STATEFULSET)
 
 HOPELESS = {
     "CrashLoopBackOff",
@@ -96,27 +100,27 @@ class Readiness(Scoped):
 
     # -- what runs -----------------------------------------------------------------------------
     def workloads(self) -> list[dict]:
-        selector = owner_selector(self.env_name)
         return [
-            *self.api.list(DEPLOYMENT, self.namespace, selector),
-            *self.api.list(STATEFULSET, self.namespace, selector),
+            obj for found in self.api.lists(WORKLOADS, self.namespace, owner_selector(self.env_name)) for obj in found
         ]
 
-    def pods(self, workloads: list[dict]) -> list[dict]:
-        found = {p["metadata"]["name"]: p for p in self.api.list(POD, self.namespace, owner_selector(self.env_name))}
-        for workload in workloads:
-            labels = (workload["spec"].get("selector") or {}).get("matchLabels") or {}
-            selector = ",".join(f"{key}={value}" for key, value in labels.items())
-            found.update({p["metadata"]["name"]: p for p in self.api.list(POD, self.namespace, selector)})
-        # a pod being deleted (an old replica, a rollout's loser) is no longer part of what runs
-        return [pod for _, pod in sorted(found.items()) if not pod["metadata"].get("deletionTimestamp")]
+    def pods(self, workloads: list[dict], listed: list[dict] | None = None) -> list[dict]:
+        """Our pods and those of our workloads' selectors (`listed`: the namespace's pods, when already read)."""
+        selectors = [(w["spec"].get("selector") or {}).get("matchLabels") or {} for w in workloads]
+        found = []
+        for pod in self.api.list(POD, self.namespace) if listed is None else listed:
+            labels = pod["metadata"].get("labels") or {}
+            ours = owned_by(pod, self.env_name) or any(
+                selector and all(labels.get(key) == value for key, value in selector.items()) for selector in selectors
+            )
+            # a pod being deleted (an old replica, a rollout's loser) is no longer part of what runs
+            if ours and not pod["metadata"].get("deletionTimestamp"):
+                found.append(pod)
+        return sorted(found, key=lambda pod: pod["metadata"]["name"])
 
-    def gateway_service(self) -> dict | None:
-        exposed = [
-            s
-            for s in self.api.list(SERVICE, self.namespace, owner_selector(self.env_name))
-            if s["spec"].get("type") in ("LoadBalancer", "NodePort")
-        ]
+    def gateway_service(self, listed: list[dict] | None = None) -> dict | None:
+        services = self.api.list(SERVICE, self.namespace, owner_selector(self.env_name)) if listed is None else listed
+        exposed = [s for s in services if s["spec"].get("type") in ("LoadBalancer", "NodePort")]
         named = [s for s in exposed if (s["metadata"].get("labels") or {}).get(NAME) == GATEWAY]
         found = named or exposed
         return found[0] if found else None
@@ -137,19 +141,35 @@ class Readiness(Scoped):
 
     # -- the conditions ------------------------------------------------------------------------
     def problems(self) -> tuple[list[str], list[ContainerState]]:
-        """What keeps the environment from ready (empty when ready), and every container's state."""
-        workloads = self.workloads()
+        """What keeps the environment from ready (empty when ready), and every container's state: the workloads,
+        pods and Services read side by side."""
+        ours = owner_selector(self.env_name)
+        deployments, statefulsets, pods, services = together(
+            [
+                partial(self.api.list, DEPLOYMENT, self.namespace, ours),
+                partial(self.api.list, STATEFULSET, self.namespace, ours),
+                partial(self.api.list, POD, self.namespace),
+                partial(self.api.list, SERVICE, self.namespace, ours),
+            ]
+        )
+        workloads = [*deployments, *statefulsets]
         problems = [problem for problem in map(rollout_problem, workloads) if problem]
-        states = [state for pod in self.pods(workloads) for state in container_states(pod)]
+        states = [state for pod in self.pods(workloads, pods) for state in container_states(pod)]
         problems += [f"{s.name} (pod {s.pod}): {s.reason}" for s in states if not s.ready]
         if not states:
             problems.append("no pods of this environment")
-        if not self.gateway_address(self.gateway_service()):
+        if not self.gateway_address(self.gateway_service(services)):
             problems.append("the gateway has no address yet (no LoadBalancer ingress or NodePort)")
         return problems, states
 
     def wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+        """Until every condition holds, checked again whenever a workload, pod or Service of the namespace changes
+        (deploy/targets/kube/watch.py); a hopeless container state or the timeout ends it with a diagnosis."""
+        with watching(self.api, self.namespace, (DEPLOYMENT, STATEFULSET, POD, SERVICE), fallback=self.poll) as changes:
+            self.wait_until_ready(timeout, changes)
+
+    def wait_until_ready(self, timeout: float, changes: Changes) -> None:
+        deadline, said = time.monotonic() + timeout, ""
         while True:
             problems, states = self.problems()
             if not problems:
@@ -165,8 +185,11 @@ class Readiness(Scoped):
                     "read the diagnosis below, fix the cause and deploy again",
                     details=self.diagnose(failing, problems),
                 )
-            self.say(f"waiting: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""))
-            time.sleep(self.poll)
+            line = f"waiting: {problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
+            if line != said:  # a line per change of what it waits for, not per event
+                self.say(line)
+                said = line
+            changes.wait(deadline - time.monotonic())
 
     def diagnose(self, failing: list[ContainerState], problems: list[str]) -> str:
         """Per failing container: its waiting reason, the pod's recent events and its last log lines."""
