@@ -361,7 +361,13 @@ class Runner:
             target.wait(self.wait_timeout)
         url = target.gateway_url()
         with watch.stage("smoke"):
-            report = self.smoke(users).run(url)
+            tested = smoke_tested(self.kit.history, record.version, objects_hash(rendered.objects), layout, action)
+            if tested and not applied.changed and promotion is None:
+                self.say(f"nothing changed since release {record.version} passed its smoke login here; not run again "
+                         "(`k8sdeploy smoke` runs it)")  # fmt: skip
+                report = None
+            else:
+                report = self.smoke(users).run(url)
         result = UpResult(
             env_name=self.environment.name,
             layout=layout,
@@ -406,6 +412,19 @@ class Runner:
             except DeployError as rollback_failure:
                 raise RollbackFailed(failure, release.version, rollback_failure) from rollback_failure
             raise RolledBack(failure, restored) from failure
+
+
+def smoke_tested(history: ReleaseHistory, version: str, rendered_hash: str, layout: str, action: str) -> bool:
+    """Whether the newest recorded release is this one (its version, rendered objects, layout and action) and
+    passed the smoke login."""
+    newest = history.releases()[-1:]
+    return bool(newest) and (
+        newest[0].version,
+        newest[0].objects_hash,
+        newest[0].layout,
+        newest[0].action,
+        "smoke" in newest[0].checks,
+    ) == (version, rendered_hash, layout, action, True)
 
 
 def record_release(history: ReleaseHistory, result: UpResult, say: Say) -> None:
