@@ -14,7 +14,7 @@ TEST_PACKAGES := nginx libnginx-mod-http-lua mariadb-server mariadb-client chrom
 TEST_WORKERS ?= 4
 
 .PHONY: help system-deps demo-deps docker-engine venv kube-binaries cosign lint test run demo down cluster cluster-down lock clean bench \
-    bench-local bench-dev
+    bench-local bench-dev bench-peers
 
 help:
 	@echo "make demo         deploy the suite on the local Docker Engine; print its URL and demo credentials"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench        build+push benchmark: our builder vs --builder docker (prints a table)"
 	@echo "make bench-local  local pods: the pause image vs each pod's first image (prints a table)"
 	@echo "make bench-dev    from save to served: k8sdeploy dev against the up path (prints a table)"
+	@echo "make bench-peers  k8sdeploy against kubectl and Helm on one control plane (prints a table)"
 	@echo "make lock         re-resolve requirements/*.lock from requirements/*.in (needs network)"
 	@echo "make clean        remove the virtualenv and run state"
 
@@ -95,6 +96,12 @@ bench-local: system-deps docker-engine venv
 
 bench-dev: system-deps docker-engine venv
 	$(BIN)/python bench/dev_bench.py
+
+# kubectl and Helm are built from the Go modules pinned in tools/peers, cached in ~/.cache/k8sdeploy/peers (a cold
+# build takes about 3 minutes here).
+bench-peers: system-deps venv kube-binaries
+	@command -v go >/dev/null || { echo "Go is needed to build kubectl and Helm (tools/peers)" >&2; exit 1; }
+	$(BIN)/python bench/peers_bench.py
 
 run: system-deps venv
 	$(BIN)/python -m deploy.loopback

@@ -479,11 +479,15 @@ class ControlPlane:
 
 
 def audit_mutations(
-    audit_log: Path, users: Collection[str] = (), since: datetime.datetime | None = None, dry_runs: bool = False
+    audit_log: Path,
+    users: Collection[str] = (),
+    since: datetime.datetime | None = None,
+    dry_runs: bool = False,
+    namespace: str = "",
 ) -> list[str]:
     """Mutating requests (only those are logged) by any of `users` (all when empty) since `since`, in the order
     the API server logged them, as 'VERB resource/name'. Dry runs (dryRun=All) store nothing: they are left out,
-    or with `dry_runs` they are the only ones listed."""
+    or with `dry_runs` they are the only ones listed. `namespace`: only those on its objects or on itself."""
     found = []
     for line in audit_log.read_text().splitlines() if audit_log.exists() else []:
         event = json.loads(line)
@@ -491,6 +495,11 @@ def audit_mutations(
             continue
         ref = event.get("objectRef") or {}
         if users and event.get("user", {}).get("username") not in users:
+            continue
+        if namespace and namespace not in (
+            ref.get("namespace"),
+            ref.get("name") if ref.get("resource") == "namespaces" else None,
+        ):
             continue
         if since and datetime.datetime.fromisoformat(event["requestReceivedTimestamp"].replace("Z", "+00:00")) < since:
             continue
