@@ -9,7 +9,8 @@ try again later.", a Retry-After in seconds, and the X-Kubernetes-PF-FlowSchema-
 X-Kubernetes-PF-PriorityLevel-UID headers of the flow that was refused. The 503 is a metav1.Status of reason
 ServiceUnavailable with Retry-After, as the API server answers while its storage is unavailable
 (https://kubernetes.io/docs/reference/using-api/api-concepts/#response-codes).
-Everything else is forwarded as it is, with the client's own Authorization header, and counted.
+Everything else is forwarded as it is, with the client's own Authorization header, and counted; a watch
+(`?watch=1`) streams its events as the API server sends them, until either side ends it.
 
 Clients reach it over plain HTTP (a kubeconfig whose server is http://127.0.0.1:PORT), or over TLS with
 the API server's own certificate when given one (what the fake GKE hands out as the endpoint); it
@@ -64,7 +65,9 @@ class FaultProxy:
             self.injected += 1
             return self.random.choice(self.faults)
 
-    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> requests.Response:
+    def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, stream: bool = False
+    ) -> requests.Response:
         session = getattr(self.local, "session", None)
         if session is None:
             session = self.local.session = requests.Session()
@@ -78,7 +81,7 @@ class FaultProxy:
             data=body or None,
             timeout=60,
             allow_redirects=False,
-            stream=False,
+            stream=stream,
         )
 
     def start(self) -> FaultProxy:
@@ -152,9 +155,30 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                     {"Content-Type": "application/json", "Retry-After": proxy.retry_after},
                 )
                 return
-            answer = proxy.forward(self.command, self.path, dict(self.headers.items()), body)
+            watch = "watch=1" in self.path or "watch=true" in self.path
+            answer = proxy.forward(self.command, self.path, dict(self.headers.items()), body, stream=watch)
             headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP}
-            self.reply(answer.status_code, answer.content, headers)
+            if watch:
+                self.relay(answer, headers)
+            else:
+                self.reply(answer.status_code, answer.content, headers)
+
+        def relay(self, answer: requests.Response, headers: dict[str, str]) -> None:
+            """A watch's events, chunk by chunk as they come; a client that went away ends it, quietly."""
+            self.send_response(answer.status_code)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for chunk in answer.iter_content(None):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            except (OSError, requests.RequestException):
+                self.close_connection = True
+            finally:
+                answer.close()
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = serve
 

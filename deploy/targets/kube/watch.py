@@ -5,7 +5,9 @@ One watch per kind (`GET ...?watch=1`, https://kubernetes.io/docs/reference/usin
 each in a thread of its own, wakes the waiter on any event it streams; the events are not parsed (the waiter reads
 what it needs anew), so an ERROR event (410 Gone) or the stream's end is one more wake-up, and the watch is opened
 again. Whatever the watches do (refused, cut, not allowed by RBAC), the waiter checks again at least every
-`fallback` seconds: a watch makes a wait prompt, never makes it wrong."""
+`fallback` seconds: a watch makes a wait prompt, never makes it wrong. A watch is not cut when its wait ends
+(closing a TLS connection that another thread reads corrupts it): the API server ends it within WATCH_SECONDS,
+and its thread, a daemon, with it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from deploy.targets.kube import Kind
 from deploy.targets.kube.client import KubeApi
 
-WATCH_SECONDS = 30  # the API server ends each watch after this; it is opened again
+WATCH_SECONDS = 10  # the API server ends each watch after this; it is opened again while its wait lasts
 
 
 class Changes:
@@ -35,8 +37,6 @@ class Changes:
         self.labels, self.fields, self.fallback = labels, fields, fallback
         self.changed = threading.Event()
         self.stopped = threading.Event()
-        self.open: list = []  # the streaming answers, shut down on exit
-        self.lock = threading.Lock()
 
     def wait(self, seconds: float | None = None) -> None:
         """Until something changed since the last wait, or `seconds` (at most `fallback`) passed."""
@@ -53,23 +53,18 @@ class Changes:
             except Exception:  # noqa: BLE001 - a watch that cannot be opened leaves the waiter its fallback
                 self.stopped.wait(self.fallback)
                 continue
-            with self.lock:
-                if self.stopped.is_set():
-                    answer.close()
-                    return
-                self.open.append(answer)
             try:
                 if answer.status != 200:
                     self.stopped.wait(self.fallback)
                     continue
                 for _ in answer.stream(4096):
+                    if self.stopped.is_set():
+                        break
                     self.changed.set()
-            except Exception:  # noqa: BLE001 - cut, or shut down by __exit__: open it again (or stop)
+            except Exception:  # noqa: BLE001 - cut: opened again (or not: its wait is over)
                 pass
             finally:
-                with self.lock:
-                    self.open.remove(answer)
-                answer.release_conn()
+                answer.close()  # not back to the pool: a watch left half read
 
     def __enter__(self) -> Changes:
         for kind in self.kinds:
@@ -78,9 +73,6 @@ class Changes:
 
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
-        with self.lock:
-            for answer in self.open:
-                answer.shutdown()
 
 
 @contextmanager
