@@ -10,13 +10,12 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import Credentials
 from google.auth.exceptions import RefreshError
 from google.cloud import container_v1
-from kubernetes.client import ApiClient, Configuration
 
 from deploy.googleapi import server_message
 from deploy.model.errors import CloudError, ConfigError, CredentialsError
 from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import CREDENTIALS_HINT, RETRY, Place, calling
-from deploy.targets.kube.client import KubeApi, configured
+from deploy.targets.kube.client import Endpoint, KubeApi
 
 Cluster = container_v1.Cluster
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -226,14 +225,10 @@ class GkeCluster:
 
 
 def kube_api_for(cluster: Cluster, credentials: Credentials) -> KubeApi:
-    """A Kubernetes client for the cluster, configured in memory: endpoint, CA, a refreshed Google token."""
-    configuration = Configuration()
-    configuration.host = f"https://{cluster.endpoint}"
-    configuration.ca_cert_data = base64.b64decode(cluster.master_auth.cluster_ca_certificate).decode()
-    configuration.api_key = {"authorization": ""}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
+    """A Kubernetes client for the cluster, configured in memory: endpoint, CA, a Google token refreshed when it
+    is no longer valid (asked for before each request)."""
 
-    def refresh(config: Configuration) -> None:
+    def authorization() -> str:
         if not credentials.valid:
             try:
                 credentials.refresh(google.auth.transport.requests.Request())
@@ -241,8 +236,7 @@ def kube_api_for(cluster: Cluster, credentials: Credentials) -> KubeApi:
                 raise CredentialsError(
                     f"cannot refresh the Google token for the cluster ({exc})", CREDENTIALS_HINT
                 ) from None
-        config.api_key["authorization"] = credentials.token or ""
+        return f"Bearer {credentials.token or ''}"
 
-    # the client declares the hook as None; it calls it with the Configuration before each request
-    configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
-    return KubeApi(ApiClient(configured(configuration)))
+    ca = base64.b64decode(cluster.master_auth.cluster_ca_certificate)
+    return KubeApi(Endpoint(f"https://{cluster.endpoint}", ca_pem=ca, authorization=authorization))
