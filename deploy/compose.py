@@ -29,7 +29,6 @@ from deploy.model.version import Version
 from deploy.output import progress_for
 from deploy.publish import release as latest
 from deploy.publish.bases import BasePublisher, PublishedBases
-from deploy.publish.engine import EnginePublisher
 from deploy.publish.push import RegistryPublisher
 from deploy.publish.release import Moved, registry_of
 from deploy.publish.stage import BuildOptions, ImageBuild
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
     from deploy.attest.keys import SigningKey
     from deploy.dev.loop import DevLoop
     from deploy.model.promotion import Promotion
+    from deploy.publish.engine import EnginePublisher
     from deploy.registry.artifact_registry import ArtifactRepository
 
 
@@ -80,6 +80,8 @@ def image_build(
 def oci_publisher(options: BuildOptions, clients: Clients, progress: Progress) -> RegistryPublisher | EnginePublisher:
     """Where OCI images go: the options' registry, or the local Docker Engine. Either also plans (Planner)."""
     if not options.registry:
+        from deploy.publish.engine import EnginePublisher  # docker's client: only where the Engine is used
+
         return EnginePublisher(clients.docker(), step=progress.step)
     address = RegistryAddress.parse(options.registry)
     return RegistryPublisher(address, clients.registry(address.host), step=progress.step)
