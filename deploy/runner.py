@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -138,11 +139,11 @@ class Runner:
         """Build, deploy `layout` and record the release; raises the failing stage's DeployError (with
         `rollback_on_failure`, after putting the newest recorded release back when waiting or smoke fails)."""
         self.admit("up", build_in_place)
-        with self.holding():
-            users = self.users()
+        with self.holding(), ThreadPoolExecutor(1) as pool:
+            users = pool.submit(self.users).result  # new logins are hashed (scrypt) while the images are built
             if not rollback_on_failure:
-                return self._up(layout, users), users
-            return self._up_or_roll_back(layout, users), users
+                return self._up(layout, users), users()
+            return self._up_or_roll_back(layout, users), users()
 
     def promote(self, promotion: Promotion, copy: Callable[[Promotion, Sequence[str]], BuildRecord]) -> UpResult | None:
         """Deploy `promotion`'s release by digest: copied into this environment's registry and signed there (`copy`),
@@ -169,7 +170,7 @@ class Runner:
     def dev_up(self, layout: str) -> UpResult:
         """`up` for `dev`, whose caller holds the lease for its whole session and was admitted for it (make_dev):
         recorded as a dev release, which `rollback` never goes back to unless named."""
-        return self._up(layout, self.users(), action="dev")
+        return self._up(layout, self.users, action="dev")
 
     def dev_redeploy(self, result: UpResult, images: Mapping[str, PublishedImage]) -> UpResult:
         """`dev` on a cluster: the deployed `result` with `images` in place of its own, rendered as its version
@@ -309,7 +310,7 @@ class Runner:
             self.kit.users.write(users)
         return users
 
-    def _up(self, layout: str, users: Users, action: str = "up") -> UpResult:
+    def _up(self, layout: str, users: Callable[[], Users], action: str = "up") -> UpResult:
         if self.build is None:
             raise ConfigError("this runner has no build stage", "make it with compose.make_runner(options=...)")
         watch = Stopwatch()
@@ -321,7 +322,7 @@ class Runner:
         if releases and releases[-1].schemas and record.schemas:  # what the services will migrate at start-up
             for line in pending(releases[-1].schemas, record.schemas):
                 self.say(line)
-        return self._deploy(layout, record, users, watch, action)
+        return self._deploy(layout, record, users(), watch, action)
 
     def _rollback(self, release: Release, users: Users, restore: bool = False) -> UpResult:
         self.say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
@@ -395,7 +396,7 @@ class Runner:
         (deploy/schema_moves.py)."""
         return take_back(self.kit.target, self.kit.history.releases(), release, self.say, restore)
 
-    def _up_or_roll_back(self, layout: str, users: Users) -> UpResult:
+    def _up_or_roll_back(self, layout: str, users: Callable[[], Users]) -> UpResult:
         """Run `up`; when waiting or the smoke test fails, put back the newest recorded release and raise
         RolledBack (or RollbackFailed, naming both failures, when putting it back fails as well)."""
         previous = self.kit.history.releases()
@@ -408,7 +409,7 @@ class Runner:
             release = previous[-1]
             self.say(f"version failed ({type(failure).__name__}); rolling back to {release.version}")
             try:
-                restored = self._rollback(release, users)
+                restored = self._rollback(release, users())
             except DeployError as rollback_failure:
                 raise RollbackFailed(failure, release.version, rollback_failure) from rollback_failure
             raise RolledBack(failure, restored) from failure

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from deploy.model.cache import cache_home
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError
 from deploy.model.suite import (
@@ -225,10 +226,38 @@ def wanted(environment: Environment, stored: Stored) -> Users:
     smoke = smoke_logins(stored)
     added = tuple(user for user_id, user in sorted(stored.users.items()) if user_id >= FIRST_ADDED)
     logins = (*demo, *smoke)
-    kept = [kept_hash(login, stored) for login in logins]
+    kept = [kept_hash(login, stored) or demo_hash(login) for login in logins]
     with ThreadPoolExecutor(len(logins)) as pool:  # scrypt lets go of the GIL: new logins are hashed side by side
         seeded = tuple(pool.map(Login.user, logins, kept))
+    if demo and any(user is None for user in kept[: len(demo)]):
+        keep_demo_hashes(seeded[: len(demo)])
     return Users(environment.name, (*seeded, *added), logins)
+
+
+DEMO_HASHES = "demo-logins.json"  # in the cache: the demo users' hashes, whose passwords are public anyway
+
+
+def demo_hash(login: Login) -> User | None:
+    """A demo user's hash as made once on this machine (Login.user checks that it is k8sdeploy's for it)."""
+    if login not in DEMO_USERS:
+        return None
+    try:
+        found = json.loads((cache_home() / DEMO_HASHES).read_text()).get(login.email)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return User(login.id, login.email, found, login.role) if isinstance(found, str) else None
+
+
+def keep_demo_hashes(users: tuple[User, ...]) -> None:
+    """So that a first `up` elsewhere hashes only its new smoke users' passwords (scrypt, 0.2 s each)."""
+    path = cache_home() / DEMO_HASHES
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({user.email: user.password_hash for user in users}))
+        temporary.replace(path)
+    except OSError:
+        pass  # a cache that cannot be written is only slower
 
 
 def kept_hash(login: Login, stored: Stored) -> User | None:

@@ -187,3 +187,22 @@ def test_an_up_hashes_only_the_logins_that_are_new(monkeypatch: pytest.MonkeyPat
     hashes.clear()
     wanted(environment, Stored({**stored.users, 1: other}, stored.logins))
     assert hashes == ["admin@test.com"]
+
+
+def test_the_demo_users_hashes_are_made_once_per_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their passwords are public: their hashes are kept in the cache, so a first `up` hashes only its new smoke
+    users' passwords; a cached hash that is not k8sdeploy's for that login is not taken."""
+    monkeypatch.setenv("K8SDEPLOY_CACHE", str(tmp_path / "cache"))
+    environment = Environment(name="x", target="local")
+    first = wanted(environment, Stored())
+    hashes: list[str] = []
+    real = suite.hashed
+    monkeypatch.setattr(suite, "hashed", lambda email, password: hashes.append(email) or real(email, password))
+    again = wanted(environment, Stored())
+    assert sorted(hashes) == ["smoke-admin@k8sdeploy.invalid", "smoke-user@k8sdeploy.invalid"]
+    assert again.users[:2] == first.users[:2] and verify_password("admin", again.users[0].password_hash)
+    cached = tmp_path / "cache" / "demo-logins.json"
+    cached.write_text(json.dumps({"admin@test.com": hash_password("not admin")}))
+    hashes.clear()
+    assert wanted(environment, Stored()).users[0] == first.users[0]
+    assert "admin@test.com" in hashes

@@ -40,6 +40,21 @@ TLS_KEYS = ("tls.crt", "tls.key")
 IMMUTABLE = re.compile(r"field is immutable|may not change fields|updates to statefulset spec for fields other than")
 
 
+# Kinds applied side by side, wave after wave in KINDS order: what pods use (ConfigMaps, Secrets, claims) and the
+# Services, then the workloads, then the NetworkPolicies; nothing in a wave needs another of it to be there first.
+WAVES = {
+    "Namespace": 0,
+    "ConfigMap": 1,
+    "Secret": 1,
+    "PersistentVolumeClaim": 1,
+    "Service": 1,
+    "Deployment": 2,
+    "StatefulSet": 2,
+    "Pod": 2,
+    "NetworkPolicy": 3,
+}
+
+
 def applied_digest(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -89,8 +104,8 @@ class Applier(Scoped):
     """Makes the namespace hold exactly the rendered objects of one environment, touching nothing else.
 
     What the namespace holds is read once per diff or apply (`survey`, its lists side by side), and an apply right
-    after a diff (`up` says what it changes first) takes what that diff read. The objects of one kind are applied
-    side by side, the kinds in KINDS order."""
+    after a diff (`up` says what it changes first) takes what that diff read. Objects are applied side by side, in
+    waves of kinds (WAVES)."""
 
     def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent, poll: float = 0.5):
         super().__init__(api, namespace, env_name, say, poll)
@@ -133,7 +148,7 @@ class Applier(Scoped):
             self.readings.clear()
             self.survey(desired, namespace_exists=not created)
         outcome: dict[str, list[str]] = {"created": [], "updated": [], "replaced": [], "unchanged": []}
-        for _, group in groupby(desired, key=kind_of):
+        for _, group in groupby(desired, key=lambda obj: WAVES[kind_of(obj).kind]):
             objs = list(group)
             for obj, result in zip(objs, together([partial(self.apply_one, obj) for obj in objs]), strict=True):
                 outcome[result].append(describe(obj))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from deploy.model.changes import Drift, FieldChange, ObjectChange, compare, named
@@ -17,6 +18,7 @@ from deploy.targets.kube.apply import (
     needs_apply,
     refused,
 )
+from deploy.targets.kube.client import together
 from deploy.targets.kube.edits import edited_fields, hand_edits
 
 # What every write changes, or the server alone sets: not a change anyone asked for.
@@ -91,8 +93,8 @@ class Differ:
         if namespace is None:
             note = "the API server checks its objects once it exists"
             found.append(ObjectChange(NAMESPACE.kind, applier.namespace, "create", note=note))
-        for obj in desired:
-            found.append(self.one(obj, dry_run=namespace is not None))
+        # each object's dry run is independent of the others': side by side
+        found += together([partial(self.one, obj, namespace is not None) for obj in desired])
         for kind, live in applier.stale({(kind_of(obj), obj["metadata"]["name"]) for obj in desired}):
             name = live["metadata"]["name"]
             if kind == PVC:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from deploy.model.errors import ApplyError, ConfigError, CredentialsError, NotReadyError
+from deploy.targets.kube import KINDS
+from deploy.targets.kube.apply import WAVES
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.history import ConfigMapHistory
 from deploy.targets.kube.kubeconfig import kubeconfig_api
@@ -245,3 +247,10 @@ def test_wrong_credentials_and_unknown_context(kube: KubeCluster, tmp_path: Path
         KubeTarget(kubeconfig_api("test", path), kube.namespace, ENV).apply([])
     with pytest.raises(ConfigError, match="cannot use kubeconfig context nope"):
         kubeconfig_api("nope", path)
+
+
+def test_the_waves_of_apply_keep_the_order_of_kinds() -> None:
+    """Side by side only within a wave: every kind has one, and the waves follow KINDS (what pods use first)."""
+    assert set(WAVES) == {kind.kind for kind in KINDS}
+    assert [WAVES[kind.kind] for kind in KINDS] == sorted(WAVES[kind.kind] for kind in KINDS)
+    assert WAVES["Secret"] < WAVES["Deployment"] < WAVES["NetworkPolicy"]
