@@ -52,7 +52,7 @@ class Endpoint:
         """urllib3 retries nothing itself: each request is retried by KubeApi.request, by the one rule of
         deploy/model/retry.py, which knows whether a request may be sent again. The pool holds the requests sent
         side by side (PARALLEL) and the watches open beside them."""
-        options: dict[str, Any] = {"maxsize": PARALLEL + 8, "retries": False, "headers": {"User-Agent": USER_AGENT}}
+        options: dict[str, Any] = {"maxsize": PARALLEL + 8, "retries": False}
         if self.server.startswith("https://"):
             context = ssl.create_default_context(cadata=self.ca_pem.decode() or None)
             if self.insecure:
@@ -121,8 +121,9 @@ class KubeApi:
         """One HTTP request as it is, its answer not yet read."""
         params = [(key, value) for key, value in (query or {}).items() if value not in (None, "")]
         url = self.host + path + (f"?{urlencode(params)}" if params else "")
+        headers = {**headers, "User-Agent": USER_AGENT}  # a request's headers replace the pool's: set here
         if self.endpoint.authorization is not None:
-            headers = {**headers, "Authorization": self.endpoint.authorization()}
+            headers["Authorization"] = self.endpoint.authorization()
         timeout = urllib3.Timeout(connect=10, read=read)
         return self.pool.request(method, url, body=body, headers=headers, preload_content=False, timeout=timeout)
 

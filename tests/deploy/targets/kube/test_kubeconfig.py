@@ -78,3 +78,12 @@ def test_an_exec_plugins_token(kube: KubeCluster, tmp_path: Path) -> None:
         }
     }
     assert can_read(write(tmp_path / "config", [{"name": "tester", "user": user}], [cluster_entry(kube)]))
+
+
+def test_requests_name_k8sdeploy_as_their_user_agent(kube: KubeCluster) -> None:
+    """The API server's audit log says which tool wrote (the peers bench tells tools apart by their users)."""
+    api = kubeconfig_api("", kube.cluster.kubeconfig)
+    api.apply(NAMESPACE, "", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": kube.namespace}})
+    events = [json.loads(line) for line in kube.cluster.audit_log.read_text().splitlines()]
+    agents = {e.get("userAgent", "") for e in events if (e.get("objectRef") or {}).get("name") == kube.namespace}
+    assert agents and all(agent.startswith("k8sdeploy/") for agent in agents), agents
