@@ -362,8 +362,10 @@ class Runner:
             target.wait(self.wait_timeout)
         url = target.gateway_url()
         with watch.stage("smoke"):
-            tested = smoke_tested(self.kit.history, record.version, objects_hash(rendered.objects), layout, action)
-            if tested and not applied.changed and promotion is None:
+            unchanged = not applied.changed and promotion is None  # the history is read only then
+            if unchanged and smoke_tested(
+                self.kit.history, record.version, objects_hash(rendered.objects), layout, action
+            ):
                 self.say(f"nothing changed since release {record.version} passed its smoke login here; not run again "
                          "(`k8sdeploy smoke` runs it)")  # fmt: skip
                 report = None

@@ -285,11 +285,11 @@ class Scoped:
     def wait_namespace_gone(self, timeout: float = 300) -> None:
         """A deleted namespace stays Terminating until the namespace controller has emptied it: checked again
         whenever it changes (a watch on it), at least every `poll` seconds."""
-        from deploy.targets.kube.watch import watching  # watch.py builds on this module
+        from deploy.targets.kube.watch import Changes  # watch.py builds on this module
 
         started = said = time.monotonic()
         named = f"metadata.name={self.namespace}"
-        with watching(self.api, "", (NAMESPACE,), fields=named, fallback=self.poll) as changes:
+        with Changes(self.api, "", (NAMESPACE,), fields=named, fallback=self.poll) as changes:
             while (namespace := self.api.get(NAMESPACE, "", self.namespace)) is not None:
                 waited = time.monotonic() - started
                 if waited > timeout:

@@ -10,7 +10,7 @@ from functools import partial
 from deploy.model.errors import LeftoversError
 from deploy.targets.kube import KINDS, NAMESPACE, POD, PVC, SERVICE, Kind, describe, owned_by, owner_selector
 from deploy.targets.kube.client import Scoped, together
-from deploy.targets.kube.watch import Changes, watching
+from deploy.targets.kube.watch import Changes
 
 
 class Teardown(Scoped):
@@ -52,7 +52,7 @@ class Teardown(Scoped):
         if not found:
             return
         kinds = tuple(sorted({kind for kind, _ in found}, key=KINDS.index))
-        with watching(self.api, self.namespace, kinds, fallback=self.poll) as changes:
+        with Changes(self.api, self.namespace, kinds, fallback=self.poll) as changes:
             self.wait_left(found, why, changes)
 
     def wait_left(self, found: list[tuple[Kind, dict]], why: str, changes: Changes) -> None:

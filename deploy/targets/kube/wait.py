@@ -11,7 +11,7 @@ from deploy.model.status import ServiceStatus
 from deploy.model.suite import GATEWAY
 from deploy.targets.kube import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owned_by, owner_selector
 from deploy.targets.kube.client import Scoped, together
-from deploy.targets.kube.watch import Changes, watching
+from deploy.targets.kube.watch import Changes
 
 WORKLOADS = (DEPLOYMENT, STATEFULSET)
 
@@ -165,7 +165,7 @@ class Readiness(Scoped):
     def wait(self, timeout: float) -> None:
         """Until every condition holds, checked again whenever a workload, pod or Service of the namespace changes
         (deploy/targets/kube/watch.py); a hopeless container state or the timeout ends it with a diagnosis."""
-        with watching(self.api, self.namespace, (DEPLOYMENT, STATEFULSET, POD, SERVICE), fallback=self.poll) as changes:
+        with Changes(self.api, self.namespace, (DEPLOYMENT, STATEFULSET, POD, SERVICE), fallback=self.poll) as changes:
             self.wait_until_ready(timeout, changes)
 
     def wait_until_ready(self, timeout: float, changes: Changes) -> None:

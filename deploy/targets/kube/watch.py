@@ -12,8 +12,6 @@ and its thread, a daemon, with it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from deploy.targets.kube import Kind
 from deploy.targets.kube.client import KubeApi
@@ -73,11 +71,3 @@ class Changes:
 
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
-
-
-@contextmanager
-def watching(
-    api: KubeApi, namespace: str, kinds: tuple[Kind, ...], labels: str = "", fields: str = "", fallback: float = 1.0
-) -> Iterator[Changes]:
-    with Changes(api, namespace, kinds, labels, fields, fallback) as changes:
-        yield changes

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from deploy.attest.keys import KEY_VARIABLE
 from deploy.identity import Identity, new_key
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for
+from tests.helpers import k8sdeploy
 
 ENV = "kube-test"
 IDENTITY = Identity(ENV, (new_key(int(time.time())),))
@@ -37,6 +39,15 @@ def kubeconfig(kube: KubeCluster, tmp_path: Path) -> Path:
 @pytest.fixture
 def target(kubeconfig: Path, kube: KubeCluster, said: list[str]) -> KubeTarget:
     return KubeTarget(kubeconfig_api("test", kubeconfig), kube.namespace, ENV, said.append, poll=0.05)
+
+
+def key_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """`k8sdeploy keygen` pairs NAME.key/NAME.pub in `tmp_path`, with the test's own state directory and no signing
+    key from the environment (the configuration's keys sign and verify)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv(KEY_VARIABLE, raising=False)
+    for name in names:
+        assert k8sdeploy("keygen", "--prefix", str(tmp_path / name)).exit_code == 0
 
 
 def kubeconfig_environment(name: str, kubeconfig: Path, registry: str, namespace: str, *lines: str) -> str:

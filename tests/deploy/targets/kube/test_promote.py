@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy.attest.keys import KEY_VARIABLE
 from deploy.attest.promotion import PROMOTION_PREDICATE
 from tests.controlplane import KubeCluster, kubeconfig_for
 from tests.deploy.conftest import clone, cosign_run
-from tests.deploy.targets.kube.conftest import kubeconfig_environment
+from tests.deploy.targets.kube.conftest import key_pairs, kubeconfig_environment
 from tests.helpers import k8sdeploy, valid
 from tests.registries import ProxyRules, Registry, registry_proxy, registry_server
 from tools.cluster.controlplane import Cluster
@@ -44,10 +43,7 @@ def test_promote_deploys_the_staged_digests_with_their_evidence_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.delenv(KEY_VARIABLE, raising=False)
-    for name in ("stage", "prod"):
-        assert k8sdeploy("keygen", "--prefix", str(tmp_path / name)).exit_code == 0
+    key_pairs(tmp_path, monkeypatch, "stage", "prod")
     kubeconfig = kubeconfig_for(kube.cluster, tmp_path / "kubeconfig")
     rules = ProxyRules()
     with (

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.attest.keys import KEY_VARIABLE
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
-from tests.deploy.targets.kube.conftest import kubeconfig_environment
+from tests.deploy.targets.kube.conftest import key_pairs, kubeconfig_environment
 from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry
 
@@ -33,10 +32,7 @@ def test_up_refuses_unsigned_and_strangers_images_and_deploys_signed_ones(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.delenv(KEY_VARIABLE, raising=False)
-    for name in ("cosign", "stranger"):
-        assert k8sdeploy("keygen", "--prefix", str(tmp_path / name)).exit_code == 0
+    key_pairs(tmp_path, monkeypatch, "cosign", "stranger")
     config = tmp_path / "k8sdeploy.toml"
     config.write_text(
         kubeconfig_environment(ENV, kubeconfig, fresh_registry.host, kube.namespace, 'verify = { key = "cosign.pub" }')

@@ -8,7 +8,7 @@ import threading
 from deploy.targets.kube import Kind
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.target import KubeTarget
-from deploy.targets.kube.watch import watching
+from deploy.targets.kube.watch import Changes
 from tests.controlplane import KubeCluster
 
 CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
@@ -17,7 +17,7 @@ NOWHERE = Kind("Nothing", "example.invalid/v1", "nothings")  # the API server an
 
 def woken_by(api: KubeApi, namespace: str, kinds: tuple[Kind, ...], change: threading.Thread) -> bool:
     """Whether the waiter, whose fallback is ten minutes, wakes within 60 s of `change`."""
-    with watching(api, namespace, kinds, fallback=600) as changes:
+    with Changes(api, namespace, kinds, fallback=600) as changes:
         changes.wait(5)  # the watches' first events (the objects already there), or five seconds
         done = threading.Event()
         waiter = threading.Thread(target=lambda: (changes.wait(), done.set()), daemon=True)
@@ -34,6 +34,6 @@ def test_a_change_wakes_the_waiter(target: KubeTarget, kube: KubeCluster) -> Non
 
 
 def test_a_watch_the_server_refuses_leaves_the_fallback(target: KubeTarget, kube: KubeCluster) -> None:
-    with watching(target.api, kube.namespace, (NOWHERE,), fallback=0.2) as changes:
+    with Changes(target.api, kube.namespace, (NOWHERE,), fallback=0.2) as changes:
         changes.wait()  # returns after the fallback: no event, no error
         assert not changes.changed.is_set()
