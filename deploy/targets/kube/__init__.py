@@ -31,6 +31,7 @@ SERVICE = Kind("Service", "v1", "services")
 PVC = Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims")
 DEPLOYMENT = Kind("Deployment", "apps/v1", "deployments")
 STATEFULSET = Kind("StatefulSet", "apps/v1", "statefulsets")
+REPLICASET = Kind("ReplicaSet", "apps/v1", "replicasets")  # read only: a Deployment's revisions
 POD = Kind("Pod", "v1", "pods")
 NODE = Kind("Node", "v1", "nodes", namespaced=False)
 EVENT = Kind("Event", "v1", "events")

@@ -9,7 +9,18 @@ from functools import partial
 from deploy.model.errors import KubeApiError, NotReadyError
 from deploy.model.status import ServiceStatus
 from deploy.model.suite import GATEWAY
-from deploy.targets.kube import DEPLOYMENT, EVENT, NAME, NODE, POD, SERVICE, STATEFULSET, owned_by, owner_selector
+from deploy.targets.kube import (
+    DEPLOYMENT,
+    EVENT,
+    NAME,
+    NODE,
+    POD,
+    REPLICASET,
+    SERVICE,
+    STATEFULSET,
+    owned_by,
+    owner_selector,
+)
 from deploy.targets.kube.client import Scoped, together
 from deploy.targets.kube.watch import Changes
 
@@ -34,9 +45,10 @@ class ContainerState:
     ready: bool
     reason: str  # waiting reason, or what keeps it from ready; "" when ready
     detail: str = ""  # the waiting message and last exit code
+    current: bool = True  # of the workload's current revision (not a replica the rollout is replacing)
 
 
-def container_states(pod: dict) -> list[ContainerState]:
+def container_states(pod: dict, current: bool = True) -> list[ContainerState]:
     statuses = {s["name"]: s for s in (pod.get("status") or {}).get("containerStatuses") or []}
     phase = (pod.get("status") or {}).get("phase", "Pending")
     found = []
@@ -63,9 +75,51 @@ def container_states(pod: dict) -> list[ContainerState]:
                 bool(status.get("ready")),
                 reason,
                 detail,
+                current,
             )
         )
     return found
+
+
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def current_owners(workloads: list[dict], replicasets: list[dict]) -> set[str]:
+    """The uids whose pods run a workload's current revision: a Deployment's ReplicaSet of its revision (as
+    `kubectl rollout status` finds it), a StatefulSet itself (its pods are told apart by revision hash). None of a
+    workload whose new generation the controller has not yet seen: all its pods may be about to be replaced."""
+    owners = set()
+    for workload in workloads:
+        meta, status = workload["metadata"], workload.get("status") or {}
+        if (status.get("observedGeneration") or 0) < meta.get("generation", 1):
+            continue
+        if workload["kind"] == "StatefulSet":
+            owners.add(meta["uid"])
+            continue
+        revision = (meta.get("annotations") or {}).get(REVISION)
+        for replicaset in replicasets:
+            rs = replicaset["metadata"]
+            if revision and (rs.get("annotations") or {}).get(REVISION) == revision and meta["uid"] in owner_uids(rs):
+                owners.add(rs["uid"])
+    return owners
+
+
+def owner_uids(meta: dict) -> set[str]:
+    return {ref.get("uid", "") for ref in meta.get("ownerReferences") or []}
+
+
+def is_current(pod: dict, workloads: list[dict], owners: set[str]) -> bool:
+    """A pod of a current revision, or one no workload of ours controls (a bare pod of the single-pod layout)."""
+    meta = pod["metadata"]
+    controllers = owner_uids(meta)
+    ours = {w["metadata"]["uid"]: w for w in workloads}
+    for uid in controllers & set(ours):  # a StatefulSet's pod: current when of its update revision
+        revision = (ours[uid].get("status") or {}).get("updateRevision")
+        labels = meta.get("labels") or {}
+        return uid in owners and labels.get("controller-revision-hash") == revision
+    if any(ref.get("kind") == "ReplicaSet" for ref in meta.get("ownerReferences") or []):
+        return bool(controllers & owners)
+    return True
 
 
 def rollout_problem(workload: dict) -> str:
@@ -142,19 +196,25 @@ class Readiness(Scoped):
     # -- the conditions ------------------------------------------------------------------------
     def problems(self) -> tuple[list[str], list[ContainerState]]:
         """What keeps the environment from ready (empty when ready), and every container's state: the workloads,
-        pods and Services read side by side."""
+        pods, ReplicaSets and Services read side by side."""
         ours = owner_selector(self.env_name)
-        deployments, statefulsets, pods, services = together(
+        deployments, statefulsets, pods, replicasets, services = together(
             [
                 partial(self.api.list, DEPLOYMENT, self.namespace, ours),
                 partial(self.api.list, STATEFULSET, self.namespace, ours),
                 partial(self.api.list, POD, self.namespace),
+                partial(self.api.list, REPLICASET, self.namespace, ours),
                 partial(self.api.list, SERVICE, self.namespace, ours),
             ]
         )
         workloads = [*deployments, *statefulsets]
         problems = [problem for problem in map(rollout_problem, workloads) if problem]
-        states = [state for pod in self.pods(workloads, pods) for state in container_states(pod)]
+        owners = current_owners(workloads, replicasets)
+        states = [
+            state
+            for pod in self.pods(workloads, pods)
+            for state in container_states(pod, is_current(pod, workloads, owners))
+        ]
         problems += [f"{s.name} (pod {s.pod}): {s.reason}" for s in states if not s.ready]
         if not states:
             problems.append("no pods of this environment")
@@ -175,9 +235,11 @@ class Readiness(Scoped):
             if not problems:
                 self.say(f"every service of {self.env_name} is ready")
                 return
-            stuck = [s for s in states if s.reason in HOPELESS]
+            # a replica the rollout replaces may crash for reasons the new revision no longer has
+            stuck = [s for s in states if s.reason in HOPELESS and s.current]
             if stuck or time.monotonic() > deadline:
-                failing = stuck or [s for s in states if not s.ready]
+                waiting = [s for s in states if not s.ready]
+                failing = stuck or [s for s in waiting if s.current] or waiting
                 names = ", ".join(sorted({s.name for s in failing})) or "the environment"
                 why = "is failing" if stuck else f"was not ready after {timeout:g} s"
                 raise NotReadyError(

@@ -170,6 +170,23 @@ def test_a_crash_looping_service_is_diagnosed(target: KubeTarget, kube: KubeClus
     assert "unable to open file" in target.logs("session", 5)
 
 
+def test_a_crash_of_the_revision_being_replaced_does_not_end_the_wait(target: KubeTarget, kube: KubeCluster) -> None:
+    """The old replica keeps crash-looping until its replacement is available (RollingUpdate keeps it): the wait
+    judges the revision it rolls out, not the one it replaces."""
+    version = "app.kubernetes.io/version"
+    kube.simulate("crash-loop", "session", f'self.metadata.labels["{version}"] == "1.4.0"')
+    broken = single_pod(ENV, "NodePort")
+    target.apply(broken)
+    with pytest.raises(NotReadyError, match="session is failing"):
+        target.wait(timeout=60)
+    fixed = single_pod(ENV, "NodePort")
+    fixed[1]["spec"]["template"]["metadata"]["labels"][version] = "1.4.1"
+    target.apply(fixed)
+    target.wait(timeout=60)  # no NotReadyError from the 1.4.0 pod, crash-looping while 1.4.1's pod starts
+    rows = target.status()
+    assert len(rows) == 6 and all(row.ready for row in rows), rows
+
+
 def test_wait_times_out_with_what_is_missing(target: KubeTarget, kube: KubeCluster) -> None:
     # only single-pod's pod (split-pods' person runs, so that the second wait has nothing hopeless to stop on)
     kube.simulate("image-pull-backoff", "person", 'self.metadata.name.startsWith("auth-suite-")')
