@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import shutil
 import socket
 from collections.abc import Sequence
@@ -104,6 +105,8 @@ class LocalEngine:
         for name in to_remove:
             self.remove_pod(name)
         for pod in to_start:
+            if pod.name not in current:  # what an earlier pod of the name may have left
+                self.remove_volumes(pod.name, held=set())
             self.start_pod(pod, wanted, images, infra or images[pod.containers[0].image])
         started = {p.name for p in to_start}
         return ApplyResult(
@@ -196,7 +199,7 @@ class LocalEngine:
             L.SPEC_HASH: pod.spec_hash,
             **dict(pod.labels),
         }
-        mounts = self.prepare_volumes(pod, infra_image)
+        mounts = self.prepare_volumes(pod, infra_image, incarnation=secrets.token_hex(4))
         first = pod.containers[0]
         hosts = {name: "127.0.0.1" for name in (*wanted.services, *pod.host_aliases)}
         # The infra container also holds every emptyDir: a tmpfs volume lives while something mounts
@@ -293,8 +296,9 @@ class LocalEngine:
 
     # volumes --------------------------------------------------------------------------------
 
-    def prepare_volumes(self, pod: PlannedPod, infra_image: str) -> dict[tuple, DockerMount]:
-        """Docker mounts for every volumeMount of the pod, keyed by (volume, subPath, target, readOnly)."""
+    def prepare_volumes(self, pod: PlannedPod, infra_image: str, incarnation: str) -> dict[tuple, DockerMount]:
+        """Docker mounts for every volumeMount of the pod, keyed by (volume, subPath, target, readOnly);
+        `incarnation` names this start's emptyDirs."""
         mounts: dict[tuple, DockerMount] = {}
         for container in (*pod.init_containers, *pod.containers):
             for mount in container.mounts:
@@ -314,16 +318,17 @@ class LocalEngine:
                         f"{pod.name}/{container.name} mounts a subPath of {volume.kind} volume {volume.name}",
                         "mount the whole volume",
                     )
-                name = self.ensure_volume(pod, volume, infra_image)
+                name = self.ensure_volume(pod, volume, infra_image, incarnation)
                 # no_copy: as in Kubernetes, a volume does not take the image's files at its mount point.
                 mounts[key] = DockerMount(mount.target, name, type="volume", read_only=mount.read_only, no_copy=True)
         return mounts
 
-    def ensure_volume(self, pod: PlannedPod, volume: PlannedVolume, image_id: str) -> str:
+    def ensure_volume(self, pod: PlannedPod, volume: PlannedVolume, image_id: str, incarnation: str) -> str:
         labels = {L.ENVIRONMENT: self.env_name, L.MANAGED_BY: "k8sdeploy", L.ROLE: "volume", L.VOLUME_KIND: volume.kind}
         if volume.kind == "emptyDir":
-            # Like a Kubernetes emptyDir: new with the pod, world-writable, gone with the pod.
-            name = self.name(pod.name, volume.name)
+            # Like a Kubernetes emptyDir: new with the pod (a name of its own, never an earlier pod's volume the
+            # engine failed to let go), world-writable, gone with the pod.
+            name = self.name(pod.name, volume.name, incarnation)
             self.client.volumes.create(
                 name,
                 driver="local",
@@ -400,22 +405,45 @@ class LocalEngine:
     def remove_pod(self, pod: str) -> list[str]:
         self.say(f"removing pod {pod}")
         removed = []
+        held: set[str] = set()
         for container in self.owned(**{L.POD: pod}):
+            held |= {m.get("Name") for m in container.attrs.get("Mounts") or [] if m.get("Type") == "volume"}
             container.remove(force=True)
             removed.append(container.name)
-        for volume in self.client.volumes.list(filters=L.selector(self.env_name, **{L.POD: pod})):
-            # the engine may still count the just-removed containers' mounts for a moment (after a restart of the
-            # engine, the containers it found dead): the removal is tried again for a few seconds
-            RetryPolicy(deadline=15.0).call(partial(remove_volume, volume), "DELETE", still_mounted)
-            removed.append(f"volume {volume.name}")
+        removed += self.remove_volumes(pod, held)
         shutil.rmtree(self.state_dir / "files" / pod, ignore_errors=True)
+        return removed
+
+    def remove_volumes(self, pod: str, held: set[str]) -> list[str]:
+        """The pod's emptyDir volumes (`held`: those its containers, just removed, mounted)."""
+        removed = []
+        for volume in self.client.volumes.list(filters=L.selector(self.env_name, **{L.POD: pod})):
+            # the engine may still count the just-removed containers' mounts for a moment: tried again for a few
+            # seconds. A volume no container held and still "mounted" is one the engine lost count of (a container
+            # it was restarting, removed): only a restart of the engine frees it, which must not stop a deploy.
+            patience = RetryPolicy(deadline=15.0 if volume.name in held else 0.0)
+            try:
+                patience.call(partial(remove_volume, volume), "DELETE", still_mounted)
+            except APIError as exc:
+                if not still_mounted(exc):
+                    raise
+                self.say(
+                    f"left volume {volume.name}: the Docker Engine counts a mount of it that no container holds "
+                    "(restarting the engine frees it; `down` tries again)"
+                )
+                continue
+            removed.append(f"volume {volume.name}")
         return removed
 
     def down(self, volumes: bool = False) -> tuple[str, ...]:
         removed: list[str] = []
-        for pod in sorted({c.labels.get(L.POD, "") for c in self.owned()}):
+        pods = {c.labels.get(L.POD, "") for c in self.owned()}
+        for pod in sorted(pods):
             removed.extend(self.remove_pod(pod))
-        claims = self.client.volumes.list(filters=L.selector(self.env_name))
+        left = self.client.volumes.list(filters=L.selector(self.env_name))
+        for pod in sorted({(v.attrs.get("Labels") or {}).get(L.POD) or "" for v in left} - pods - {""}):
+            removed.extend(self.remove_volumes(pod, held=set()))  # emptyDirs of a pod with no container left
+        claims = [v for v in left if not (v.attrs.get("Labels") or {}).get(L.POD)]
         if volumes:
             for volume in claims:
                 volume.remove(force=True)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from deploy.model.errors import ExitCode, NotReadyError
+from deploy.targets.local import labels as L
 from deploy.targets.local.pause import is_static_executable, pause_image
 from deploy.targets.local.plan import LocalTargetError
 from deploy.targets.local.target import LocalTarget, NotDeployed
@@ -57,10 +58,34 @@ def test_second_apply_changes_nothing_and_a_change_replaces_the_pod(target: Loca
     again = target.apply(objects(busybox, ports))
     assert again.unchanged == ("web",) and not again.changed
     assert {c.id for c in target.engine.owned()} == before
+    scratch = volume_names(target)
     changed = target.apply(objects(busybox, ports, env_value="two"))
     assert changed.replaced == ("web",)
     target.wait(timeout=30)
     assert run(target.container("first"), "echo $VALUE") == "two"
+    assert len(volume_names(target)) == 1 and volume_names(target) != scratch  # the new pod's own emptyDir
+
+
+def volume_names(target: LocalTarget) -> set[str]:
+    """The names of the environment's emptyDir volumes."""
+    owned = L.selector(ENV, **{L.VOLUME_KIND: "emptyDir"})
+    return {v.name for v in target.engine.client.volumes.list(filters=owned)}
+
+
+def test_an_empty_dir_left_behind_is_swept_by_the_next_start_and_by_down(
+    target: LocalTarget, busybox: str, docker_client: docker.DockerClient
+) -> None:
+    """What a removal the engine refused leaves (a pod's emptyDir with no container): a later start of the pod
+    removes it, and so does `down` when no container of the pod is left."""
+    labels = {L.ENVIRONMENT: ENV, L.MANAGED_BY: "k8sdeploy", L.ROLE: "volume", L.VOLUME_KIND: "emptyDir", L.POD: "web"}
+    docker_client.volumes.create(f"k8sdeploy-{ENV}-web-scratch-left", driver="local", labels=labels)
+    target.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))
+    (scratch,) = volume_names(target)
+    assert scratch.startswith(f"k8sdeploy-{ENV}-web-scratch-") and not scratch.endswith("-left")
+    target.down()
+    docker_client.volumes.create(f"k8sdeploy-{ENV}-web-scratch-left", driver="local", labels=labels)
+    assert target.down() == (f"volume k8sdeploy-{ENV}-web-scratch-left",)
+    assert volume_names(target) == set()
 
 
 def test_switching_objects_prunes_the_old_pod_and_keeps_claims(
@@ -142,7 +167,8 @@ def test_down_removes_only_this_environment_and_is_idempotent(
         ours.apply(objects(busybox, [free_port_block(1), free_port_block(1)]))
         theirs.apply(objects(busybox, [free_port_block(1), free_port_block(1)], pod="theirs"))
         removed = ours.down()
-        assert f"k8sdeploy-{ENV}-web-first" in removed and f"volume k8sdeploy-{ENV}-web-scratch" in removed
+        assert f"k8sdeploy-{ENV}-web-first" in removed
+        assert [name for name in removed if name.startswith(f"volume k8sdeploy-{ENV}-web-scratch-")]
         assert docker_client.volumes.get(f"k8sdeploy-{ENV}-pvc-store")  # claims outlive a plain down
         assert ours.engine.owned() == [] and len(theirs.engine.owned()) == 3
         assert ours.down(volumes=True) == (f"volume k8sdeploy-{ENV}-pvc-store",)
