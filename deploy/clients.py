@@ -4,6 +4,8 @@ fakes' endpoints in GoogleApis). compose.py wires them into the stages."""
 
 from __future__ import annotations
 
+import os
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,40 @@ if TYPE_CHECKING:  # the cloud clients are imported only for gke environments: t
     from deploy.targets.kube.client import KubeApi
 
 CLOUD_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+class DeferredTrust(ssl.SSLContext):
+    """A client TLS context that loads the certificates it trusts on its first TLS connection: those httpx would
+    load (SSL_CERT_FILE, SSL_CERT_DIR, else certifi's bundle). Parsing them takes 20-30 ms, which a run that talks
+    to a plain-HTTP registry, or to none, need not pay."""
+
+    def __new__(cls) -> DeferredTrust:
+        return super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and the host name
+
+    def __init__(self) -> None:
+        self._loading = threading.Lock()
+        self._loaded = False
+
+    def trust(self) -> None:
+        with self._loading:
+            if not self._loaded:
+                if os.environ.get("SSL_CERT_FILE"):
+                    self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
+                elif os.environ.get("SSL_CERT_DIR"):
+                    self.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
+                else:
+                    import certifi
+
+                    self.load_verify_locations(cafile=certifi.where())
+                self._loaded = True
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self.trust()
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self.trust()
+        return super().wrap_bio(*args, **kwargs)
 
 
 def docker_client() -> docker.DockerClient:
@@ -70,6 +106,7 @@ class Clients:
         with self._lock:
             if self._http is None:
                 self._http = httpx.Client(
+                    verify=DeferredTrust(),
                     timeout=httpx.Timeout(60, connect=10),
                     follow_redirects=True,
                     event_hooks={"request": [self.traffic.hook]},
