@@ -9,7 +9,9 @@ import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 
@@ -41,11 +43,20 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """What a layer holds and the time its entries carry (SOURCE_DATE_EPOCH of its sources)."""
+    """What a layer holds and the time its entries carry (SOURCE_DATE_EPOCH of its sources).
+
+    `files`: the entries, or what lists them when they are first needed; `sealed`: when the entries come from a
+    directory that is never changed once made (deps.install_dependencies), a name for that directory by which the
+    layer is known without listing it (inputs_key)."""
 
     name: str
-    entries: tuple[FileEntry, ...]
+    files: tuple[FileEntry, ...] | Callable[[], Iterable[FileEntry]]
     epoch: int
+    sealed: str = ""
+
+    @cached_property
+    def entries(self) -> tuple[FileEntry, ...]:
+        return self.files if isinstance(self.files, tuple) else tuple(self.files())
 
     def with_parents(self) -> tuple[FileEntry, ...]:
         """The entries plus any missing parent directories (root-owned, 0755), sorted by path."""
@@ -129,8 +140,12 @@ def inputs_key(spec: LayerSpec) -> str:
     """A digest of what the layer's bytes are made from, read from the file system's metadata rather than the
     files: each entry's path, kind, mode, owner, time, link or data, and for a file on disk its size, modification
     and change times, inode and device (what git's index trusts to tell a file unchanged); and how tars are written
-    and compressed here. Equal keys, equal layers: the layer is not written again to learn its digest."""
+    and compressed here; for a sealed layer, the name of its directory instead. Equal keys, equal layers: the layer
+    is not written again to learn its digest."""
     digest = hashlib.sha256(f"layer tar v1 gzip {GZIP_LEVEL} epoch {spec.epoch}\0".encode())
+    if spec.sealed:
+        digest.update(f"sealed {spec.sealed}".encode())
+        return digest.hexdigest()
     for entry in spec.entries:
         digest.update(
             repr((entry.path, entry.kind, entry.mode, entry.uid, entry.gid, entry.mtime, entry.link)).encode()

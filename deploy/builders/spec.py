@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from deploy.builders.bases import base_reference
@@ -21,7 +22,7 @@ from deploy.model.suite import (
     SERVICES,
     Service,
 )
-from deploy.model.version import Version, last_change
+from deploy.model.version import Version, last_changes
 from deploy.render.gateway import GatewayConfig, render_nginx_conf
 
 APP_DIR = "/opt/k8sdeploy/app"  # services/ (the service and services/common)
@@ -61,16 +62,30 @@ def _writable(path: str) -> FileEntry:
     return FileEntry(path, kind="dir", mode=0o755, uid=APP_USER_ID, gid=APP_USER_ID)
 
 
-def dependencies_layer(root: Path, site_packages: Path) -> LayerSpec:
-    entries = tree_entries(site_packages, DEPS_DIR, bytecode=True)  # deps.compile_bytecode made it reproducibly
-    return LayerSpec("dependencies", tuple(entries), last_change(root, (LOCK,)))
+def dependencies_layer(site_packages: Path, epoch: int) -> LayerSpec:
+    """The locked packages (`site_packages`: deps.install_dependencies's directory, made once, never changed), listed
+    only when the layer must be written: the directory's path, inode and time name it (a new one is a new layer)."""
+    made = site_packages.stat()
+    return LayerSpec(
+        "dependencies",
+        partial(tree_entries, site_packages, DEPS_DIR, bytecode=True),  # deps.compile_bytecode made it reproducibly
+        epoch,
+        sealed=f"{site_packages.resolve()} {made.st_ino} {made.st_mtime_ns}",
+    )
 
 
-def service_spec(service: Service, root: Path, version: Version, deps: LayerSpec, base: str) -> ImageSpec:
-    sources = ("services/__init__.py", "services/common", f"services/{service.name}")
-    entries = [FileEntry(f"{APP_DIR}/services/__init__.py", source=root / sources[0])]
-    entries += tree_entries(root / sources[1], f"{APP_DIR}/services/common")
-    entries += tree_entries(root / sources[2], f"{APP_DIR}/services/{service.name}")
+def service_sources(service: Service) -> tuple[str, ...]:
+    return ("services/__init__.py", "services/common", f"services/{service.name}")
+
+
+GATEWAY_SOURCES = ("nginx-lua", "deploy/render/gateway.py", "deploy/model/suite.py")
+
+
+def service_spec(service: Service, root: Path, version: Version, deps: LayerSpec, base: str, epoch: int) -> ImageSpec:
+    """`epoch`: the last change of service_sources(service)."""
+    entries = [FileEntry(f"{APP_DIR}/services/__init__.py", source=root / "services/__init__.py")]
+    entries += tree_entries(root / "services/common", f"{APP_DIR}/services/common")
+    entries += tree_entries(root / "services" / service.name, f"{APP_DIR}/services/{service.name}")
     env = [
         ("PYTHONPATH", f"{APP_DIR}:{DEPS_DIR}"),
         ("PYTHONDONTWRITEBYTECODE", "1"),
@@ -81,7 +96,7 @@ def service_spec(service: Service, root: Path, version: Version, deps: LayerSpec
     if service.database:
         entries.append(_writable(DATA_DIR))
         env.append(("DATABASE_PATH", f"{DATA_DIR}/{service.name}.db"))
-    app = LayerSpec("application", tuple(entries), last_change(root, sources))
+    app = LayerSpec("application", tuple(entries), epoch)
     return ImageSpec(
         service.name,
         base,
@@ -102,7 +117,8 @@ def baked_gateway_config() -> GatewayConfig:
     )
 
 
-def gateway_spec(root: Path, version: Version, base: str) -> ImageSpec:
+def gateway_spec(root: Path, version: Version, base: str, epoch: int) -> ImageSpec:
+    """`epoch`: the last change of GATEWAY_SOURCES."""
     conf = render_nginx_conf(baked_gateway_config(), template_dir=root / "nginx-lua").encode()
     entries = [
         FileEntry(GATEWAY_CONF, data=conf),
@@ -110,17 +126,22 @@ def gateway_spec(root: Path, version: Version, base: str) -> ImageSpec:
         FileEntry(SCRATCH_DIR, kind="dir", mode=0o1777),
         _writable(GATEWAY_RUNTIME_DIR),
     ]
-    layer = LayerSpec(
-        "gateway", tuple(entries), last_change(root, ("nginx-lua", "deploy/render/gateway.py", "deploy/model/suite.py"))
-    )
+    layer = LayerSpec("gateway", tuple(entries), epoch)
     return ImageSpec(GATEWAY, base, (layer,), GATEWAY_COMMAND, (), (GATEWAY_PORT,), _labels(GATEWAY, version))
 
 
 def suite_specs(root: Path, version: Version, site_packages: Path, bases: Mapping[str, str]) -> tuple[ImageSpec, ...]:
-    """The six images in IMAGE_NAMES order; `bases` maps an image or base name to a base reference."""
-    deps = dependencies_layer(root, site_packages)
+    """The six images in IMAGE_NAMES order; `bases` maps an image or base name to a base reference. Each layer
+    takes the time of the last commit that changed its sources (asked of git side by side)."""
+    epochs = last_changes(
+        root, {"dependencies": (LOCK,), GATEWAY: GATEWAY_SOURCES, **{s.name: service_sources(s) for s in SERVICES}}
+    )
+    deps = dependencies_layer(site_packages, epochs["dependencies"])
     services = tuple(
-        service_spec(service, root, version, deps, base_reference(service.name, PYTHON_BASE, bases))
+        service_spec(
+            service, root, version, deps, base_reference(service.name, PYTHON_BASE, bases), epochs[service.name]
+        )
         for service in SERVICES
     )
-    return (gateway_spec(root, version, base_reference(GATEWAY, GATEWAY_BASE, bases)), *services)
+    gateway = gateway_spec(root, version, base_reference(GATEWAY, GATEWAY_BASE, bases), epochs[GATEWAY])
+    return (gateway, *services)

@@ -12,6 +12,8 @@ import hashlib
 import os
 import re
 import subprocess
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,12 +50,12 @@ def _git(root: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def _describe(root: Path, commit: str) -> str:
+def _describe(root: Path) -> str:
+    """The version from the last release tag; "" before there is one."""
     try:
         described = _git(root, "describe", "--tags", "--long", "--match", "v[0-9]*.[0-9]*.[0-9]*", "--abbrev=7")
     except ConfigError:  # no release tag yet
-        count = _git(root, "rev-list", "--count", "HEAD")
-        return f"0.0.0-{count}-g{commit[:7]}"
+        return ""
     match = DESCRIBED.match(described)
     if not match:
         raise ConfigError(f"git describe gave {described!r}", "name release tags vX.Y.Z")
@@ -100,19 +102,26 @@ def _source_url(root: Path) -> str:
 
 
 def version_of(root: Path) -> Version:
-    """The version of the checkout at `root`."""
-    commit = _git(root, "rev-parse", "HEAD")
-    version = _describe(root, commit)
-    changes = _changes_digest(root)
-    if changes:
-        version = f"{version}-dirty-{changes}"
+    """The version of the checkout at `root` (git asked side by side)."""
+    with ThreadPoolExecutor(4) as pool:
+        head = pool.submit(_git, root, "log", "-1", "--format=%H %ct", "HEAD")
+        described = pool.submit(_describe, root)
+        changes = pool.submit(_changes_digest, root)
+        source = pool.submit(_source_url, root)
+        commit, epoch = head.result().split()
+        version = described.result() or f"0.0.0-{_git(root, 'rev-list', '--count', 'HEAD')}-g{commit[:7]}"
+    if changes.result():
+        version = f"{version}-dirty-{changes.result()}"
     return Version(
-        version=version,
-        commit=commit,
-        epoch=int(_git(root, "log", "-1", "--format=%ct", "HEAD")),
-        dirty=bool(changes),
-        source=_source_url(root),
+        version=version, commit=commit, epoch=int(epoch), dirty=bool(changes.result()), source=source.result()
     )
+
+
+def last_changes(root: Path, sources: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
+    """last_change of each set of paths, by name, asked of git side by side."""
+    with ThreadPoolExecutor(4) as pool:
+        stamps = {name: pool.submit(last_change, root, paths) for name, paths in sources.items()}
+        return {name: stamp.result() for name, stamp in stamps.items()}
 
 
 def last_change(root: Path, paths: tuple[str, ...]) -> int:

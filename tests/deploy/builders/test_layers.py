@@ -6,12 +6,14 @@ import gzip
 import io
 import os
 import tarfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from deploy.builders import layers
 from deploy.builders.layers import FileEntry, LayerSpec, build_layer, tree_entries
+from deploy.builders.spec import DEPS_DIR, dependencies_layer
 from deploy.builders.store import BlobStore, Layer
 
 
@@ -101,3 +103,34 @@ def test_unchanged_inputs_are_known_without_writing_the_layer_and_a_changed_file
     (tmp_path / "store" / "blobs" / "sha256" / changed.digest.removeprefix("sha256:")).unlink()
     written.clear()
     assert layer_of(tree, tmp_path / "store") == changed and written == ["app"]
+
+
+def test_a_sealed_directory_is_known_by_its_name_and_listed_only_to_write_its_layer(tmp_path: Path) -> None:
+    """The dependencies' directory is made once and never changed (deps.install_dependencies): a rebuild knows its
+    layer without walking its thousands of files; a directory made anew in its place is a new layer."""
+    site = make_tree(tmp_path / "deps", 1_000_000_000)
+    store = BlobStore(tmp_path / "store")
+    listed: list[Path] = []
+
+    def spec(epoch: int = 1714564800) -> LayerSpec:
+        sealed = dependencies_layer(site, epoch)
+        assert callable(sealed.files)
+        walk = sealed.files
+
+        def listing() -> Iterable[FileEntry]:
+            listed.append(site)
+            return walk()
+
+        return LayerSpec(sealed.name, listing, sealed.epoch, sealed.sealed)
+
+    first = build_layer(spec(), store)
+    plain = build_layer(LayerSpec("same", tuple(tree_entries(site, DEPS_DIR, bytecode=True)), 1714564800), store)
+    assert first.digest == plain.digest and listed == [site]  # the same bytes as the listed layer's
+    assert build_layer(spec(), store) == first and listed == [site]  # known by name: not listed again
+    assert build_layer(spec(epoch=1714564801), store).digest != first.digest  # another time, another layer
+    replacement = make_tree(tmp_path / "new", 1_000_000_000)
+    (replacement / "a.py").write_text("a = 2\n")
+    os.replace(site, tmp_path / "old")
+    os.replace(replacement, site)
+    again = build_layer(spec(), store)
+    assert again.digest != first.digest and len(listed) == 3
