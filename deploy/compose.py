@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploy.attest import Attester, Unsigned
-from deploy.attest.sign import Signer
-from deploy.attest.verify import ImageVerifier, Verified, same
+from deploy.attest import Attester, Unsigned, same
 from deploy.builders.bases import BaseResolver
 from deploy.builders.oci import OciBuilder
 from deploy.builders.store import BlobStore, default_cache_dir
@@ -40,6 +38,7 @@ from deploy.targets.kit import Kind, KitOptions, TargetKit
 
 if TYPE_CHECKING:
     from deploy.attest.keys import SigningKey
+    from deploy.attest.verify import Verified
     from deploy.dev.loop import DevLoop
     from deploy.model.promotion import Promotion
     from deploy.publish.engine import EnginePublisher
@@ -99,6 +98,8 @@ def attester(
             "kept beside the images and made from the layers k8sdeploy writes",
             "pass --registry (or set the environment's registry) and leave --builder at oci",
         )
+    from deploy.attest.sign import Signer  # cryptography is loaded only to sign or verify
+
     return Signer(options.signing_key, clients.registry, step=progress.step, home=signatures)
 
 
@@ -141,6 +142,8 @@ def publish_images(
 
 def verify_images(environment: Environment, images: Mapping[str, PublishedImage]) -> list[Verified]:
     """`verify`, and `up` and `rollback` before they apply: every image against the environment's `verify`."""
+    from deploy.attest.verify import ImageVerifier
+
     home = signatures_home_of(repository_of(environment, silent))
     with session() as (clients, progress):
         return ImageVerifier.of(environment, clients.registry, home).verify(images)

@@ -13,6 +13,11 @@ class Attester(Protocol):
         """After publishing: sign the record's images and attach their attestations; the record says where."""
 
 
+def same(repository: str) -> str:
+    """Where an image's signatures are when they are beside it: its own repository."""
+    return repository
+
+
 class Unsigned:
     """No signing key: the images are published as they are."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from deploy.attest import same
 from deploy.attest.cosign import (
     PROMOTION_PREDICATE,
     SLSA_PREDICATE,
@@ -21,7 +22,7 @@ from deploy.attest.cosign import (
     statement,
 )
 from deploy.attest.keys import PublicKey, SigningKey, load_public_key, signing_key
-from deploy.attest.verify import attachments_of, attested, same, signed
+from deploy.attest.verify import attachments_of, attested, signed
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError
 from deploy.model.images import PublishedImage

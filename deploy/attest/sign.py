@@ -9,12 +9,13 @@ from dataclasses import replace
 from functools import cached_property
 from types import MappingProxyType
 
+from deploy.attest import same
 from deploy.attest.contents import LayerContents, locked_hashes
 from deploy.attest.cosign import SLSA_PREDICATE, SPDX_PREDICATE, Payload, attestation, signature, statement
 from deploy.attest.keys import SigningKey
 from deploy.attest.provenance import provenance
 from deploy.attest.sbom import sbom
-from deploy.attest.verify import attachments_of, attested, same, signed
+from deploy.attest.verify import attachments_of, attested, signed
 from deploy.builders import Built
 from deploy.builders.oci import OciImage
 from deploy.builders.spec import LOCK

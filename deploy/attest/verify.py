@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.attest import same
 from deploy.attest.cosign import PROMOTION_PREDICATE, SLSA_PREDICATE, SPDX_PREDICATE, Payload, attests, signs, tag_for
 from deploy.attest.keys import PublicKey, load_public_key
 from deploy.attest.oci import Attachments
@@ -16,10 +17,6 @@ from deploy.model.images import PublishedImage
 from deploy.registry.client import RegistryClient
 
 PREDICATES = {SPDX_PREDICATE: "SPDX SBOM", SLSA_PREDICATE: "SLSA provenance"}
-
-
-def same(repository: str) -> str:
-    return repository
 
 
 def attachments_of(

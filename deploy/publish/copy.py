@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from deploy.attest import same
 from deploy.attest.oci import Attachments
-from deploy.attest.verify import same
 from deploy.builders.store import sha256_digest
 from deploy.model.errors import PublishError
 from deploy.model.images import PublishedImage

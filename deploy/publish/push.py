@@ -99,8 +99,9 @@ class RegistryPublisher:
     def untagged(self, images: Sequence[OciImage], tag: str) -> list[OciImage]:
         """The images not yet under `tag`; refused, before anything is pushed, if any tag holds another digest."""
         pending, conflicts = [], []
-        for image in images:
-            existing = self.client.manifest_digest(self._repository(image), tag)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="ask") as pool:  # the registry asked side by side
+            found = list(pool.map(lambda image: self.client.manifest_digest(self._repository(image), tag), images))
+        for image, existing in zip(images, found, strict=True):
             if existing is None:
                 pending.append(image)
             elif existing != image.digest:

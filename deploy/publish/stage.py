@@ -8,10 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from deploy.attest import Attester, Unsigned
-from deploy.attest.keys import SigningKey
 from deploy.builders import Builder, Built
 from deploy.builders.bases import BaseResolver
 from deploy.builders.deps import install_dependencies
@@ -25,6 +24,9 @@ from deploy.model.schemas import read_schemas
 from deploy.model.version import Version, version_of
 from deploy.publish import Planner, Publisher
 from deploy.registry.client import RegistryAddress
+
+if TYPE_CHECKING:
+    from deploy.attest.keys import SigningKey  # cryptography is loaded only to sign
 
 
 @dataclass(frozen=True)
