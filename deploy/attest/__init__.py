@@ -7,6 +7,9 @@ from typing import Protocol
 from deploy.builders import Built
 from deploy.model.images import BuildRecord
 
+KEY_VARIABLE = "K8SDEPLOY_SIGNING_KEY"  # the private key's PEM text, for CI secrets
+PASSWORD_VARIABLE = "K8SDEPLOY_SIGNING_PASSWORD"  # the passphrase of an encrypted private key
+
 
 class Attester(Protocol):
     def attest(self, built: Built, record: BuildRecord) -> BuildRecord:

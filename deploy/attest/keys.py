@@ -12,10 +12,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from deploy.attest import KEY_VARIABLE, PASSWORD_VARIABLE
 from deploy.model.errors import ConfigError
-
-KEY_VARIABLE = "K8SDEPLOY_SIGNING_KEY"  # the private key's PEM text, for CI secrets
-PASSWORD_VARIABLE = "K8SDEPLOY_SIGNING_PASSWORD"  # the passphrase of an encrypted private key
 
 
 @dataclass(frozen=True)

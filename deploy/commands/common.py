@@ -212,9 +212,14 @@ def build_options(
 ) -> BuildOptions:
     """What `build`, `up`, `dev` and `diff` build with: the environment's registry (or `registry`) and bases, and,
     when `signed`, the signing key of --key, $K8SDEPLOY_SIGNING_KEY or the environment's signing_key."""
-    from deploy.attest.keys import signing_key
+    from deploy.attest import KEY_VARIABLE
     from deploy.publish.stage import BuildOptions
 
+    key = None
+    if signed and (key_path is not None or environment.signing_key or os.environ.get(KEY_VARIABLE)):
+        from deploy.attest.keys import signing_key  # cryptography is loaded only when there is a key
+
+        key = signing_key(key_path, environment.signing_key, warn=say, prompt=passphrase_prompt())
     return BuildOptions(
         source=source,
         registry=environment.registry if registry is None else registry,
@@ -222,9 +227,7 @@ def build_options(
         channels=channels,
         allow_dirty=allow_dirty,
         bases=environment.bases,
-        signing_key=signing_key(key_path, environment.signing_key, warn=say, prompt=passphrase_prompt())
-        if signed
-        else None,
+        signing_key=key,
     )
 
 
