@@ -29,7 +29,7 @@ from deploy.publish import release as latest
 from deploy.publish.bases import BasePublisher, PublishedBases
 from deploy.publish.push import RegistryPublisher
 from deploy.publish.release import Moved, registry_of
-from deploy.publish.stage import BuildOptions, ImageBuild
+from deploy.publish.stage import BuildOptions, ImageBuild, SourceFacts
 from deploy.registry.client import RegistryAddress
 from deploy.render.credentials import mysql_secret
 from deploy.runner import Runner, UpResult
@@ -61,6 +61,7 @@ def image_build(
 ) -> ImageBuild:
     """The build stage: a builder and the publisher paired with it (both made before anything is built, so a
     missing engine or registry is found first); `signatures` says where an image's signatures go."""
+    facts = SourceFacts.ask(options.source)  # git answers while the clients are made
     store = BlobStore(options.store_dir or options.cache_dir)
     bases = BaseResolver(store, options.cache_dir, clients.registry, step=progress.step)
     signer = attester(options, clients, progress, signatures)
@@ -71,9 +72,9 @@ def image_build(
         address = RegistryAddress.parse(options.registry) if options.registry else None
         publisher = DockerPublisher(clients.docker(), address, clients.registry, step=progress.step)
         builder = DockerBuilder(clients.docker(), bases, step=progress.step)
-        return ImageBuild(options, bases, builder, publisher, progress.step, signer)
+        return ImageBuild(options, bases, builder, publisher, progress.step, signer, facts)
     oci = OciBuilder(store, bases, step=progress.step)
-    return ImageBuild(options, bases, oci, oci_publisher(options, clients, progress), progress.step, signer)
+    return ImageBuild(options, bases, oci, oci_publisher(options, clients, progress), progress.step, signer, facts)
 
 
 def oci_publisher(options: BuildOptions, clients: Clients, progress: Progress) -> RegistryPublisher | EnginePublisher:

@@ -322,7 +322,7 @@ class Runner:
         if releases and releases[-1].schemas and record.schemas:  # what the services will migrate at start-up
             for line in pending(releases[-1].schemas, record.schemas):
                 self.say(line)
-        return self._deploy(layout, record, users(), watch, action)
+        return self._deploy(layout, record, users(), watch, action, known=releases)
 
     def _rollback(self, release: Release, users: Users, restore: bool = False) -> UpResult:
         self.say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
@@ -342,7 +342,9 @@ class Runner:
         action: str = "up",
         schema_changes: tuple[str, ...] = (),
         promotion: Promotion | None = None,
+        known: Sequence[Release] | None = None,
     ) -> UpResult:
+        """`known`: the history as read since the lease was taken (no other command writes it while it is held)."""
         target = self.kit.target
         self.verify(record.images)  # refuses (exit 10) before anything is applied
         with watch.stage("render"):
@@ -363,9 +365,9 @@ class Runner:
         url = target.gateway_url()
         with watch.stage("smoke"):
             unchanged = not applied.changed and promotion is None  # the history is read only then
-            if unchanged and smoke_tested(
-                self.kit.history, record.version, objects_hash(rendered.objects), layout, action
-            ):
+            if unchanged and known is None:
+                known = self.kit.history.releases()
+            if unchanged and smoke_tested(known or (), record.version, objects_hash(rendered.objects), layout, action):
                 self.say(f"nothing changed since release {record.version} passed its smoke login here; not run again "
                          "(`k8sdeploy smoke` runs it)")  # fmt: skip
                 report = None
@@ -390,7 +392,7 @@ class Runner:
             approved_by=promotion.approved_by if promotion else "",
         )
         with watch.stage("record"):
-            record_release(self.kit.history, result, self.say)
+            record_release(self.kit.history, result, self.say, known)
         return replace(result, durations=MappingProxyType(dict(watch.durations)))
 
     def take_schemas_back(self, release: Release, restore: bool = False) -> tuple[str, ...]:
@@ -417,10 +419,10 @@ class Runner:
             raise RolledBack(failure, restored) from failure
 
 
-def smoke_tested(history: ReleaseHistory, version: str, rendered_hash: str, layout: str, action: str) -> bool:
+def smoke_tested(releases: Sequence[Release], version: str, rendered_hash: str, layout: str, action: str) -> bool:
     """Whether the newest recorded release is this one (its version, rendered objects, layout and action) and
     passed the smoke login."""
-    newest = history.releases()[-1:]
+    newest = releases[-1:]
     return bool(newest) and (
         newest[0].version,
         newest[0].objects_hash,
@@ -430,11 +432,11 @@ def smoke_tested(history: ReleaseHistory, version: str, rendered_hash: str, layo
     ) == (version, rendered_hash, layout, action, True)
 
 
-def record_release(history: ReleaseHistory, result: UpResult, say: Say) -> None:
+def record_release(history: ReleaseHistory, result: UpResult, say: Say, known: Sequence[Release] | None = None) -> None:
     """Record the release, unless nothing changed and the newest recorded release is this one: an `up` with
-    nothing to do writes nothing at all."""
+    nothing to do writes nothing at all. `known`: the history as read under this command's lease."""
     release = result.release(by=who(), time=now())
-    newest = history.releases()[-1:]
+    newest = (history.releases() if known is None else known)[-1:]
     same = newest and (
         newest[0].version,
         newest[0].objects_hash,

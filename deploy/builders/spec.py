@@ -130,12 +130,24 @@ def gateway_spec(root: Path, version: Version, base: str, epoch: int) -> ImageSp
     return ImageSpec(GATEWAY, base, (layer,), GATEWAY_COMMAND, (), (GATEWAY_PORT,), _labels(GATEWAY, version))
 
 
-def suite_specs(root: Path, version: Version, site_packages: Path, bases: Mapping[str, str]) -> tuple[ImageSpec, ...]:
-    """The six images in IMAGE_NAMES order; `bases` maps an image or base name to a base reference. Each layer
-    takes the time of the last commit that changed its sources (asked of git side by side)."""
-    epochs = last_changes(
+def layer_times(root: Path) -> dict[str, int]:
+    """The time of each layer (the dependencies', the gateway's, each service's): the last commit that changed its
+    sources, asked of git side by side."""
+    return last_changes(
         root, {"dependencies": (LOCK,), GATEWAY: GATEWAY_SOURCES, **{s.name: service_sources(s) for s in SERVICES}}
     )
+
+
+def suite_specs(
+    root: Path,
+    version: Version,
+    site_packages: Path,
+    bases: Mapping[str, str],
+    epochs: Mapping[str, int] | None = None,
+) -> tuple[ImageSpec, ...]:
+    """The six images in IMAGE_NAMES order; `bases` maps an image or base name to a base reference; `epochs`: the
+    layer_times of `root`, when already known."""
+    epochs = layer_times(root) if epochs is None else epochs
     deps = dependencies_layer(site_packages, epochs["dependencies"])
     services = tuple(
         service_spec(

@@ -3,8 +3,9 @@ by the publisher paired with it. The builder, the publisher and their clients co
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -14,7 +15,7 @@ from deploy.attest import Attester, Unsigned
 from deploy.builders import Builder, Built
 from deploy.builders.bases import BaseResolver
 from deploy.builders.deps import install_dependencies
-from deploy.builders.spec import LOCK, suite_specs
+from deploy.builders.spec import LOCK, layer_times, suite_specs
 from deploy.builders.store import default_cache_dir
 from deploy.model.changes import ImagePlan
 from deploy.model.errors import ConfigError
@@ -53,6 +54,33 @@ def check_publishable(version: Version, options: BuildOptions) -> None:
 
 
 @dataclass(frozen=True)
+class SourceFacts:
+    """What git says of the checkout: its version and the time of each layer's sources."""
+
+    version: Version
+    layer_times: Mapping[str, int]
+
+    @classmethod
+    def of(cls, source: Path) -> SourceFacts:
+        return cls(version_of(source), MappingProxyType(layer_times(source)))
+
+    @classmethod
+    def ask(cls, source: Path) -> Future[SourceFacts]:
+        """SourceFacts.of(source), asked in a thread of its own: git runs in processes of its own, beside what this
+        one does meanwhile (making the registry's client, the base images' lookup)."""
+        answer: Future[SourceFacts] = Future()
+
+        def run() -> None:
+            try:
+                answer.set_result(cls.of(source))
+            except BaseException as exc:  # noqa: BLE001 - raised again where the answer is taken
+                answer.set_exception(exc)
+
+        threading.Thread(target=run, name="git", daemon=True).start()
+        return answer
+
+
+@dataclass(frozen=True)
 class ImageBuild:
     options: BuildOptions
     bases: BaseResolver
@@ -60,14 +88,16 @@ class ImageBuild:
     publisher: Publisher
     step: Step
     attester: Attester = field(default_factory=Unsigned)  # signs what was published, or does nothing
+    facts: Future[SourceFacts] | None = None  # what git says of the source, when already asked (SourceFacts.ask)
 
     def built(self) -> Built:
         """The version of the source and its six images, built (nothing published yet)."""
-        version = version_of(self.options.source)
+        facts = self.facts.result() if self.facts is not None else SourceFacts.of(self.options.source)
+        version = facts.version
         check_publishable(version, self.options)
         self.step("build", f"version {version.version}")
         site_packages = install_dependencies(self.options.source / LOCK, self.options.cache_dir)
-        specs = suite_specs(self.options.source, version, site_packages, self.options.bases)
+        specs = suite_specs(self.options.source, version, site_packages, self.options.bases, facts.layer_times)
         references = sorted({spec.base for spec in specs})
         with ThreadPoolExecutor(2) as pool:  # the (at most two) Debian bases are built side by side
             bases = dict(zip(references, pool.map(self.bases.resolve, references), strict=True))

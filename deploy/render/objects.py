@@ -10,9 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import yaml
-
 from deploy.model.environments import LABEL_VALUE, Environment
 from deploy.model.errors import ConfigError, RenderError
 from deploy.model.images import PublishedImage
@@ -155,6 +152,8 @@ def replica_counts(layout: Layout, environment: Environment) -> tuple[dict[str, 
 
 def render_templates(root: Path, layout: str, context: Mapping[str, Any]) -> tuple[str, tuple[dict, ...]]:
     """Render `root`/`layout`/*.yaml.j2 in name order; the YAML text and the objects parsed from it."""
+    import jinja2  # here: the commands that render nothing do without it
+
     environment = strict_environment(root.resolve())
     names = environment.list_templates(
         filter_func=lambda name: name.startswith(f"{layout}/") and name.endswith(".yaml.j2") and name.count("/") == 1
@@ -178,6 +177,8 @@ def render_templates(root: Path, layout: str, context: Mapping[str, Any]) -> tup
 
 def parse_objects(name: str, text: str) -> list[dict]:
     """The documents of one template's output; each must be a Kubernetes object."""
+    import yaml
+
     try:
         # libyaml's loader (PyYAML's wheels carry it) is ten times the pure-Python one's speed; the same documents
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -5,16 +5,20 @@ from __future__ import annotations
 import functools
 import traceback
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from deploy.model.cache import cache_home
+
+if TYPE_CHECKING:  # loaded by the first render: commands that render nothing do without it
+    import jinja2
 
 
 @functools.cache
 def strict_environment(root: Path) -> jinja2.Environment:
     """Templates under `root`; an undefined variable is an error, block tags leave no blank lines. Compiled
     templates are kept in the cache (keyed by each template's source), so a run renders without compiling."""
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(root),
         bytecode_cache=jinja2.FileSystemBytecodeCache(str(existing(cache_home() / "templates"))),
@@ -33,6 +37,8 @@ def existing(directory: Path) -> Path:
 
 def failure_location(error: jinja2.TemplateError, root: Path, fallback: str) -> str:
     """`template:line` of the template line that failed (an included file counts), else `fallback`."""
+    import jinja2
+
     if isinstance(error, jinja2.TemplateSyntaxError) and error.name:
         return f"{error.name}:{error.lineno}"
     root_text = str(root.resolve())

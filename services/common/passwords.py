@@ -4,8 +4,6 @@ one process runs at once so that they fit in its memory limit."""
 from __future__ import annotations
 
 import base64
-import ctypes
-import ctypes.util
 import functools
 import hashlib
 import hmac
@@ -118,6 +116,8 @@ def return_freed_memory() -> None:
     """Make glibc give each freed hash's 16 MiB back to the system at once: a fixed mmap threshold, so large
     blocks are never kept in a thread's arena (glibc otherwise raises the threshold to the largest block freed,
     and each of up to 8 arenas per core may then keep tens of MiB). Not glibc: nothing to do."""
+    import ctypes.util  # here: k8sdeploy reads this module's settings, and only the services call this
+
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None

@@ -59,7 +59,8 @@ class KubeTarget:
         return self.readiness.status()
 
     def gateway_url(self) -> str:
-        url = self.readiness.gateway_address(self.readiness.gateway_service())
+        """Where the gateway answers: as the wait just found it, else read now."""
+        url = self.readiness.address or self.readiness.gateway_address(self.readiness.gateway_service())
         if not url:
             raise NotReadyError(
                 f"the gateway of environment {self.env_name} has no address",
@@ -89,7 +90,10 @@ class KubeTarget:
     def down(self, volumes: bool = False) -> tuple[str, ...]:
         removed, _ = self.teardown.load_balancers()
         if volumes:
-            removed += self.teardown.everything()
+            everything, gone = self.teardown.everything()
+            removed += everything
+            if gone:  # its controller removes a namespace only once it has emptied it: nothing is left to look for
+                return tuple(removed)
         else:
             removed += self.teardown.workloads()
             for claim in self.teardown.remaining(volumes=True):

@@ -91,18 +91,19 @@ class Teardown(Scoped):
         self.wait_gone(found, "pods that used them are still stopping")
         return removed, [obj for _, obj in found]
 
-    def everything(self) -> list[str]:
+    def everything(self) -> tuple[list[str], bool]:
         """`down --volumes` after the load balancers: every object of ours, claims too, and our namespace. The
         namespace is deleted first: its controller lets a deleted namespace be for 5 s before it empties it (so that
         every API server sees the deletion), and our deletes and waits run inside those 5 s instead of before them.
-        What is left of ours then goes with the namespace; another's namespace is only emptied of ours."""
+        What is left of ours then goes with the namespace; another's namespace is only emptied of ours. What was
+        removed, and whether our namespace went with it."""
         namespace = self.api.get(NAMESPACE, "", self.namespace)
         if namespace is None or not owned_by(namespace, self.env_name):
-            return self.workloads() + self.claims()[0]
+            return self.workloads() + self.claims()[0], False
         first = [] if namespace["metadata"].get("deletionTimestamp") else self.delete([(NAMESPACE, namespace)])
         removed = self.workloads() + self.claims()[0] + first
         self.wait_namespace_gone(self.timeout)
-        return removed
+        return removed, True
 
     def remove_namespace(self) -> list[str]:
         """Delete our namespace once nothing of ours is left in it, and wait until it has gone. Its pods are waited

@@ -152,6 +152,8 @@ def rollout_problem(workload: dict) -> str:
 class Readiness(Scoped):
     """What one environment's objects are doing, judged by explicit conditions."""
 
+    address = ""  # the gateway's, as the last look at the conditions found it
+
     # -- what runs -----------------------------------------------------------------------------
     def workloads(self) -> list[dict]:
         return [
@@ -196,45 +198,49 @@ class Readiness(Scoped):
     # -- the conditions ------------------------------------------------------------------------
     def problems(self) -> tuple[list[str], list[ContainerState]]:
         """What keeps the environment from ready (empty when ready), and every container's state: the workloads,
-        pods, ReplicaSets and Services read side by side."""
+        pods and Services read side by side; the ReplicaSets too when a container is not ready (whether its pod
+        is of the revision rolled out)."""
         ours = owner_selector(self.env_name)
-        deployments, statefulsets, pods, replicasets, services = together(
+        deployments, statefulsets, pods, services = together(
             [
                 partial(self.api.list, DEPLOYMENT, self.namespace, ours),
                 partial(self.api.list, STATEFULSET, self.namespace, ours),
                 partial(self.api.list, POD, self.namespace),
-                partial(self.api.list, REPLICASET, self.namespace, ours),
                 partial(self.api.list, SERVICE, self.namespace, ours),
             ]
         )
         workloads = [*deployments, *statefulsets]
         problems = [problem for problem in map(rollout_problem, workloads) if problem]
-        owners = current_owners(workloads, replicasets)
-        states = [
-            state
-            for pod in self.pods(workloads, pods)
-            for state in container_states(pod, is_current(pod, workloads, owners))
-        ]
+        mine = self.pods(workloads, pods)
+        waiting = any(not state.ready for pod in mine for state in container_states(pod))
+        owners = current_owners(workloads, self.api.list(REPLICASET, self.namespace, ours) if waiting else [])
+        states = [state for pod in mine for state in container_states(pod, is_current(pod, workloads, owners))]
         problems += [f"{s.name} (pod {s.pod}): {s.reason}" for s in states if not s.ready]
         if not states:
             problems.append("no pods of this environment")
-        if not self.gateway_address(self.gateway_service(services)):
+        self.address = self.gateway_address(self.gateway_service(services))
+        if not self.address:
             problems.append("the gateway has no address yet (no LoadBalancer ingress or NodePort)")
         return problems, states
 
     def wait(self, timeout: float) -> None:
         """Until every condition holds, checked again whenever a workload, pod or Service of the namespace changes
-        (deploy/targets/kube/watch.py); a hopeless container state or the timeout ends it with a diagnosis."""
+        (deploy/targets/kube/watch.py); a hopeless container state or the timeout ends it with a diagnosis. The
+        watches are opened only when the first look finds something to wait for."""
+        deadline = time.monotonic() + timeout
+        first = self.problems()
+        if not first[0]:
+            return self.ready()
         with Changes(self.api, self.namespace, (DEPLOYMENT, STATEFULSET, POD, SERVICE), fallback=self.poll) as changes:
-            self.wait_until_ready(timeout, changes)
+            self.wait_until_ready(timeout, deadline, changes, first)
 
-    def wait_until_ready(self, timeout: float, changes: Changes) -> None:
-        deadline, said = time.monotonic() + timeout, ""
+    def wait_until_ready(
+        self, timeout: float, deadline: float, changes: Changes, first: tuple[list[str], list[ContainerState]]
+    ) -> None:
+        said, (problems, states) = "", first
         while True:
-            problems, states = self.problems()
             if not problems:
-                self.say(f"every service of {self.env_name} is ready")
-                return
+                return self.ready()
             # a replica the rollout replaces may crash for reasons the new revision no longer has
             stuck = [s for s in states if s.reason in HOPELESS and s.current]
             if stuck or time.monotonic() > deadline:
@@ -252,6 +258,10 @@ class Readiness(Scoped):
                 self.say(line)
                 said = line
             changes.wait(deadline - time.monotonic())
+            problems, states = self.problems()
+
+    def ready(self) -> None:
+        self.say(f"every service of {self.env_name} is ready")
 
     def diagnose(self, failing: list[ContainerState], problems: list[str]) -> str:
         """Per failing container: its waiting reason, the pod's recent events and its last log lines."""
