@@ -9,6 +9,7 @@ from pathlib import Path
 
 from deploy.builders.bases import base_reference
 from deploy.builders.layers import FileEntry, LayerSpec, tree_entries
+from deploy.model.cache import CODE, made_from
 from deploy.model.suite import (
     APP_USER_ID,
     DATA_DIR,
@@ -117,16 +118,22 @@ def baked_gateway_config() -> GatewayConfig:
     )
 
 
-def gateway_spec(root: Path, version: Version, base: str, epoch: int) -> ImageSpec:
-    """`epoch`: the last change of GATEWAY_SOURCES."""
+def gateway_entries(root: Path) -> list[FileEntry]:
+    """The baked nginx.conf (rendered from `root`'s template by k8sdeploy's code), the Lua, the writable dirs."""
     conf = render_nginx_conf(baked_gateway_config(), template_dir=root / "nginx-lua").encode()
-    entries = [
+    return [
         FileEntry(GATEWAY_CONF, data=conf),
         *tree_entries(root / "nginx-lua" / "lua", GATEWAY_LUA_DIR),
         FileEntry(SCRATCH_DIR, kind="dir", mode=0o1777),
         _writable(GATEWAY_RUNTIME_DIR),
     ]
-    layer = LayerSpec("gateway", tuple(entries), epoch)
+
+
+def gateway_spec(root: Path, version: Version, base: str, epoch: int) -> ImageSpec:
+    """`epoch`: the last change of GATEWAY_SOURCES. The layer is known by its files' metadata (`root`'s nginx-lua
+    and k8sdeploy's code, which renders the nginx.conf): nothing is rendered while they are unchanged."""
+    sealed = made_from((root / "nginx-lua", *CODE))
+    layer = LayerSpec("gateway", partial(gateway_entries, root), epoch, sealed=f"gateway {sealed}")
     return ImageSpec(GATEWAY, base, (layer,), GATEWAY_COMMAND, (), (GATEWAY_PORT,), _labels(GATEWAY, version))
 
 

@@ -3,11 +3,34 @@ templates. $K8SDEPLOY_CACHE, else $XDG_CACHE_HOME/k8sdeploy (default ~/.cache/k8
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
+
+# k8sdeploy's own code: its package, and the services' shared settings it reads (the gateway's configuration)
+CODE = (Path(__file__).resolve().parents[1], Path(__file__).resolve().parents[2] / "services" / "common")
 
 
 def cache_home() -> Path:
     if os.environ.get("K8SDEPLOY_CACHE"):
         return Path(os.environ["K8SDEPLOY_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "k8sdeploy"
+
+
+def files_metadata(directories: Iterable[Path]) -> list[tuple[str, int, int]]:
+    """(path, size, modification time) of every file under `directories` but compiled Python: what a result made
+    from them is known by, as a layer is by its inputs (deploy/builders/layers.py)."""
+    found = []
+    for directory in directories:
+        for dirpath, dirnames, filenames in os.walk(directory):
+            dirnames[:] = sorted(name for name in dirnames if name != "__pycache__")
+            for name in sorted(filenames):
+                stat = os.stat(os.path.join(dirpath, name))
+                found.append((os.path.join(dirpath, name), stat.st_size, stat.st_mtime_ns))
+    return found
+
+
+def made_from(directories: Iterable[Path]) -> str:
+    """A digest of files_metadata(directories)."""
+    return hashlib.sha256(repr(files_metadata(directories)).encode()).hexdigest()

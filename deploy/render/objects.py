@@ -21,6 +21,7 @@ from deploy.model.suite import (
     GATEWAY_TLS_DIR,
     GATEWAY_TLS_PORT,
 )
+from deploy.render import kept
 from deploy.render.assets import asset_dir
 from deploy.render.credentials import secret_data
 from deploy.render.gateway import GatewayConfig, render_nginx_conf
@@ -71,6 +72,12 @@ def render(
     replicas, notes = replica_counts(layout, environment)
     if layout.storage == "emptyDir":
         notes += ("ephemeral_data = true: the services' SQLite files are on emptyDir volumes, gone with their pod",)
+    # kept renders hold no Secret: MySQL's layouts, whose passwords are in one, are rendered each time
+    key = ""
+    if layout.storage != "mysql":
+        key = kept.render_key(environment, layout_name, images, version, kept.code_directories(MANIFESTS_DIR))
+    if key and (found := kept.read(key)) is not None:
+        return Rendered(layout, found.objects, found.yaml, notes)
     context = {
         **gateway_context(layout, environment),
         "layout": layout,
@@ -85,6 +92,8 @@ def render(
         "secret_data": secret_data(layout, environment.name, mysql_secret),
     }
     text, objects = render_templates(MANIFESTS_DIR, layout.name, context)
+    if key:
+        kept.keep(key, objects, text)
     return Rendered(layout, objects, text, notes)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import shutil
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,9 +13,12 @@ from pathlib import Path
 import pytest
 
 from deploy.builders import layers
+from deploy.builders import spec as spec_module
 from deploy.builders.layers import FileEntry, LayerSpec, build_layer, tree_entries
 from deploy.builders.spec import DEPS_DIR, dependencies_layer
 from deploy.builders.store import BlobStore, Layer
+from deploy.model.version import Version
+from tests.infra import ROOT
 
 
 def make_tree(root: Path, mtime: int) -> Path:
@@ -134,3 +138,31 @@ def test_a_sealed_directory_is_known_by_its_name_and_listed_only_to_write_its_la
     os.replace(replacement, site)
     again = build_layer(spec(), store)
     assert again.digest != first.digest and len(listed) == 3
+
+
+def test_the_gateway_layer_is_known_by_its_sources_and_renders_its_conf_only_to_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway's layer holds an nginx.conf rendered from the checkout's template by k8sdeploy's code: while
+    neither changed, a rebuild knows the layer without rendering; a changed Lua file is a new layer."""
+    root = tmp_path / "checkout"
+    shutil.copytree(ROOT / "nginx-lua", root / "nginx-lua")
+    rendered: list[Path] = []
+    real = spec_module.gateway_entries
+
+    def counting(checkout: Path) -> list[FileEntry]:
+        rendered.append(checkout)
+        return real(checkout)
+
+    monkeypatch.setattr(spec_module, "gateway_entries", counting)
+    store = BlobStore(tmp_path / "store")
+    version = Version("1.0.0", "0" * 40, 1714564800)
+
+    def layer() -> Layer:
+        return build_layer(spec_module.gateway_spec(root, version, "base", 1714564800).layers[0], store)
+
+    first = layer()
+    assert layer() == first and rendered == [root]  # rendered once, to be written
+    lua = next((root / "nginx-lua" / "lua").rglob("*.lua"))
+    lua.write_text(lua.read_text() + "-- changed\n")
+    assert layer().digest != first.digest and rendered == [root, root]
