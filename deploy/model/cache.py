@@ -18,16 +18,18 @@ def cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "k8sdeploy"
 
 
-def files_metadata(directories: Iterable[Path]) -> list[tuple[str, int, int]]:
-    """(path, size, modification time) of every file under `directories` but compiled Python: what a result made
-    from them is known by, as a layer is by its inputs (deploy/builders/layers.py)."""
+def files_metadata(directories: Iterable[Path]) -> list[tuple[str, int, int, int, int]]:
+    """(path, size, modification and change times, inode) of every file under `directories` but compiled Python:
+    what a result made from them is known by, as a layer is by its inputs (deploy/builders/layers.py)."""
     found = []
     for directory in directories:
         for dirpath, dirnames, filenames in os.walk(directory):
             dirnames[:] = sorted(name for name in dirnames if name != "__pycache__")
             for name in sorted(filenames):
                 stat = os.stat(os.path.join(dirpath, name))
-                found.append((os.path.join(dirpath, name), stat.st_size, stat.st_mtime_ns))
+                found.append(
+                    (os.path.join(dirpath, name), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+                )
     return found
 
 

@@ -2,7 +2,7 @@
 
 A render is a function of the environment's settings, the layout, the images' references, the version and the
 code and templates that render: the key is a digest of all of them, the code and templates known by their files'
-metadata (path, size, modification time), as layers are (deploy/builders/layers.py). A render holding a Secret
+metadata (path, size, times, inode), as layers are (deploy/builders/layers.py). A render holding a Secret
 (the MySQL passwords) is never kept: nothing secret is written to the cache. The newest KEEP renders are kept,
 each a file of its own (mode 0600) in cache_home()/renders, written whole or not at all.
 """

@@ -112,13 +112,17 @@ class Applier(Scoped):
         self.readings: dict[tuple[str, str], dict | None] = {}  # (kind, name) -> as the diff read it
         self.listed: dict[Kind, dict[str, dict]] | None = None  # this pass's survey: kind -> name -> our object
         self.names: dict[Kind, set[str]] = {}  # kind -> the names of every object of it (where ours lacked one)
+        # what the last apply found, when it changed nothing: what runs now (Readiness's first look)
+        self.unchanged: dict[Kind, list[dict]] | None = None
 
     def survey(self, desired: Sequence[dict], namespace_exists: bool = True) -> None:
         """Read what the namespace holds: our objects, one list per kind; then, for the kinds of which a desired
         object is not among ours, the names of all their objects (metadata only: another's Secret is not read), so
-        that one of them by that name, not ours, is found. Nothing is read of a namespace that is not there."""
+        that one of them by that name, not ours, is found. Nothing is read of a namespace that is not there. Our
+        Secrets are listed as metadata too: their data is read only for one that is to be sent (live)."""
         kinds = KINDS[1:]
-        lists = self.api.lists(kinds, self.namespace, owner_selector(self.env_name)) if namespace_exists else []
+        ours = owner_selector(self.env_name)
+        lists = self.api.lists(kinds, self.namespace, ours, metadata_only=(SECRET,)) if namespace_exists else []
         self.listed = {kind: {} for kind in kinds}
         for kind, found in zip(kinds, lists, strict=False):
             self.listed[kind] = {obj["metadata"]["name"]: obj for obj in found}
@@ -134,8 +138,12 @@ class Applier(Scoped):
         self.names.update(zip(missing, names, strict=False))
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
+        self.unchanged = None
         try:
-            return self._apply(objects)
+            result = self._apply(objects)
+            if not result.changed and self.listed is not None:
+                self.unchanged = {kind: list(found.values()) for kind, found in self.listed.items()}
+            return result
         finally:
             self.readings.clear()  # what was not used is not trusted later (an apply that failed half-way)
             self.listed, self.names = None, {}
@@ -209,6 +217,8 @@ class Applier(Scoped):
             live = self.readings.pop(key)
         elif name in listed:
             live = listed[name]
+            if kind == SECRET and needs_apply(obj, live, hand_edits(live)):  # surveyed as metadata only: read it
+                live = self.api.get(kind, self.namespace, name)
         elif kind in self.names and name not in self.names[kind]:
             live = None
         else:  # there and not ours (or not surveyed): read it

@@ -14,7 +14,7 @@ import os
 import ssl
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -30,6 +30,9 @@ from deploy.model.retry import DEFAULT, Declined, RetryPolicy, retry_after
 from deploy.targets.kube import INSTANCE, MANAGED_BY, MANAGER, NAMESPACE, POD, Kind
 
 APPLY_PATCH = "application/apply-patch+yaml"
+JSON = "application/json"
+# objects as their metadata only (https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables)
+METADATA = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
 T = TypeVar("T")
 PARALLEL = 8  # requests in flight at once, within the client's connection pool (5 per core)
 
@@ -205,17 +208,22 @@ class KubeApi:
                 return None
             raise
 
-    def list(self, kind: Kind, namespace: str = "", labels: str = "", fields: str = "") -> list[dict]:
-        """The items, with the kind and apiVersion the API server leaves out of list items filled in."""
-        answer = self.request("GET", kind.path(namespace), {"labelSelector": labels, "fieldSelector": fields})
-        return [{"apiVersion": kind.api_version, "kind": kind.kind, **item} for item in answer.get("items") or []]
+    def list(
+        self, kind: Kind, namespace: str = "", labels: str = "", fields: str = "", metadata_only: bool = False
+    ) -> list[dict]:
+        """The items, with the kind and apiVersion the API server leaves out of list items filled in;
+        `metadata_only`: their metadata and nothing else (METADATA)."""
+        query = {"labelSelector": labels, "fieldSelector": fields}
+        answer = self.request("GET", kind.path(namespace), query, accept=METADATA if metadata_only else JSON)
+        items = answer.get("items") or []
+        if metadata_only:
+            return [{"apiVersion": kind.api_version, "kind": kind.kind, "metadata": item["metadata"]} for item in items]
+        return [{"apiVersion": kind.api_version, "kind": kind.kind, **item} for item in items]
 
     def names(self, kind: Kind, namespace: str) -> set[str]:
-        """The names of every object of `kind` in `namespace`, read as metadata only (another's Secret is not read:
-        https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables)."""
-        accept = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
-        answer = self.request("GET", kind.path(namespace), accept=accept)
-        return {item["metadata"]["name"] for item in answer.get("items") or []}
+        """The names of every object of `kind` in `namespace`, read as metadata only (another's Secret is not
+        read)."""
+        return {item["metadata"]["name"] for item in self.list(kind, namespace, metadata_only=True)}
 
     def apply(self, kind: Kind, namespace: str, obj: dict, force: bool = False, dry_run: bool = False) -> dict:
         """Server-side apply as our one field manager; `dry_run`: the API server answers what the object would
@@ -245,9 +253,17 @@ class KubeApi:
             for obj in objects:
                 yield kind, obj
 
-    def lists(self, kinds: Sequence[Kind], namespace: str, labels: str = "") -> builtins.list[builtins.list[dict]]:
-        """One list per kind, asked for side by side (they are independent); in the order of `kinds`."""
-        return together([partial(self.list, kind, namespace if kind.namespaced else "", labels) for kind in kinds])
+    def lists(
+        self, kinds: Sequence[Kind], namespace: str, labels: str = "", metadata_only: Collection[Kind] = ()
+    ) -> builtins.list[builtins.list[dict]]:
+        """One list per kind, asked for side by side (they are independent); in the order of `kinds`; those of
+        `metadata_only` as metadata only."""
+        return together(
+            [
+                partial(self.list, kind, namespace if kind.namespaced else "", labels, "", kind in metadata_only)
+                for kind in kinds
+            ]
+        )
 
     def stream(self, path: str, query: dict, seconds: float) -> urllib3.BaseHTTPResponse:
         """A GET whose answer is read as it comes (a watch), not retried: a watcher opens it again."""

@@ -53,7 +53,9 @@ class KubeTarget:
         return Differ(self.applier).diff(objects)
 
     def wait(self, timeout: float) -> None:
-        self.readiness.wait(timeout)
+        """After an apply that changed nothing, the first look is at what its survey read."""
+        seen, self.applier.unchanged = self.applier.unchanged, None
+        self.readiness.wait(timeout, seen)
 
     def status(self) -> list[ServiceStatus]:
         return self.readiness.status()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -18,6 +19,7 @@ from deploy.targets.kube import (
     REPLICASET,
     SERVICE,
     STATEFULSET,
+    Kind,
     owned_by,
     owner_selector,
 )
@@ -196,19 +198,24 @@ class Readiness(Scoped):
         return f"{scheme}://{chosen[0]['address']}:{port['nodePort']}" if chosen and port.get("nodePort") else ""
 
     # -- the conditions ------------------------------------------------------------------------
-    def problems(self) -> tuple[list[str], list[ContainerState]]:
+    def problems(self, seen: Mapping[Kind, list[dict]] | None = None) -> tuple[list[str], list[ContainerState]]:
         """What keeps the environment from ready (empty when ready), and every container's state: the workloads,
         pods and Services read side by side; the ReplicaSets too when a container is not ready (whether its pod
-        is of the revision rolled out)."""
+        is of the revision rolled out). `seen`: those lists as an apply that changed nothing just read them (our
+        objects: every pod of our workloads carries our labels)."""
         ours = owner_selector(self.env_name)
-        deployments, statefulsets, pods, services = together(
-            [
-                partial(self.api.list, DEPLOYMENT, self.namespace, ours),
-                partial(self.api.list, STATEFULSET, self.namespace, ours),
-                partial(self.api.list, POD, self.namespace),
-                partial(self.api.list, SERVICE, self.namespace, ours),
-            ]
-        )
+        kinds = (DEPLOYMENT, STATEFULSET, POD, SERVICE)
+        if seen is not None and all(kind in seen for kind in kinds):
+            deployments, statefulsets, pods, services = (seen[kind] for kind in kinds)
+        else:
+            deployments, statefulsets, pods, services = together(
+                [
+                    partial(self.api.list, DEPLOYMENT, self.namespace, ours),
+                    partial(self.api.list, STATEFULSET, self.namespace, ours),
+                    partial(self.api.list, POD, self.namespace),
+                    partial(self.api.list, SERVICE, self.namespace, ours),
+                ]
+            )
         workloads = [*deployments, *statefulsets]
         problems = [problem for problem in map(rollout_problem, workloads) if problem]
         mine = self.pods(workloads, pods)
@@ -223,12 +230,14 @@ class Readiness(Scoped):
             problems.append("the gateway has no address yet (no LoadBalancer ingress or NodePort)")
         return problems, states
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float, seen: Mapping[Kind, list[dict]] | None = None) -> None:
         """Until every condition holds, checked again whenever a workload, pod or Service of the namespace changes
         (deploy/targets/kube/watch.py); a hopeless container state or the timeout ends it with a diagnosis. The
-        watches are opened only when the first look finds something to wait for."""
+        watches are opened only when the first look finds something to wait for; `seen`: see problems()."""
         deadline = time.monotonic() + timeout
-        first = self.problems()
+        first = self.problems(seen)
+        if first[0] and seen is not None:  # not ready as the apply found it: what runs now is read before any wait
+            first = self.problems()
         if not first[0]:
             return self.ready()
         with Changes(self.api, self.namespace, (DEPLOYMENT, STATEFULSET, POD, SERVICE), fallback=self.poll) as changes:

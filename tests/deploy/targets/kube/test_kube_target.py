@@ -85,6 +85,40 @@ def test_an_apply_after_a_diff_reads_what_runs_once(target: KubeTarget, kube: Ku
     reads.clear()
     assert target.apply(objects).changed is False  # no diff before it: read again, and nothing to change
     assert [path for path in reads if path.endswith("/configmaps")], reads
+    target.wait(timeout=60)  # ready as that apply found it: no workload, pod or Service read again
+    reads.clear()
+    target.apply(objects)
+    target.wait(timeout=60)
+    waited = [path for path in reads if path.endswith(("/deployments", "/statefulsets", "/pods", "/services"))]
+    assert len(waited) == len(set(waited)) == 4, reads  # the apply's list of each, and none by the wait
+
+
+def test_secrets_are_surveyed_as_metadata_and_read_only_to_be_sent(target: KubeTarget, kube: KubeCluster) -> None:
+    """What the users' hashes and the parts' keys hold is not read by an up that leaves them as they are."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "k8sdeploy-users", "labels": labels(ENV, "nginx-lua")},
+        "stringData": {"users.json": "[]"},
+    }
+    objects = [*single_pod(ENV, "NodePort"), secret]
+    target.apply(objects)
+    sent: list[tuple[str, str]] = []
+    request = target.api.request
+
+    def counted(method, path, query=None, body=None, content_type="application/json", accept="application/json", **kw):  # noqa: ANN001, ANN202
+        if method == "GET" and "/secrets" in path:
+            sent.append((path.removeprefix(f"/api/v1/namespaces/{kube.namespace}"), accept))
+        return request(method, path, query, body, content_type, accept, **kw)
+
+    target.api.request = counted  # type: ignore[method-assign]
+    assert not target.apply(objects).changed
+    assert sent == [("/secrets", "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json")]
+    sent.clear()
+    secret["stringData"] = {"users.json": '[{"email": "a@example.com"}]'}
+    assert target.apply(objects).updated == ("Secret/k8sdeploy-users",)
+    assert sent[-1] == ("/secrets/k8sdeploy-users", "application/json")  # the one to be sent, read whole
+    assert kube.get("secrets", "k8sdeploy-users")["data"]["users.json"]
 
 
 def test_layout_switch_prunes_exactly_the_old_objects(target: KubeTarget, kube: KubeCluster) -> None:
