@@ -114,13 +114,13 @@ def is_current(pod: dict, workloads: list[dict], owners: set[str]) -> bool:
     """A pod of a current revision, or one no workload of ours controls (a bare pod of the single-pod layout)."""
     meta = pod["metadata"]
     controllers = owner_uids(meta)
-    ours = {w["metadata"]["uid"]: w for w in workloads}
-    for uid in controllers & set(ours):  # a StatefulSet's pod: current when of its update revision
-        revision = (ours[uid].get("status") or {}).get("updateRevision")
-        labels = meta.get("labels") or {}
-        return uid in owners and labels.get("controller-revision-hash") == revision
+    statefulset = next((w for w in workloads if w["metadata"]["uid"] in controllers), None)
+    if statefulset is not None:  # its pods are told apart by their revision's hash
+        revision = (statefulset.get("status") or {}).get("updateRevision")
+        hash_label = (meta.get("labels") or {}).get("controller-revision-hash")
+        return statefulset["metadata"]["uid"] in owners and hash_label == revision
     if any(ref.get("kind") == "ReplicaSet" for ref in meta.get("ownerReferences") or []):
-        return bool(controllers & owners)
+        return bool(controllers & owners)  # a Deployment's: of the ReplicaSet of its revision
     return True
 
 
