@@ -3,20 +3,15 @@ servers as httpx's default would: by SSL_CERT_FILE when set, else certifi's bund
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from deploy.clients import Clients, DeferredTrust
+from tests.certificates import certificate
 from tests.fakes.server import serve
 
 
@@ -34,27 +29,9 @@ class Hello(BaseHTTPRequestHandler):
 @pytest.fixture
 def https(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A server on loopback with a self-signed certificate for 127.0.0.1, and that certificate's file."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k8sdeploy test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    cert, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    httpd = serve(Hello, (str(cert), str(key_file)))
+    directory = certificate(tmp_path / "tls")
+    cert = directory / "tls.crt"
+    httpd = serve(Hello, (str(cert), str(directory / "tls.key")))
     try:
         yield f"https://127.0.0.1:{httpd.server_address[1]}/", cert
     finally:
