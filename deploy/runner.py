@@ -348,7 +348,9 @@ class Runner:
         target = self.kit.target
         self.verify(record.images)  # refuses (exit 10) before anything is applied
         with watch.stage("render"):
-            rendered = render(self.environment, layout, record.images, record.version, mysql_secret=self.mysql_secret)
+            rendered = render(
+                self.environment, layout, record.images, record.version, mysql_secret=self.mysql_secret, keep=True
+            )
         for note in rendered.notes:
             self.say(f"note: {note}")
         objects = self.applied(rendered.objects, users, self.identity(save=True))

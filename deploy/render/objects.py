@@ -51,10 +51,12 @@ def render(
     version: str,
     *,
     mysql_secret: str = "",
+    keep: bool = False,
 ) -> Rendered:
     """The objects of `layout_name` for `environment`, running `images` (by name) of `version`.
 
-    `mysql_secret` is needed with database = "mysql": the users' passwords are derived from it.
+    `mysql_secret` is needed with database = "mysql": the users' passwords are derived from it. `keep`: taken from,
+    and kept in, the cache of renders (deploy/render/kept.py; `up`, which renders what it rendered before).
     """
     layout = build_layout(
         layout_name,
@@ -74,7 +76,7 @@ def render(
         notes += ("ephemeral_data = true: the services' SQLite files are on emptyDir volumes, gone with their pod",)
     # kept renders hold no Secret: MySQL's layouts, whose passwords are in one, are rendered each time
     key = ""
-    if layout.storage != "mysql":
+    if keep and layout.storage != "mysql":
         key = kept.render_key(environment, layout_name, images, version, kept.code_directories(MANIFESTS_DIR))
     if key and (found := kept.read(key)) is not None:
         return Rendered(layout, found.objects, found.yaml, notes)

@@ -47,8 +47,8 @@ def templates_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_the_same_inputs_are_not_rendered_twice(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ran = templates_run(monkeypatch)
     environment, layout = VARIANTS["split-pods"]
-    first = render(environment, layout, fake_images(), VERSION)
-    again = render(environment, layout, fake_images(), VERSION)
+    first = render(environment, layout, fake_images(), VERSION, keep=True)
+    again = render(environment, layout, fake_images(), VERSION, keep=True)
     assert ran == ["split-pods"] and again == first  # the layout, objects, YAML and notes alike
     (only,) = cache.glob("*.json")
     assert stat.S_IMODE(only.stat().st_mode) == 0o600
@@ -59,22 +59,23 @@ def test_a_changed_template_setting_image_or_version_renders_again(
 ) -> None:
     ran = templates_run(monkeypatch)
     environment, layout = VARIANTS["split-pods"]
-    first = render(environment, layout, fake_images(), VERSION)
+    first = render(environment, layout, fake_images(), VERSION, keep=True)
     images = fake_images()
     images["person"] = dataclasses.replace(images["person"], digest="sha256:" + "9" * 64)
-    by_image = render(environment, layout, images, VERSION)
+    by_image = render(environment, layout, images, VERSION, keep=True)
     assert "sha256:" + "9" * 64 in by_image.yaml and by_image.objects != first.objects
-    by_setting = render(environment.model_copy(update={"replicas": {"frontend": 4}}), layout, fake_images(), VERSION)
+    scaled = environment.model_copy(update={"replicas": {"frontend": 4}})
+    by_setting = render(scaled, layout, fake_images(), VERSION, keep=True)
     frontend = next(o for o in by_setting.objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "frontend")
     assert frontend["spec"]["replicas"] == 4
-    by_version = render(environment, layout, fake_images(), "1.2.4")
+    by_version = render(environment, layout, fake_images(), "1.2.4", keep=True)
     assert by_version.objects != first.objects
     services = templates / "split-pods" / "services.yaml.j2"
     services.write_text(services.read_text() + "# changed\n")
-    by_template = render(environment, layout, fake_images(), VERSION)
+    by_template = render(environment, layout, fake_images(), VERSION, keep=True)
     assert "# changed" in by_template.yaml
     assert ran == ["split-pods"] * 5
-    assert render(environment, layout, fake_images(), VERSION) == by_template and len(ran) == 5
+    assert render(environment, layout, fake_images(), VERSION, keep=True) == by_template and len(ran) == 5
 
 
 @pytest.mark.usefixtures("templates")
@@ -82,11 +83,19 @@ def test_a_render_holding_a_secret_is_never_written(cache: Path, monkeypatch: py
     ran = templates_run(monkeypatch)
     environment, layout = VARIANTS["split-pods-mysql"]
     for _ in range(2):
-        rendered = render(environment, layout, fake_images(), VERSION, mysql_secret=MYSQL_SECRET)
+        rendered = render(environment, layout, fake_images(), VERSION, mysql_secret=MYSQL_SECRET, keep=True)
         assert any(obj["kind"] == "Secret" for obj in rendered.objects)
     assert ran == ["split-pods", "split-pods"] and not list(cache.glob("*"))
     kept.keep("k", ({"kind": "Secret", "data": {"password": "c2VjcmV0"}},), "kind: Secret\n")
     assert not list(cache.glob("*"))
+
+
+@pytest.mark.usefixtures("templates")
+def test_a_render_not_asked_to_keep_is_made_each_time(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran = templates_run(monkeypatch)
+    environment, layout = VARIANTS["single-pod"]
+    assert render(environment, layout, fake_images(), VERSION) == render(environment, layout, fake_images(), VERSION)
+    assert ran == ["single-pod", "single-pod"] and not cache.exists()
 
 
 def test_only_the_newest_renders_are_kept(cache: Path) -> None:
