@@ -93,18 +93,23 @@ def mariadb_server(work_dir: Path, port: int | None = None) -> Iterator[MariaDB]
         if shutil.which(program) is None and not Path(f"/usr/sbin/{program}").exists():
             raise RuntimeError(f"{program} not found: run `make test`, which installs mariadb-server")
     data, sock = work_dir / "data", work_dir / "mysqld.sock"
-    subprocess.run(
-        [
-            "mariadb-install-db",
-            "--no-defaults",
-            f"--datadir={data}",
-            "--auth-root-authentication-method=normal",
-            "--user=root",
-            "--skip-test-db",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    install = [
+        "mariadb-install-db",
+        "--no-defaults",
+        f"--datadir={data}",
+        "--auth-root-authentication-method=normal",
+        "--user=root",
+        "--skip-test-db",
+    ]
+    for attempt in (1, 2):  # once it failed in a full CI run (exit 1) and passed alone: its output says why
+        done = subprocess.run(install, capture_output=True, text=True)
+        if done.returncode == 0:
+            break
+        said = (done.stderr.strip() or done.stdout.strip() or "(no output)").splitlines()[-5:]
+        if attempt == 2:
+            raise RuntimeError(f"mariadb-install-db failed twice (exit {done.returncode}): " + " | ".join(said))
+        print(f"mariadb-install-db failed (exit {done.returncode}), trying once more: {' | '.join(said)}")
+        shutil.rmtree(data, ignore_errors=True)
     port = port or free_port_block(1)
     mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
     log = (work_dir / "server.log").open("wb")

@@ -16,6 +16,8 @@ from deploy.model.progress import Say, silent
 from deploy.model.status import ServiceStatus
 from deploy.targets.local import labels as L
 
+EVENTS_SECONDS = 3600  # how far back the engine's events are asked for a restarted container's last exit
+
 
 @dataclass(frozen=True)
 class ContainerHealth:
@@ -93,6 +95,9 @@ class Health:
                 status = state.get("Status", "unknown")
                 before = (restarts or {}).get(container.name or "", 0)
                 crashed = status in ("exited", "dead") or count > before or state.get("Restarting", False)
+                exit_code = state.get("ExitCode", 0)
+                if crashed and count and status in ("running", "restarting"):  # started again: its code is 0
+                    exit_code = self.last_exit(container, exit_code)
                 results.append(
                     ContainerHealth(
                         pod=container.labels.get(L.POD, ""),
@@ -100,13 +105,24 @@ class Health:
                         image=container.labels.get(L.IMAGE, ""),
                         state=status,
                         restarts=count,
-                        exit_code=state.get("ExitCode", 0),
+                        exit_code=exit_code,
                         probe=probe_container(container, http) if status == "running" else "",
                         crashed=crashed,
                         container=container.name or "",
                     )
                 )
         return results
+
+    def last_exit(self, container: DockerContainer, otherwise: int) -> int:
+        """The exit code of a restarted container's last run, from the engine's `die` event of it (its state
+        holds the running one's 0); `otherwise` when the engine kept none."""
+        now = int(time.time()) + 1
+        events = self.client.api.events(
+            since=now - EVENTS_SECONDS, until=now, filters={"container": container.id, "event": "die"}, decode=True
+        )
+        codes = [event.get("Actor", {}).get("Attributes", {}).get("exitCode") for event in events]
+        known = [int(code) for code in codes if code is not None and str(code).lstrip("-").isdigit()]
+        return known[-1] if known else otherwise
 
     def status(self) -> list[ServiceStatus]:
         return [ServiceStatus(h.name, h.image, h.ready, "" if h.ready else h.reason) for h in self.check()]
