@@ -148,8 +148,12 @@ class Lockout:
                 ).rowcount
                 if counted:
                     return
+                # only a window that has closed starts again: a row another request inserted since the UPDATE above
+                # is in the open window, and overwriting its count with 1 would lose a failure (an attacker's guess)
                 restarted = session.execute(
-                    update(LoginFailure).where(*key).values(failures=1, first_failure_at=at, last_failure_at=at)
+                    update(LoginFailure)
+                    .where(*key, LoginFailure.first_failure_at <= at - self.window)
+                    .values(failures=1, first_failure_at=at, last_failure_at=at)
                 ).rowcount
                 if not restarted:
                     session.add(
