@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from deploy.model.cache import cache_home
+from deploy.model.cache import cache_home, write_json
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError
 from deploy.model.suite import (
@@ -250,12 +250,8 @@ def demo_hash(login: Login) -> User | None:
 
 def keep_demo_hashes(users: tuple[User, ...]) -> None:
     """So that a first `up` elsewhere hashes only its new smoke users' passwords (scrypt, 0.2 s each)."""
-    path = cache_home() / DEMO_HASHES
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({user.email: user.password_hash for user in users}))
-        temporary.replace(path)
+        write_json(cache_home() / DEMO_HASHES, {user.email: user.password_hash for user in users})
     except OSError:
         pass  # a cache that cannot be written is only slower
 

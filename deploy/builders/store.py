@@ -7,14 +7,13 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from deploy.model.cache import cache_home
+from deploy.model.cache import cache_home, write_json
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -113,8 +112,5 @@ class BlobStore:
         path = self.root / kind / f"{key.replace(':', '-')}.json"
         if value is None:
             return json.loads(path.read_text()) if path.exists() else None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # writers side by side
-        tmp.write_text(json.dumps(value))
-        os.replace(tmp, path)
+        write_json(path, value)
         return value

@@ -4,7 +4,9 @@ templates. $K8SDEPLOY_CACHE, else $XDG_CACHE_HOME/k8sdeploy (default ~/.cache/k8
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,3 +38,17 @@ def files_metadata(directories: Iterable[Path]) -> list[tuple[str, int, int, int
 def made_from(directories: Iterable[Path]) -> str:
     """A digest of files_metadata(directories)."""
     return hashlib.sha256(repr(files_metadata(directories)).encode()).hexdigest()
+
+
+def write_json(path: Path, value: object) -> None:
+    """`value` as JSON at `path`, written whole or not at all: into a temporary file beside it (mode 0600), then
+    renamed over it, so that readers never see half a file and writers side by side each leave a whole one."""
+    text = json.dumps(value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)  # gone already once renamed

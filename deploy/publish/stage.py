@@ -3,7 +3,6 @@ by the publisher paired with it. The builder, the publisher and their clients co
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -68,16 +67,11 @@ class SourceFacts:
     def ask(cls, source: Path) -> Future[SourceFacts]:
         """SourceFacts.of(source), asked in a thread of its own: git runs in processes of its own, beside what this
         one does meanwhile (making the registry's client, the base images' lookup)."""
-        answer: Future[SourceFacts] = Future()
-
-        def run() -> None:
-            try:
-                answer.set_result(cls.of(source))
-            except BaseException as exc:  # noqa: BLE001 - raised again where the answer is taken
-                answer.set_exception(exc)
-
-        threading.Thread(target=run, name="git", daemon=True).start()
-        return answer
+        pool = ThreadPoolExecutor(1, thread_name_prefix="git")
+        try:
+            return pool.submit(cls.of, source)
+        finally:
+            pool.shutdown(wait=False)  # the answer is taken when the build needs it
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.model.cache import CODE, cache_home, made_from
+from deploy.model.cache import CODE, cache_home, made_from, write_json
 from deploy.model.environments import Environment
 from deploy.model.images import PublishedImage
 
@@ -73,22 +71,13 @@ def keep(key: str, objects: tuple[dict[str, Any], ...], yaml: str) -> None:
     """Write the render under `key`, unless it holds a Secret; then only the newest KEEP stay."""
     if any(obj.get("kind") == "Secret" for obj in objects):
         return
-    try:
-        text = json.dumps({"objects": list(objects), "yaml": yaml})
-    except (TypeError, ValueError):  # a value JSON cannot hold (a YAML timestamp): rendered each time
-        return
     home = directory()
     try:
-        home.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=home, prefix=".incoming-")  # mode 0600
-        try:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(text)
-            os.replace(temporary, home / f"{key}.json")
-        finally:
-            Path(temporary).unlink(missing_ok=True)  # gone already when it was renamed
+        write_json(home / f"{key}.json", {"objects": list(objects), "yaml": yaml})
         kept = sorted(home.glob("*.json"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
         for old in kept[KEEP:]:
             old.unlink(missing_ok=True)
+    except (TypeError, ValueError):  # a value JSON cannot hold (a YAML timestamp): rendered each time
+        return
     except OSError:  # a cache that cannot be written costs the next run a render, nothing more
         return

@@ -39,11 +39,16 @@ def https(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         httpd.server_close()
 
 
-def test_nothing_is_loaded_until_the_first_tls_connection(
-    https: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def trusted(https: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The server's URL, its certificate the one SSL_CERT_FILE names."""
     url, cert = https
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    return url
+
+
+def test_nothing_is_loaded_until_the_first_tls_connection(trusted: str) -> None:
+    url = trusted
     context = DeferredTrust()
     assert context.cert_store_stats()["x509_ca"] == 0
     with httpx.Client(verify=context) as client:
@@ -65,13 +70,9 @@ def test_an_untrusted_certificate_is_refused_as_with_httpxs_default(
             client.get(url)
 
 
-def test_the_clients_http_trusts_by_the_deferred_context(
-    https: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    url, cert = https
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+def test_the_clients_http_trusts_by_the_deferred_context(trusted: str) -> None:
     clients = Clients()
     try:
-        assert clients.http.get(url).text == "hello"
+        assert clients.http.get(trusted).text == "hello"
     finally:
         clients.close()
