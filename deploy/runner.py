@@ -28,7 +28,7 @@ from deploy.model.version import Version
 from deploy.render.layout import Layout
 from deploy.render.objects import render
 from deploy.schema_moves import Backup, backups, take_back
-from deploy.smoke import HttpSmoke, Smoke, SmokeReport
+from deploy.smoke import HttpSmoke, Smoke, SmokeReport, smoke_host
 from deploy.targets.kit import TargetKit
 from deploy.users import Users, wanted
 
@@ -296,7 +296,8 @@ class Runner:
     def smoke_test(self, url: str | None = None) -> SmokeReport:
         """`smoke`: the smoke login at `url` (by default the deployed gateway's), whatever the environment's
         `smoke` says of `up`'s."""
-        return HttpSmoke(say=self.say, users=self.kept_users().smoke).run(url or self.kit.target.gateway_url())
+        smoke = HttpSmoke(say=self.say, users=self.kept_users().smoke, host=smoke_host(self.environment))
+        return smoke.run(url or self.kit.target.gateway_url())
 
     def holding(self, create: bool = True) -> AbstractContextManager[object]:
         """The environment's lease, held by this command (user@host or the CI run, and the process id)."""
@@ -409,9 +410,8 @@ class Runner:
         try:
             return self._up(layout, users)
         except (NotReadyError, SmokeError) as failure:
-            if not previous:
-                self.say("nothing recorded to roll back to")
-                raise
+            if not previous:  # the environment's first up: say so, rather than try a rollback
+                raise NoEarlierRelease(failure) from failure
             release = previous[-1]
             self.say(f"version failed ({type(failure).__name__}); rolling back to {release.version}")
             try:
@@ -463,6 +463,15 @@ class RolledBack(DeployError):
         )
         self.exit_code = failure.exit_code
         self.restored = restored
+
+
+class NoEarlierRelease(DeployError):
+    """`up --rollback-on-failure` failed where no release is recorded (a first `up`): nothing was put back, the
+    environment stays as the failed version left it; exits as the failure."""
+
+    def __init__(self, failure: DeployError):
+        super().__init__(f"{failure.message}; no earlier release to roll back to", failure.hint, failure.details)
+        self.exit_code = failure.exit_code
 
 
 class RollbackFailed(DeployError):

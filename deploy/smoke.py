@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,9 +76,96 @@ class SmokeFailed(SmokeError):
         self.hop = hop
 
 
+# X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH (OpenSSL include/openssl/x509_vfy.h): the
+# certificate is a good one, for other names
+NAME_MISMATCH = (62, 64)
+
+
+class CertificateRejected(SmokeError):
+    """The gateway answered TLS with a certificate this machine does not accept for the name it asked for: one
+    for other names, or one not signed by a CA it trusts. Exit 6 as any smoke failure, never "did not answer"."""
+
+    def __init__(
+        self, url: str, name: str, problem: ssl.SSLCertVerificationError, served: tuple[str, ...], by_ip: bool
+    ):
+        where, names = f"the gateway at {url.rstrip('/')}", ", ".join(served) or "no name"
+        if problem.verify_code in NAME_MISMATCH:
+            message = f"{where} answered with a certificate for {names}, not {name}"
+            dns = [n for n in served if not is_address(n) and not n.startswith("*")]
+            hint = (
+                f'set hosts = ["{dns[0]}"] for the environment: the smoke test then asks for that name'
+                if by_ip and dns
+                else f"put a certificate for {name} in the environment's tls_secret, or list first in hosts "
+                "a name the certificate covers"
+            )
+        else:
+            reason = problem.verify_message or str(problem)
+            message = f"{where} answered with a certificate for {names} that this machine does not trust ({reason})"
+            hint = (
+                "serve one issued by a CA in the system's trust store, or point SSL_CERT_FILE at the PEM "
+                "certificate of the CA that signed it"
+            )
+        super().__init__(message, hint)
+        self.hop = "gateway"
+
+
+def is_address(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host.strip("[]"))
+    except OSError:
+        return False
+    return True
+
+
+def certificate_problem(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure under an httpx error, if that is what it is."""
+    seen: BaseException | None = error
+    for _ in range(10):  # httpx's error, httpcore's, the ssl module's
+        if seen is None or isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def served_names(url: str, name: str, timeout: float = 5.0) -> tuple[str, ...]:
+    """The names of the certificate the gateway at `url` serves for `name` (SNI): its DNS and IP subject
+    alternative names, else its common name. Asked again without verifying, only to say what it is."""
+    from cryptography import x509  # only once a certificate was refused: it takes a while to load
+
+    address = httpx.URL(url)
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+    try:
+        with socket.create_connection((address.host, address.port or 443), timeout=timeout) as raw:
+            with unverified.wrap_socket(raw, server_hostname=None if is_address(name) else name) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except OSError:  # ssl.SSLError too
+        return ()
+    if not der:
+        return ()
+    certificate = x509.load_der_x509_certificate(der)
+    try:
+        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        common = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+        return tuple(str(attribute.value) for attribute in common)
+    return (*sans.get_values_for_type(x509.DNSName), *(str(ip) for ip in sans.get_values_for_type(x509.IPAddress)))
+
+
 class HttpSmoke:
     """Logs in with an admin and a viewer (the environment's smoke users; by default the demo users) and walks
-    the flow a person would, through the gateway only."""
+    the flow a person would, through the gateway only.
+
+    `host` (the environment's first `hosts` name): what a browser would ask for. The smoke test connects to the
+    address in the URL (the load balancer's) and sends `host` as the Host header and, over HTTPS, as the TLS
+    server name, verifying the certificate for that name against the system's trust store (SSL_CERT_FILE or
+    SSL_CERT_DIR instead, as for every client here). Without it the URL's address is asked for, as httpx does.
+
+    A certificate error while waiting for the gateway to answer is retried for `certificate_grace` seconds, then
+    final: just after a rollout that changed the TLS Secret, a terminating gateway pod of the old revision can
+    still take connections from the load balancer for some seconds and serve the old certificate; after that,
+    what answers is what the Secret holds (the balancer passes TLS through to the gateway), which waiting will
+    not change. Once the gateway answers, a certificate error is final at once."""
 
     def __init__(
         self,
@@ -85,12 +174,17 @@ class HttpSmoke:
         transport: httpx.BaseTransport | None = None,
         users: tuple[Login, Login] = DEMO_USERS,
         reach_timeout: float = 0.0,
+        host: str = "",
+        certificate_grace: float = 15.0,
     ):
         self.users = users
         self.say = say
         self.timeout = timeout
         self.transport = transport
         self.reach_timeout = reach_timeout
+        self.host = host
+        self.certificate_grace = certificate_grace
+        self._trust: ssl.SSLContext | None = None
 
     def reached(self, url: str, every: float = 1.0) -> None:
         """Until the gateway answers through `url`, for up to `reach_timeout` seconds: a cloud load balancer's
@@ -98,17 +192,19 @@ class HttpSmoke:
         then a connection is refused, hangs, or is answered 502/503/504 by the balancer."""
         started = time.monotonic()
         said = started - 10  # the first wait is said at once, then every 10 s
-        seen = "no answer"
+        refused_since: float | None = None  # when the certificate errors in a row began
         while True:
-            try:
-                with self.client(url) as http:
-                    answer = http.get("/login", timeout=min(self.timeout, 5.0))
-                if answer.status_code not in (502, 503, 504):
-                    return
-                seen = f"answered {answer.status_code}"
-            except httpx.TransportError as exc:
-                seen = f"{type(exc).__name__}"
-            waited = time.monotonic() - started
+            seen, problem = self.knock(url)
+            if not seen:
+                return
+            now = time.monotonic()
+            waited = now - started
+            if problem is None:
+                refused_since = None
+            else:
+                refused_since = now if refused_since is None else refused_since
+                if now - refused_since >= self.certificate_grace or waited >= self.reach_timeout:
+                    raise self.rejected(url, problem)
             if waited >= self.reach_timeout:
                 raise SmokeFailed(
                     "gateway",
@@ -121,8 +217,58 @@ class HttpSmoke:
                 self.say(f"waiting for the gateway to answer at {url} ({waited:.0f} s; {seen})")
             time.sleep(every)
 
+    def knock(self, url: str) -> tuple[str, ssl.SSLCertVerificationError | None]:
+        """One look at the login page: '' once the gateway answers, else what answered (and the certificate
+        problem, when that was it)."""
+        try:
+            with self.client(url) as http:
+                answer = http.get("/login", timeout=min(self.timeout, 5.0))
+        except httpx.TransportError as exc:
+            problem = certificate_problem(exc)
+            return ("certificate refused" if problem else type(exc).__name__), problem
+        return ("" if answer.status_code not in (502, 503, 504) else f"answered {answer.status_code}"), None
+
+    def rejected(self, url: str, problem: ssl.SSLCertVerificationError) -> CertificateRejected:
+        name = self.host or httpx.URL(url).host
+        return CertificateRejected(url, name, problem, served_names(url, name), by_ip=not self.host)
+
     def client(self, url: str) -> httpx.Client:
-        return httpx.Client(base_url=url, follow_redirects=False, timeout=self.timeout, transport=self.transport)
+        """A client of the gateway at `url`, asking for `host` where there is one."""
+        if not self.host:
+            return httpx.Client(base_url=url, follow_redirects=False, timeout=self.timeout, transport=self.transport)
+        name = self.host
+
+        def server_name(request: httpx.Request) -> None:
+            request.extensions["sni_hostname"] = name  # httpcore's TLS server name, verified as the host name
+
+        return httpx.Client(
+            base_url=url,
+            headers={"Host": self.authority(url)},
+            verify=self.trust(),
+            event_hooks={"request": [server_name]},
+            follow_redirects=False,
+            timeout=self.timeout,
+            transport=self.transport,
+        )
+
+    def trust(self) -> ssl.SSLContext:
+        """The system's trust store (OpenSSL's default paths, which SSL_CERT_FILE and SSL_CERT_DIR replace), read
+        once per smoke test and only where it asks for a name."""
+        if self._trust is None:
+            self._trust = ssl.create_default_context()
+        return self._trust
+
+    def authority(self, url: str) -> str:
+        """The Host header sent to `url`: `host` (else the URL's address), with the port unless it is the scheme's
+        (httpx leaves that out of its own Host header, and the gateway compares Origin with Host)."""
+        address = httpx.URL(url)
+        if not self.host:
+            return address.netloc.decode("ascii")
+        return f"{self.host}:{address.port}" if address.port else self.host
+
+    def origin(self, url: str) -> str:
+        """The Origin a browser would send from the gateway's pages: the scheme and the Host it asked for."""
+        return f"{httpx.URL(url).scheme}://{self.authority(url)}"
 
     def expect(self, answer: httpx.Response, status: int, step: str, contains: str = "") -> httpx.Response:
         if answer.status_code != status or (contains and contains not in answer.text):
@@ -134,7 +280,7 @@ class HttpSmoke:
         answer = http.post(
             "/login",
             data={"emailaddress": email, "password": password},
-            headers={"Origin": str(http.base_url).rstrip("/")},
+            headers={"Origin": self.origin(str(http.base_url))},
         )
         if answer.status_code == 401:
             raise SmokeFailed("authentication", step, detail="the smoke user's credentials were refused (401)")
@@ -150,6 +296,7 @@ class HttpSmoke:
             self.say(f"smoke: {check}")
 
         (admin, admin_password), (user, user_password) = ((u.email, u.password) for u in self.users)
+        origin = {"Origin": self.origin(url)}
         if self.reach_timeout:
             self.reached(url)
         try:
@@ -165,20 +312,21 @@ class HttpSmoke:
                 for path in ("/api/sessions/" + token, "/api/authentication", "/api/authorisations/personView"):
                     self.expect(http.get(path), 404, f"checking that {path.split('/')[2]} is internal")
                 passed("internal APIs answer 404 from outside")
-                self.expect(http.post("/logout", headers={"Origin": url.rstrip("/")}), 302, "logging out")
+                self.expect(http.post("/logout", headers=origin), 302, "logging out")
             with self.client(url) as replay:
                 replay.cookies.set("AccessToken", token)
                 self.expect(replay.get("/persons"), 302, "replaying the cookie after logout")
             passed("logged out; the old cookie is refused")
             with self.client(url) as http:
                 self.log_in(http, user, user_password)
-                denied = http.post(
-                    "/persons/add", data={"firstName": "Smoke", "lastName": "Test"}, headers={"Origin": url.rstrip("/")}
-                )
+                denied = http.post("/persons/add", data={"firstName": "Smoke", "lastName": "Test"}, headers=origin)
                 self.expect(denied, 403, f"checking that {user} may not add people", "permission")
                 passed(f"{user} is refused what it may not do")
-                self.expect(http.post("/logout", headers={"Origin": url.rstrip("/")}), 302, f"logging {user} out")
+                self.expect(http.post("/logout", headers=origin), 302, f"logging {user} out")
         except httpx.TransportError as exc:
+            problem = certificate_problem(exc)
+            if problem is not None:
+                raise self.rejected(url, problem) from exc
             raise SmokeFailed("gateway", "connecting", detail=f"{url}: {exc or type(exc).__name__}") from exc
         return SmokeReport(url=url, checks=tuple(checks))
 
@@ -192,4 +340,10 @@ def smoke_stage(
         return lambda users: NoSmoke(say, "--no-smoke")
     if not environment.smoke:
         return lambda users: NoSmoke(say, f"environment {environment.name} sets smoke = false")
-    return lambda users: HttpSmoke(say=say, users=users.smoke, reach_timeout=reach_timeout)
+    host = smoke_host(environment)
+    return lambda users: HttpSmoke(say=say, users=users.smoke, reach_timeout=reach_timeout, host=host)
+
+
+def smoke_host(environment: Environment) -> str:
+    """The name the smoke test asks the gateway for: the environment's first `hosts` ('': the URL's address)."""
+    return environment.hosts[0] if environment.hosts else ""

@@ -6,6 +6,7 @@ import signal
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from deploy.loopback import LocalSuite, SuiteSettings
@@ -22,6 +23,25 @@ def test_smoke_passes_on_a_working_suite(sqlite_suite: LocalSuite) -> None:
     assert report.checks == tuple(line.removeprefix("smoke: ") for line in lines)
     assert "internal APIs answer 404 from outside" in report.checks
     assert "user@test.com is refused what it may not do" in report.checks
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "authority"),
+    [
+        ("https://34.1.2.3:443", "", "34.1.2.3"),
+        ("https://34.1.2.3:443", "auth.test", "auth.test"),
+        ("https://127.0.0.1:8443", "auth.test", "auth.test:8443"),
+        ("http://127.0.0.1:8080", "", "127.0.0.1:8080"),
+    ],
+)
+def test_the_origin_sent_is_the_site_of_the_host_asked_for(url: str, host: str, authority: str) -> None:
+    """The gateway refuses a POST whose Origin is not scheme://Host. A load balancer's https://IP:443 is asked
+    with Host `IP` (httpx leaves the scheme's port out), so Origin leaves it out too; with `hosts`, both name it."""
+    smoke = HttpSmoke(host=host)
+    with smoke.client(url) as http:
+        sent = http.build_request("GET", "/login").headers["host"]
+    assert sent == authority
+    assert smoke.origin(url) == f"{httpx.URL(url).scheme}://{authority}"
 
 
 def test_no_smoke_does_nothing() -> None:
