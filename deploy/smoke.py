@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 import ssl
@@ -101,6 +102,7 @@ class CertificateRejected(SmokeError):
         else:
             reason = problem.verify_message or str(problem)
             message = f"{where} answered with a certificate for {names} that this machine does not trust ({reason})"
+            message += "" if covers(served, name) else f", and not for {name}"
             hint = (
                 "serve one issued by a CA in the system's trust store, or point SSL_CERT_FILE at the PEM "
                 "certificate of the CA that signed it"
@@ -111,10 +113,17 @@ class CertificateRejected(SmokeError):
 
 def is_address(host: str) -> bool:
     try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host.strip("[]"))
-    except OSError:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
         return False
     return True
+
+
+def covers(names: tuple[str, ...], name: str) -> bool:
+    """Whether a certificate for `names` is for `name` (a wildcard stands for one label, RFC 6125 6.4.3)."""
+    name = name.lower()
+    wildcard = "*." + name.partition(".")[2] if "." in name else name
+    return any(n.lower() in (name, wildcard) for n in names)
 
 
 def certificate_problem(error: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -159,7 +168,8 @@ class HttpSmoke:
     `host` (the environment's first `hosts` name): what a browser would ask for. The smoke test connects to the
     address in the URL (the load balancer's) and sends `host` as the Host header and, over HTTPS, as the TLS
     server name, verifying the certificate for that name against the system's trust store (SSL_CERT_FILE or
-    SSL_CERT_DIR instead, as for every client here). Without it the URL's address is asked for, as httpx does.
+    SSL_CERT_DIR instead, the variables every client here reads). Without it the URL's address is asked for,
+    with httpx's own trust (certifi's bundle unless SSL_CERT_FILE or SSL_CERT_DIR), as before there were names.
 
     A certificate error while waiting for the gateway to answer is retried for `certificate_grace` seconds, then
     final: just after a rollout that changed the TLS Secret, a terminating gateway pod of the old revision can

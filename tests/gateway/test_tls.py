@@ -126,17 +126,18 @@ def test_without_hosts_the_address_is_asked_for_and_the_hint_names_the_certifica
     assert refused.value.hint.startswith('set hosts = ["auth.test"] for the environment')
 
 
+@pytest.mark.parametrize(("name", "also"), [("auth.test", ""), ("other.example", ", and not for other.example")])
 def test_a_certificate_no_trusted_ca_signed_is_named_so(
-    named_gateway: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    named_gateway: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, name: str, also: str
 ) -> None:
     https, _ = named_gateway
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)  # the system's trust store, which has no test CA
     with pytest.raises(CertificateRejected) as refused:
-        HttpSmoke(host="auth.test").run(https)
+        HttpSmoke(host=name).run(https)
     assert refused.value.message == (
         f"the gateway at {https} answered with a certificate for auth.test that this machine does not trust "
-        "(self-signed certificate)"
+        f"(self-signed certificate){also}"
     )
     assert "SSL_CERT_FILE" in refused.value.hint
 
