@@ -3,7 +3,8 @@
 On a commit tagged `vX.Y.Z` the version is `X.Y.Z`; otherwise `X.Y.Z-N-gSHA` (git describe style,
 N commits after the tag; `0.0.0-N-gSHA` before any tag). A tree with uncommitted changes gets
 `-dirty-HASH`, HASH being a digest of those changes, so that two different dirty trees never share
-a version tag (tags are immutable).
+a version tag (tags are immutable). Files that documented CI steps write into the checkout (CI_FILES) are not
+changes: the version of a CI run is its commit's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ from deploy.model.errors import ConfigError
 RELEASE_TAG = re.compile(r"^v(\d+\.\d+\.\d+)$")
 DESCRIBED = re.compile(r"^v(\d+\.\d+\.\d+)-(\d+)-g([0-9a-f]+)$")
 CHANNELS = ("develop",)  # `latest` moves only through an explicit release, never through build
+# What documented CI steps leave in the checkout, never source: google-github-actions/auth writes its credentials
+# file `gha-creds-<16 hex>.json` into $GITHUB_WORKSPACE, the checkout unless actions/checkout was given a `path:`
+# (src/main.ts "We explicitly and intentionally export to GITHUB_WORKSPACE"; src/utils.ts
+# generateCredentialsFilename), and its README asks for the pattern in .gitignore. Top-level only, as it writes it.
+CI_FILES = ("gha-creds-*.json",)
+NOT_SOURCE = tuple(f":(exclude,glob,top){pattern}" for pattern in CI_FILES)
 
 
 @dataclass(frozen=True)
@@ -65,13 +72,13 @@ def _describe(root: Path) -> str:
 
 def _changes_digest(root: Path) -> str:
     """A digest of uncommitted changes (tracked diffs and untracked files), or "" for a clean tree."""
-    status = _git(root, "status", "--porcelain", "--untracked-files=all")
+    status = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *NOT_SOURCE)
     if not status:
         return ""
     digest = hashlib.sha256(
         subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary"], capture_output=True, check=True).stdout
     )
-    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z").split("\0")
+    untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z", "--", *NOT_SOURCE).split("\0")
     for name in sorted(filter(None, untracked)):
         digest.update(name.encode() + b"\0" + _content(root / name))
     return digest.hexdigest()[:8]

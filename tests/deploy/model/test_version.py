@@ -103,3 +103,14 @@ def test_the_source_label_is_the_same_for_every_way_of_cloning(remote: str) -> N
 @pytest.mark.parametrize("remote", ["/tmp/pytest-of-root/pytest-104/release0/a", "./suite", "file:///srv/suite.git"])
 def test_a_clone_of_a_local_path_gets_no_source_label(remote: str) -> None:
     assert source_url(remote) == ""
+
+
+def test_what_documented_ci_steps_write_into_the_checkout_is_not_a_change(repo: Path) -> None:
+    """google-github-actions/auth writes gha-creds-<16 hex>.json into $GITHUB_WORKSPACE (its src/main.ts): the
+    version stays the commit's, with no .gitignore saying so; the same name in a sub-directory is a change."""
+    clean = version_of(repo)
+    (repo / "gha-creds-0123456789abcdef.json").write_text('{"type": "external_account"}\n')
+    assert version_of(repo) == clean
+    (repo / "sub").mkdir()
+    (repo / "sub" / "gha-creds-0123456789abcdef.json").write_text("{}\n")
+    assert version_of(repo).dirty
