@@ -1,6 +1,6 @@
-"""The example CI workflow uses only commands and options that exist, and its preview and deploy jobs run as
-written: their `run:` steps, in order, as one bash script, against a loopback `staging` on the real control
-plane."""
+"""The example CI workflow uses only commands and options that exist, and its preview, deploy and promote jobs run
+as written, step by step, with a stand-in for each action that does what the action documents
+(tests/workflow_runner.py), against a loopback `staging` on the real control plane."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -26,6 +27,7 @@ from deploy.registry.client import MANIFEST_TYPES
 from tests.controlplane import KubeCluster, kubeconfig_for
 from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry, registry_server
+from tests.workflow_runner import Context, JobRun, checkout, google_auth, run_job, setup_python, upload_artifact
 from tools.cluster.controlplane import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,64 +143,20 @@ def test_no_job_runs_pull_request_code_after_logging_in_but_diff() -> None:
     assert all("k8sdeploy diff" in step["run"] for step in steps[login + 1 :] if "run" in step)
 
 
-# -- the deploy job, run ------------------------------------------------------------------------------------
+# -- the jobs, run ------------------------------------------------------------------------------------------
 
-STEP_KEYS = {"name", "run", "if", "uses", "with", "env"}
-
-
-SECRET = re.compile(r"^\$\{\{ secrets\.([A-Z0-9_]+) \}\}$")
-
-
-def env_value(value: object, secrets: dict[str, str]) -> str:
-    """An env value as the runner gives it: `${{ secrets.NAME }}` is the secret, or empty when it is not set."""
-    found = SECRET.match(str(value))
-    if found:
-        return secrets.get(found.group(1), "")
-    assert "${{" not in str(value), f"an expression this script cannot evaluate: {value}"
-    return str(value)
-
-
-def job_script(job: dict, secrets: dict[str, str] | None = None) -> str:
-    """The job's `run:` steps as one bash script, as a runner runs them: the job's env exported (`secrets` given
-    for `${{ secrets.NAME }}`), each step in a bash of its own with -eo pipefail (GitHub's default shell; -u too),
-    a step skipped once one has failed unless it says `if: always()`, and the job failing when any step failed.
-    `uses:` steps are left out."""
-    secrets = secrets or {}
-    lines = ["set -euo pipefail", "failed=0"]
-    lines += [
-        f"export {name}={shlex.quote(env_value(value, secrets))}" for name, value in (job.get("env") or {}).items()
-    ]
-    for number, step in enumerate(job["steps"]):
-        assert set(step) <= STEP_KEYS, f"step {number} has keys this script does not run: {sorted(step)}"
-        if "run" not in step:
-            continue
-        condition = step.get("if", "success()")
-        assert condition in ("success()", "always()"), f"step {number}: cannot run `if: {condition}` here"
-        assert "${{" not in step["run"], f"step {number}: an expression this script cannot evaluate"
-        env = "".join(
-            f"{name}={shlex.quote(env_value(value, secrets))} " for name, value in (step.get("env") or {}).items()
-        )
-        name = step.get("name") or step["run"].splitlines()[0]
-        lines += [
-            f"if {'true' if condition == 'always()' else '[ $failed = 0 ]'}; then",
-            f"  echo {shlex.quote(f'::step {name}')} >&2",
-            f"  {env}bash --noprofile --norc -euo pipefail -c {shlex.quote(step['run'])} || failed=$?",
-            "fi",
-        ]
-    return "\n".join([*lines, 'exit "$failed"']) + "\n"
-
-
-def artifact_paths(job: dict, workspace: Path, runner_temp: Path) -> list[Path]:
-    """The files the job's upload-artifact steps keep: relative to the checkout, `${{ runner.temp }}` being
-    `runner_temp`."""
-    paths = [
-        line.strip()
-        for step in job["steps"]
-        if step.get("uses", "").startswith("actions/upload-artifact@")
-        for line in step["with"]["path"].splitlines()
-        if line.strip()
-    ]
-    return [workspace / path.replace("${{ runner.temp }}", str(runner_temp)) for path in paths]
+# What the repository's settings give the jobs: a provider and an account per trust boundary (docs/ci.md).
+VARS = {
+    "GCP_PREVIEW_WORKLOAD_IDENTITY_PROVIDER": "projects/111111111111/locations/global/workloadIdentityPools/github/"
+    "providers/staging-preview",
+    "GCP_PREVIEW_SERVICE_ACCOUNT": "k8sdeploy-preview@auth-suite-staging.iam.gserviceaccount.com",
+    "GCP_DEPLOY_WORKLOAD_IDENTITY_PROVIDER": "projects/111111111111/locations/global/workloadIdentityPools/github/"
+    "providers/staging-deploy",
+    "GCP_DEPLOY_SERVICE_ACCOUNT": "k8sdeploy-deploy@auth-suite-staging.iam.gserviceaccount.com",
+    "GCP_PRODUCTION_WORKLOAD_IDENTITY_PROVIDER": "projects/222222222222/locations/global/workloadIdentityPools/"
+    "github/providers/production-promote",
+    "GCP_PRODUCTION_SERVICE_ACCOUNT": "k8sdeploy-promote@auth-suite-production.iam.gserviceaccount.com",
+}
 
 
 def git(repo: Path, *args: str) -> str:
@@ -212,11 +170,9 @@ def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
 
 
-def checkout_of_working_tree(dest: Path) -> Path:
-    """What actions/checkout gives the job: the repository's files as they are in the working tree (tracked, and
-    new ones not ignored), committed once in a fresh repository. `.venv` is the repository's own virtualenv, and
-    the files `make venv` depends on are older than it, so the job's `make venv` finds it up to date: it must not
-    reinstall (`pip install -e .` would point the shared virtualenv at this copy)."""
+def repository_of_working_tree(dest: Path) -> Path:
+    """What GitHub holds of the repository: the files as they are in the working tree (tracked, and new ones not
+    ignored), committed once in a fresh repository, which the checkout stand-in clones."""
     names = git(ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
     for name in filter(None, names):
         source, target = ROOT / name, dest / name
@@ -227,12 +183,48 @@ def checkout_of_working_tree(dest: Path) -> Path:
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", "the working tree")
-    (dest / ".venv").symlink_to(ROOT / ".venv")
-    with (dest / ".git" / "info" / "exclude").open("a") as exclude:
-        exclude.write("/.venv\n")  # .gitignore's `.venv/` matches a directory, not this symlink to one
-    for path in (*dest.glob("requirements/*.lock"), dest / "pyproject.toml"):  # what .venv/.installed is made from
-        os.utime(path, (946684800, 946684800))  # 2000-01-01
     return dest
+
+
+def with_our_virtualenv(checkout: Path) -> None:
+    """What the hosted runner would install anew, here shared: `.venv` is the repository's own virtualenv, and the
+    files `make venv` depends on are older than it, so the job's `make venv` finds it up to date: it must not
+    reinstall (`pip install -e .` would point the shared virtualenv at this copy)."""
+    (checkout / ".venv").symlink_to(ROOT / ".venv")
+    with (checkout / ".git" / "info" / "exclude").open("a") as exclude:
+        exclude.write("/.venv\n")  # .gitignore's `.venv/` matches a directory, not this symlink to one
+    for path in (
+        *checkout.glob("requirements/*.lock"),
+        checkout / "pyproject.toml",
+    ):  # what .venv/.installed is made of
+        os.utime(path, (946684800, 946684800))  # 2000-01-01
+
+
+@dataclass
+class Runner:
+    """A hosted runner for the workflow's jobs: each job in a fresh workspace and temp directory, the repository
+    checked out by the stand-in of actions/checkout, the Google login by the auth action's stand-in."""
+
+    tmp_path: Path
+    config: Path
+    source: Path
+    credentials_file: bool = True  # whether the auth stand-in writes its gha-creds-*.json, as the action does
+
+    def run(self, name: str, label: str, event: str = "push", ref: str = "refs/heads/main") -> JobRun:
+        job = workflow_jobs()[name]
+        workspace, temp, cache = (self.tmp_path / label / part for part in ("workspace", "temp", "cache"))
+        env = runner_environment(self.tmp_path, self.config, temp, cache) | {
+            "GITHUB_EVENT_NAME": event,
+            "GITHUB_REF": ref,
+            "GITHUB_REF_NAME": ref.rpartition("/")[2],
+        }
+        actions = {
+            "actions/checkout": checkout(self.source, with_our_virtualenv),
+            "actions/setup-python": setup_python,
+            "google-github-actions/auth": google_auth(self.credentials_file),
+            "actions/upload-artifact": upload_artifact,
+        }
+        return run_job(job, workspace, env, actions, Context(vars=VARS, runner_temp=str(temp)))
 
 
 def runner_environment(tmp_path: Path, config: Path, runner_temp: Path, cache: Path) -> dict[str, str]:
@@ -243,7 +235,6 @@ def runner_environment(tmp_path: Path, config: Path, runner_temp: Path, cache: P
     wheels = default_cache_dir() / "deps"  # the dependency trees this machine installed from PyPI already
     if wheels.is_dir():
         (cache / "deps").symlink_to(wheels)
-    runner_temp.mkdir(parents=True)
     (tmp_path / "home").mkdir(exist_ok=True)
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -284,17 +275,6 @@ def loopback_staging(kube: KubeCluster, kubeconfig: Path, registry: Registry) ->
     )
 
 
-def run_job(script: str, checkout: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["bash", "--noprofile", "--norc", "-c", script],
-        cwd=checkout,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=780,
-    )
-
-
 def manifest(registry: Registry, repository: str, reference: str) -> dict:
     answer = httpx.get(
         f"http://{registry.host}/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
@@ -317,16 +297,46 @@ def deployed_digests(kube: KubeCluster) -> dict[str, str]:
     return {c["name"]: c["image"].split("@")[1] for c in deployment["spec"]["template"]["spec"]["containers"]}
 
 
+def artifact(run: JobRun, name: str) -> dict[str, dict]:
+    """The JSON documents an upload-artifact step kept, by file name, each checked against the schema."""
+    return {path.name: valid(path.read_text()) for path in run.artifacts[name]}
+
+
+def test_the_auth_stand_in_does_what_the_action_documents(tmp_path: Path) -> None:
+    """Its credentials file lands in the workspace root with the action's name, the variables naming it and the
+    project reach the later steps, and its post step removes it; without `id-token: write` it fails."""
+    job = {
+        "permissions": {"id-token": "write"},
+        "steps": [
+            {"uses": "google-github-actions/auth@x", "with": {"workload_identity_provider": "${{ vars.P }}",
+                                                              "service_account": "a@proj-1.iam.gserviceaccount.com"}},
+            {"run": 'ls "$GITHUB_WORKSPACE" > "$RUNNER_TEMP/ls"; cat "$GOOGLE_APPLICATION_CREDENTIALS" > '
+                    '"$RUNNER_TEMP/creds"; echo "$GOOGLE_CLOUD_PROJECT" > "$RUNNER_TEMP/project"'},
+        ],
+    }  # fmt: skip
+    env = {"PATH": os.environ["PATH"], "RUNNER_TEMP": str(tmp_path / "temp")}
+    done = run_job(job, tmp_path / "ws", env, {"google-github-actions/auth": google_auth()}, Context(vars={"P": "pp"}))
+    assert not done.failed, done.stderr
+    (written,) = (tmp_path / "temp" / "ls").read_text().split()
+    assert re.fullmatch(r"gha-creds-[0-9a-f]{16}\.json", written)
+    assert json.loads((tmp_path / "temp" / "creds").read_text())["audience"] == "//iam.googleapis.com/pp"
+    assert (tmp_path / "temp" / "project").read_text().strip() == "proj-1"
+    assert list((tmp_path / "ws").iterdir()) == []  # the post step removed it
+    refused = run_job({**job, "permissions": {}}, tmp_path / "ws2", {**env, "RUNNER_TEMP": str(tmp_path / "t2")},
+                      {"google-github-actions/auth": google_auth()}, Context(vars={"P": "pp"}))  # fmt: skip
+    assert refused.failed and "ACTIONS_ID_TOKEN_REQUEST_TOKEN" in refused.stderr
+
+
 @pytest.mark.timeout(900)
-def test_the_deploy_job_runs_as_written_against_a_loopback_staging(
+def test_the_jobs_run_as_written_against_a_loopback_staging(
     kube_cluster: KubeCluster, control_plane: Cluster, tmp_path: Path
 ) -> None:
-    jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
-    job = jobs["deploy"]
-    script = job_script(job)
-    checkout = checkout_of_working_tree(tmp_path / "checkout")
+    """The preview, deploy and promote jobs, step by step, with the actions' stand-ins: the auth action's
+    credentials file is written into the workspace as on GitHub, and the version deployed is the commit's."""
     installed = (ROOT / ".venv" / ".installed").stat().st_mtime
     config = tmp_path / "k8sdeploy.toml"
+    source = repository_of_working_tree(tmp_path / "github")
+    runner = Runner(tmp_path, config, source)
     with registry_server(tmp_path / "registry") as registry:
         config.write_text(
             loopback_staging(kube_cluster, kubeconfig_for(kube_cluster.cluster, tmp_path / "kubeconfig"), registry)
@@ -334,16 +344,14 @@ def test_the_deploy_job_runs_as_written_against_a_loopback_staging(
 
         # Unpinned, `up` would build the Debian bases with debootstrap, which the job does not have: it fails,
         # the status step still runs (if: always()), and so does the job.
-        unpinned_temp, unpinned_cache = tmp_path / "unpinned-temp", tmp_path / "unpinned-cache"
-        env = runner_environment(tmp_path, config, unpinned_temp, unpinned_cache)
-        assert shutil.which("debootstrap", path=env["PATH"]) is None
-        unpinned = run_job(script, checkout, env)
-        assert unpinned.returncode != 0, unpinned.stderr[-3000:]
+        assert shutil.which("debootstrap", path="/usr/local/bin:/usr/bin:/bin") is None
+        unpinned = runner.run("deploy", "unpinned")
+        assert unpinned.failed, unpinned.stderr[-3000:]
         assert "debootstrap" in unpinned.stderr
-        up_json, status_json = artifact_paths(job, checkout, unpinned_temp)
-        failed = valid(up_json.read_text())
+        documents = artifact(unpinned, "staging-deploy")
+        failed = documents["up.json"]
         assert (failed["command"], failed["result"], failed["exit_code"]) == ("up", "failed", 3)
-        assert json.loads(status_json.read_text())["result"] != "ok"
+        assert documents["status.json"]["result"] != "ok"
 
         # The bases published once (from the machine's cache; debootstrap only on a machine's first run) and
         # their table pasted into the configuration: the job runs through.
@@ -355,31 +363,31 @@ def test_the_deploy_job_runs_as_written_against_a_loopback_staging(
         assert all(re.fullmatch(rf"{registry.host}/bases/{name}@sha256:[0-9a-f]{{64}}", pins[name]) for name in pins)
 
         # A pull request's preview: diff in the job summary, exit 1 (changes to make) not failing the job.
-        preview_temp, preview_cache = tmp_path / "preview-temp", tmp_path / "preview-cache"
-        preview_env = runner_environment(tmp_path, config, preview_temp, preview_cache)
-        previewed = run_job(job_script(jobs["preview"]), checkout, preview_env)
-        assert previewed.returncode == 0, previewed.stderr[-5000:]
-        summary = Path(preview_env["GITHUB_STEP_SUMMARY"]).read_text()
+        previewed = runner.run("preview", "preview", event="pull_request", ref="refs/pull/7/merge")
+        assert not previewed.failed, previewed.stderr[-5000:]
+        summary = Path(previewed.env["GITHUB_STEP_SUMMARY"]).read_text()
         assert "### What merging this would change in staging" in summary
         assert "create Deployment/auth-suite" in summary and "would change nothing" not in summary
         assert kube_cluster.get("deployments", "auth-suite") is None  # the preview changed nothing
 
-        runner_temp, cache = tmp_path / "runner-temp", tmp_path / "cache"
-        done = run_job(script, checkout, runner_environment(tmp_path, config, runner_temp, cache))
-        assert done.returncode == 0, done.stderr[-5000:]
+        done = runner.run("deploy", "deploy")
+        assert not done.failed, done.stderr[-5000:]
         assert "Nothing to be done for 'venv'" in done.stdout
         assert (ROOT / ".venv" / ".installed").stat().st_mtime == installed  # make venv did not reinstall
-        up_json, status_json = artifact_paths(job, checkout, runner_temp)
-        up, status = valid(up_json.read_text()), valid(status_json.read_text())
+        # the auth action wrote its credentials file into the workspace, and exported its name to the steps
+        credentials = Path(done.env["GOOGLE_APPLICATION_CREDENTIALS"])
+        assert credentials.parent == done.workspace and re.fullmatch(r"gha-creds-[0-9a-f]{16}\.json", credentials.name)
+        documents = artifact(done, "staging-deploy")
+        up, status = documents["up.json"], documents["status.json"]
         assert (up["command"], up["result"], up["environment"]) == ("up", "ok", "staging")
-        # beyond loopback a dirty checkout is refused: whatever the steps write must not land in it
+        # beyond loopback a dirty checkout is refused: whatever the steps write must not make it dirty
         assert "dirty" not in up["version"], up["version"]
-        assert up["commit"] == git(checkout, "rev-parse", "HEAD").strip()
+        assert up["commit"] == git(source, "rev-parse", "HEAD").strip()
         assert (status["result"], status["release"]) == ("ok", up["version"])
         assert status["services"] and all(service["ready"] for service in status["services"])
 
         # the bases came from the registry, nothing was debootstrapped, and the images are built on them
-        assert not (cache / "bases").exists() and "building base" not in done.stderr
+        assert not (tmp_path / "deploy" / "cache" / "bases").exists() and "building base" not in done.stderr
         python = pins["python"].rpartition("@")[2]
         base_layers = [layer["digest"] for layer in manifest(registry, "bases/python", python)["layers"]]
         person = up["images"]["person"]
@@ -393,20 +401,17 @@ def test_the_deploy_job_runs_as_written_against_a_loopback_staging(
             with registry_server(tmp_path / "production-registry") as production_registry:
                 kubeconfig = kubeconfig_for(kube_cluster.cluster, tmp_path / "kubeconfig")
                 config.write_text(config.read_text() + loopback_production(production, kubeconfig, production_registry))
-                promote_job = jobs["promote"]
-                promote_temp, promote_cache = tmp_path / "promote-temp", tmp_path / "promote-cache"
-                promote_env = runner_environment(tmp_path, config, promote_temp, promote_cache)
-                promoted = run_job(job_script(promote_job), checkout, promote_env)
-                assert promoted.returncode == 0, promoted.stderr[-5000:]
-                promote_json, production_status = artifact_paths(promote_job, checkout, promote_temp)
-                document = valid(promote_json.read_text())
+                promoted = runner.run("promote", "promote", event="workflow_dispatch")
+                assert not promoted.failed, promoted.stderr[-5000:]
+                documents = artifact(promoted, "production-promote")
+                document = documents["promote.json"]
                 assert (document["command"], document["result"], document["version"]) == (
                     "promote",
                     "ok",
                     up["version"],
                 )
                 assert document["promoted_from"]["environment"] == "staging"
-                assert valid(production_status.read_text())["release"] == up["version"]
+                assert documents["status.json"]["release"] == up["version"]
                 assert deployed_digests(production) == deployed_digests(kube_cluster)
                 assert "building" not in promoted.stderr
         finally:
