@@ -11,13 +11,14 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
+from typing import TypeVar
 
 from deploy import identity as keys
 from deploy.identity import Identity
 from deploy.model import policy
 from deploy.model.changes import Changes, ImagePlan, ObjectChange, summary
 from deploy.model.environments import Environment
-from deploy.model.errors import ConfigError, DeployError, NotReadyError, SmokeError
+from deploy.model.errors import ConfigError, DeployError, ForbiddenError, NotReadyError, SmokeError
 from deploy.model.images import BuildRecord, PublishedImage
 from deploy.model.progress import Say
 from deploy.model.promotion import Promotion
@@ -30,7 +31,7 @@ from deploy.render.objects import render
 from deploy.schema_moves import Backup, backups, take_back
 from deploy.smoke import HttpSmoke, Smoke, SmokeReport, smoke_host
 from deploy.targets.kit import TargetKit
-from deploy.users import Users, wanted
+from deploy.users import Stored, Users, wanted
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,17 @@ def describe(applied: ApplyResult) -> str:
         if names
     ]
     return "; ".join(parts)
+
+
+T = TypeVar("T")
+
+
+def readable(read: Callable[[], T], otherwise: T) -> T:
+    """What `read` answers, or `otherwise` where this identity may not read it."""
+    try:
+        return read()
+    except ForbiddenError:
+        return otherwise
 
 
 @dataclass(frozen=True)
@@ -245,8 +257,11 @@ class Runner:
         version, plans = self.preview()
         images = MappingProxyType({plan.name: plan.image for plan in plans})
         rendered = render(self.environment, layout, images, version.version, mysql_secret=self.mysql_secret)
-        users = wanted(self.environment, self.kit.users.read())  # as `up` would keep them; not written
-        objects = self.kit.target.diff(self.applied(rendered.objects, users))
+        # as `up` would keep them, not written; an identity that may not read Secrets (the preview's) makes them
+        # anew, and the target names those Secrets as not compared
+        users = wanted(self.environment, readable(self.kit.users.read, Stored()))
+        identity = keys.wanted(self.environment.name, readable(self.kit.identity.read, None), int(time.time()))
+        objects = self.kit.target.diff(self.applied(rendered.objects, users, identity))
         notes = rendered.notes + self.migrations_of_next_up()
         return Changes(self.environment.name, layout, version.version, plans, objects, notes)
 
@@ -254,7 +269,10 @@ class Runner:
         """The migrations `up` of the checkout would run, after those of the release recorded last."""
         if self.source_schemas is None:
             return ()
-        releases = self.kit.history.releases()
+        try:
+            releases = self.kit.history.releases()
+        except ForbiddenError:
+            return ("the release history could not be read (no permission): migrations not compared",)
         if releases and not releases[-1].schemas:
             return (f"release {releases[-1].version} recorded no schema revisions: migrations not compared",)
         before = releases[-1].schemas if releases else MappingProxyType({})

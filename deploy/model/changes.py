@@ -11,7 +11,8 @@ from typing import Any
 
 from deploy.model.images import PublishedImage
 
-ACTIONS = ("create", "update", "replace", "delete", "unchanged")
+# unknown: not compared, because this identity may not read the object (diff as a read-only identity)
+ACTIONS = ("create", "update", "replace", "delete", "unchanged", "unknown")
 HIDDEN = "(hidden)"  # what a diff shows of a Secret's value
 ABSENT = "(none)"
 SHOWN = 80  # characters of a value a line shows
@@ -66,12 +67,12 @@ class ObjectChange:
 
     @property
     def changed(self) -> bool:
-        return self.action != "unchanged"
+        return self.action not in ("unchanged", "unknown")
 
     @property
     def worth_saying(self) -> bool:
-        """Changed, or with something to tell (drift, a kept claim)."""
-        return self.changed or bool(self.drift or self.note)
+        """Changed, or with something to tell (drift, a kept claim, not compared)."""
+        return self.changed or self.action == "unknown" or bool(self.drift or self.note)
 
     def summary(self) -> str:
         """One line: the action, the object and what changes in it."""

@@ -102,6 +102,20 @@ class KubeApiError(CloudError):
         )
 
 
+class ForbiddenError(CloudError):
+    """The Kubernetes API refused a request to this identity (403): its RBAC (or, on GKE, IAM) lacks the
+    permission. `diff` works around those it can (deploy/targets/kube/diff.py); other commands stop."""
+
+    def __init__(self, host: str, request: str, body: str):
+        self.request = request
+        self.api_message = KubeApiError(host, request, 403, body).api_message
+        super().__init__(
+            f"the Kubernetes API at {host} forbids {request}: {self.api_message}",
+            "give the account the permissions docs/targets.md lists for this command (a deploy: edit rights on "
+            "the namespace; diff: the preview's read-only role, with which diff names what it could not compare)",
+        )
+
+
 class CredentialsError(CloudError):
     """No usable credentials for the cloud or the cluster."""
 

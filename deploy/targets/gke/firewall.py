@@ -22,6 +22,7 @@ from deploy.model.progress import Say, silent
 from deploy.targets.gke.cloud import RETRY, Place, calling
 
 PREFIX = "k8sdeploy-"  # every rule k8sdeploy makes starts so
+READ = "compute.firewalls.get"  # the permission current() needs
 KIND = "compute#firewall"
 
 
@@ -71,19 +72,30 @@ class Firewall:
         )
 
     def change(self, ports: Iterable[int]) -> ObjectChange:
-        """What ensure() would do to the rule, with the fields that change; reads only."""
-        want, have = shape(self.desired(ports)), self.current()
+        """What ensure() would do to the rule, with the fields that change; reads only. An identity without
+        compute.firewalls.get (the preview's may lack it: docs/targets.md) gets the rule named as not compared."""
+        want = shape(self.desired(ports))
+        try:
+            have = self.current(may_be_denied=True)
+        except _Denied:
+            return ObjectChange(KIND, self.name, "unknown", note=f"not compared: no permission {READ}")
         if have is None:
             return ObjectChange(KIND, self.name, "create", tuple(compare({}, want)))
         fields = tuple(compare(shape(have), want))
         return ObjectChange(KIND, self.name, "update" if fields else "unchanged", fields)
 
-    def current(self) -> compute_v1.Firewall | None:
+    def current(self, may_be_denied: bool = False) -> compute_v1.Firewall | None:
+        """The rule, None when there is none; `may_be_denied`: _Denied when the caller lacks READ (a disabled API
+        or an unknown project stays the error `calling` makes of it)."""
         with calling(f"reading firewall rule {self.name}", self.place):
             try:
                 return self.firewalls.get(project=self.project, firewall=self.name, retry=RETRY)
             except gexc.NotFound:
                 return None
+            except gexc.Forbidden as exc:
+                if may_be_denied and exc.reason not in ("SERVICE_DISABLED", "CONSUMER_INVALID"):
+                    raise _Denied() from None
+                raise
 
     def check_network(self) -> None:
         """Stop (ConfigError) when the environment's network is not in the project: projects under the
@@ -159,3 +171,7 @@ class Firewall:
                 f"{what} failed: {messages}",
                 f"fix that (quota, permissions, {self.place.table}) and run again; operation {operation.name}",
             )
+
+
+class _Denied(Exception):
+    """The caller may not read the rule (403 without a reason of the project or the API)."""

@@ -7,11 +7,12 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from itertools import groupby
+from typing import TypeVar
 
-from deploy.model.errors import ApplyError, ConfigError, KubeApiError
+from deploy.model.errors import ApplyError, ConfigError, ForbiddenError, KubeApiError
 from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult
 from deploy.targets.kube import (
@@ -32,6 +33,8 @@ from deploy.targets.kube import (
 )
 from deploy.targets.kube.client import KubeApi, Scoped, together
 from deploy.targets.kube.edits import hand_edits
+
+T = TypeVar("T")
 
 # The API server's words for a change it will not patch in place: a Deployment's selector ("field is
 # immutable"), a StatefulSet's spec beyond its mutable fields ("updates to statefulset spec for fields
@@ -70,6 +73,22 @@ def mounted_secrets(objects: Sequence[dict]) -> dict[str, tuple[str, ...]]:
                 items = tuple(item["key"] for item in secret.get("items", [])) or TLS_KEYS
                 found[secret["secretName"]] = tuple(sorted({*found.get(secret["secretName"], ()), *items}))
     return found
+
+
+def allowed(call: Callable[[], T], kind: Kind, forbidden: dict[Kind, str] | None) -> Callable[[], T | None]:
+    """`call`, whose ForbiddenError is put in `forbidden` (kind -> the request refused) and answered None; raised
+    when `forbidden` is None."""
+
+    def run() -> T | None:
+        try:
+            return call()
+        except ForbiddenError as exc:
+            if forbidden is None:
+                raise
+            forbidden[kind] = exc.request
+            return None
+
+    return run
 
 
 def conflicting_managers(exc: KubeApiError) -> set[str]:
@@ -115,27 +134,42 @@ class Applier(Scoped):
         # what the last apply found, when it changed nothing: what runs now (Readiness's first look)
         self.unchanged: dict[Kind, list[dict]] | None = None
 
-    def survey(self, desired: Sequence[dict], namespace_exists: bool = True) -> None:
+    def survey(
+        self, desired: Sequence[dict], namespace_exists: bool = True, forbidden: dict[Kind, str] | None = None
+    ) -> None:
         """Read what the namespace holds: our objects, one list per kind; then, for the kinds of which a desired
         object is not among ours, the names of all their objects (metadata only: another's Secret is not read), so
         that one of them by that name, not ours, is found. Nothing is read of a namespace that is not there. Our
-        Secrets are listed as metadata too: their data is read only for one that is to be sent (live)."""
+        Secrets are listed as metadata too: their data is read only for one that is to be sent (live).
+        `forbidden` (a diff as a read-only identity): a kind this identity may not list is put there (kind -> the
+        request refused) and read as holding nothing, rather than stopping."""
         kinds = KINDS[1:]
         ours = owner_selector(self.env_name)
-        lists = self.api.lists(kinds, self.namespace, ours, metadata_only=(SECRET,)) if namespace_exists else []
+        lists = (
+            together(
+                [
+                    allowed(partial(self.api.list, kind, self.namespace, ours, "", kind == SECRET), kind, forbidden)
+                    for kind in kinds
+                ]
+            )
+            if namespace_exists
+            else []
+        )
         self.listed = {kind: {} for kind in kinds}
         for kind, found in zip(kinds, lists, strict=False):
-            self.listed[kind] = {obj["metadata"]["name"]: obj for obj in found}
+            self.listed[kind] = {obj["metadata"]["name"]: obj for obj in found or ()}
         missing = sorted(
             {kind_of(obj) for obj in desired if obj["metadata"]["name"] not in self.listed.get(kind_of(obj), {})}
             - {NAMESPACE},
             key=KINDS.index,
         )
         names = (
-            together([partial(self.api.names, kind, self.namespace) for kind in missing]) if namespace_exists else []
+            together([allowed(partial(self.api.names, kind, self.namespace), kind, forbidden) for kind in missing])
+            if namespace_exists
+            else []
         )
         self.names = {kind: set() for kind in missing}
-        self.names.update(zip(missing, names, strict=False))
+        self.names.update((kind, found or set()) for kind, found in zip(missing, names, strict=False))
 
     def apply(self, objects: Sequence[dict]) -> ApplyResult:
         self.unchanged = None

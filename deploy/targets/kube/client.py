@@ -11,6 +11,7 @@ import builtins
 import http.client
 import json
 import os
+import re
 import ssl
 import tempfile
 import time
@@ -24,7 +25,7 @@ from urllib.parse import urlencode
 import urllib3
 
 from deploy import __version__
-from deploy.model.errors import CloudError, CredentialsError, KubeApiError, LeftoversError
+from deploy.model.errors import CloudError, CredentialsError, ForbiddenError, KubeApiError, LeftoversError
 from deploy.model.progress import Say, silent
 from deploy.model.retry import DEFAULT, Declined, RetryPolicy, retry_after
 from deploy.targets.kube import INSTANCE, MANAGED_BY, MANAGER, NAMESPACE, POD, Kind
@@ -34,6 +35,9 @@ JSON = "application/json"
 # objects as their metadata only (https://kubernetes.io/docs/reference/using-api/api-concepts/#receiving-resources-as-tables)
 METADATA = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
 T = TypeVar("T")
+# The authorizer's 403 (RBAC, GKE's IAM): 'User "NAME" cannot VERB resource "R" ...'; admission answers 403 too
+# (a PodSecurity violation, a namespace being terminated), which is the object refused, not the identity.
+AUTHORIZATION_DENIED = re.compile(r'User "[^"]*" cannot ')
 PARALLEL = 8  # requests in flight at once, within the client's connection pool (5 per core)
 
 
@@ -193,11 +197,8 @@ class KubeApi:
                 f"the Kubernetes API at {self.host} rejected the credentials",
                 "refresh them (a new token, or the kubeconfig user's credentials)",
             )
-        if status == 403:
-            raise CloudError(
-                f"the Kubernetes API at {self.host} forbids this: {error.api_message}",
-                "grant the account edit rights on the namespace (e.g. roles/container.developer)",
-            )
+        if status == 403 and AUTHORIZATION_DENIED.search(error.api_message):
+            raise ForbiddenError(self.host, request, text)
         raise error
 
     def get(self, kind: Kind, namespace: str, name: str) -> dict | None:

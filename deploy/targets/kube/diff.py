@@ -1,66 +1,35 @@
 """What an apply would change on a Kubernetes API, as the API server itself answers it: the same server-side
-apply as our field manager with dryRun=All, compared with the live object; nothing is written."""
+apply as our field manager with dryRun=All, compared with the live object; nothing is written.
+
+An identity that may only read (the preview's: docs/targets.md) is refused the dry runs, since the API server
+authorizes a dry run as the write it stands for: those objects are compared with the live object client-side
+(deploy/targets/kube/readonly.py), and say so. What it may not read at all (a kind it may not list, Secrets) is
+named as not compared ("unknown"), never taken for unchanged."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
-from typing import Any
 
-from deploy.model.changes import Drift, FieldChange, ObjectChange, compare, named
-from deploy.model.errors import KubeApiError
-from deploy.targets.kube import APPLIED, KINDS, NAMESPACE, PVC, SECRET, kind_of
+from deploy.model.changes import Drift, ObjectChange
+from deploy.model.errors import ForbiddenError, KubeApiError
+from deploy.targets.kube import APPLIED, KINDS, NAMESPACE, PVC, SECRET, Kind, kind_of
 from deploy.targets.kube.apply import (
     IMMUTABLE,
     Applier,
     defaulted_rolling_update_in_the_way,
+    mounted_secrets,
     needs_apply,
     refused,
 )
 from deploy.targets.kube.client import together
 from deploy.targets.kube.edits import edited_fields, hand_edits
+from deploy.targets.kube.readonly import changed_fields, comparable, shaped_like
+from deploy.targets.kube.readonly import changes as changes_locally
+from deploy.targets.kube.readonly import drift as drift_locally
 
-# What every write changes, or the server alone sets: not a change anyone asked for.
-VOLATILE = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")
-SECRET_VALUES = ("data", "stringData")
-
-
-def comparable(obj: Mapping) -> dict:
-    """The object without its status, the metadata every write changes, and our digest annotation."""
-    obj = {key: copy.deepcopy(value) for key, value in obj.items() if key != "status"}
-    meta = obj.get("metadata") or {}
-    for key in VOLATILE:
-        meta.pop(key, None)
-    annotations = meta.get("annotations") or {}
-    annotations.pop(APPLIED, None)
-    if not annotations:
-        meta.pop("annotations", None)
-    return obj
-
-
-def changed_fields(old: Mapping, new: Mapping, secret: bool) -> tuple[FieldChange, ...]:
-    """The leaves that differ; a Secret's values are compared but never shown."""
-    if not secret:
-        return tuple(compare(old, new))
-
-    def bare(side: Mapping) -> dict:
-        return {key: value for key, value in side.items() if key not in SECRET_VALUES}
-
-    found = list(compare(bare(old), bare(new)))
-    for key in SECRET_VALUES:
-        found += compare(old.get(key), new.get(key), key, secret=True)
-    return tuple(found)
-
-
-def shaped_like(live: Any, rendered: Any) -> Any:
-    """`live` cut down to the fields `rendered` has, so what the API server defaulted is not called a change."""
-    if isinstance(live, Mapping) and isinstance(rendered, Mapping):
-        return {key: shaped_like(live.get(key), value) for key, value in rendered.items()}
-    if isinstance(live, list) and isinstance(rendered, list) and named(live) and named(rendered):
-        by_name = {item["name"]: item for item in live}
-        return [shaped_like(by_name.get(item["name"]), item) for item in rendered if item["name"] in by_name]
-    return live
+NOT_DRY_RUN = "not dry-run: no permission to patch"
+LOCALLY = f"compared client-side ({NOT_DRY_RUN})"
 
 
 def drift_of(live: dict, after: dict) -> Iterator[Drift]:
@@ -77,38 +46,65 @@ def drift_of(live: dict, after: dict) -> Iterator[Drift]:
 
 class Differ:
     """The changes of one environment's apply, through the Applier's own decisions (prepare, ownership, the
-    digest that skips an unchanged object, conflicts, immutable fields, prune), each write a dry run."""
+    digest that skips an unchanged object, conflicts, immutable fields, prune), each write a dry run; where this
+    identity may not dry-run, compared client-side; where it may not read, named as not compared."""
 
     def __init__(self, applier: Applier):
         self.applier = applier
+        self.forbidden: dict[Kind, str] = {}  # kinds this identity may not list -> the request refused
 
     def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]:
         applier = self.applier
         desired = sorted((applier.prepare(obj) for obj in objects), key=lambda o: KINDS.index(kind_of(o)))
-        applier.require_secrets(desired)
-        found: list[ObjectChange] = []
-        namespace = applier.api.get(NAMESPACE, "", applier.namespace)
+        found: list[ObjectChange] = list(self.required_secrets(desired))
+        try:
+            exists = applier.api.get(NAMESPACE, "", applier.namespace) is not None
+        except ForbiddenError:  # its objects are read as if it exists: a namespace that does not holds none
+            exists = True
+            found.append(ObjectChange(NAMESPACE.kind, applier.namespace, "unknown", note=unreadable(NAMESPACE)))
         applier.readings.clear()
-        applier.survey(desired, namespace_exists=namespace is not None)
-        if namespace is None:
+        self.forbidden.clear()
+        applier.survey(desired, namespace_exists=exists, forbidden=self.forbidden)
+        if not exists:
             note = "the API server checks its objects once it exists"
             found.append(ObjectChange(NAMESPACE.kind, applier.namespace, "create", note=note))
         # each object's dry run is independent of the others': side by side
-        found += together([partial(self.one, obj, namespace is not None) for obj in desired])
+        found += together([partial(self.one, obj, exists) for obj in desired])
         for kind, live in applier.stale({(kind_of(obj), obj["metadata"]["name"]) for obj in desired}):
             name = live["metadata"]["name"]
             if kind == PVC:
                 found.append(ObjectChange(kind.kind, name, "unchanged", note="no longer rendered, kept: it holds data"))
             else:
                 found.append(ObjectChange(kind.kind, name, "delete", note="not in this render (prune)"))
+        for kind in sorted(self.forbidden, key=KINDS.index):  # what of them the render no longer has is not known
+            found.append(ObjectChange(kind.kind, "*", "unknown", note=f"{unreadable(kind)}: what up prunes of them"))
         return tuple(found)
+
+    def required_secrets(self, desired: Sequence[dict]) -> Iterator[ObjectChange]:
+        """Nothing when the Secrets the pods mount and k8sdeploy does not make are there (else `up`'s error);
+        each named as not checked when this identity may not read Secrets."""
+        try:
+            self.applier.require_secrets(desired)
+        except ForbiddenError:
+            ours = {obj["metadata"]["name"] for obj in desired if kind_of(obj) == SECRET}
+            for name in sorted(set(mounted_secrets(desired)) - ours):
+                yield ObjectChange(SECRET.kind, name, "unknown", note=f"the pods mount it; {unreadable(SECRET)}")
 
     def one(self, obj: dict, dry_run: bool) -> ObjectChange:
         applier, kind, name = self.applier, kind_of(obj), obj["metadata"]["name"]
-        live = applier.live(obj, keep=True)
+        if kind in self.forbidden:
+            return ObjectChange(kind.kind, name, "unknown", note=unreadable(kind))
+        try:
+            live = applier.live(obj, keep=True)
+        except ForbiddenError:  # listed as metadata, and read whole only now
+            return ObjectChange(kind.kind, name, "unknown", note=unreadable(kind))
         if live is None:
             if dry_run:
-                self.dry_run(obj, ())
+                try:
+                    self.dry_run(obj, ())
+                except _Refused:
+                    note = f"{NOT_DRY_RUN}: the API server checks it at up"
+                    return ObjectChange(kind.kind, name, "create", note=note)
             return ObjectChange(kind.kind, name, "create")
         edits = hand_edits(live)
         if not needs_apply(obj, live, edits):
@@ -123,6 +119,10 @@ class Differ:
         except _Immutable as exc:
             fields = changed_fields(shaped_like(comparable(live), comparable(obj)), comparable(obj), secret)
             return ObjectChange(kind.kind, name, "replace", fields, note=exc.why)
+        except _Refused:
+            fields = changes_locally(live, obj, secret)
+            action = "update" if fields else "unchanged"
+            return ObjectChange(kind.kind, name, action, fields, tuple(drift_locally(live, obj)), note=LOCALLY)
         fields = changed_fields(comparable(live), comparable(after), secret)
         return ObjectChange(kind.kind, name, "update" if fields else "unchanged", fields, tuple(drift_of(live, after)))
 
@@ -130,10 +130,20 @@ class Differ:
         """The object as the API server would store it; refused as `up` would be refused."""
         try:
             return self.applier.server_side_apply(kind_of(obj), obj, edits, dry_run=True)
+        except ForbiddenError:
+            raise _Refused() from None
         except KubeApiError as exc:
             if exc.status == 422 and IMMUTABLE.search(exc.body or ""):
                 raise _Immutable(exc.api_message) from None
             raise refused(obj, exc) from None
+
+
+def unreadable(kind: Kind) -> str:
+    return f"not compared: no permission to read {'Secrets' if kind == SECRET else kind.plural}"
+
+
+class _Refused(Exception):
+    """This identity may not dry-run the object: the API server authorizes a dry run as the write itself."""
 
 
 class _Immutable(Exception):

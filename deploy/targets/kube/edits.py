@@ -38,9 +38,8 @@ def field_paths(fields: dict, prefix: str = "") -> Iterator[str]:
         yield from field_paths(inner, path) if inner else [path]
 
 
-def edited_fields(live: dict) -> dict[str, tuple[str, ...]]:
-    """Manager -> the paths it owns outside metadata and status, for each manager but ours and the cluster's."""
-    found: dict[str, tuple[str, ...]] = {}
+def by_others(live: dict) -> Iterator[tuple[str, dict]]:
+    """(manager, FieldsV1 outside metadata and status) of each entry of managedFields but ours and the cluster's."""
     for entry in (live.get("metadata") or {}).get("managedFields") or []:
         manager = entry.get("manager") or ""
         if (
@@ -49,14 +48,17 @@ def edited_fields(live: dict) -> dict[str, tuple[str, ...]]:
             or entry.get("subresource") == "status"
         ):
             continue
-        paths = [
-            p
-            for p in field_paths(entry.get("fieldsV1") or {})
-            if p.split(".")[0].split("[")[0] not in ("metadata", "status")
-        ]
+        fields = {k: v for k, v in (entry.get("fieldsV1") or {}).items() if k not in ("f:metadata", "f:status")}
+        yield manager or "an unnamed manager", fields
+
+
+def edited_fields(live: dict) -> dict[str, tuple[str, ...]]:
+    """Manager -> the paths it owns outside metadata and status, for each manager but ours and the cluster's."""
+    found: dict[str, tuple[str, ...]] = {}
+    for manager, fields in by_others(live):
+        paths = list(field_paths(fields))
         if paths:
-            name = manager or "an unnamed manager"
-            found[name] = tuple(sorted({*found.get(name, ()), *paths}))
+            found[manager] = tuple(sorted({*found.get(manager, ()), *paths}))
     return found
 
 
