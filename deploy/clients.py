@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the cloud clients are imported only for gke environments: t
     from google.auth.credentials import Credentials as GoogleCredentials
 
     from deploy.registry.artifact_registry import ArtifactRepository
+    from deploy.targets.gke.doctor import GkeDoctor
     from deploy.targets.gke.target import GkeTarget
     from deploy.targets.kube.client import KubeApi
 
@@ -134,6 +135,9 @@ class Clients:
     def gke(self, environment: Environment, say: Say, keep_cluster: bool) -> GkeTarget:
         return gke_target(environment, say, google_apis(), keep_cluster)
 
+    def gke_doctor(self, environment: Environment) -> GkeDoctor:
+        return gke_doctor(environment, google_apis())
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
@@ -154,6 +158,10 @@ class GoogleApis:
     artifact_registry_endpoint: str = "artifactregistry.googleapis.com"
     # registry hosts that are Artifact Registry although not named LOCATION-docker.pkg.dev (a test's stand-in)
     docker_locations: Mapping[str, str] = field(default_factory=dict)
+    # what `doctor` reads besides: enabled APIs, permissions held, workload identity providers
+    service_usage_endpoint: str = "serviceusage.googleapis.com"
+    resource_manager_endpoint: str = "cloudresourcemanager.googleapis.com"
+    iam_endpoint: str = "iam.googleapis.com"
 
 
 def google_apis() -> GoogleApis:
@@ -228,6 +236,47 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
 
 
 def artifact_repository(registry: str, say: Say, ask_google: bool) -> ArtifactRepository | None:
+def gke_doctor(environment: Environment, apis: GoogleApis) -> GkeDoctor:
+    """The gke environment's read-only checks (`doctor`), over the APIs they read; nothing else is made."""
+    from google.auth.transport.requests import AuthorizedSession
+    from google.cloud import container_v1
+
+    from deploy.registry.artifact_registry import repository_of
+    from deploy.targets.gke.cloud import Place
+    from deploy.targets.gke.cluster import GkeCluster
+    from deploy.targets.gke.doctor import DoctorApis, GkeDoctor
+    from deploy.targets.gke.rest import Rest
+
+    assert environment.gke is not None  # the environment model requires the table for gke
+    session = AuthorizedSession(apis.credentials)
+    rest = {
+        endpoint: Rest(session, endpoint, apis.scheme)
+        for endpoint in (
+            apis.service_usage_endpoint,
+            apis.resource_manager_endpoint,
+            apis.iam_endpoint,
+            apis.compute_endpoint,
+        )
+    }
+    container = rest_client(container_v1.ClusterManagerClient, apis.container_endpoint, apis)
+    cluster = GkeCluster(container, Place(environment.name, environment.gke))
+    registry = environment.registry
+    on_artifact_registry = (
+        bool(registry) and repository_of(RegistryAddress.parse(registry), apis.docker_locations) is not None
+    )
+    return GkeDoctor(
+        environment,
+        DoctorApis(
+            rest[apis.service_usage_endpoint],
+            rest[apis.resource_manager_endpoint],
+            rest[apis.iam_endpoint],
+            rest[apis.compute_endpoint],
+        ),
+        lambda: cluster.find() is not None,
+        on_artifact_registry,
+    )
+
+
     """The Artifact Registry repository `registry` names; None for any other registry. Google is asked for
     credentials only for a *-docker.pkg.dev registry, or when `ask_google` (a gke environment, whose credentials
     are needed anyway)."""

@@ -31,6 +31,7 @@ import itertools
 import json
 from collections.abc import Callable
 
+from tests.fakes.compute_regions import ComputeRegions
 from tests.fakes.google import GoogleFake, fail
 from tests.fakes.server import Reply, Request
 
@@ -38,11 +39,12 @@ P = r"/compute/v1/projects/(?P<project>[^/]+)"
 AGGREGATED = ("forwardingRules", "targetPools", "backendServices", "healthChecks", "disks")
 
 
-class FakeCompute(GoogleFake):
+class FakeCompute(ComputeRegions, GoogleFake):
     service, title = "compute.googleapis.com", "Compute Engine API"
 
     def __init__(self, region: str = "europe-west1", zone: str = "europe-west1-b", done_after: int = 2, **kwargs):
         super().__init__(**kwargs)
+        self.serve_regions()  # regions and machine types (tests/fakes/compute_regions.py)
         self.region, self.zone = region, zone
         self.done_after = done_after
         self.resources: dict[tuple[str, str, str], dict] = {}  # (collection, scope, name) -> resource

@@ -27,6 +27,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     params: dict[str, str] = field(default_factory=dict)  # named groups of the route
+    repeated: dict[str, list[str]] = field(default_factory=dict)  # every value of each query parameter, in order
 
     def json(self) -> dict:
         return json.loads(self.body or b"{}")
@@ -164,8 +165,10 @@ def _handler_for(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             split = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            query = {key: values[-1] for key, values in parse_qs(split.query).items()}
-            request = Request(self.command, split.path, query, {k.lower(): v for k, v in self.headers.items()}, body)
+            repeated = parse_qs(split.query)
+            query = {key: values[-1] for key, values in repeated.items()}
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            request = Request(self.command, split.path, query, headers, body, repeated=repeated)
             reply = server.dispatch(request)
             if reply is DROPPED:
                 self.close_connection = True

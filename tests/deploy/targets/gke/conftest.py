@@ -16,6 +16,7 @@ from google.oauth2.credentials import Credentials
 from deploy.clients import GoogleApis, gke_target
 from deploy.model.environments import Environment, Gke
 from tests.controlplane import KubeCluster
+from tests.deploy.targets.gke.readers import Readers
 from tests.fakes.artifact_registry import FakeArtifactRegistry
 from tests.fakes.cloud_controller import CloudController
 from tests.fakes.compute import FakeCompute
@@ -37,6 +38,7 @@ class Cloud:
     # registry host that is its Docker side (tests/fakes/artifact_registry.py)
     artifact_registry: FakeArtifactRegistry | None = None
     docker_locations: dict[str, str] = field(default_factory=dict)
+    readers: Readers | None = None  # the APIs `doctor` reads besides (tests/deploy/targets/gke/readers.py)
 
     @property
     def namespace(self) -> str:
@@ -52,6 +54,7 @@ class Cloud:
             *self.gke.mutating_requests()[gke:],
             *self.compute.mutating_requests()[compute:],
             *self.kube.mutations(kube),
+            *(self.readers.mutating_requests() if self.readers else []),  # they take none
         ]
 
     def flaky(self, share: float, seed: int = 6) -> None:
@@ -76,6 +79,7 @@ class Cloud:
             poll=0.01,
             artifact_registry_endpoint=registry,
             docker_locations=dict(self.docker_locations),
+            **(readers_endpoints(self.readers) if self.readers else {}),
         )
 
     def cluster_created(self, cluster: dict) -> None:
@@ -111,6 +115,16 @@ class Cloud:
         self.controller.stop()
         for fake in (self.gke, self.compute, self.proxy, *([self.artifact_registry] if self.artifact_registry else [])):
             fake.stop()
+        if self.readers is not None:
+            self.readers.stop()
+
+
+def readers_endpoints(readers: Readers) -> dict[str, str]:
+    return {
+        "service_usage_endpoint": readers.service_usage.address,
+        "resource_manager_endpoint": readers.resource_manager.address,
+        "iam_endpoint": readers.iam.address,
+    }
 
 
 def make_cloud(kube: KubeCluster) -> Cloud:
@@ -120,7 +134,7 @@ def make_cloud(kube: KubeCluster) -> Cloud:
     proxy.start()
     gke = FakeGke(proxy.address, kube.cluster.ca_pem, token=TOKEN)
     controller = CloudController(kube.session(), kube.server, compute, (kube.namespace,), gke.cluster_id).start()
-    cloud = Cloud(gke, compute, kube, proxy, controller)
+    cloud = Cloud(gke, compute, kube, proxy, controller, readers=Readers.start(TOKEN, accounts=(NODES,)))
     gke.on_create = cloud.cluster_created
     gke.on_delete = cloud.cluster_deleted
     gke.start()
