@@ -216,6 +216,7 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
         compute_client(compute_v1.DisksClient),
         legacy_checks,
         compute_client(compute_v1.NetworksClient),
+        compute_client(compute_v1.NetworkEndpointGroupsClient),
     )
     container = rest_client(container_v1.ClusterManagerClient, apis.container_endpoint, apis)
     cluster = GkeCluster(container, place, say, poll=apis.poll)

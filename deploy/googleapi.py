@@ -12,7 +12,7 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.auth import exceptions as auth_exceptions
 
-from deploy.model.errors import CloudError, CredentialsError
+from deploy.model.errors import CloudError, CredentialsError, QuotaError
 from deploy.model.retry import DEFAULT, DEFAULT_SECONDS
 
 # The rule of deploy/model/retry.py, in google.api_core's terms: 429 and 503 mean "not done, try again", and so
@@ -47,6 +47,31 @@ def server_message(exc: gexc.GoogleAPICallError) -> str:
     return re.sub(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ", "", str(exc.message))
 
 
+# A request beyond a quota, refused at once with 403 before anything is made (GKE's clusters.create: 'Insufficient
+# regional quota to satisfy request: resource "CPUS": request requires '12.0' and is short '4.0'. project has a
+# quota of '24.0' with '8.0' available. ...', or an older wording, 'Insufficient regional quota to satisfy request
+# for resource: "IN_USE_ADDRESSES". The request requires '2.0' and is short '1.0'. ...'; a project-wide one says
+# "project quota", e.g. for CPUS_ALL_REGIONS)
+QUOTA = re.compile(r'Insufficient (?P<scope>regional|project) quota .*?resource:? \\?"(?P<metric>[A-Z0-9_]+)\\?"')
+SHORT = re.compile(r"requires '(?P<requires>[\d.]+)' and is short '(?P<short>[\d.]+)'")
+
+
+def quota_error(exc: gexc.GoogleAPICallError, what: str, project: str, region: str, sizes: str) -> QuotaError | None:
+    """The quota a 403 names as short, with how much, in which region; None for any other 403."""
+    message = server_message(exc)
+    quota = QUOTA.search(message)
+    if quota is None:
+        return None
+    where = "in all regions together" if quota["scope"] == "project" else f"in region {region or 'of the request'}"
+    short = SHORT.search(message)
+    amount = f": the request needs {float(short[1]):g} and is short by {float(short[2]):g}" if short else ""
+    return QuotaError(
+        f"quota {quota['metric']} of project {project!r} {where} is too small while {what}{amount}",
+        f"ask for more {quota['metric']} {where} "
+        f"(https://console.cloud.google.com/iam-admin/quotas?project={project}), or for less: {sizes or 'less'}",
+    )
+
+
 @contextmanager
 def google_calls(
     what: str,
@@ -54,10 +79,13 @@ def google_calls(
     roles: str,
     project_setting: str,
     other: Callable[[gexc.GoogleAPICallError], CloudError | None] = lambda _exc: None,
+    region: str = "",
+    sizes: str = "",
 ) -> Iterator[None]:
     """Run Google API calls for `project`; an expected failure becomes a one-line error naming what to fix.
     `roles` are the IAM roles that would have allowed it; `project_setting` is where the project is set;
-    `other` may turn an API-specific error into its own message."""
+    `other` may turn an API-specific error into its own message; `region` is where a regional quota is counted
+    and `sizes` what sets how much is asked for."""
     try:
         yield
     except (auth_exceptions.DefaultCredentialsError, auth_exceptions.RefreshError) as exc:
@@ -79,6 +107,8 @@ def google_calls(
                 f"enable it: gcloud services enable {service} --project {project} (or in the "
                 "console's API library), wait a minute, and run again",
             ) from None
+        if (quota := quota_error(exc, what, project, region, sizes)) is not None:
+            raise quota from None
         if exc.reason == "CONSUMER_INVALID":
             raise CloudError(
                 f"project {project!r} does not exist or these credentials cannot see it",

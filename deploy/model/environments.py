@@ -62,7 +62,9 @@ class Gke(_Frozen):
     location: str  # a zone (europe-west1-b) or a region (europe-west1)
     cluster: str
     machine_type: str = "e2-small"
-    node_count: int = Field(1, ge=1)
+    node_count: int = Field(1, ge=1)  # per zone: a regional location has its nodes in 3 zones, 3 x this in all
+    # seconds any one wait on a Google operation may last (a cluster's create, delete, or another's upgrade of it)
+    operation_timeout: float = Field(3600, gt=0)
     network_tag: str = ""  # defaults to k8sdeploy-<cluster>
     network: str = "default"  # the VPC network of the cluster and the firewall rule; checked to exist at `up`
     source_ranges: tuple[str, ...] = ("0.0.0.0/0",)

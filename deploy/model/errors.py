@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     CLOUD = 8  # a cloud or cluster API refused: credentials, permission, project, location, failed operation
     BUSY = 9  # another k8sdeploy command holds the environment's lease
     UNVERIFIED = 10  # an image is unsigned, signed by another key, or its attestations do not match (verify)
+    LACKING = 11  # `doctor`: something a deploy needs is missing (each named with its fix)
     UNEXPECTED = 70  # a failure the code did not expect (a bug): one line, the traceback in a crash log
     INTERRUPTED = 130
 
@@ -80,6 +81,10 @@ class CloudError(DeployError):
     """A cloud or cluster API refused or failed: permission, unknown project or location, a failed operation."""
 
     exit_code = ExitCode.CLOUD
+
+
+class QuotaError(CloudError):
+    """A Google quota (CPUs, disk, addresses in a region) is too small for what was asked: not a permission."""
 
 
 class KubeApiError(CloudError):

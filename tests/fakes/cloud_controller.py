@@ -2,14 +2,22 @@
 controller manager and the Persistent Disk CSI driver, writing to the fake Compute API.
 
 It watches the real API server (by polling, in a thread) the way those controllers do:
-- A Service of type LoadBalancer gets the finalizer `service.kubernetes.io/load-balancer-cleanup`, then a
-  forwarding rule, a target pool and a `k8s-fw-` firewall rule named `a` + the Service's uid without
-  dashes (32 characters), described with `kubernetes.io/service-name`, and the cluster's shared legacy
-  HTTP health check of the nodes (`k8s-<cluster id>-node`, gone with its last load balancer), then an
-  ingress address in its status. When the Service is deleted, the controller deletes those
-  resources and only then removes the finalizer, so the Service stays (Terminating) until its load
-  balancer is gone. (kubernetes/cloud-provider controllers/service/controller.go; GKE docs "LoadBalancer
-  Service parameters"; the k8s-fw naming: cloud-provider-gcp gce_loadbalancer_naming.go.)
+- A Service of type LoadBalancer gets its load balancer one of the two ways GKE makes them
+  (https://cloud.google.com/kubernetes-engine/docs/concepts/service-load-balancer): backend-service based with
+  GCE_VM_IP NEG backends when it has the annotation `cloud.google.com/l4-rbs: "enabled"` or
+  `spec.loadBalancerClass: networking.gke.io/l4-regional-external`, or when `backend_services` is set (GKE
+  1.37 and later make them so without either); else target-pool based. Either way it first gets its
+  controller's finalizer (`service.kubernetes.io/load-balancer-cleanup` from the service controller,
+  `gke.networking.io/l4-netlb-v3` from ingress-gce for the NEG variant: ingress-gce
+  pkg/utils/common/finalizer.go), then its pieces in the fake Compute API (tests/fakes/compute.py says which,
+  and their names), then an ingress address in its status. When the Service is deleted, the controller deletes
+  its pieces (and a shared health check it was the last user of) and only then removes the finalizer, so the
+  Service stays (Terminating) until its load balancer is gone. (kubernetes/cloud-provider
+  controllers/service/controller.go; ingress-gce pkg/l4/controllers/l4netlbcontroller.go.) The names come from
+  the cluster as the controllers read them: the cloud provider's cluster id from the `kube-system/ingress-uid`
+  ConfigMap (`provider-uid`, else `uid`), which it creates with a random 8-byte hex id when missing
+  (cloud-provider-gcp providers/gce/gce_clusterid.go getOrInitialize), and ingress-gce's cluster uid from the
+  `kube-system` namespace's UID (pkg/utils/namer/l4_namer.go NewL4Namer).
 - A PersistentVolume of a claim in a watched namespace gets a zonal disk of the same name (`pvc-<uid>`),
   described with `kubernetes.io/created-for/pv/name` and the claim's name and namespace, which goes when
   the volume is deleted (the PD CSI driver's DeleteVolume).
@@ -26,20 +34,27 @@ Services leaks their load balancers, as a real GKE cluster does.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
-from collections.abc import Callable
 
 import requests
 
-from tests.fakes.compute import FakeCompute
+from deploy.targets.gke.naming import ClusterIds, content_hash, load_balancer_name
+from tests.fakes.compute import FakeCompute, Key
 from tests.fakes.tcp_proxy import TcpFaultProxy
 
-FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+FINALIZER = "service.kubernetes.io/load-balancer-cleanup"  # the service controller's (target pools)
+NEG_FINALIZER = "gke.networking.io/l4-netlb-v3"  # ingress-gce's, for the NEG-backed variant
+RBS = "cloud.google.com/l4-rbs"
+L4_CLASS = "networking.gke.io/l4-regional-external"
 
 
-def load_balancer_name(uid: str) -> str:
-    return ("a" + uid.replace("-", ""))[:32]
+def backend_service_based(service: dict, default: bool) -> bool:
+    """Whether GKE makes this Service's load balancer backend-service based (with NEGs): asked for by annotation
+    or class, or by default (GKE 1.37 on)."""
+    asked = (service["metadata"].get("annotations") or {}).get(RBS) == "enabled"
+    return asked or service["spec"].get("loadBalancerClass") == L4_CLASS or default
 
 
 class CloudController:
@@ -49,12 +64,10 @@ class CloudController:
         server: str,
         compute: FakeCompute,
         namespaces: tuple[str, ...],
-        cluster_id: Callable[[], str] = lambda: "0123456789abcdef",
         poll: float = 0.1,
         ingress_ip: str = "127.0.0.1",
     ):
         self.session = session
-        self.cluster_id = cluster_id  # the first 16 hex digits of the GKE cluster's id
         self.server = server
         self.compute = compute
         self.namespaces = set(namespaces)
@@ -62,6 +75,8 @@ class CloudController:
         self.ingress_ip = ingress_ip
         self.paused = False  # while the cluster is deleted (or not yet created) nothing runs
         self.leaks: set[str] = set()  # resource names it fails to delete (and says it did), as controllers do
+        self.backend_services = False  # every LoadBalancer Service the NEG way, as GKE 1.37 and later do
+        self.made: dict[str, list[Key]] = {}  # a Service's uid -> its own pieces in Compute
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.errors: list[str] = []
@@ -113,17 +128,27 @@ class CloudController:
             self.stopped.wait(self.poll)
 
     def reconcile(self) -> None:
-        balanced = False
         for namespace in sorted(self.namespaces):
             answer = self.session.get(f"{self.server}/api/v1/namespaces/{namespace}/services", timeout=10)
             if answer.status_code == 200:
                 for service in answer.json()["items"]:
                     self.service(service)
-                    balanced |= service["spec"].get("type") == "LoadBalancer"
-        if not balanced:
-            with self.compute.lock:
-                self.compute.cluster_has_no_load_balancers(self.cluster_id())
         self.disks()
+
+    def cluster_ids(self) -> ClusterIds:
+        """The ids the controllers name the pieces after, read from the cluster (the ConfigMap made if missing)."""
+        system = self.session.get(f"{self.server}/api/v1/namespaces/kube-system", timeout=10)
+        system.raise_for_status()
+        path = f"{self.server}/api/v1/namespaces/kube-system/configmaps"
+        found = self.session.get(f"{path}/ingress-uid", timeout=10)
+        if found.status_code == 404:
+            new = secrets.token_hex(8)
+            body = {"metadata": {"name": "ingress-uid"}, "data": {"uid": new, "provider-uid": new}}
+            self.session.post(path, json=body, timeout=10)  # 409 when another made it meanwhile: read it
+            found = self.session.get(f"{path}/ingress-uid", timeout=10)
+        found.raise_for_status()
+        data = found.json().get("data") or {}
+        return ClusterIds(content_hash(system.json()["metadata"]["uid"], 8), data.get("provider-uid") or data["uid"])
 
     # -- the service controller ---------------------------------------------------------------
     def patch(self, path: str, body: dict) -> None:
@@ -139,14 +164,14 @@ class CloudController:
         path = f"/api/v1/namespaces/{meta['namespace']}/services/{meta['name']}"
         finalizers = meta.get("finalizers") or []
         wants = service["spec"].get("type") == "LoadBalancer" and not meta.get("deletionTimestamp")
-        name = load_balancer_name(meta["uid"])
-        if wants and FINALIZER not in finalizers:
-            self.patch(path, {"metadata": {"finalizers": [*finalizers, FINALIZER]}})
+        neg = backend_service_based(service, self.backend_services)
+        finalizer = NEG_FINALIZER if neg else FINALIZER
+        name = load_balancer_name(service)
+        if wants and finalizer not in finalizers:
+            self.patch(path, {"metadata": {"finalizers": [*finalizers, finalizer]}})
             return
         if wants:
-            with self.compute.lock:
-                if ("forwardingRules", f"regions/{self.compute.region}", name) not in self.compute.resources:
-                    self.compute.load_balancer_created(service, self.cluster_id())
+            self.balance(service, neg)
             if not (service.get("status") or {}).get("loadBalancer", {}).get("ingress"):
                 self.patch(
                     path + "/status",
@@ -155,14 +180,31 @@ class CloudController:
             self.start_serving(name, service)
             return
         self.stop_serving(name)
-        if FINALIZER in finalizers:
+        mine = [f for f in finalizers if f in (FINALIZER, NEG_FINALIZER)]
+        if mine:
             with self.compute.lock:
-                left = [key for key in self.compute.resources if name in key[2] and key[2] not in self.leaks]
+                made = self.made.get(meta["uid"], [])
+                left = [key for key in made if key in self.compute.resources and key[2] not in self.leaks]
                 for key in left:
                     self.compute.doomed.setdefault(key, 2)
                 self.compute.tick()
+                if not left:
+                    self.compute.load_balancer_released(meta["uid"], self.leaks)
             if not left:
-                self.patch(path, {"metadata": {"finalizers": [f for f in finalizers if f != FINALIZER]}})
+                self.patch(path, {"metadata": {"finalizers": [f for f in finalizers if f not in mine]}})
+
+    def balance(self, service: dict, neg: bool) -> None:
+        """The Service's pieces in Compute, made once."""
+        uid = service["metadata"]["uid"]
+        with self.compute.lock:
+            if uid in self.made:
+                return
+        ids = self.cluster_ids()
+        with self.compute.lock:
+            if neg:
+                self.made[uid] = self.compute.backend_service_load_balancer_created(service, ids)
+            else:
+                self.made[uid] = self.compute.load_balancer_created(service, ids.provider_id)
 
     # -- the disk driver ----------------------------------------------------------------------
     def disks(self) -> None:

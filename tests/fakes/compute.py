@@ -15,14 +15,25 @@ Why a fake: Compute Engine cannot be reached from these machines. What it follow
   (https://cloud.google.com/compute/docs/reference/rest/v1/forwardingRules/aggregatedList).
 - The Google error envelope (https://cloud.google.com/apis/design/errors) for 403/404/409 and the injected
   429/500/502/503/504.
-- The pieces a GKE cluster's controllers create outside the cluster
-  (https://cloud.google.com/kubernetes-engine/docs/concepts/service-load-balancer-parameters): a LoadBalancer
-  Service makes a forwarding rule, a target pool and a k8s-fw-* firewall rule (named a<uid>, described with
-  kubernetes.io/service-name), and a health check: with externalTrafficPolicy Cluster the cluster's shared
-  legacy HTTP health check of its nodes (global httpHealthChecks, k8s-<cluster id>-node, port 10256) and its
-  rule k8s-<cluster id>-node-http-hc; with Local one of the Service's own (a<uid>, on its
-  healthCheckNodePort) and its rule k8s-a<uid>-http-hc. A PVC makes a disk. They go away only some polls after
-  the Service or claim is deleted, never when the cluster is.
+- The pieces a GKE cluster's controllers create outside the cluster, of both kinds GKE makes
+  (https://cloud.google.com/kubernetes-engine/docs/concepts/service-load-balancer;
+  .../service-load-balancer-parameters). Target-pool load balancers, by the cloud provider's service controller
+  (cloud-provider-gcp providers/gce/gce_loadbalancer_external.go, gce_loadbalancer_naming.go): a forwarding
+  rule, a target pool and a k8s-fw-* firewall rule (named a<uid>, described with kubernetes.io/service-name),
+  and a health check: with externalTrafficPolicy Cluster the cluster's shared legacy HTTP health check of its
+  nodes (global httpHealthChecks, k8s-<cluster id>-node, port 10256) and its rule
+  k8s-<cluster id>-node-http-hc; with Local one of the Service's own (a<uid>, on its healthCheckNodePort) and
+  its rule k8s-a<uid>-http-hc. Backend-service load balancers with GCE_VM_IP NEG backends, by ingress-gce's L4
+  NetLB and NEG controllers (ingress-gce pkg/l4/resources/l4netlb.go, pkg/l4/healthchecks/healthchecksl4.go,
+  pkg/firewalls/firewalls_l4.go, pkg/neg/types/types.go; names by pkg/utils/namer/l4_namer.go, as
+  deploy/targets/gke/naming.py computes them, pinned there to ingress-gce's own test vectors): the forwarding
+  rule a<uid>, a regional backend service, the nodes' firewall rule and a GCE_VM_IP NEG in each of the
+  cluster's zones named k8s2-<cluster uid>-<namespace>-<name>-<hash>, described with
+  networking.gke.io/service-name, and a regional health check: with Cluster the cluster's shared
+  k8s2-<cluster uid>-l4-shared-hc (rule ...-fw), with Local the Service's own (its name, rule ...-fw). A shared
+  health check goes with the last Service that uses it (its delete is refused while it is in use). The
+  Service's own pieces go some polls after the Service is deleted, never when the cluster is. A PVC makes a
+  disk.
 """
 
 from __future__ import annotations
@@ -31,12 +42,20 @@ import itertools
 import json
 from collections.abc import Callable
 
+from deploy.targets.gke.naming import ClusterIds, load_balancer_name, node_health_check, suffixed
 from tests.fakes.compute_regions import ComputeRegions
 from tests.fakes.google import GoogleFake, fail
 from tests.fakes.server import Reply, Request
 
 P = r"/compute/v1/projects/(?P<project>[^/]+)"
-AGGREGATED = ("forwardingRules", "targetPools", "backendServices", "healthChecks", "disks")
+
+
+def namespaced(service: dict) -> str:
+    return f"{service['metadata']['namespace']}/{service['metadata']['name']}"
+
+
+AGGREGATED = ("forwardingRules", "targetPools", "backendServices", "healthChecks", "networkEndpointGroups", "disks")
+Key = tuple[str, str, str]  # collection, scope, name
 
 
 class FakeCompute(ComputeRegions, GoogleFake):
@@ -46,6 +65,8 @@ class FakeCompute(ComputeRegions, GoogleFake):
         super().__init__(**kwargs)
         self.serve_regions()  # regions and machine types (tests/fakes/compute_regions.py)
         self.region, self.zone = region, zone
+        self.zones = (zone,)  # the cluster's zones, each with a NEG of a backend-service load balancer
+        self.sharing: dict[Key, set[str]] = {}  # a shared health check -> the uids of the Services using it
         self.done_after = done_after
         self.resources: dict[tuple[str, str, str], dict] = {}  # (collection, scope, name) -> resource
         self.operations: dict[str, dict] = {}
@@ -73,57 +94,102 @@ class FakeCompute(ComputeRegions, GoogleFake):
         return sorted(self.resources)
 
     # -- the cluster's controllers (tests/fakes/cloud_controller.py) ------------------------------
-    def load_balancer_created(self, service: dict, cluster_id: str) -> None:
+    def load_balancer_created(self, service: dict, cluster_id: str) -> list[Key]:
         """A target-pool load balancer as GKE's service controller makes it: a forwarding rule, a target pool and
         a k8s-fw- firewall rule named a<uid>, and its health check: with externalTrafficPolicy Local the Service's
         own (a<uid> on its healthCheckNodePort, firewall k8s-a<uid>-http-hc), else the cluster's shared check of
         the nodes `k8s-<cluster id>-node` (port 10256) with its firewall rule `k8s-<cluster id>-node-http-hc`
-        (names as GKE projects show them, e.g. httpHealthChecks/k8s-b74c81ed5ad4dc2c-node)."""
-        name = "a" + service["metadata"]["uid"].replace("-", "")[:31]
-        described = json.dumps(
-            {"kubernetes.io/service-name": f"{service['metadata']['namespace']}/{service['metadata']['name']}"}
-        )
-        region = f"regions/{self.region}"
-        for collection, scope, resource_name in (
-            ("forwardingRules", region, name),
-            ("targetPools", region, name),
-            ("firewalls", "global", f"k8s-fw-{name}"),
-        ):
-            self.put(collection, scope, {"name": resource_name, "description": described})
+        (names as GKE projects show them, e.g. httpHealthChecks/k8s-b74c81ed5ad4dc2c-node). The Service's own
+        pieces, not the shared ones."""
+        name, region = load_balancer_name(service), f"regions/{self.region}"
+        described = {"description": json.dumps({"kubernetes.io/service-name": namespaced(service)})}
+        own: list[Key] = [
+            self.put("forwardingRules", region, {"name": name, **described}),
+            self.put("targetPools", region, {"name": name, **described}),
+            self.put("firewalls", "global", {"name": f"k8s-fw-{name}", **described}),
+        ]
         if service["spec"].get("externalTrafficPolicy") == "Local":
             port = service["spec"].get("healthCheckNodePort", 0)
-            self.put("httpHealthChecks", "global", {"name": name, "port": port, "description": described})
-            self.put("firewalls", "global", {"name": f"k8s-{name}-http-hc", "description": described})
-            return
-        node_check = f"k8s-{cluster_id}-node"
-        if ("httpHealthChecks", "global", node_check) not in self.resources:
+            own.append(self.put("httpHealthChecks", "global", {"name": name, "port": port, **described}))
+            own.append(self.put("firewalls", "global", {"name": f"k8s-{name}-http-hc", **described}))
+            return own
+        check = node_health_check(cluster_id)
+        self.share(
+            service,
+            ("httpHealthChecks", "global", check),
+            {
+                "port": 10256,
+                "requestPath": "/healthz",
+                "description": json.dumps({"kubernetes.io/service-name": check}),
+            },
+            {"name": f"{check}-http-hc", "description": json.dumps({"kubernetes.io/cluster-id": cluster_id})},
+        )
+        return own
+
+    def backend_service_load_balancer_created(self, service: dict, ids: ClusterIds) -> list[Key]:
+        """A backend-service load balancer with GCE_VM_IP NEG backends as ingress-gce's L4 NetLB controller
+        makes it (l4netlb.go EnsureFrontend): the forwarding rule a<uid>, the regional backend service, the
+        nodes' firewall rule, a NEG per zone and the health check with its -fw rule (the shared one with
+        externalTrafficPolicy Cluster). The Service's own pieces, not the shared ones."""
+        meta, region = service["metadata"], f"regions/{self.region}"
+        backend = ids.l4_backend(meta["namespace"], meta["name"])
+        described = {"description": json.dumps({"networking.gke.io/service-name": namespaced(service)})}
+        own = [
             self.put(
-                "httpHealthChecks",
-                "global",
+                "forwardingRules",
+                region,
                 {
-                    "name": node_check,
-                    "port": 10256,
-                    "requestPath": "/healthz",
-                    "description": json.dumps({"kubernetes.io/service-name": node_check}),
+                    "name": load_balancer_name(service),
+                    "loadBalancingScheme": "EXTERNAL",
+                    "backendService": backend,
+                    **described,
                 },
+            ),
+            self.put("backendServices", region, {"name": backend, "loadBalancingScheme": "EXTERNAL", **described}),
+            self.put("firewalls", "global", {"name": backend, **described}),
+        ]
+        for zone in self.zones:
+            own.append(
+                self.put(
+                    "networkEndpointGroups",
+                    f"zones/{zone}",
+                    {"name": backend, "networkEndpointType": "GCE_VM_IP", **described},
+                )
             )
-            self.put(
-                "firewalls",
-                "global",
-                {"name": f"{node_check}-http-hc", "description": json.dumps({"kubernetes.io/cluster-id": cluster_id})},
+        if service["spec"].get("externalTrafficPolicy") == "Local":
+            port = service["spec"].get("healthCheckNodePort", 0)
+            own.append(
+                self.put("healthChecks", region, {"name": backend, "httpHealthCheck": {"port": port}, **described})
             )
+            own.append(self.put("firewalls", "global", {"name": suffixed(backend, "-fw"), **described}))
+            return own
+        check = ids.shared()[-1]  # k8s2-<cluster uid>-l4-shared-hc
+        self.share(
+            service, ("healthChecks", region, check), {"httpHealthCheck": {"port": 10256}}, {"name": f"{check}-fw"}
+        )
+        return own
 
-    def load_balancer_deleted(self, service: dict) -> None:
-        name = "a" + service["metadata"]["uid"].replace("-", "")[:31]
-        for key in list(self.resources):
-            if name in key[2]:
-                self.doomed[key] = 2
+    def share(self, service: dict, check: Key, fields: dict, rule: dict) -> None:
+        """The cluster's shared health check `check` and its firewall `rule`, made by the first Service to use it."""
+        if check not in self.resources:
+            self.put(*check[:2], {"name": check[2], **fields})
+            self.put("firewalls", "global", rule)
+        for key in (check, ("firewalls", "global", rule["name"])):
+            self.doomed.pop(key, None)  # in use again before its delete went through
+        self.sharing.setdefault(check, set()).add(service["metadata"]["uid"])
 
-    def cluster_has_no_load_balancers(self, cluster_id: str) -> None:
-        """The service controller deletes the shared node health check with the cluster's last load balancer."""
-        for key in list(self.resources):
-            if key[2].startswith(f"k8s-{cluster_id}-node"):
-                self.doomed.setdefault(key, 2)
+    def load_balancer_released(self, uid: str, leaks: set[str]) -> None:
+        """A deleted Service's controller deletes each shared health check (and its rule) it was the last user of
+        (the delete of one still in use fails, and is ignored: healthchecksl4.go deleteHealthCheck), but for
+        those named in `leaks`."""
+        for check, users in list(self.sharing.items()):
+            users.discard(uid)
+            if not users:
+                self.sharing.pop(check)
+                for key in list(self.resources):
+                    shared = key == check or (key[0] == "firewalls" and key[2].startswith(f"{check[2]}-"))
+                    if shared and key[2] not in leaks:
+                        self.doomed.setdefault(key, 2)
 
     def disk_created(self, claim: dict) -> None:
         meta = claim["metadata"]
@@ -146,13 +212,14 @@ class FakeCompute(ComputeRegions, GoogleFake):
     def disk_deleted(self, claim: dict) -> None:
         self.doomed[("disks", f"zones/{self.zone}", claim["spec"]["volumeName"])] = 2
 
-    def put(self, collection: str, scope: str, resource: dict) -> None:
+    def put(self, collection: str, scope: str, resource: dict) -> Key:
         resource = {
             "id": str(next(self.ids)),
             **resource,
             "selfLink": f"https://www.googleapis.com/compute/v1/projects/p/{scope}/{collection}/{resource['name']}",
         }
         self.resources[(collection, scope, resource["name"])] = resource
+        return collection, scope, resource["name"]
 
     def tick(self) -> None:
         """Deleted Services and claims take their cloud pieces away a few list polls later."""

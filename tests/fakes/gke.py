@@ -15,7 +15,14 @@ the GKE metadata server (nodeConfig.workloadMetadataConfig.mode GKE_METADATA) wi
 (https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity: the pool is PROJECT.svc.id.goog);
 Dataplane V2 (networkConfig.datapathProvider ADVANCED_DATAPATH) on a cluster that is not VPC-native
 (https://cloud.google.com/kubernetes-engine/docs/concepts/dataplane-v2); a node service account that does
-not exist in the project. Enums arrive as numbers (`$alt=json;enum-encoding=int`) or names.
+not exist in the project; no nodes (initialNodeCount below 1, "Cluster.initial_node_count must be greater than
+zero."); a machine type it does not know. Every refusal comes at once, before any operation exists, and so does
+a create beyond the project's regional quotas: 403 "Insufficient regional quota to satisfy request: resource
+\"CPUS\" ..." for the nodes' CPUs, disks and addresses in all their zones (tests/fakes/gke_quota.py); a name
+taken is 409 ALREADY_EXISTS (https://cloud.google.com/kubernetes-engine/docs/troubleshooting/cluster-quota;
+https://cloud.google.com/apis/design/errors). Enums arrive as numbers (`$alt=json;enum-encoding=int`) or names.
+A running cluster may turn DEGRADED (`degrade`): it still serves, and says why in statusMessage and conditions
+(Cluster.Status reference: "requires user action to restore full functionality").
 
 Node defaults as the API applies them, not as gcloud does
 (https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/NodeConfig): `serviceAccount` "default" (the
@@ -41,6 +48,7 @@ import itertools
 import uuid
 from collections.abc import Callable
 
+from tests.fakes.gke_quota import RegionalQuota, node_locations
 from tests.fakes.google import GoogleFake, fail
 from tests.fakes.server import Reply, Request
 
@@ -75,6 +83,7 @@ class FakeGke(GoogleFake):
         self.clusters: dict[tuple[str, str, str], dict] = {}
         self.operations: dict[str, dict] = {}
         self.fail_next = ""  # an error for the next operation, e.g. a quota message
+        self.quota = RegionalQuota()  # what a create may use of the project's regional quotas
         self.error_deleted_after = 3  # reads of the clusters before GKE deletes one in ERROR
         self.busy_messages = itertools.cycle(
             (
@@ -106,11 +115,6 @@ class FakeGke(GoogleFake):
         if key not in self.clusters:
             raise fail(404, f"Not found: projects/{project}/locations/{location}/clusters/{key[2]}.")
         return key, self.clusters[key]
-
-    def cluster_id(self) -> str:
-        """What GKE's controllers name the cluster's shared load-balancer pieces after: 16 hex digits of its id."""
-        running = [c for c in self.clusters.values() if c.get("status") == "RUNNING"]
-        return running[0]["id"][:16] if running else "0000000000000000"
 
     def advance(self) -> None:
         """Time passes for operations nobody polls: each read of the clusters moves them one step, as the
@@ -151,6 +155,10 @@ class FakeGke(GoogleFake):
         key = (project, location, cluster["name"])
         if key in self.clusters:
             raise fail(409, f"Already exists: projects/{project}/locations/{location}/clusters/{cluster['name']}.")
+        if int(cluster.get("initialNodeCount", 0)) < 1 and not cluster.get("nodePools"):
+            raise fail(400, "Cluster.initial_node_count must be greater than zero.")
+        others = {loc: c for (p, loc, _), c in self.clusters.items() if p == project}
+        self.quota.check(project, location, cluster, others)  # at once: no operation, nothing made
         self.clusters[key] = {
             **cluster,
             "location": location,
@@ -159,7 +167,9 @@ class FakeGke(GoogleFake):
             "id": uuid.uuid4().hex + uuid.uuid4().hex,
             "selfLink": f"https://container.googleapis.com/v1/projects/{project}/locations/"
             f"{location}/clusters/{cluster['name']}",
-            "currentNodeCount": cluster.get("initialNodeCount", 1),
+            "locations": node_locations(location, cluster),
+            # in all zones: initialNodeCount is per zone
+            "currentNodeCount": int(cluster["initialNodeCount"]) * len(node_locations(location, cluster)),
         }
         return self.operation(key, "CREATE_CLUSTER")
 
@@ -208,6 +218,18 @@ class FakeGke(GoogleFake):
             raise fail(400, message, "CLUSTER_ALREADY_HAS_OPERATION", status="FAILED_PRECONDITION")
         cluster["status"] = "STOPPING"
         return self.operation(key, "DELETE_CLUSTER")
+
+    def degrade(self, key: tuple[str, str, str], message: str) -> None:
+        """The cluster turns DEGRADED (it still serves, GKE asks for an action), with the condition that says why."""
+        self.clusters[key].update(
+            {
+                "status": "DEGRADED",
+                "statusMessage": message,
+                "conditions": [
+                    {"code": "GKE_SERVICE_ACCOUNT_DELETED", "message": message, "canonicalCode": "FAILED_PRECONDITION"}
+                ],
+            }
+        )
 
     def upgrade(self, key: tuple[str, str, str]) -> None:
         """An operation someone else started on a running cluster (an upgrade of its control plane)."""

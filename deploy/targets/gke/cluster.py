@@ -14,7 +14,7 @@ from google.cloud import container_v1
 from deploy.googleapi import server_message
 from deploy.model.errors import CloudError, ConfigError, CredentialsError
 from deploy.model.progress import Say, silent
-from deploy.targets.gke.cloud import CREDENTIALS_HINT, RETRY, Place, calling
+from deploy.targets.gke.cloud import CREDENTIALS_HINT, RETRY, Deadline, Place, calling
 from deploy.targets.kube.client import Endpoint, KubeApi
 
 Cluster = container_v1.Cluster
@@ -28,6 +28,9 @@ OURS = {"managed-by": "k8sdeploy"}  # resource labels marking a cluster k8sdeplo
 BUSY_REASON = "CLUSTER_ALREADY_HAS_OPERATION"
 BUSY_WORDS = ("incompatible operation", "please wait and try again once it is done")
 WAITED = (Cluster.Status.PROVISIONING, Cluster.Status.RECONCILING, Cluster.Status.STOPPING)
+# a cluster that serves: DEGRADED "requires user action to restore full functionality" but still serves
+# (https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.clusters#Status)
+SERVING = (Cluster.Status.RUNNING, Cluster.Status.DEGRADED)
 
 
 def busy(exc: gexc.GoogleAPICallError) -> bool:
@@ -71,6 +74,11 @@ def hardened(place: Place, cluster: Cluster) -> Cluster:
     return cluster
 
 
+def degraded_why(cluster: Cluster) -> str:
+    """What GKE says is wrong with a DEGRADED cluster: its status message, else its conditions."""
+    return cluster.status_message or "; ".join(c.message for c in cluster.conditions) or "no message"
+
+
 def network_tag(place: Place) -> str:
     return place.gke.network_tag or f"k8sdeploy-{place.gke.cluster}"
 
@@ -91,14 +99,19 @@ class GkeCluster:
 
     def ensure(self) -> Cluster:
         """The running cluster, created first if missing; stops on settings it cannot reconcile, and on a cluster
-        in ERROR (once GKE has deleted it)."""
+        in ERROR (once GKE has deleted it); a DEGRADED one is warned about and used."""
         cluster = self.settled()
         if cluster is None:
             self.create()
             cluster = self.settled()
         if cluster is not None and cluster.status == Cluster.Status.ERROR:
             self.gone_in_error(cluster)
-        if cluster is None or cluster.status != Cluster.Status.RUNNING:
+        if cluster is not None and cluster.status == Cluster.Status.DEGRADED:
+            self.say(
+                f"warning: cluster {cluster.name} is DEGRADED ({degraded_why(cluster)}); it still serves, so the "
+                "deploy goes on: see the cluster's page in the console for the action GKE asks for"
+            )
+        if cluster is None or cluster.status not in SERVING:
             state = cluster.status.name if cluster else "gone"
             raise CloudError(
                 f"cluster {self.place.gke.cluster} is {state}: {cluster.status_message if cluster else ''}",
@@ -111,8 +124,9 @@ class GkeCluster:
         """A cluster in ERROR (its create failed) is deleted by GKE itself: say so, wait for that, then stop."""
         why = cluster.status_message or "no message"
         self.say(f"cluster {cluster.name} is in ERROR ({why}); GKE deletes it, waiting for that")
+        deadline = Deadline(f"GKE to delete cluster {cluster.name}, which is in ERROR", self.place)
         while (found := self.find()) is not None and found.status in (Cluster.Status.ERROR, *WAITED):
-            time.sleep(self.poll)
+            deadline.sleep(self.poll)
         raise CloudError(
             f"cluster {cluster.name} failed and was deleted by GKE: {why}",
             f"fix that (quota, permissions or {self.place.table}) and run again",
@@ -151,8 +165,8 @@ class GkeCluster:
             ),
         )
         self.say(
-            f"creating cluster {gke.cluster} in {gke.location} ({gke.node_count} x {gke.machine_type}; Dataplane "
-            "V2 enforcing NetworkPolicies, Workload Identity, shielded nodes)"
+            f"creating cluster {gke.cluster} in {gke.location} ({self.place.nodes} of {gke.machine_type}; "
+            "Dataplane V2 enforcing NetworkPolicies, Workload Identity, shielded nodes)"
         )
         if not gke.node_service_account:
             self.say(
@@ -171,15 +185,17 @@ class GkeCluster:
         """The cluster once no operation runs on it (GKE refuses a delete while a create runs: a `down` after
         an interrupted `up`, or a test's clean-up), or None when there is none (or it was being deleted)."""
         cluster = self.find()
+        deadline = Deadline(f"cluster {self.place.gke.cluster} to finish what it is doing", self.place)
         while cluster is not None and cluster.status in WAITED:
             self.say(f"cluster {cluster.name} is {cluster.status.name.lower()}; waiting for that to finish")
-            time.sleep(self.poll)
+            deadline.sleep(self.poll)
             cluster = self.find()
         return cluster
 
     def delete(self) -> bool:
         """Delete the cluster if it is there and k8sdeploy created it; True when deleted. Another operation on
         it (an upgrade, a create an interrupted `up` left) is waited for, then the delete sent again."""
+        deadline = Deadline(f"cluster {self.place.gke.cluster} to be deleted", self.place)
         while True:
             cluster = self.settled()
             if cluster is None:
@@ -190,7 +206,7 @@ class GkeCluster:
             if cluster.status == Cluster.Status.ERROR:  # GKE deletes it itself
                 self.say(f"cluster {cluster.name} is in ERROR ({cluster.status_message}); GKE deletes it")
                 while self.find() is not None:
-                    time.sleep(self.poll)
+                    deadline.sleep(self.poll)
                 return True
             self.say(f"deleting cluster {cluster.name}")
             with calling(f"deleting cluster {cluster.name}", self.place):
@@ -202,18 +218,20 @@ class GkeCluster:
                     if not busy(exc):
                         raise
                     self.say(f"cluster {cluster.name} runs another operation ({server_message(exc)}); waiting")
-                    time.sleep(self.poll)
+                    deadline.sleep(self.poll)
                     continue
             self.follow(operation, f"deleting cluster {cluster.name}")
             while self.find() is not None:
-                time.sleep(self.poll)
+                deadline.sleep(self.poll)
             return True
 
     def follow(self, operation: container_v1.Operation, what: str, failed: str = "") -> None:
+        """Poll the operation until DONE (at most operation_timeout), then raise its error, if any."""
         started = time.monotonic()
         name = f"{self.parent}/operations/{operation.name}"
+        deadline = Deadline(f"{what} (operation {operation.name})", self.place)
         while operation.status != container_v1.Operation.Status.DONE:
-            time.sleep(self.poll)
+            deadline.sleep(self.poll)
             with calling(what, self.place):
                 operation = self.client.get_operation(name=name, retry=RETRY)
             self.say(f"{what}: {operation.status.name.lower()} ({time.monotonic() - started:.0f} s)")

@@ -19,7 +19,7 @@ from google.cloud import compute_v1
 from deploy.model.changes import ObjectChange, compare
 from deploy.model.errors import CloudError, ConfigError
 from deploy.model.progress import Say, silent
-from deploy.targets.gke.cloud import RETRY, Place, calling
+from deploy.targets.gke.cloud import RETRY, Deadline, Place, calling
 
 PREFIX = "k8sdeploy-"  # every rule k8sdeploy makes starts so
 READ = "compute.firewalls.get"  # the permission current() needs
@@ -161,8 +161,9 @@ class Firewall:
         return True
 
     def wait(self, operation: compute_v1.Operation, what: str) -> None:
+        deadline = Deadline(f"{what} (operation {operation.name})", self.place)
         while operation.status != compute_v1.Operation.Status.DONE:
-            time.sleep(self.poll)
+            deadline.sleep(self.poll)
             with calling(what, self.place):
                 operation = self.operations.get(project=self.project, operation=operation.name, retry=RETRY)
         if operation.error.errors:

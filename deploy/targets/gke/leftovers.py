@@ -29,16 +29,12 @@ class ComputeClients:
     disks: compute_v1.DisksClient
     http_health_checks: HttpHealthChecks  # the legacy ones target pools use
     networks: compute_v1.NetworksClient
-
-
-def load_balancer_name(service: dict) -> str:
-    """The name GKE gives a Service's forwarding rule, target pool and k8s-fw-* rule: a + its uid."""
-    return "a" + service["metadata"]["uid"].replace("-", "")[:31]
+    network_endpoint_groups: compute_v1.NetworkEndpointGroupsClient  # the zonal NEGs of backend services
 
 
 @dataclass(frozen=True)
 class Leftover:
-    kind: str  # forwardingRule, targetPool, backendService, healthCheck, firewall, disk
+    kind: str  # forwardingRule, targetPool, backendService, healthCheck, networkEndpointGroup, firewall, disk
     scope: str
     name: str
 
@@ -76,18 +72,13 @@ class HttpHealthChecks:
                 return found
 
 
-def node_health_check(cluster_id: str) -> str:
-    """The legacy HTTP health check of the nodes that GKE shares between a cluster's target-pool load
-    balancers (k8s-<first 16 hex digits of the cluster's id>-node), and its firewall rule (+ -http-hc)."""
-    return f"k8s-{cluster_id[:16]}-node"
-
-
 class Leftovers:
     """Finds what belongs to one deployment and nothing else: resources named after the load balancers and
-    disks of its own Services and claims (a<service uid>, k8s-fw-a<service uid>, pvc-<claim uid>), the
-    cluster's shared node health check and its firewall rule when its cluster is being deleted (named after
-    the cluster's id), and the environment's own firewall rule. Not by namespace or node tag: two
-    environments in one project, or in one cluster, would report each other's."""
+    disks of its own Services and claims, of either kind GKE makes (naming.py: a<service uid>,
+    k8s-fw-a<service uid>, k8s2-<cluster uid>-<namespace>-<name>-<hash>; pvc-<claim uid>), the cluster's shared
+    health checks and their firewall rules when its cluster is being deleted (named after the cluster's ids),
+    and the environment's own firewall rule. Not by namespace or node tag: two environments in one project, or
+    in one cluster, would report each other's."""
 
     def __init__(self, compute: ComputeClients, place: Place, own_firewall: str, say: Say = silent, poll: float = 5.0):
         self.compute = compute
@@ -96,9 +87,10 @@ class Leftovers:
         self.say = say
         self.poll = poll
 
-    def find(self, names: Iterable[str] = (), disks: bool = True, cluster_id: str = "") -> list[Leftover]:
-        """`names`: of this deployment's load balancers and disks; `cluster_id`: of its cluster, when deleted."""
-        names = tuple(n for n in names if n) + ((node_health_check(cluster_id),) if cluster_id else ())
+    def find(self, names: Iterable[str] = (), disks: bool = True) -> list[Leftover]:
+        """`names`: of this deployment's load balancers and disks (and its cluster's shared health checks, when
+        the cluster is deleted); what has one of them in its name is ours."""
+        names = tuple(n for n in names if n)
         project, found = self.place.gke.project, []
 
         def ours(name: str) -> bool:
@@ -110,6 +102,7 @@ class Leftovers:
                 ("targetPool", self.compute.target_pools, "target_pools"),
                 ("backendService", self.compute.backend_services, "backend_services"),
                 ("healthCheck", self.compute.health_checks, "health_checks"),
+                ("networkEndpointGroup", self.compute.network_endpoint_groups, "network_endpoint_groups"),
             ]
             if disks:
                 aggregated.append(("disk", self.compute.disks, "disks"))

@@ -13,9 +13,10 @@ from deploy.model.errors import ConfigError, LeftoversError
 from deploy.model.lease import Holding, Lease
 from deploy.model.progress import Say, silent
 from deploy.model.status import ApplyResult, ServiceStatus
-from deploy.targets.gke.cluster import Cluster, GkeCluster, created_by_us
+from deploy.targets.gke.cluster import SERVING, Cluster, GkeCluster, created_by_us
 from deploy.targets.gke.firewall import Firewall
-from deploy.targets.gke.leftovers import Leftovers, load_balancer_name, node_health_check
+from deploy.targets.gke.leftovers import Leftovers
+from deploy.targets.gke.naming import ClusterIds
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.target import KubeTarget
 
@@ -46,8 +47,8 @@ class GkeTarget:
 
     def kube(self, cluster: Cluster | None) -> KubeTarget | None:
         """The Kubernetes target of the running `cluster`, the same one for the same cluster (so an apply takes the
-        objects its diff read); None while it is not running."""
-        if cluster is None or cluster.status != Cluster.Status.RUNNING:
+        objects its diff read); None while it is not running (or DEGRADED, which serves)."""
+        if cluster is None or cluster.status not in SERVING:
             return None
         if cluster.endpoint not in self._kube:
             env = self.environment
@@ -75,13 +76,14 @@ class GkeTarget:
     def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]:
         """The cluster (created, or checked as `up` checks it), its objects as its API server answers a dry run,
         and the firewall rule; nothing is created or changed."""
-        gke = self.cluster.place.gke
+        place = self.cluster.place
+        gke = place.gke
         cluster = self.cluster.find()
         kube = self.kube(cluster)
         if cluster is None or kube is None:
             if cluster is None:
                 cluster_change = ObjectChange(
-                    "Cluster", gke.cluster, "create", note=f"{gke.node_count} x {gke.machine_type} in {gke.location}"
+                    "Cluster", gke.cluster, "create", note=f"{place.nodes} of {gke.machine_type} in {gke.location}"
                 )
             else:  # `up` waits for it; its objects cannot be asked after until it runs
                 cluster_change = ObjectChange("Cluster", gke.cluster, "unchanged", note=f"{cluster.status.name}")
@@ -132,15 +134,15 @@ class GkeTarget:
         removed: list[str] = []
         names: list[str] = []
         cluster = self.cluster.find()
-        # a cluster this down deletes takes its shared node health check with it (GKE leaks it otherwise)
-        cluster_id = cluster.id if cluster is not None and not self.keep_cluster and created_by_us(cluster) else ""
+        # a cluster this down deletes takes its shared health checks with it (GKE leaks them otherwise)
+        deleting = cluster is not None and not self.keep_cluster and created_by_us(cluster)
         kube = self.kube(cluster)
         if kube is not None:
+            ids = ClusterIds.of(kube.api)  # read before the cluster, which keeps them, goes
             first, services = kube.teardown.load_balancers()
-            names = [load_balancer_name(service) for service in services]
-            self.leftovers.wait_gone(
-                names + ([node_health_check(cluster_id)] if cluster_id and names else []), self.cloud_timeout
-            )
+            names = [name for service in services for name in ids.service_names(service)]
+            names += ids.shared() if deleting else []
+            self.leftovers.wait_gone(names if services else [], self.cloud_timeout)
             removed += first + kube.teardown.workloads()
             if volumes:
                 claimed, claims = kube.teardown.claims()
@@ -155,7 +157,7 @@ class GkeTarget:
             removed.append(f"cluster {self.cluster.place.gke.cluster}")
         elif kube is not None:
             kube.audit(volumes)
-        left = self.leftovers.find(names, disks=volumes, cluster_id=cluster_id)
+        left = self.leftovers.find(names, disks=volumes)
         if left:
             raise LeftoversError(
                 f"{len(left)} Compute resource(s) of environment {self.environment.name} are left: "

@@ -133,7 +133,7 @@ def make_cloud(kube: KubeCluster) -> Cloud:
     proxy = FaultProxy(kube.server, str(pki / "ca.crt"), tls=(str(pki / "apiserver.crt"), str(pki / "apiserver.key")))
     proxy.start()
     gke = FakeGke(proxy.address, kube.cluster.ca_pem, token=TOKEN)
-    controller = CloudController(kube.session(), kube.server, compute, (kube.namespace,), gke.cluster_id).start()
+    controller = CloudController(kube.session(), kube.server, compute, (kube.namespace,)).start()
     cloud = Cloud(gke, compute, kube, proxy, controller, readers=Readers.start(TOKEN, accounts=(NODES,)))
     gke.on_create = cloud.cluster_created
     gke.on_delete = cloud.cluster_deleted

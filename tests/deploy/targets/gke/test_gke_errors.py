@@ -8,7 +8,7 @@ import pytest
 
 from deploy import clients
 from deploy.clients import gke_target
-from deploy.model.errors import CloudError, CredentialsError
+from deploy.model.errors import CloudError, CredentialsError, QuotaError
 from tests.deploy.targets.gke.conftest import ENV, Cloud, config_file, environment
 from tests.deploy.targets.kube.objects import single_pod
 from tests.helpers import k8sdeploy
@@ -153,3 +153,42 @@ def test_names_google_refuses_are_refused_when_the_configuration_is_read(
 ) -> None:
     result = k8sdeploy("status", env=ENV, config=config_file(tmp_path / "k.toml", **{setting: value}))
     assert result.exit_code == 2 and said in result.stderr and f"gke.{setting}" in result.stderr
+
+
+def test_a_quota_short_create_is_a_quota_error_naming_the_metric_and_region(cloud: Cloud) -> None:
+    """GKE refuses a create beyond a regional quota at once, 403 before any operation (before: "permission denied
+    ...; grant the credentials' account roles/container.admin", which would not have helped)."""
+    cloud.gke.quota.limits["CPUS"] = 1.0  # one e2-small node needs 2
+    error = failure(cloud)
+    assert isinstance(error, QuotaError)
+    message = str(error)
+    assert message.startswith(
+        "quota CPUS of project 'my-project' in region europe-west1 is too small while creating cluster ms-auth: the "
+        "request needs 2 and is short by 1; ask for more CPUS in region europe-west1"
+    )
+    assert "1 node of e2-small" in message
+    assert "role" not in message and "grant" not in message and "permission" not in message
+    assert cloud.gke.clusters == {} and cloud.gke.operations == {}
+
+
+def test_a_regional_clusters_nodes_count_in_every_zone(cloud: Cloud) -> None:
+    """initialNodeCount is per zone: production's example (2 x e2-standard-2 in europe-west1) is 6 nodes, whose
+    600 GB of pd-balanced boot disks a new project's 500 GB of SSD_TOTAL_GB does not cover."""
+    settings = {"location": "europe-west1", "machine_type": "e2-standard-2", "node_count": 2}
+    target = gke_target(environment(cloud.namespace, **settings), lambda _line: None, cloud.apis())
+    with pytest.raises(QuotaError) as caught:
+        target.apply(single_pod(ENV))
+    assert caught.value.exit_code == 8
+    assert str(caught.value).startswith(
+        "quota SSD_TOTAL_GB of project 'my-project' in region europe-west1 is too small while creating cluster "
+        "ms-auth: the request needs 600 and is short by 100; "
+    )
+    assert "6 nodes (2 per zone x 3 zones) of e2-standard-2" in str(caught.value)
+
+
+def test_a_create_gke_refuses_as_invalid_names_its_reason(cloud: Cloud) -> None:
+    message = str(failure(cloud, machine_type="e2-nosuch"))
+    assert message.startswith(
+        'creating cluster ms-auth failed: 400 Machine type "e2-nosuch" is not available in location "europe-west1-b".'
+    )
+    assert cloud.gke.operations == {}

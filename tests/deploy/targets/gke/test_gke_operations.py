@@ -155,3 +155,48 @@ def test_a_local_traffic_service_gets_its_own_health_check_which_the_audit_finds
         target.down()
     left = str(caught.value)
     assert f"httpHealthCheck global/{name}" in left and f"firewall global/k8s-{name}-http-hc" in left
+
+
+def test_a_regional_cluster_is_shown_with_its_nodes_in_all_zones(cloud: Cloud, said: list[str]) -> None:
+    target = gke_target(environment(cloud.namespace, location="europe-west1"), said.append, cloud.apis())
+    (change, *_rest) = target.diff([])
+    assert change.note == "3 nodes (1 per zone x 3 zones) of e2-small in europe-west1"
+    target.cluster.ensure()
+    assert any(
+        line.startswith("creating cluster ms-auth in europe-west1 (3 nodes (1 per zone x 3 zones) of e2-small;")
+        for line in said
+    )
+    assert cloud.gke.clusters[("my-project", "europe-west1", "ms-auth")]["currentNodeCount"] == 3
+
+
+@pytest.mark.parametrize("api", ["gke", "compute"])
+def test_an_operation_that_never_ends_is_given_up_naming_what_was_waited_for(cloud: Cloud, api: str) -> None:
+    """Every wait on a Google operation ends at operation_timeout (before: GKE's and Compute's were waited for
+    without end)."""
+    target = gke_target(environment(cloud.namespace, operation_timeout=0.2), lambda _line: None, cloud.apis())
+    if api == "compute":
+        target.cluster.ensure()
+        cloud.compute.done_after = 10**9
+        waited = r"opening the gateway's ports in firewall rule k8sdeploy-ms-auth-staging-test-gateway \(operation "
+    else:
+        cloud.gke.done_after = 10**9
+        waited = r"creating cluster ms-auth \(operation operation-1-create_cluster\)"
+    with pytest.raises(CloudError, match=rf"^gave up after 0\.2 s waiting for {waited}") as caught:
+        target.apply(single_pod(ENV))
+    assert caught.value.exit_code == 8 and "raise operation_timeout in [environments.staging-test.gke]" in str(
+        caught.value
+    )
+
+
+def test_a_degraded_cluster_is_warned_about_and_deployed_to(cloud: Cloud, target: GkeTarget, said: list[str]) -> None:
+    """DEGRADED: GKE asks for an action, and the cluster still serves (before: `up` stopped, 'cluster ms-auth is
+    DEGRADED ... wait for it to finish')."""
+    target.cluster.ensure()
+    cloud.gke.degrade(KEY, "The node service account was deleted.")
+    target.apply(single_pod(ENV))
+    assert (
+        "warning: cluster ms-auth is DEGRADED (The node service account was deleted.); it still serves, so the "
+        "deploy goes on: see the cluster's page in the console for the action GKE asks for" in said
+    )
+    assert cloud.kube.get("services", "gateway") is not None
+    assert [row.name for row in target.status()][:1] == ["authentication"]
