@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from deploy.targets.kube import KINDS
+
 WRITE = frozenset({"up", "promote"})  # promote applies as `up` does, with images copied rather than built
 READ = WRITE | {"diff", "down"}
 DOWN = frozenset({"down"})
@@ -34,9 +36,8 @@ def uses(*rows: tuple[str, frozenset[str], str] | tuple[str, frozenset[str], str
 
 
 GOOGLE = uses(
+    # its answer carries the endpoint and CA the Kubernetes client is made of (cluster.py kube_api_for)
     ("container.clusters.list", READ, "cluster.py GkeCluster.find (clusters.list)"),
-    # GKE lets a Google identity into the cluster's API server only with it (roles/container.clusterViewer)
-    ("container.clusters.get", READ, "cluster.py kube_api_for (the cluster's API server)"),
     ("container.clusters.create", WRITE, "cluster.py GkeCluster.create", "create"),
     ("container.operations.get", WRITE | DOWN, "cluster.py GkeCluster.follow", "create"),
     ("container.clusters.delete", DOWN, "cluster.py GkeCluster.delete"),
@@ -93,7 +94,7 @@ def kube(resource: str, verbs: Iterable[str], commands: frozenset[str], where: s
     return tuple(Use(f"container.{resource}.{verb}", commands, where) for verb in verbs)
 
 
-# The rendered kinds' IAM names (api-permissions: the resource's plural in lower camel case)
+# The managed kinds' IAM names (api-permissions: the resource's plural in lower camel case)
 RESOURCES = {
     "Namespace": "namespaces",
     "ConfigMap": "configMaps",
@@ -105,7 +106,6 @@ RESOURCES = {
     "Pod": "pods",
     "NetworkPolicy": "networkPolicies",
 }
-APPLY = ("get", "list", "create", "update", "delete")  # kube/apply.py: read, survey and prune, apply, replace
 
 # What the Kubernetes target reads and writes beside the rendered objects
 KUBERNETES = (
@@ -126,16 +126,21 @@ KUBERNETES = (
 
 
 def rendered(objects: Iterable[dict], command: str) -> tuple[Use, ...]:
-    """The rendered kinds' permissions: all of APPLY for the commands that apply, get and list for `diff` (the
-    preview compares what it may not dry-run client-side; Secrets it may not read are named as not compared, so
-    it needs none), get, list and delete for `down`."""
-    verbs = {"diff": ("get", "list"), "down": ("get", "list", "delete")}.get(command, APPLY)
+    """The managed kinds' permissions (kube/__init__.py KINDS). `up` and `promote` list and may prune every kind
+    (a layout switch removes the old layout's objects) and get, create and update the rendered ones; `diff` lists
+    every kind but Namespaces and Secrets (it compares what it may not dry-run client-side, names the Secrets as
+    not compared, and the namespace it gets is a row of KUBERNETES); `down` lists and deletes every kind."""
+    kinds = {obj.get("kind", "") for obj in objects}
     found: list[Use] = []
-    for kind in sorted({obj.get("kind", "") for obj in objects}):
-        resource = RESOURCES.get(kind)
-        if resource is None or (command == "diff" and resource == "secrets"):
-            continue
-        found += kube(resource, verbs, frozenset({command}), f"kube/apply.py, kube/diff.py ({kind} objects)")
+    for kind in KINDS:
+        resource, where = RESOURCES[kind.kind], f"kube/apply.py, kube/diff.py ({kind.kind} objects)"
+        if command == "diff":
+            verbs: tuple[str, ...] = () if kind.kind in ("Namespace", "Secret") else ("list",)
+        elif command == "down":
+            verbs = ("list", "delete")
+        else:
+            verbs = ("list", "delete", *(("get", "create", "update") if kind.kind in kinds else ()))
+        found += kube(resource, verbs, frozenset({command}), where)
     return tuple(found)
 
 

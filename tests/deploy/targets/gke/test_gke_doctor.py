@@ -275,3 +275,13 @@ def test_a_claim_the_token_lacks_refuses_it() -> None:
         "attributeCondition": "assertion.missing == 'x'",
     }
     assert not admitted(provider, Token.of(CI, CI.deploy))
+
+
+def test_the_preview_is_asked_exactly_the_permissions_docs_give_it() -> None:
+    """docs/targets.md "The preview's permissions" lists the custom role's permissions in a text block."""
+    text = (CONFIG.parent / "docs" / "targets.md").read_text()
+    section = text[text.index("## The preview's permissions") :]
+    block = section[section.index("```text") + len("```text") : section.index("```", section.index("```text") + 7)]
+    documented = set(block.split())
+    asked = {use.permission for use in permissions.needed("diff", objects_of(EXAMPLE), True, True)}
+    assert asked == documented
