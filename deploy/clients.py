@@ -236,7 +236,6 @@ def gke_target(environment: Environment, say: Say, apis: GoogleApis, keep_cluste
     )
 
 
-def artifact_repository(registry: str, say: Say, ask_google: bool) -> ArtifactRepository | None:
 def gke_doctor(environment: Environment, apis: GoogleApis) -> GkeDoctor:
     """The gke environment's read-only checks (`doctor`), over the APIs they read; nothing else is made."""
     from google.auth.transport.requests import AuthorizedSession
@@ -278,6 +277,7 @@ def gke_doctor(environment: Environment, apis: GoogleApis) -> GkeDoctor:
     )
 
 
+def artifact_repository(registry: str, say: Say, ask_google: bool) -> ArtifactRepository | None:
     """The Artifact Registry repository `registry` names; None for any other registry. Google is asked for
     credentials only for a *-docker.pkg.dev registry, or when `ask_google` (a gke environment, whose credentials
     are needed anyway)."""

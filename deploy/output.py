@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from deploy.runner import UpResult
 
 from deploy.model.changes import Changes, to_dict
+from deploy.model.doctor import Finding
 from deploy.model.errors import DeployError
 from deploy.model.images import BuildRecord, PublishedImage
 from deploy.model.progress import Progress
@@ -98,6 +99,19 @@ def status(
 
 def removed(env_name: str, names: Sequence[str]) -> dict:
     return {"command": "down", "result": "ok", "environment": env_name, "removed": list(names)}
+
+
+def doctor(env_name: str, purpose: str, findings: Sequence[Finding]) -> dict:
+    return {
+        "command": "doctor",
+        "result": "ok" if all(finding.ok for finding in findings) else "lacking",
+        "environment": env_name,
+        "purpose": purpose,
+        "findings": [
+            {"check": f.check, "ok": f.ok, "message": f.message, **({"fix": f.fix} if f.fix and not f.ok else {})}
+            for f in findings
+        ],
+    }
 
 
 def history(env_name: str, releases: Sequence[Release]) -> dict:

@@ -14,12 +14,14 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from deploy import identity as keys
+from deploy.doctor import own_findings
 from deploy.identity import Identity
 from deploy.model import policy
 from deploy.model.changes import Changes, ImagePlan, ObjectChange, summary
+from deploy.model.doctor import Finding, failures, missing, passed
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, DeployError, ForbiddenError, NotReadyError, SmokeError
-from deploy.model.images import BuildRecord, PublishedImage
+from deploy.model.images import IMAGE_NAMES, BuildRecord, PublishedImage
 from deploy.model.progress import Say
 from deploy.model.promotion import Promotion
 from deploy.model.releases import Release, ReleaseHistory, choose, drift, now, objects_hash, who
@@ -31,7 +33,8 @@ from deploy.render.objects import render
 from deploy.schema_moves import Backup, backups, take_back
 from deploy.smoke import HttpSmoke, Smoke, SmokeReport, smoke_host
 from deploy.targets.kit import TargetKit
-from deploy.users import Stored, Users, wanted
+from deploy.tls import TlsMaterial
+from deploy.users import Stored, Users, labels, wanted
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class Runner:
     verify: Callable[[Mapping[str, PublishedImage]], object] = lambda images: None
     wait_timeout: float = 180
     mysql_secret: str = ""  # $K8SDEPLOY_MYSQL_SECRET, read by compose.py
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)  # the TLS certificate, the signing key
 
     @cached_property
     def kit(self) -> TargetKit:
@@ -172,6 +176,7 @@ class Runner:
                 )
                 return None
             users = self.users()
+            self.ready_to_deploy("promote")
             self.kit.preflight()
             watch = Stopwatch()
             kept = [release.version for release in releases] + [promotion.release.version]
@@ -203,9 +208,58 @@ class Runner:
             users.smoke_secret(namespace),
             *identity.secrets(namespace),
             *store.objects(identity),
+            *self.tls_secret(),
         )
         in_place = self.kit.in_place
         return objects if in_place is None else in_place.overlay(objects)
+
+    def tls_secret(self) -> tuple[dict, ...]:
+        """The gateway's TLS Secret, where the certificate is given to k8sdeploy (deploy/tls.py); else none (the
+        environment's `tls_secret` is made by hand, or there is none)."""
+        material = TlsMaterial.from_environ(self.environ) if self.environment.tls_secret else None
+        if material is None:
+            return ()
+        env = self.environment
+        return (material.secret(env.tls_secret, env.namespace, labels(env.name, "tls")),)
+
+    def doctor(self, layout: str, purpose: str) -> tuple[Finding, ...]:
+        """`doctor`: the environment's own checks and its kind's, against the objects `up` of `layout` would apply
+        (rendered with stand-in image references: nothing is built); nothing is created or changed. A check that
+        cannot ask what it needs (no credentials, say) is a failed finding too."""
+        env, stand_in = self.environment, "sha256:" + "0" * 64
+        images = {name: PublishedImage(f"{env.registry}/{name}", "doctor", stand_in) for name in IMAGE_NAMES}
+        rendered = render(env, layout, MappingProxyType(images), "doctor", mysql_secret=self.mysql_secret)
+        found = [passed("config", f"{env.target} environment, {layout} layout, {len(rendered.objects)} objects")]
+        try:
+            kit = self.kit
+        except DeployError as exc:  # what needs the target says why it cannot be asked
+            found.append(missing(type(exc).__name__.removesuffix("Error").lower() or "target", exc.message, exc.hint))
+            failure = exc
+
+            def unreachable(_name: str) -> bytes | None:
+                raise failure
+
+            return (*found, *own_findings(env, self.environ, purpose, unreachable))
+        found += own_findings(env, self.environ, purpose, kit.tls_certificate)
+        try:
+            found += kit.doctor(rendered.objects, purpose)
+        except DeployError as exc:
+            found.append(missing(env.target, exc.message, exc.hint))
+        return tuple(found)
+
+    def ready_to_deploy(self, purpose: str) -> None:
+        """Before anything is built, pushed or created: the environment's own checks (deploy/doctor.py) pass, or a
+        ConfigError names the first that does not (and the others). The signing key is not among them: `--key`
+        comes first, and an unsigned image is refused (exit 10) before anything is applied."""
+        found = own_findings(self.environment, self.environ, purpose, self.kit.tls_certificate, signing=False)
+        failed = failures(found)
+        if failed:
+            first, *others = failed
+            raise ConfigError(
+                f"environment {self.environment.name} is not ready to deploy: {first.message}",
+                first.fix,
+                details="\n".join(finding.line() for finding in others),
+            )
 
     def identity(self, save: bool) -> Identity:
         """The environment's identity keys: those kept, or a first one (saved where the target keeps them apart)."""
@@ -333,7 +387,8 @@ class Runner:
         if self.build is None:
             raise ConfigError("this runner has no build stage", "make it with compose.make_runner(options=...)")
         watch = Stopwatch()
-        self.kit.preflight()  # before anything is built, pushed or created
+        self.ready_to_deploy("up")  # before anything is built, pushed or created
+        self.kit.preflight()
         with watch.stage("build"):
             record = self.build(self.kit.history)
         self.say(f"version {record.version}")
@@ -345,6 +400,7 @@ class Runner:
 
     def _rollback(self, release: Release, users: Users, restore: bool = False) -> UpResult:
         self.say(f"rolling back to version {release.version} ({release.layout}, recorded {release.time})")
+        self.ready_to_deploy("rollback")  # nothing is built
         self.kit.preflight()
         changed = self.take_schemas_back(release, restore)
         record = BuildRecord(

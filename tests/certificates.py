@@ -13,13 +13,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def certificate(directory: Path, dns_name: str = "") -> Path:
+def certificate(directory: Path, dns_name: str = "", expired: bool = False) -> Path:
     """A self-signed certificate as a kubernetes.io/tls Secret holds it (tls.crt and tls.key): for 127.0.0.1, or
-    with `dns_name` for that name alone (its only subject alternative name; an address does not match it)."""
+    with `dns_name` for that name alone (its only subject alternative name; an address does not match it); valid
+    for a day from five minutes ago, or (`expired`) until yesterday."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name or "127.0.0.1")])
     san = x509.DNSName(dns_name) if dns_name else x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2 if expired else 0)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

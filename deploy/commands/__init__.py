@@ -15,7 +15,7 @@ from deploy import __version__
 from deploy.commands.common import EXIT_CODES_HELP, Entry
 from deploy.commands.deploy import dev, diff_command, down, rollback, up
 from deploy.commands.images import bases_command, build, keygen, render_command, verify_command
-from deploy.commands.inspect import backups, history, logs, smoke, status
+from deploy.commands.inspect import backups, doctor, history, logs, smoke, status
 from deploy.commands.keys import keys
 from deploy.commands.release import promote, release_command
 from deploy.commands.users import user
@@ -28,7 +28,7 @@ def main() -> None:
 
 
 COMMANDS = (
-    *(status, logs, smoke, history, backups),
+    *(status, logs, smoke, history, backups, doctor),
     *(up, dev, diff_command, rollback, down),
     *(build, bases_command, render_command, verify_command, keygen),
     release_command,

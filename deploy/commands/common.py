@@ -33,6 +33,7 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
         (ExitCode.CLOUD, "a cloud or cluster API refused (credentials, permission, project, zone, operation)"),
         (ExitCode.BUSY, "another up, rollback or down of the environment is running (it holds the lease)"),
         (ExitCode.UNVERIFIED, "an image is unsigned, signed by another key, or its attestations do not match"),
+        (ExitCode.LACKING, "doctor: something a deploy needs is missing (each named with its fix)"),
         (ExitCode.UNEXPECTED, "unexpected error (a bug): its traceback is in the crash log named"),
         (ExitCode.INTERRUPTED, "interrupted"),
     ]

@@ -1,4 +1,5 @@
-"""What an environment runs and ran: `status`, `logs`, `smoke`, `history` and `backups` (they change nothing)."""
+"""What an environment runs and ran, and what it lacks: `status`, `logs`, `smoke`, `history`, `backups` and `doctor`
+(they change nothing)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import click
 from deploy.commands.common import (
     EXIT_CODES_HELP,
     environment_options,
+    layout_option,
     output_option,
     print_document,
     reports_errors,
@@ -119,3 +121,44 @@ def backups(environment: Environment) -> None:
         table.append((b.service, b.taken, f"{b.before} -> {b.after}", b.release or "-", str(b.size), b.path))
     for line in columns(table):
         click.echo(line)
+
+
+@click.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "--for",
+    "purpose",
+    type=click.Choice(["up", "diff", "promote"]),
+    default="up",
+    show_default=True,
+    help="What the caller is about to run: the checks and permissions of that command.",
+)
+@layout_option("check")
+@reports_errors
+@environment_options
+@output_option
+def doctor(environment: Environment, purpose: str, layout_name: str | None, output: str) -> None:
+    """Check what a deploy of the environment needs, before anything is created; change nothing.
+
+    \b
+    One line per check, with its fix: the TLS certificate (and the names of
+    `hosts` it must cover), the verify and signing keys, the pinned bases; on
+    gke the project's APIs, the caller's permissions (asked of IAM), the
+    regional quotas a new cluster takes, the nodes' room for the suite beside
+    GKE's own pods, and the CI jobs' workload identity providers. `up` runs the
+    first three itself before it builds or creates anything. Exits 0 when a
+    deploy can go through, 11 when something is missing.
+    """
+    from deploy import output as report
+    from deploy.compose import make_runner
+
+    findings = make_runner(environment, say).doctor(layout_name or environment.layout, purpose)
+    if output == "json":
+        print_document(report.doctor(environment.name, purpose, findings))
+    else:
+        for finding in findings:
+            click.echo(finding.line())
+    if not all(finding.ok for finding in findings):
+        if output != "json":
+            lacking = sum(not finding.ok for finding in findings)
+            say(f"environment {environment.name} is not ready for `{purpose}`: {lacking} check(s) failed")
+        sys.exit(ExitCode.LACKING)

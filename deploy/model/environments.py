@@ -54,6 +54,33 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# A workload identity provider's resource name (https://cloud.google.com/iam/docs/reference/rest/v1/
+# projects.locations.workloadIdentityPools.providers): the project's number, not its id
+PROVIDER = r"^projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32}$"
+REPOSITORY = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+
+
+class CiIdentity(_Frozen):
+    """One CI job's way into Google: the workload identity provider it exchanges its GitHub token at, and what of
+    that token (https://docs.github.com/en/actions/reference/openid-connect-reference) the provider's attribute
+    condition must admit: `doctor` checks that it admits this job and refuses the others."""
+
+    provider: str = Field(pattern=PROVIDER)
+    service_account: str = Field("", pattern=r"^([a-z0-9][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.:]+\.gserviceaccount\.com)?$")
+    environment: str = Field(min_length=1)  # the job's GitHub environment (the token's `environment` claim)
+    # the git refs it runs on; a trailing * is a prefix ("refs/tags/v*"); empty: any
+    refs: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()  # the workflow events it runs for (push, pull_request, workflow_dispatch); empty: any
+
+
+class Ci(_Frozen):
+    """The CI jobs that deploy or preview this environment, one provider per trust boundary (docs/ci.md)."""
+
+    repository: str = Field(pattern=REPOSITORY)  # OWNER/NAME on GitHub
+    deploy: CiIdentity | None = None  # the job that runs `up` or `promote` here
+    preview: CiIdentity | None = None  # the pull requests' read-only `diff`
+
+
 class Gke(_Frozen):
     """A GKE cluster that k8sdeploy creates or finds, and the firewall rule it opens. The names are checked here as
     GKE and Compute check them at create (a 400 there, after the images are pushed, otherwise)."""
@@ -73,6 +100,7 @@ class Gke(_Frozen):
     # default_node_account = true (the project's Compute Engine default account, whose roles you checked)
     node_service_account: str = ""
     default_node_account: bool = False
+    ci: Ci | None = None  # the CI jobs' workload identity providers, checked by `doctor`
 
     @field_validator("project")
     @classmethod

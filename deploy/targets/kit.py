@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from deploy.identity import IdentityStore
+from deploy.model.doctor import Finding
 from deploy.model.environments import Environment
 from deploy.model.lease import Lease
 from deploy.model.progress import Say
@@ -68,6 +69,11 @@ class TargetKit:
     in_place: InPlace | None = None
     # what a deploy checks before it builds or creates anything (gke: the network exists); raises a DeployError
     preflight: Callable[[], None] = lambda: None
+    # `doctor`: the kind's read-only checks of what a deploy of these rendered objects needs (gke: the project's
+    # APIs, permissions, quotas, node capacity, CI identities), asking and changing nothing else
+    doctor: Callable[[Objects, str], Sequence[Finding]] = lambda objects, purpose: ()
+    # a TLS Secret's certificate (PEM) by name, None when it is not there; None where the kind serves no TLS
+    tls_certificate: Callable[[str], bytes | None] | None = None
 
 
 class Connections(Protocol):
@@ -78,6 +84,8 @@ class Connections(Protocol):
     def kubeconfig(self, context: str, path: Path | None) -> KubeApi: ...
 
     def gke(self, environment: Environment, say: Say, keep_cluster: bool) -> GkeTarget: ...
+
+    def gke_doctor(self, environment: Environment) -> Callable[[Objects, str], Sequence[Finding]]: ...
 
 
 @dataclass(frozen=True)

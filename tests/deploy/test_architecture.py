@@ -22,7 +22,7 @@ LAYERS = (
     ("deploy.builders",),
     ("deploy.attest",),
     ("deploy.publish",),
-    ("deploy.smoke", "deploy.users", "deploy.identity"),
+    ("deploy.smoke", "deploy.users", "deploy.identity", "deploy.tls", "deploy.doctor"),
     ("deploy.targets",),
     ("deploy.schema_moves",),
     ("deploy.runner",),

@@ -12,6 +12,7 @@ from deploy.targets.kit import Connections, Kind, KitOptions, TargetKit
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.identity import KubeIdentity
 from deploy.targets.kube.lease import KubeLease
+from deploy.targets.kube.secrets import tls_certificate
 from deploy.targets.kube.users import KubeUsers
 
 
@@ -31,6 +32,8 @@ def kit(environment: Environment, connections: Connections, say: Say, options: K
         KubeUsers(running_api, namespace, name, say),
         KubeIdentity(running_api, namespace, name),
         preflight=gke.firewall.check_network,
+        doctor=lambda objects, purpose: connections.gke_doctor(environment)(objects, purpose),
+        tls_certificate=tls_certificate(running_api, namespace),
     )
 
 

@@ -75,6 +75,14 @@ def mounted_secrets(objects: Sequence[dict]) -> dict[str, tuple[str, ...]]:
     return found
 
 
+def kept(desired: Sequence[dict]) -> set[tuple[Kind, str]]:
+    """What a prune leaves: the objects rendered, and the Secrets their pods mount. The gateway's certificate is
+    applied only when given ($K8SDEPLOY_TLS_CERT, deploy/tls.py): an up without it keeps the one it applied before,
+    which the gateway still serves."""
+    mounted = {(SECRET, name) for name in mounted_secrets(desired)}
+    return {(kind_of(obj), obj["metadata"]["name"]) for obj in desired} | mounted
+
+
 def allowed(call: Callable[[], T], kind: Kind, forbidden: dict[Kind, str] | None) -> Callable[[], T | None]:
     """`call`, whose ForbiddenError is put in `forbidden` (kind -> the request refused) and answered None; raised
     when `forbidden` is None."""
@@ -194,7 +202,7 @@ class Applier(Scoped):
             objs = list(group)
             for obj, result in zip(objs, together([partial(self.apply_one, obj) for obj in objs]), strict=True):
                 outcome[result].append(describe(obj))
-        removed = self.prune({(kind_of(obj), obj["metadata"]["name"]) for obj in desired})
+        removed = self.prune(kept(desired))
         return ApplyResult(
             created=tuple(outcome["created"]),
             updated=tuple(outcome["updated"]),

@@ -18,6 +18,7 @@ from deploy.targets.kube.apply import (
     IMMUTABLE,
     Applier,
     defaulted_rolling_update_in_the_way,
+    kept,
     mounted_secrets,
     needs_apply,
     refused,
@@ -70,7 +71,7 @@ class Differ:
             found.append(ObjectChange(NAMESPACE.kind, applier.namespace, "create", note=note))
         # each object's dry run is independent of the others': side by side
         found += together([partial(self.one, obj, exists) for obj in desired])
-        for kind, live in applier.stale({(kind_of(obj), obj["metadata"]["name"]) for obj in desired}):
+        for kind, live in applier.stale(kept(desired)):
             name = live["metadata"]["name"]
             if kind == PVC:
                 found.append(ObjectChange(kind.kind, name, "unchanged", note="no longer rendered, kept: it holds data"))

@@ -11,6 +11,7 @@ from deploy.targets.kit import Connections, Kind, KitOptions, TargetKit
 from deploy.targets.kube.history import ConfigMapHistory
 from deploy.targets.kube.identity import KubeIdentity
 from deploy.targets.kube.lease import KubeLease
+from deploy.targets.kube.secrets import tls_certificate
 from deploy.targets.kube.target import KubeTarget
 from deploy.targets.kube.users import KubeUsers
 
@@ -26,6 +27,7 @@ def kit(environment: Environment, connections: Connections, say: Say, _options: 
         KubeLease(api, namespace, name, say),
         KubeUsers(lambda: api, namespace, name, say),
         KubeIdentity(lambda: api, namespace, name),
+        tls_certificate=tls_certificate(lambda: api, namespace),
     )
 
 

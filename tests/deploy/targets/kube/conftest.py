@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from deploy.attest.keys import KEY_VARIABLE
+from deploy.compose import kit
 from deploy.identity import Identity, new_key
+from deploy.model.environments import Environment
+from deploy.model.images import BuildRecord
+from deploy.runner import Runner
+from deploy.smoke import smoke_stage
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster, kubeconfig_for
+from tests.deploy.inputs import release_images
 from tests.helpers import k8sdeploy
 
 ENV = "kube-test"
@@ -39,6 +46,19 @@ def kubeconfig(kube: KubeCluster, tmp_path: Path) -> Path:
 @pytest.fixture
 def target(kubeconfig: Path, kube: KubeCluster, said: list[str]) -> KubeTarget:
     return KubeTarget(kubeconfig_api("test", kubeconfig), kube.namespace, ENV, said.append, poll=0.05)
+
+
+def release_runner(environment: Environment, said: list[str], **options: Any) -> Runner:
+    """A Runner made as compose.make_runner makes it, whose build stage hands over release 1.0.0's images (KWOK
+    pulls nothing); `options` set its other fields (wait_timeout 60 unless given)."""
+    return Runner(
+        environment,
+        lambda: kit(environment, said.append),
+        said.append,
+        smoke_stage(environment, said.append),
+        build=lambda history: BuildRecord("1.0.0", "a" * 40, release_images("1.0.0", "a")),
+        **({"wait_timeout": 60} | options),
+    )
 
 
 def key_pairs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *names: str) -> None:

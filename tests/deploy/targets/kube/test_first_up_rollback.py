@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from deploy.compose import kit
 from deploy.model.environments import Environment
 from deploy.model.errors import ExitCode
-from deploy.model.images import BuildRecord
-from deploy.runner import NoEarlierRelease, Runner
-from deploy.smoke import smoke_stage
+from deploy.runner import NoEarlierRelease
 from tests.controlplane import KubeCluster
-from tests.deploy.inputs import release_images
+from tests.deploy.targets.kube.conftest import release_runner
 
 ENV = "first-up"
 
@@ -35,14 +32,7 @@ def test_a_failing_first_up_has_no_earlier_release_to_roll_back_to(
         smoke=False,
     )
     said: list[str] = []
-    runner = Runner(
-        environment,
-        lambda: kit(environment, said.append),
-        said.append,
-        smoke_stage(environment, said.append),
-        build=lambda history: BuildRecord("1.0.0", "a" * 40, release_images("1.0.0", "a")),
-        wait_timeout=60,
-    )
+    runner = release_runner(environment, said)
     assert runner.kit.history.releases() == []
     kube.simulate("crash-loop", "person", "true")
     with pytest.raises(NoEarlierRelease) as failed:
