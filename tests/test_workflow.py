@@ -55,7 +55,7 @@ def test_every_k8sdeploy_command_of_the_workflow_parses() -> None:
         assert command is not None, line
         with click.Context(main) as parent:
             command.make_context(words[0], words[1:], parent=parent)  # raises on an unknown option or choice
-        if words[0] != "diff":  # the job summary takes diff's text; what is kept as an artifact is JSON
+        if words[0] not in ("diff", "doctor"):  # diff's text goes to the summary, doctor's to the log; kept: JSON
             assert "--output" in words and words[words.index("--output") + 1] == "json", line
 
 
@@ -141,6 +141,24 @@ def test_no_job_runs_pull_request_code_after_logging_in_but_diff() -> None:
     login = next(i for i, step in enumerate(steps) if step.get("uses", "").startswith("google-github-actions/auth@"))
     assert [step.get("run") for step in steps[:login] if "run" in step] == ["make venv"]
     assert all("k8sdeploy diff" in step["run"] for step in steps[login + 1 :] if "run" in step)
+
+
+def test_each_identity_has_a_provider_of_its_own_and_the_checkout_is_beside_the_credentials() -> None:
+    """A provider has one attribute condition: three jobs of different trust need three (docs/ci.md). The auth
+    action writes its credentials file into $GITHUB_WORKSPACE: every job that logs in checks out into a
+    sub-directory and runs its steps there."""
+    providers = {}
+    for name, job in workflow_jobs().items():
+        if not logs_in_to_google(job):
+            continue
+        login = next(step for step in job["steps"] if step.get("uses", "").startswith("google-github-actions/auth@"))
+        provider, account = login["with"]["workload_identity_provider"], login["with"]["service_account"]
+        providers[name] = provider
+        assert provider.replace("WORKLOAD_IDENTITY_PROVIDER", "") == account.replace("SERVICE_ACCOUNT", ""), name
+        checkout = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout@"))
+        assert checkout["with"]["path"] == job["defaults"]["run"]["working-directory"] == "src", name
+    assert sorted(providers) == ["deploy", "preview", "promote"]
+    assert len(set(providers.values())) == 3
 
 
 # -- the jobs, run ------------------------------------------------------------------------------------------
@@ -375,8 +393,10 @@ def test_the_jobs_run_as_written_against_a_loopback_staging(
         assert "Nothing to be done for 'venv'" in done.stdout
         assert (ROOT / ".venv" / ".installed").stat().st_mtime == installed  # make venv did not reinstall
         # the auth action wrote its credentials file into the workspace, and exported its name to the steps
-        credentials = Path(done.env["GOOGLE_APPLICATION_CREDENTIALS"])
-        assert credentials.parent == done.workspace and re.fullmatch(r"gha-creds-[0-9a-f]{16}\.json", credentials.name)
+        if runner.credentials_file:
+            credentials = Path(done.env["GOOGLE_APPLICATION_CREDENTIALS"])
+            assert credentials.parent == done.workspace
+            assert re.fullmatch(r"gha-creds-[0-9a-f]{16}\.json", credentials.name)
         documents = artifact(done, "staging-deploy")
         up, status = documents["up.json"], documents["status.json"]
         assert (up["command"], up["result"], up["environment"]) == ("up", "ok", "staging")
