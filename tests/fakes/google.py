@@ -70,6 +70,7 @@ class GoogleFake(FakeServer):
         self.token = token
         self.denied: set[str] = set()  # permissions the credentials lack, e.g. "container.clusters.create"
         self.disabled = False  # the API is not enabled in the projects
+        self.asked_permissions: list[str] = []  # what each request needed (doctor's table is held to it)
 
     def injected_fault(self) -> Reply:
         code = self.random.choice((429, 429, 500, 502, 503, 503, 504))
@@ -107,6 +108,8 @@ class GoogleFake(FakeServer):
         return super().dispatch(request)
 
     def check(self, project: str, permission: str) -> None:
+        if permission:
+            self.asked_permissions.append(permission)
         if project not in self.projects:
             raise fail(403, f"Permission denied on resource project {project}.", "CONSUMER_INVALID")
         if self.disabled:

@@ -18,9 +18,11 @@ from deploy.render.objects import render
 from deploy.targets.gke import permissions
 from deploy.targets.gke.doctor_identity import Token, admitted, condition_for, refused_tokens
 from deploy.targets.gke.doctor_sizing import Machine, allocatable
+from deploy.targets.gke.target import GkeTarget
 from tests.deploy.inputs import fake_images
-from tests.deploy.targets.gke.conftest import TOKEN, readers_endpoints
+from tests.deploy.targets.gke.conftest import ENV, TOKEN, Cloud, readers_endpoints
 from tests.deploy.targets.gke.readers import Readers
+from tests.deploy.targets.kube.objects import single_pod
 from tests.fakes.compute import FakeCompute
 from tests.fakes.gke import FakeGke
 
@@ -285,3 +287,34 @@ def test_the_preview_is_asked_exactly_the_permissions_docs_give_it() -> None:
     documented = set(block.split())
     asked = {use.permission for use in permissions.needed("diff", objects_of(EXAMPLE), True, True)}
     assert asked == documented
+
+
+VERBS = {"create": "create", "patch": "update", "update": "update", "delete": "delete", "deletecollection": "delete"}
+
+
+def used(cloud: Cloud, since: object) -> set[str]:
+    """The permissions the fakes checked, and the writes the API server logged as GKE's IAM names them."""
+    iam_names = {name.lower(): name for name in permissions.RESOURCES.values()} | {"leases": "leases"}
+    writes = {
+        f"container.{iam_names[line.split()[1].split('/')[0]]}.{VERBS[line.split()[0]]}"
+        for line in cloud.kube.mutations(since, user="google-user")  # type: ignore[arg-type]
+    }
+    checked = {*cloud.gke.asked_permissions, *cloud.compute.asked_permissions}
+    cloud.gke.asked_permissions.clear()
+    cloud.compute.asked_permissions.clear()
+    return checked | writes
+
+
+def test_the_table_holds_every_permission_the_gke_target_uses(cloud: Cloud, target: GkeTarget) -> None:
+    """up, diff and down against the fakes and the real API server: each permission the fakes checked and each
+    write the API server logged is in the table's list for that command (a new call without its row fails)."""
+    objects = single_pod(ENV)
+    for command, run in (
+        ("up", lambda: target.apply(objects)),
+        ("diff", lambda: target.diff(objects)),
+        ("down", lambda: target.down()),
+    ):
+        since = cloud.kube.mark()
+        run()
+        listed = {use.permission for use in permissions.needed(command, objects, True, False)}
+        assert used(cloud, since) - listed == set(), command
