@@ -195,12 +195,17 @@ def capacity(environment: Environment, machine: Machine, zones: int, objects: It
             short.append(f"{cpu + surge_cpu - free_cpu}m CPU")
         if memory + surge_memory > free_memory:
             short.append(f"{memory + surge_memory - free_memory} MiB")
-        offers = [f"{m.name}: {allocatable(m)[0]}m / {gib(allocatable(m)[1])}" for m in LARGER]
+        fitting = [  # only machines on which the same nodes would hold it
+            m for m in LARGER
+            if nodes * allocatable(m)[0] - system_cpu >= cpu + surge_cpu
+            and nodes * allocatable(m)[1] - system_memory >= memory + surge_memory
+        ]  # fmt: skip
+        offers = [f"{m.name}: {allocatable(m)[0]}m / {gib(allocatable(m)[1])}" for m in fitting]
+        larger = f"a larger machine_type ({', '.join(offers)}) or " if offers else ""
         return missing(
             "capacity",
             f"{message}: {' and '.join(short)} short",
-            f"set a larger machine_type ({', '.join(offers)}) or a higher node_count in "
-            f"[environments.{environment.name}.gke]",
+            f"set {larger}a higher node_count in [environments.{environment.name}.gke]",
         )
     return passed(
         "capacity", f"{message}: {free_cpu - cpu - surge_cpu}m / {free_memory - memory - surge_memory} MiB to spare"
