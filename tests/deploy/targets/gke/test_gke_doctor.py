@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from google.oauth2.credentials import Credentials
 
+from deploy import clients
 from deploy.clients import GoogleApis, gke_doctor
 from deploy.model.doctor import Finding, failures
 from deploy.model.environments import Environment, load_environment
@@ -19,12 +20,14 @@ from deploy.targets.gke import permissions
 from deploy.targets.gke.doctor_identity import Token, admitted, condition_for, refused_tokens
 from deploy.targets.gke.doctor_sizing import Machine, allocatable
 from deploy.targets.gke.target import GkeTarget
+from tests.certificates import certificate
 from tests.deploy.inputs import fake_images
 from tests.deploy.targets.gke.conftest import ENV, TOKEN, Cloud, readers_endpoints
 from tests.deploy.targets.gke.readers import Readers
 from tests.deploy.targets.kube.objects import single_pod
 from tests.fakes.compute import FakeCompute
 from tests.fakes.gke import FakeGke
+from tests.helpers import k8sdeploy
 
 CONFIG = Path(__file__).parents[4] / "k8sdeploy.toml"
 
@@ -318,3 +321,35 @@ def test_the_table_holds_every_permission_the_gke_target_uses(cloud: Cloud, targ
         run()
         listed = {use.permission for use in permissions.needed(command, objects, True, False)}
         assert used(cloud, since) - listed == set(), command
+
+
+def test_doctor_on_the_command_line_exits_0_on_a_ready_project_and_11_naming_what_is_missing(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`k8sdeploy doctor --env staging` of the example, made ready: a key pair of its own, real base digests and
+    the TLS certificate for its host given; then the example as shipped (placeholders). No fake takes a write."""
+    monkeypatch.setattr(clients, "google_apis", project.apis)
+    monkeypatch.delenv("K8SDEPLOY_SIGNING_KEY", raising=False)
+    assert k8sdeploy("keygen", "--prefix", str(tmp_path / "staging")).exit_code == 0
+    made = certificate(tmp_path / "tls", dns_name="staging.auth.example.org")
+    ready = CONFIG.read_text().replace(
+        'verify = { key = "staging.pub" }', f'verify = {{ key = "{tmp_path / "staging.pub"}" }}'
+    )
+    ready = ready.replace("sha256:" + "0" * 63 + "1", "sha256:" + "ab" * 32).replace("0" * 63 + "2", "cd" * 32)
+    (tmp_path / "ready.toml").write_text(ready)
+    environ = {
+        "K8SDEPLOY_SIGNING_KEY": (tmp_path / "staging.key").read_text(),
+        "K8SDEPLOY_TLS_CERT": (made / "tls.crt").read_text(),
+        "K8SDEPLOY_TLS_KEY": (made / "tls.key").read_text(),
+    }
+    done = k8sdeploy("doctor", env="staging", config=tmp_path / "ready.toml", environ=environ)
+    assert done.exit_code == 0, done.stdout + done.stderr
+    checks = {line.split(":")[0] for line in done.stdout.splitlines()}
+    assert checks >= {f"ok   {name}" for name in ("config", "bases", "keys", "tls", "apis", "permissions", "identity")}
+
+    shipped = k8sdeploy("doctor", env="staging", config=CONFIG)
+    assert shipped.exit_code == 11, shipped.stdout + shipped.stderr
+    failed = {line.split(":")[0].split()[1] for line in shipped.stdout.splitlines() if line.startswith("FAIL")}
+    assert {"bases", "keys", "tls"} <= failed
+    assert "is not ready for `up`" in shipped.stderr
+    assert project.writes() == []
