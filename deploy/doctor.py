@@ -124,10 +124,10 @@ def base_findings(environment: Environment, purpose: str) -> list[Finding]:
                 f"prints into [environments.{environment.name}.bases]",
             )
         ]
-    from deploy.builders.bases import base_reference
-    from deploy.publish.bases import BASE_NAMES
+    from deploy.builders.bases import DEBIAN_PACKAGES, base_reference  # what the build loads anyway
 
-    built = [name for name in BASE_NAMES if base_reference(name, name, environment.bases).startswith("debootstrap:")]
+    bases = environment.bases
+    built = [name for name in DEBIAN_PACKAGES if base_reference(name, name, bases).startswith("debootstrap:")]
     if built:
         return [passed("bases", f"{', '.join(built)} built from Debian here (debootstrap, as root; cached once built)")]
     return [passed("bases", "pinned by digest")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 import ssl
@@ -17,6 +16,7 @@ from deploy.model.environments import Environment
 from deploy.model.errors import SmokeError
 from deploy.model.progress import Say, silent
 from deploy.model.suite import DEMO_USERS, Login
+from deploy.tls import covers, is_address, served_certificate
 
 if TYPE_CHECKING:
     from deploy.users import Users
@@ -111,21 +111,6 @@ class CertificateRejected(SmokeError):
         self.hop = "gateway"
 
 
-def is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def covers(names: tuple[str, ...], name: str) -> bool:
-    """Whether a certificate for `names` is for `name` (a wildcard stands for one label, RFC 6125 6.4.3)."""
-    name = name.lower()
-    wildcard = "*." + name.partition(".")[2] if "." in name else name
-    return any(n.lower() in (name, wildcard) for n in names)
-
-
 def certificate_problem(error: BaseException) -> ssl.SSLCertVerificationError | None:
     """The certificate verification failure under an httpx error, if that is what it is."""
     seen: BaseException | None = error
@@ -139,8 +124,6 @@ def certificate_problem(error: BaseException) -> ssl.SSLCertVerificationError | 
 def served_names(url: str, name: str, timeout: float = 5.0) -> tuple[str, ...]:
     """The names of the certificate the gateway at `url` serves for `name` (SNI): its DNS and IP subject
     alternative names, else its common name. Asked again without verifying, only to say what it is."""
-    from cryptography import x509  # only once a certificate was refused: it takes a while to load
-
     address = httpx.URL(url)
     unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
@@ -150,15 +133,7 @@ def served_names(url: str, name: str, timeout: float = 5.0) -> tuple[str, ...]:
                 der = tls.getpeercert(binary_form=True)
     except OSError:  # ssl.SSLError too
         return ()
-    if not der:
-        return ()
-    certificate = x509.load_der_x509_certificate(der)
-    try:
-        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        common = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        return tuple(str(attribute.value) for attribute in common)
-    return (*sans.get_values_for_type(x509.DNSName), *(str(ip) for ip in sans.get_values_for_type(x509.IPAddress)))
+    return served_certificate(der).names if der else ()
 
 
 class HttpSmoke:

@@ -12,10 +12,30 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from deploy.model.errors import ConfigError
 
 CERT_VARIABLE, KEY_VARIABLE = "K8SDEPLOY_TLS_CERT", "K8SDEPLOY_TLS_KEY"
+
+
+def is_address(host: str) -> bool:
+    """Whether `host` is an IP address literal (an IPv6 one with or without its brackets)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def covers(names: Sequence[str], host: str) -> bool:
+    """Whether a certificate for `names` is one a client accepts for `host` (RFC 6125 6.4: a wildcard stands for
+    exactly the left-most label; an IP address matches only an IP entry)."""
+    host = host.lower().strip("[]")
+    if is_address(host):
+        return host in names
+    wildcard = "*." + host.partition(".")[2] if "." in host else ""
+    return any(name.lower() in (host, wildcard) for name in names)
 
 
 @dataclass(frozen=True)
@@ -29,18 +49,7 @@ class Certificate:
     def covers(self, host: str) -> bool:
         """Whether a client connecting to `host` accepts it (RFC 6125 6.4: a wildcard stands for exactly the
         left-most label; an IP address only as an IP entry)."""
-        host = host.lower().strip("[]")
-        try:
-            ipaddress.ip_address(host)
-            return host in self.names
-        except ValueError:
-            pass
-        for name in self.names:
-            if name == host:
-                return True
-            if name.startswith("*.") and "." in host and host.partition(".")[2] == name[2:]:
-                return True
-        return False
+        return covers(self.names, host)
 
     def problems(self, hosts: Sequence[str], now: datetime | None = None) -> list[str]:
         """Why a client would refuse it for `hosts`: a name it does not cover, or a date outside its validity."""
@@ -64,12 +73,30 @@ def certificate(pem: bytes, origin: str) -> Certificate:
         leaf = x509.load_pem_x509_certificates(pem)[0]
     except ValueError:
         raise ConfigError(f"{origin} is not a PEM certificate", "give the chain, leaf first, in PEM") from None
+    return _read(leaf, common_names=False)
+
+
+def served_certificate(der: bytes) -> Certificate:
+    """A certificate as a TLS handshake gives it (DER), to say what it is for: without subjectAltName, by its
+    common names."""
+    from cryptography import x509
+
+    return _read(x509.load_der_x509_certificate(der), common_names=True)
+
+
+def _read(leaf: Any, common_names: bool) -> Certificate:
+    """The names an x509.Certificate is for: its subjectAltName DNS names (lower case) and IP addresses, where
+    clients match names (RFC 6125 6.4.4); without that extension none, or (`common_names`, to name it in a message)
+    its common names."""
+    from cryptography import x509
+
     try:
         extension = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = [name.lower() for name in extension.get_values_for_type(x509.DNSName)]
         names += [str(address) for address in extension.get_values_for_type(x509.IPAddress)]
     except x509.ExtensionNotFound:
-        names = []  # clients match names only in subjectAltName (RFC 6125 6.4.4 when any SAN is present; all do)
+        common = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME) if common_names else []
+        names = [str(attribute.value) for attribute in common]
     return Certificate(tuple(names), leaf.not_valid_before_utc, leaf.not_valid_after_utc)
 
 
