@@ -142,7 +142,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     session. `make test` builds its binaries; a machine without them builds them here (minutes)."""
     plane = ControlPlane(
         tmp_path_factory.mktemp("control-plane"),
-        base_port=free_port_block(4),
+        base_port=free_port_block(5),  # Ports.from_base: the API server, etcd twice, KWOK, a registry
         tokens=TOKENS,
         die_with_parent=True,
         say=lambda _line: None,

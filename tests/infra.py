@@ -54,14 +54,25 @@ def port_range() -> range:
     return whole
 
 
+# Every port free_port_block handed out in this process. A block is chosen long before it is bound (a module's
+# LocalEnvironment at collection, the suite's six ports only at its `up`), and in between free_port_block(1) of
+# another test in the same worker, whose server may still listen then, must not take a port of it.
+_HANDED_OUT: set[int] = set()
+_HANDING_OUT = threading.Lock()
+
+
 def free_port_block(size: int) -> int:
-    """The first of `size` consecutive free loopback ports of this process's port_range()."""
+    """The first of `size` consecutive free loopback ports of this process's port_range(), none of them handed out
+    before in this process."""
     ports = port_range()
     choices = range(ports.start, ports.stop - size)
-    for _ in range(200):
-        base = random.choice(choices)
-        if all(port_is_free(base + i) for i in range(size)):
-            return base
+    with _HANDING_OUT:
+        for _ in range(200):
+            base = random.choice(choices)
+            block = range(base, base + size)
+            if _HANDED_OUT.isdisjoint(block) and all(port_is_free(port) for port in block):
+                _HANDED_OUT.update(block)
+                return base
     raise RuntimeError(f"no block of {size} free ports on 127.0.0.1 in {ports.start}-{ports.stop - 1}")
 
 
