@@ -161,6 +161,7 @@ class HttpSmoke:
         reach_timeout: float = 0.0,
         host: str = "",
         certificate_grace: float = 15.0,
+        route_grace: float = 5.0,
     ):
         self.users = users
         self.say = say
@@ -169,6 +170,8 @@ class HttpSmoke:
         self.reach_timeout = reach_timeout
         self.host = host
         self.certificate_grace = certificate_grace
+        self.route_grace = route_grace
+        self.routes_by = 0.0  # until then, a 502/503/504 of the gateway is a route not yet made: asked again
         self._trust: ssl.SSLContext | None = None
 
     def reached(self, url: str, every: float = 1.0) -> None:
@@ -255,6 +258,17 @@ class HttpSmoke:
         """The Origin a browser would send from the gateway's pages: the scheme and the Host it asked for."""
         return f"{httpx.URL(url).scheme}://{self.authority(url)}"
 
+    def routed(self, send: Callable[[], httpx.Response], every: float = 0.5) -> httpx.Response:
+        """`send()`'s answer, sent again while the gateway answers 502/503/504 and the run's route grace lasts: a
+        Service routes to a pod a moment after the pod is ready (the EndpointSlice controller, then kube-proxy on
+        every node, at most once a second: its minSyncPeriod), so just after a rollout a hop inside the suite can
+        still refuse the gateway's connection."""
+        while True:
+            answer = send()
+            if answer.status_code not in (502, 503, 504) or time.monotonic() >= self.routes_by:
+                return answer
+            time.sleep(every)
+
     def expect(self, answer: httpx.Response, status: int, step: str, contains: str = "") -> httpx.Response:
         if answer.status_code != status or (contains and contains not in answer.text):
             raise SmokeFailed(failing_hop(answer), step, answer)
@@ -262,10 +276,12 @@ class HttpSmoke:
 
     def log_in(self, http: httpx.Client, email: str, password: str) -> None:
         step = f"logging in as {email}"
-        answer = http.post(
-            "/login",
-            data={"emailaddress": email, "password": password},
-            headers={"Origin": self.origin(str(http.base_url))},
+        answer = self.routed(
+            lambda: http.post(
+                "/login",
+                data={"emailaddress": email, "password": password},
+                headers={"Origin": self.origin(str(http.base_url))},
+            )
         )
         if answer.status_code == 401:
             raise SmokeFailed("authentication", step, detail="the smoke user's credentials were refused (401)")
@@ -284,13 +300,15 @@ class HttpSmoke:
         origin = {"Origin": self.origin(url)}
         if self.reach_timeout:
             self.reached(url)
+        self.routes_by = time.monotonic() + self.route_grace
         try:
             with self.client(url) as http:
-                self.expect(http.get("/login"), 200, "loading the login page", 'name="emailaddress"')
+                page = self.routed(lambda: http.get("/login"))
+                self.expect(page, 200, "loading the login page", 'name="emailaddress"')
                 passed("login page served")
                 self.log_in(http, admin, admin_password)
                 passed(f"{admin} logged in")
-                people = self.expect(http.get("/persons"), 200, "listing people", "<table>")
+                people = self.expect(self.routed(lambda: http.get("/persons")), 200, "listing people", "<table>")
                 rows = len(re.findall(r"<tr>", people.text)) - 1
                 passed(f"people listed ({rows})")
                 token = http.cookies["AccessToken"]
