@@ -6,9 +6,12 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # What `make demo` needs: a virtualenv, the Docker Engine, debootstrap for the Debian bases, and a static busybox
 # for the local pods' 2 MB infra image. The tests need besides: nginx with Lua for the gateway, MariaDB for the
-# MySQL path, Chromium for the browser test, an OCI registry.
+# MySQL path, Chromium for the browser test, an OCI registry; and for the real node of `make cluster`
+# (tools/cluster/node.py): containerd and runc (docker.io has them), the bridge CNI plugin, socat (its way to the
+# control plane and the registry), iptables for kube-proxy.
 DEMO_PACKAGES := python3-venv docker.io debootstrap busybox-static
-TEST_PACKAGES := nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium docker-registry
+TEST_PACKAGES := nginx libnginx-mod-http-lua mariadb-server mariadb-client chromium docker-registry \
+    containernetworking-plugins socat iptables
 # pytest-xdist workers: most tests wait on processes (builds, containers, the control plane), not the CPU; each test
 # file stays on one worker (its module fixtures and ordered steps). TEST_WORKERS=0 runs them one at a time.
 TEST_WORKERS ?= 4
@@ -22,7 +25,8 @@ help:
 	@echo "make test         install what is missing, then lint, type-check and run the test suite"
 	@echo "make lint         ruff (lint and format check) and mypy only"
 	@echo "make run          run the suite on 127.0.0.1:8080 in the foreground (Ctrl-C stops it)"
-	@echo "make cluster      start a real Kubernetes control plane (KWOK nodes) and a registry on 127.0.0.1;"
+	@echo "make cluster      start a real Kubernetes control plane, a real node (containerd, kubelet, kube-proxy,"
+	@echo "                  CoreDNS in a network namespace), KWOK nodes and a registry on 127.0.0.1;"
 	@echo "                  print its kubeconfig (k8sdeploy up --env cluster deploys to it)"
 	@echo "make cluster-down stop it and remove its state"
 	@echo "make bench        build+push benchmark: our builder vs --builder docker (prints a table)"
@@ -116,7 +120,7 @@ down: venv
 	$(BIN)/k8sdeploy down --yes
 
 cluster: system-deps venv kube-binaries
-	@$(BIN)/python -m tools.cluster.controlplane up --registry
+	@$(BIN)/python -m tools.cluster.controlplane up --registry --node
 
 cluster-down: venv
 	@$(BIN)/python -m tools.cluster.controlplane down

@@ -39,11 +39,13 @@ import requests
 import yaml
 
 from tools.cluster import pki
+from tools.cluster.node import HELPER_IMAGE, NODE_PROCESSES, RealNode
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_STATE = Path.home() / ".local/state/k8sdeploy/cluster"  # the `cluster` environment's kubeconfig is there
 DEFAULT_BASE_PORT = 16440
 NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
+KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
 ADMIN_TOKEN_USER = "admin"
 # KWOK's own stages, as kwokctl installs them (nodes Ready with a lease heartbeat, pods Running and Ready,
 # deleted pods gone), and its volume provisioner (a default StorageClass that binds claims to hostPath
@@ -68,6 +70,25 @@ AUDIT_POLICY = {
         {"level": "Metadata", "verbs": ["create", "update", "patch", "delete", "deletecollection"]},
         {"level": "None"},
     ],
+}
+
+
+# CoreDNS's kubernetes plugin reads these (coredns plugin/kubernetes README, "RBAC")
+COREDNS_ROLE = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRole",
+    "metadata": {"name": "system:coredns"},
+    "rules": [
+        {"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]},
+    ],
+}
+COREDNS_BINDING = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRoleBinding",
+    "metadata": {"name": "system:coredns"},
+    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:coredns"},
+    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:coredns"}],
 }
 
 
@@ -128,6 +149,7 @@ class ControlPlane:
         tokens: dict[str, tuple[str, str]] | None = None,
         bin_dir: Path | None = None,
         registry: bool = False,
+        real_node: bool = False,
         die_with_parent: bool = False,
         say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
     ):
@@ -136,6 +158,7 @@ class ControlPlane:
         self.die_with_parent = die_with_parent
         self.with_registry = registry
         self.ports = Ports.from_base(base_port)
+        self.node = RealNode(state, self.ports.apiserver, die_with_parent, say) if real_node else None
         self.extra_tokens = tokens or {}  # token -> (user, comma-separated groups)
         self.bin_dir = bin_dir
         self.say = say
@@ -173,7 +196,8 @@ class ControlPlane:
 
     def components(self) -> tuple[str, ...]:
         registry = ("docker-registry",) if self.with_registry else ()
-        return ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", *registry)
+        node = NODE_PROCESSES if self.node else ()
+        return ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", *registry, *node)
 
     def start(self) -> Cluster:
         """Idempotent: a running control plane of this state directory is used as it is."""
@@ -200,6 +224,8 @@ class ControlPlane:
         self.wait_default_service_account()
         if self.with_registry:
             self.start_registry()
+        if self.node:
+            self.start_node(bin_dir)
         self.say(
             f"control plane {self.cluster().version()} ready in {time.monotonic() - started:.1f} s "
             f"(API server {self.server}, state {self.state})"
@@ -213,7 +239,8 @@ class ControlPlane:
         (self.state / "tokens.csv").write_text("\n".join(lines) + "\n")
         (self.state / "tokens.json").write_text(json.dumps({t: u for t, (u, _) in tokens.items()}))
         (self.state / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
-        for user in ("admin", "kube-controller-manager", "kube-scheduler", "kwok"):
+        users = ["admin", "kube-controller-manager", "kube-scheduler", "kwok"]
+        for user in users + (["node", "kube-proxy", "coredns"] if self.node else []):
             path = self.kubeconfig if user == "admin" else self.state / f"{user}.kubeconfig"
             path.write_text(yaml.safe_dump(pki.kubeconfig(self.state / "pki", self.server, user)))
             path.chmod(0o600)
@@ -296,6 +323,83 @@ class ControlPlane:
             "--enable-crds=Stage,ClusterLogs",
         ]
 
+    def start_node(self, bin_dir: Path) -> None:
+        """The real node (tools/cluster/node.py), the Endpoints of the `kubernetes` Service that pods reach it
+        by, CoreDNS's permissions, and the registry within its reach."""
+        assert self.node is not None
+        self.apply(COREDNS_ROLE)
+        self.apply(COREDNS_BINDING)
+        self.node.start(bin_dir, self.launch_command, self.get)
+        address = {"addresses": [{"ip": self.node.node_ip}], "ports": [{"name": "https", "port": 6443}]}
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": "kubernetes", "namespace": "default"},
+                "subsets": [address],
+            }
+        )
+        self.start_provisioner(bin_dir)
+        if self.with_registry:
+            self.node.reach_registry(self.ports.registry, self.launch_command)
+        addresses = self.node.lb_addresses()
+        self.launch_command(
+            "loadbalancers",
+            [sys.executable, str(HERE / "loadbalancers.py"), f"--server={self.server}", f"--pki={self.state / 'pki'}"]
+            + [f"--netns={self.node.netns}", f"--first={addresses[0]}", f"--last={addresses[-1]}"],
+            cgroup=self.node.cgroup,
+        )
+
+    def start_provisioner(self, bin_dir: Path) -> None:
+        """local-path-provisioner, out of the cluster (the admin's kubeconfig), with its own manifests' ConfigMap:
+        claims of the default StorageClass `local-path` become `local` volumes (so fsGroup applies, as it does to a
+        GKE disk) in directories under STATE/node/volumes, made and removed by its helper pods on the node."""
+        assert self.node is not None
+        shipped = yaml.safe_load_all((bin_dir / "localpath-data/local-path-storage.yaml").read_text())
+        config_map = next(obj for obj in shipped if obj and obj["kind"] == "ConfigMap")
+        volumes = self.node.dir / "volumes"
+        volumes.mkdir(parents=True, exist_ok=True)
+        config = {"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": [str(volumes)]}]}
+        helper = yaml.safe_load(config_map["data"]["helperPod.yaml"])
+        helper["spec"]["containers"][0].update(image=HELPER_IMAGE, imagePullPolicy="Never")
+        config_map["data"].update({"config.json": json.dumps(config), "helperPod.yaml": yaml.safe_dump(helper)})
+        (self.node.dir / "local-path.json").write_text(json.dumps(config))
+        (self.node.dir / "helper-pod.yaml").write_text(yaml.safe_dump(helper))
+        namespace = config_map["metadata"]["namespace"]
+        self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        account = "local-path-provisioner-service-account"
+        self.apply(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account, "namespace": namespace}}
+        )
+        self.apply(config_map)
+        self.apply(
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {
+                    "name": "local-path",
+                    "annotations": {
+                        "storageclass.kubernetes.io/is-default-class": "true",
+                        "defaultVolumeType": "local",
+                    },
+                },
+                "provisioner": "rancher.io/local-path",
+                "volumeBindingMode": "WaitForFirstConsumer",
+                "reclaimPolicy": "Delete",
+            }
+        )
+        self.launch_command(
+            "local-path-provisioner",
+            [str(bin_dir / "local-path-provisioner"), "start", f"--config={self.node.dir / 'local-path.json'}"]
+            + [f"--kubeconfig={self.kubeconfig}", f"--namespace={namespace}", f"--helper-image={HELPER_IMAGE}"]
+            + [f"--helper-pod-file={self.node.dir / 'helper-pod.yaml'}", f"--service-account-name={account}"],
+            cgroup=self.node.cgroup,
+        )
+
+    def get(self, path: str) -> dict:
+        answer = self.session().get(f"{self.server}{path}", timeout=10)
+        return answer.json() if answer.status_code == 200 else {}
+
     def start_registry(self) -> None:
         """Debian's docker-registry on 127.0.0.1, storing under the state directory (gone with `down`)."""
         binary = Path(shutil.which("docker-registry") or "/usr/bin/docker-registry")
@@ -312,15 +416,28 @@ class ControlPlane:
         self.wait_for(f"http://127.0.0.1:{self.ports.registry}/v2/", "docker-registry", verify=False)
 
     def launch(self, name: str, bin_dir: Path, args: list[str]) -> None:
+        self.launch_command(name, [str(bin_dir / name), *args])
+
+    def launch_command(self, name: str, command: list[str], cgroup: str = "") -> None:
+        """Start `command` as component `name` (its log and pid file under the state directory); `cgroup`: in
+        that cgroup of the v1 pids hierarchy, from before its first instruction."""
+        die_with_parent = self.die_with_parent
+
+        def before_exec() -> None:
+            if cgroup:
+                Path(f"/sys/fs/cgroup/pids/{cgroup}/cgroup.procs").write_text(str(os.getpid()))
+            if die_with_parent:
+                terminate_with_parent()
+
         log = open(self.state / "logs" / f"{name}.log", "ab")
         process = subprocess.Popen(
-            [str(bin_dir / name), *args],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=self.state,
-            preexec_fn=terminate_with_parent if self.die_with_parent else None,
+            preexec_fn=before_exec if cgroup or die_with_parent else None,
         )
         log.close()
         self.pid_file(name).write_text(str(process.pid))
@@ -372,7 +489,8 @@ class ControlPlane:
 
     # -- objects the control plane starts with ------------------------------------------------
     def apply(self, obj: dict) -> None:
-        """Server-side apply of one cluster-scoped object (CRDs, Stages, the StorageClass, Nodes)."""
+        """Server-side apply of one object the control plane starts with (CRDs, Stages, StorageClasses, Nodes, the
+        node's RBAC, the volume provisioner's namespace, service account and configuration)."""
         group_version = obj["apiVersion"]
         plural = {
             "CustomResourceDefinition": "customresourcedefinitions",
@@ -381,8 +499,14 @@ class ControlPlane:
             "Node": "nodes",
             "ClusterRole": "clusterroles",
             "ClusterRoleBinding": "clusterrolebindings",
+            "Namespace": "namespaces",
+            "ServiceAccount": "serviceaccounts",
+            "ConfigMap": "configmaps",
+            "Endpoints": "endpoints",
         }[obj["kind"]]
         base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        namespace = obj["metadata"].get("namespace")
+        base += f"/namespaces/{namespace}" if namespace else ""
         answer = self.session().patch(
             f"{self.server}{base}/{plural}/{obj['metadata']['name']}",
             params={"fieldManager": "k8sdeploy-cluster", "force": "true"},
@@ -402,7 +526,8 @@ class ControlPlane:
             if time.monotonic() > deadline:
                 raise ControlPlaneError("KWOK's Stage CRD was not established within 30 s")
             time.sleep(0.2)
-        for stage in KWOK_STAGES:
+        # beside a real node, claims are provisioned for real (local-path-provisioner), not by KWOK's stages
+        for stage in [s for s in KWOK_STAGES if not (self.node and s.startswith("volume/"))]:
             for obj in yaml.safe_load_all((data / "stage" / stage).read_text()):
                 if obj:
                     self.apply(obj)
@@ -423,6 +548,9 @@ class ControlPlane:
                             "type": "kwok",
                         },
                     },
+                    # beside a real node, pods land on a KWOK node only when they tolerate it (as KWOK's docs
+                    # have it: https://kwok.sigs.k8s.io/docs/user/kwok-in-cluster/)
+                    "spec": {"taints": [KWOK_TAINT] if self.node else []},
                     "status": {
                         "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
                         "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
@@ -460,22 +588,30 @@ class ControlPlane:
     # -- down --------------------------------------------------------------------------------
     def stop(self, remove_state: bool = True) -> None:
         """End the processes this state directory started (by their pids), then remove its files."""
+        started = sorted(p.name for p in (self.state / "pids").glob("*")) if (self.state / "pids").is_dir() else []
+        for name in [n for n in NODE_PROCESSES if n in started] + [n for n in started if n.startswith("forward-")]:
+            self.end(name)
+        (self.node or RealNode(self.state, self.ports.apiserver, self.die_with_parent, self.say)).stop()
         order = ("docker-registry", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
         for name in order:
-            try:
-                pid = int(self.pid_file(name).read_text())
-            except (OSError, ValueError):
-                continue
-            if self.alive(name):
-                os.kill(pid, signal.SIGTERM)
-                deadline = time.monotonic() + 10
-                while self.alive(name) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if self.alive(name):
-                    os.kill(pid, signal.SIGKILL)
-            self.pid_file(name).unlink()
+            self.end(name)
         if remove_state and self.state.exists():
             subprocess.run(["rm", "-rf", str(self.state)], check=False)
+
+    def end(self, name: str) -> None:
+        """SIGTERM component `name` (by its pid file), SIGKILL after 10 s."""
+        try:
+            pid = int(self.pid_file(name).read_text())
+        except (OSError, ValueError):
+            return
+        if self.alive(name):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while self.alive(name) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.alive(name):
+                os.kill(pid, signal.SIGKILL)
+        self.pid_file(name).unlink()
 
 
 def audit_mutations(
@@ -518,8 +654,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the API server's port; etcd, KWOK and the registry take the next four",
     )
     parser.add_argument("--registry", action="store_true", help="also run an OCI registry on base port + 4")
+    parser.add_argument("--node", action="store_true", help="also run a real node (tools/cluster/node.py)")
     args = parser.parse_args(argv)
-    plane = ControlPlane(args.state, args.base_port, registry=args.registry)
+    plane = ControlPlane(args.state, args.base_port, registry=args.registry, real_node=args.node)
     try:
         if args.command == "build":
             print(binaries())

@@ -21,6 +21,10 @@ CLIENTS = {
     "kube-scheduler": ("system:kube-scheduler", ""),
     "kwok": ("kwok-controller", "system:masters"),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+    # the real node's (tools/cluster/node.py): the Node authorizer's and the bootstrap policy's users
+    "node": ("system:node:k8sdeploy-node", "system:nodes"),
+    "kube-proxy": ("system:kube-proxy", ""),
+    "coredns": ("system:coredns", ""),  # bound to a role of its own when the node starts
 }
 SERVING_NAMES = (
     "localhost",
