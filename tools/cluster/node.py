@@ -50,7 +50,8 @@ PAUSE_IMAGE = "k8sdeploy.local/pause:3.10"  # imported into the node's container
 HELPER_IMAGE = "k8sdeploy.local/busybox:1"  # likewise: local-path-provisioner's helper pods run it
 KERNEL_DEFAULTS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops")  # the kubelet sets these
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-V1_HIERARCHIES = ("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd")
+# the v1 hierarchies, and the v2 one this hybrid layout mounts beside them (the kubelet makes its cgroupRoot there too)
+HIERARCHIES = ("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd", "unified")
 REGISTRY = Path("/run/k8sdeploy/nodes")  # one record per started node, removed by its stop
 CNI_BIN = Path("/usr/lib/cni")
 # stop order; the forwarders after them
@@ -180,7 +181,7 @@ def node_images(bin_dir: Path) -> dict[str, bytes]:
 # -- stopping: also what a later start does for a node whose starter died ------------------------------------
 def cgroup_pids(cgroup: str) -> list[int]:
     pids: set[int] = set()
-    for hierarchy in V1_HIERARCHIES:
+    for hierarchy in HIERARCHIES:
         top = CGROUP_ROOT / hierarchy / cgroup
         if top.is_dir():
             for procs in top.rglob("cgroup.procs"):
@@ -207,7 +208,7 @@ def kill_cgroup(cgroup: str, timeout: float = 10) -> None:
 
 
 def remove_cgroups(cgroup: str) -> None:
-    for hierarchy in V1_HIERARCHIES:
+    for hierarchy in HIERARCHIES:
         top = CGROUP_ROOT / hierarchy / cgroup
         if top.is_dir():
             for directory in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
@@ -407,7 +408,7 @@ class RealNode:
             run(*command, netns=record.netns)
 
     def make_cgroups(self, cgroup: str) -> None:
-        for hierarchy in V1_HIERARCHIES:
+        for hierarchy in HIERARCHIES:
             top = CGROUP_ROOT / hierarchy
             if not top.is_dir():
                 continue
