@@ -39,7 +39,7 @@ import requests
 import yaml
 
 from tools.cluster import pki
-from tools.cluster.node import HELPER_IMAGE, NODE_PROCESSES, RealNode
+from tools.cluster.node import HELPER_IMAGE, NODE_NAME, NODE_PROCESSES, RealNode
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_STATE = Path.home() / ".local/state/k8sdeploy/cluster"  # the `cluster` environment's kubeconfig is there
@@ -340,6 +340,8 @@ class ControlPlane:
             }
         )
         self.start_provisioner(bin_dir)
+        unenforced = "no policy engine runs: docs/control-plane.md"
+        self.say(f"note: NetworkPolicies are not enforced on {NODE_NAME} ({unenforced})")
         if self.with_registry:
             self.node.reach_registry(self.ports.registry, self.launch_command)
         addresses = self.node.lb_addresses()

@@ -18,7 +18,8 @@ at a forwarder on the node's address).
 
 Every process of the node (and every container, through the kubelet's cgroupRoot) is in the cgroup
 /k8sdeploy-KEY of each v1 hierarchy: `stop` ends the processes by their pids (the pid files, then whatever the
-cgroups still list: containerd's shims and the containers), unmounts what is under the state directory, deletes
+cgroups still list: containerd's shims and the containers), unmounts what is under the state directory and
+SOCKETS/KEY (containerd's state and socket, the kubelet's root: short paths for their unix sockets), deletes
 the namespaces and the cgroups, and sets back the three sysctls the kubelet rewrites at start. A node whose
 starter died without stopping it (a killed test run) is listed in /run/k8sdeploy/nodes, and the next start of
 any node stops it first.
@@ -53,6 +54,9 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 # the v1 hierarchies, and the v2 one this hybrid layout mounts beside them (the kubelet makes its cgroupRoot there too)
 HIERARCHIES = ("blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "memory", "pids", "systemd", "unified")
 REGISTRY = Path("/run/k8sdeploy/nodes")  # one record per started node, removed by its stop
+# Where a node keeps its sockets and the kubelet's root (its plugin and pod-resources sockets among them): a unix
+# socket's path has at most 107 bytes, and a state directory under a test's temporary directory is longer.
+SOCKETS = Path("/var/lib/k8sdeploy/nodes")
 CNI_BIN = Path("/usr/lib/cni")
 # stop order; the forwarders after them
 NODE_PROCESSES = ("local-path-provisioner", "loadbalancers", "coredns", "kube-proxy", "kubelet", "containerd")
@@ -77,6 +81,10 @@ class NodeRecord:
     @property
     def cgroup(self) -> str:
         return f"k8sdeploy-{self.key}"
+
+    @property
+    def sockets(self) -> Path:
+        return SOCKETS / self.key
 
 
 def node_key(state: Path) -> str:
@@ -231,6 +239,8 @@ def unmount_under(directory: str) -> None:
 def tear_down(record: NodeRecord, kernel: dict[str, str] | None = None) -> None:
     kill_cgroup(record.cgroup)
     unmount_under(record.state)
+    unmount_under(str(record.sockets))
+    subprocess.run(["rm", "-rf", str(record.sockets)], check=False)
     for name in (record.netns, record.host_netns):
         if Path(f"/run/netns/{name}").exists():
             run("ip", "netns", "delete", name, check=False)
@@ -281,6 +291,7 @@ class RealNode:
         self.die_with_parent = die_with_parent
         self.say = say
         self.key = node_key(state)
+        self.sockets = SOCKETS / self.key
         self.netns = f"k8sdeploy-{self.key}"
 
     # -- names and addresses --------------------------------------------------------------------------------
@@ -337,8 +348,9 @@ class RealNode:
         )
         REGISTRY.mkdir(parents=True, exist_ok=True)
         (REGISTRY / f"{self.key}.json").write_text(json.dumps(asdict(record)))
-        for sub in ("containerd", "cni", "certs.d", "kubelet", "pod-logs", "volume-plugins", "cni-ipam"):
+        for sub in ("cni", "certs.d", "pod-logs", "volume-plugins", "cni-ipam"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.sockets / "kubelet").mkdir(parents=True, exist_ok=True)
         kernel = sysctls()
         (self.dir / "sysctls.json").write_text(json.dumps(kernel))
         self.make_network(record)
@@ -352,8 +364,8 @@ class RealNode:
             self.in_netns(str(Path("/usr/bin/containerd")), "--config", str(self.dir / "containerd.toml")),
             cgroup=node_cgroup,
         )
-        self.wait_for_socket(self.dir / "containerd.sock", "containerd")
-        ctr = ("ctr", "--address", str(self.dir / "containerd.sock"), "-n", "k8s.io")
+        self.wait_for_socket(self.socket, "containerd")
+        ctr = ("ctr", "--address", str(self.socket), "-n", "k8s.io")
         for index, archive in enumerate(node_images(bin_dir).values()):
             (self.dir / f"image-{index}.tar").write_bytes(archive)
             run(*ctr, "images", "import", str(self.dir / f"image-{index}.tar"))
@@ -369,6 +381,11 @@ class RealNode:
             "coredns", self.in_netns(str(bin_dir / "coredns"), "-conf", str(self.dir / "Corefile")), cgroup=node_cgroup
         )
         self.say(f"node {NODE_NAME} Ready in {time.monotonic() - started:.1f} s (address {self.node_ip})")
+
+    @property
+    def socket(self) -> Path:
+        """containerd's (what `ctr --address` takes)."""
+        return self.sockets / "containerd.sock"
 
     def in_netns(self, *command: str) -> list[str]:
         return ["nsenter", f"--net=/run/netns/{self.netns}", "--", *command]
@@ -442,7 +459,7 @@ class RealNode:
             f"--kubeconfig={self.dir.parent / 'node.kubeconfig'}",
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={self.node_ip}",
-            f"--root-dir={self.dir / 'kubelet'}",
+            f"--root-dir={self.sockets / 'kubelet'}",
             f"--cert-dir={self.dir / 'kubelet-pki'}",
             "--node-labels=k8sdeploy.io/node=real",
             "--v=1",
@@ -450,21 +467,21 @@ class RealNode:
 
     def write_files(self, bin_dir: Path, record: NodeRecord) -> None:
         d = self.dir
-        (d / "containerd.toml").write_text(containerd_config(d))
+        (d / "containerd.toml").write_text(containerd_config(d, self.sockets))
         (d / "cni" / "10-k8sdeploy.conflist").write_text(json.dumps(cni_config(d), indent=1))
-        (d / "kubelet.yaml").write_text(yaml.safe_dump(kubelet_config(d, self.node_ip, record.cgroup)))
+        (d / "kubelet.yaml").write_text(yaml.safe_dump(kubelet_config(d, self.sockets, self.node_ip, record.cgroup)))
         (d / "kube-proxy.yaml").write_text(yaml.safe_dump(kube_proxy_config(d, self.node_ip)))
         (d / "Corefile").write_text(corefile(d, self.node_ip))
 
 
-def containerd_config(d: Path) -> str:
+def containerd_config(d: Path, sockets: Path) -> str:
     cri = 'plugins."io.containerd.grpc.v1.cri"'
     return f"""version = 2
-root = "{d / "containerd/root"}"
-state = "{d / "containerd/state"}"
+root = "{d / "containerd-root"}"
+state = "{sockets / "containerd"}"
 
 [grpc]
-  address = "{d / "containerd.sock"}"
+  address = "{sockets / "containerd.sock"}"
 
 [{cri}]
   sandbox_image = "{PAUSE_IMAGE}"
@@ -510,7 +527,7 @@ def cni_config(d: Path) -> dict:
     }
 
 
-def kubelet_config(d: Path, node_ip: str, cgroup: str) -> dict:
+def kubelet_config(d: Path, sockets: Path, node_ip: str, cgroup: str) -> dict:
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -528,7 +545,7 @@ def kubelet_config(d: Path, node_ip: str, cgroup: str) -> dict:
         "failCgroupV1": False,  # this machine's hierarchy is v1; kubelet 1.35 refuses it by default
         "failSwapOn": False,
         "makeIPTablesUtilChains": False,
-        "containerRuntimeEndpoint": f"unix://{d / 'containerd.sock'}",
+        "containerRuntimeEndpoint": f"unix://{sockets / 'containerd.sock'}",
         "podLogsDir": str(d / "pod-logs"),
         "volumePluginDir": str(d / "volume-plugins"),
         "clusterDNS": [node_ip],

@@ -1,13 +1,13 @@
-"""The suite on a real node (tools/cluster/node.py): the control plane of the other Kubernetes tests, with a real
-kubelet on Debian's containerd, kube-proxy and CoreDNS in a network namespace of their own, local-path-provisioner
-for the claims and a load balancer's address in the node's namespace. `k8sdeploy up` builds the suite from a git
-checkout, pushes it to the control plane's registry, and the node pulls it by digest; the pods run as rendered
-(non-root, read-only root filesystem, no capabilities), and the readiness they are waited for is the kubelet's,
-from probes it really sends. A login, a list of people, an added person and a logout pass through the gateway's
-load-balancer address, from this machine's own namespace, in both layouts and across a new version; `down` leaves
-no container in containerd and no volume on disk; stopping the node leaves no process, mount, namespace or
-cgroup, and the host's sysctls as they were. A node whose starter was killed (SIGKILL: no clean-up ran) is stopped
-by the next start."""
+"""The suite on a real node (tools/cluster/node.py): a control plane of its own, with a real kubelet on Debian's
+containerd, kube-proxy and CoreDNS in a network namespace of their own, local-path-provisioner for the claims and
+a load balancer's address in the node's namespace. `k8sdeploy up` builds the suite from a git checkout, pushes it
+to the control plane's registry, and the node pulls it by digest; the pods run as rendered (non-root, read-only
+root filesystem, no capabilities), and the readiness they are waited for is the kubelet's, from probes it really
+sends. A login, a list of people, an added person and a logout pass through the gateway's load-balancer address,
+from this machine's own namespace, in both layouts and across a new version; a rollback across an added
+migration (its Job run on the node) ends ready with the people kept; `down --volumes` leaves no container in
+containerd and no volume on disk; stopping the node leaves no process, mount, namespace or cgroup, and the host's
+sysctls as they were. A node whose starter was killed (SIGKILL: no clean-up ran) is stopped by the next start."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ import httpx
 import pytest
 
 from tests.deploy.conftest import clone, git
-from tests.helpers import k8sdeploy
+from tests.helpers import k8sdeploy, valid
 from tests.infra import free_port_block
+from tests.services.test_migrations import EXPAND_STEP
 from tools.cluster.controlplane import ControlPlane
 from tools.cluster.node import KERNEL_DEFAULTS, REGISTRY, NodeRecord, stop_orphans, sysctls
 
@@ -143,7 +144,8 @@ def people(http: httpx.Client) -> str:
 
 
 def containerd(plane: ControlPlane, *args: str) -> str:
-    sock = plane.state / "node/containerd.sock"
+    assert plane.node is not None
+    sock = plane.node.socket
     done = subprocess.run(["ctr", "--address", str(sock), "-n", "k8s.io", *args], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -208,6 +210,27 @@ def test_a_person_added_survives_the_next_version_and_the_switch_to_split_pods(
         assert http.post("/logout").status_code == 302
 
 
+def test_a_rollback_across_an_added_migration_ends_ready_with_the_data_kept(
+    plane: ControlPlane, config: Path, checkout: Path, state: None
+) -> None:
+    history = k8sdeploy("history", "--output", "json", env=ENV, config=config)
+    before = valid(history.stdout)["releases"][0]["version"]
+    (checkout / "services/person/migrations/versions/0002_nickname.py").write_text(EXPAND_STEP)
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-q", "-m", "person: nicknames (expand)")
+    url = up(config, checkout, "--layout", "split-pods")  # its migration runs as a Job on the node
+    with logged_in(url) as http:
+        added = http.post("/persons/add", data={"firstName": "Grace", "lastName": "Migrated"})
+        assert added.status_code in (302, 303), added.text[:300]
+    back = k8sdeploy("rollback", "--to", before, "--yes", env=ENV, config=config)
+    assert back.exit_code == 0, back.stderr
+    assert f"schema of person: 0002 works with the code of {before}" in back.stderr
+    assert "smoke: admin@test.com logged in" in back.stderr
+    with logged_in(url) as http:
+        listed = people(http)
+        assert "Migrated" in listed and "Realnode" in listed
+
+
 def test_down_leaves_no_container_and_no_volume(plane: ControlPlane, config: Path, state: None) -> None:
     result = k8sdeploy("down", "--yes", "--volumes", env=ENV, config=config)
     assert result.exit_code == 0, result.stderr
@@ -231,7 +254,8 @@ def test_stopping_the_node_leaves_nothing(plane: ControlPlane, kernel_before: di
     assert not running(pids)
     assert not cgroup_dirs(key)
     assert not Path(f"/run/netns/{netns}").exists() and not Path(f"/run/netns/{netns}-host").exists()
-    assert not mounts_under(state)
+    assert not mounts_under(state) and not mounts_under(plane.node.sockets)
+    assert not plane.node.sockets.exists()
     assert sysctls() == kernel_before
     assert not (REGISTRY / f"{key}.json").exists()
 
@@ -266,7 +290,7 @@ def test_a_node_whose_starter_was_killed_is_stopped_by_the_next_start(tmp_path: 
             if json.loads(path.read_text())["owner"] == starter.pid
         ]
         sandboxes = subprocess.run(
-            ["ctr", "--address", f"{record.state}/containerd.sock", "-n", "k8s.io", "images", "ls", "-q"],
+            ["ctr", "--address", str(record.sockets / "containerd.sock"), "-n", "k8s.io", "images", "ls", "-q"],
             capture_output=True,
             text=True,
         )
@@ -282,5 +306,6 @@ def test_a_node_whose_starter_was_killed_is_stopped_by_the_next_start(tmp_path: 
     assert not running(held)
     assert not cgroup_dirs(record.key)
     assert not Path(f"/run/netns/{record.netns}").exists()
-    assert not mounts_under(Path(record.state))
+    assert not mounts_under(Path(record.state)) and not mounts_under(record.sockets)
+    assert not record.sockets.exists()
     assert {name: value for name, value in sysctls().items() if name in KERNEL_DEFAULTS} == kernel
