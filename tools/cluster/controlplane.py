@@ -39,7 +39,8 @@ import requests
 import yaml
 
 from tools.cluster import pki
-from tools.cluster.node import HELPER_IMAGE, NODE_NAME, NODE_PROCESSES, RealNode
+from tools.cluster.node import NODE_PROCESSES, RealNode
+from tools.cluster.nodefiles import HELPER_IMAGE, NODE_NAME
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_STATE = Path.home() / ".local/state/k8sdeploy/cluster"  # the `cluster` environment's kubeconfig is there

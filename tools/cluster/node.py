@@ -1,7 +1,8 @@
 """A real Kubernetes node beside the control plane: Debian's containerd (an instance of its own, never the one
 the Docker Engine uses) and runc, the kubelet and kube-proxy of the control plane's version, CoreDNS, and
 Debian's bridge CNI plugin, all inside a network namespace made here. Pods really run there, probes are really
-sent, Services really route. Facts and settings: ../shared/notes/real-node.md, and docs/control-plane.md.
+sent, Services really route. Facts and settings: ../shared/notes/real-node.md, and docs/control-plane.md; the
+configuration files and the node's own images: tools/cluster/nodefiles.py.
 
 The network (one /24 of 10.201.0.0/16, the first not in use on this machine):
 
@@ -33,22 +34,27 @@ import json
 import os
 import signal
 import subprocess
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from io import BytesIO
 from pathlib import Path
 
 import yaml
 
-NODE_NAME = "k8sdeploy-node"
-POD_CIDR = "10.244.0.0/24"
+from tools.cluster.nodefiles import (
+    NODE_NAME,
+    NodeError,
+    cni_config,
+    containerd_config,
+    corefile,
+    kube_proxy_config,
+    kubelet_config,
+    node_images,
+)
+
 SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service: the first address of the API server's service range
 NODE_SUBNETS = ipaddress.IPv4Network("10.201.0.0/16")
 LB_FIRST, LB_LAST = 100, 199  # the load balancers' addresses in the node's /24
-PAUSE_IMAGE = "k8sdeploy.local/pause:3.10"  # imported into the node's containerd (its sandbox image)
-HELPER_IMAGE = "k8sdeploy.local/busybox:1"  # likewise: local-path-provisioner's helper pods run it
 KERNEL_DEFAULTS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops")  # the kubelet sets these
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # the v1 hierarchies, and the v2 one this hybrid layout mounts beside them (the kubelet makes its cgroupRoot there too)
@@ -57,13 +63,8 @@ REGISTRY = Path("/run/k8sdeploy/nodes")  # one record per started node, removed 
 # Where a node keeps its sockets and the kubelet's root (its plugin and pod-resources sockets among them): a unix
 # socket's path has at most 107 bytes, and a state directory under a test's temporary directory is longer.
 SOCKETS = Path("/var/lib/k8sdeploy/nodes")
-CNI_BIN = Path("/usr/lib/cni")
 # stop order; the forwarders after them
 NODE_PROCESSES = ("local-path-provisioner", "loadbalancers", "coredns", "kube-proxy", "kubelet", "containerd")
-
-
-class NodeError(Exception):
-    """A part of the node did not start; the message names it and the log to read."""
 
 
 @dataclass(frozen=True)
@@ -131,59 +132,6 @@ def set_sysctls(values: dict[str, str]) -> None:
     for name, value in values.items():
         if run("sysctl", "-n", name).stdout.strip() != value:
             run("sysctl", "-q", "-w", f"{name}={value}")
-
-
-def image_archive(tag: str, files: dict[str, Path], links: dict[str, str], config: dict) -> bytes:
-    """A docker-archive (what `ctr images import` reads) of one layer: `files` (name in the image -> file here)
-    and symbolic `links` (name -> target), with `config` as the image's runtime configuration."""
-    layer = BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as tar:
-        for arcname, source in files.items():
-            info = tar.gettarinfo(str(source.resolve()), arcname=arcname)  # the file, never a link to it
-            info.uid = info.gid = info.mtime = 0
-            info.uname = info.gname = ""
-            with source.open("rb") as handle:
-                tar.addfile(info, handle)
-        for arcname, target in links.items():
-            link = tarfile.TarInfo(arcname)
-            link.type, link.linkname, link.mode = tarfile.SYMTYPE, target, 0o777
-            tar.addfile(link)
-    layer_bytes = layer.getvalue()
-    image = {
-        "architecture": "amd64",
-        "os": "linux",
-        "config": config,
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_bytes).hexdigest()]},
-    }
-    config_bytes = json.dumps(image).encode()
-    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": ["layer.tar"]}]).encode()
-    archive = BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        for name, data in (("layer.tar", layer_bytes), (config_name, config_bytes), ("manifest.json", manifest)):
-            entry = tarfile.TarInfo(name)
-            entry.size = len(data)
-            tar.addfile(entry, BytesIO(data))
-    return archive.getvalue()
-
-
-def node_images(bin_dir: Path) -> dict[str, bytes]:
-    """The images the node has before any pull: the pod sandbox's (the pause program) and the volume
-    provisioner's helper (Debian's static busybox: the sh, mkdir and rm of its set-up and tear-down scripts)."""
-    busybox = Path("/bin/busybox")
-    if not busybox.exists():
-        raise NodeError("/bin/busybox is missing: apt-get install busybox-static")
-    return {
-        PAUSE_IMAGE: image_archive(
-            PAUSE_IMAGE, {"pause": bin_dir / "pause"}, {}, {"Entrypoint": ["/pause"], "User": "65535:65535"}
-        ),
-        HELPER_IMAGE: image_archive(
-            HELPER_IMAGE,
-            {"bin/busybox": busybox},
-            {f"bin/{tool}": "busybox" for tool in ("sh", "mkdir", "rm", "chmod", "ls")},
-            {"Cmd": ["/bin/sh"]},
-        ),
-    }
 
 
 # -- stopping: also what a later start does for a node whose starter died ------------------------------------
@@ -472,126 +420,3 @@ class RealNode:
         (d / "kubelet.yaml").write_text(yaml.safe_dump(kubelet_config(d, self.sockets, self.node_ip, record.cgroup)))
         (d / "kube-proxy.yaml").write_text(yaml.safe_dump(kube_proxy_config(d, self.node_ip)))
         (d / "Corefile").write_text(corefile(d, self.node_ip))
-
-
-def containerd_config(d: Path, sockets: Path) -> str:
-    cri = 'plugins."io.containerd.grpc.v1.cri"'
-    return f"""version = 2
-root = "{d / "containerd-root"}"
-state = "{sockets / "containerd"}"
-
-[grpc]
-  address = "{sockets / "containerd.sock"}"
-
-[{cri}]
-  sandbox_image = "{PAUSE_IMAGE}"
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  [{cri}.containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [{cri}.containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [{cri}.containerd.runtimes.runc.options]
-        Root = "{d / "runc"}"
-        SystemdCgroup = false
-  [{cri}.cni]
-    bin_dir = "{CNI_BIN}"
-    conf_dir = "{d / "cni"}"
-  [{cri}.registry]
-    config_path = "{d / "certs.d"}"
-"""
-
-
-def cni_config(d: Path) -> dict:
-    return {
-        "cniVersion": "0.4.0",
-        "name": "k8sdeploy",
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": "cni0",
-                "isGateway": True,
-                "ipMasq": False,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "dataDir": str(d / "cni-ipam"),
-                    "ranges": [[{"subnet": POD_CIDR}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                },
-            }
-        ],
-    }
-
-
-def kubelet_config(d: Path, sockets: Path, node_ip: str, cgroup: str) -> dict:
-    return {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "authentication": {
-            "anonymous": {"enabled": False},
-            "webhook": {"enabled": True},
-            "x509": {"clientCAFile": str(d.parent / "pki/ca.crt")},
-        },
-        "authorization": {"mode": "Webhook"},
-        "address": node_ip,
-        "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1",
-        "cgroupDriver": "cgroupfs",
-        "cgroupRoot": f"/{cgroup}",
-        "failCgroupV1": False,  # this machine's hierarchy is v1; kubelet 1.35 refuses it by default
-        "failSwapOn": False,
-        "makeIPTablesUtilChains": False,
-        "containerRuntimeEndpoint": f"unix://{sockets / 'containerd.sock'}",
-        "podLogsDir": str(d / "pod-logs"),
-        "volumePluginDir": str(d / "volume-plugins"),
-        "clusterDNS": [node_ip],
-        "clusterDomain": "cluster.local",
-        "resolvConf": "",
-        "evictionHard": {
-            "memory.available": "100Mi",
-            "nodefs.available": "1%",
-            "nodefs.inodesFree": "1%",
-            "imagefs.available": "1%",
-            "imagefs.inodesFree": "1%",
-        },
-        "imageGCHighThresholdPercent": 100,
-        "imageGCLowThresholdPercent": 99,
-        "serializeImagePulls": False,
-        "rotateCertificates": False,
-        "maxPods": 110,
-    }
-
-
-def kube_proxy_config(d: Path, node_ip: str) -> dict:
-    return {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "clientConnection": {"kubeconfig": str(d.parent / "kube-proxy.kubeconfig")},
-        "mode": "iptables",
-        "iptables": {"masqueradeAll": True},  # no br_netfilter: replies on the bridge come back through the NAT
-        "clusterCIDR": POD_CIDR,
-        "hostnameOverride": NODE_NAME,
-        "bindAddress": node_ip,
-        "metricsBindAddress": "127.0.0.1:10249",
-        "healthzBindAddress": "127.0.0.1:10256",
-        # 0: leave nf_conntrack_max and the TCP timeouts alone (nf_conntrack_max is the host's, not the namespace's)
-        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
-    }
-
-
-def corefile(d: Path, node_ip: str) -> str:
-    return f""".:53 {{
-    bind {node_ip}
-    errors
-    kubernetes cluster.local in-addr.arpa ip6.arpa {{
-        kubeconfig {d.parent / "coredns.kubeconfig"}
-        pods insecure
-        fallthrough in-addr.arpa ip6.arpa
-    }}
-    cache 30
-}}
-"""
