@@ -5,7 +5,8 @@ to the control plane's registry, and the node pulls it by digest; the pods run a
 root filesystem, no capabilities), and the readiness they are waited for is the kubelet's, from probes it really
 sends. A login, a list of people, an added person and a logout pass through the gateway's load-balancer address,
 from this machine's own namespace, in both layouts and across a new version; a rollback across an added
-migration (its Job run on the node) ends ready with the people kept; `down --volumes` leaves no container in
+migration (its Job run on the node) ends ready with the people kept; `dev` pushes a saved change and the kubelet
+runs its digest; `down --volumes` leaves no container in
 containerd and no volume on disk; stopping the node leaves no process, mount, namespace or cgroup, and the host's
 sysctls as they were. A node whose starter was killed (SIGKILL: no clean-up ran) is stopped by the next start."""
 
@@ -16,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +26,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deploy.compose import make_dev
+from deploy.model.environments import load_environment
+from deploy.publish.stage import BuildOptions
 from tests.deploy.conftest import clone, git
 from tests.helpers import k8sdeploy, valid
 from tests.infra import free_port_block
@@ -229,6 +234,66 @@ def test_a_rollback_across_an_added_migration_ends_ready_with_the_data_kept(
     with logged_in(url) as http:
         listed = people(http)
         assert "Migrated" in listed and "Realnode" in listed
+
+
+def test_dev_pushes_a_saved_change_and_the_node_runs_it(
+    plane: ControlPlane, config: Path, checkout: Path, state: None
+) -> None:
+    environment = load_environment(ENV, config)
+    said: list[str] = []
+    options = BuildOptions(source=checkout, registry=environment.registry, bases=environment.bases)
+    loop = make_dev(
+        environment, "split-pods", said.append, lambda _s, _l: None, lambda _r: None, options, wait_timeout=300
+    )
+    stop, failed = threading.Event(), []
+
+    def run() -> None:
+        try:
+            loop.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            failed.append(exc)
+
+    def wait_said(text: str, after: int = 0, timeout: float = 600) -> int:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in said[after:]):
+            assert not failed, failed
+            assert time.monotonic() < deadline, f"no {text!r}:\n" + "\n".join(said[after:][-30:])
+            time.sleep(0.1)
+        return len(said)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_said("watching ")
+        mark = len(said)
+        app = checkout / "services" / "person" / "app.py"
+        app.write_text(app.read_text().replace('"""', '"""A saved change. ', 1))
+        wait_said("served in", mark)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not failed, failed
+    deployment = plane.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/person")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    digest = image.split("@")[1]
+    pods = [
+        pod
+        for pod in plane.get(f"/api/v1/namespaces/{NAMESPACE}/pods")["items"]
+        if pod["metadata"]["labels"].get("app.kubernetes.io/name") == "person"
+        and not pod["metadata"].get("deletionTimestamp")
+    ]
+    # the kubelet pulled the pushed digest and runs it
+    [status] = [status for pod in pods for status in pod["status"]["containerStatuses"]]
+    assert status["ready"] and status["imageID"].endswith(digest), status
+    [gateway] = [
+        service
+        for service in plane.get(f"/api/v1/namespaces/{NAMESPACE}/services")["items"]
+        if service["spec"]["type"] == "LoadBalancer"
+    ]
+    address = gateway["status"]["loadBalancer"]["ingress"][0]["ip"]
+    url = f"http://{address}:{gateway['spec']['ports'][0]['port']}"
+    with logged_in(url) as http:
+        assert "Migrated" in people(http)
 
 
 def test_down_leaves_no_container_and_no_volume(plane: ControlPlane, config: Path, state: None) -> None:
