@@ -1,21 +1,25 @@
 """A real Kubernetes control plane on 127.0.0.1 for `make cluster` and the tests: etcd, kube-apiserver,
-kube-controller-manager and kube-scheduler, with KWOK simulating the nodes.
+kube-controller-manager and kube-scheduler, with KWOK simulating nodes and, with `real_node`, a real node beside
+them (tools/cluster/node.py: containerd, the kubelet, kube-proxy and CoreDNS in a network namespace of their own).
 
 What is real: the API server (TLS, token and client-certificate authentication, RBAC, admission,
 defaulting, validation, server-side apply, managedFields, finalizers, audit log), etcd, every controller
 of kube-controller-manager (Deployments, ReplicaSets, StatefulSets, garbage collection, namespace
-lifecycle, volume binding, PVC protection) and the scheduler. What is simulated: the kubelets. KWOK
-(sigs.k8s.io/kwok) keeps a few Node objects alive and moves pod status through its stages, so no
-container runs and no probe is sent; claims are provisioned by KWOK's volume stages (a `kwok-volume`
-default StorageClass) and logs are served by KWOK's kubelet API from files named by ClusterLogs.
+lifecycle, volume binding, PVC protection), the scheduler, and the real node's kubelet. What is simulated: the
+KWOK nodes. KWOK (sigs.k8s.io/kwok) keeps a few Node objects alive and moves the status of their pods through its
+stages, so no container of theirs runs and no probe is sent. Without a real node, claims are provisioned by
+KWOK's volume stages (a `kwok-volume` default StorageClass); beside one, by local-path-provisioner (`local-path`),
+and KWOK's nodes are tainted so that only pods tolerating them land there. KWOK's kubelet API serves logs from
+files named by ClusterLogs.
 
 The binaries come from tools/cluster/build.sh (one pinned Kubernetes version, in tools/cluster/kube/go.mod).
-Every process is started here, its pid kept in STATE/pids/NAME; `stop` ends exactly those.
+Every process is started here, its pid kept in STATE/pids/NAME; `stop` ends exactly those (and the real node's
+containers, through its cgroups).
 
-    python -m tools.cluster.controlplane up [--state DIR] [--base-port N] [--registry]   # prints the kubeconfig
+    python -m tools.cluster.controlplane up [--state DIR] [--base-port N] [--registry] [--node]   # its kubeconfig
     python -m tools.cluster.controlplane down [--state DIR]
 
-`make cluster` runs `up --registry` (API server on 127.0.0.1:16440, the registry on 127.0.0.1:16444, the
+`make cluster` runs `up --registry --node` (API server on 127.0.0.1:16440, the registry on 127.0.0.1:16444, the
 `cluster` environment of k8sdeploy.toml); `make cluster-down` runs `down`.
 """
 
