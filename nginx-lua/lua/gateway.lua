@@ -26,10 +26,32 @@ local function allowed_host(host)
     return host == "localhost" or host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil or host:match("^%[[%x:.]+%]$") ~= nil
 end
 
--- A request for a Host this gateway does not serve is closed without an answer (444), before anything else.
+-- The name of a whole Host header, NAME or NAME:PORT (PORT digits only, 1-65535; NAME an IPv6 literal in
+-- brackets or no colon at all), in lower case; nil for anything else. nginx's $host is only the part before the
+-- first colon, so `127.0.0.1:evil.example` would pass as 127.0.0.1.
+local function host_name(given)
+    local name, rest = given:match("^(%[[%x:.]+%])(.*)$")
+    if name == nil then
+        name, rest = given:match("^([^:]+)(.*)$")
+    end
+    if name == nil then
+        return nil
+    end
+    if rest ~= "" then
+        local port = tonumber(rest:match("^:(%d%d?%d?%d?%d?)$"))
+        if port == nil or port < 1 or port > 65535 then
+            return nil
+        end
+    end
+    return name:lower()
+end
+
+-- A request for a Host this gateway does not serve is closed without an answer (444), before anything else: the
+-- whole header is checked, name and port.
 function M.check_host()
     local given = ngx.var.http_host
-    if given == nil or given == "" or not allowed_host(ngx.var.host) then
+    local name = given and host_name(given)
+    if name == nil or not allowed_host(name) then
         ngx.log(ngx.WARN, "closed a request for host ", tostring(given))
         return ngx.exit(444)
     end

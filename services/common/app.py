@@ -35,7 +35,9 @@ def create_app(
     """A FastAPI app with the probes; `readiness` returns None when ready, else the reason. Every other request
     needs a token of one of `callers` for this service (services/common/identity.py), else it is answered 401 and
     logged without its body; the verified caller is `caller(request)`."""
-    app = FastAPI(title=config.name, docs_url=None, redoc_url=None, openapi_url=None)
+    # redirect_slashes=False: Starlette's redirect of `/persons/` is absolute, built from the Host header or, when
+    # that is not a plain name, from the service's own bind address (an internal address, passed out by the gateway)
+    app = FastAPI(title=config.name, docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
 
     @app.middleware("http")
     async def require_proof(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette middleware

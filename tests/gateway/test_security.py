@@ -255,7 +255,10 @@ def test_a_foreign_host_gets_no_answer_and_no_redirect_names_one(http: httpx.Cli
     """A DNS-rebinding page sends its own name as Host: the connection is closed unanswered. IP literals and
     localhost are served (the environment's `hosts` setting narrows it to names)."""
     base = str(http.base_url).rstrip("/")
-    for host in ("evil.example", "evil.example:80", "127.0.0.1.evil.example", "localhost.evil", "1.2.3.4.nip.io"):
+    foreign = ("evil.example", "evil.example:80", "127.0.0.1.evil.example", "localhost.evil", "1.2.3.4.nip.io")
+    # nginx's $host is the part before the first colon: the whole header is what is checked
+    colons = ("127.0.0.1:evil.example", "localhost:80:81", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "[::1]x")
+    for host in foreign + colons:
         for method, path in (("GET", "/login"), ("GET", "/persons"), ("POST", "/login"), ("GET", "/static/style.css")):
             with pytest.raises(UNANSWERED):
                 httpx.request(method, f"{base}{path}", headers={"Host": host}, data={"emailaddress": "a"})
@@ -265,6 +268,15 @@ def test_a_foreign_host_gets_no_answer_and_no_redirect_names_one(http: httpx.Cli
         assert answer.status_code == 302 and answer.headers["location"] == "/login", host  # relative: no host named
     # the probes answer whatever the Host (the kubelet sends the pod's address)
     assert httpx.get(f"{base}/healthz", headers={"Host": "evil.example"}).status_code == 200
+
+
+def test_no_redirect_names_a_services_own_address(http: httpx.Client) -> None:
+    """A trailing slash was redirected (307) to an absolute URL that Starlette built from the Host header, or from
+    the frontend's bind address when the Host was not a plain name: no service redirects to add or drop one."""
+    assert login(http, "admin@test.com", "admin").status_code == 302
+    for path in ("/persons/", "/persons/add/", "/persons/1/"):
+        answer = http.get(path)
+        assert answer.status_code == 404 and "location" not in answer.headers, (path, answer.headers)
 
 
 def test_only_configured_host_names_are_served(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
