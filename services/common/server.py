@@ -73,4 +73,7 @@ def main(
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
     log.info("serving on %s:%d", config.host, config.port)
-    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, access_log=False)
+    # server_header=False: no "Server: uvicorn" (what runs, for anyone who reaches a service port)
+    uvicorn.run(
+        app, host=config.host, port=config.port, log_level=config.log_level, access_log=False, server_header=False
+    )

@@ -6,6 +6,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import pymysql
 import pytest
 
@@ -55,6 +56,18 @@ def test_second_start_on_sqlite_changes_nothing(tmp_path: Path, name: str) -> No
     second.stop()
     assert sqlite_dump(database) == before
     assert "nothing to migrate" in second.log()
+
+
+def test_a_service_names_no_server_software(tmp_path: Path) -> None:
+    """No `Server: uvicorn` from a service port, on a probe or a refused request (#39: no part says what runs)."""
+    service = start_service("session", tmp_path, {"DATABASE_PATH": str(tmp_path / "session.db")})
+    try:
+        wait_ready(service)
+        for path in ("/healthz", "/readyz", "/api/sessions/lookup"):
+            answer = httpx.get(f"{service.url}{path}", timeout=10)
+            assert "server" not in answer.headers, (path, answer.headers)
+    finally:
+        service.stop()
 
 
 def mysql_snapshot(server: MariaDB, database: str) -> dict[str, list]:
