@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from .config import ServiceConfig
@@ -38,6 +39,13 @@ def create_app(
     # redirect_slashes=False: Starlette's redirect of `/persons/` is absolute, built from the Host header or, when
     # that is not a plain name, from the service's own bind address (an internal address, passed out by the gateway)
     app = FastAPI(title=config.name, docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """A 422 that says which field is wrong and how (`loc`, `msg`, `type`, as FastAPI's own), never what was
+        sent: FastAPI's own adds each error's `input` (and `ctx`), the request's values echoed back."""
+        problems = [{key: error[key] for key in ("loc", "msg", "type") if key in error} for error in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
 
     @app.middleware("http")
     async def require_proof(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette middleware
