@@ -208,6 +208,9 @@ end
 
 function M.login()
     if ngx.req.get_method() ~= "POST" then
+        -- the page's message and status are the gateway's to choose (login_failed): a link's `?error=locked`
+        -- would show anyone a false lockout with a 429
+        ngx.req.set_uri_args({})
         return ngx.exec("@frontend")
     end
     ngx.req.read_body()

@@ -279,6 +279,13 @@ def test_no_redirect_names_a_services_own_address(http: httpx.Client) -> None:
         assert answer.status_code == 404 and "location" not in answer.headers, (path, answer.headers)
 
 
+def test_a_link_cannot_choose_the_login_pages_error(http: httpx.Client) -> None:
+    """`/login?error=locked` answered 429 with a lockout message, `error=busy` 503: anyone's link could show them."""
+    for error in ("locked", "busy", "1"):
+        answer = http.get("/login", params={"error": error})
+        assert answer.status_code == 200 and 'role="alert"' not in answer.text, error
+
+
 def test_only_configured_host_names_are_served(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
     process, url = run_gateway(sqlite_suite, tmp_path, hosts=("auth.example.org",))
     try:
