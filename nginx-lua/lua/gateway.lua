@@ -145,6 +145,39 @@ function M.check_origin()
     end
 end
 
+-- The pairs of the Cookie header (or headers), trimmed, in order.
+local function cookie_pairs()
+    local header = ngx.req.get_headers()["Cookie"]
+    if type(header) == "table" then -- several Cookie lines
+        header = table.concat(header, "; ")
+    end
+    local pairs_found = {}
+    for pair in (header or ""):gmatch("[^;]+") do
+        pair = pair:match("^%s*(.-)%s*$")
+        if pair ~= "" then
+            local name = pair:match("^[^=]*"):match("^(.-)%s*$")
+            pairs_found[#pairs_found + 1] = { name = name, value = pair:match("^[^=]*=%s*(.*)$") or "" }
+        end
+    end
+    return pairs_found
+end
+
+-- The session token, nil without one, or false when the request carries more than one session cookie, in any
+-- case of the name: a cookie planted by a sibling origin (Domain=the parent) travels beside ours, and which of
+-- the two comes first is not ours to know, so neither is taken, and neither is deleted.
+local function session_token()
+    local found = nil
+    for _, pair in ipairs(cookie_pairs()) do
+        if pair.name:lower() == COOKIE:lower() then
+            if found ~= nil then
+                return false
+            end
+            found = pair.value
+        end
+    end
+    return found
+end
+
 -- The frontend never sees the session token: only the gateway needs it. Other cookies pass unchanged.
 -- $cookie_AccessToken matches the name in any case, so the token goes in any case too.
 function M.strip_token()
@@ -184,10 +217,10 @@ end
 
 function M.access()
     M.check_origin()
-    local token = ngx.var["cookie_" .. COOKIE]
-    local caller = session_caller(token)
-    if caller == nil then
-        if token ~= nil then
+    local token = session_token()
+    local caller = token and session_caller(token)
+    if caller == nil or caller == false then
+        if token then -- a token of no session: forget it (never when there were several: one may be the real one)
             ngx.header["Set-Cookie"] = cookie("", "Max-Age=0")
         end
         return ngx.redirect("/login", ngx.HTTP_MOVED_TEMPORARILY)
@@ -262,7 +295,10 @@ function M.logout()
         ngx.header["Allow"] = "POST"
         return ngx.exit(ngx.HTTP_NOT_ALLOWED)
     end
-    local token = ngx.var["cookie_" .. COOKIE]
+    local token = session_token()
+    if token == false then -- several session cookies: which session to end is not known; none is touched
+        return ngx.redirect("/login", ngx.HTTP_MOVED_TEMPORARILY)
+    end
     if valid_token(token) then
         local answer = call("session", "/_internal/sessions/revoke", { method = ngx.HTTP_POST, body = token })
         ngx.header["Set-Cookie"] = cookie("", "Max-Age=0")

@@ -286,6 +286,31 @@ def test_a_link_cannot_choose_the_login_pages_error(http: httpx.Client) -> None:
         assert answer.status_code == 200 and 'role="alert"' not in answer.text, error
 
 
+def test_two_session_cookies_are_nobody_and_neither_is_deleted(http: httpx.Client) -> None:
+    """Cookie tossing: a sibling origin plants `AccessToken=` (any case) beside the real one. The gateway took the
+    first, so the planted one decided whose session acted, and a planted junk one made it delete the real one."""
+    assert login(http, "user@test.com", "user").status_code == 302
+    user_token = http.cookies["AccessToken"]
+    http.cookies.clear()
+    assert login(http, "admin@test.com", "admin").status_code == 302
+    real = http.cookies["AccessToken"]
+    base = str(http.base_url).rstrip("/")
+    junk = "j" * 43
+    for header in (
+        f"AccessToken={user_token}; AccessToken={real}",
+        f"AccessToken={real}; AccessToken={junk}",
+        f"accesstoken={junk}; AccessToken={real}",
+        f"AccessToken={real}; ACCESSTOKEN={user_token}",
+    ):
+        answer = httpx.get(f"{base}/persons", headers={"Cookie": header})
+        assert answer.status_code == 302 and answer.headers["location"] == "/login", header
+        assert "set-cookie" not in answer.headers, header
+        out = httpx.post(f"{base}/logout", headers={"Cookie": header, "Origin": base})
+        assert out.status_code == 302 and "set-cookie" not in out.headers, header
+    # the real session lives on, untouched
+    assert httpx.get(f"{base}/persons", headers={"Cookie": f"AccessToken={real}"}).status_code == 200
+
+
 def test_only_configured_host_names_are_served(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
     process, url = run_gateway(sqlite_suite, tmp_path, hosts=("auth.example.org",))
     try:
