@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,14 @@ class GatewayConfig:
             raise ValueError(f"gateway upstreams lack {', '.join(missing)}; give an address for each")
 
 
+def retry_after(rate: str) -> int:
+    """Whole seconds until nginx's limit_req at `rate` ("20r/m", "5r/s") lets one more request through."""
+    found = re.fullmatch(r"(\d+)r/([sm])", rate)
+    if found is None:
+        raise ValueError(f"login_rate {rate!r} is not nginx's NUMBERr/s or NUMBERr/m")
+    return max(1, math.ceil((60 if found[2] == "m" else 1) / int(found[1])))
+
+
 def render_nginx_conf(config: GatewayConfig, template_dir: Path = NGINX_LUA_DIR) -> str:
     """nginx.conf for `config`; `template_dir` is the nginx-lua/ of the source tree (the build reads a checkout)."""
     template = strict_environment(template_dir).get_template("nginx.conf.j2")
@@ -72,6 +82,7 @@ def render_nginx_conf(config: GatewayConfig, template_dir: Path = NGINX_LUA_DIR)
         secure_cookies=config.secure_cookies,
         login_rate=config.login_rate,
         login_burst=config.login_burst,
+        login_retry_after=retry_after(config.login_rate),
         upstreams=upstreams,
         listen=config.listen,
         tls_listen=config.tls_listen,

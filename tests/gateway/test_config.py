@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from deploy.loopback import LocalSuite, nginx_command
-from deploy.render.gateway import GatewayConfig, render_nginx_conf
+from deploy.render.gateway import GatewayConfig, render_nginx_conf, retry_after
 from tests.helpers import login
 from tests.infra import free_port_block, wait_for_port
 
@@ -66,9 +66,14 @@ def test_a_person_is_never_limited_a_password_guesser_is(default_gateway: str) -
         assert person == [401, 401, 401, 401, 302]
         # An address per guess: the authentication service's own lock of an account after repeated
         # failures (429 too) would otherwise answer for nginx's limit, and lock admin for later tests.
-        script = [login(http, f"guesser{i}@test.com", "guess").status_code for i in range(200)]
+        answers = [login(http, f"guesser{i}@test.com", "guess") for i in range(200)]
+    script = [answer.status_code for answer in answers]
     assert script.count(429) >= 190, script
     assert set(script) == {401, 429}
+    # nginx's own 429 says when to try again, as every 429 and 503 of the suite does: one request per 3 s at 20r/m
+    limited = [answer for answer in answers if answer.status_code == 429]
+    assert {answer.headers.get("retry-after") for answer in limited} == {str(retry_after(GatewayConfig.login_rate))}
+    assert all("try again in 3 s" in answer.text for answer in limited)
     # Only POSTs count: the login page itself still loads for that address.
     assert httpx.get(f"{default_gateway}/login").status_code == 200
 
