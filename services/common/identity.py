@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 TOKEN_SECONDS = 30  # a call's proof lives this long: enough for one request and its retries
 LEEWAY_SECONDS = 5  # clocks of the parts' hosts may differ by this much
+# The longest life a verified token may claim (exp - iat), whatever its `exp` says: every signer here asks for
+# TOKEN_SECONDS (the gateway's identity.lua too), so a genuine key's token valid for longer was not made by a part.
+MAX_TOKEN_SECONDS = 2 * TOKEN_SECONDS
 RELOAD_SECONDS = 1.0  # the key file is looked at again at most this often
 SCHEME = "Bearer "
 
@@ -143,6 +146,11 @@ class Keyring:
             )
         except jwt.PyJWTError as exc:
             raise Unverified(f"a token of {issuer} that does not verify ({exc})") from None
+        lifetime = checked["exp"] - checked["iat"]
+        if not isinstance(lifetime, int | float) or lifetime > MAX_TOKEN_SECONDS:
+            raise Unverified(f"a token of {issuer} claiming {lifetime} s of life (at most {MAX_TOKEN_SECONDS} s)")
+        if checked["iat"] > self.clock() + LEEWAY_SECONDS:
+            raise Unverified(f"a token of {issuer} issued in the future")
         return Caller(issuer, str(checked["sub"]))
 
 

@@ -80,6 +80,23 @@ def test_every_internal_api_refuses_a_caller_without_valid_proof(
                 headers={"kid": key.kid},
             )
         ),
+        # a genuine key's tokens that live longer than any part asks for, or claim to be issued later
+        "valid for a year": bearer(
+            jwt.encode(
+                {"iss": issuer, "aud": audience, "sub": "1", "iat": now, "exp": now + 365 * 86400},
+                pair_secret(key, issuer, audience),
+                algorithm="HS256",
+                headers={"kid": key.kid},
+            )
+        ),
+        "issued tomorrow": bearer(
+            jwt.encode(
+                {"iss": issuer, "aud": audience, "sub": "1", "iat": now + 86400, "exp": now + 86430},
+                pair_secret(key, issuer, audience),
+                algorithm="HS256",
+                headers={"kid": key.kid},
+            )
+        ),
         "no signature": bearer(
             jwt.encode({"iss": issuer, "aud": audience, "sub": "1", "iat": 1, "exp": 2**40}, None, algorithm="none")
         ),
