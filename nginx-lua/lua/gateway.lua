@@ -156,7 +156,7 @@ local function cookie_pairs()
         pair = pair:match("^%s*(.-)%s*$")
         if pair ~= "" then
             local name = pair:match("^[^=]*"):match("^(.-)%s*$")
-            pairs_found[#pairs_found + 1] = { name = name, value = pair:match("^[^=]*=%s*(.*)$") or "" }
+            pairs_found[#pairs_found + 1] = { text = pair, name = name, value = pair:match("^[^=]*=%s*(.*)$") or "" }
         end
     end
     return pairs_found
@@ -181,19 +181,10 @@ end
 -- The frontend never sees the session token: only the gateway needs it. Other cookies pass unchanged.
 -- $cookie_AccessToken matches the name in any case, so the token goes in any case too.
 function M.strip_token()
-    local header = ngx.req.get_headers()["Cookie"]
-    if header == nil then
-        return
-    end
-    if type(header) == "table" then -- several Cookie lines
-        header = table.concat(header, "; ")
-    end
     local kept = {}
-    for pair in header:gmatch("[^;]+") do
-        pair = pair:match("^%s*(.-)%s*$")
-        local name = pair:match("^[^=]*"):match("^(.-)%s*$")
-        if pair ~= "" and name:lower() ~= COOKIE:lower() then
-            kept[#kept + 1] = pair
+    for _, pair in ipairs(cookie_pairs()) do
+        if pair.name:lower() ~= COOKIE:lower() then
+            kept[#kept + 1] = pair.text
         end
     end
     ngx.req.set_header("Cookie", #kept > 0 and table.concat(kept, "; ") or nil)

@@ -43,7 +43,7 @@ import requests
 import yaml
 
 from tools.cluster import pki
-from tools.cluster.node import NODE_PROCESSES, RealNode
+from tools.cluster.node import NODE_PROCESSES, RealNode, running
 from tools.cluster.nodefiles import HELPER_IMAGE, NODE_NAME
 
 HERE = Path(__file__).resolve().parent
@@ -454,12 +454,7 @@ class ControlPlane:
             pid = int(self.pid_file(name).read_text())
         except (OSError, ValueError):
             return False
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        stat = Path(f"/proc/{pid}/stat")
-        return stat.exists() and stat.read_text().split(") ")[-1][:1] != "Z"
+        return running(pid)
 
     def session(self) -> requests.Session:
         session = requests.Session()

@@ -52,7 +52,6 @@ from tools.cluster.nodefiles import (
     node_images,
 )
 
-SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service: the first address of the API server's service range
 NODE_SUBNETS = ipaddress.IPv4Network("10.201.0.0/16")
 LB_FIRST, LB_LAST = 100, 199  # the load balancers' addresses in the node's /24
 KERNEL_DEFAULTS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops")  # the kubelet sets these
@@ -203,17 +202,17 @@ def tear_down(record: NodeRecord, kernel: dict[str, str] | None = None) -> None:
     (REGISTRY / f"{record.key}.json").unlink(missing_ok=True)
 
 
-def owner_alive(pid: int) -> bool:
-    if pid == 0:
-        return True
+def running(pid: int) -> bool:
+    """Whether process `pid` runs: a zombie (dead, not yet waited for by its parent) does not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1][:1]
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(") ")[-1][:1] != "Z"
+    return state != "Z"
+
+
+def owner_alive(pid: int) -> bool:
+    return pid == 0 or running(pid)
 
 
 def stop_orphans(say: Callable[[str], None]) -> None:
@@ -257,10 +256,6 @@ class RealNode:
     @property
     def node_ip(self) -> str:
         return str(self.subnet[2])
-
-    @property
-    def host_ip(self) -> str:
-        return str(self.subnet[1])
 
     @property
     def cgroup(self) -> str:

@@ -10,6 +10,8 @@ import tarfile
 from io import BytesIO
 from pathlib import Path
 
+from deploy.targets.local.pause import BUSYBOX, is_static_executable, root_fs
+
 NODE_NAME = "k8sdeploy-node"
 POD_CIDR = "10.244.0.0/24"
 PAUSE_IMAGE = "k8sdeploy.local/pause:3.10"  # imported into the node's containerd (its sandbox image)
@@ -21,34 +23,21 @@ class NodeError(Exception):
     """A part of the node did not start; the message names it and the log to read."""
 
 
-def image_archive(tag: str, files: dict[str, Path], links: dict[str, str], config: dict) -> bytes:
-    """A docker-archive (what `ctr images import` reads) of one layer: `files` (name in the image -> file here)
-    and symbolic `links` (name -> target), with `config` as the image's runtime configuration."""
-    layer = BytesIO()
-    with tarfile.open(fileobj=layer, mode="w") as tar:
-        for arcname, source in files.items():
-            info = tar.gettarinfo(str(source.resolve()), arcname=arcname)  # the file, never a link to it
-            info.uid = info.gid = info.mtime = 0
-            info.uname = info.gname = ""
-            with source.open("rb") as handle:
-                tar.addfile(info, handle)
-        for arcname, target in links.items():
-            link = tarfile.TarInfo(arcname)
-            link.type, link.linkname, link.mode = tarfile.SYMTYPE, target, 0o777
-            tar.addfile(link)
-    layer_bytes = layer.getvalue()
+def image_archive(tag: str, layer: bytes, config: dict) -> bytes:
+    """A docker-archive (what `ctr images import` reads) of the one-layer image `layer` (a tar), with `config` as
+    its runtime configuration."""
     image = {
         "architecture": "amd64",
         "os": "linux",
         "config": config,
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_bytes).hexdigest()]},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
     }
     config_bytes = json.dumps(image).encode()
     config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
     manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": ["layer.tar"]}]).encode()
     archive = BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        for name, data in (("layer.tar", layer_bytes), (config_name, config_bytes), ("manifest.json", manifest)):
+        for name, data in (("layer.tar", layer), (config_name, config_bytes), ("manifest.json", manifest)):
             entry = tarfile.TarInfo(name)
             entry.size = len(data)
             tar.addfile(entry, BytesIO(data))
@@ -57,20 +46,20 @@ def image_archive(tag: str, files: dict[str, Path], links: dict[str, str], confi
 
 def node_images(bin_dir: Path) -> dict[str, bytes]:
     """The images the node has before any pull: the pod sandbox's (the pause program) and the volume
-    provisioner's helper (Debian's static busybox: the sh, mkdir and rm of its set-up and tear-down scripts)."""
-    busybox = Path("/bin/busybox")
-    if not busybox.exists():
-        raise NodeError("/bin/busybox is missing: apt-get install busybox-static")
+    provisioner's helper: the local target's busybox root file system (deploy/targets/local/pause.py) with the
+    sh, mkdir and rm of local-path-provisioner's set-up and tear-down scripts."""
+    if not BUSYBOX.is_file() or not is_static_executable(BUSYBOX):
+        raise NodeError(f"no static busybox at {BUSYBOX}: apt-get install busybox-static")
+    pause = BytesIO()
+    with tarfile.open(fileobj=pause, mode="w") as tar:
+        info = tarfile.TarInfo("pause")
+        program = (bin_dir / "pause").read_bytes()
+        info.size, info.mode = len(program), 0o755
+        tar.addfile(info, BytesIO(program))
+    helper = root_fs(BUSYBOX, applets=("sh", "mkdir", "rm", "chmod", "ls"))
     return {
-        PAUSE_IMAGE: image_archive(
-            PAUSE_IMAGE, {"pause": bin_dir / "pause"}, {}, {"Entrypoint": ["/pause"], "User": "65535:65535"}
-        ),
-        HELPER_IMAGE: image_archive(
-            HELPER_IMAGE,
-            {"bin/busybox": busybox},
-            {f"bin/{tool}": "busybox" for tool in ("sh", "mkdir", "rm", "chmod", "ls")},
-            {"Cmd": ["/bin/sh"]},
-        ),
+        PAUSE_IMAGE: image_archive(PAUSE_IMAGE, pause.getvalue(), {"Entrypoint": ["/pause"], "User": "65535:65535"}),
+        HELPER_IMAGE: image_archive(HELPER_IMAGE, helper, {"Cmd": ["/bin/sh"]}),
     }
 
 

@@ -3,17 +3,22 @@ bearer token for it, and the target on this test's own namespace."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from deploy.attest.keys import KEY_VARIABLE
-from deploy.compose import kit
+from deploy.compose import kit, make_dev
 from deploy.identity import Identity, new_key
 from deploy.model.environments import Environment
 from deploy.model.images import BuildRecord
+from deploy.publish.stage import BuildOptions
 from deploy.runner import Runner
 from deploy.smoke import smoke_stage
 from deploy.targets.kube.kubeconfig import kubeconfig_api
@@ -86,3 +91,47 @@ def kubeconfig_environment(name: str, kubeconfig: Path, registry: str, namespace
         *lines,
     ]
     return "\n".join(keys) + "\n"
+
+
+@dataclass
+class DevRun:
+    """A `k8sdeploy dev` loop running in a thread: what it said, and what it raised."""
+
+    said: list[str] = field(default_factory=list)
+    failed: list[BaseException] = field(default_factory=list)
+
+    def wait_said(self, text: str, after: int = 0, timeout: float = 600) -> int:
+        """Until a line from `after` on contains `text`; the count of lines said by then."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.said[after:]):
+            assert not self.failed, self.failed
+            assert time.monotonic() < deadline, f"no {text!r}:\n" + "\n".join(self.said[after:][-30:])
+            time.sleep(0.1)
+        return len(self.said)
+
+
+@contextmanager
+def dev_running(environment: Environment, layout: str, source: Path, wait_timeout: float) -> Iterator[DevRun]:
+    """`dev` on `environment` from the checkout `source`, as compose.make_dev makes it, until the block ends; what
+    it raised fails the test."""
+    run = DevRun()
+    options = BuildOptions(source=source, registry=environment.registry, bases=environment.bases)
+    loop = make_dev(
+        environment, layout, run.said.append, lambda _s, _l: None, lambda _r: None, options, wait_timeout=wait_timeout
+    )
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            loop.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            run.failed.append(exc)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield run
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not run.failed, run.failed

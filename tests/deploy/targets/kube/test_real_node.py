@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,15 +25,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.compose import make_dev
 from deploy.model.environments import load_environment
-from deploy.publish.stage import BuildOptions
 from tests.deploy.conftest import clone, git
+from tests.deploy.targets.kube.conftest import dev_running
 from tests.helpers import k8sdeploy, valid
 from tests.infra import free_port_block
 from tests.services.test_migrations import EXPAND_STEP
 from tools.cluster.controlplane import ControlPlane
-from tools.cluster.node import KERNEL_DEFAULTS, REGISTRY, NodeRecord, stop_orphans, sysctls
+from tools.cluster.node import KERNEL_DEFAULTS, REGISTRY, NodeRecord, running, stop_orphans, sysctls
 
 ENV = "real-node"
 NAMESPACE = "auth-suite"
@@ -43,19 +41,6 @@ pytestmark = pytest.mark.timeout(900)
 
 def cgroup_dirs(key: str) -> list[Path]:
     return [path for path in Path("/sys/fs/cgroup").glob(f"*/k8sdeploy-{key}") if path.is_dir()]
-
-
-def running(pids: list[int]) -> list[int]:
-    """Those of `pids` still running (a zombie, dead but not yet waited for by its parent, is not)."""
-    alive = []
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1][:1]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
 
 
 def mounts_under(directory: Path) -> list[str]:
@@ -240,39 +225,12 @@ def test_dev_pushes_a_saved_change_and_the_node_runs_it(
     plane: ControlPlane, config: Path, checkout: Path, state: None
 ) -> None:
     environment = load_environment(ENV, config)
-    said: list[str] = []
-    options = BuildOptions(source=checkout, registry=environment.registry, bases=environment.bases)
-    loop = make_dev(
-        environment, "split-pods", said.append, lambda _s, _l: None, lambda _r: None, options, wait_timeout=300
-    )
-    stop, failed = threading.Event(), []
-
-    def run() -> None:
-        try:
-            loop.run(stop)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
-            failed.append(exc)
-
-    def wait_said(text: str, after: int = 0, timeout: float = 600) -> int:
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in said[after:]):
-            assert not failed, failed
-            assert time.monotonic() < deadline, f"no {text!r}:\n" + "\n".join(said[after:][-30:])
-            time.sleep(0.1)
-        return len(said)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        wait_said("watching ")
-        mark = len(said)
+    with dev_running(environment, "split-pods", checkout, wait_timeout=300) as dev:
+        dev.wait_said("watching ")
+        mark = len(dev.said)
         app = checkout / "services" / "person" / "app.py"
         app.write_text(app.read_text().replace('"""', '"""A saved change. ', 1))
-        wait_said("served in", mark)
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert not failed, failed
+        dev.wait_said("served in", mark)
     deployment = plane.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/person")
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     digest = image.split("@")[1]
@@ -316,7 +274,7 @@ def test_stopping_the_node_leaves_nothing(plane: ControlPlane, kernel_before: di
     key, netns, state = plane.node.key, plane.node.netns, plane.state
     pids = [int(path.read_text()) for path in (state / "pids").iterdir()]
     plane.stop(remove_state=False)
-    assert not running(pids)
+    assert not [pid for pid in pids if running(pid)]
     assert not cgroup_dirs(key)
     assert not Path(f"/run/netns/{netns}").exists() and not Path(f"/run/netns/{netns}-host").exists()
     assert not mounts_under(state) and not mounts_under(plane.node.sockets)
@@ -368,7 +326,7 @@ def test_a_node_whose_starter_was_killed_is_stopped_by_the_next_start(tmp_path: 
         starter.send_signal(signal.SIGKILL)
         starter.wait()
     stop_orphans(lambda _line: None)
-    assert not running(held)
+    assert not [pid for pid in held if running(pid)]
     assert not cgroup_dirs(record.key)
     assert not Path(f"/run/netns/{record.netns}").exists()
     assert not mounts_under(Path(record.state)) and not mounts_under(record.sockets)
