@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -17,10 +18,12 @@ from sqlalchemy import String, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.authentication.devices import DeviceCookies
 from services.authentication.lockout import (
     FAILURE_WINDOW_SECONDS,
     LOOPBACK,
     MAX_FAILED_LOGINS,
+    Client,
     Lockout,
     client_address,
     digest,
@@ -46,7 +49,11 @@ from services.common.seed import SeedUser, normalise_email, seed_users
 
 log = logging.getLogger(__name__)
 
-BUSY_MESSAGE = "the authentication service is busy"
+BUSY_MESSAGE = "too many logins at once; try again shortly"
+OVER_SHARE_MESSAGE = "too many logins at once from this client; try again shortly"
+FAILED_MESSAGE = "invalid email address or password"
+DEVICE_HEADER = "Device-Cookie"  # a new device cookie for the browser that logged in (the gateway sets it)
+MAX_EMAIL, MAX_PASSWORD = 254, 1024
 # Where neither MEMORY_LIMIT nor a cgroup says: the limit k8sdeploy gives the container (deploy/render/layout.py).
 DEFAULT_MEMORY_LIMIT = 256 * MIB
 
@@ -120,13 +127,27 @@ def proxies(env: dict[str, str] | None = None) -> tuple:
 
 
 def busy(exc: HashBusy) -> PlainTextResponse:
-    return PlainTextResponse(BUSY_MESSAGE, status_code=503, headers={"Retry-After": str(exc.retry_after)})
+    message = OVER_SHARE_MESSAGE if exc.status == 429 else BUSY_MESSAGE
+    return PlainTextResponse(message, status_code=exc.status, headers={"Retry-After": str(exc.retry_after)})
 
 
-def build(config: ServiceConfig, database: Database, clock: Clock = utcnow, keyring: Keyring | None = None) -> FastAPI:
-    """`clock` gives the current UTC time (naive); tests pass their own to move past the window."""
+def malformed(email: str, password: str) -> bool:
+    """A login that no user could pass, refused without a hash: no address, no password, or either too long."""
+    return "@" not in email or not password or len(email) > MAX_EMAIL or len(password) > MAX_PASSWORD
+
+
+def build(
+    config: ServiceConfig,
+    database: Database,
+    clock: Clock = utcnow,
+    keyring: Keyring | None = None,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> FastAPI:
+    """`clock` gives the current UTC time (naive) and `sleep` waits out a slow-down; tests pass their own to move
+    past the window and to see the waits without sleeping them."""
     keyring = keyring or from_environment(config.name)
     gate = hash_gate()
+    devices = DeviceCookies(keyring)
     seed(database, seed_users())
     lockout = Lockout(
         database,
@@ -162,32 +183,44 @@ def build(config: ServiceConfig, database: Database, clock: Clock = utcnow, keyr
             log.info("stored user %d's password with new hash parameters", user.id)
 
     @app.post("/api/authentication", response_class=PlainTextResponse)
-    async def authenticate(request: Request, emailaddress: str = Form(""), password: str = Form("")):  # noqa: ANN202
-        address = client_address(request.client.host if request.client else None, request.headers, trusted)
-        try:
-            return await anyio.to_thread.run_sync(login, emailaddress, password, address, limiter=threads)
-        except HashBusy as exc:
-            return busy(exc)
-
-    def login(emailaddress: str, password: str, address: str) -> PlainTextResponse:
+    async def authenticate(  # noqa: ANN202
+        request: Request, emailaddress: str = Form(""), password: str = Form(""), device: str = Form("")
+    ):
+        """The gateway sends the form and the browser's device cookie for logins (`device`, maybe empty)."""
         email = normalise_email(emailaddress)
-        if not email:
-            gate.verify(password, DUMMY_HASH)
-            return PlainTextResponse("invalid email address or password", status_code=401)
-        account, source, at = digest(email), digest(address), now()
-        refusal = lockout.refusal(account, source, at)
+        if malformed(email, password):
+            return PlainTextResponse(FAILED_MESSAGE, status_code=401)
+        account = digest(email)
+        known = devices.verify(device, account)
+        address = client_address(request.client.host if request.client else None, request.headers, trusted)
+        client = Client(address, known.nonce if known else None)
+        at = now()
+        refusal = await anyio.to_thread.run_sync(lockout.refusal, account, client, at, limiter=threads)
         if refusal is not None:
             retry = {"Retry-After": str(refusal.retry_after)}
             return PlainTextResponse(refusal.message, status_code=429, headers=retry)
+        # a new browser's login waits as the account's failures elsewhere call for (at most MAX_DELAY_SECONDS),
+        # holding no thread and no hash slot; a trusted device's does not wait
+        wait = await anyio.to_thread.run_sync(lockout.slowdown, account, client, at, limiter=threads)
+        if wait:
+            await sleep(wait)
+        try:
+            return await anyio.to_thread.run_sync(login, email, password, account, client, limiter=threads)
+        except HashBusy as exc:
+            return busy(exc)
+
+    def login(email: str, password: str, account: str, client: Client) -> PlainTextResponse:
         with database.sessions() as session:
             user = session.scalar(select(User).where(User.email == email))
-        stored = user.password_hash if user else DUMMY_HASH
-        if gate.verify(password, stored) and user is not None:
-            lockout.succeeded(account, source)
+        stored = user.password_hash if user else DUMMY_HASH  # an unknown address costs a hash too, in its share
+        who, trusted_device = client.queued
+        if gate.verify(password, stored, who, trusted_device) and user is not None:
+            lockout.succeeded(account, client)
             if needs_rehash(stored):
                 rehash(user, password)
-            return PlainTextResponse(keyring.sign("session", str(user.id)))
-        lockout.failed(account, source, at)
-        return PlainTextResponse("invalid email address or password", status_code=401)
+            proof = keyring.sign("session", str(user.id), claims={"jti": secrets.token_urlsafe(16), "email": email})
+            return PlainTextResponse(proof, headers={DEVICE_HEADER: devices.issue(account)})
+        lockout.failed(account, client, now())
+        return PlainTextResponse(FAILED_MESSAGE, status_code=401)
 
     return app

@@ -1,5 +1,11 @@
-"""Failed logins, counted so that a stranger cannot lock the owner out: per (account, client address) a hard limit
-within a window; across addresses a progressive delay per account, bounded, rather than a lock for everyone.
+"""Failed logins, counted so that a stranger cannot lock the owner out.
+
+A browser with the account's device cookie (services/authentication/devices.py) is judged on its own: a hard
+limit per (account, device) within a window, nothing else. Any other client has a hard limit per (account, client
+address) within the window, and, across addresses, a progressive slow-down of the account's untrusted logins: each
+waits 1, 2, 4, ... seconds before it is judged, at most MAX_DELAY_SECONDS. It is a wait, never a refusal, so a
+stranger's guesses cannot keep the owner's new browser out for longer than that cap, however many addresses they
+use (a refusal until the latest failure's delay had passed let each new guess restart it).
 
 Counting is atomic (one `UPDATE ... SET failures = failures + 1`; the first failure an INSERT, retried as an update
 when another request inserted it first or InnoDB picked it as a deadlock's victim), since every replica shares the
@@ -30,7 +36,7 @@ FAILURE_WINDOW_SECONDS = 15 * 60
 # one address alone never slows the account) make the account wait 1, 2, 4, ... seconds after its latest failure,
 # at most MAX_DELAY_SECONDS: guessing spread over many addresses is slowed, the owner waits at most that long.
 FREE_ACCOUNT_FAILURES = 2 * MAX_FAILED_LOGINS
-MAX_DELAY_SECONDS = 60
+MAX_DELAY_SECONDS = 8  # the stated cap: a new browser of the owner waits at most this long (docs/suite.md)
 IPV6_PREFIX = 64  # an IPv6 client holds its whole /64: counted as one address
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
@@ -46,6 +52,20 @@ class LoginFailure(Base):
     failures: Mapped[int] = mapped_column(Integer)
     first_failure_at: Mapped[datetime] = mapped_column(DateTime)
     last_failure_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DeviceFailure(Base):
+    """Failed logins from a browser with a valid device cookie, by the hash of its device's nonce."""
+
+    __tablename__ = "device_failures"
+    account_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failure_at: Mapped[datetime] = mapped_column(DateTime)
+    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+Counted = type[LoginFailure] | type[DeviceFailure]
 
 
 def digest(value: str) -> str:
@@ -93,7 +113,34 @@ class Refusal:
 
 
 LOCKED_MESSAGE = "too many failed logins for this account"
-SLOWED_MESSAGE = "too many failed logins for this account lately; wait before trying again"
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who tries to log in: an address, and the device of a valid device cookie for the account (None: a new
+    browser). Counted by hashes only."""
+
+    address: str
+    device: str | None = None  # the device's nonce
+
+    @property
+    def counted(self) -> tuple[Counted, str]:
+        """The table and key its failures are counted under."""
+        if self.device is not None:
+            return DeviceFailure, digest(f"device:{self.device}")
+        return LoginFailure, digest(self.address)
+
+    @property
+    def queued(self) -> tuple[str, bool]:
+        """Who it is in the hash workers' queues (services/common/passwords.py HashGate), and whether trusted."""
+        if self.device is not None:
+            return f"device:{self.device}", True
+        return self.address, False
+
+
+def key_of(model: Counted, account: str, key: str) -> tuple:
+    column = model.device_hash if model is DeviceFailure else model.address_hash
+    return (model.account_hash == account, column == key)
 
 
 @dataclass(frozen=True)
@@ -102,69 +149,68 @@ class Lockout:
     limit: int = MAX_FAILED_LOGINS
     window: timedelta = timedelta(seconds=FAILURE_WINDOW_SECONDS)
 
-    def refusal(self, account: str, address: str, at: datetime) -> Refusal | None:
-        """Why a login for `account` from `address` is refused now, without checking its password; None if not."""
+    def refusal(self, account: str, client: Client, at: datetime) -> Refusal | None:
+        """Why a login for `account` from `client` is refused now, without checking its password; None if not:
+        only the client's own failures (its device's, or its address's for a new browser) refuse it."""
+        model, key = client.counted
         with self.database.sessions() as session:
-            own = session.get(LoginFailure, (account, address))
-            # every address's failures, each at most the limit: one address alone never slows the account
-            capped = case((LoginFailure.failures > self.limit, self.limit), else_=LoginFailure.failures)
-            total, latest = session.execute(
-                select(func.sum(capped), func.max(LoginFailure.last_failure_at)).where(
-                    LoginFailure.account_hash == account, LoginFailure.first_failure_at > at - self.window
-                )
-            ).one()
+            own = session.scalar(select(model).where(*key_of(model, account, key)))
         if own is not None and own.failures >= self.limit and at < own.first_failure_at + self.window:
             return Refusal(LOCKED_MESSAGE, seconds(own.first_failure_at + self.window - at))
-        excess = int(total or 0) - FREE_ACCOUNT_FAILURES  # MariaDB sums to a Decimal
-        if excess > 0 and latest is not None:
-            until = latest + timedelta(seconds=delay(excess))
-            if at < until:
-                return Refusal(SLOWED_MESSAGE, seconds(until - at))
         return None
 
-    def succeeded(self, account: str, address: str) -> None:
-        """The owner logged in from `address`: its count starts again (other addresses' stay)."""
+    def slowdown(self, account: str, client: Client, at: datetime) -> int:
+        """Seconds a login of `client` for `account` waits before it is judged: none for a trusted device; for a
+        new browser, as the account's failures from new browsers over every address call for, at most
+        MAX_DELAY_SECONDS."""
+        if client.device is not None:
+            return 0
+        with self.database.sessions() as session:
+            # every address's failures, each at most the limit: one address alone never slows the account
+            capped = case((LoginFailure.failures > self.limit, self.limit), else_=LoginFailure.failures)
+            total = session.scalar(
+                select(func.sum(capped)).where(
+                    LoginFailure.account_hash == account, LoginFailure.first_failure_at > at - self.window
+                )
+            )
+        excess = int(total or 0) - FREE_ACCOUNT_FAILURES  # MariaDB sums to a Decimal
+        return delay(excess) if excess > 0 else 0
+
+    def succeeded(self, account: str, client: Client) -> None:
+        """The owner logged in from `client`: its count starts again (other clients' stay)."""
+        model, key = client.counted
 
         def clear() -> None:
             with self.database.sessions.begin() as session:
-                session.execute(
-                    delete(LoginFailure).where(
-                        LoginFailure.account_hash == account, LoginFailure.address_hash == address
-                    )
-                )
+                session.execute(delete(model).where(*key_of(model, account, key)))
 
         again_on_conflict(clear)
 
-    def failed(self, account: str, address: str, at: datetime) -> None:
+    def failed(self, account: str, client: Client, at: datetime) -> None:
         """Count one failure in the window that is open, or open one."""
-        key = (LoginFailure.account_hash == account, LoginFailure.address_hash == address)
+        model, hashed = client.counted
+        key = key_of(model, account, hashed)
 
         def count() -> None:
             with self.database.sessions.begin() as session:
                 counted = session.execute(
-                    update(LoginFailure)
-                    .where(*key, LoginFailure.first_failure_at > at - self.window)
-                    .values(failures=LoginFailure.failures + 1, last_failure_at=at)
+                    update(model)
+                    .where(*key, model.first_failure_at > at - self.window)
+                    .values(failures=model.failures + 1, last_failure_at=at)
                 ).rowcount
                 if counted:
                     return
                 # only a window that has closed starts again: a row another request inserted since the UPDATE above
                 # is in the open window, and overwriting its count with 1 would lose a failure (an attacker's guess)
                 restarted = session.execute(
-                    update(LoginFailure)
-                    .where(*key, LoginFailure.first_failure_at <= at - self.window)
+                    update(model)
+                    .where(*key, model.first_failure_at <= at - self.window)
                     .values(failures=1, first_failure_at=at, last_failure_at=at)
                 ).rowcount
                 if not restarted:
-                    session.add(
-                        LoginFailure(
-                            account_hash=account,
-                            address_hash=address,
-                            failures=1,
-                            first_failure_at=at,
-                            last_failure_at=at,
-                        )
-                    )
+                    column = "device_hash" if model is DeviceFailure else "address_hash"
+                    row = {"account_hash": account, column: hashed}
+                    session.add(model(**row, failures=1, first_failure_at=at, last_failure_at=at))
 
         again_on_conflict(count)
 
@@ -188,7 +234,7 @@ def deadlocked(exc: OperationalError) -> bool:
 
 
 def delay(excess: int) -> int:
-    """Seconds the account waits after its latest failure, `excess` failures beyond the free ones."""
+    """Seconds a new browser's login waits, `excess` failures beyond the free ones."""
     return min(MAX_DELAY_SECONDS, 2 ** min(excess - 1, 16))
 
 

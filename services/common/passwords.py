@@ -11,7 +11,9 @@ import math
 import re
 import secrets
 import threading
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 # OWASP Password Storage Cheat Sheet (scrypt): N=2^17, r=8, p=1 (128 MiB per hash), or an equivalent
@@ -130,51 +132,129 @@ def return_freed_memory() -> None:
 
 
 class HashBusy(Exception):
-    """Every hash slot stayed taken for the wait bound (or too many logins already wait): answer 503."""
+    """A login gets no hash slot: over its client's share of the queue (429), or the whole queue full or its wait
+    bound passed (503). Either way it is answered at once, without a hash, with Retry-After."""
 
-    def __init__(self, retry_after: int):
-        super().__init__(f"all hash slots busy; retry after {retry_after}s")
+    def __init__(self, retry_after: int, status: int = 503):
+        super().__init__(f"no hash slot ({status}); retry after {retry_after}s")
         self.retry_after = retry_after
+        self.status = status
 
 
 T = TypeVar("T")
 
 
-class HashGate:
-    """At most `slots` hashes at once; a caller waits at most `wait` seconds for a slot, and is refused at once
-    when `slots * QUEUE_PER_SLOT` callers already wait."""
+@dataclass(eq=False)
+class _Ticket:
+    client: str
+    trusted: bool
+    granted: bool = False
+    evicted: bool = False
+    event: threading.Event = field(default_factory=threading.Event)
 
-    def __init__(self, slots: int, wait: float = HASH_WAIT_SECONDS, queue: int | None = None):
+
+class HashGate:
+    """At most `slots` hashes at once, shared fairly: a login that finds every slot taken waits in its client's own
+    queue, and a freed slot goes to the clients in turn (round robin), trusted devices' queues first. So a client's
+    flood waits behind itself, never in front of another client's one login.
+
+    A client may have at most `share` logins waiting: one more is refused at once (429, without a hash). At most
+    `queue` wait in all: when full, a client with fewer waiting than the longest queue takes the place of that
+    queue's newest login (which is answered 503), else it is refused (503). A login waits at most `wait` seconds.
+    `client` is who is counted: the device of a valid device cookie, else the address."""
+
+    def __init__(self, slots: int, wait: float = HASH_WAIT_SECONDS, queue: int | None = None, share: int = 0):
         self.slots, self.wait = slots, wait
         self.queue = slots * QUEUE_PER_SLOT if queue is None else queue
-        self._free = threading.BoundedSemaphore(slots)
+        self.share = share or max(1, min(self.queue, slots + 1))
         self._lock = threading.Lock()
-        self.waiting = 0
+        self._running = 0
+        self._waiting: dict[str, deque[_Ticket]] = {}
+        self._turns: dict[bool, deque[str]] = {True: deque(), False: deque()}  # trusted?: clients with waiters
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return sum(len(tickets) for tickets in self._waiting.values())
+
+    def waiting_of(self, client: str) -> int:
+        with self._lock:
+            return len(self._waiting.get(client, ()))
 
     @property
     def retry_after(self) -> int:
         return max(1, math.ceil(self.wait / 4))
 
-    def run(self, work: Callable[[], T]) -> T:
-        if not self._free.acquire(blocking=False):
+    def run(self, work: Callable[[], T], client: str = "", trusted: bool = False) -> T:
+        ticket = self._enter(client, trusted)
+        if ticket is not None:
+            ticket.event.wait(self.wait)
             with self._lock:
-                if self.waiting >= self.queue:
+                if not ticket.granted:
+                    self._forget(ticket)
                     raise HashBusy(self.retry_after)
-                self.waiting += 1
-            try:
-                acquired = self._free.acquire(timeout=self.wait)
-            finally:
-                with self._lock:
-                    self.waiting -= 1
-            if not acquired:
-                raise HashBusy(self.retry_after)
         try:
             return work()
         finally:
-            self._free.release()
+            self._leave()
 
-    def verify(self, password: str, stored: str) -> bool:
-        return self.run(lambda: verify_password(password, stored))
+    def _enter(self, client: str, trusted: bool) -> _Ticket | None:
+        """None: a slot is this caller's now; else its ticket in its client's queue."""
+        with self._lock:
+            if self._running < self.slots and not any(self._turns.values()):
+                self._running += 1
+                return None
+            own = self._waiting.setdefault(client, deque())
+            if len(own) >= self.share:
+                raise HashBusy(self.retry_after, status=429)
+            if sum(len(tickets) for tickets in self._waiting.values()) >= self.queue:
+                longest = max(self._waiting.values(), key=len)
+                if len(longest) <= len(own) + 1:
+                    if not own:
+                        del self._waiting[client]
+                    raise HashBusy(self.retry_after)
+                evicted = longest[-1]
+                self._forget(evicted)
+                evicted.evicted = True
+                evicted.event.set()
+            ticket = _Ticket(client, trusted)
+            if not own:
+                self._turns[trusted].append(client)
+            self._waiting.setdefault(client, own).append(ticket)
+            return ticket
+
+    def _forget(self, ticket: _Ticket) -> None:
+        """Take a ticket out of its queue (the lock held)."""
+        queue = self._waiting.get(ticket.client)
+        if queue is not None and ticket in queue:
+            queue.remove(ticket)
+            if not queue:
+                del self._waiting[ticket.client]
+                for turns in self._turns.values():
+                    if ticket.client in turns:
+                        turns.remove(ticket.client)
+
+    def _leave(self) -> None:
+        """The slot goes to the next client in turn (trusted first), or back to the pool."""
+        with self._lock:
+            self._running -= 1
+            for trusted in (True, False):
+                turns = self._turns[trusted]
+                if turns:
+                    client = turns.popleft()
+                    queue = self._waiting[client]
+                    ticket = queue.popleft()
+                    if queue:
+                        turns.append(client)
+                    else:
+                        del self._waiting[client]
+                    ticket.granted = True
+                    self._running += 1
+                    ticket.event.set()
+                    return
+
+    def verify(self, password: str, stored: str, client: str = "", trusted: bool = False) -> bool:
+        return self.run(lambda: verify_password(password, stored), client, trusted)
 
     def hash(self, password: str) -> str:
         return self.run(lambda: hash_password(password))

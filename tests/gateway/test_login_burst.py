@@ -109,27 +109,29 @@ def busy_authentication(sqlite_suite: LocalSuite, tmp_path: Path) -> Iterator[Se
         service.stop()
 
 
-def test_logins_beyond_the_hash_bound_get_503_with_retry_after(busy_authentication: ServiceProcess) -> None:
+def test_logins_beyond_the_hash_bound_get_429_over_a_clients_share_and_503_when_the_queue_is_full(
+    busy_authentication: ServiceProcess,
+) -> None:
     assert "memory limit 130 MiB: 1 hashes at once, 4 more may wait" in busy_authentication.log()
 
-    def direct(i: int) -> httpx.Response:
+    def direct(i: int, source: str) -> httpx.Response:
         data = {"emailaddress": f"guesser{i}@test.com", "password": "guess"}
-        return httpx.post(
-            f"{busy_authentication.url}/api/authentication",
-            data=data,
-            headers=busy_authentication.token(GATEWAY),
-            timeout=60,
-        )
+        headers = {**busy_authentication.token(GATEWAY), "X-Real-IP": source}
+        return httpx.post(f"{busy_authentication.url}/api/authentication", data=data, headers=headers, timeout=60)
 
-    with ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(direct, range(20)))
-    statuses = [answer.status_code for answer in answers]
-    assert set(statuses) == {401, 503}, statuses
-    assert statuses.count(503) >= 10, statuses  # one hashes, four wait (about two get a slot within the second)
-    for answer in answers:
-        if answer.status_code == 503:
-            assert answer.text == "the authentication service is busy"
-            assert answer.headers["retry-after"] == "1"
+    one_client, twenty_clients = ["127.0.1.1"] * 20, [f"127.0.2.{i}" for i in range(20)]
+    for sources, refused in ((one_client, 429), (twenty_clients, 503)):
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(direct, range(20), sources))
+        statuses = [answer.status_code for answer in answers]
+        # one client: beyond its share of the queue (slots + 1 waiting), refused without a hash; many clients:
+        # the queue (4) full of clients with as many waiting as each newcomer
+        assert set(statuses) == {401, refused}, statuses
+        assert statuses.count(refused) >= 10, statuses
+        for answer in answers:
+            if answer.status_code == refused:
+                assert answer.text.startswith("too many logins at once")
+                assert answer.headers["retry-after"] == "1"
     answer = httpx.post(
         f"{busy_authentication.url}/api/authentication",
         data={"emailaddress": "admin@test.com", "password": "admin"},
@@ -140,17 +142,18 @@ def test_logins_beyond_the_hash_bound_get_503_with_retry_after(busy_authenticati
     assert busy_authentication.process.poll() is None
 
 
-def test_the_login_page_says_the_service_is_busy(
+def test_the_login_page_says_there_are_too_many_logins(
     sqlite_suite: LocalSuite, busy_authentication: ServiceProcess, tmp_path: Path
 ) -> None:
     upstreams = {**sqlite_suite.gateway_config().upstreams, "authentication": f"127.0.0.1:{busy_authentication.port}"}
     for url in gateway(sqlite_suite, tmp_path, upstreams=upstreams):
         answers = at_once([("127.0.0.60", f"guesser{i}@test.com", "guess") for i in range(7)], url)
-        busy = [answer for answer in answers if answer.status_code == 503]
-        assert busy, [answer.status_code for answer in answers]
-        assert {answer.status_code for answer in answers} <= {401, 503}
-        for answer in busy:
-            assert "The login service is busy. Try again in a few seconds." in answer.text
+        refused = [answer for answer in answers if answer.status_code == 429]
+        assert refused, [answer.status_code for answer in answers]
+        assert {answer.status_code for answer in answers} <= {401, 429, 503}  # 503: a wait bound passed
+        assert all("retry-after" in answer.headers for answer in answers if answer.status_code in (429, 503))
+        for answer in refused:
+            assert "Too many login attempts. Try again in a few minutes." in answer.text
             assert answer.headers["retry-after"] == "1"
 
 

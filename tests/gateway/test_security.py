@@ -113,7 +113,7 @@ def test_a_cookie_carrying_post_needs_an_origin(http: httpx.Client) -> None:
     assert ("No", "Origin") not in table_names(http.get("/persons").text)
     # With the cookie, a login without Origin is refused too: it would replace the session.
     assert http.post("/login", data={"emailaddress": "user@test.com", "password": "user"}).status_code == 403
-    assert http.get("/").text.count("caller 1") == 1
+    assert http.get("/").text.count("admin@test.com (admin)") == 1
     # A same-site Referer (a browser that sends no Origin) is enough.
     referred = http.post(
         "/persons/add",
@@ -241,7 +241,7 @@ def test_a_locked_account_sees_the_login_page_with_429(sqlite_suite: LocalSuite,
     assert answer.status_code == 429
     assert answer.headers["retry-after"] == "120"
     assert 'name="emailaddress"' in answer.text and 'role="alert"' in answer.text
-    assert "Too many failed logins for this address" in answer.text  # not "wrong password"
+    assert "Too many login attempts." in answer.text  # not "wrong password"
     assert answer.headers["content-type"].startswith("text/html")
     assert "set-cookie" not in answer.headers
     assert_security_headers(answer, no_store=True)

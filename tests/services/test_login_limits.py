@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from deploy.model.suite import GATEWAY
 from services.authentication.app import FAILURE_WINDOW_SECONDS, MAX_FAILED_LOGINS, build
-from services.authentication.lockout import client_address, trusted_proxies
+from services.authentication.lockout import MAX_DELAY_SECONDS, client_address, trusted_proxies
 from services.common.config import load
 from services.common.db import Database, Migrations
 from services.common.identity import Keyring
@@ -49,12 +49,14 @@ class Authentication:
     clock: Clock
     database: Database
     keys: Path  # the key files of the suite's parts: the gateway's signs each login (services/common/identity.py)
+    waits: list[float]  # the slow-downs logins waited out (not slept: recorded)
 
-    def login(self, email: str, password: str, source: str = "") -> httpx.Response:
-        """A login as the gateway sends it for a client at `source` (none: the caller's own address)."""
+    def login(self, email: str, password: str, source: str = "", device: str = "") -> httpx.Response:
+        """A login as the gateway sends it for a client at `source` (none: the caller's own address), with the
+        browser's device cookie `device` (none: a new browser)."""
         headers = {"X-Real-IP": source, "X-Forwarded-For": source} if source else {}
         headers |= signed(self.keys, GATEWAY, "authentication")
-        data = {"emailaddress": email, "password": password}
+        data = {"emailaddress": email, "password": password, "device": device}
         return httpx.post(f"{self.url}/api/authentication", data=data, headers=headers, timeout=60)
 
     def failures(self) -> list[int]:
@@ -70,11 +72,16 @@ class Authentication:
             connection.execute(text("UPDATE users SET password_hash = :h WHERE email = :e"), {"h": stored, "e": email})
 
 
-def build_seeded(config, database: Database, clock, keys: Path):  # noqa: ANN001, ANN201 - a FastAPI app
-    """The service as started with the demo users seeded (tests/infra.py's DEMO_SEED)."""
+def build_seeded(config, database: Database, clock, keys: Path, waits: list[float]):  # noqa: ANN001, ANN201
+    """The service as started with the demo users seeded (tests/infra.py's DEMO_SEED), its waits recorded."""
+
+    async def recorded(seconds: float) -> None:
+        waits.append(seconds)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEED_USERS", DEMO_SEED["SEED_USERS"])
-        return build(config, database, clock=clock, keyring=Keyring("authentication", keys / "authentication"))
+        keyring = Keyring("authentication", keys / "authentication")
+        return build(config, database, clock=clock, keyring=keyring, sleep=recorded)
 
 
 @pytest.fixture
@@ -84,9 +91,10 @@ def auth(database_url: str, tmp_path: Path) -> Iterator[Authentication]:
     database.start()
     clock = Clock(datetime(2030, 1, 1, 12, 0, 0))
     keys = write_identity(tmp_path / "identity")
-    server, thread, url = serve(build_seeded(config, database, clock, keys))
+    waits: list[float] = []
+    server, thread, url = serve(build_seeded(config, database, clock, keys, waits))
     try:
-        yield Authentication(url, clock, database, keys)
+        yield Authentication(url, clock, database, keys, waits)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -175,33 +183,88 @@ def test_a_strangers_wrong_passwords_leave_the_owner_able_to_log_in_from_another
     assert auth.login("admin@test.com", "admin").status_code == 200  # and the service's own peer, another address
 
 
-def test_guessing_spread_over_addresses_slows_the_account_progressively_and_only_for_a_while(
-    auth: Authentication,
-) -> None:
-    # Two addresses' worth of failures are free; each one beyond makes the account wait 1, 2, 4, ... seconds.
+def test_guessing_spread_over_addresses_slows_new_browsers_progressively_up_to_the_cap(auth: Authentication) -> None:
+    # Two addresses' worth of failures are free; each one beyond makes a new browser's login wait 1, 2, 4, ...
+    # seconds before it is judged, at most MAX_DELAY_SECONDS: a wait, never a refusal of the right password.
     for third in range(2):
         assert fail(auth, "admin@test.com", MAX_FAILED_LOGINS, f"203.0.113.{third}") == [401] * MAX_FAILED_LOGINS
-    assert auth.login("admin@test.com", "admin", "198.51.100.2").status_code == 200
-    assert auth.login("admin@test.com", "guess", "203.0.113.2").status_code == 401  # the first beyond: 1 s
-    slowed = auth.login("admin@test.com", "admin", "198.51.100.3")
-    assert (slowed.status_code, slowed.headers["retry-after"]) == (429, "1")
-    assert slowed.text == "too many failed logins for this account lately; wait before trying again"
-    auth.clock.advance(1)
-    for delay in (2, 4, 8):
-        assert auth.login("admin@test.com", "guess", "203.0.113.2").status_code == 401
-        assert auth.login("admin@test.com", "admin", "198.51.100.3").headers["retry-after"] == str(delay)
-        assert auth.login("admin@test.com", "guess", "203.0.113.9").status_code == 429  # refused, not counted
-        auth.clock.advance(delay)
-    answer = auth.login("admin@test.com", "admin", "198.51.100.3")  # the owner waited, and is in
-    assert logged_in(answer) == "1"
-    assert auth.login("user@test.com", "user", "198.51.100.3").status_code == 200  # other accounts never waited
+    assert logged_in(auth.login("admin@test.com", "admin", "198.51.100.2")) == "1"
+    assert auth.waits == []
+    for address in range(2, 12):  # ten more addresses, each to its own limit
+        fail(auth, "admin@test.com", MAX_FAILED_LOGINS, f"203.0.113.{address}")
+    waited = auth.waits  # the waits of the stranger's own later guesses (the first ten waited none)
+    assert waited[:4] == [1, 2, 4, 8] and max(waited) == MAX_DELAY_SECONDS
+    auth.waits.clear()
+    assert logged_in(auth.login("admin@test.com", "admin", "198.51.100.3")) == "1"  # the owner's new browser
+    assert auth.waits == [MAX_DELAY_SECONDS]
+    auth.waits.clear()
+    assert auth.login("user@test.com", "user", "198.51.100.3").status_code == 200  # other accounts never wait
+    auth.clock.advance(FAILURE_WINDOW_SECONDS)  # and only for a while
+    assert auth.login("admin@test.com", "admin", "198.51.100.4").status_code == 200
+    assert auth.waits == []
+
+
+def device_of(answer: httpx.Response) -> str:
+    """The device cookie a successful login sets (the gateway gives it to the browser)."""
+    assert answer.status_code == 200, answer.text
+    return answer.headers["device-cookie"]
+
+
+def test_a_trusted_browser_logs_in_at_once_whatever_strangers_did(auth: Authentication) -> None:
+    """OWASP's device cookies: the owner's browser that logged in before is judged on its own."""
+    device = device_of(auth.login("admin@test.com", "admin", "198.51.100.2"))
+    for address in range(12):  # a stranger with a fresh address every five guesses
+        fail(auth, "admin@test.com", MAX_FAILED_LOGINS + 3, f"203.0.113.{address}")
+    fail(auth, "admin@test.com", MAX_FAILED_LOGINS, "198.51.100.2")  # even the owner's own address locked
+    assert auth.login("admin@test.com", "admin", "198.51.100.2").status_code == 429  # for a new browser there
+    auth.waits.clear()
+    for address in ("198.51.100.2", "192.0.2.50"):  # at home and on the road
+        answer = auth.login("admin@test.com", "admin", address, device=device)
+        assert logged_in(answer) == "1"
+        assert device_of(answer) != device  # renewed at each login
+    assert auth.waits == []  # not slowed either
+
+
+def test_a_devices_own_failures_lock_only_that_device(auth: Authentication) -> None:
+    device = device_of(auth.login("admin@test.com", "admin", "198.51.100.2"))
+    other = device_of(auth.login("admin@test.com", "admin", "198.51.100.2"))
+    assert fail_with(auth, device, MAX_FAILED_LOGINS) == [401] * MAX_FAILED_LOGINS
+    assert_locked(auth.login("admin@test.com", "admin", "198.51.100.2", device=device), FAILURE_WINDOW_SECONDS)
+    assert logged_in(auth.login("admin@test.com", "admin", "198.51.100.2", device=other)) == "1"
+    assert logged_in(auth.login("admin@test.com", "admin", "198.51.100.2")) == "1"  # the address was not counted
+
+
+def fail_with(auth: Authentication, device: str, times: int) -> list[int]:
+    return [auth.login("admin@test.com", f"guess{i}", "198.51.100.2", device).status_code for i in range(times)]
+
+
+@pytest.mark.parametrize("kind", ["another account's", "tampered", "expired", "garbage"])
+def test_a_device_cookie_not_for_this_account_is_a_new_browser(auth: Authentication, kind: str) -> None:
+    genuine = device_of(auth.login("user@test.com", "user", "198.51.100.2"))
+    version, kid, expires, nonce, mac = genuine.split(".")
+    cookie = {
+        "another account's": genuine,
+        "tampered": f"{version}.{kid}.{expires}.{nonce[::-1]}.{mac}",
+        "expired": f"{version}.{kid}.1.{nonce}.{mac}",
+        "garbage": "x" * 500,
+    }[kind]
+    assert fail(auth, "admin@test.com", MAX_FAILED_LOGINS, "198.51.100.2") == [401] * MAX_FAILED_LOGINS
+    assert auth.login("admin@test.com", "admin", "198.51.100.2", device=cookie).status_code == 429
 
 
 def test_the_delay_is_bounded(auth: Authentication) -> None:
-    for address in range(12):
+    for address in range(40):
         fail(auth, "admin@test.com", MAX_FAILED_LOGINS, f"203.0.113.{address}")
-        auth.clock.advance(120)
-    assert auth.login("admin@test.com", "admin", "198.51.100.3").status_code == 200  # a minute at most, passed
+    auth.waits.clear()
+    assert auth.login("admin@test.com", "admin", "198.51.100.3").status_code == 200
+    assert auth.waits == [MAX_DELAY_SECONDS]
+
+
+@pytest.mark.parametrize("email,password", [("", "x"), ("no-at-sign", "x"), ("a@b.c", ""), ("a@b.c", "x" * 2000)])
+def test_a_malformed_login_is_refused_without_a_hash(auth: Authentication, email: str, password: str) -> None:
+    answer = auth.login(email, password)
+    assert (answer.status_code, answer.text) == (401, "invalid email address or password")
+    assert auth.failures() == []  # not counted either
 
 
 def test_failures_sent_at_once_are_all_counted(auth: Authentication) -> None:

@@ -113,3 +113,112 @@ def test_the_gate_runs_at_most_its_slots_at_once_and_refuses_what_would_wait_too
     assert no_queue.run(lambda: "a free slot") == "a free slot"
     with pytest.raises(HashBusy):  # its one slot taken, and no place to wait: refused at once
         no_queue.run(lambda: no_queue.run(lambda: None))
+
+
+class Held:
+    """Logins run through a gate one at a time from threads, each held in its work until released: what the gate
+    lets run, and in which order, without any timing."""
+
+    def __init__(self, gate) -> None:  # noqa: ANN001 - services.common.passwords.HashGate
+        import threading
+
+        self.gate, self.order, self.threads = gate, [], []
+        self.release: dict[str, threading.Event] = {}
+        self.answers: dict[str, object] = {}
+
+    def send(self, name: str, client: str, trusted: bool = False) -> None:
+        """Start `name`'s login and return once it runs or waits in the gate (or was answered)."""
+        import threading
+
+        self.release[name] = threading.Event()
+        before = self.gate.waiting_of(client)
+
+        def work() -> str:
+            self.order.append(name)
+            self.release[name].wait(10)
+            return name
+
+        def login() -> None:
+            try:
+                self.answers[name] = self.gate.run(work, client, trusted)
+            except Exception as exc:  # noqa: BLE001 - HashBusy, looked at by the test
+                self.answers[name] = exc
+
+        thread = threading.Thread(target=login, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        import time
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if name in self.order or name in self.answers or self.gate.waiting_of(client) > before:
+                return
+            time.sleep(0.001)
+        raise AssertionError(f"{name} neither ran nor waited")
+
+    def finish(self, name: str) -> None:
+        """Let `name`'s hash end, and wait until the slot has gone to the next in turn (or back to the pool)."""
+        import time
+
+        running = len(self.order)
+        waiting = self.gate.waiting
+        self.release[name].set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and waiting and len(self.order) == running:
+            time.sleep(0.001)
+
+    def answered(self, name: str) -> object:
+        """`name`'s answer, once its thread has one."""
+        import time
+
+        deadline = time.monotonic() + 10
+        while name not in self.answers and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return self.answers[name]
+
+    def drain(self) -> None:
+        for event in self.release.values():
+            event.set()
+        for thread in self.threads:
+            thread.join(10)
+
+
+def test_a_clients_flood_waits_behind_itself_and_trusted_devices_go_first() -> None:
+    from services.common.passwords import HashGate
+
+    held = Held(HashGate(slots=1, wait=30, queue=20, share=5))
+    held.send("flood-0", "203.0.113.7")  # runs
+    for i in range(1, 5):
+        held.send(f"flood-{i}", "203.0.113.7")  # waits: four of the flood's in its own queue
+    held.send("honest", "198.51.100.2")
+    held.send("other-flood-0", "203.0.113.8")
+    held.send("trusted", "device:abc", trusted=True)
+    for name in ["flood-0", "trusted", "flood-1", "honest", "other-flood-0", "flood-2"]:
+        assert held.order[-1] == name
+        held.finish(name)
+    assert held.order == ["flood-0", "trusted", "flood-1", "honest", "other-flood-0", "flood-2", "flood-3"]
+    held.drain()
+
+
+def test_over_its_share_a_client_is_refused_without_a_hash_and_a_full_queue_makes_room_for_a_newcomer() -> None:
+    from services.common.passwords import HashBusy, HashGate
+
+    held = Held(HashGate(slots=1, wait=30, queue=4, share=3))
+    held.send("flood-0", "203.0.113.7")  # runs
+    for i in range(1, 4):
+        held.send(f"flood-{i}", "203.0.113.7")  # its share: three waiting
+    held.send("flood-4", "203.0.113.7")
+    over = held.answers["flood-4"]
+    assert isinstance(over, HashBusy) and (over.status, over.retry_after) == (429, 8)
+    held.send("other-0", "203.0.113.8")  # the queue is full now (4)
+    held.send("honest", "198.51.100.2")  # fewer waiting than the longest queue: takes its newest one's place
+    evicted = held.answered("flood-3")
+    assert isinstance(evicted, HashBusy) and evicted.status == 503
+    held.send("other-1", "203.0.113.8")  # as many waiting as the longest but one: no room, refused
+    assert isinstance(held.answers["other-1"], HashBusy) and held.answers["other-1"].status == 503
+    for name in ["flood-0", "flood-1", "other-0", "honest", "flood-2"]:
+        assert held.order[-1] == name
+        held.finish(name)
+    held.drain()
+    assert [held.answers[name] for name in ("flood-0", "honest")] == ["flood-0", "honest"]
+    assert "flood-4" not in held.order and "flood-3" not in held.order  # refused without a hash
