@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from deploy.identity import PARTS, Identity, new_key
 from deploy.model.suite import DEMO_USERS, PORT_SPAN
 from deploy.targets.local.containers import port_is_free
 from deploy.users import private_write
+from services.common import context
 from services.common.identity import Keyring
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,9 +204,27 @@ def write_identity(directory: Path, identity: Identity | None = None) -> Path:
     return directory
 
 
-def signed(keys: Path, issuer: str, audience: str, subject: str = "") -> dict[str, str]:
-    """Authorization of `issuer` for `audience` on behalf of `subject`, signed with `issuer`'s key file in `keys`."""
-    return {"Authorization": f"Bearer {Keyring(issuer, keys / issuer).sign(audience, subject)}"}
+def signed(keys: Path, issuer: str, audience: str, subject: str = "", with_context: bool = True) -> dict[str, str]:
+    """Authorization of `issuer` for `audience` on behalf of `subject`, signed with `issuer`'s key file in `keys`;
+    for a user, also the session service's user contexts for them (services/common/context.py) unless not
+    `with_context`: what a caller that acts for a user sends."""
+    headers = {"Authorization": f"Bearer {Keyring(issuer, keys / issuer).sign(audience, subject)}"}
+    if subject and with_context:
+        headers[context.HEADER] = user_context(keys, subject)
+    return headers
+
+
+def login_proof(keys: Path, user_id: str, proof_id: str = "") -> str:
+    """authentication's proof of a login of `user_id`, which opens one session (its `jti`: random by default)."""
+    claims = {"jti": proof_id or uuid.uuid4().hex, "email": f"user{user_id}@test.com"}
+    return Keyring("authentication", keys / "authentication").sign("session", user_id, claims=claims)
+
+
+def user_context(keys: Path, subject: str, role: str = "", session: str = "test-session") -> str:
+    """The session service's user contexts for `subject` (the demo users' roles by default)."""
+    role = role or {"1": "admin"}.get(subject, "user")
+    email = {"1": "admin@test.com", "2": "user@test.com"}.get(subject, f"user{subject}@test.com")
+    return context.issue(Keyring(context.ISSUER, keys / context.ISSUER), subject, role, session, email)
 
 
 def start_service(

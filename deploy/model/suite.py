@@ -59,16 +59,25 @@ GATEWAY_CALLS: tuple[str, ...] = ("frontend", "authentication", "session")
 # Proof between the parts (services/common/identity.py): each call carries a token of the caller for the callee,
 # and authentication's token for session is its proof of a login, which the gateway hands to the session service.
 LOGIN_PROOF = ("authentication", "session")
+# The session service's user context for each part that acts for a user (services/common/context.py): the pair
+# session>PART, so that the frontend cannot sign person's or authorisation's.
+USER_CONTEXT: tuple[tuple[str, str], ...] = tuple(("session", part) for part in ("frontend", "person", "authorisation"))
+# authentication's key for the device cookies it signs and alone reads (services/authentication/devices.py)
+DEVICE_COOKIES = ("authentication", "device")
+# The gateway's key for the failing hop it writes into an error answer, which only k8sdeploy's smoke test reads
+# (deploy/smoke.py): strangers are told no service's name.
+FAILURE_REFERENCE = (GATEWAY, "smoke")
 IDENTITY_DIR = "/etc/k8sdeploy/identity"  # where each part reads its key file (a Secret volume)
 IDENTITY_FILE = "keys"
 
 
 def trust_pairs() -> tuple[tuple[str, str], ...]:
-    """(issuer, audience) for every token the suite sends: the calls of the gateway and the services, and the login
-    proof. Each pair has a key of its own, held only by its two ends."""
+    """(issuer, audience) for every token the suite sends: the calls of the gateway and the services, the login
+    proof, the user contexts, the device cookies, the failure references. Each pair has a key of its own, held only
+    by its two ends."""
     calls = [(GATEWAY, callee) for callee in GATEWAY_CALLS]
     calls += [(service.name, callee) for service in SERVICES for callee in service.calls]
-    return (*calls, LOGIN_PROOF)
+    return (*calls, LOGIN_PROOF, *USER_CONTEXT, DEVICE_COOKIES, FAILURE_REFERENCE)
 
 
 def identity_secret(part: str) -> str:
@@ -129,10 +138,10 @@ def hashed(email: str, password: str) -> str:
 
 # Known passwords, for environments that enable them (demo_users): a demo and the tests.
 DEMO_USERS = (Login(1, "admin@test.com", "admin", "admin"), Login(2, "user@test.com", "user", "user"))
-SEEDED_BY = ("authentication", "authorisation")  # the services that read SEED_USERS
+SEEDED_BY = ("authentication", "authorisation", "session")  # the services that read SEED_USERS
 USERS_SECRET = "k8sdeploy-users"  # the Secret k8sdeploy keeps SEED_USERS in (never rendered)
 USERS_KEY = "seed-users.json"  # authentication's SEED_USERS: ids, addresses, password hashes and roles
-ROLES_KEY = "seed-roles.json"  # authorisation's SEED_USERS: ids and roles
+ROLES_KEY = "seed-roles.json"  # authorisation's and session's SEED_USERS: ids and roles
 SMOKE_SECRET = "k8sdeploy-smoke"  # the smoke users' clear passwords: read by k8sdeploy only, never by a pod
 SMOKE_KEY = "smoke-logins.json"
 

@@ -275,7 +275,7 @@ class Layout:
             if self.pod_of(GATEWAY) != self.pod_of(part.name):  # the gateway's X-Real-IP names the client
                 found.append(EnvVar("TRUSTED_PROXIES", POD_NETWORKS))
         if part.name in SEEDED_BY:  # the users k8sdeploy keeps for the environment (deploy/users.py)
-            key = USERS_KEY if part.name == HASHING else ROLES_KEY  # authorisation: ids and roles only
+            key = USERS_KEY if part.name == HASHING else ROLES_KEY  # authorisation, session: ids and roles only
             found.append(EnvVar("SEED_USERS", secret_key=key, secret=USERS_SECRET, optional=True))
         return (*found, *part.env)
 

@@ -1,5 +1,7 @@
 """The authorisation API, for the person service: `GET /api/authorisations/{permission}` → 200 when the user its
-token names (services/common/identity.py) holds that permission, else 404."""
+token names (services/common/identity.py), confirmed by the session service's user context for authorisation
+(services/common/context.py), holds that permission, else 404; `GET /api/authorisations` → the user's permissions,
+one a line."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import Column, ForeignKey, Integer, String, Table, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.app import caller, create_app
+from services.common.app import create_app, user
 from services.common.config import ServiceConfig
 from services.common.db import Database
 from services.common.identity import Keyring, from_environment
@@ -63,23 +65,29 @@ def seed(database: Database, users: tuple[SeedUser, ...] | None) -> None:
 def build(config: ServiceConfig, database: Database, keyring: Keyring | None = None) -> FastAPI:
     keyring = keyring or from_environment(config.name)
     seed(database, seed_users(credentials=False))
-    app = create_app(config, keyring, ("person",), database.readiness)
+    app = create_app(config, keyring, ("person",), database.readiness, acts_for_users=True)
+
+    def held(request: Request) -> list[str]:
+        who = user(request)
+        if who is None or not who.subject.isdigit() or len(who.subject) > 18:
+            return []
+        query = (
+            select(Permission.name)
+            .join(role_permissions, role_permissions.c.permission_id == Permission.id)
+            .join(CallerRole, CallerRole.role_id == role_permissions.c.role_id)
+            .where(CallerRole.caller_id == int(who.subject))
+            .order_by(Permission.name)
+        )
+        with database.sessions() as session:
+            return list(session.scalars(query))
+
+    @app.get("/api/authorisations", response_class=PlainTextResponse)
+    def permissions(request: Request) -> str:
+        return "".join(f"{name}\n" for name in held(request))
 
     @app.get("/api/authorisations/{permission}", response_class=PlainTextResponse)
     def check(permission: str, request: Request):  # noqa: ANN202
-        caller_id = caller(request).subject
-        if not caller_id.isdigit() or len(caller_id) > 18:
-            return PlainTextResponse("not allowed", status_code=404)
-        query = (
-            select(Permission.id)
-            .join(role_permissions, role_permissions.c.permission_id == Permission.id)
-            .join(CallerRole, CallerRole.role_id == role_permissions.c.role_id)
-            .where(CallerRole.caller_id == int(caller_id), Permission.name == permission)
-            .limit(1)
-        )
-        with database.sessions() as session:
-            allowed = session.scalar(query) is not None
-        if allowed:
+        if permission in held(request):
             return PlainTextResponse("allowed")
         return PlainTextResponse("not allowed", status_code=404)
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from . import context
 from .config import ServiceConfig
 from .identity import Caller, Keyring, Unverified, bearer
 
@@ -31,11 +32,17 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    config: ServiceConfig, keyring: Keyring, callers: tuple[str, ...], readiness: ReadinessCheck | None = None
+    config: ServiceConfig,
+    keyring: Keyring,
+    callers: tuple[str, ...],
+    readiness: ReadinessCheck | None = None,
+    acts_for_users: bool = False,
 ) -> FastAPI:
     """A FastAPI app with the probes; `readiness` returns None when ready, else the reason. Every other request
     needs a token of one of `callers` for this service (services/common/identity.py), else it is answered 401 and
-    logged without its body; the verified caller is `caller(request)`."""
+    logged without its body; the verified caller is `caller(request)`. `acts_for_users`: a token naming a user
+    also needs the session service's user context for this service naming the same user (services/common/
+    context.py), which is then `user(request)`."""
     # redirect_slashes=False: Starlette's redirect of `/persons/` is absolute, built from the Host header or, when
     # that is not a plain name, from the service's own bind address (an internal address, passed out by the gateway)
     app = FastAPI(title=config.name, docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
@@ -53,6 +60,10 @@ def create_app(
             return await call_next(request)
         try:
             request.state.caller = keyring.verify(bearer(request.headers.get("authorization", "")), callers)
+            request.state.user = None
+            if acts_for_users and request.state.caller.subject:
+                header = request.headers.get(context.HEADER, "")
+                request.state.user = context.verify(keyring, header, request.state.caller)
         except Unverified as exc:
             peer = request.client.host if request.client else "?"
             log.warning("refused %s %s from %s: %s", request.method, request.url.path, peer, exc)
@@ -67,7 +78,7 @@ def create_app(
     def readyz():  # noqa: ANN202 - FastAPI response
         reason = readiness() if readiness else None
         if reason:
-            return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+            return JSONResponse({"ready": False, "reason": reason}, status_code=503, headers={"Retry-After": "5"})
         return JSONResponse({"ready": True})
 
     return app
@@ -76,3 +87,8 @@ def create_app(
 def caller(request: Request) -> Caller:
     """The verified caller of a request that passed create_app's check."""
     return request.state.caller
+
+
+def user(request: Request) -> Caller | None:
+    """The verified user context of a request for a user (create_app's `acts_for_users`); None for nobody."""
+    return request.state.user

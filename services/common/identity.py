@@ -39,6 +39,7 @@ LEEWAY_SECONDS = 5  # clocks of the parts' hosts may differ by this much
 MAX_TOKEN_SECONDS = 2 * TOKEN_SECONDS
 RELOAD_SECONDS = 1.0  # the key file is looked at again at most this often
 SCHEME = "Bearer "
+CLAIMS = {"role": "role", "session": "sid", "email": "email", "token_id": "jti"}  # Caller's field: its claim
 
 
 class Unverified(Exception):
@@ -56,10 +57,16 @@ class Key:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who a verified token says sent the request: the part that signed it, for the user `subject` ("" none)."""
+    """Who a verified token says sent the request: the part that signed it, for the user `subject` ("" none);
+    a user context (the session service's) also says the user's role, session and address (services/common/
+    context.py)."""
 
     issuer: str
     subject: str
+    role: str = ""
+    session: str = ""
+    email: str = ""
+    token_id: str = ""  # `jti`: a login proof's, opened into one session only
 
 
 def parse(text: str) -> tuple[Key, ...]:
@@ -111,14 +118,15 @@ class Keyring:
                 self._load()
             return self._keys
 
-    def sign(self, audience: str, subject: str = "", seconds: int = TOKEN_SECONDS) -> str:
-        """A token for a call to `audience` on behalf of `subject`, signed with the newest usable key."""
+    def sign(self, audience: str, subject: str = "", seconds: int = TOKEN_SECONDS, claims: dict | None = None) -> str:
+        """A token for a call to `audience` on behalf of `subject`, signed with the newest usable key; `claims`
+        adds to the registered ones (a user context's role, session and email; a login proof's jti)."""
         now = int(self.clock())
         usable = [k for k in self.keys() if k.issuer == self.name and k.audience == audience and k.not_before <= now]
         if not usable:
             raise ConfigError(f"no key of the identity key file lets {self.name} call {audience}")
         key = max(usable, key=lambda k: k.not_before)
-        claims = {"iss": self.name, "aud": audience, "sub": subject, "iat": now, "exp": now + seconds}
+        claims = {**(claims or {}), "iss": self.name, "aud": audience, "sub": subject, "iat": now, "exp": now + seconds}
         return jwt.encode(claims, key.secret, algorithm="HS256", headers={"kid": key.kid})
 
     def verify(self, token: str, issuers: tuple[str, ...]) -> Caller:
@@ -151,7 +159,8 @@ class Keyring:
             raise Unverified(f"a token of {issuer} claiming {lifetime} s of life (at most {MAX_TOKEN_SECONDS} s)")
         if checked["iat"] > self.clock() + LEEWAY_SECONDS:
             raise Unverified(f"a token of {issuer} issued in the future")
-        return Caller(issuer, str(checked["sub"]))
+        extra = {name: checked.get(claim) for name, claim in CLAIMS.items()}
+        return Caller(issuer, str(checked["sub"]), **{k: v for k, v in extra.items() if isinstance(v, str)})
 
 
 def bearer(authorization: str) -> str:

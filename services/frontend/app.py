@@ -1,6 +1,11 @@
 """The web pages: login form, index, the people list and its add, view and edit forms, 401 and 404. Served to the
-gateway only, whose token names the logged-in user (empty on public pages); the person service is called with
-frontend's own token for that user (services/common/identity.py)."""
+gateway only, whose token names the logged-in user (empty on public pages) beside the session service's user
+context for it (services/common/context.py); the person service is called with frontend's own token for that user
+and the contexts for person and authorisation. The pages say who is logged in and offer only what the user may do
+(the person service's Permissions header); the services refuse the rest anyway.
+
+An error page names no part of the suite: the part that failed goes to the gateway in the Failing-Hop header,
+which the gateway turns into a reference only k8sdeploy's smoke test can read."""
 
 from __future__ import annotations
 
@@ -15,12 +20,20 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.convertors import Convertor, register_url_convertor
 
-from services.common.app import caller, create_app
+from services.common import context
+from services.common.app import create_app, user
 from services.common.config import ServiceConfig
-from services.common.identity import Keyring, from_environment
+from services.common.identity import Caller, Keyring, from_environment
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
+HOP_HEADER = "Failing-Hop"  # read by the gateway only (nginx-lua/lua/gateway.lua answer)
+PERMISSIONS_HEADER = "Permissions"  # the person service's: what the user may do, space-separated
+RETRY_SECONDS = 5
+
+
+def permissions(answer: httpx.Response) -> frozenset[str]:
+    return frozenset(answer.headers.get(PERMISSIONS_HEADER, "").split())
 
 
 class PersonApi:
@@ -31,11 +44,12 @@ class PersonApi:
         self.client = client
         self.keyring = keyring
 
-    def call(self, method: str, path: str, caller_id: str, json: dict | None = None) -> httpx.Response:
-        token = self.keyring.sign("person", caller_id)
-        return self.client.request(
-            method, f"{self.base_url}/api/persons{path}", headers={"Authorization": f"Bearer {token}"}, json=json
-        )
+    def call(self, method: str, path: str, user: Caller, contexts: str, json: dict | None = None) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {self.keyring.sign('person', user.subject)}",
+            context.HEADER: context.onward(contexts, ("person", "authorisation")),
+        }
+        return self.client.request(method, f"{self.base_url}/api{path}", headers=headers, json=json)
 
 
 class PersonIdConvertor(Convertor):
@@ -58,46 +72,44 @@ def build(config: ServiceConfig, client: httpx.Client | None = None, keyring: Ke
     keyring = keyring or from_environment(config.name)
     api = PersonApi(os.environ.get("PERSON_URL", "http://127.0.0.1:8085"), client or httpx.Client(timeout=5.0), keyring)
     templates = Jinja2Templates(directory=HERE / "templates")
-    app = create_app(config, keyring, ("nginx-lua",))
+    app = create_app(config, keyring, ("nginx-lua",), acts_for_users=True)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
-        return templates.TemplateResponse(
-            request, name, {"caller": caller(request).subject, **context}, status_code=status
-        )
+    def page(request: Request, name: str, status: int = 200, headers: dict | None = None, **values) -> HTMLResponse:
+        who = user(request)
+        shown = {"caller": "", "email": "", "role": ""}
+        if who is not None:
+            shown = {"caller": who.subject, "email": who.email, "role": who.role}
+        return templates.TemplateResponse(request, name, {**shown, **values}, status_code=status, headers=headers)
+
+    def not_allowed(request: Request) -> HTMLResponse:
+        return page(request, "message.html", 403, title="Not allowed", message="You do not have permission to do that.")
+
+    def failed(request: Request, hop: str, status: int) -> HTMLResponse:
+        """An error page that names no part: the failing one goes to the gateway (Failing-Hop)."""
+        headers = {HOP_HEADER: hop, **({"Retry-After": str(RETRY_SECONDS)} if status == 503 else {})}
+        message = "Something failed on our side. Try again shortly."
+        return page(request, "message.html", status, headers, title="Service unavailable", message=message)
 
     def person_call(request: Request, method: str, path: str = "", json: dict | None = None):  # noqa: ANN202
         """The person service's answer, or a page explaining why there is none."""
-        user = caller(request).subject
-        if not user:
+        who = user(request)
+        if who is None:
             return None, page(request, "401.html", 401)
         try:
-            answer = api.call(method, path, user, json)
+            answer = api.call(method, path, who, request.headers.get(context.HEADER, ""), json)
         except httpx.HTTPError as exc:
             log.error("person service unreachable: %s", exc)
-            return None, page(
-                request,
-                "message.html",
-                503,
-                title="Service unavailable",
-                message="The person service cannot be reached. Try again shortly.",
-            )
+            return None, failed(request, "person", 503)
         if answer.status_code == 401:
             return None, page(request, "401.html", 401)
         if answer.status_code == 403:
-            return None, page(
-                request, "message.html", 403, title="Not allowed", message="You do not have permission to do that."
-            )
+            return None, not_allowed(request)
         if answer.status_code == 404:
             return None, page(request, "404.html", 404)
         if answer.status_code >= 500:
-            return None, page(
-                request,
-                "message.html",
-                502,
-                title="Service error",
-                message=f"The person service failed ({service_error(answer)}). Try again shortly.",
-            )
+            log.error("the person service answered %d: %s", answer.status_code, service_error(answer))
+            return None, failed(request, failing_part(answer), 502)
         return answer, None
 
     def service_error(answer: httpx.Response) -> str:
@@ -107,18 +119,21 @@ def build(config: ServiceConfig, client: httpx.Client | None = None, keyring: Ke
         except ValueError:
             return str(answer.status_code)
 
+    def failing_part(answer: httpx.Response) -> str:
+        """The part behind the person service's failure: authorisation when it says so (its Failing-Hop)."""
+        return "authorisation" if answer.headers.get(HOP_HEADER) == "authorisation" else "person"
+
     def form_errors(answer: httpx.Response) -> list[str]:
         details = answer.json().get("detail", [])
         return [f"{'/'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in details]
 
     @app.get("/login", response_class=HTMLResponse)
     def login(request: Request, error: str = "") -> HTMLResponse:
-        if error == "locked":  # the authentication service's per-account limit (the gateway answers 429)
-            return page(
-                request, "login.html", 429, error="Too many failed logins for this address. Try again in a few minutes."
-            )
-        if error == "busy":  # every hash slot of the authentication service taken (the gateway answers 503)
-            return page(request, "login.html", 503, error="The login service is busy. Try again in a few seconds.")
+        # `error` comes from the gateway alone (it drops a link's): its status is the gateway's answer's too
+        if error == "locked":  # too many failed logins, or too many at once, from this browser or address
+            return page(request, "login.html", 429, error="Too many login attempts. Try again in a few minutes.")
+        if error == "busy":  # every place in the login queue taken (the gateway answers 503)
+            return page(request, "login.html", 503, error="Too many logins at once. Try again in a few seconds.")
         message = "Wrong email address or password." if error else ""
         return page(request, "login.html", 401 if error else 200, error=message)
 
@@ -136,17 +151,22 @@ def build(config: ServiceConfig, client: httpx.Client | None = None, keyring: Ke
 
     @app.get("/persons", response_class=HTMLResponse)
     def persons(request: Request) -> Response:
-        answer, failure = person_call(request, "GET")
-        return failure or page(request, "persons.html", persons=answer.json())
+        answer, failure = person_call(request, "GET", "/persons")
+        return failure or page(request, "persons.html", persons=answer.json(), may=permissions(answer))
 
     @app.get("/persons/add", response_class=HTMLResponse)
     def add_form(request: Request) -> Response:
+        answer, failure = person_call(request, "GET", "/permissions")
+        if failure:
+            return failure
+        if "personAdd" not in permissions(answer):
+            return not_allowed(request)
         return page(request, "person_form.html", person={}, action="/persons/add", title="Add person")
 
     @app.post("/persons/add")
     def add(request: Request, firstName: str = Form(""), lastName: str = Form(""), email: str = Form("")) -> Response:
         fields = {"firstName": firstName, "lastName": lastName, "email": email}
-        answer, failure = person_call(request, "POST", json=fields)
+        answer, failure = person_call(request, "POST", "/persons", json=fields)
         if failure:
             return failure
         if answer.status_code == 422:
@@ -163,13 +183,17 @@ def build(config: ServiceConfig, client: httpx.Client | None = None, keyring: Ke
 
     @app.get("/persons/{person_id:person_id}", response_class=HTMLResponse)
     def view(request: Request, person_id: int) -> Response:
-        answer, failure = person_call(request, "GET", f"/{person_id}")
-        return failure or page(request, "person.html", person=answer.json())
+        answer, failure = person_call(request, "GET", f"/persons/{person_id}")
+        return failure or page(request, "person.html", person=answer.json(), may=permissions(answer))
 
     @app.get("/persons/{person_id:person_id}/edit", response_class=HTMLResponse)
     def edit_form(request: Request, person_id: int) -> Response:
-        answer, failure = person_call(request, "GET", f"/{person_id}")
-        return failure or page(
+        answer, failure = person_call(request, "GET", f"/persons/{person_id}")
+        if failure:
+            return failure
+        if "personEdit" not in permissions(answer):
+            return not_allowed(request)
+        return page(
             request, "person_form.html", person=answer.json(), action=f"/persons/{person_id}/edit", title="Edit person"
         )
 
@@ -182,7 +206,7 @@ def build(config: ServiceConfig, client: httpx.Client | None = None, keyring: Ke
         email: str = Form(""),
     ) -> Response:
         fields = {"firstName": firstName, "lastName": lastName, "email": email}
-        answer, failure = person_call(request, "PUT", f"/{person_id}", json=fields)
+        answer, failure = person_call(request, "PUT", f"/persons/{person_id}", json=fields)
         if failure:
             return failure
         if answer.status_code == 422:
@@ -199,7 +223,7 @@ def build(config: ServiceConfig, client: httpx.Client | None = None, keyring: Ke
 
     @app.post("/persons/{person_id:person_id}/delete")
     def delete(request: Request, person_id: int) -> Response:
-        _answer, failure = person_call(request, "DELETE", f"/{person_id}")
+        _answer, failure = person_call(request, "DELETE", f"/persons/{person_id}")
         return failure or RedirectResponse("/persons", status_code=303)
 
     @app.exception_handler(404)

@@ -1,5 +1,8 @@
-"""The person API, for the frontend: JSON CRUD on /api/persons for the user its token names, each action allowed
-by the authorisation service (asked with person's own token for the same user)."""
+"""The person API, for the frontend: JSON CRUD on /api/persons for the user its token names and the session
+service's user context for person confirms (services/common/context.py), each action allowed by the authorisation
+service (asked with person's own token for the same user, and the user's context for authorisation). Every answer
+for a user says what that user may do (the Permissions header: the pages offer only that); `GET /api/permissions`
+says it alone."""
 
 from __future__ import annotations
 
@@ -8,19 +11,21 @@ import os
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.app import caller, create_app
+from services.common import context
+from services.common.app import create_app, user
 from services.common.config import ServiceConfig
 from services.common.db import Database
 from services.common.identity import Keyring, from_environment
 
 log = logging.getLogger(__name__)
 
+PERMISSIONS_HEADER = "Permissions"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^([^@\s]+@[^@\s]+)?$")]
 
@@ -71,9 +76,10 @@ def as_json(person: Person) -> dict:
 
 
 class Denied(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, hop: str = ""):
         self.status = status
         self.message = message
+        self.hop = hop  # the part that failed, for the gateway only (services/frontend/app.py HOP_HEADER)
 
 
 def build(
@@ -82,32 +88,47 @@ def build(
     authorisation_url = os.environ.get("AUTHORISATION_URL", "http://127.0.0.1:8083").rstrip("/")
     client = client or httpx.Client(timeout=5.0)
     keyring = keyring or from_environment(config.name)
-    app = create_app(config, keyring, ("frontend",), database.readiness)
+    app = create_app(config, keyring, ("frontend",), database.readiness, acts_for_users=True)
 
     @app.exception_handler(Denied)
     def denied(_request: Request, exc: Denied) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        headers = {"Failing-Hop": exc.hop, "Retry-After": "5"} if exc.hop else None
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+
+    def held(request: Request) -> frozenset[str]:
+        """The permissions of the request's user, as the authorisation service says."""
+        who = user(request)
+        if who is None or not who.subject.isdigit() or len(who.subject) > 18:
+            raise Denied(401, "the token names no user")
+        headers = {
+            "Authorization": f"Bearer {keyring.sign('authorisation', who.subject)}",
+            context.HEADER: context.onward(request.headers.get(context.HEADER, ""), ("authorisation",)),
+        }
+        try:
+            answer = client.get(f"{authorisation_url}/api/authorisations", headers=headers)
+        except httpx.HTTPError as exc:
+            log.error("authorisation service unreachable: %s", exc)
+            raise Denied(503, "a service this one needs is unavailable", hop="authorisation") from exc
+        if answer.status_code != 200:
+            log.error("the authorisation service answered %d", answer.status_code)
+            raise Denied(503, "a service this one needs is unavailable", hop="authorisation")
+        return frozenset(answer.text.split())
 
     def require(permission: str):  # noqa: ANN202 - FastAPI dependency factory
-        def check(request: Request) -> int:
-            caller_id = caller(request).subject
-            if not caller_id.isdigit() or len(caller_id) > 18:
-                raise Denied(401, "the token names no user")
-            try:
-                answer = client.get(
-                    f"{authorisation_url}/api/authorisations/{permission}",
-                    headers={"Authorization": f"Bearer {keyring.sign('authorisation', caller_id)}"},
-                )
-            except httpx.HTTPError as exc:
-                log.error("authorisation service unreachable: %s", exc)
-                raise Denied(503, "authorisation service unavailable") from exc
-            if answer.status_code == 404:
-                raise Denied(403, f"caller {caller_id} lacks permission {permission}")
-            if answer.status_code != 200:
-                raise Denied(503, f"authorisation service answered {answer.status_code}")
-            return int(caller_id)
+        def check(request: Request, response: Response) -> int:
+            permissions = held(request)
+            if permission not in permissions:
+                raise Denied(403, f"no permission {permission}")
+            response.headers[PERMISSIONS_HEADER] = " ".join(sorted(permissions))
+            return int(user(request).subject)  # type: ignore[union-attr]  # held() checked it
 
         return Depends(check)
+
+    @app.get("/api/permissions")
+    def permissions(request: Request, response: Response) -> list[str]:
+        found = sorted(held(request))
+        response.headers[PERMISSIONS_HEADER] = " ".join(found)
+        return found
 
     def get_or_404(session, person_id: int) -> Person:  # noqa: ANN001 - SQLAlchemy Session
         person = session.get(Person, person_id)

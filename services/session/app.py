@@ -1,5 +1,7 @@
-"""The session API, for the gateway only: open a session (with authentication's proof of who logged in), look a
-session token up, end it; sessions expire. Tokens travel in request bodies, never in a URI (nginx logs URIs)."""
+"""The session API, for the gateway only: open a session (with authentication's proof of who logged in, once per
+proof), look a session token up (answering the user contexts the parts verify: services/common/context.py), end it.
+Sessions end after an idle time and at an absolute lifetime, are rotated when their user's role changes, and end
+when their user is no longer seeded. Tokens travel in request bodies, never in a URI (nginx logs URIs)."""
 
 from __future__ import annotations
 
@@ -10,22 +12,30 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import DateTime, Integer, String, delete, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import DateTime, Integer, String, delete, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.concurrency import run_in_threadpool
 
+from services.common import context
 from services.common.app import caller, create_app
-from services.common.config import ServiceConfig, env_int
+from services.common.config import ConfigError, ServiceConfig, env_int
 from services.common.db import Database
-from services.common.identity import Keyring, Unverified, from_environment
+from services.common.identity import MAX_TOKEN_SECONDS, Caller, Keyring, Unverified, from_environment
+from services.common.seed import SeedUser, seed_users
 
 log = logging.getLogger(__name__)
 TOKEN_BYTES = 32  # 256 bits from the OS CSPRNG
+# OWASP Session Management cheat sheet: an idle timeout (15-30 minutes for low-risk applications) and an absolute
+# one (4-8 hours for applications used for a working day), both enforced by the server.
+IDLE_SECONDS = 30 * 60
+ABSOLUTE_SECONDS = 8 * 3600
+Clock = Callable[[], datetime]
 
 
 class Base(DeclarativeBase):
@@ -37,6 +47,19 @@ class Session(Base):
     # Only a hash of the token is stored: a leaked table does not hand out live sessions.
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     caller_id: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)  # the absolute end: created_at + SESSION_TTL_SECONDS
+    session_id: Mapped[str | None] = mapped_column(String(32))  # public: named in the user context
+    role: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LoginProof(Base):
+    """A login proof a session was opened with, kept until it has expired: it opens no other."""
+
+    __tablename__ = "login_proofs"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
 
 
@@ -77,34 +100,139 @@ class Pruning:
             self.lock.release()
 
 
-def prune(database: Database, now: datetime) -> None:
+def prune(database: Database, now: datetime, idle: timedelta) -> None:
     with database.sessions.begin() as session:
         session.execute(delete(Session).where(Session.expires_at <= now))
+        session.execute(delete(Session).where(Session.last_seen_at <= now - idle))
+        session.execute(delete(LoginProof).where(LoginProof.expires_at <= now))
 
 
-def build(config: ServiceConfig, database: Database, keyring: Keyring | None = None) -> FastAPI:
-    ttl = timedelta(seconds=env_int("SESSION_TTL_SECONDS", 3600))
+@dataclass(frozen=True)
+class Lifetimes:
+    """How long a session lives: at most `absolute` after the login, and `idle` after its last use."""
+
+    absolute: timedelta
+    idle: timedelta
+
+    @property
+    def touch(self) -> timedelta:
+        """A look-up writes the session's last use only when it is older than this: not at every request."""
+        return min(timedelta(seconds=60), self.idle / 10)
+
+    @classmethod
+    def from_environment(cls) -> Lifetimes:
+        absolute = env_int("SESSION_TTL_SECONDS", ABSOLUTE_SECONDS)
+        idle = env_int("SESSION_IDLE_SECONDS", IDLE_SECONDS)
+        if absolute < 1 or idle < 1:
+            raise ConfigError("SESSION_TTL_SECONDS and SESSION_IDLE_SECONDS must be at least 1 (seconds)")
+        return cls(timedelta(seconds=absolute), timedelta(seconds=min(idle, absolute)))
+
+
+@dataclass(frozen=True)
+class Found:
+    """A live session's user, as the lookup answers it; `token`: the session's new token when it was rotated."""
+
+    caller_id: int
+    role: str
+    session_id: str
+    email: str
+    token: str = ""
+
+
+def seed(database: Database, users: tuple[SeedUser, ...] | None) -> dict[int, str] | None:
+    """The seeded users' roles (None without SEED_USERS: every proven user, role unknown); every session of a
+    user no longer seeded ends here, at start-up (`k8sdeploy user remove` replaces this pod)."""
+    if users is None:
+        return None
+    with database.sessions.begin() as session:
+        ended = session.execute(delete(Session).where(Session.caller_id.not_in([u.id for u in users]))).rowcount
+    if ended:
+        log.info("ended %d sessions of users no longer seeded", ended)
+    return {user.id: user.role for user in users}
+
+
+def build(config: ServiceConfig, database: Database, keyring: Keyring | None = None, clock: Clock = utcnow) -> FastAPI:
+    """`clock` gives the current UTC time (naive); tests pass their own to pass the idle and absolute ends."""
+    lifetimes = Lifetimes.from_environment()
     keyring = keyring or from_environment(config.name)
+    roles = seed(database, seed_users(credentials=False))
     app = create_app(config, keyring, ("nginx-lua",), database.readiness)
+
+    def now() -> datetime:
+        return clock().replace(microsecond=0)  # MariaDB's DATETIME keeps whole seconds
+
+    def role_of(user_id: int) -> str | None:
+        """The user's role now; None when the user is not (or no longer) seeded."""
+        return "" if roles is None else roles.get(user_id)
 
     # The bodies are read in the event loop, the database is used in the thread pool (as FastAPI runs a plain
     # `def` endpoint), so a slow database never stalls the other requests.
     pruned = Pruning()
 
-    def open_session(user_id: int) -> str:
+    def open_session(proof: Caller) -> str | None:
+        """A new session for the proof's user, None when the proof opened one before (a replay)."""
+        user_id, at = int(proof.subject), now()
+        role = role_of(user_id)
+        if role is None:
+            return None
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        now = utcnow()
-        with database.sessions.begin() as session:
-            session.add(Session(token_hash=token_hash(token), caller_id=user_id, expires_at=now + ttl))
-        pruned.maybe(lambda: prune(database, now))
+        try:
+            with database.sessions.begin() as session:
+                session.add(LoginProof(jti=proof.token_id, expires_at=at + timedelta(seconds=MAX_TOKEN_SECONDS)))
+                session.add(
+                    Session(
+                        token_hash=token_hash(token),
+                        caller_id=user_id,
+                        expires_at=at + lifetimes.absolute,
+                        session_id=secrets.token_hex(16),
+                        role=role,
+                        email=proof.email,
+                        created_at=at,
+                        last_seen_at=at,
+                    )
+                )
+        except IntegrityError:
+            return None  # that proof's jti is taken: it opened a session already
+        pruned.maybe(lambda: prune(database, at, lifetimes.idle))
         return token
 
-    def user_of(token: str) -> int | None:
-        with database.sessions() as session:
+    def user_of(token: str) -> Found | None:
+        """The session's user, if it lives: within both lifetimes, of a user still seeded; rotated (a new token
+        and session id, the old token ending) when the user's role changed since it was last looked at."""
+        at = now()
+        with database.sessions.begin() as session:
             found = session.scalar(
-                select(Session).where(Session.token_hash == token_hash(token), Session.expires_at > utcnow())
+                select(Session).where(
+                    Session.token_hash == token_hash(token),
+                    Session.expires_at > at,
+                    Session.last_seen_at > at - lifetimes.idle,
+                    Session.session_id.is_not(None),
+                )
             )
-        return found.caller_id if found is not None else None
+            if found is None:
+                return None
+            role = role_of(found.caller_id)
+            if role is None:  # removed while this process ran on (seeded by another replica)
+                session.execute(delete(Session).where(Session.caller_id == found.caller_id))
+                return None
+            rotated = ""
+            if role != found.role:  # a privilege change: a new session id (OWASP Session Management)
+                rotated = secrets.token_urlsafe(TOKEN_BYTES)
+                changed = session.execute(
+                    update(Session)
+                    .where(Session.token_hash == found.token_hash)
+                    .values(
+                        token_hash=token_hash(rotated), session_id=secrets.token_hex(16), role=role, last_seen_at=at
+                    )
+                ).rowcount
+                if not changed:
+                    return None  # another request rotated it first: this token has ended
+                log.info("rotated a session of user %d: its role is now %s", found.caller_id, role)
+                found = session.get(Session, token_hash(rotated))
+            elif found.last_seen_at is not None and at - found.last_seen_at >= lifetimes.touch:
+                session.execute(update(Session).where(Session.token_hash == found.token_hash).values(last_seen_at=at))
+        assert found is not None and found.session_id is not None
+        return Found(found.caller_id, role, found.session_id, found.email or "", rotated)
 
     def end_session(token: str) -> None:
         with database.sessions.begin() as session:
@@ -112,23 +240,30 @@ def build(config: ServiceConfig, database: Database, keyring: Keyring | None = N
 
     @app.post("/api/sessions", response_class=PlainTextResponse)
     async def create(request: Request):  # noqa: ANN202
-        """The body is authentication's proof that a user logged in (its token for session, naming the user)."""
+        """The body is authentication's proof that a user logged in (its token for session, naming the user);
+        each proof opens one session."""
         try:
             proof = keyring.verify(await body_text(request), ("authentication",))
         except Unverified as exc:
             log.warning("refused to open a session for %s: %s", caller(request).issuer, exc)
             return PlainTextResponse("the body must be authentication's proof of a login", status_code=401)
-        if not proof.subject.isdigit() or len(proof.subject) > 18:
-            return PlainTextResponse("the proof names no user id", status_code=400)
-        return PlainTextResponse(await run_in_threadpool(open_session, int(proof.subject)))
+        if not proof.subject.isdigit() or len(proof.subject) > 18 or not proof.token_id:
+            return PlainTextResponse("the proof names no user id or has no id of its own", status_code=400)
+        token = await run_in_threadpool(open_session, proof)
+        if token is None:
+            log.warning("refused to open a session for user %s: proof already used, or user not seeded", proof.subject)
+            return PlainTextResponse("that proof opens no session", status_code=401)
+        return PlainTextResponse(token)
 
     @app.post("/api/sessions/lookup", response_class=PlainTextResponse)
     async def lookup(request: Request):  # noqa: ANN202
-        """The body is a session token; the answer its user's id."""
-        user_id = await run_in_threadpool(user_of, await body_text(request))
-        if user_id is None:
+        """The body is a session token; the answer three lines: its user's id, the user contexts for the parts
+        (services/common/context.py), and the session's new token when it was rotated (else empty)."""
+        found = await run_in_threadpool(user_of, await body_text(request))
+        if found is None:
             return PlainTextResponse("unknown or expired session", status_code=404)
-        return PlainTextResponse(str(user_id))
+        contexts = context.issue(keyring, str(found.caller_id), found.role, found.session_id, found.email)
+        return PlainTextResponse(f"{found.caller_id}\n{contexts}\n{found.token}")
 
     @app.post("/api/sessions/revoke", status_code=204)
     async def revoke(request: Request) -> Response:

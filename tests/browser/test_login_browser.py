@@ -61,6 +61,10 @@ def test_admin_logs_in_edits_and_logs_out(sqlite_suite: LocalSuite, page: Page) 
     expect(page).to_have_url(f"{url}/")
     cookie = next(c for c in page.context.cookies() if c["name"] == "AccessToken")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    device = next(c for c in page.context.cookies() if c["name"] == "LoginDevice")  # this browser is trusted now
+    assert device["httpOnly"] and device["sameSite"] == "Strict"
+    # who is logged in, from the session service's user context (the address and the role)
+    expect(page.locator("main")).to_contain_text("You are logged in as admin@test.com (admin).")
 
     page.click("text=People")
     expect(page.locator("table")).to_contain_text("Lovelace")
@@ -86,12 +90,20 @@ def test_admin_logs_in_edits_and_logs_out(sqlite_suite: LocalSuite, page: Page) 
     assert not [line for line in console if "Content Security Policy" in line], console
 
 
-def test_user_sees_a_permission_message(sqlite_suite: LocalSuite, page: Page) -> None:
+def test_the_view_only_user_is_offered_no_add_edit_or_delete(sqlite_suite: LocalSuite, page: Page) -> None:
     url = sqlite_suite.url
     log_in(page, url, "user@test.com", "user")
     expect(page).to_have_url(f"{url}/")
-    page.goto(f"{url}/persons/add")
-    page.fill("input[name=firstName]", "Not")
-    page.fill("input[name=lastName]", "Allowed")
-    page.click("main button[type=submit]")  # not the Log out button in the header
-    expect(page.get_by_role("alert")).to_have_text("You do not have permission to do that.")
+    expect(page.locator("main")).to_contain_text("You are logged in as user@test.com (user).")
+    page.click("text=People")
+    expect(page.locator("table")).to_contain_text("Lovelace")
+    expect(page.get_by_text("Add a person")).to_have_count(0)
+    page.click("table a >> nth=0")  # a person's page: nothing to change there for this user
+    expect(page.locator("dl")).to_be_visible()
+    expect(page.get_by_role("link", name="Edit")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete")).to_have_count(0)
+    # typed in by hand, the forms are refused before they are filled in (the services refuse the rest anyway)
+    for path in ("/persons/add", "/persons/1/edit"):
+        page.goto(f"{url}{path}")
+        expect(page.get_by_role("alert")).to_have_text("You do not have permission to do that.")
+        expect(page.locator("input[name=firstName]")).to_have_count(0)

@@ -12,6 +12,7 @@ import pytest
 
 from deploy.loopback import LocalSuite
 from deploy.model.suite import GATEWAY
+from tests import infra
 from tests.infra import signed, start_service, wait_ready
 
 
@@ -26,7 +27,7 @@ def proof(suite: LocalSuite, issuer: str, audience: str, subject: str = "") -> d
 
 def login_proof(suite: LocalSuite, user_id: str) -> str:
     """authentication's proof of a login, which the session service opens a session for."""
-    return proof(suite, "authentication", "session", user_id)["Authorization"].removeprefix("Bearer ")
+    return infra.login_proof(suite.key_file(GATEWAY).parent, user_id)
 
 
 # authentication
@@ -70,11 +71,14 @@ def test_passwords_are_stored_hashed(sqlite_suite: LocalSuite) -> None:
 def test_session_lifecycle(sqlite_suite: LocalSuite) -> None:
     base = f"{url(sqlite_suite, 'session')}/api/sessions"
     gateway = proof(sqlite_suite, GATEWAY, "session")
-    tokens = {httpx.post(base, content=login_proof(sqlite_suite, "7"), headers=gateway).text for _ in range(3)}
+    tokens = {httpx.post(base, content=login_proof(sqlite_suite, "2"), headers=gateway).text for _ in range(3)}
     assert len(tokens) == 3
     token = tokens.pop()
     assert len(token) >= 22 and token.replace("-", "").replace("_", "").isalnum()
-    assert httpx.post(f"{base}/lookup", content=token, headers=gateway).text == "7"
+    # the user's id, the user contexts for the parts, no new token (not rotated)
+    user_id, contexts, rotated = httpx.post(f"{base}/lookup", content=token, headers=gateway).text.split("\n")
+    assert (user_id, rotated) == ("2", "")
+    assert [entry.partition("=")[0] for entry in contexts.split()] == ["frontend", "person", "authorisation"]
     assert httpx.post(f"{base}/revoke", content=token, headers=gateway).status_code == 204
     assert httpx.post(f"{base}/lookup", content=token, headers=gateway).status_code == 404
     assert httpx.post(f"{base}/revoke", content=token, headers=gateway).status_code == 204  # idempotent
@@ -102,14 +106,14 @@ def test_a_session_needs_authentications_proof(sqlite_suite: LocalSuite, body: b
 
 
 def test_sessions_expire(tmp_path: Path) -> None:
-    service = start_service("session", tmp_path, {"DATABASE_PATH": str(tmp_path / "s.db"), "SESSION_TTL_SECONDS": "1"})
+    service = start_service("session", tmp_path, {"DATABASE_PATH": str(tmp_path / "s.db"), "SESSION_TTL_SECONDS": "3"})
     try:
         wait_ready(service)
         gateway = service.token(GATEWAY)
-        login = signed(service.keys, "authentication", "session", "1")["Authorization"].removeprefix("Bearer ")
+        login = infra.login_proof(service.keys, "1")
         token = httpx.post(f"{service.url}/api/sessions", content=login, headers=gateway).text
         assert httpx.post(f"{service.url}/api/sessions/lookup", content=token, headers=gateway).status_code == 200
-        time.sleep(1.5)
+        time.sleep(4.5)  # past the absolute end (whole seconds, as MariaDB keeps them)
         assert httpx.post(f"{service.url}/api/sessions/lookup", content=token, headers=gateway).status_code == 404
     finally:
         service.stop()
@@ -158,7 +162,7 @@ def test_person_denies_with_403_and_a_json_error(sqlite_suite: LocalSuite) -> No
         answer = httpx.request(method, base + path, headers=as_user, json={"firstName": "a", "lastName": "b"})
         assert answer.status_code == 403
         assert answer.json() == {
-            "error": f"caller 2 lacks permission person{ {'POST': 'Add', 'PUT': 'Edit', 'DELETE': 'Delete'}[method] }"
+            "error": f"no permission person{ {'POST': 'Add', 'PUT': 'Edit', 'DELETE': 'Delete'}[method] }"
         }
 
 
@@ -279,7 +283,8 @@ def test_person_without_authorisation_service_is_503(tmp_path: Path) -> None:
         wait_ready(service)
         answer = httpx.get(f"{service.url}/api/persons", headers=service.token("frontend", "1"))
         assert answer.status_code == 503
-        assert answer.json() == {"error": "authorisation service unavailable"}
+        assert answer.json() == {"error": "a service this one needs is unavailable"}  # names none
+        assert answer.headers["failing-hop"] == "authorisation"  # for the gateway's reference only
     finally:
         service.stop()
 

@@ -16,7 +16,7 @@ from services.common.config import load
 from services.common.db import Database, Migrations
 from services.common.identity import Keyring
 from services.session.app import Session, build, token_hash, utcnow
-from tests.infra import ROOT, serve, signed, write_identity
+from tests.infra import ROOT, login_proof, serve, signed, write_identity
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_sessions_opened_at_once_beside_expired_ones_all_open(session_service: t
         session.add_all(Session(token_hash=token_hash(f"old{i}"), caller_id=1, expires_at=expired) for i in range(50))
 
     def open_one(i: int) -> httpx.Response:
-        proof = signed(keys, "authentication", "session", str(1 + i % 3))["Authorization"].removeprefix("Bearer ")
+        proof = login_proof(keys, str(1 + i % 2))
         return httpx.post(
             f"{url}/api/sessions", content=proof, headers=signed(keys, "nginx-lua", "session"), timeout=60
         )

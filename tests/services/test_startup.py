@@ -121,7 +121,7 @@ def test_service_waits_for_a_database_that_comes_up_late(tmp_path: Path) -> None
                 cursor.execute("CREATE DATABASE late_session")
             connection.close()
             wait_ready(service, timeout=60)
-            assert "migrated from None to 0001" in service.log()
+            assert "migrated from None to 0002" in service.log()
             service.stop()
     finally:
         if service.process.poll() is None:
