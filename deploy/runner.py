@@ -31,7 +31,7 @@ from deploy.model.version import Version
 from deploy.render.layout import Layout
 from deploy.render.objects import render
 from deploy.schema_moves import Backup, backups, take_back
-from deploy.smoke import HttpSmoke, Smoke, SmokeReport, smoke_host
+from deploy.smoke import HttpSmoke, Smoke, SmokeReport, reference_keys, smoke_host
 from deploy.targets.kit import TargetKit
 from deploy.tls import TlsMaterial
 from deploy.users import Stored, Users, labels, wanted
@@ -130,7 +130,7 @@ class Runner:
     environment: Environment
     make_kit: Callable[[], TargetKit]  # made when first needed: after the policy, which asks no cluster or cloud
     say: Say
-    smoke: Callable[[Users], Smoke]  # the smoke stage, logging in as the environment's smoke users
+    smoke: Callable[[Users, Identity], Smoke]  # the smoke stage, as the environment's smoke users, reading its keys
     build: Callable[[ReleaseHistory], BuildRecord] | None = None  # the build stage of `up`
     preview: Callable[[], tuple[Version, tuple[ImagePlan, ...]]] | None = None  # `diff`'s: built, not published
     source_schemas: Callable[[], Schemas] | None = None  # `diff`'s: the migrations of the checkout
@@ -368,7 +368,10 @@ class Runner:
     def smoke_test(self, url: str | None = None) -> SmokeReport:
         """`smoke`: the smoke login at `url` (by default the deployed gateway's), whatever the environment's
         `smoke` says of `up`'s."""
-        smoke = HttpSmoke(say=self.say, users=self.kept_users().smoke, host=smoke_host(self.environment))
+        references = reference_keys(readable(self.kit.identity.read, None))  # none: hops told by status only
+        smoke = HttpSmoke(
+            say=self.say, users=self.kept_users().smoke, host=smoke_host(self.environment), references=references
+        )
         return smoke.run(url or self.kit.target.gateway_url())
 
     def holding(self, create: bool = True) -> AbstractContextManager[object]:
@@ -428,7 +431,8 @@ class Runner:
             )
         for note in rendered.notes:
             self.say(f"note: {note}")
-        objects = self.applied(rendered.objects, users, self.identity(save=True))
+        identity = self.identity(save=True)
+        objects = self.applied(rendered.objects, users, identity)
         with watch.stage("apply"):
             changes = target.diff(objects)
             for line in summary(changes):  # what it changes, before it changes it
@@ -449,7 +453,7 @@ class Runner:
                          "(`k8sdeploy smoke` runs it)")  # fmt: skip
                 report = None
             else:
-                report = self.smoke(users).run(url)
+                report = self.smoke(users, identity).run(url)
         result = UpResult(
             env_name=self.environment.name,
             layout=layout,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -15,20 +18,40 @@ import httpx
 from deploy.model.environments import Environment
 from deploy.model.errors import SmokeError
 from deploy.model.progress import Say, silent
-from deploy.model.suite import DEMO_USERS, Login
+from deploy.model.suite import DEMO_USERS, FAILURE_REFERENCE, Login
 from deploy.tls import covers, is_address, served_certificate
 
 if TYPE_CHECKING:
+    from deploy.identity import Identity
     from deploy.users import Users
 
-# What each hop's failure looks like from outside the gateway, checked in this order.
-HOP_SIGNS: tuple[tuple[str, str], ...] = (
-    ("authorisation service unavailable", "authorisation"),
-    ("gateway: the session service is unavailable", "session"),
-    ("gateway: the authentication service is unavailable", "authentication"),
-    ("The person service cannot be reached", "person"),
-    ("The person service failed", "person"),
-)
+HOPS = ("nginx-lua", "frontend", "authentication", "session", "person", "authorisation")
+REFERENCE_HEADER = "Failure-Reference"  # nginx-lua/lua/identity.lua reference: KID.NONCE.MAC
+
+
+def reference_keys(identity: Identity | None) -> dict[str, bytes]:
+    """The keys the gateway writes the failing hop of an error answer with (the pair gateway>smoke), by key id."""
+    if identity is None:
+        return {}
+    return {key.kid: unb64(key.pair_key(*FAILURE_REFERENCE)) for key in identity.keys}
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def referred_hop(answer: httpx.Response, keys: Mapping[str, bytes]) -> str | None:
+    """The hop an error answer's Failure-Reference names, when one of `keys` wrote it: strangers are told none."""
+    kid, _, rest = answer.headers.get(REFERENCE_HEADER, "").partition(".")
+    nonce, _, mac = rest.rpartition(".")
+    key = keys.get(kid)
+    if key is None or not nonce:
+        return None
+    for hop in HOPS:
+        expected = hmac.new(key, f"{nonce}.{hop}".encode(), hashlib.sha256).digest()
+        if hmac.compare_digest(base64.urlsafe_b64encode(expected).decode().rstrip("="), mac):
+            return "gateway" if hop == "nginx-lua" else hop
+    return None
 
 
 @dataclass(frozen=True)
@@ -53,11 +76,12 @@ class NoSmoke:
         return None
 
 
-def failing_hop(answer: httpx.Response) -> str:
-    """Which part of the suite an unexpected answer points at."""
-    for sign, hop in HOP_SIGNS:
-        if sign in answer.text:
-            return hop
+def failing_hop(answer: httpx.Response, keys: Mapping[str, bytes]) -> str:
+    """Which part of the suite an unexpected answer points at: the one its reference names, else the frontend
+    when nginx itself answered 5xx (its upstream for pages), else by the answer's status."""
+    referred = referred_hop(answer, keys)
+    if referred is not None:
+        return referred
     if answer.status_code in (502, 503, 504) and "nginx" in answer.text:
         return "frontend"  # nginx itself answered: its upstream for pages is the frontend
     return "frontend" if answer.status_code >= 500 else "gateway"
@@ -162,6 +186,7 @@ class HttpSmoke:
         host: str = "",
         certificate_grace: float = 15.0,
         route_grace: float = 5.0,
+        references: Mapping[str, bytes] | None = None,
     ):
         self.users = users
         self.say = say
@@ -171,6 +196,7 @@ class HttpSmoke:
         self.host = host
         self.certificate_grace = certificate_grace
         self.route_grace = route_grace
+        self.references = references or {}  # reference_keys: to read which hop an error answer names
         self.routes_by = 0.0  # until then, a 502/503/504 of the gateway is a route not yet made: asked again
         self._trust: ssl.SSLContext | None = None
 
@@ -271,7 +297,7 @@ class HttpSmoke:
 
     def expect(self, answer: httpx.Response, status: int, step: str, contains: str = "") -> httpx.Response:
         if answer.status_code != status or (contains and contains not in answer.text):
-            raise SmokeFailed(failing_hop(answer), step, answer)
+            raise SmokeFailed(failing_hop(answer, self.references), step, answer)
         return answer
 
     def log_in(self, http: httpx.Client, email: str, password: str) -> None:
@@ -286,7 +312,7 @@ class HttpSmoke:
         if answer.status_code == 401:
             raise SmokeFailed("authentication", step, detail="the smoke user's credentials were refused (401)")
         self.expect(answer, 302, step)
-        if "AccessToken" not in http.cookies:
+        if not any(name.endswith("AccessToken") for name in http.cookies):  # __Host-AccessToken with TLS
             raise SmokeFailed("gateway", step, detail="no AccessToken cookie was set")
 
     def run(self, url: str) -> SmokeReport:
@@ -311,13 +337,14 @@ class HttpSmoke:
                 people = self.expect(self.routed(lambda: http.get("/persons")), 200, "listing people", "<table>")
                 rows = len(re.findall(r"<tr>", people.text)) - 1
                 passed(f"people listed ({rows})")
-                token = http.cookies["AccessToken"]
+                name = next(name for name in http.cookies if name.endswith("AccessToken"))  # __Host- with TLS
+                token = http.cookies[name]
                 for path in ("/api/sessions/" + token, "/api/authentication", "/api/authorisations/personView"):
                     self.expect(http.get(path), 404, f"checking that {path.split('/')[2]} is internal")
                 passed("internal APIs answer 404 from outside")
                 self.expect(http.post("/logout", headers=origin), 302, "logging out")
             with self.client(url) as replay:
-                replay.cookies.set("AccessToken", token)
+                replay.cookies.set(name, token)
                 self.expect(replay.get("/persons"), 302, "replaying the cookie after logout")
             passed("logged out; the old cookie is refused")
             with self.client(url) as http:
@@ -336,15 +363,17 @@ class HttpSmoke:
 
 def smoke_stage(
     environment: Environment, say: Say, skip: bool = False, reach_timeout: float = 0.0
-) -> Callable[[Users], Smoke]:
+) -> Callable[[Users, Identity], Smoke]:
     """The smoke login as the environment's smoke users, after the gateway answers (for up to `reach_timeout`
     seconds), or a stage that says why it was skipped (--no-smoke, or the environment's `smoke = false`)."""
     if skip:
-        return lambda users: NoSmoke(say, "--no-smoke")
+        return lambda users, identity: NoSmoke(say, "--no-smoke")
     if not environment.smoke:
-        return lambda users: NoSmoke(say, f"environment {environment.name} sets smoke = false")
+        return lambda users, identity: NoSmoke(say, f"environment {environment.name} sets smoke = false")
     host = smoke_host(environment)
-    return lambda users: HttpSmoke(say=say, users=users.smoke, reach_timeout=reach_timeout, host=host)
+    return lambda users, identity: HttpSmoke(
+        say=say, users=users.smoke, reach_timeout=reach_timeout, host=host, references=reference_keys(identity)
+    )
 
 
 def smoke_host(environment: Environment) -> str:

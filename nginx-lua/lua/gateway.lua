@@ -9,12 +9,22 @@ local M = {}
 -- hosts: the Host names served (a set); empty: any IP address literal and localhost, never a DNS name (what a
 -- DNS-rebinding page would send)
 local config = { secure_cookies = false, hosts = {}, identity_keys = nil }
-local COOKIE = "AccessToken"
+-- The session cookie and the device cookie (services/authentication/devices.py). With TLS their names carry the
+-- __Host- prefix: a browser takes such a cookie only from this host, Secure, for Path=/, with no Domain, so a
+-- sibling origin cannot plant one. Without TLS the prefix is not allowed; the plain names are documented
+-- (docs/suite.md).
+local COOKIE, DEVICE = "AccessToken", "LoginDevice"
+local DEVICE_SECONDS = 365 * 24 * 3600
 local SAFE_METHODS = { GET = true, HEAD = true, OPTIONS = true }
+local CONTEXT = "User-Context" -- the session service's user contexts (services/common/context.py)
+local HOP = "Failing-Hop" -- the frontend names the part that failed to the gateway only (reference)
 
 function M.configure(options)
     for key, value in pairs(options) do
         config[key] = value
+    end
+    if config.secure_cookies then
+        COOKIE, DEVICE = "__Host-AccessToken", "__Host-LoginDevice"
     end
     identity.configure(config.identity_keys)
 end
@@ -62,8 +72,8 @@ local function valid_token(token)
     return type(token) == "string" and #token >= 20 and #token <= 200 and token:match("^[%w_-]+$") ~= nil
 end
 
-local function cookie(value, extra)
-    local parts = { COOKIE .. "=" .. value, "Path=/", "HttpOnly", "SameSite=Lax" }
+local function cookie(value, extra, name, same_site)
+    local parts = { (name or COOKIE) .. "=" .. value, "Path=/", "HttpOnly", "SameSite=" .. (same_site or "Lax") }
     if config.secure_cookies then
         parts[#parts + 1] = "Secure"
     end
@@ -73,13 +83,40 @@ local function cookie(value, extra)
     return table.concat(parts, "; ")
 end
 
--- Answer with a plain message naming the service that failed, so a person or a smoke test sees the hop.
+-- The failing hop as only k8sdeploy's smoke test reads it (identity.reference), in the Failure-Reference header.
+local function refer(hop)
+    ngx.header["Failure-Reference"] = identity.reference(hop)
+end
+
+-- Answer 502 with a message that names no service (the log names it, and Failure-Reference for the smoke test).
 local function unavailable(service, status)
     ngx.log(ngx.ERR, "the ", service, " service answered ", tostring(status))
+    refer(service)
     ngx.status = ngx.HTTP_BAD_GATEWAY
     ngx.header["Content-Type"] = "text/plain; charset=utf-8"
-    ngx.say("gateway: the ", service, " service is unavailable")
+    ngx.say("Something failed on our side. Try again shortly.")
     return ngx.exit(ngx.HTTP_OK)
+end
+
+-- The frontend's answers: a Failing-Hop it names becomes the reference; a rotated session's new cookie is set.
+function M.answer()
+    local hop = ngx.header[HOP]
+    if hop ~= nil then
+        ngx.header[HOP] = nil
+        if type(hop) == "string" and hop:match("^[%w-]+$") then
+            refer(hop)
+        end
+    end
+    if ngx.ctx.set_cookie ~= nil then
+        local given = ngx.header["Set-Cookie"]
+        if given == nil then
+            ngx.header["Set-Cookie"] = ngx.ctx.set_cookie
+        else
+            given = type(given) == "table" and given or { given }
+            given[#given + 1] = ngx.ctx.set_cookie
+            ngx.header["Set-Cookie"] = given
+        end
+    end
 end
 
 -- The gateway's Authorization for `service` on behalf of `subject` ("" for nobody); a failure answers 502.
@@ -117,6 +154,7 @@ end
 function M.strip_caller()
     ngx.req.clear_header("callerId")
     ngx.req.clear_header("Authorization")
+    ngx.req.clear_header(CONTEXT)
 end
 
 -- Refuse a state-changing request whose Origin (or, lacking it, Referer) names another site, and one
@@ -130,7 +168,7 @@ function M.check_origin()
         source = ngx.var.http_referer
     end
     if source == nil or source == "" then
-        if ngx.var["cookie_" .. COOKIE] ~= nil then
+        if M.session_token() ~= nil then
             ngx.log(ngx.WARN, "refused ", ngx.req.get_method(), " ", ngx.var.uri, " with the cookie but no Origin")
             return ngx.exit(ngx.HTTP_FORBIDDEN)
         end
@@ -165,10 +203,10 @@ end
 -- The session token, nil without one, or false when the request carries more than one session cookie, in any
 -- case of the name: a cookie planted by a sibling origin (Domain=the parent) travels beside ours, and which of
 -- the two comes first is not ours to know, so neither is taken, and neither is deleted.
-local function session_token()
+local function only_cookie(name)
     local found = nil
     for _, pair in ipairs(cookie_pairs()) do
-        if pair.name:lower() == COOKIE:lower() then
+        if pair.name:lower() == name:lower() then
             if found ~= nil then
                 return false
             end
@@ -178,46 +216,72 @@ local function session_token()
     return found
 end
 
--- The frontend never sees the session token: only the gateway needs it. Other cookies pass unchanged.
--- $cookie_AccessToken matches the name in any case, so the token goes in any case too.
+function M.session_token()
+    return only_cookie(COOKIE)
+end
+
+-- The gateway's cookies, in any case of their names, with or without the __Host- prefix.
+local function ours(name)
+    local plain = name:lower():gsub("^__host%-", "")
+    return plain == "accesstoken" or plain == "logindevice"
+end
+
+-- The frontend never sees the session token nor the device cookie: only the gateway needs them. Other cookies
+-- pass unchanged.
 function M.strip_token()
     local kept = {}
     for _, pair in ipairs(cookie_pairs()) do
-        if pair.name:lower() ~= COOKIE:lower() then
+        if not ours(pair.name) then
             kept[#kept + 1] = pair.text
         end
     end
     ngx.req.set_header("Cookie", #kept > 0 and table.concat(kept, "; ") or nil)
 end
 
--- The caller id behind the session cookie, or nil when there is no valid session. The token goes in the body:
--- a URI would be in nginx's logs.
-local function session_caller(token)
+-- The session behind the session cookie: its user's id, the user contexts (services/common/context.py) and the
+-- session's new token when the session service rotated it (else ""); nil when there is no valid session. The
+-- token goes in the body: a URI would be in nginx's logs.
+local function session_of(token)
     if not valid_token(token) then
         return nil
     end
     local answer = call("session", "/_internal/sessions/lookup", { method = ngx.HTTP_POST, body = token })
-    if answer.status == ngx.HTTP_OK and answer.body:match("^%d+$") then
-        return answer.body
+    if answer.status == ngx.HTTP_NOT_FOUND then
+        return nil
     end
-    if answer.status ~= ngx.HTTP_NOT_FOUND then
+    local caller, contexts, rotated = (answer.body or ""):match("^(%d+)\n([^\n]*)\n([^\n]*)$")
+    if answer.status ~= ngx.HTTP_OK or caller == nil or (rotated ~= "" and not valid_token(rotated)) then
         return unavailable("session", answer.status)
     end
-    return nil
+    return { caller = caller, contexts = contexts, rotated = rotated }
 end
 
 function M.access()
     M.check_origin()
-    local token = session_token()
-    local caller = token and session_caller(token)
-    if caller == nil or caller == false then
+    local token = M.session_token()
+    local found = token and session_of(token)
+    if not found then
         if token then -- a token of no session: forget it (never when there were several: one may be the real one)
             ngx.header["Set-Cookie"] = cookie("", "Max-Age=0")
         end
         return ngx.redirect("/login", ngx.HTTP_MOVED_TEMPORARILY)
     end
+    if found.rotated ~= "" then -- a new session id after a change of the user's role: the browser's cookie too
+        ngx.ctx.set_cookie = cookie(found.rotated)
+    end
     M.strip_token()
-    vouch("frontend", caller)
+    vouch("frontend", found.caller)
+    ngx.req.set_header(CONTEXT, found.contexts)
+end
+
+-- A subrequest's answer header, by its lower-case name (the subrequest's names keep the service's case).
+local function header_of(answer, wanted)
+    for name, value in pairs(answer.header) do
+        if name:lower() == wanted and type(value) == "string" then
+            return value
+        end
+    end
+    return nil
 end
 
 -- The login page again, with a message: 401 for wrong credentials, 429 for an account locked for a while,
@@ -243,9 +307,11 @@ function M.login()
     if type(email) ~= "string" or type(password) ~= "string" or email == "" or password == "" then
         return login_failed()
     end
+    -- the browser's device cookie for this account, if it has one (several: none), judged by authentication
+    local device = only_cookie(DEVICE)
     local auth = call("authentication", "/_internal/authentication", {
         method = ngx.HTTP_POST,
-        body = ngx.encode_args({ emailaddress = email, password = password }),
+        body = ngx.encode_args({ emailaddress = email, password = password, device = device or "" }),
     })
     if auth.status == ngx.HTTP_UNAUTHORIZED then
         return login_failed()
@@ -253,12 +319,8 @@ function M.login()
     if auth.status == ngx.HTTP_TOO_MANY_REQUESTS or auth.status == ngx.HTTP_SERVICE_UNAVAILABLE then
         -- Locked after too many failed logins, or busy: the person sees the form, a client when to try again
         -- (seconds; the subrequest's header names keep the service's case, FastAPI's are lower case).
-        local retry = nil
-        for name, value in pairs(auth.header) do
-            if name:lower() == "retry-after" and type(value) == "string" and value:match("^%d+$") then
-                retry = value
-            end
-        end
+        local retry = header_of(auth, "retry-after")
+        retry = retry and retry:match("^%d+$") and retry or nil
         if auth.status == ngx.HTTP_SERVICE_UNAVAILABLE and retry == nil then
             return unavailable("authentication", auth.status) -- not the service's own answer
         end
@@ -276,7 +338,17 @@ function M.login()
     if session.status ~= ngx.HTTP_OK or not valid_token(session.body) then
         return unavailable("session", session.status)
     end
-    ngx.header["Set-Cookie"] = cookie(session.body)
+    -- a new session at every login; the one this browser had before ends (never one of several cookies')
+    local before = M.session_token()
+    if valid_token(before) then
+        call("session", "/_internal/sessions/revoke", { method = ngx.HTTP_POST, body = before })
+    end
+    local cookies = { cookie(session.body) }
+    local issued = header_of(auth, "device-cookie")
+    if issued ~= nil and issued:match("^[%w._-]+$") and #issued <= 200 then
+        cookies[2] = cookie(issued, "Max-Age=" .. DEVICE_SECONDS, DEVICE, "Strict")
+    end
+    ngx.header["Set-Cookie"] = cookies
     return ngx.redirect("/", ngx.HTTP_MOVED_TEMPORARILY)
 end
 
@@ -286,7 +358,7 @@ function M.logout()
         ngx.header["Allow"] = "POST"
         return ngx.exit(ngx.HTTP_NOT_ALLOWED)
     end
-    local token = session_token()
+    local token = M.session_token()
     if token == false then -- several session cookies: which session to end is not known; none is touched
         return ngx.redirect("/login", ngx.HTTP_MOVED_TEMPORARILY)
     end

@@ -12,7 +12,7 @@ import pytest
 from deploy.loopback import LocalSuite, SuiteSettings
 from deploy.model.errors import ExitCode
 from deploy.model.suite import service
-from deploy.smoke import HttpSmoke, NoSmoke, SmokeFailed
+from deploy.smoke import HttpSmoke, NoSmoke, SmokeFailed, reference_keys
 from tests.conftest import GENEROUS
 from tests.infra import free_port_block
 
@@ -64,7 +64,7 @@ def test_smoke_names_the_stopped_hop(breakable_suite: LocalSuite, stopped: str) 
     process.wait(timeout=10)
     try:
         with pytest.raises(SmokeFailed) as failure:
-            HttpSmoke(timeout=3).run(breakable_suite.url)
+            HttpSmoke(timeout=3, references=reference_keys(breakable_suite.identity)).run(breakable_suite.url)
     finally:
         restart(breakable_suite, stopped)
     assert failure.value.hop == ("gateway" if stopped == "nginx-lua" else stopped)

@@ -94,7 +94,8 @@ def test_a_login_over_https_sets_a_secure_cookie_and_hsts(tls_gateway: tuple[str
         )
         assert answer.status_code == 302, answer.text
         cookie = answer.headers["set-cookie"]
-        assert cookie.startswith("AccessToken=") and "; Secure" in cookie and "HttpOnly" in cookie
+        assert cookie.startswith("__Host-AccessToken=") and "; Secure" in cookie and "HttpOnly" in cookie
+        assert "Path=/" in cookie and "Domain" not in cookie  # a __Host- cookie: this host only
         assert answer.headers["strict-transport-security"].startswith("max-age=31536000")
         people = client.get("/persons")
         assert people.status_code == 200 and "strict-transport-security" in people.headers
