@@ -17,7 +17,7 @@ TEST_PACKAGES := nginx libnginx-mod-http-lua mariadb-server mariadb-client chrom
 TEST_WORKERS ?= 4
 
 .PHONY: help system-deps demo-deps docker-engine venv kube-binaries cosign lint test run demo down cluster cluster-down lock clean bench \
-    bench-local bench-dev bench-peers
+    bench-local bench-dev bench-peers bench-login
 
 help:
 	@echo "make demo         deploy the suite on the local Docker Engine; print its URL and demo credentials"
@@ -33,6 +33,8 @@ help:
 	@echo "make bench-local  local pods: the pause image vs each pod's first image (prints a table)"
 	@echo "make bench-dev    from save to served: k8sdeploy dev against the up path (prints a table)"
 	@echo "make bench-peers  k8sdeploy against kubectl and Helm on one control plane (prints a table)"
+	@echo "make bench-login  login latency under a wrong-password flood: 898652a against the working tree"
+	@echo "                  (prints a table; BENCH_BASE=REF compares another commit)"
 	@echo "make lock         re-resolve requirements/*.lock from requirements/*.in (needs network)"
 	@echo "make clean        remove the virtualenv and run state"
 
@@ -108,6 +110,11 @@ bench-dev: system-deps docker-engine venv
 bench-peers: system-deps venv kube-binaries
 	@command -v go >/dev/null || { echo "Go is needed to build kubectl and Helm (tools/peers)" >&2; exit 1; }
 	$(BIN)/python bench/peers_bench.py
+
+# The suite from source twice (python -m deploy.loopback: nginx with Lua, the services on SQLite), a git worktree of
+# BENCH_BASE and then this working tree, one at a time, each flooded with wrong passwords for one account.
+bench-login: system-deps venv
+	$(BIN)/python bench/login_flood_bench.py
 
 run: system-deps venv
 	$(BIN)/python -m deploy.loopback
