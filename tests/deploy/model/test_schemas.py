@@ -38,8 +38,8 @@ def test_the_checkouts_schemas_are_read_from_its_revision_files() -> None:
     schemas = read_schemas(ROOT)
     assert sorted(schemas) == ["authentication", "authorisation", "person", "session"]
     authentication = schemas["authentication"]
-    assert [s.revision for s in authentication.steps] == ["0001", "0002", "0003", "0004"]
-    assert authentication.head == "0004" and authentication.works_from == "0004"  # 0004 is a contract step
+    assert [s.revision for s in authentication.steps] == ["0001", "0002", "0003", "0004", "0005"]
+    assert authentication.head == "0005" and authentication.works_from == "0004"  # 0004 contract, 0005 expand
     assert authentication.steps[1].description.startswith("Create the login_failures table")
     assert schemas_from_dict(schemas_to_dict(schemas)) == schemas
 
