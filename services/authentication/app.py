@@ -25,6 +25,7 @@ from services.authentication.lockout import (
     MAX_FAILED_LOGINS,
     Client,
     Lockout,
+    Refusal,
     client_address,
     digest,
     trusted_proxies,
@@ -195,13 +196,13 @@ def build(
         address = client_address(request.client.host if request.client else None, request.headers, trusted)
         client = Client(address, known.nonce if known else None)
         at = now()
-        refusal = await anyio.to_thread.run_sync(lockout.refusal, account, client, at, limiter=threads)
-        if refusal is not None:
-            retry = {"Retry-After": str(refusal.retry_after)}
-            return PlainTextResponse(refusal.message, status_code=429, headers=retry)
+        judged = await anyio.to_thread.run_sync(lockout.judge, account, client, at, limiter=threads)
+        if isinstance(judged, Refusal):
+            retry = {"Retry-After": str(judged.retry_after)}
+            return PlainTextResponse(judged.message, status_code=429, headers=retry)
         # a new browser's login waits as the account's failures elsewhere call for (at most MAX_DELAY_SECONDS),
         # holding no thread and no hash slot; a trusted device's does not wait
-        wait = await anyio.to_thread.run_sync(lockout.slowdown, account, client, at, limiter=threads)
+        wait = judged
         if wait:
             await sleep(wait)
         try:

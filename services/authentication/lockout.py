@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from sqlalchemy import DateTime, Integer, String, case, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -45,24 +46,30 @@ class Base(DeclarativeBase):
     pass
 
 
-class LoginFailure(Base):
-    __tablename__ = "login_failures"
+class Failures:
+    """A count of failed logins for an account from one client, in the window that began at first_failure_at."""
+
+    KEY: ClassVar[str]  # the client's column
     account_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     first_failure_at: Mapped[datetime] = mapped_column(DateTime)
     last_failure_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-class DeviceFailure(Base):
+class LoginFailure(Failures, Base):
+    """Failed logins from a new browser, by the hash of its address."""
+
+    __tablename__ = "login_failures"
+    KEY = "address_hash"
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class DeviceFailure(Failures, Base):
     """Failed logins from a browser with a valid device cookie, by the hash of its device's nonce."""
 
     __tablename__ = "device_failures"
-    account_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    KEY = "device_hash"
     device_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer)
-    first_failure_at: Mapped[datetime] = mapped_column(DateTime)
-    last_failure_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 Counted = type[LoginFailure] | type[DeviceFailure]
@@ -139,8 +146,7 @@ class Client:
 
 
 def key_of(model: Counted, account: str, key: str) -> tuple:
-    column = model.device_hash if model is DeviceFailure else model.address_hash
-    return (model.account_hash == account, column == key)
+    return (model.account_hash == account, getattr(model, model.KEY) == key)
 
 
 @dataclass(frozen=True)
@@ -149,23 +155,18 @@ class Lockout:
     limit: int = MAX_FAILED_LOGINS
     window: timedelta = timedelta(seconds=FAILURE_WINDOW_SECONDS)
 
-    def refusal(self, account: str, client: Client, at: datetime) -> Refusal | None:
-        """Why a login for `account` from `client` is refused now, without checking its password; None if not:
-        only the client's own failures (its device's, or its address's for a new browser) refuse it."""
+    def judge(self, account: str, client: Client, at: datetime) -> Refusal | int:
+        """Before its password is checked, in one read: why a login for `account` from `client` is refused now
+        (only the client's own failures, its device's or its address's, refuse it), else the seconds it waits
+        first: none for a trusted device; for a new browser, as the account's failures from new browsers over
+        every address call for, at most MAX_DELAY_SECONDS."""
         model, key = client.counted
         with self.database.sessions() as session:
             own = session.scalar(select(model).where(*key_of(model, account, key)))
-        if own is not None and own.failures >= self.limit and at < own.first_failure_at + self.window:
-            return Refusal(LOCKED_MESSAGE, seconds(own.first_failure_at + self.window - at))
-        return None
-
-    def slowdown(self, account: str, client: Client, at: datetime) -> int:
-        """Seconds a login of `client` for `account` waits before it is judged: none for a trusted device; for a
-        new browser, as the account's failures from new browsers over every address call for, at most
-        MAX_DELAY_SECONDS."""
-        if client.device is not None:
-            return 0
-        with self.database.sessions() as session:
+            if own is not None and own.failures >= self.limit and at < own.first_failure_at + self.window:
+                return Refusal(LOCKED_MESSAGE, seconds(own.first_failure_at + self.window - at))
+            if client.device is not None:
+                return 0
             # every address's failures, each at most the limit: one address alone never slows the account
             capped = case((LoginFailure.failures > self.limit, self.limit), else_=LoginFailure.failures)
             total = session.scalar(
@@ -208,8 +209,7 @@ class Lockout:
                     .values(failures=1, first_failure_at=at, last_failure_at=at)
                 ).rowcount
                 if not restarted:
-                    column = "device_hash" if model is DeviceFailure else "address_hash"
-                    row = {"account_hash": account, column: hashed}
+                    row = {"account_hash": account, model.KEY: hashed}
                     session.add(model(**row, failures=1, first_failure_at=at, last_failure_at=at))
 
         again_on_conflict(count)
