@@ -13,7 +13,8 @@ local config = { secure_cookies = false, hosts = {}, identity_keys = nil }
 -- __Host- prefix: a browser takes such a cookie only from this host, Secure, for Path=/, with no Domain, so a
 -- sibling origin cannot plant one. Without TLS the prefix is not allowed; the plain names are documented
 -- (docs/suite.md).
-local COOKIE, DEVICE = "AccessToken", "LoginDevice"
+local NAMES = { "AccessToken", "LoginDevice" }
+local COOKIE, DEVICE = NAMES[1], NAMES[2]
 local DEVICE_SECONDS = 365 * 24 * 3600
 local SAFE_METHODS = { GET = true, HEAD = true, OPTIONS = true }
 local CONTEXT = "User-Context" -- the session service's user contexts (services/common/context.py)
@@ -223,7 +224,7 @@ end
 -- The gateway's cookies, in any case of their names, with or without the __Host- prefix.
 local function ours(name)
     local plain = name:lower():gsub("^__host%-", "")
-    return plain == "accesstoken" or plain == "logindevice"
+    return plain == NAMES[1]:lower() or plain == NAMES[2]:lower()
 end
 
 -- The frontend never sees the session token nor the device cookie: only the gateway needs them. Other cookies
