@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -346,6 +347,19 @@ def suite_environment(owned: dict) -> Iterator:
         yield client
     finally:
         remove_environment(client, owned)
+
+
+@dataclass
+class Clock:
+    """An in-process service's idea of now (naive UTC), moved by the tests instead of slept on."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def serve(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, str]:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -25,22 +25,9 @@ from services.common.config import load
 from services.common.db import Database, Migrations
 from services.common.identity import Keyring
 from services.common.passwords import needs_rehash, verify_password
-from tests.infra import DEMO_SEED, ROOT, serve, signed, start_service, write_identity
+from tests.infra import DEMO_SEED, ROOT, Clock, serve, signed, start_service, write_identity
 
 LOCKED = "too many failed logins for this account"
-
-
-@dataclass
-class Clock:
-    """The service's idea of now (naive UTC), moved by the tests."""
-
-    now: datetime
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
