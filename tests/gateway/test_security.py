@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import jwt
 import pytest
 
 from deploy.loopback import LocalSuite
+from services.session.app import token_hash
 from tests.gateway.test_config import run_gateway
 from tests.helpers import client, login, same_origin, table_names
 
@@ -171,16 +173,22 @@ class Upstream:
 @contextmanager
 def gateway_with(suite: LocalSuite, tmp_path: Path, name: str, upstream: Upstream) -> Iterator[str]:
     """A second gateway in front of the suite's services, but with `upstream` standing in for `name`."""
-    upstreams = {**suite.gateway_config().upstreams, name: upstream.address}
     try:
-        process, url = run_gateway(suite, tmp_path, upstreams=upstreams)
-        try:
+        with gateway_to(suite, tmp_path, name, upstream.address) as url:
             yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
     finally:
         upstream.close()
+
+
+@contextmanager
+def gateway_to(suite: LocalSuite, tmp_path: Path, name: str, address: str) -> Iterator[str]:
+    """A second gateway in front of the suite's services, but calling `name` at `address` (HOST:PORT)."""
+    process, url = run_gateway(suite, tmp_path, upstreams={**suite.gateway_config().upstreams, name: address})
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_the_frontend_never_receives_the_session_token(sqlite_suite: LocalSuite, tmp_path: Path) -> None:
@@ -197,6 +205,7 @@ def test_the_frontend_never_receives_the_session_token(sqlite_suite: LocalSuite,
             ("/static/style.css", {"Cookie": f"AccessToken={token}"}),
             ("/404", {"Cookie": f"AccessToken={token}; theme=dark"}),
             ("/login", {"Cookie": f"AccessToken={token}"}),
+            ("/persons", {"Cookie": f"AccessToken={token}; LoginDevice=v1.x.y; loginDEVICE=z; theme=dark"}),
         ]
         for path, headers in sent:
             assert httpx.get(f"{url}{path}", headers=headers).status_code == 200, path
@@ -214,12 +223,13 @@ def test_the_frontend_never_receives_the_session_token(sqlite_suite: LocalSuite,
         ("/static/style.css", []),
         ("/404", ["theme=dark"]),
         ("/login", []),
+        ("/persons", ["theme=dark"]),  # the device cookie is authentication's alone
         ("/404", []),
         ("/", ["a=1"]),
     ], json.dumps(received)
     # The pages behind the session check did pass it: the gateway's token names the caller, public pages none.
     subjects = [caller_of(frontend, i) for i in range(len(frontend.requests))]
-    assert subjects == ["1", "1", "1", "", "", "", "", "1"], subjects
+    assert subjects == ["1", "1", "1", "", "", "", "1", "", "1"], subjects
 
 
 def caller_of(upstream: Upstream, index: int) -> str:
@@ -343,3 +353,25 @@ def test_the_session_token_is_never_in_a_uri(sqlite_suite: LocalSuite, tmp_path:
             http.post("/logout", headers={"Origin": url})
     assert [r["path"] for r in session.requests] == ["/api/sessions/lookup", "/api/sessions/revoke"]
     assert all(r["body"] == token for r in session.requests)
+
+
+def test_a_role_change_sets_the_rotated_session_cookie(sqlite_suite: LocalSuite) -> None:
+    """The session service rotates a session whose user's role changed (tests/services/test_session_lifetimes.py);
+    the gateway sets the new token in the same cookie, and the old one names nobody."""
+    with client(sqlite_suite.url) as http:
+        assert login(http, "admin@test.com", "admin").status_code == 302
+        old = http.cookies["AccessToken"]
+        store = sqlite_suite.settings.work_dir / "data" / "session.db"
+        with sqlite3.connect(store) as db:  # as if admin@test.com had been a user when this session was looked at
+            changed = db.execute("UPDATE sessions SET role = 'user' WHERE token_hash = ?", (token_hash(old),)).rowcount
+        assert changed == 1
+        answer = http.get("/")
+        assert answer.status_code == 200 and "logged in as admin@test.com (admin)." in answer.text, answer.text[:300]
+        (cookie,) = answer.headers.get_list("set-cookie")
+        assert cookie.startswith("AccessToken=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie, cookie
+        new = http.cookies["AccessToken"]
+        assert new != old
+        assert http.get("/persons").status_code == 200 and "set-cookie" not in http.get("/persons").headers
+        with client(str(http.base_url)) as stale:
+            stale.cookies.set("AccessToken", old)
+            assert stale.get("/persons").status_code in (302, 303, 401)

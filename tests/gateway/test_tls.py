@@ -93,9 +93,14 @@ def test_a_login_over_https_sets_a_secure_cookie_and_hsts(tls_gateway: tuple[str
             "/login", data={"emailaddress": "admin@test.com", "password": "admin"}, headers={"Origin": https}
         )
         assert answer.status_code == 302, answer.text
-        cookie = answer.headers["set-cookie"]
-        assert cookie.startswith("__Host-AccessToken=") and "; Secure" in cookie and "HttpOnly" in cookie
-        assert "Path=/" in cookie and "Domain" not in cookie  # a __Host- cookie: this host only
+        cookies = {c.partition("=")[0]: c for c in answer.headers.get_list("set-cookie")}
+        assert set(cookies) == {"__Host-AccessToken", "__Host-LoginDevice"}, cookies  # no unprefixed name
+        for cookie in cookies.values():
+            assert "; Secure" in cookie and "HttpOnly" in cookie
+            assert "Path=/" in cookie and "Domain" not in cookie  # a __Host- cookie: this host only
+        assert (
+            "SameSite=Strict" in cookies["__Host-LoginDevice"] and "Max-Age=31536000" in cookies["__Host-LoginDevice"]
+        )
         assert answer.headers["strict-transport-security"].startswith("max-age=31536000")
         people = client.get("/persons")
         assert people.status_code == 200 and "strict-transport-security" in people.headers
