@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 HOPS = ("nginx-lua", "frontend", "authentication", "session", "person", "authorisation")
 REFERENCE_HEADER = "Failure-Reference"  # nginx-lua/lua/identity.lua reference: KID.NONCE.MAC
+CONNECT_SECONDS = 3.0  # a TCP connection on loopback or in a cluster is made in milliseconds; a dead route never
 
 
 def reference_keys(identity: Identity | None) -> dict[str, bytes]:
@@ -185,7 +186,7 @@ class HttpSmoke:
         reach_timeout: float = 0.0,
         host: str = "",
         certificate_grace: float = 15.0,
-        route_grace: float = 5.0,
+        route_grace: float = 10.0,
         references: Mapping[str, bytes] | None = None,
     ):
         self.users = users
@@ -249,7 +250,7 @@ class HttpSmoke:
     def client(self, url: str) -> httpx.Client:
         """A client of the gateway at `url`, asking for `host` where there is one."""
         if not self.host:
-            return httpx.Client(base_url=url, follow_redirects=False, timeout=self.timeout, transport=self.transport)
+            return httpx.Client(base_url=url, follow_redirects=False, timeout=self.timeouts, transport=self.transport)
         name = self.host
 
         def server_name(request: httpx.Request) -> None:
@@ -261,9 +262,15 @@ class HttpSmoke:
             verify=self.trust(),
             event_hooks={"request": [server_name]},
             follow_redirects=False,
-            timeout=self.timeout,
+            timeout=self.timeouts,
             transport=self.transport,
         )
+
+    @property
+    def timeouts(self) -> httpx.Timeout:
+        """A connection is given CONNECT_SECONDS (one to a gone pod's address never answers: tried again), an
+        answer `timeout`."""
+        return httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_SECONDS))
 
     def trust(self) -> ssl.SSLContext:
         """The system's trust store (OpenSSL's default paths, which SSL_CERT_FILE and SSL_CERT_DIR replace), read
@@ -285,14 +292,22 @@ class HttpSmoke:
         return f"{httpx.URL(url).scheme}://{self.authority(url)}"
 
     def routed(self, send: Callable[[], httpx.Response], every: float = 0.5) -> httpx.Response:
-        """`send()`'s answer, sent again while the gateway answers 502/503/504 and the run's route grace lasts: a
-        Service routes to a pod a moment after the pod is ready (the EndpointSlice controller, then kube-proxy on
-        every node, at most once a second: its minSyncPeriod), so just after a rollout a hop inside the suite can
-        still refuse the gateway's connection."""
+        """`send()`'s answer, sent again while the gateway answers 502/503/504, or cannot be connected to, and the
+        run's route grace lasts: a Service routes to a pod a moment after the pod is ready and away from it a
+        moment after it is gone (the EndpointSlice controller, then kube-proxy on every node, at most once a
+        second: its minSyncPeriod), so just after a rollout a hop inside the suite can still refuse the gateway's
+        connection, and a connection to the gateway's own Service can still be sent to the old pod's address,
+        where nothing answers. A request whose connection failed was never sent: sending it again is safe for a
+        POST too. A certificate problem is not a route and is final."""
         while True:
-            answer = send()
-            if answer.status_code not in (502, 503, 504) or time.monotonic() >= self.routes_by:
-                return answer
+            try:
+                answer = send()
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if certificate_problem(exc) is not None or time.monotonic() >= self.routes_by:
+                    raise
+            else:
+                if answer.status_code not in (502, 503, 504) or time.monotonic() >= self.routes_by:
+                    return answer
             time.sleep(every)
 
     def expect(self, answer: httpx.Response, status: int, step: str, contains: str = "") -> httpx.Response:

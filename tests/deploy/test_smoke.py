@@ -25,6 +25,32 @@ def test_smoke_passes_on_a_working_suite(sqlite_suite: LocalSuite) -> None:
     assert "user@test.com is refused what it may not do" in report.checks
 
 
+class StaleRoute(httpx.BaseTransport):
+    """The route to a gateway pod just gone: its first `stale` connections are never answered (ConnectTimeout, as
+    kube-proxy sends them to the old pod's address until it has synced), then the real suite answers."""
+
+    def __init__(self, stale: int):
+        self.stale, self.refused, self.real = stale, 0, httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.refused < self.stale:
+            self.refused += 1
+            raise httpx.ConnectTimeout("timed out", request=request)
+        return self.real.handle_request(request)
+
+
+def test_a_connection_sent_to_a_gone_pod_is_made_again_within_the_route_grace(sqlite_suite: LocalSuite) -> None:
+    route = StaleRoute(stale=3)
+    report = HttpSmoke(transport=route, route_grace=30).run(sqlite_suite.url)
+    assert route.refused == 3 and "people listed (" in " ".join(report.checks)
+
+
+def test_a_gateway_that_cannot_be_connected_to_fails_after_the_route_grace(sqlite_suite: LocalSuite) -> None:
+    with pytest.raises(SmokeFailed) as failed:
+        HttpSmoke(transport=StaleRoute(stale=10**6), route_grace=1).run(sqlite_suite.url)
+    assert failed.value.hop == "gateway" and "while connecting" in str(failed.value)
+
+
 @pytest.mark.parametrize(
     ("url", "host", "authority"),
     [
