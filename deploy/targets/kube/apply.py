@@ -31,8 +31,9 @@ from deploy.targets.kube import (
     owned_by,
     owner_selector,
 )
-from deploy.targets.kube.client import KubeApi, Scoped, together
+from deploy.targets.kube.client import KubeApi, together
 from deploy.targets.kube.edits import hand_edits
+from deploy.targets.kube.scoped import Scoped
 
 T = TypeVar("T")
 

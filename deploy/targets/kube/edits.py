@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 
 from deploy.targets.kube import KINDS, MANAGER, describe, owner_selector
-from deploy.targets.kube.client import Scoped
+from deploy.targets.kube.scoped import Scoped
 
 # Field managers of the cluster itself (Kubernetes' and GKE's controllers, and KWOK, which stands in for
 # the kubelets and the volume provisioner of a simulated cluster and binds claims), never a hand edit.

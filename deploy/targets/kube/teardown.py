@@ -9,7 +9,8 @@ from functools import partial
 
 from deploy.model.errors import LeftoversError
 from deploy.targets.kube import KINDS, NAMESPACE, POD, PVC, SERVICE, Kind, describe, owned_by, owner_selector
-from deploy.targets.kube.client import Scoped, together
+from deploy.targets.kube.client import together
+from deploy.targets.kube.scoped import Scoped
 from deploy.targets.kube.watch import Changes
 
 

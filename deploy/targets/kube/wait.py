@@ -23,7 +23,8 @@ from deploy.targets.kube import (
     owned_by,
     owner_selector,
 )
-from deploy.targets.kube.client import Scoped, together
+from deploy.targets.kube.client import together
+from deploy.targets.kube.scoped import Scoped
 from deploy.targets.kube.watch import Changes
 
 WORKLOADS = (DEPLOYMENT, STATEFULSET)
