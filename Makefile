@@ -72,7 +72,7 @@ $(VENV)/.installed: requirements/bootstrap.lock requirements/dev.lock pyproject.
 	    -r requirements/dev.lock
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps --no-build-isolation \
 	    -C editable_mode=compat -e .
-	$(BIN)/python -m compileall -q -j 0 cli.py deploy services tools
+	$(BIN)/python -m compileall -q -j 0 cli.py deploy services suitekit tools
 	touch $@
 
 # kube-apiserver, kube-controller-manager, kube-scheduler, etcd and KWOK from the Go modules pinned in

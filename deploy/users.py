@@ -36,8 +36,8 @@ from deploy.model.suite import (
     User,
 )
 from deploy.render.layout import PART_OF
-from services.common.passwords import hash_password
-from services.common.seed import normalise_email
+from suitekit.emails import normalise_email
+from suitekit.passwords import hash_password
 
 SMOKE_ADMIN, SMOKE_USER = 3, 4  # ids of the smoke users (1 and 2 are the demo users')
 FIRST_ADDED = 100  # ids of users added with `k8sdeploy user add` start here

@@ -26,7 +26,7 @@ from deploy.model.suite import (
 from deploy.model.version import Version, last_changes
 from deploy.render.gateway import GatewayConfig, render_nginx_conf
 
-APP_DIR = "/opt/k8sdeploy/app"  # services/ (the service and services/common)
+APP_DIR = "/opt/k8sdeploy/app"  # services/ (the service and services/common) and suitekit/
 DEPS_DIR = "/opt/k8sdeploy/deps"  # the locked dependencies, the same layer in all five services
 LOCK = "requirements/app.lock"
 PYTHON_BASE, GATEWAY_BASE = "python", "nginx"
@@ -76,10 +76,11 @@ def dependencies_layer(site_packages: Path, epoch: int) -> LayerSpec:
 
 
 def service_sources(service: Service) -> tuple[str, ...]:
-    return ("services/__init__.py", "services/common", f"services/{service.name}")
+    return ("services/__init__.py", "services/common", f"services/{service.name}", "suitekit")
 
 
-GATEWAY_SOURCES = ("nginx-lua", "deploy/render/gateway.py", "deploy/model/suite.py")
+# the gateway's config is rendered by these (its login burst sized by suitekit.passwords)
+GATEWAY_SOURCES = ("nginx-lua", "deploy/render/gateway.py", "deploy/model/suite.py", "suitekit")
 
 
 def service_spec(service: Service, root: Path, version: Version, deps: LayerSpec, base: str, epoch: int) -> ImageSpec:
@@ -87,6 +88,7 @@ def service_spec(service: Service, root: Path, version: Version, deps: LayerSpec
     entries = [FileEntry(f"{APP_DIR}/services/__init__.py", source=root / "services/__init__.py")]
     entries += tree_entries(root / "services/common", f"{APP_DIR}/services/common")
     entries += tree_entries(root / "services" / service.name, f"{APP_DIR}/services/{service.name}")
+    entries += tree_entries(root / "suitekit", f"{APP_DIR}/suitekit")
     env = [
         ("PYTHONPATH", f"{APP_DIR}:{DEPS_DIR}"),
         ("PYTHONDONTWRITEBYTECODE", "1"),

@@ -38,7 +38,7 @@ def user_add(environment: Environment, email: str, role: str, password_stdin: bo
     """
     from deploy.compose import make_runner
     from deploy.users import password_for
-    from services.common.seed import normalise_email
+    from suitekit.emails import normalise_email
 
     password = password_for(sys.stdin.readline().rstrip("\n") if password_stdin else None)
     later = make_runner(environment, say).change_users(lambda users: users.add(email, role, password))
@@ -60,7 +60,7 @@ def user_remove(environment: Environment, email: str) -> None:
     environment must be up). Local target: the next `k8sdeploy up` removes it from the database.
     """
     from deploy.compose import make_runner
-    from services.common.seed import normalise_email
+    from suitekit.emails import normalise_email
 
     later = make_runner(environment, say).change_users(lambda users: users.remove(email))
     say(f"removed {normalise_email(email)} from environment {environment.name}")

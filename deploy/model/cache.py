@@ -10,8 +10,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-# k8sdeploy's own code: its package, and the services' shared settings it reads (the gateway's configuration)
-CODE = (Path(__file__).resolve().parents[1], Path(__file__).resolve().parents[2] / "services" / "common")
+# k8sdeploy's own code: its package, and the library it shares with the services (the gateway's login burst)
+CODE = (Path(__file__).resolve().parents[1], Path(__file__).resolve().parents[2] / "suitekit")
 
 
 def cache_home() -> Path:

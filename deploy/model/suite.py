@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import cache
 
-from services.common.passwords import hash_password, hash_prefix
+from suitekit.passwords import hash_password, hash_prefix
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class User:
 
     id: int
     email: str
-    password_hash: str  # scrypt, services/common/passwords.py
+    password_hash: str  # scrypt, suitekit/passwords.py
     role: str  # admin | user
 
     def seed(self) -> dict:

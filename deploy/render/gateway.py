@@ -11,7 +11,7 @@ from pathlib import Path
 from deploy.model.suite import GATEWAY_CALLS, IDENTITY_DIR, IDENTITY_FILE, SERVICE_MEMORY_LIMIT
 from deploy.render.assets import asset_dir
 from deploy.render.templating import strict_environment
-from services.common.passwords import login_burst, parse_memory
+from suitekit.passwords import login_burst, parse_memory
 
 NGINX_LUA_DIR = asset_dir("nginx-lua")
 DEBIAN_MODULES = (
@@ -22,7 +22,7 @@ DEBIAN_MODULES = (
 
 def default_login_burst(memory_limit: str = SERVICE_MEMORY_LIMIT) -> int:
     """The per-client login burst that one authentication process with `memory_limit` hashes at once, so a single
-    client's burst never waits for a hash slot and never gets 503 (services/common/passwords.py)."""
+    client's burst never waits for a hash slot and never gets 503 (suitekit/passwords.py sizes the slots)."""
     return login_burst(parse_memory(memory_limit))
 
 

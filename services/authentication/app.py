@@ -37,16 +37,14 @@ from services.common.identity import Keyring, from_environment
 from services.common.passwords import (
     DUMMY_HASH,
     HASH_WAIT_SECONDS,
-    MIB,
     HashBusy,
     HashGate,
     cgroup_memory_limit,
-    hash_slots,
-    needs_rehash,
-    parse_memory,
     return_freed_memory,
 )
-from services.common.seed import SeedUser, normalise_email, seed_users
+from services.common.seed import SeedUser, seed_users
+from suitekit.emails import normalise_email
+from suitekit.passwords import MIB, hash_slots, needs_rehash, parse_memory
 
 log = logging.getLogger(__name__)
 

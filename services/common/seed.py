@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import unicodedata
 from dataclasses import dataclass
+
+from suitekit.emails import normalise_email
 
 from .config import ConfigError
 
@@ -27,14 +28,6 @@ class SeedUser:
     role: str
     email: str = ""  # "" where the service was given roles only
     password_hash: str = ""
-
-
-def normalise_email(raw: str) -> str:
-    """The address as looked up, stored, kept unique and counted: NFKC, case-folded (NFKC again, as case folding
-    may undo it), trimmed. Accent and case variants that a database collation would match are one address here,
-    and the column compares bytes (binary collation on MariaDB), so nothing else matches."""
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", raw).casefold())
-    return folded.strip()
 
 
 def seed_users(env: dict[str, str] | None = None, credentials: bool = True) -> tuple[SeedUser, ...] | None:

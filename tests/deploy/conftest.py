@@ -26,7 +26,14 @@ from deploy.registry.client import RetryPolicy
 from tests.infra import ROOT
 from tests.registries import Registry, registry_server
 
-SOURCES = ("services", "nginx-lua", "requirements/app.lock", "deploy/render/gateway.py", "deploy/model/suite.py")
+SOURCES = (
+    "services",
+    "suitekit",
+    "nginx-lua",
+    "requirements/app.lock",
+    "deploy/render/gateway.py",
+    "deploy/model/suite.py",
+)
 COMMIT_DATE = "2024-05-01T12:00:00+00:00"
 # Seeds of the connection-level fault tests (tests/fakes/tcp_proxy.py): 3 in CI; K8SDEPLOY_FAULT_SEEDS=10 for more.
 FAULT_SEEDS = range(int(os.environ.get("K8SDEPLOY_FAULT_SEEDS") or 3))

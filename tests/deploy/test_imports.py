@@ -51,3 +51,13 @@ def test_the_check_finds_a_circle_through_a_local_import() -> None:
     }
     assert sorted(set(circle(graph))) == ["deploy.a", "deploy.b"]
 
+
+def test_the_tool_imports_nothing_of_the_suite() -> None:
+    """deploy/ and the suite's services share suitekit/ only: the tool can change without the product it deploys."""
+    found = []
+    for path in [ROOT / "cli.py", *sorted((ROOT / "deploy").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for name in names if name.split(".")[0] == "services"]
+    assert found == []

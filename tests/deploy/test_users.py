@@ -17,7 +17,7 @@ from deploy.model.errors import ConfigError
 from deploy.render.objects import render
 from deploy.targets.local.stores import FileUsers
 from deploy.users import Stored, from_secrets, wanted
-from services.common.passwords import hash_password, verify_password
+from suitekit.passwords import hash_password, verify_password
 from tests.deploy.inputs import VERSION, fake_images
 from tests.helpers import k8sdeploy
 

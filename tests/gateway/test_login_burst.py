@@ -19,7 +19,7 @@ import pytest
 from deploy.loopback import LocalSuite, nginx_command
 from deploy.model.suite import GATEWAY
 from deploy.render.gateway import GatewayConfig
-from services.common.passwords import MIB, parse_memory
+from suitekit.passwords import MIB, parse_memory
 from tests.infra import ServiceProcess, free_port_block, start_service, wait_for_port, wait_ready
 
 LIMIT = "256Mi"  # deploy/model/suite.py's SERVICE_MEMORY_LIMIT, the container's limit

@@ -24,7 +24,7 @@ from services.authentication.lockout import MAX_DELAY_SECONDS, client_address, t
 from services.common.config import load
 from services.common.db import Database, Migrations
 from services.common.identity import Keyring
-from services.common.passwords import needs_rehash, verify_password
+from suitekit.passwords import needs_rehash, verify_password
 from tests.infra import DEMO_SEED, ROOT, Clock, serve, signed, start_service, write_identity
 
 LOCKED = "too many failed logins for this account"

@@ -104,7 +104,8 @@ def downgrade() -> None:
 def sources_with(tmp_path: Path, name: str, migrations: dict[str, str]) -> Path:
     """A copy of the services' sources whose person service has these extra revision files."""
     root = tmp_path / name
-    shutil.copytree(ROOT / "services", root / "services", ignore=shutil.ignore_patterns("__pycache__", "data"))
+    for tree in ("services", "suitekit"):  # the services import suitekit too
+        shutil.copytree(ROOT / tree, root / tree, ignore=shutil.ignore_patterns("__pycache__", "data"))
     for file_name, text in migrations.items():
         (root / "services" / "person" / "migrations" / "versions" / file_name).write_text(text)
     return root

@@ -3,7 +3,8 @@
 import base64
 import hashlib
 
-from services.common.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
+from services.common.passwords import DUMMY_HASH
+from suitekit.passwords import hash_password, needs_rehash, verify_password
 
 
 def old_hash(password: str) -> str:
@@ -47,7 +48,7 @@ def test_hashes_with_other_parameters_still_verify_and_need_a_rehash() -> None:
 
 
 def test_the_hash_bound_follows_from_the_memory_limit_and_scryptss_parameters() -> None:
-    from services.common.passwords import HASH_MEMORY, MIB, PROCESS_MEMORY, hash_slots, login_burst, parse_memory
+    from suitekit.passwords import HASH_MEMORY, MIB, PROCESS_MEMORY, hash_slots, login_burst, parse_memory
 
     assert HASH_MEMORY == 128 * 8 * 2**14 + 128 * 8 * 5 + MIB  # scrypt's V and B, and a MiB
     limit = parse_memory("256Mi")
@@ -61,7 +62,7 @@ def test_the_hash_bound_follows_from_the_memory_limit_and_scryptss_parameters() 
 def test_a_memory_quantity_that_is_not_one_is_refused() -> None:
     import pytest
 
-    from services.common.passwords import parse_memory
+    from suitekit.passwords import parse_memory
 
     for raw in ("", "256MB", "lots", "-1Mi", "1.5Gi"):
         with pytest.raises(ValueError, match="not a memory quantity"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from deploy.model.suite import GATEWAY
-from services.common.passwords import hash_password
+from suitekit.passwords import hash_password
 from tests.infra import ServiceProcess, start_service, wait_ready
 
 ADMIN = {"id": 1, "email": "admin@test.com", "password_hash": hash_password("admin"), "role": "admin"}

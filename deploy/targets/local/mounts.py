@@ -1,6 +1,6 @@
-"""The sources `dev` serves from the checkout: each service's code and services/common, and the gateway's Lua,
-bound read-only over what the images hold, so a saved file is in its container at once; each service runs
-under services/common/devserver.py, which starts it anew on SIGHUP."""
+"""The sources `dev` serves from the checkout: each service's code, services/common and suitekit, and the
+gateway's Lua, bound read-only over what the images hold, so a saved file is in its container at once; each
+service runs under services/common/devserver.py, which starts it anew on SIGHUP."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def sources_of(container: str, checkout: Path) -> dict[str, Path]:
         return {
             f"{APP_DIR}/services/common": checkout / "services" / "common",
             f"{APP_DIR}/services/{container}": checkout / "services" / container,
+            f"{APP_DIR}/suitekit": checkout / "suitekit",
         }
     return {}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.passwords import verify_password
+from suitekit.passwords import verify_password
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
 from tests.deploy.targets.kube.conftest import kubeconfig_environment
