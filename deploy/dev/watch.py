@@ -55,9 +55,8 @@ def actions_for(paths: Iterable[Path], checkout: Path) -> Actions:
             rebuild.append(name)
         elif parts[:2] == ("services", "common"):
             restart.update(SERVICE_NAMES)
-        elif parts[0] == "suitekit":  # the services' hashing, and the gateway's login burst
+        elif parts[0] == "suitekit":  # the services' hashing (mounted); the gateway's burst takes a new `dev`
             restart.update(SERVICE_NAMES)
-            reconfigure = True
         elif len(parts) > 2 and parts[0] == "services" and parts[1] in SERVICE_NAMES:
             restart.add(parts[1])
         elif parts[:2] == ("nginx-lua", "lua"):
