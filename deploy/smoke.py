@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 HOPS = ("nginx-lua", "frontend", "authentication", "session", "person", "authorisation")
 REFERENCE_HEADER = "Failure-Reference"  # nginx-lua/lua/identity.lua reference: KID.NONCE.MAC
-CONNECT_SECONDS = 3.0  # a TCP connection on loopback or in a cluster is made in milliseconds; a dead route never
+CONNECT_SECONDS = 3.0  # a connection here is made in milliseconds; one to a gone pod never is
 
 
 def reference_keys(identity: Identity | None) -> dict[str, bytes]:
