@@ -96,7 +96,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="k8sdeploy-dev-bench-") as work:
         clone, config = Path(work) / "clone", Path(work) / "k8sdeploy.toml"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        config.write_text(f'[environments.{ENV}]\ntarget = "local"\nlayout = "single-pod"\n')
+        config.write_text(f'[environments.{ENV}]\nlocal = {{}}\nlayout = "single-pod"\n')
         environ = {**os.environ, "XDG_STATE_HOME": f"{work}/state", "CI": "true"}
         common = ["--env", ENV, "--config", str(config)]
         edits = Edits(clone)

@@ -105,8 +105,7 @@ class Bench:
         table = "\n".join(
             [
                 "[environments.bench]",
-                'target = "kubeconfig"',
-                f'kubeconfig = "{self.cluster.kubeconfig}"',
+                f'kubeconfig = {{ file = "{self.cluster.kubeconfig}" }}',
                 f'registry = "{self.registry}/suite"',
                 'namespace = "bench-k8sdeploy"',
                 'layout = "split-pods"',

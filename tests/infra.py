@@ -330,7 +330,7 @@ class LocalEnvironment:
 
     def table(self, layout: str = "single-pod", **more: str) -> str:
         """Its [environments.NAME] table for a k8sdeploy.toml."""
-        lines = [f"[environments.{self.name}]", 'target = "local"', f'layout = "{layout}"']
+        lines = [f"[environments.{self.name}]", "local = {}", f'layout = "{layout}"']
         lines += [f"gateway_port = {self.port_base}", *(f"{key} = {value}" for key, value in more.items())]
         return "\n".join(lines) + "\n"
 

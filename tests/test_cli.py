@@ -50,7 +50,7 @@ def boom(*_args: object, **_kwargs: object) -> str:
 
 def local_config(tmp_path: Path) -> Path:
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text('[environments.crash]\ntarget = "local"\nlayout = "single-pod"\n')
+    config.write_text('[environments.crash]\nlocal = {}\nlayout = "single-pod"\n')
     return config
 
 

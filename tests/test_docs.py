@@ -196,10 +196,12 @@ def test_adding_a_target_names_files_that_exist_for_every_kind() -> None:
 
 
 def test_the_configuration_page_has_a_row_for_every_key() -> None:
-    from deploy.model.environments import Environment, Gke
+    from deploy.model.environments import Environment
+    from deploy.model.kinds import KIND_TABLES
 
     text = (ROOT / "docs" / "configuration.md").read_text()
     rows = set(re.findall(r"^\| `([a-z_]+)` \|", text, re.M))
-    keys = (set(Environment.model_fields) - {"name", "gke"}) | set(Gke.model_fields)  # gke is its own table
+    tables = {table.KIND for table in KIND_TABLES}  # each kind's own table, whose keys have their rows
+    keys = (set(Environment.model_fields) - {"name"} - tables).union(*(table.model_fields for table in KIND_TABLES))
     assert keys - rows == set(), "keys of k8sdeploy.toml that docs/configuration.md does not describe"
     assert rows - keys == set(), "rows of docs/configuration.md for keys the model does not have"

@@ -278,9 +278,7 @@ def loopback_staging(kube: KubeCluster, kubeconfig: Path, registry: Registry) ->
         "\n".join(
             [
                 "[environments.staging]",
-                'target = "kubeconfig"',
-                f'kubeconfig = "{kubeconfig}"',
-                'kube_context = "test"',
+                f'kubeconfig = {{ file = "{kubeconfig}", context = "test" }}',
                 f'registry = "{registry.host}/suite"',
                 f'namespace = "{kube.namespace}"',
                 'layout = "single-pod"',

@@ -126,7 +126,7 @@ def render_command(
         layout_name or environment.layout,
         environment.database,
         ephemeral=environment.ephemeral_data,
-        port_base=environment.port_base,
+        port_base=environment.kind_table.port_base(environment.gateway_port),
     )
     if output_format == "mermaid":
         click.echo(mermaid(layout, environment.service_type, environment.gateway_port), nl=False)

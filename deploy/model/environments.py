@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deploy.model.errors import ConfigError
 from deploy.model.images import pinning_problem
+from deploy.model.kinds import KIND_TABLES, Ci, CiIdentity, Gke, KindTable, Kubeconfig, Local, cidrs
 from deploy.model.progress import Say
-from deploy.model.suite import GATEWAY, GATEWAY_PORT, PORT_SPAN, SERVICES
+from deploy.model.suite import GATEWAY, SERVICES
+
+__all__ = ["Ci", "CiIdentity", "Environment", "Gke", "Kubeconfig", "Local", "load_environment"]
 
 LAYOUTS = ("single-pod", "split-pods")
 DEFAULT_CONFIG = Path("k8sdeploy.toml")  # of the working directory
@@ -22,17 +25,7 @@ DEFAULT_CONFIG = Path("k8sdeploy.toml")  # of the working directory
 # starting with a letter, as all three allow. The namespace is a DNS label.
 ENVIRONMENT_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"  # any Kubernetes label value (a version)
-FIREWALL_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"  # Compute resource names (RFC 1035), 63 at most
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
-# GKE's cluster names (https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.clusters
-# `name`), project ids (https://cloud.google.com/resource-manager/docs/creating-managing-projects; a legacy
-# domain-scoped id has a "domain:" in front) and service accounts' addresses
-CLUSTER_NAME = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
-PROJECT_ID = r"^([a-z0-9][-a-z0-9.]*:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$"
-SERVICE_ACCOUNT = r"^[a-z0-9][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.:]+\.gserviceaccount\.com$"
-# what the nodes' account needs (https://cloud.google.com/kubernetes-engine/docs/how-to/hardening-your-cluster
-# "Use least privilege IAM service accounts"; roles/artifactregistry.reader to pull the images)
-NODE_ROLES = ("roles/artifactregistry.reader", "roles/logging.logWriter", "roles/monitoring.metricWriter")
 SCALABLE = (GATEWAY, *(service.name for service in SERVICES))
 DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 
@@ -41,126 +34,8 @@ DURATION = r"^[1-9][0-9]{0,5}[smhd]$"
 HOST_NAME = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*|\[[0-9a-f:.]+\])$"
 
 
-def cidrs(ranges: tuple[str, ...]) -> tuple[str, ...]:
-    for value in ranges:
-        try:
-            ipaddress.ip_network(value, strict=True)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a CIDR range such as 203.0.113.0/24 ({exc})") from None
-    return ranges
-
-
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-# A workload identity provider's resource name (https://cloud.google.com/iam/docs/reference/rest/v1/
-# projects.locations.workloadIdentityPools.providers): the project's number, not its id
-PROVIDER = r"^projects/[0-9]+/locations/global/workloadIdentityPools/[a-z0-9-]{4,32}/providers/[a-z0-9-]{4,32}$"
-REPOSITORY = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
-
-
-class CiIdentity(_Frozen):
-    """One CI job's way into Google: the workload identity provider it exchanges its GitHub token at, and what of
-    that token (https://docs.github.com/en/actions/reference/openid-connect-reference) the provider's attribute
-    condition must admit: `doctor` checks that it admits this job and refuses the others."""
-
-    provider: str = Field(pattern=PROVIDER)
-    service_account: str = Field("", pattern=r"^([a-z0-9][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.:]+\.gserviceaccount\.com)?$")
-    environment: str = Field(min_length=1)  # the job's GitHub environment (the token's `environment` claim)
-    # the git refs it runs on; a trailing * is a prefix ("refs/tags/v*"); empty: any
-    refs: tuple[str, ...] = ()
-    events: tuple[str, ...] = ()  # the workflow events it runs for (push, pull_request, workflow_dispatch); empty: any
-
-
-class Ci(_Frozen):
-    """The CI jobs that deploy or preview this environment, one provider per trust boundary (docs/ci.md)."""
-
-    repository: str = Field(pattern=REPOSITORY)  # OWNER/NAME on GitHub
-    deploy: CiIdentity | None = None  # the job that runs `up` or `promote` here
-    preview: CiIdentity | None = None  # the pull requests' read-only `diff`
-
-
-class Gke(_Frozen):
-    """A GKE cluster that k8sdeploy creates or finds, and the firewall rule it opens. The names are checked here as
-    GKE and Compute check them at create (a 400 there, after the images are pushed, otherwise)."""
-
-    project: str
-    location: str  # a zone (europe-west1-b) or a region (europe-west1)
-    cluster: str
-    machine_type: str = "e2-small"
-    node_count: int = Field(1, ge=1)  # per zone: a regional location has its nodes in 3 zones, 3 x this in all
-    # seconds any one wait on a Google operation may last (a cluster's create, delete, or another's upgrade of it)
-    operation_timeout: float = Field(3600, gt=0)
-    network_tag: str = ""  # defaults to k8sdeploy-<cluster>
-    network: str = "default"  # the VPC network of the cluster and the firewall rule; checked to exist at `up`
-    source_ranges: tuple[str, ...] = ("0.0.0.0/0",)
-    # the nodes' Google service account: they pull the images as it (give it roles/artifactregistry.reader,
-    # roles/logging.logWriter and roles/monitoring.metricWriter only); `up` refuses without one unless
-    # default_node_account = true (the project's Compute Engine default account, whose roles you checked)
-    node_service_account: str = ""
-    default_node_account: bool = False
-    ci: Ci | None = None  # the CI jobs' workload identity providers, checked by `doctor`
-
-    @field_validator("project")
-    @classmethod
-    def _project_id(cls, project: str) -> str:
-        if not re.match(PROJECT_ID, project):
-            raise ValueError(
-                f"{project!r} is not a project id (6 to 30 lower-case letters, digits and dashes, starting with a "
-                "letter; the id, not the project's display name or number)"
-            )
-        return project
-
-    @field_validator("cluster")
-    @classmethod
-    def _cluster_name(cls, cluster: str) -> str:
-        if not re.match(CLUSTER_NAME, cluster):
-            raise ValueError(
-                f"{cluster!r} is not a GKE cluster name (at most 40 lower-case letters, digits and dashes, "
-                "starting with a letter and ending with a letter or digit)"
-            )
-        return cluster
-
-    @field_validator("network", "network_tag")
-    @classmethod
-    def _compute_name(cls, name: str, info: ValidationInfo) -> str:
-        if name and not re.match(FIREWALL_NAME, name):
-            what = (info.field_name or "name").replace("_", " ")
-            raise ValueError(
-                f"{name!r} is not a Compute {what} (at most 63 lower-case letters, digits and dashes, starting "
-                "with a letter and ending with a letter or digit)"
-            )
-        return name
-
-    @field_validator("node_service_account")
-    @classmethod
-    def _service_account(cls, account: str) -> str:
-        if account and not re.match(SERVICE_ACCOUNT, account):
-            raise ValueError(
-                f"{account!r} is not a service account's e-mail address (NAME@PROJECT.iam.gserviceaccount.com)"
-            )
-        return account
-
-    @field_validator("source_ranges")
-    @classmethod
-    def _ranges_are_cidrs(cls, ranges: tuple[str, ...]) -> tuple[str, ...]:
-        return cidrs(ranges)
-
-    def node_account_problem(self, table: str) -> ConfigError | None:
-        """Why nodes of a cluster made with these settings might not pull the images, or None. The API gives a
-        node no scope and the default account no role unless asked (gcloud adds defaults; the API does not; in
-        organisations made since May 2024 the Compute default account has no roles)."""
-        if self.node_service_account or self.default_node_account:
-            return None
-        account = f"k8sdeploy-nodes@{self.project.rpartition(':')[2]}.iam.gserviceaccount.com"
-        return ConfigError(
-            f"{table} sets no node_service_account: the cluster's nodes would pull the images as the Compute "
-            "Engine default account, which may have no roles",
-            f"create {account}, grant it {', '.join(NODE_ROLES)} on project {self.project}, and set "
-            f'node_service_account = "{account}" in {table} (or default_node_account = true if the default '
-            "account has those roles)",
-        )
 
 
 class Verify(_Frozen):
@@ -171,23 +46,18 @@ class Verify(_Frozen):
     attestations: bool = True
 
 
-# Each target kind and the module holding its `KIND` (deploy/targets/kit.py): a new kind is one line here.
-TARGET_KINDS = {
-    "local": "deploy.targets.local.kind",
-    "gke": "deploy.targets.gke.kind",
-    "kubeconfig": "deploy.targets.kube.kind",
-}
+# Each target kind and the module holding its `KIND` (deploy/targets/kit.py), from its table's model.
+TARGET_KINDS = {table.KIND: table.MODULE for table in KIND_TABLES}
 
 
 class Environment(_Frozen):
     name: str
-    target: str  # one of TARGET_KINDS
     layout: Literal["single-pod", "split-pods"] = "single-pod"
     registry: str = ""  # where images are pushed; "" keeps them in the local engine
     namespace: str = Field("auth-suite", pattern=DNS_LABEL)
     service_type: Literal["NodePort", "LoadBalancer"] = "NodePort"
     # the gateway Service's port; on the local target the host port the gateway listens on, the services on the
-    # five after it (see port_base): two local environments side by side need blocks that do not overlap
+    # five after it (kinds.py Local.port_base): two local environments side by side need blocks that do not overlap
     gateway_port: int = Field(8080, ge=1, le=65535)
     database: Literal["sqlite", "mysql"] = "sqlite"
     mysql_image: str = ""  # database = "mysql": the server's image, pinned by digest
@@ -198,8 +68,6 @@ class Environment(_Frozen):
     # debootstrap:NAME[@sha256:...]; see deploy/builders/bases.py. Default: debootstrap:<base name>.
     bases: dict[str, str] = Field(default_factory=dict)
     secure_cookies: bool = False
-    # local target: the address the gateway listens on (default 127.0.0.1; "0.0.0.0" opens it to the network)
-    gateway_address: str = ""
     # Kubernetes targets: a kubernetes.io/tls Secret in the namespace (tls.crt, tls.key) the gateway serves
     # HTTPS with on https_port; plain HTTP then only redirects to it
     tls_secret: str = Field("", pattern=r"^([a-z0-9]([-a-z0-9]{0,251}[a-z0-9])?)?$")
@@ -214,8 +82,6 @@ class Environment(_Frozen):
     # the demo users with known passwords (admin@test.com / admin, user@test.com / user); default: on the
     # local target only
     demo_users: bool | None = None
-    kube_context: str = ""  # kubeconfig target
-    kubeconfig: str = ""  # kubeconfig target: the file ("~" expands); "" means $KUBECONFIG or ~/.kube/config
     # false where no login can pass through the gateway (a control plane whose kubelets are simulated)
     smoke: bool = True
     # `build` and `up` sign what they publish with this private key (PEM; a path relative to the configuration
@@ -231,7 +97,45 @@ class Environment(_Frozen):
     promote_after: str = ""
     # who may approve a promotion here: `promote --approved-by NAME` must name one of them
     approvers: tuple[str, ...] = ()
+    # the kind of target, named by its own table: exactly one of these (deploy/model/kinds.py)
+    local: Local | None = None
+    kubeconfig: Kubeconfig | None = None
     gke: Gke | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_form(cls, data: object) -> object:
+        return upgraded(data) if isinstance(data, dict) else data
+
+    def _tables(self) -> list[KindTable]:
+        return [table for table in (self.local, self.kubeconfig, self.gke) if table is not None]
+
+    @property
+    def kind_table(self) -> KindTable:
+        """The table of the environment's kind, which knows what differs between kinds."""
+        tables = self._tables()
+        if len(tables) != 1:  # refused at validation (_one_kind)
+            raise AttributeError(f"environment {self.name} has {len(tables)} kind tables")
+        return tables[0]
+
+    @property
+    def target(self) -> str:
+        """The kind's name (local, kubeconfig, gke): what messages and `status` call it."""
+        return self.kind_table.KIND
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Environment:
+        tables = [table.KIND for table in self._tables()]
+        if len(tables) != 1:
+            named = " and ".join(f"[environments.{self.name}.{kind}]" for kind in tables)
+            *first, last = (f"[environments.{self.name}.{kind}]" for kind in TARGET_KINDS)
+            raise ValueError(
+                f"{named} name two kinds of target; keep one"
+                if tables
+                else f"name the kind of target with its table: {', '.join(first)} or {last}"
+            )
+        self.kind_table.check(self)
+        return self
 
     @field_validator("name")
     @classmethod
@@ -265,14 +169,6 @@ class Environment(_Frozen):
             raise ValueError(f"no part named {unknown[0]!r}; replicas are set for {', '.join(SCALABLE)}")
         return replicas
 
-    @field_validator("target")
-    @classmethod
-    def _target_is_a_kind(cls, target: str) -> str:
-        if target not in TARGET_KINDS:
-            *first, last = (repr(kind) for kind in TARGET_KINDS)
-            raise ValueError(f"Input should be {', '.join(first)} or {last}")
-        return target
-
     @field_validator("mysql_image")
     @classmethod
     def _mysql_image_is_pinned(cls, reference: str) -> str:
@@ -302,104 +198,28 @@ class Environment(_Frozen):
         return int(self.promote_after[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[self.promote_after[-1]]
 
     @model_validator(mode="after")
-    def _gke_needs_its_table(self) -> Environment:
+    def _not_from_itself(self) -> Environment:
         if self.promote_from == self.name:
             raise ValueError(f"environment {self.name} cannot promote from itself")
-        if self.target == "gke" and self.gke is None:
-            raise ValueError(f"a gke environment needs an [environments.{self.name}.gke] table")
-        if self.gke is not None:
-            rule = f"k8sdeploy-{self.gke.cluster}-{self.name}-gateway"  # deploy/targets/gke/firewall.py
-            if not re.match(FIREWALL_NAME, rule):
-                raise ValueError(
-                    f"the firewall rule name {rule!r} ({len(rule)} characters) is not a valid "
-                    "Compute name: shorten the environment or cluster name (63 characters in all, "
-                    "lower-case letters, digits and dashes)"
-                )
-        return self
-
-    @field_validator("gateway_address")
-    @classmethod
-    def _gateway_address_is_an_ip(cls, address: str) -> str:
-        if address:
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                raise ValueError(f"{address!r} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for all)") from None
-        return address
-
-    @model_validator(mode="after")
-    def _gateway_address_is_local(self) -> Environment:
-        if self.gateway_address and self.target != "local":
-            raise ValueError(
-                "gateway_address applies to the local target; in a cluster the gateway's Service decides who reaches it"
-            )
-        if self.tls_secret and self.target == "local":
-            raise ValueError("tls_secret applies to Kubernetes targets; the local gateway serves on loopback")
         return self
 
     @model_validator(mode="after")
     def _demo_users_on_loopback_only(self) -> Environment:
-        """Known passwords (admin / admin) only where the gateway cannot be reached from elsewhere: the local target
-        on loopback. A Kubernetes target's Service reaches beyond loopback unless the environment says it is a
-        test fixture on loopback (allow_plain_http, as `cluster` and the tests' fake clouds do)."""
-        if self.demo_users and self.gateway_beyond_loopback:
-            address = self.gateway_address or "127.0.0.1"
-            where = f"on {address}" if self.target == "local" else f"through its {self.service_type} Service"
+        """Known passwords (admin / admin) only where the gateway cannot be reached from elsewhere (the kind says
+        where that is: the local target on loopback)."""
+        if self.demo_users and self.kind_table.beyond_loopback(self):
             raise ValueError(
-                f"demo_users = true gives admin@test.com the password admin, but the gateway listens {where}; "
-                "set demo_users = false and add users with `k8sdeploy user add`"
+                "demo_users = true gives admin@test.com the password admin, but the gateway listens "
+                f"{self.kind_table.gateway_reach(self)}; set demo_users = false and add users with `k8sdeploy user add`"
             )
         return self
-
-    def plain_http_exposure(self) -> str:
-        """Where the gateway would serve plain HTTP beyond this machine's loopback ('' where it would not)."""
-        if self.tls_secret:
-            return ""
-        if self.target == "local":
-            address = self.gateway_address or "127.0.0.1"
-            return "" if ipaddress.ip_address(address).is_loopback else f"on {address}:{self.gateway_port}"
-        return f"through its {self.service_type} Service on port {self.gateway_port}"
-
-    @property
-    def gateway_beyond_loopback(self) -> bool:
-        if self.target == "local":
-            return not ipaddress.ip_address(self.gateway_address or "127.0.0.1").is_loopback
-        return not self.allow_plain_http
 
     @property
     def with_demo_users(self) -> bool:
-        """demo_users, by default on the local target with its gateway on loopback."""
+        """demo_users, by default where the kind keeps the gateway on loopback (the local target)."""
         if self.demo_users is not None:
             return self.demo_users
-        return self.target == "local" and not self.gateway_beyond_loopback
-
-    @property
-    def service_address(self) -> str:
-        """Where the services listen: loopback on the local target (the host's network is shared with every
-        container there), every address of their pod elsewhere (probes come from the node)."""
-        return "127.0.0.1" if self.target == "local" else "0.0.0.0"
-
-    @property
-    def port_base(self) -> int:
-        """The gateway's port inside its pod, the services' following it (suite.suite_ports): on the local target,
-        whose containers share the host's network, the environment's gateway_port; in a pod the fixed 8080."""
-        return self.gateway_port if self.target == "local" else GATEWAY_PORT
-
-    @model_validator(mode="after")
-    def _local_ports_fit(self) -> Environment:
-        if self.target == "local" and self.gateway_port + PORT_SPAN - 1 > 65535:
-            raise ValueError(
-                f"gateway_port {self.gateway_port}: on the local target the five services listen on the five "
-                f"ports after it; choose one at most {65535 - PORT_SPAN + 1}"
-            )
-        return self
-
-    def gateway_listen(self, port: int) -> str:
-        """nginx's `listen` for the gateway: on the local target only its address (loopback by default)."""
-        if self.target != "local":
-            return str(port)
-        address = self.gateway_address or "127.0.0.1"
-        return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+        return self.kind_table.demo_users_by_default(self)
 
     @model_validator(mode="after")
     def _verify_needs_a_registry(self) -> Environment:
@@ -436,25 +256,57 @@ class Environment(_Frozen):
 def refuse_plain_http(environment: Environment, say: Say) -> None:
     """Before anything is built: a gateway beyond loopback serves HTTPS, or the environment accepts plain HTTP
     (and hears about it on every deploy)."""
-    exposure = environment.plain_http_exposure()
+    exposure = environment.kind_table.plain_http_exposure(environment)
     if not exposure:
         return
-    table = f"[environments.{environment.name}]"
     if not environment.allow_plain_http:
-        fix = (
-            "set gateway_address back to 127.0.0.1"
-            if environment.target == "local"
-            else f'set tls_secret = "NAME" (a kubernetes.io/tls Secret in namespace {environment.namespace})'
-        )
         raise ConfigError(
             f"environment {environment.name} would serve its gateway over plain HTTP {exposure}, "
             "so passwords and session cookies would cross the network in clear",
-            f"{fix} in {table}, or allow_plain_http = true to accept that",
+            f"{environment.kind_table.plain_http_fix(environment)}, or allow_plain_http = true in "
+            f"[environments.{environment.name}] to accept that",
         )
     say(
         f"warning: environment {environment.name} serves its gateway over plain HTTP {exposure} "
         "(allow_plain_http = true): passwords and session cookies cross the network in clear"
     )
+
+
+def upgraded(data: dict) -> dict:
+    """An environment's table in the form before kinds had tables of their own (`target = KIND`, the kind's keys
+    among the common ones: gateway_address, kube_context, kubeconfig) as the kind's table holds them now."""
+    if "target" not in data:
+        return data
+    data = dict(data)
+    target, name = data.pop("target"), data.get("name", "NAME")
+    kinds = {table.KIND: table for table in KIND_TABLES}
+    if target not in kinds:
+        *first, last = (repr(kind) for kind in kinds)
+        raise ValueError(f"target: Input should be {', '.join(first)} or {last}")
+    table = kinds[target]
+    moved = {new: data.pop(old) for old, new in table.OLD_KEYS.items() if old in data}
+    for other in KIND_TABLES:
+        for old in set(other.OLD_KEYS) & set(data):
+            if data.pop(old):  # the old form ignored another kind's key left empty, as this does
+                raise ValueError(f"{old} applies to the {other.KIND} target; {other.MISPLACED}")
+    if target not in data:
+        if any(field.is_required() for field in table.model_fields.values()):
+            raise ValueError(f"a {target} environment needs an [environments.{name}.{target}] table")
+        data[target] = moved
+    return data
+
+
+def old_form_notice(name: str, table: dict, path: Path) -> str:
+    """The one line that says an environment is written in the old form, and what the new one is."""
+    target = table["target"]
+    return (
+        f"deprecated: [environments.{name}] in {path} names its kind with target = {target!r}; write "
+        f"[environments.{name}.{target}] instead (docs/configuration.md), which the old form still loads as"
+    )
+
+
+def say_on_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def _describe(error: ValidationError, name: str) -> str:
@@ -464,8 +316,8 @@ def _describe(error: ValidationError, name: str) -> str:
     return f"environment {name!r}: {where + ': ' if where else ''}{message}"
 
 
-def load_environment(name: str, path: Path = DEFAULT_CONFIG) -> Environment:
-    """The environment `name` from `path`, validated; a ConfigError names what is wrong."""
+def load_environment(name: str, path: Path = DEFAULT_CONFIG, warn: Say = say_on_stderr) -> Environment:
+    """The environment `name` from `path`, validated; a ConfigError names what is wrong, `warn` an old form."""
     try:
         data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
@@ -499,6 +351,9 @@ def load_environment(name: str, path: Path = DEFAULT_CONFIG) -> Environment:
             f"write [environments.{name}] with its keys on the lines below",
         )
     try:
-        return Environment(name=name, **environments[name]).relative_to(path.parent)
+        environment = Environment(name=name, **environments[name]).relative_to(path.parent)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, name), f"fix [environments.{name}] in {path}") from None
+    if "target" in environments[name]:
+        warn(old_form_notice(name, environments[name], path))
+    return environment

@@ -61,10 +61,10 @@ def render(
     layout = build_layout(
         layout_name,
         environment.database,
-        environment.service_address,
+        environment.kind_table.service_address,
         environment.tls_secret,
         ephemeral=environment.ephemeral_data,
-        port_base=environment.port_base,
+        port_base=environment.kind_table.port_base(environment.gateway_port),
     )
     if not re.match(LABEL_VALUE, version):
         raise RenderError(
@@ -103,7 +103,7 @@ def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
     """The gateway's nginx.conf for this layout (a ConfigMap over the image's own), and its Service."""
     config = GatewayConfig(
         upstreams=layout.upstreams(),
-        listen=environment.gateway_listen(layout.part(GATEWAY).port),
+        listen=environment.kind_table.gateway_listen(layout.part(GATEWAY).port),
         runtime_dir=GATEWAY_RUNTIME_DIR,
         lua_dir=GATEWAY_LUA_DIR,
         secure_cookies=environment.secure_cookies,

@@ -1,9 +1,9 @@
 """What a target kind gives the Runner: the one seam between the commands and where an environment runs.
 
-Each kind is a package under deploy/targets/ whose `kind.py` holds `KIND`, a `Kind`; the environment model names
-that module (deploy/model/environments.py TARGET_KINDS) and compose.py imports it by that name. Nothing outside
-deploy/targets/ and the environment model asks which kind an environment is (tests/deploy/test_target_seam.py):
-what differs between kinds is a value here.
+Each kind is a package under deploy/targets/ whose `kind.py` holds `KIND`, a `Kind`; the kind's table in the
+environment model names that module (deploy/model/kinds.py, TARGET_KINDS) and compose.py imports it by that name.
+Nothing outside deploy/targets/ asks which kind an environment is (tests/deploy/test_target_seam.py): what differs
+between kinds is a value here, or a method of the kind's table.
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def suite_build(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) -> 
 def config(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     """A k8sdeploy.toml holding one local environment, named by the test module's ENV."""
     path = tmp_path / "k8sdeploy.toml"
-    path.write_text(f'[environments.{request.module.ENV}]\ntarget = "local"\n')
+    path.write_text(f"[environments.{request.module.ENV}]\nlocal = {{}}\n")
     return path
 
 

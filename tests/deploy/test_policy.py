@@ -18,7 +18,7 @@ from tests.infra import ROOT
 def staging(tmp_path: Path, *lines: str) -> Path:
     """A gke environment that serves HTTPS (so plain HTTP is not what refuses it), with `lines` added."""
     path = tmp_path / "k8sdeploy.toml"
-    table = ['target = "gke"', 'tls_secret = "auth-suite-tls"', 'registry = "127.0.0.1:1/k8sdeploy"', *lines]
+    table = ['tls_secret = "auth-suite-tls"', 'registry = "127.0.0.1:1/k8sdeploy"', *lines]
     gke = [
         'project = "my-project"',
         'location = "europe-west1-b"',
@@ -64,7 +64,7 @@ def test_dev_true_lets_dev_past_the_policy(tmp_path: Path, no_cloud: None) -> No
 def test_dev_on_a_local_gateway_beyond_loopback_is_refused_as_up_is(tmp_path: Path) -> None:
     config = tmp_path / "k8sdeploy.toml"
     config.write_text(
-        '[environments.open]\ntarget = "local"\ngateway_address = "0.0.0.0"\ndemo_users = false\ngateway_port = 1\n'
+        '[environments.open]\nlocal = { gateway_address = "0.0.0.0" }\ndemo_users = false\ngateway_port = 1\n'
     )
     lines = {command: error_line(k8sdeploy(command, env="open", config=config).stderr) for command in ("up", "dev")}
     assert lines["dev"] == lines["up"]

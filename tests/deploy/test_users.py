@@ -79,7 +79,7 @@ def test_user_add_on_the_local_target_keeps_the_user_for_the_next_up(
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text('[environments.usertest]\ntarget = "local"\n')
+    config.write_text("[environments.usertest]\nlocal = {}\n")
     args = ["user", "add", "boss@example.com", "--role", "admin"]
     short = k8sdeploy(*args, "--password-stdin", env="usertest", config=config, stdin="short\n")
     assert short.exit_code == 2 and "shorter than 12 characters" in short.stderr
@@ -138,7 +138,7 @@ def test_remove_takes_an_added_user_away_and_refuses_the_others() -> None:
 
 def test_demo_users_are_refused_where_the_gateway_listens_beyond_loopback(tmp_path: Path) -> None:
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text('[environments.open]\ntarget = "local"\ngateway_address = "0.0.0.0"\ndemo_users = true\n')
+    config.write_text('[environments.open]\nlocal = { gateway_address = "0.0.0.0" }\ndemo_users = true\n')
     result = k8sdeploy("user", "list", env="open", config=config)
     assert result.exit_code == 2
     assert "demo_users = true gives admin@test.com the password admin, but the gateway listens on 0.0.0.0" in (
@@ -150,7 +150,7 @@ def test_demo_users_are_refused_where_the_gateway_listens_beyond_loopback(tmp_pa
 def test_user_remove_and_list_on_the_local_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text('[environments.usertest]\ntarget = "local"\n')
+    config.write_text("[environments.usertest]\nlocal = {}\n")
     added = k8sdeploy("user", "add", "boss@example.com", env="usertest", config=config)
     assert added.exit_code == 0, added.stderr
     listed = k8sdeploy("user", "list", env="usertest", config=config)

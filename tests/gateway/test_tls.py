@@ -156,7 +156,7 @@ def test_k8sdeploy_smoke_asks_for_the_environments_first_host(
     the mismatch (exit 6)."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text(f'[environments.named]\ntarget = "local"\nhosts = ["{name}", "www.{name}"]\n')
+    config.write_text(f'[environments.named]\nlocal = {{}}\nhosts = ["{name}", "www.{name}"]\n')
     result = k8sdeploy("smoke", "--url", trusting, env="named", config=config)
     assert result.exit_code == exit_code, result.stderr
     if exit_code:

@@ -52,7 +52,6 @@ def test_up_smoke_login_then_down_leaves_nothing(tmp_path: Path) -> None:
         "\n".join(
             [
                 f"[environments.{ENV}]",
-                'target = "gke"',
                 'layout = "single-pod"',
                 'service_type = "LoadBalancer"',
                 f'registry = "{REGISTRY}"',

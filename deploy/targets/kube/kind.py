@@ -17,8 +17,9 @@ from deploy.targets.kube.users import KubeUsers
 
 
 def kit(environment: Environment, connections: Connections, say: Say, _options: KitOptions) -> TargetKit:
-    path = Path(environment.kubeconfig).expanduser() if environment.kubeconfig else None
-    api = connections.kubeconfig(environment.kube_context, path)
+    table = environment.kubeconfig
+    assert table is not None  # this kind's environments have its table
+    api = connections.kubeconfig(table.context, Path(table.file).expanduser() if table.file else None)
     namespace, name = environment.namespace, environment.name
     return TargetKit(
         environment,

@@ -31,7 +31,7 @@ def kubeconfig_api(context: str = "", path: Path | None = None) -> KubeApi:
         where = f" in {path}" if path else " (KUBECONFIG or ~/.kube/config)"
         raise ConfigError(
             f"cannot use kubeconfig context {context or '(current)'}{where}: {exc}",
-            "set kube_context in k8sdeploy.toml to a context of `kubectl config get-contexts`",
+            "set context in [environments.NAME.kubeconfig] to one of `kubectl config get-contexts`",
         ) from None
 
 

@@ -79,7 +79,7 @@ def signing(tmp_path_factory: pytest.TempPathFactory, source_repo: Path) -> Iter
     """A registry, a key pair from `k8sdeploy keygen`, and `build --key` of a clone of the source repository."""
     work = tmp_path_factory.mktemp("signing")
     config = work / "k8sdeploy.toml"
-    config.write_text(f'[environments.{ENV}]\ntarget = "local"\n')
+    config.write_text(f"[environments.{ENV}]\nlocal = {{}}\n")
     keys = k8sdeploy("keygen", "--prefix", str(work / "cosign"))
     assert keys.exit_code == 0, keys.stderr
     assert "PRIVATE KEY" not in keys.stdout + keys.stderr and (work / "cosign.key").stat().st_mode & 0o077 == 0
@@ -206,7 +206,7 @@ def test_k8sdeploy_verify_accepts_the_key_and_names_each_image_another_key_did_n
             assert k8sdeploy("keygen", "--prefix", str(work / key)).exit_code == 0
         config = work / f"verify-{key}.toml"
         config.write_text(
-            f'[environments.{ENV}]\ntarget = "local"\nregistry = "{signing.registry.host}/suite"\n'
+            f'[environments.{ENV}]\nlocal = {{}}\nregistry = "{signing.registry.host}/suite"\n'
             f'verify = {{ key = "{key}.pub" }}\n'
         )
         checked = k8sdeploy("verify", "--build-record", str(work / "record.json"), env=ENV, config=config)

@@ -58,8 +58,8 @@ def test_verify_and_signing_key_are_relative_to_the_configuration_file(tmp_path:
     config = tmp_path / "conf" / "k8sdeploy.toml"
     config.parent.mkdir()
     config.write_text(
-        '[environments.e]\ntarget = "local"\nregistry = "127.0.0.1:5000/suite"\nsigning_key = "keys/ci.key"\n'
-        'verify = { key = "keys/ci.pub" }\n[environments.bare]\ntarget = "local"\nverify = { key = "ci.pub" }\n'
+        '[environments.e]\nlocal = {}\nregistry = "127.0.0.1:5000/suite"\nsigning_key = "keys/ci.key"\n'
+        'verify = { key = "keys/ci.pub" }\n[environments.bare]\nlocal = {}\nverify = { key = "ci.pub" }\n'
     )
     environment = load_environment("e", config)
     assert environment.signing_key == str(tmp_path / "conf/keys/ci.key")

@@ -34,7 +34,25 @@ def test_shipped_environments_load() -> None:
         ),
         ("[environments.x]\ntarget='local'\ncolour='red'\n", "environment 'x': colour: Extra inputs are not permitted"),
         ("[environments.x]\ntarget='gke'\n", "needs an [environments.x.gke] table"),
-        ("[environments.x]\nlayout='single-pod'\n", "environment 'x': target: Field required"),
+        (
+            "[environments.x]\nlayout='single-pod'\n",
+            "environment 'x': name the kind of target with its table: [environments.x.local], "
+            "[environments.x.gke] or [environments.x.kubeconfig]",
+        ),
+        (
+            "[environments.x.local]\n[environments.x.kubeconfig]\n",
+            "[environments.x.local] and [environments.x.kubeconfig] name two kinds",
+        ),
+        (
+            "[environments.x]\ntarget='cloud'\n",
+            "environment 'x': target: Input should be 'local', 'gke' or 'kubeconfig'",
+        ),
+        ("[environments.x.local]\ncolour='red'\n", "environment 'x': local.colour: Extra inputs are not permitted"),
+        ("[environments.x]\ntarget='local'\nkube_context='kind'\n", "kube_context applies to the kubeconfig target"),
+        (
+            "[environments.x]\ntls_secret='t'\n[environments.x.local]\n",
+            "tls_secret applies to Kubernetes targets",
+        ),
         ("[environments.x\n", "is not valid TOML"),
         (
             "[environments.x]\ntarget='local'\ndatabase='mysql'\n",
@@ -137,11 +155,44 @@ def test_a_file_that_is_not_utf8_is_named_with_the_byte(tmp_path: Path) -> None:
 
 
 def test_the_local_gateway_listens_on_loopback_unless_the_environment_says_otherwise(tmp_path: Path) -> None:
-    local = load_environment("x", write(tmp_path, "[environments.x]\ntarget='local'\n"))
+    local = load_environment("x", write(tmp_path, "[environments.x.local]\n")).kind_table
     assert (local.gateway_listen(8080), local.service_address) == ("127.0.0.1:8080", "127.0.0.1")
-    opened = load_environment("x", write(tmp_path, "[environments.x]\ntarget='local'\ngateway_address='0.0.0.0'\n"))
-    assert opened.gateway_listen(8080) == "0.0.0.0:8080"
-    v6 = load_environment("x", write(tmp_path, "[environments.x]\ntarget='local'\ngateway_address='::1'\n"))
-    assert v6.gateway_listen(8080) == "[::1]:8080"
-    cluster = load_environment("x", write(tmp_path, "[environments.x]\ntarget='kubeconfig'\n"))
+    opened = load_environment("x", write(tmp_path, "[environments.x.local]\ngateway_address='0.0.0.0'\n"))
+    assert opened.kind_table.gateway_listen(8080) == "0.0.0.0:8080"
+    v6 = load_environment("x", write(tmp_path, "[environments.x.local]\ngateway_address='::1'\n"))
+    assert v6.kind_table.gateway_listen(8080) == "[::1]:8080"
+    cluster = load_environment("x", write(tmp_path, "[environments.x.kubeconfig]\n")).kind_table
     assert (cluster.gateway_listen(8080), cluster.service_address) == ("8080", "0.0.0.0")
+
+
+GKE = "project = 'my-project'\nlocation = 'l'\ncluster = 'c'\n"
+OLD_AND_NEW = [
+    (
+        "target = 'local'\ngateway_address = '0.0.0.0'\n",
+        "[environments.x.local]\ngateway_address = '0.0.0.0'\n",
+        "local",
+    ),
+    (
+        "target = 'kubeconfig'\nkube_context = 'kind'\nkubeconfig = '/k'\n",
+        "[environments.x.kubeconfig]\ncontext = 'kind'\nfile = '/k'\n",
+        "kubeconfig",
+    ),
+    (f"target = 'gke'\n[environments.x.gke]\n{GKE}", f"[environments.x.gke]\n{GKE}", "gke"),
+]
+
+
+@pytest.mark.parametrize("old,new,kind", OLD_AND_NEW)
+def test_the_old_form_loads_as_the_new_with_one_deprecation_line(tmp_path: Path, old: str, new: str, kind: str) -> None:
+    common = "[environments.x]\nlayout = 'split-pods'\nallow_plain_http = true\n"
+    said: list[str] = []
+    old_form = load_environment("x", write(tmp_path, common + old), said.append)
+    assert len(said) == 1 and f"target = '{kind}'; write [environments.x.{kind}] instead" in said[0]
+    assert load_environment("x", write(tmp_path, common + new), said.append) == old_form
+    assert len(said) == 1 and old_form.target == kind and old_form.layout == "split-pods"
+
+
+def test_the_old_form_warns_on_stderr_once_per_load(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    load_environment("x", write(tmp_path, "[environments.x]\ntarget = 'local'\n"))
+    assert capsys.readouterr().err.count("deprecated: [environments.x]") == 1
+    load_environment("x", write(tmp_path, "[environments.x.local]\n"))
+    assert capsys.readouterr().err == ""

@@ -22,7 +22,7 @@ def write_config(path: Path, registry: str, bases: dict[str, str]) -> Path:
     """A k8sdeploy.toml with one environment, `ci`."""
     lines = [
         "[environments.ci]",
-        'target = "kubeconfig"',
+        "kubeconfig = {}",
         f"registry = {json.dumps(registry)}",
         "[environments.ci.bases]",
         *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in bases.items()),

@@ -16,7 +16,7 @@ def test_release_moves_latest_to_the_version_digests(
     tmp_path: Path, source_repo: Path, fresh_registry: Registry
 ) -> None:
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text(f'[environments.{ENV}]\ntarget = "local"\nregistry = "{fresh_registry.host}/suite"\n')
+    config.write_text(f'[environments.{ENV}]\nlocal = {{}}\nregistry = "{fresh_registry.host}/suite"\n')
     checkout = clone(source_repo, tmp_path / "checkout")
     missing = k8sdeploy("release", "1.0.0", "--output", "json", env=ENV, config=config)
     assert missing.exit_code == 3
@@ -52,7 +52,7 @@ def test_release_moves_latest_to_the_version_digests(
 
 def test_release_needs_a_registry(tmp_path: Path) -> None:
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text(f'[environments.{ENV}]\ntarget = "local"\n')
+    config.write_text(f"[environments.{ENV}]\nlocal = {{}}\n")
     result = k8sdeploy("release", "1.0.0", env=ENV, config=config)
     assert result.exit_code == 2
     assert "has no registry" in result.stderr

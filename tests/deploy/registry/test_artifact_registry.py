@@ -225,7 +225,6 @@ def cli_config(tmp_path: Path, registry: str) -> Path:
         "\n".join(
             [
                 "[environments.staging]",
-                'target = "gke"',
                 f'registry = "{registry}"',
                 "[environments.staging.gke]",
                 'project = "my-project"',

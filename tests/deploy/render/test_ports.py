@@ -76,7 +76,7 @@ def test_in_a_cluster_the_pods_keep_the_fixed_ports_and_gateway_port_is_the_serv
 
 def test_a_local_gateway_port_leaves_room_for_the_five_services(tmp_path: Path) -> None:
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text('[environments.high]\ntarget = "local"\ngateway_port = 65531\n')
+    config.write_text("[environments.high]\nlocal = {}\ngateway_port = 65531\n")
     result = k8sdeploy("render", env="high", config=config)
     assert result.exit_code == 2, result.stderr
     assert "gateway_port 65531: on the local target the five services listen on the five ports after it" in (

@@ -16,17 +16,17 @@ from tests.helpers import k8sdeploy
 
 CONFIG = f"""
 [environments.dev]
-target = "local"
+local = {{}}
 replicas = {{ frontend = 2 }}
 
 [environments.db]
-target = "local"
+local = {{}}
 layout = "split-pods"
 database = "mysql"
 mysql_image = "{MYSQL_IMAGE}"
 
 [environments.broken]
-target = "local"
+local = {{}}
 database = "mysql"
 """
 NO_MYSQL_SECRET = {"K8SDEPLOY_MYSQL_SECRET": ""}  # what render reads the secret from: empty unless a test sets it

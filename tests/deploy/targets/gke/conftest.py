@@ -177,7 +177,6 @@ def config_file(path: Path, namespace: str = "auth-suite", **gke: str) -> Path:
     }
     lines = [
         f"[environments.{ENV}]",
-        'target = "gke"',
         'service_type = "LoadBalancer"',
         f'namespace = "{namespace}"',
         "allow_plain_http = true",

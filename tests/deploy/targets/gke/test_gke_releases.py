@@ -86,7 +86,6 @@ def gke_config(
         "\n".join(
             [
                 f"[environments.{ENV}]",
-                'target = "gke"',
                 'layout = "single-pod"',
                 'service_type = "LoadBalancer"',
                 f'namespace = "{cli_cloud.namespace}"',

@@ -80,9 +80,7 @@ def kubeconfig_environment(name: str, kubeconfig: Path, registry: str, namespace
     `registry` (HOST:PORT), with no smoke login (KWOK runs no container); `lines` add keys."""
     keys = [
         f"[environments.{name}]",
-        'target = "kubeconfig"',
-        f'kubeconfig = "{kubeconfig}"',
-        'kube_context = "test"',
+        f'kubeconfig = {{ file = "{kubeconfig}", context = "test" }}',
         f'registry = "{registry}/suite"',
         f'namespace = "{namespace}"',
         'service_type = "NodePort"',

@@ -16,7 +16,7 @@ from tests.helpers import k8sdeploy, valid
 
 def config_file(path: Path, namespace: str) -> Path:
     path.write_text(
-        f'[environments.kind-dev]\ntarget = "kubeconfig"\nkube_context = "test"\n'
+        f'[environments.kind-dev]\nkubeconfig = {{ context = "test" }}\n'
         f'namespace = "{namespace}"\nallow_plain_http = true\n'
     )
     return path

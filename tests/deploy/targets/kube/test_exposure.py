@@ -55,7 +55,7 @@ def test_a_certificate_makes_the_gateway_serve_https(layout: str) -> None:
 
 def test_the_shipped_staging_serves_https() -> None:
     staging = load_environment("staging")
-    assert staging.tls_secret and staging.plain_http_exposure() == ""
+    assert staging.tls_secret and staging.kind_table.plain_http_exposure(staging) == ""
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,8 @@ def test_the_shipped_staging_serves_https() -> None:
     ],
 )
 def test_where_plain_http_would_leave_loopback(settings: dict, exposure: str) -> None:
-    assert Environment(name="x", **settings).plain_http_exposure() == exposure
+    environment = Environment(name="x", **settings)
+    assert environment.kind_table.plain_http_exposure(environment) == exposure
 
 
 def config(tmp_path: Path, *lines: str) -> Path:
@@ -78,7 +79,6 @@ def config(tmp_path: Path, *lines: str) -> Path:
         "\n".join(
             [
                 "[environments.staging]",
-                'target = "gke"',
                 'service_type = "LoadBalancer"',
                 *lines,
                 "[environments.staging.gke]",

@@ -68,9 +68,7 @@ def test_status_reports_the_edit_as_drift(
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     config = tmp_path / "k8sdeploy.toml"
-    config.write_text(
-        f'[environments.{ENV}]\ntarget = "kubeconfig"\nkube_context = "test"\nnamespace = "{target.namespace}"\n'
-    )
+    config.write_text(f'[environments.{ENV}]\nkubeconfig = {{ context = "test" }}\nnamespace = "{target.namespace}"\n')
     target.apply(single_pod(ENV, "NodePort"))
     target.wait(timeout=60)
     kubectl_edit(target, DEPLOYMENT, "auth-suite", {"spec": {"replicas": 2}})

@@ -77,8 +77,7 @@ def config(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Pat
         "\n".join(
             [
                 f"[environments.{ENV}]",
-                'target = "kubeconfig"',
-                f'kubeconfig = "{plane.kubeconfig}"',
+                f'kubeconfig = {{ file = "{plane.kubeconfig}" }}',
                 f'registry = "127.0.0.1:{plane.ports.registry}/suite"',
                 f'namespace = "{NAMESPACE}"',
                 'layout = "single-pod"',
