@@ -277,13 +277,10 @@ def gke_doctor(environment: Environment, apis: GoogleApis) -> GkeDoctor:
     )
 
 
-def artifact_repository(registry: str, say: Say, ask_google: bool) -> ArtifactRepository | None:
-    """The Artifact Registry repository `registry` names; None for any other registry. Google is asked for
+def artifact_repository(address: RegistryAddress, say: Say, ask_google: bool) -> ArtifactRepository | None:
+    """The Artifact Registry repository at `address`; None for any other registry. Google is asked for
     credentials only for a *-docker.pkg.dev registry, or when `ask_google` (a gke environment, whose credentials
     are needed anyway)."""
-    if not registry:
-        return None
-    address = RegistryAddress.parse(registry)
     if not DOCKER_HOST.match(address.host) and not ask_google:
         return None
     from deploy.registry.artifact_registry import ArtifactRepository, repository_of  # Google's libraries: 0.2 s

@@ -131,7 +131,7 @@ def dev(
     unless named.
     """
 
-    from deploy.compose import make_dev, make_runner
+    from deploy.compose import make_dev
     from deploy.output import log_printer
     from deploy.runner import UpResult
 
@@ -144,7 +144,7 @@ def dev(
     )
     loop.run()
     if down_on_exit:
-        for name in make_runner(environment, say).down(volumes=False):
+        for name in loop.runner.down(volumes=False):
             say(f"removed {name}")
 
 

@@ -162,7 +162,7 @@ def verify_command(environment: Environment, record_path: Path | None, running: 
     else:
         record = BuildRecord.load(record_path or build_record_path(environment.name))
         images, what = record.images, f"build {record.version}"
-    found = verify_images(environment, images)
+    found = verify_images(environment, images, say)
     for checked in found:
         promoted = f"; promoted from {checked.promoted_from}" if checked.promoted_from else ""
         click.echo(
@@ -232,7 +232,7 @@ def bases_command(environment: Environment, registry: str, output: str) -> None:
     """
     from deploy.compose import publish_bases
 
-    published = publish_bases(registry)
+    published = publish_bases(registry, say)
     pinned = {name: ref for name, ref in environment.bases.items() if name in published.pins}
     if pinned and pinned != published.pins:
         say(

@@ -1,5 +1,5 @@
 """The build stage of `build` and `up`: the source's version, its six images built by a builder and published
-by the publisher paired with it. The builder, the publisher and their clients come from deploy/compose.py."""
+by the publisher paired with it. The builder, the publisher and their clients come from deploy/stages.py."""
 
 from __future__ import annotations
 
@@ -42,8 +42,12 @@ class BuildOptions:
     signing_key: SigningKey | None = field(default=None, repr=False)  # sign what is published (deploy/attest)
 
 
-def check_publishable(version: Version, options: BuildOptions) -> None:
-    local = not options.registry or RegistryAddress.parse(options.registry).is_loopback
+def check_publishable(version: Version, options: BuildOptions, address: RegistryAddress | None = None) -> None:
+    """A dirty checkout is published only to the local engine, a registry on loopback, or with --allow-dirty.
+    `address`: the options' registry, when the caller has it parsed already."""
+    if address is None and options.registry:
+        address = RegistryAddress.parse(options.registry)
+    local = address is None or address.is_loopback
     if version.dirty and not local and not options.allow_dirty:
         raise ConfigError(
             f"the checkout has uncommitted changes (version {version.version}) and "
@@ -83,12 +87,13 @@ class ImageBuild:
     step: Step
     attester: Attester = field(default_factory=Unsigned)  # signs what was published, or does nothing
     facts: Future[SourceFacts] | None = None  # what git says of the source, when already asked (SourceFacts.ask)
+    address: RegistryAddress | None = None  # the options' registry, parsed (run context's Facts)
 
     def built(self) -> Built:
         """The version of the source and its six images, built (nothing published yet)."""
         facts = self.facts.result() if self.facts is not None else SourceFacts.of(self.options.source)
         version = facts.version
-        check_publishable(version, self.options)
+        check_publishable(version, self.options, self.address)
         self.step("build", f"version {version.version}")
         site_packages = install_dependencies(self.options.source / LOCK, self.options.cache_dir)
         specs = suite_specs(self.options.source, version, site_packages, self.options.bases, facts.layer_times)

@@ -18,11 +18,14 @@ import pytest
 from deploy.builders.oci import OciImage
 from deploy.builders.store import default_cache_dir
 from deploy.clients import Clients
-from deploy.compose import image_build
+from deploy.context import RunContext
+from deploy.model.environments import Environment
+from deploy.model.progress import silent
 from deploy.model.version import Version
 from deploy.output import PlainProgress
 from deploy.publish.stage import BuildOptions
 from deploy.registry.client import RetryPolicy
+from deploy.stages import image_build
 from tests.infra import ROOT
 from tests.registries import Registry, registry_server
 
@@ -84,7 +87,9 @@ class BuiltSuite:
 def build_suite(source: Path, store_dir: Path, clients: Clients | None = None, **options) -> BuiltSuite:
     clients = clients or Clients(retry=FAST_RETRY)
     options = BuildOptions(source=source, cache_dir=default_cache_dir(), store_dir=store_dir, **options)
-    version, images = image_build(options, clients, PlainProgress()).images()
+    context = RunContext(silent, clients)
+    facts = context.facts(Environment(name="build", local={}), options.registry)  # the build's registry, parsed
+    version, images = image_build(options, context, PlainProgress(), facts).images()
     return BuiltSuite(version, images)
 
 

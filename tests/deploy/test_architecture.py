@@ -29,6 +29,8 @@ LAYERS = (
     ("deploy.dev",),
     ("deploy.output",),
     ("deploy.clients",),
+    ("deploy.context",),
+    ("deploy.stages",),
     ("deploy.compose",),
     ("deploy.commands", "deploy.loopback", "deploy.crash"),
 )

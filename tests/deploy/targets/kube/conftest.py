@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,12 +14,14 @@ from typing import Any
 
 import pytest
 
+from deploy import clients, context
 from deploy.attest.keys import KEY_VARIABLE
 from deploy.compose import kit, make_dev
 from deploy.identity import Identity, new_key
 from deploy.model.environments import Environment
 from deploy.model.images import BuildRecord
 from deploy.publish.stage import BuildOptions
+from deploy.registry.client import RegistryAddress
 from deploy.runner import Runner
 from deploy.smoke import smoke_stage
 from deploy.targets.kube.kubeconfig import kubeconfig_api
@@ -89,6 +92,33 @@ def kubeconfig_environment(name: str, kubeconfig: Path, registry: str, namespace
         *lines,
     ]
     return "\n".join(keys) + "\n"
+
+
+class Counts:
+    """Clients made, registries parsed (by text) and Artifact Registry lookups (by host/path) since reset()."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.reset()
+        made, parse, lookup = clients.Clients.__init__, RegistryAddress.parse.__func__, context.artifact_repository
+
+        def counted_init(instance: clients.Clients, *args: Any, **kwargs: Any) -> None:
+            self.clients += 1
+            made(instance, *args, **kwargs)
+
+        def counted_parse(cls: type[RegistryAddress], text: str) -> RegistryAddress:
+            self.parsed[text] += 1
+            return parse(cls, text)
+
+        def counted_lookup(address: RegistryAddress, *args: Any) -> object:
+            self.lookups[f"{address.host}/{address.path}"] += 1
+            return lookup(address, *args)
+
+        monkeypatch.setattr(clients.Clients, "__init__", counted_init)
+        monkeypatch.setattr(RegistryAddress, "parse", classmethod(counted_parse))
+        monkeypatch.setattr(context, "artifact_repository", counted_lookup)
+
+    def reset(self) -> None:
+        self.clients, self.parsed, self.lookups = 0, Counter[str](), Counter[str]()
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """`k8sdeploy dev` on a kubeconfig environment, against the real API server and a registry on loopback: a saved
 change to the person service pushes person's image alone (one new tag, in its repository only) and sets the
 image of its Deployment by digest; every other workload keeps its image and its generation, and the rollout is
-followed to the end (KWOK's pods turn ready)."""
+followed to the end (KWOK's pods turn ready); the whole session, the change included, makes its clients once and
+parses its registry and looks up its repository once (deploy/context.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from deploy.model.environments import load_environment
 from deploy.model.images import IMAGE_NAMES
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone, git
-from tests.deploy.targets.kube.conftest import dev_running, kubeconfig_environment
+from tests.deploy.targets.kube.conftest import Counts, dev_running, kubeconfig_environment
 from tests.helpers import k8sdeploy
 from tests.registries import Registry
 
@@ -40,6 +41,7 @@ def test_a_saved_change_pushes_one_image_and_sets_its_workload(
         kubeconfig_environment(ENV, kubeconfig, fresh_registry.host, kube.namespace, 'layout = "split-pods"')
     )
     environment = load_environment(ENV, config)
+    counts = Counts(monkeypatch)
     try:
         with dev_running(environment, "split-pods", checkout, wait_timeout=120) as dev:
             dev.wait_said("watching ")
@@ -64,5 +66,7 @@ def test_a_saved_change_pushes_one_image_and_sets_its_workload(
             assert after["person"][0].split("@")[0].endswith(f":{new_tags['person'][0]}")
             assert any(line.startswith(f"person: pushed {new_tags['person'][0]}") for line in dev.said[mark:])
             assert git(checkout, "status", "--porcelain").strip() == "M services/person/app.py"
+            assert counts.clients == 1  # the change was pushed through the session's clients
+            assert (counts.parsed[environment.registry], counts.lookups[environment.registry]) == (1, 1)
     finally:
         k8sdeploy("down", "--yes", "--volumes", env=ENV, config=config)
