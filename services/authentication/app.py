@@ -8,11 +8,13 @@ import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 import anyio
 import anyio.to_thread
-from fastapi import FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import String, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,7 +32,7 @@ from services.authentication.lockout import (
     digest,
     trusted_proxies,
 )
-from services.common.app import create_app
+from services.common.app import create_app, shared
 from services.common.config import ConfigError, ServiceConfig, env_int
 from services.common.db import Database
 from services.common.identity import Keyring, from_environment
@@ -135,6 +137,91 @@ def malformed(email: str, password: str) -> bool:
     return "@" not in email or not password or len(email) > MAX_EMAIL or len(password) > MAX_PASSWORD
 
 
+@dataclass(frozen=True)
+class Logins:
+    """What authentication's route shares (build makes it): the users, the keys and device cookies, the hash gate
+    and the threads logins run in, the lockout and the proxies that name the client, the clock and the sleep."""
+
+    database: Database
+    keyring: Keyring
+    gate: HashGate
+    devices: DeviceCookies
+    lockout: Lockout
+    trusted: tuple
+    threads: anyio.CapacityLimiter
+    clock: Clock
+    sleep: Callable[[float], Awaitable[None]]
+
+    def now(self) -> datetime:
+        return self.clock().replace(microsecond=0)  # MariaDB's DATETIME keeps whole seconds
+
+    def login(self, email: str, password: str, account: str, client: Client) -> PlainTextResponse:
+        with self.database.sessions() as session:
+            user = session.scalar(select(User).where(User.email == email))
+        stored = user.password_hash if user else DUMMY_HASH  # an unknown address costs a hash too, in its share
+        who, trusted_device = client.queued
+        if self.gate.verify(password, stored, who, trusted_device) and user is not None:
+            self.lockout.succeeded(account, client)
+            if needs_rehash(stored):
+                self.rehash(user, password)
+            claims = {"jti": secrets.token_urlsafe(16), "email": email}
+            proof = self.keyring.sign("session", str(user.id), claims=claims)
+            return PlainTextResponse(proof, headers={DEVICE_HEADER: self.devices.issue(account)})
+        self.lockout.failed(account, client, self.now())
+        return PlainTextResponse(FAILED_MESSAGE, status_code=401)
+
+    def rehash(self, user: User, password: str) -> None:
+        """Store the password hashed with today's parameters; the login succeeds even if this fails."""
+        try:
+            renewed = self.gate.hash(password)
+            with self.database.sessions.begin() as session:
+                session.execute(
+                    update(User)
+                    .where(User.id == user.id, User.password_hash == user.password_hash)
+                    .values(password_hash=renewed)
+                )
+        except HashBusy:
+            return  # the next login tries again
+        except SQLAlchemyError as exc:
+            log.warning(
+                "could not store user %d's password with new hash parameters: %s", user.id, str(exc).splitlines()[0]
+            )
+        else:
+            log.info("stored user %d's password with new hash parameters", user.id)
+
+
+State = Annotated[Logins, Depends(shared)]
+router = APIRouter()
+
+
+@router.post("/api/authentication", response_class=PlainTextResponse)
+async def authenticate(  # noqa: ANN201
+    request: Request, logins: State, emailaddress: str = Form(""), password: str = Form(""), device: str = Form("")
+):
+    """The gateway sends the form and the browser's device cookie for logins (`device`, maybe empty)."""
+    email = normalise_email(emailaddress)
+    if malformed(email, password):
+        return PlainTextResponse(FAILED_MESSAGE, status_code=401)
+    account = digest(email)
+    known = logins.devices.verify(device, account)
+    address = client_address(request.client.host if request.client else None, request.headers, logins.trusted)
+    client = Client(address, known.nonce if known else None)
+    at = logins.now()
+    judged = await anyio.to_thread.run_sync(logins.lockout.judge, account, client, at, limiter=logins.threads)
+    if isinstance(judged, Refusal):
+        retry = {"Retry-After": str(judged.retry_after)}
+        return PlainTextResponse(judged.message, status_code=429, headers=retry)
+    # a new browser's login waits as the account's failures elsewhere call for (at most MAX_DELAY_SECONDS),
+    # holding no thread and no hash slot; a trusted device's does not wait
+    wait = judged
+    if wait:
+        await logins.sleep(wait)
+    try:
+        return await anyio.to_thread.run_sync(logins.login, email, password, account, client, limiter=logins.threads)
+    except HashBusy as exc:
+        return busy(exc)
+
+
 def build(
     config: ServiceConfig,
     database: Database,
@@ -158,68 +245,6 @@ def build(
     # A login waiting for a hash slot holds a thread: logins get threads of their own, enough for every slot and
     # every waiter, so the bound is the gate's (an answer within its wait), never a queue for threads.
     threads = anyio.CapacityLimiter(gate.slots + gate.queue + 2)
-
-    def now() -> datetime:
-        return clock().replace(microsecond=0)  # MariaDB's DATETIME keeps whole seconds
-
-    def rehash(user: User, password: str) -> None:
-        """Store the password hashed with today's parameters; the login succeeds even if this fails."""
-        try:
-            renewed = gate.hash(password)
-            with database.sessions.begin() as session:
-                session.execute(
-                    update(User)
-                    .where(User.id == user.id, User.password_hash == user.password_hash)
-                    .values(password_hash=renewed)
-                )
-        except HashBusy:
-            return  # the next login tries again
-        except SQLAlchemyError as exc:
-            log.warning(
-                "could not store user %d's password with new hash parameters: %s", user.id, str(exc).splitlines()[0]
-            )
-        else:
-            log.info("stored user %d's password with new hash parameters", user.id)
-
-    @app.post("/api/authentication", response_class=PlainTextResponse)
-    async def authenticate(  # noqa: ANN202
-        request: Request, emailaddress: str = Form(""), password: str = Form(""), device: str = Form("")
-    ):
-        """The gateway sends the form and the browser's device cookie for logins (`device`, maybe empty)."""
-        email = normalise_email(emailaddress)
-        if malformed(email, password):
-            return PlainTextResponse(FAILED_MESSAGE, status_code=401)
-        account = digest(email)
-        known = devices.verify(device, account)
-        address = client_address(request.client.host if request.client else None, request.headers, trusted)
-        client = Client(address, known.nonce if known else None)
-        at = now()
-        judged = await anyio.to_thread.run_sync(lockout.judge, account, client, at, limiter=threads)
-        if isinstance(judged, Refusal):
-            retry = {"Retry-After": str(judged.retry_after)}
-            return PlainTextResponse(judged.message, status_code=429, headers=retry)
-        # a new browser's login waits as the account's failures elsewhere call for (at most MAX_DELAY_SECONDS),
-        # holding no thread and no hash slot; a trusted device's does not wait
-        wait = judged
-        if wait:
-            await sleep(wait)
-        try:
-            return await anyio.to_thread.run_sync(login, email, password, account, client, limiter=threads)
-        except HashBusy as exc:
-            return busy(exc)
-
-    def login(email: str, password: str, account: str, client: Client) -> PlainTextResponse:
-        with database.sessions() as session:
-            user = session.scalar(select(User).where(User.email == email))
-        stored = user.password_hash if user else DUMMY_HASH  # an unknown address costs a hash too, in its share
-        who, trusted_device = client.queued
-        if gate.verify(password, stored, who, trusted_device) and user is not None:
-            lockout.succeeded(account, client)
-            if needs_rehash(stored):
-                rehash(user, password)
-            proof = keyring.sign("session", str(user.id), claims={"jti": secrets.token_urlsafe(16), "email": email})
-            return PlainTextResponse(proof, headers={DEVICE_HEADER: devices.issue(account)})
-        lockout.failed(account, client, now())
-        return PlainTextResponse(FAILED_MESSAGE, status_code=401)
-
+    app.state.shared = Logins(database, keyring, gate, devices, lockout, trusted, threads, clock, sleep)
+    app.include_router(router)
     return app

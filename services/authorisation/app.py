@@ -5,12 +5,15 @@ one a line."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import Column, ForeignKey, Integer, String, Table, delete, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.common.app import create_app, user
+from services.common.app import create_app, shared, user
 from services.common.config import ServiceConfig
 from services.common.db import Database
 from services.common.identity import Keyring, from_environment
@@ -62,12 +65,13 @@ def seed(database: Database, users: tuple[SeedUser, ...] | None) -> None:
                 session.add(CallerRole(caller_id=user.id, role_id=roles[user.role]))
 
 
-def build(config: ServiceConfig, database: Database, keyring: Keyring | None = None) -> FastAPI:
-    keyring = keyring or from_environment(config.name)
-    seed(database, seed_users(credentials=False))
-    app = create_app(config, keyring, ("person",), database.readiness, acts_for_users=True)
+@dataclass(frozen=True)
+class Authorisations:
+    """What authorisation's routes share (build makes it): the database of roles and their permissions."""
 
-    def held(request: Request) -> list[str]:
+    database: Database
+
+    def held(self, request: Request) -> list[str]:
         who = user(request)
         if who is None or not who.subject.isdigit() or len(who.subject) > 18:
             return []
@@ -78,17 +82,30 @@ def build(config: ServiceConfig, database: Database, keyring: Keyring | None = N
             .where(CallerRole.caller_id == int(who.subject))
             .order_by(Permission.name)
         )
-        with database.sessions() as session:
+        with self.database.sessions() as session:
             return list(session.scalars(query))
 
-    @app.get("/api/authorisations", response_class=PlainTextResponse)
-    def permissions(request: Request) -> str:
-        return "".join(f"{name}\n" for name in held(request))
 
-    @app.get("/api/authorisations/{permission}", response_class=PlainTextResponse)
-    def check(permission: str, request: Request):  # noqa: ANN202
-        if permission in held(request):
-            return PlainTextResponse("allowed")
-        return PlainTextResponse("not allowed", status_code=404)
+State = Annotated[Authorisations, Depends(shared)]
+router = APIRouter()
 
+
+@router.get("/api/authorisations", response_class=PlainTextResponse)
+def permissions(request: Request, authorisations: State) -> str:
+    return "".join(f"{name}\n" for name in authorisations.held(request))
+
+
+@router.get("/api/authorisations/{permission}", response_class=PlainTextResponse)
+def check(permission: str, request: Request, authorisations: State):  # noqa: ANN201
+    if permission in authorisations.held(request):
+        return PlainTextResponse("allowed")
+    return PlainTextResponse("not allowed", status_code=404)
+
+
+def build(config: ServiceConfig, database: Database, keyring: Keyring | None = None) -> FastAPI:
+    keyring = keyring or from_environment(config.name)
+    seed(database, seed_users(credentials=False))
+    app = create_app(config, keyring, ("person",), database.readiness, acts_for_users=True)
+    app.state.shared = Authorisations(database)
+    app.include_router(router)
     return app

@@ -1,9 +1,11 @@
-"""The skeleton every service shares: logging, /healthz and /readyz, and the proof every other request needs."""
+"""The skeleton every service shares: logging, /healthz and /readyz, the proof every other request needs, and the
+dependencies by which routes reach the request's caller and user and the service's own state."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -92,3 +94,11 @@ def caller(request: Request) -> Caller:
 def user(request: Request) -> Caller | None:
     """The verified user context of a request for a user (create_app's `acts_for_users`); None for nobody."""
     return request.state.user
+
+
+async def shared(request: Request) -> Any:
+    """The service's own state (its config, database, keys, clients and clocks), which its `build` put on the app
+    as `app.state.shared`; each service types it, `Annotated[ItsState, Depends(shared)]`. Async, so reaching it
+    takes no thread: FastAPI runs a plain `def` dependency in the thread pool, which an async route must not wait
+    for."""
+    return request.app.state.shared

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common import context
-from services.common.app import create_app, user
+from services.common.app import create_app, shared, user
 from services.common.config import ServiceConfig
 from services.common.db import Database
 from services.common.identity import Keyring, from_environment
@@ -82,30 +83,26 @@ class Denied(Exception):
         self.hop = hop  # the part that failed, for the gateway only (services/frontend/app.py HOP_HEADER)
 
 
-def build(
-    config: ServiceConfig, database: Database, client: httpx.Client | None = None, keyring: Keyring | None = None
-) -> FastAPI:
-    authorisation_url = os.environ.get("AUTHORISATION_URL", "http://127.0.0.1:8083").rstrip("/")
-    client = client or httpx.Client(timeout=5.0)
-    keyring = keyring or from_environment(config.name)
-    app = create_app(config, keyring, ("frontend",), database.readiness, acts_for_users=True)
+@dataclass(frozen=True)
+class Persons:
+    """What person's routes share (build makes it): the database, and how to ask the authorisation service."""
 
-    @app.exception_handler(Denied)
-    def denied(_request: Request, exc: Denied) -> JSONResponse:
-        headers = {"Failing-Hop": exc.hop, "Retry-After": "5"} if exc.hop else None
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+    database: Database
+    keyring: Keyring
+    client: httpx.Client
+    authorisation_url: str
 
-    def held(request: Request) -> frozenset[str]:
+    def held(self, request: Request) -> frozenset[str]:
         """The permissions of the request's user, as the authorisation service says."""
         who = user(request)
         if who is None or not who.subject.isdigit() or len(who.subject) > 18:
             raise Denied(401, "the token names no user")
         headers = {
-            "Authorization": f"Bearer {keyring.sign('authorisation', who.subject)}",
+            "Authorization": f"Bearer {self.keyring.sign('authorisation', who.subject)}",
             context.HEADER: context.onward(request.headers.get(context.HEADER, ""), ("authorisation",)),
         }
         try:
-            answer = client.get(f"{authorisation_url}/api/authorisations", headers=headers)
+            answer = self.client.get(f"{self.authorisation_url}/api/authorisations", headers=headers)
         except httpx.HTTPError as exc:
             log.error("authorisation service unreachable: %s", exc)
             raise Denied(503, "a service this one needs is unavailable", hop="authorisation") from exc
@@ -114,57 +111,85 @@ def build(
             raise Denied(503, "a service this one needs is unavailable", hop="authorisation")
         return frozenset(answer.text.split())
 
-    def require(permission: str):  # noqa: ANN202 - FastAPI dependency factory
-        def check(request: Request, response: Response) -> int:
-            permissions = held(request)
-            if permission not in permissions:
-                raise Denied(403, f"no permission {permission}")
-            response.headers[PERMISSIONS_HEADER] = " ".join(sorted(permissions))
-            return int(user(request).subject)  # type: ignore[union-attr]  # held() checked it
 
-        return Depends(check)
+State = Annotated[Persons, Depends(shared)]
+router = APIRouter()
 
-    @app.get("/api/permissions")
-    def permissions(request: Request, response: Response) -> list[str]:
-        found = sorted(held(request))
-        response.headers[PERMISSIONS_HEADER] = " ".join(found)
-        return found
 
-    def get_or_404(session, person_id: int) -> Person:  # noqa: ANN001 - SQLAlchemy Session
-        person = session.get(Person, person_id)
-        if person is None:
-            raise HTTPException(404, f"no person with id {person_id}")
-        return person
+def denied(_request: Request, exc: Denied) -> JSONResponse:
+    headers = {"Failing-Hop": exc.hop, "Retry-After": "5"} if exc.hop else None
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
-    @app.get("/api/persons", dependencies=[require("personView")])
-    def list_persons() -> list[dict]:
-        with database.sessions() as session:
-            return [as_json(p) for p in session.scalars(select(Person).order_by(Person.id))]
 
-    @app.get("/api/persons/{person_id}", dependencies=[require("personView")])
-    def get_person(person_id: PersonId) -> dict:
-        with database.sessions() as session:
-            return as_json(get_or_404(session, person_id))
+def require(permission: str):  # noqa: ANN201 - FastAPI dependency factory
+    def check(request: Request, response: Response, persons: State) -> int:
+        permissions = persons.held(request)
+        if permission not in permissions:
+            raise Denied(403, f"no permission {permission}")
+        response.headers[PERMISSIONS_HEADER] = " ".join(sorted(permissions))
+        return int(user(request).subject)  # type: ignore[union-attr]  # held() checked it
 
-    @app.post("/api/persons", status_code=201, dependencies=[require("personAdd")])
-    def add_person(body: PersonIn) -> dict:
-        with database.sessions.begin() as session:
-            person = Person(first_name=body.firstName, last_name=body.lastName, email=body.email)
-            session.add(person)
-            session.flush()
-            return as_json(person)
+    return Depends(check)
 
-    @app.put("/api/persons/{person_id}", dependencies=[require("personEdit")])
-    def edit_person(person_id: PersonId, body: PersonIn) -> dict:
-        with database.sessions.begin() as session:
-            person = get_or_404(session, person_id)
-            person.first_name, person.last_name, person.email = body.firstName, body.lastName, body.email
-            return as_json(person)
 
-    @app.delete("/api/persons/{person_id}", status_code=204, dependencies=[require("personDelete")])
-    def delete_person(person_id: PersonId) -> Response:
-        with database.sessions.begin() as session:
-            session.delete(get_or_404(session, person_id))
-        return Response(status_code=204)
+def get_or_404(session, person_id: int) -> Person:  # noqa: ANN001 - SQLAlchemy Session
+    person = session.get(Person, person_id)
+    if person is None:
+        raise HTTPException(404, f"no person with id {person_id}")
+    return person
 
+
+@router.get("/api/permissions")
+def permissions(request: Request, response: Response, persons: State) -> list[str]:
+    found = sorted(persons.held(request))
+    response.headers[PERMISSIONS_HEADER] = " ".join(found)
+    return found
+
+
+@router.get("/api/persons", dependencies=[require("personView")])
+def list_persons(persons: State) -> list[dict]:
+    with persons.database.sessions() as session:
+        return [as_json(p) for p in session.scalars(select(Person).order_by(Person.id))]
+
+
+@router.get("/api/persons/{person_id}", dependencies=[require("personView")])
+def get_person(person_id: PersonId, persons: State) -> dict:
+    with persons.database.sessions() as session:
+        return as_json(get_or_404(session, person_id))
+
+
+@router.post("/api/persons", status_code=201, dependencies=[require("personAdd")])
+def add_person(body: PersonIn, persons: State) -> dict:
+    with persons.database.sessions.begin() as session:
+        person = Person(first_name=body.firstName, last_name=body.lastName, email=body.email)
+        session.add(person)
+        session.flush()
+        return as_json(person)
+
+
+@router.put("/api/persons/{person_id}", dependencies=[require("personEdit")])
+def edit_person(person_id: PersonId, body: PersonIn, persons: State) -> dict:
+    with persons.database.sessions.begin() as session:
+        person = get_or_404(session, person_id)
+        person.first_name, person.last_name, person.email = body.firstName, body.lastName, body.email
+        return as_json(person)
+
+
+@router.delete("/api/persons/{person_id}", status_code=204, dependencies=[require("personDelete")])
+def delete_person(person_id: PersonId, persons: State) -> Response:
+    with persons.database.sessions.begin() as session:
+        session.delete(get_or_404(session, person_id))
+    return Response(status_code=204)
+
+
+def build(
+    config: ServiceConfig, database: Database, client: httpx.Client | None = None, keyring: Keyring | None = None
+) -> FastAPI:
+    authorisation_url = os.environ.get("AUTHORISATION_URL", "http://127.0.0.1:8083").rstrip("/")
+    client = client or httpx.Client(timeout=5.0)
+    keyring = keyring or from_environment(config.name)
+    app = create_app(config, keyring, ("frontend",), database.readiness, acts_for_users=True)
+    app.state.shared = Persons(database, keyring, client, authorisation_url)
+    app.add_exception_handler(Denied, denied)
+    app.include_router(router)
     return app

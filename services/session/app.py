@@ -12,18 +12,19 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import DateTime, Integer, String, delete, select, update
+from sqlalchemy import DateTime, Integer, String, delete, orm, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.concurrency import run_in_threadpool
 
 from services.common import context
-from services.common.app import caller, create_app
+from services.common.app import caller, create_app, shared
 from services.common.config import ConfigError, ServiceConfig, env_int
 from services.common.db import Database
 from services.common.identity import MAX_TOKEN_SECONDS, Caller, Keyring, Unverified, from_environment
@@ -151,39 +152,40 @@ def seed(database: Database, users: tuple[SeedUser, ...] | None) -> dict[int, st
     return {user.id: user.role for user in users}
 
 
-def build(config: ServiceConfig, database: Database, keyring: Keyring | None = None, clock: Clock = utcnow) -> FastAPI:
-    """`clock` gives the current UTC time (naive); tests pass their own to pass the idle and absolute ends."""
-    lifetimes = Lifetimes.from_environment()
-    keyring = keyring or from_environment(config.name)
-    roles = seed(database, seed_users(credentials=False))
-    app = create_app(config, keyring, ("nginx-lua",), database.readiness)
+@dataclass(frozen=True)
+class Sessions:
+    """What session's routes share (build makes it): the sessions' database, the keys, the lifetimes, the seeded
+    users' roles (None: every proven user, role unknown), the clock, and the pruning of expired sessions."""
 
-    def now() -> datetime:
-        return clock().replace(microsecond=0)  # MariaDB's DATETIME keeps whole seconds
+    database: Database
+    keyring: Keyring
+    lifetimes: Lifetimes
+    roles: dict[int, str] | None
+    clock: Clock
+    pruned: Pruning = field(default_factory=Pruning)
 
-    def role_of(user_id: int) -> str | None:
+    def now(self) -> datetime:
+        return self.clock().replace(microsecond=0)  # MariaDB's DATETIME keeps whole seconds
+
+    def role_of(self, user_id: int) -> str | None:
         """The user's role now; None when the user is not (or no longer) seeded."""
-        return "" if roles is None else roles.get(user_id)
+        return "" if self.roles is None else self.roles.get(user_id)
 
-    # The bodies are read in the event loop, the database is used in the thread pool (as FastAPI runs a plain
-    # `def` endpoint), so a slow database never stalls the other requests.
-    pruned = Pruning()
-
-    def open_session(proof: Caller) -> str | None:
+    def open_session(self, proof: Caller) -> str | None:
         """A new session for the proof's user, None when the proof opened one before (a replay)."""
-        user_id, at = int(proof.subject), now()
-        role = role_of(user_id)
+        user_id, at = int(proof.subject), self.now()
+        role = self.role_of(user_id)
         if role is None:
             return None
         token = secrets.token_urlsafe(TOKEN_BYTES)
         try:
-            with database.sessions.begin() as session:
+            with self.database.sessions.begin() as session:
                 session.add(LoginProof(jti=proof.token_id, expires_at=at + timedelta(seconds=MAX_TOKEN_SECONDS)))
                 session.add(
                     Session(
                         token_hash=token_hash(token),
                         caller_id=user_id,
-                        expires_at=at + lifetimes.absolute,
+                        expires_at=at + self.lifetimes.absolute,
                         session_id=secrets.token_hex(16),
                         role=role,
                         email=proof.email,
@@ -193,82 +195,107 @@ def build(config: ServiceConfig, database: Database, keyring: Keyring | None = N
                 )
         except IntegrityError:
             return None  # that proof's jti is taken: it opened a session already
-        pruned.maybe(lambda: prune(database, at, lifetimes.idle))
+        self.pruned.maybe(lambda: prune(self.database, at, self.lifetimes.idle))
         return token
 
-    def user_of(token: str) -> Found | None:
+    def user_of(self, token: str) -> Found | None:
         """The session's user, if it lives: within both lifetimes, of a user still seeded; rotated (a new token
         and session id, the old token ending) when the user's role changed since it was last looked at."""
-        at = now()
-        with database.sessions.begin() as session:
+        at = self.now()
+        with self.database.sessions.begin() as session:
             found = session.scalar(
                 select(Session).where(
                     Session.token_hash == token_hash(token),
                     Session.expires_at > at,
-                    Session.last_seen_at > at - lifetimes.idle,
+                    Session.last_seen_at > at - self.lifetimes.idle,
                     Session.session_id.is_not(None),
                 )
             )
             if found is None:
                 return None
-            role = role_of(found.caller_id)
+            role = self.role_of(found.caller_id)
             if role is None:  # removed while this process ran on (seeded by another replica)
                 session.execute(delete(Session).where(Session.caller_id == found.caller_id))
                 return None
             rotated = ""
             if role != found.role:  # a privilege change: a new session id (OWASP Session Management)
-                rotated = secrets.token_urlsafe(TOKEN_BYTES)
-                changed = session.execute(
-                    update(Session)
-                    .where(Session.token_hash == found.token_hash)
-                    .values(
-                        token_hash=token_hash(rotated), session_id=secrets.token_hex(16), role=role, last_seen_at=at
-                    )
-                ).rowcount
-                if not changed:
+                renewed = rotate(session, found, role, at)
+                if renewed is None:
                     return None  # another request rotated it first: this token has ended
-                log.info("rotated a session of user %d: its role is now %s", found.caller_id, role)
-                found = session.get(Session, token_hash(rotated))
-            elif found.last_seen_at is not None and at - found.last_seen_at >= lifetimes.touch:
+                rotated, found = renewed, session.get(Session, token_hash(renewed))
+            elif found.last_seen_at is not None and at - found.last_seen_at >= self.lifetimes.touch:
                 session.execute(update(Session).where(Session.token_hash == found.token_hash).values(last_seen_at=at))
         assert found is not None and found.session_id is not None
         return Found(found.caller_id, role, found.session_id, found.email or "", rotated)
 
-    def end_session(token: str) -> None:
-        with database.sessions.begin() as session:
+    def end_session(self, token: str) -> None:
+        with self.database.sessions.begin() as session:
             session.execute(delete(Session).where(Session.token_hash == token_hash(token)))
 
-    @app.post("/api/sessions", response_class=PlainTextResponse)
-    async def create(request: Request):  # noqa: ANN202
-        """The body is authentication's proof that a user logged in (its token for session, naming the user);
-        each proof opens one session."""
-        try:
-            proof = keyring.verify(await body_text(request), ("authentication",))
-        except Unverified as exc:
-            log.warning("refused to open a session for %s: %s", caller(request).issuer, exc)
-            return PlainTextResponse("the body must be authentication's proof of a login", status_code=401)
-        if not proof.subject.isdigit() or len(proof.subject) > 18 or not proof.token_id:
-            return PlainTextResponse("the proof names no user id or has no id of its own", status_code=400)
-        token = await run_in_threadpool(open_session, proof)
-        if token is None:
-            log.warning("refused to open a session for user %s: proof already used, or user not seeded", proof.subject)
-            return PlainTextResponse("that proof opens no session", status_code=401)
-        return PlainTextResponse(token)
 
-    @app.post("/api/sessions/lookup", response_class=PlainTextResponse)
-    async def lookup(request: Request):  # noqa: ANN202
-        """The body is a session token; the answer three lines: its user's id, the user contexts for the parts
-        (services/common/context.py), and the session's new token when it was rotated (else empty)."""
-        found = await run_in_threadpool(user_of, await body_text(request))
-        if found is None:
-            return PlainTextResponse("unknown or expired session", status_code=404)
-        contexts = context.issue(keyring, str(found.caller_id), found.role, found.session_id, found.email)
-        return PlainTextResponse(f"{found.caller_id}\n{contexts}\n{found.token}")
+def rotate(session: orm.Session, found: Session, role: str, at: datetime) -> str | None:
+    """`found` under a new token and session id, for its user's new `role`: the new token, None when another
+    request rotated it first."""
+    rotated = secrets.token_urlsafe(TOKEN_BYTES)
+    changed = session.execute(
+        update(Session)
+        .where(Session.token_hash == found.token_hash)
+        .values(token_hash=token_hash(rotated), session_id=secrets.token_hex(16), role=role, last_seen_at=at)
+    ).rowcount
+    if not changed:
+        return None
+    log.info("rotated a session of user %d: its role is now %s", found.caller_id, role)
+    return rotated
 
-    @app.post("/api/sessions/revoke", status_code=204)
-    async def revoke(request: Request) -> Response:
-        """The body is a session token, which no longer names anyone."""
-        await run_in_threadpool(end_session, await body_text(request))
-        return Response(status_code=204)
 
+State = Annotated[Sessions, Depends(shared)]
+# The bodies are read in the event loop, the database is used in the thread pool (as FastAPI runs a plain `def`
+# endpoint), so a slow database never stalls the other requests.
+router = APIRouter()
+
+
+@router.post("/api/sessions", response_class=PlainTextResponse)
+async def create(request: Request, sessions: State):  # noqa: ANN201
+    """The body is authentication's proof that a user logged in (its token for session, naming the user); each
+    proof opens one session."""
+    try:
+        proof = sessions.keyring.verify(await body_text(request), ("authentication",))
+    except Unverified as exc:
+        log.warning("refused to open a session for %s: %s", caller(request).issuer, exc)
+        return PlainTextResponse("the body must be authentication's proof of a login", status_code=401)
+    if not proof.subject.isdigit() or len(proof.subject) > 18 or not proof.token_id:
+        return PlainTextResponse("the proof names no user id or has no id of its own", status_code=400)
+    token = await run_in_threadpool(sessions.open_session, proof)
+    if token is None:
+        log.warning("refused to open a session for user %s: proof already used, or user not seeded", proof.subject)
+        return PlainTextResponse("that proof opens no session", status_code=401)
+    return PlainTextResponse(token)
+
+
+@router.post("/api/sessions/lookup", response_class=PlainTextResponse)
+async def lookup(request: Request, sessions: State):  # noqa: ANN201
+    """The body is a session token; the answer three lines: its user's id, the user contexts for the parts
+    (services/common/context.py), and the session's new token when it was rotated (else empty)."""
+    found = await run_in_threadpool(sessions.user_of, await body_text(request))
+    if found is None:
+        return PlainTextResponse("unknown or expired session", status_code=404)
+    contexts = context.issue(sessions.keyring, str(found.caller_id), found.role, found.session_id, found.email)
+    return PlainTextResponse(f"{found.caller_id}\n{contexts}\n{found.token}")
+
+
+@router.post("/api/sessions/revoke", status_code=204)
+async def revoke(request: Request, sessions: State) -> Response:
+    """The body is a session token, which no longer names anyone."""
+    await run_in_threadpool(sessions.end_session, await body_text(request))
+    return Response(status_code=204)
+
+
+def build(config: ServiceConfig, database: Database, keyring: Keyring | None = None, clock: Clock = utcnow) -> FastAPI:
+    """`clock` gives the current UTC time (naive); tests pass their own to pass the idle and absolute ends."""
+    lifetimes = Lifetimes.from_environment()
+    keyring = keyring or from_environment(config.name)
+    roles = seed(database, seed_users(credentials=False))
+    app = create_app(config, keyring, ("nginx-lua",), database.readiness)
+    app.state.shared = Sessions(database, keyring, lifetimes, roles, clock)
+    app.include_router(router)
     return app
