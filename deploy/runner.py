@@ -434,13 +434,7 @@ class Runner:
         identity = self.identity(save=True)
         objects = self.applied(rendered.objects, users, identity)
         with watch.stage("apply"):
-            changes = target.diff(objects)
-            for line in summary(changes):  # what it changes, before it changes it
-                self.say(line)
-            for line in data_going(rendered.layout, changes):
-                self.say(f"note: {line}")
-            applied = target.apply(objects)
-        self.say(describe(applied))
+            applied = self._apply(objects, rendered.layout)
         with watch.stage("wait"):
             target.wait(self.wait_timeout)
         url = target.gateway_url()
@@ -475,6 +469,17 @@ class Runner:
         with watch.stage("record"):
             record_release(self.kit.history, result, self.say, known)
         return replace(result, durations=MappingProxyType(dict(watch.durations)))
+
+    def _apply(self, objects: Sequence[dict], layout: Layout) -> ApplyResult:
+        """What the objects change, said before they are applied; then what applying them did."""
+        changes = self.kit.target.diff(objects)
+        for line in summary(changes):
+            self.say(line)
+        for line in data_going(layout, changes):
+            self.say(f"note: {line}")
+        applied = self.kit.target.apply(objects)
+        self.say(describe(applied))
+        return applied
 
     def take_schemas_back(self, release: Release, restore: bool = False) -> tuple[str, ...]:
         """Before the older release is applied: each database's schema within what its code works with

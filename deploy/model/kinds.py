@@ -7,15 +7,30 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from deploy.model.errors import ConfigError
 from deploy.model.suite import GATEWAY_PORT, PORT_SPAN
 
-if TYPE_CHECKING:
-    from deploy.model.environments import Environment
+
+class Common(Protocol):
+    """The common settings of an environment (deploy/model/environments.py) that the kinds' tables read."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def service_type(self) -> str: ...
+    @property
+    def gateway_port(self) -> int: ...
+    @property
+    def tls_secret(self) -> str: ...
+    @property
+    def allow_plain_http(self) -> bool: ...
+
 
 FIREWALL_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"  # Compute resource names (RFC 1035), 63 at most
 # GKE's cluster names (https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.clusters
@@ -93,31 +108,31 @@ class KindTable(_Frozen):
         """nginx's `listen` for the gateway: the port, on every address of the pod."""
         return str(port)
 
-    def gateway_reach(self, environment: Environment) -> str:
+    def gateway_reach(self, environment: Common) -> str:
         """Where the gateway can be reached from, as a message says it."""
         return f"through its {environment.service_type} Service"
 
-    def beyond_loopback(self, environment: Environment) -> bool:
+    def beyond_loopback(self, environment: Common) -> bool:
         """A Service reaches beyond loopback unless the environment says it is a test fixture on loopback
         (allow_plain_http, as `cluster` and the tests' fake clouds do)."""
         return not environment.allow_plain_http
 
-    def plain_http_exposure(self, environment: Environment) -> str:
+    def plain_http_exposure(self, environment: Common) -> str:
         """Where the gateway would serve plain HTTP beyond this machine's loopback ('' where it would not)."""
         if environment.tls_secret:
             return ""
         return f"{self.gateway_reach(environment)} on port {environment.gateway_port}"
 
-    def plain_http_fix(self, environment: Environment) -> str:
+    def plain_http_fix(self, environment: Common) -> str:
         return (
             f'set tls_secret = "NAME" (a kubernetes.io/tls Secret in namespace {environment.namespace}) '
             f"in [environments.{environment.name}]"
         )
 
-    def demo_users_by_default(self, environment: Environment) -> bool:
+    def demo_users_by_default(self, environment: Common) -> bool:
         return False
 
-    def check(self, environment: Environment) -> None:
+    def check(self, environment: Common) -> None:
         """Raise a ValueError where the common settings do not fit this kind."""
 
 
@@ -159,23 +174,23 @@ class Local(KindTable):
         """Only the gateway's address (loopback by default)."""
         return f"[{self.address}]:{port}" if ":" in self.address else f"{self.address}:{port}"
 
-    def gateway_reach(self, environment: Environment) -> str:
+    def gateway_reach(self, environment: Common) -> str:
         return f"on {self.address}"
 
-    def beyond_loopback(self, environment: Environment) -> bool:
+    def beyond_loopback(self, environment: Common) -> bool:
         return not ipaddress.ip_address(self.address).is_loopback
 
-    def plain_http_exposure(self, environment: Environment) -> str:
+    def plain_http_exposure(self, environment: Common) -> str:
         return f"on {self.address}:{environment.gateway_port}" if self.beyond_loopback(environment) else ""
 
-    def plain_http_fix(self, environment: Environment) -> str:
+    def plain_http_fix(self, environment: Common) -> str:
         return f"set gateway_address back to 127.0.0.1 in [environments.{environment.name}.local]"
 
-    def demo_users_by_default(self, environment: Environment) -> bool:
+    def demo_users_by_default(self, environment: Common) -> bool:
         """The demo users where no one else can reach the gateway: on loopback."""
         return not self.beyond_loopback(environment)
 
-    def check(self, environment: Environment) -> None:
+    def check(self, environment: Common) -> None:
         if environment.tls_secret:
             raise ValueError("tls_secret applies to Kubernetes targets; the local gateway serves on loopback")
         if environment.gateway_port + PORT_SPAN - 1 > 65535:
@@ -282,7 +297,7 @@ class Gke(KindTable):
             "account has those roles)",
         )
 
-    def check(self, environment: Environment) -> None:
+    def check(self, environment: Common) -> None:
         rule = f"k8sdeploy-{self.cluster}-{environment.name}-gateway"  # deploy/targets/gke/firewall.py
         if not re.match(FIREWALL_NAME, rule):
             raise ValueError(

@@ -138,3 +138,25 @@ def test_clients_are_made_in_clients_and_compose_only() -> None:
     assert cli & set(CLIENT_FACTORIES) == set()
     commands = {name: calls for name, calls in makers.items() if name.startswith("deploy.commands")}
     assert len(commands) >= 7 and {name: calls for name, calls in commands.items() if calls} == {}
+
+
+SCREEN = 60  # lines: a function longer than this is split along a seam of its own
+
+
+def long_functions(root: Path) -> list[str]:
+    return [
+        f"{path.relative_to(root.parent)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in sorted(root.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > SCREEN
+    ]
+
+
+def test_no_function_of_the_tool_or_the_suite_is_longer_than_a_screen() -> None:
+    assert [found for root in ("deploy", "services", "suitekit") for found in long_functions(ROOT / root)] == []
+
+
+def test_a_long_function_is_found(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text("async def f():\n" + "    x = 1\n" * SCREEN)
+    assert [line.split(" ", 1)[1] for line in long_functions(tmp_path)] == ["f (61 lines)"]
