@@ -14,7 +14,10 @@ APPLIED = "k8sdeploy.io/applied"  # annotation: digest of the manifest last appl
 
 
 @dataclass(frozen=True)
-class Kind:
+class Resource:
+    """A kind of Kubernetes object k8sdeploy reads or applies, and where the API serves it (not the target Kind
+    of deploy/targets/kit.py)."""
+
     kind: str
     api_version: str
     plural: str
@@ -26,32 +29,32 @@ class Kind:
         return f"{base}{scope}/{self.plural}" + (f"/{name}" if name else "")
 
 
-NAMESPACE = Kind("Namespace", "v1", "namespaces", namespaced=False)
-SERVICE = Kind("Service", "v1", "services")
-PVC = Kind("PersistentVolumeClaim", "v1", "persistentvolumeclaims")
-DEPLOYMENT = Kind("Deployment", "apps/v1", "deployments")
-STATEFULSET = Kind("StatefulSet", "apps/v1", "statefulsets")
-REPLICASET = Kind("ReplicaSet", "apps/v1", "replicasets")  # read only: a Deployment's revisions
-POD = Kind("Pod", "v1", "pods")
-NODE = Kind("Node", "v1", "nodes", namespaced=False)
-EVENT = Kind("Event", "v1", "events")
-SECRET = Kind("Secret", "v1", "secrets")
+NAMESPACE = Resource("Namespace", "v1", "namespaces", namespaced=False)
+SERVICE = Resource("Service", "v1", "services")
+PVC = Resource("PersistentVolumeClaim", "v1", "persistentvolumeclaims")
+DEPLOYMENT = Resource("Deployment", "apps/v1", "deployments")
+STATEFULSET = Resource("StatefulSet", "apps/v1", "statefulsets")
+REPLICASET = Resource("ReplicaSet", "apps/v1", "replicasets")  # read only: a Deployment's revisions
+POD = Resource("Pod", "v1", "pods")
+NODE = Resource("Node", "v1", "nodes", namespaced=False)
+EVENT = Resource("Event", "v1", "events")
+SECRET = Resource("Secret", "v1", "secrets")
 
 # The fixed order of apply; prune and teardown go in reverse.
-KINDS: tuple[Kind, ...] = (
+KINDS: tuple[Resource, ...] = (
     NAMESPACE,
-    Kind("ConfigMap", "v1", "configmaps"),
+    Resource("ConfigMap", "v1", "configmaps"),
     SECRET,
     PVC,
     SERVICE,
     DEPLOYMENT,
     STATEFULSET,
     POD,
-    Kind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies"),
+    Resource("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies"),
 )
 
 
-def kind_of(obj: dict) -> Kind:
+def kind_of(obj: dict) -> Resource:
     for kind in KINDS:
         if kind.kind == obj.get("kind") and kind.api_version == obj.get("apiVersion"):
             return kind

@@ -25,7 +25,7 @@ from deploy.targets.kube import (
     NAMESPACE,
     PVC,
     SECRET,
-    Kind,
+    Resource,
     describe,
     kind_of,
     owned_by,
@@ -76,7 +76,7 @@ def mounted_secrets(objects: Sequence[dict]) -> dict[str, tuple[str, ...]]:
     return found
 
 
-def kept(desired: Sequence[dict]) -> set[tuple[Kind, str]]:
+def kept(desired: Sequence[dict]) -> set[tuple[Resource, str]]:
     """What a prune leaves: the objects rendered, and the Secrets their pods mount. The gateway's certificate is
     applied only when given ($K8SDEPLOY_TLS_CERT, deploy/tls.py): an up without it keeps the one it applied before,
     which the gateway still serves."""
@@ -84,7 +84,7 @@ def kept(desired: Sequence[dict]) -> set[tuple[Kind, str]]:
     return {(kind_of(obj), obj["metadata"]["name"]) for obj in desired} | mounted
 
 
-def allowed(call: Callable[[], T], kind: Kind, forbidden: dict[Kind, str] | None) -> Callable[[], T | None]:
+def allowed(call: Callable[[], T], kind: Resource, forbidden: dict[Resource, str] | None) -> Callable[[], T | None]:
     """`call`, whose ForbiddenError is put in `forbidden` (kind -> the request refused) and answered None; raised
     when `forbidden` is None."""
 
@@ -138,13 +138,13 @@ class Applier(Scoped):
     def __init__(self, api: KubeApi, namespace: str, env_name: str, say: Say = silent, poll: float = 0.5):
         super().__init__(api, namespace, env_name, say, poll)
         self.readings: dict[tuple[str, str], dict | None] = {}  # (kind, name) -> as the diff read it
-        self.listed: dict[Kind, dict[str, dict]] | None = None  # this pass's survey: kind -> name -> our object
-        self.names: dict[Kind, set[str]] = {}  # kind -> the names of every object of it (where ours lacked one)
+        self.listed: dict[Resource, dict[str, dict]] | None = None  # this pass's survey: kind -> name -> our object
+        self.names: dict[Resource, set[str]] = {}  # kind -> the names of every object of it (where ours lacked one)
         # what the last apply found, when it changed nothing: what runs now (Readiness's first look)
-        self.unchanged: dict[Kind, list[dict]] | None = None
+        self.unchanged: dict[Resource, list[dict]] | None = None
 
     def survey(
-        self, desired: Sequence[dict], namespace_exists: bool = True, forbidden: dict[Kind, str] | None = None
+        self, desired: Sequence[dict], namespace_exists: bool = True, forbidden: dict[Resource, str] | None = None
     ) -> None:
         """Read what the namespace holds: our objects, one list per kind; then, for the kinds of which a desired
         object is not among ours, the names of all their objects (metadata only: another's Secret is not read), so
@@ -306,7 +306,7 @@ class Applier(Scoped):
         self.say(f"{'created' if live is None else 'updated'} {describe(obj)}")
         return "created" if live is None else "updated"
 
-    def server_side_apply(self, kind: Kind, obj: dict, edits: tuple[str, ...], dry_run: bool = False) -> dict:
+    def server_side_apply(self, kind: Resource, obj: dict, edits: tuple[str, ...], dry_run: bool = False) -> dict:
         """Apply; on a conflict with our own earlier writes, or with hand `edits` of our object, take the fields
         back. `dry_run`: the same requests with dryRun=All, and nothing said."""
         try:
@@ -339,7 +339,7 @@ class Applier(Scoped):
                 "application/merge-patch+json",
             )
 
-    def replace(self, kind: Kind, obj: dict, why: str) -> None:
+    def replace(self, kind: Resource, obj: dict, why: str) -> None:
         name = obj["metadata"]["name"]
         self.say(f"replacing {describe(obj)}: {why}")
         self.api.delete(kind, self.namespace, name)
@@ -353,7 +353,7 @@ class Applier(Scoped):
             time.sleep(self.poll)
         self.api.apply(kind, self.namespace, obj)
 
-    def stale(self, keep: set) -> Iterator[tuple[Kind, dict]]:
+    def stale(self, keep: set) -> Iterator[tuple[Resource, dict]]:
         """The objects k8sdeploy applied for this environment that the render no longer has (a layout switch),
         in the order prune takes them. Only what bears our digest annotation was applied by us: a claim a
         StatefulSet made from its template carries the template's labels, not the annotation."""

@@ -26,7 +26,7 @@ import urllib3
 from deploy import __version__
 from deploy.model.errors import CloudError, CredentialsError, ForbiddenError, KubeApiError
 from deploy.model.retry import DEFAULT, Declined, RetryPolicy, retry_after
-from deploy.targets.kube import MANAGER, POD, Kind
+from deploy.targets.kube import MANAGER, POD, Resource
 
 APPLY_PATCH = "application/apply-patch+yaml"
 JSON = "application/json"
@@ -199,7 +199,7 @@ class KubeApi:
             raise ForbiddenError(self.host, request, text)
         raise error
 
-    def get(self, kind: Kind, namespace: str, name: str) -> dict | None:
+    def get(self, kind: Resource, namespace: str, name: str) -> dict | None:
         try:
             return self.request("GET", kind.path(namespace, name))
         except KubeApiError as exc:
@@ -208,7 +208,7 @@ class KubeApi:
             raise
 
     def list(
-        self, kind: Kind, namespace: str = "", labels: str = "", fields: str = "", metadata_only: bool = False
+        self, kind: Resource, namespace: str = "", labels: str = "", fields: str = "", metadata_only: bool = False
     ) -> list[dict]:
         """The items, with the kind and apiVersion the API server leaves out of list items filled in;
         `metadata_only`: their metadata and nothing else (METADATA)."""
@@ -219,18 +219,18 @@ class KubeApi:
             return [{"apiVersion": kind.api_version, "kind": kind.kind, "metadata": item["metadata"]} for item in items]
         return [{"apiVersion": kind.api_version, "kind": kind.kind, **item} for item in items]
 
-    def names(self, kind: Kind, namespace: str) -> set[str]:
+    def names(self, kind: Resource, namespace: str) -> set[str]:
         """The names of every object of `kind` in `namespace`, read as metadata only (another's Secret is not
         read)."""
         return {item["metadata"]["name"] for item in self.list(kind, namespace, metadata_only=True)}
 
-    def apply(self, kind: Kind, namespace: str, obj: dict, force: bool = False, dry_run: bool = False) -> dict:
+    def apply(self, kind: Resource, namespace: str, obj: dict, force: bool = False, dry_run: bool = False) -> dict:
         """Server-side apply as our one field manager; `dry_run`: the API server answers what the object would
         be (defaulted, validated, admitted) and stores nothing."""
         query = {"fieldManager": MANAGER, "force": "true" if force else None, "dryRun": "All" if dry_run else None}
         return self.request("PATCH", kind.path(namespace, obj["metadata"]["name"]), query, obj, APPLY_PATCH)
 
-    def delete(self, kind: Kind, namespace: str, name: str) -> bool:
+    def delete(self, kind: Resource, namespace: str, name: str) -> bool:
         """True when it was there; False when it was already gone."""
         try:
             self.request("DELETE", kind.path(namespace, name), {"propagationPolicy": "Background"})
@@ -246,14 +246,14 @@ class KubeApi:
         # (406: it negotiates among json, yaml and protobuf), as kubectl knows: ask for anything
         return self.request("GET", POD.path(namespace, pod) + "/log", query, accept="*/*")
 
-    def each(self, kinds: tuple[Kind, ...], namespace: str, labels: str) -> Iterator[tuple[Kind, dict]]:
+    def each(self, kinds: tuple[Resource, ...], namespace: str, labels: str) -> Iterator[tuple[Resource, dict]]:
         """The objects of `kinds`, kind by kind in that order; the lists asked for side by side."""
         for kind, objects in zip(kinds, self.lists(kinds, namespace, labels), strict=True):
             for obj in objects:
                 yield kind, obj
 
     def lists(
-        self, kinds: Sequence[Kind], namespace: str, labels: str = "", metadata_only: Collection[Kind] = ()
+        self, kinds: Sequence[Resource], namespace: str, labels: str = "", metadata_only: Collection[Resource] = ()
     ) -> builtins.list[builtins.list[dict]]:
         """One list per kind, asked for side by side (they are independent); in the order of `kinds`; those of
         `metadata_only` as metadata only."""

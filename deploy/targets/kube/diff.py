@@ -13,7 +13,7 @@ from functools import partial
 
 from deploy.model.changes import Drift, ObjectChange
 from deploy.model.errors import ForbiddenError, KubeApiError
-from deploy.targets.kube import APPLIED, KINDS, NAMESPACE, PVC, SECRET, Kind, kind_of
+from deploy.targets.kube import APPLIED, KINDS, NAMESPACE, PVC, SECRET, Resource, kind_of
 from deploy.targets.kube.apply import (
     IMMUTABLE,
     Applier,
@@ -52,7 +52,7 @@ class Differ:
 
     def __init__(self, applier: Applier):
         self.applier = applier
-        self.forbidden: dict[Kind, str] = {}  # kinds this identity may not list -> the request refused
+        self.forbidden: dict[Resource, str] = {}  # kinds this identity may not list -> the request refused
 
     def diff(self, objects: Sequence[dict]) -> tuple[ObjectChange, ...]:
         applier = self.applier
@@ -139,7 +139,7 @@ class Differ:
             raise refused(obj, exc) from None
 
 
-def unreadable(kind: Kind) -> str:
+def unreadable(kind: Resource) -> str:
     return f"not compared: no permission to read {'Secrets' if kind == SECRET else kind.plural}"
 
 

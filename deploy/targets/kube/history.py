@@ -11,10 +11,10 @@ import json
 
 from deploy.model.errors import ConfigError, KubeApiError
 from deploy.model.releases import FORMAT, Release
-from deploy.targets.kube import MANAGED_BY, MANAGER, Kind
+from deploy.targets.kube import MANAGED_BY, MANAGER, Resource
 from deploy.targets.kube.client import KubeApi
 
-CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
+CONFIGMAP = Resource("ConfigMap", "v1", "configmaps")
 HISTORY_LABEL = "k8sdeploy.io/release-history"
 KEY = "releases.json"
 

@@ -11,10 +11,10 @@ from contextlib import contextmanager
 
 from deploy.model.errors import KubeApiError
 from deploy.model.lease import DURATION, Holding, Renewer, gone, refuse, utcnow
-from deploy.targets.kube import MANAGED_BY, MANAGER, NAMESPACE, Kind
+from deploy.targets.kube import MANAGED_BY, MANAGER, NAMESPACE, Resource
 from deploy.targets.kube.scoped import Scoped
 
-LEASE = Kind("Lease", "coordination.k8s.io/v1", "leases")
+LEASE = Resource("Lease", "coordination.k8s.io/v1", "leases")
 MICROTIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 

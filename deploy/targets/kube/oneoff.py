@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 from deploy.model.errors import ApplyError
 from deploy.model.progress import Say, silent
-from deploy.targets.kube import INSTANCE, MANAGED_BY, MANAGER, NAME, POD, Kind, owner_selector
+from deploy.targets.kube import INSTANCE, MANAGED_BY, MANAGER, NAME, POD, Resource, owner_selector
 from deploy.targets.kube.client import KubeApi, KubeApiError
 
-JOB = Kind("Job", "batch/v1", "jobs")
+JOB = Resource("Job", "batch/v1", "jobs")
 JOB_LABEL = "batch.kubernetes.io/job-name"  # set on its pods by the Job controller
 ONE_OFF = "k8sdeploy.io/one-off"
 DEFAULT_TIMEOUT = 600.0

@@ -4,10 +4,10 @@ implements them makes them hold. Looked for as that plugin's agent, a DaemonSet 
 from __future__ import annotations
 
 from deploy.model.errors import DeployError
-from deploy.targets.kube import Kind
+from deploy.targets.kube import Resource
 from deploy.targets.kube.client import KubeApi
 
-DAEMONSET = Kind("DaemonSet", "apps/v1", "daemonsets")
+DAEMONSET = Resource("DaemonSet", "apps/v1", "daemonsets")
 # The agents of the network plugins that enforce NetworkPolicies (GKE Dataplane V2 runs anetd, Cilium's).
 ENFORCERS = ("calico-node", "cilium", "anetd", "antrea-agent", "kube-router", "weave-net", "canal", "kube-ovn-cni")
 

@@ -8,7 +8,7 @@ import time
 from functools import partial
 
 from deploy.model.errors import LeftoversError
-from deploy.targets.kube import KINDS, NAMESPACE, POD, PVC, SERVICE, Kind, describe, owned_by, owner_selector
+from deploy.targets.kube import KINDS, NAMESPACE, POD, PVC, SERVICE, Resource, describe, owned_by, owner_selector
 from deploy.targets.kube.client import together
 from deploy.targets.kube.scoped import Scoped
 from deploy.targets.kube.watch import Changes
@@ -17,7 +17,7 @@ from deploy.targets.kube.watch import Changes
 class Teardown(Scoped):
     timeout = 300.0  # seconds for deleted objects to go
 
-    def owned(self, kinds: tuple[Kind, ...]) -> list[tuple[Kind, dict]]:
+    def owned(self, kinds: tuple[Resource, ...]) -> list[tuple[Resource, dict]]:
         """Our objects of these kinds, not those a controller of ours made (pods of a Deployment)."""
         return [
             (kind, obj)
@@ -25,7 +25,7 @@ class Teardown(Scoped):
             if not obj["metadata"].get("ownerReferences")
         ]
 
-    def delete(self, found: list[tuple[Kind, dict]]) -> list[str]:
+    def delete(self, found: list[tuple[Resource, dict]]) -> list[str]:
         """Delete `found`, side by side (they are of one teardown step: nothing among them waits for another)."""
         there = together(
             [partial(self.api.delete, kind, self.namespace, obj["metadata"]["name"]) for kind, obj in found]
@@ -37,7 +37,7 @@ class Teardown(Scoped):
                 self.say(f"deleted {removed[-1]}")
         return removed
 
-    def left(self, found: list[tuple[Kind, dict]]) -> list[tuple[Kind, dict]]:
+    def left(self, found: list[tuple[Resource, dict]]) -> list[tuple[Resource, dict]]:
         """Those of `found` the API still has: one list per kind, side by side."""
         kinds = sorted({kind for kind, _ in found}, key=KINDS.index)
         there = {
@@ -47,7 +47,7 @@ class Teardown(Scoped):
         }
         return [(kind, obj) for kind, obj in found if (kind, obj["metadata"]["name"]) in there]
 
-    def wait_gone(self, found: list[tuple[Kind, dict]], why: str) -> None:
+    def wait_gone(self, found: list[tuple[Resource, dict]], why: str) -> None:
         """Until the API has let every deleted object go (its finalizers done), checked again whenever an object
         of their kinds changes (a watch), with progress and a bound."""
         if not found:
@@ -56,7 +56,7 @@ class Teardown(Scoped):
         with Changes(self.api, self.namespace, kinds, fallback=self.poll) as changes:
             self.wait_left(found, why, changes)
 
-    def wait_left(self, found: list[tuple[Kind, dict]], why: str, changes: Changes) -> None:
+    def wait_left(self, found: list[tuple[Resource, dict]], why: str, changes: Changes) -> None:
         started = said = time.monotonic()
         while left := self.left(found):
             waited = time.monotonic() - started

@@ -19,7 +19,7 @@ from deploy.targets.kube import (
     REPLICASET,
     SERVICE,
     STATEFULSET,
-    Kind,
+    Resource,
     owned_by,
     owner_selector,
 )
@@ -199,7 +199,7 @@ class Readiness(Scoped):
         return f"{scheme}://{chosen[0]['address']}:{port['nodePort']}" if chosen and port.get("nodePort") else ""
 
     # -- the conditions ------------------------------------------------------------------------
-    def problems(self, seen: Mapping[Kind, list[dict]] | None = None) -> tuple[list[str], list[ContainerState]]:
+    def problems(self, seen: Mapping[Resource, list[dict]] | None = None) -> tuple[list[str], list[ContainerState]]:
         """What keeps the environment from ready (empty when ready), and every container's state: the workloads,
         pods and Services read side by side; the ReplicaSets too when a container is not ready (whether its pod
         is of the revision rolled out). `seen`: those lists as an apply that changed nothing just read them (our
@@ -231,7 +231,7 @@ class Readiness(Scoped):
             problems.append("the gateway has no address yet (no LoadBalancer ingress or NodePort)")
         return problems, states
 
-    def wait(self, timeout: float, seen: Mapping[Kind, list[dict]] | None = None) -> None:
+    def wait(self, timeout: float, seen: Mapping[Resource, list[dict]] | None = None) -> None:
         """Until every condition holds, checked again whenever a workload, pod or Service of the namespace changes
         (deploy/targets/kube/watch.py); a hopeless container state or the timeout ends it with a diagnosis. The
         watches are opened only when the first look finds something to wait for; `seen`: see problems()."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 
-from deploy.targets.kube import Kind
+from deploy.targets.kube import Resource
 from deploy.targets.kube.client import KubeApi
 
 WATCH_SECONDS = 10  # the API server ends each watch after this; it is opened again while its wait lasts
@@ -26,7 +26,7 @@ class Changes:
         self,
         api: KubeApi,
         namespace: str,
-        kinds: tuple[Kind, ...],
+        kinds: tuple[Resource, ...],
         labels: str = "",
         fields: str = "",
         fallback: float = 1.0,
@@ -42,7 +42,7 @@ class Changes:
         self.changed.wait(limit)
         self.changed.clear()
 
-    def follow(self, kind: Kind) -> None:
+    def follow(self, kind: Resource) -> None:
         while not self.stopped.is_set():
             query = {"watch": "1", "labelSelector": self.labels, "fieldSelector": self.fields}
             query["timeoutSeconds"] = str(WATCH_SECONDS)

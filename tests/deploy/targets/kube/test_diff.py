@@ -13,7 +13,7 @@ import pytest
 
 from deploy.model.changes import HIDDEN
 from deploy.render.layout import GATEWAY_CONFIG_MAP
-from deploy.targets.kube import DEPLOYMENT, Kind
+from deploy.targets.kube import DEPLOYMENT, Resource
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
 from tests.deploy.conftest import clone
@@ -24,7 +24,7 @@ from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry
 
 ENV = "diff-test"
-CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
+CONFIGMAP = Resource("ConfigMap", "v1", "configmaps")
 
 
 def write_config(path: Path, kubeconfig: Path, registry: Registry, namespace: str, replicas: str = "") -> Path:
@@ -33,7 +33,7 @@ def write_config(path: Path, kubeconfig: Path, registry: Registry, namespace: st
     return path
 
 
-def kubectl_edit(kube: KubeCluster, kind: Kind, name: str, patch: dict) -> None:
+def kubectl_edit(kube: KubeCluster, kind: Resource, name: str, patch: dict) -> None:
     """What `kubectl edit` sends: a JSON merge patch under its own field manager."""
     answer = kube.session().patch(
         f"{kube.server}{kind.path(kube.namespace, name)}",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.targets.kube import DEPLOYMENT, Kind
+from deploy.targets.kube import DEPLOYMENT, Resource
 from deploy.targets.kube.edits import hand_edits
 from deploy.targets.kube.target import KubeTarget
 from tests.controlplane import KubeCluster
@@ -16,10 +16,10 @@ from tests.deploy.targets.kube.conftest import ENV
 from tests.deploy.targets.kube.objects import single_pod
 from tests.helpers import k8sdeploy, valid
 
-CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
+CONFIGMAP = Resource("ConfigMap", "v1", "configmaps")
 
 
-def kubectl_edit(target: KubeTarget, kind: Kind, name: str, patch: dict) -> None:
+def kubectl_edit(target: KubeTarget, kind: Resource, name: str, patch: dict) -> None:
     target.api.request(
         "PATCH",
         kind.path(target.namespace, name),

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import threading
 
-from deploy.targets.kube import Kind
+from deploy.targets.kube import Resource
 from deploy.targets.kube.client import KubeApi
 from deploy.targets.kube.target import KubeTarget
 from deploy.targets.kube.watch import Changes
 from tests.controlplane import KubeCluster
 
-CONFIGMAP = Kind("ConfigMap", "v1", "configmaps")
-NOWHERE = Kind("Nothing", "example.invalid/v1", "nothings")  # the API server answers 404 to its watch
+CONFIGMAP = Resource("ConfigMap", "v1", "configmaps")
+NOWHERE = Resource("Nothing", "example.invalid/v1", "nothings")  # the API server answers 404 to its watch
 
 
-def woken_by(api: KubeApi, namespace: str, kinds: tuple[Kind, ...], change: threading.Thread) -> bool:
+def woken_by(api: KubeApi, namespace: str, kinds: tuple[Resource, ...], change: threading.Thread) -> bool:
     """Whether the waiter, whose fallback is ten minutes, wakes within 60 s of `change`."""
     with Changes(api, namespace, kinds, fallback=600) as changes:
         changes.wait(5)  # the watches' first events (the objects already there), or five seconds
