@@ -21,6 +21,7 @@ from deploy.registry.client import RegistryAddress
 from deploy.targets.kit import Kind
 
 if TYPE_CHECKING:
+    from deploy.model.googleapis import GoogleApis
     from deploy.registry.artifact_registry import ArtifactRepository
 
 
@@ -33,6 +34,7 @@ class Facts:
     environment: Environment
     registry: str
     say: Say
+    google: Callable[[], GoogleApis]  # the command's Google credentials and endpoints (Clients.google)
 
     @cached_property
     def kind(self) -> Kind:
@@ -48,7 +50,7 @@ class Facts:
         """The Artifact Registry repository the registry is; Google is asked only where it may be one."""
         if self.address is None:
             return None
-        return artifact_repository(self.address, self.say, self.kind.registry_on_google)
+        return artifact_repository(self.address, self.say, self.kind.registry_on_google, self.google)
 
     @cached_property
     def signatures(self) -> Callable[[str], str]:
@@ -75,7 +77,7 @@ class RunContext:
         registry = environment.registry if registry is None else registry
         key = (environment.name, registry)
         if key not in self._facts:
-            self._facts[key] = Facts(environment, registry, self.say)
+            self._facts[key] = Facts(environment, registry, self.say, self.clients.google)
         return self._facts[key]
 
     @contextmanager

@@ -25,8 +25,7 @@ from deploy.users import UsersStore
 if TYPE_CHECKING:
     import docker
 
-    from deploy.targets.gke.target import GkeTarget
-    from deploy.targets.kube.client import KubeApi
+    from deploy.model.googleapis import GoogleApis
 
 Objects = tuple[dict, ...]
 
@@ -77,15 +76,12 @@ class TargetKit:
 
 
 class Connections(Protocol):
-    """The clients a kind may need, made by the composition root (compose.py) and nowhere else."""
+    """What the command's clients (deploy/clients.py Clients) give a kind, which makes the clients of its own API
+    from them (kube: a kubeconfig context's; gke: GKE's and Compute's with the credentials)."""
 
     def docker(self) -> docker.DockerClient: ...
 
-    def kubeconfig(self, context: str, path: Path | None) -> KubeApi: ...
-
-    def gke(self, environment: Environment, say: Say, keep_cluster: bool) -> GkeTarget: ...
-
-    def gke_doctor(self, environment: Environment) -> Callable[[Objects, str], Sequence[Finding]]: ...
+    def google(self) -> GoogleApis: ...
 
 
 @dataclass(frozen=True)

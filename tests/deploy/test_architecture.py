@@ -8,6 +8,7 @@ the structure a newcomer reads from `ls deploy/`.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tests.infra import ROOT
@@ -34,7 +35,8 @@ LAYERS = (
     ("deploy.compose",),
     ("deploy.commands", "deploy.loopback", "deploy.crash"),
 )
-# Calls that make a client: only the composition root makes them (the factories they name are called there).
+# Calls that make a client: only the composition root makes them (the factories they name are called there), and
+# each target kind the clients of its own API, in its kind.py, from what the root's Clients give it.
 CLIENT_FACTORIES = (
     "docker.from_env",
     "RegistryClient",
@@ -128,16 +130,42 @@ def called_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def test_clients_are_made_in_clients_and_compose_only() -> None:
+def test_clients_are_made_in_clients_compose_and_the_kinds_only() -> None:
     makers = {name: sorted(called_names(tree) & set(CLIENT_FACTORIES)) for name, tree in modules().items()}
     root = ("deploy.clients", "deploy.compose")
-    assert set(makers["deploy.clients"]) | set(makers["deploy.compose"]) == set(CLIENT_FACTORIES)
+    kinds = {name for name in makers if re.fullmatch(r"deploy\.targets\.[a-z_]+\.kind", name)}
+    assert set(makers["deploy.clients"]) | set(makers["deploy.compose"]) | {
+        call for name in kinds for call in makers[name]
+    } == set(CLIENT_FACTORIES)
     assert makers["deploy.compose"] == ["Clients"]  # compose asks deploy/clients.py for every other client
-    assert {name: calls for name, calls in makers.items() if calls and name not in root} == {}
+    assert makers["deploy.targets.kube.kind"] == ["kubeconfig_api"]  # a kubeconfig context's API server
+    assert makers["deploy.targets.gke.kind"] == ["AuthorizedSession", "kube_api_for", "rest_client"]
+    assert {name: calls for name, calls in makers.items() if calls and name not in {*root, *kinds}} == {}
     cli = called_names(ast.parse((ROOT / "cli.py").read_text()))
     assert cli & set(CLIENT_FACTORIES) == set()
     commands = {name: calls for name, calls in makers.items() if name.startswith("deploy.commands")}
     assert len(commands) >= 7 and {name: calls for name, calls in commands.items() if calls} == {}
+
+
+def test_no_arrow_runs_back_up_inside_the_targets() -> None:
+    """The seam (deploy/targets/__init__.py, kit.py) names no kind's package; a kind may use the kube package
+    (gke runs kube's target inside its cluster), no other kind's, and kube uses none."""
+    trees = modules()
+    seam = ("deploy.targets", "deploy.targets.kit")
+    found = [
+        f"{name} imports {imported}"
+        for name, tree in trees.items()
+        if name.startswith("deploy.targets")
+        for imported in sorted(deploy_imports(tree))
+        if imported.startswith("deploy.targets.")
+        and imported not in seam
+        and (name in seam or package_of(imported) not in (package_of(name), "kube"))
+    ]
+    assert found == []
+
+
+def package_of(module: str) -> str:
+    return module.split(".")[2] if module.count(".") >= 2 else ""
 
 
 SCREEN = 60  # lines: a function longer than this is split along a seam of its own

@@ -10,6 +10,7 @@ from deploy.model.progress import Say
 from deploy.targets.kit import Connections, Kind, KitOptions, TargetKit
 from deploy.targets.kube.history import ConfigMapHistory
 from deploy.targets.kube.identity import KubeIdentity
+from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.lease import KubeLease
 from deploy.targets.kube.secrets import tls_certificate
 from deploy.targets.kube.target import KubeTarget
@@ -19,7 +20,7 @@ from deploy.targets.kube.users import KubeUsers
 def kit(environment: Environment, connections: Connections, say: Say, _options: KitOptions) -> TargetKit:
     table = environment.kubeconfig
     assert table is not None  # this kind's environments have its table
-    api = connections.kubeconfig(table.context, Path(table.file).expanduser() if table.file else None)
+    api = kubeconfig_api(table.context, Path(table.file).expanduser() if table.file else None)
     namespace, name = environment.namespace, environment.name
     return TargetKit(
         environment,

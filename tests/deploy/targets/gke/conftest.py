@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from google.oauth2.credentials import Credentials
 
-from deploy.clients import GoogleApis, gke_target
 from deploy.model.environments import Environment, Gke
+from deploy.model.googleapis import GoogleApis
+from deploy.targets.gke.kind import gke_target
 from tests.controlplane import KubeCluster
 from tests.deploy.targets.gke.readers import Readers
 from tests.fakes.artifact_registry import FakeArtifactRegistry

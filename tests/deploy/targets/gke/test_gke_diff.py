@@ -4,7 +4,7 @@ the rule an `update` naming that field. No request of any diff mutates GKE, Comp
 
 from __future__ import annotations
 
-from deploy.clients import gke_target
+from deploy.targets.gke.kind import gke_target
 from deploy.targets.gke.target import GkeTarget
 from tests.deploy.targets.gke.conftest import ENV, Cloud, environment
 from tests.deploy.targets.kube.objects import single_pod

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.clients import gke_target
+from deploy.targets.gke.kind import gke_target
 from deploy.targets.gke.target import GkeTarget
 from tests.deploy.targets.gke.conftest import ENV, Cloud, environment
 from tests.deploy.targets.gke.test_gke_diff import FIREWALL

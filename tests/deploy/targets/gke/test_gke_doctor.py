@@ -12,13 +12,14 @@ import pytest
 from google.oauth2.credentials import Credentials
 
 from deploy import clients
-from deploy.clients import GoogleApis, gke_doctor
 from deploy.model.doctor import Finding, failures
 from deploy.model.environments import Environment, load_environment
+from deploy.model.googleapis import GoogleApis
 from deploy.render.objects import render
 from deploy.targets.gke import permissions
 from deploy.targets.gke.doctor_identity import Token, admitted, condition_for, refused_tokens
 from deploy.targets.gke.doctor_sizing import Machine, allocatable
+from deploy.targets.gke.kind import gke_doctor
 from deploy.targets.gke.target import GkeTarget
 from tests.certificates import certificate
 from tests.deploy.inputs import fake_images

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from deploy import clients
-from deploy.clients import gke_target
 from deploy.model.errors import CloudError, CredentialsError, QuotaError
+from deploy.targets.gke.kind import gke_target
 from tests.deploy.targets.gke.conftest import ENV, Cloud, config_file, environment
 from tests.deploy.targets.kube.objects import single_pod
 from tests.helpers import k8sdeploy

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from deploy import clients
-from deploy.clients import gke_target
 from deploy.model.errors import LeftoversError
+from deploy.targets.gke.kind import gke_target
 from deploy.targets.gke.naming import ClusterIds, content_hash
 from deploy.targets.gke.target import GkeTarget
 from tests.deploy.targets.gke.conftest import ENV, Cloud, config_file, environment, wait_for

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from deploy import clients
-from deploy.clients import gke_target
 from deploy.model.errors import CloudError, LeftoversError
+from deploy.targets.gke.kind import gke_target
 from deploy.targets.gke.target import GkeTarget
 from tests.deploy.targets.gke.conftest import ENV, TOKEN, Cloud, config_file, environment, wait_for
 from tests.deploy.targets.kube.objects import single_pod

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from google.cloud import container_v1
 
-from deploy.clients import gke_target
 from deploy.loopback import LocalSuite
 from deploy.model.errors import CloudError, ConfigError, LeftoversError, NotReadyError
 from deploy.smoke import HttpSmoke
 from deploy.targets.gke.cluster import CLOUD_PLATFORM
+from deploy.targets.gke.kind import gke_target
 from deploy.targets.gke.target import GkeTarget
 from tests.deploy.conftest import FAULT_SEEDS
 from tests.deploy.targets.gke.conftest import ENV, NODES, Cloud, environment, wait_for
