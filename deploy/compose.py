@@ -5,10 +5,10 @@ kind (deploy/targets/kit.py). The commands call these functions and nothing else
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import click
 
@@ -30,7 +30,7 @@ from deploy.publish.release import Moved, registry_of
 from deploy.publish.stage import BuildOptions
 from deploy.registry.client import RegistryAddress
 from deploy.render.credentials import mysql_secret
-from deploy.runner import Runner, UpResult
+from deploy.runner import BuildingRunner, Runner, UpResult
 from deploy.smoke import smoke_stage
 from deploy.targets.kit import KitOptions, TargetKit
 
@@ -105,6 +105,20 @@ def history(environment: Environment, say: Say, context: RunContext | None = Non
     return read(environment, context.clients, say) if read is not None else kit(environment, say, None, context).history
 
 
+@overload
+def make_runner(
+    environment: Environment, say: Say, *, options: BuildOptions, no_smoke: bool = ..., wait_timeout: float = ...,
+    dev_checkout: Path | None = ..., context: RunContext | None = ...,
+) -> BuildingRunner: ...  # fmt: skip
+
+
+@overload
+def make_runner(
+    environment: Environment, say: Say, *, options: None = ..., no_smoke: bool = ..., wait_timeout: float = ...,
+    keep_cluster: bool = ..., context: RunContext | None = ...,
+) -> Runner: ...  # fmt: skip
+
+
 def make_runner(
     environment: Environment,
     say: Say,
@@ -116,26 +130,31 @@ def make_runner(
     dev_checkout: Path | None = None,
     context: RunContext | None = None,
 ) -> Runner:
-    """A Runner for `environment`, its stages made from the command's run context; `options` make its build stage
-    (`up`, `dev`) and its preview (`diff`), which builds the same images and publishes nothing; `dev_checkout`
-    binds that checkout in where the kind can."""
+    """A Runner for `environment`, its stages made from the command's run context; with `options`, a BuildingRunner
+    whose build stage they make (`up`, `dev`), and its preview (`diff`), which builds the same images and publishes
+    nothing; `dev_checkout` binds that checkout in where the kind can."""
     context = context or run_context(say)
     if keep_cluster and not context.facts(environment).kind.own_cluster:
         raise ConfigError(
             f"--keep-cluster applies to targets that make their cluster; {environment.name} is {environment.target}",
             "leave out --keep-cluster",
         )
-    return Runner(
+    common = Runner(
         environment,
         lambda: kit(environment, say, KitOptions(keep_cluster, dev_checkout), context),
         say,
         smoke_stage(environment, say, no_smoke, reach_timeout=wait_timeout),
-        build=(lambda kept: stages.build(environment, options, context, keep=kept)) if options is not None else None,
-        preview=(lambda: stages.preview_images(environment, options, context)) if options is not None else None,
-        source_schemas=(lambda: read_schemas(options.source)) if options is not None else None,
         verify=lambda images: stages.verified(environment, images, context),
         wait_timeout=wait_timeout,
         mysql_secret=mysql_secret(),
+    )
+    if options is None:
+        return common
+    return BuildingRunner(  # the same environment, kit and stages, and the build's
+        **{field.name: getattr(common, field.name) for field in fields(Runner)},
+        build=lambda kept: stages.build(environment, options, context, keep=kept),
+        preview=lambda: stages.preview_images(environment, options, context),
+        source_schemas=lambda: read_schemas(options.source),
     )
 
 

@@ -16,7 +16,7 @@ from deploy.model.errors import DeployError
 from deploy.model.images import PublishedImage
 from deploy.model.progress import Say
 from deploy.model.suite import GATEWAY
-from deploy.runner import Runner, UpResult
+from deploy.runner import BuildingRunner, UpResult
 from deploy.targets.kit import Following, InPlace
 
 Watch = Callable[..., Iterator[set[tuple[Any, str]]]]  # watchfiles.watch: (Change, path)
@@ -24,7 +24,7 @@ Watch = Callable[..., Iterator[set[tuple[Any, str]]]]  # watchfiles.watch: (Chan
 
 @dataclass(frozen=True)
 class DevLoop:
-    runner: Runner
+    runner: BuildingRunner
     layout: str
     checkout: Path
     live: Live
@@ -116,7 +116,7 @@ class Republish:
     """A Kubernetes target: the images a saved file changed are built and pushed (their new layer, config and
     manifest; the rest is in the registry), their workloads' image set by digest, the rollout followed."""
 
-    runner: Runner
+    runner: BuildingRunner
     publish: Callable[[Collection[str]], Mapping[str, PublishedImage]]  # built and pushed, by image name
     say: Say
 

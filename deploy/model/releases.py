@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from deploy.model.errors import DeployError
-from deploy.model.images import PublishedImage
+from deploy.model.images import BuildRecord, PublishedImage
 from deploy.model.schemas import Schemas, schemas_from_dict, schemas_to_dict
 from deploy.model.status import ServiceStatus
 
@@ -47,6 +47,11 @@ class Release:
     promoted_from: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     forced: str = ""  # `promote --force`: the gate it went past
     approved_by: str = ""  # `promote --approved-by`
+
+    @property
+    def build(self) -> BuildRecord:
+        """The build this release deployed (its signatures' places are not recorded: they are looked up)."""
+        return BuildRecord(self.version, self.commit, self.images, schemas=self.schemas)
 
     def digest(self) -> str:
         """The sha256 of this record (canonical JSON): what a promotion names as its source."""

@@ -22,7 +22,7 @@ from deploy.model.environments import Environment
 from deploy.model.images import BuildRecord
 from deploy.publish.stage import BuildOptions
 from deploy.registry.client import RegistryAddress
-from deploy.runner import Runner
+from deploy.runner import BuildingRunner
 from deploy.smoke import smoke_stage
 from deploy.targets.kube.kubeconfig import kubeconfig_api
 from deploy.targets.kube.target import KubeTarget
@@ -56,15 +56,21 @@ def target(kubeconfig: Path, kube: KubeCluster, said: list[str]) -> KubeTarget:
     return KubeTarget(kubeconfig_api("test", kubeconfig), kube.namespace, ENV, said.append, poll=0.05)
 
 
-def release_runner(environment: Environment, said: list[str], **options: Any) -> Runner:
+def release_runner(environment: Environment, said: list[str], **options: Any) -> BuildingRunner:
     """A Runner made as compose.make_runner makes it, whose build stage hands over release 1.0.0's images (KWOK
-    pulls nothing); `options` set its other fields (wait_timeout 60 unless given)."""
-    return Runner(
+    pulls nothing); `options` set its other fields (wait_timeout 60 unless given). It previews nothing."""
+
+    def no_preview() -> Any:
+        raise AssertionError("release_runner previews nothing")
+
+    return BuildingRunner(
         environment,
         lambda: kit(environment, said.append),
         said.append,
         smoke_stage(environment, said.append),
         build=lambda history: BuildRecord("1.0.0", "a" * 40, release_images("1.0.0", "a")),
+        preview=no_preview,
+        source_schemas=no_preview,
         **({"wait_timeout": 60} | options),
     )
 

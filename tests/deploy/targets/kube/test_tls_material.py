@@ -1,6 +1,6 @@
 """The gateway's certificate given to k8sdeploy ($K8SDEPLOY_TLS_CERT and _KEY): `up` applies it as the environment's
 `tls_secret`, on the real API server; without it, and without the Secret, `up` stops before it applies anything.
-The Runner made as compose.make_runner makes it; its build stage hands over a release's images (KWOK pulls
+The BuildingRunner made as compose.make_runner makes it; its build stage hands over a release's images (KWOK pulls
 nothing)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError
-from deploy.runner import Runner
+from deploy.runner import BuildingRunner
 from tests.certificates import certificate
 from tests.controlplane import KubeCluster
 from tests.deploy.targets.kube.conftest import release_runner
@@ -21,7 +21,7 @@ from tests.deploy.targets.kube.conftest import release_runner
 ENV = "tls-given"
 
 
-def runner(kube: KubeCluster, environ: Mapping[str, str], said: list[str]) -> Runner:
+def runner(kube: KubeCluster, environ: Mapping[str, str], said: list[str]) -> BuildingRunner:
     environment = Environment(
         name=ENV,
         target="kubeconfig",
