@@ -186,7 +186,9 @@ class HttpSmoke:
         reach_timeout: float = 0.0,
         host: str = "",
         certificate_grace: float = 15.0,
-        route_grace: float = 10.0,
+        # how long a refused route is tried again after the run starts: the old pod's address leaves every node's
+        # rules once the EndpointSlice controller and kube-proxy have run, which took over 10 s on a loaded node
+        route_grace: float = 30.0,
         references: Mapping[str, bytes] | None = None,
     ):
         self.users = users
