@@ -8,8 +8,9 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO
 
 import click
 
@@ -41,34 +42,70 @@ EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
 
 
 class Entry(click.Group):
-    """The `k8sdeploy` group: SIGTERM and SIGHUP stop a command as Ctrl-C does, and an exception that
-    escapes a command is one line, exit 70, with its traceback in a crash log (deploy/crash.py)."""
+    """The `k8sdeploy` group: SIGTERM and SIGHUP stop a command as Ctrl-C does, and each command has one Reporter,
+    which says its lines and reports how it fails, in this one place: a DeployError as one line and its exit code,
+    an exception that escapes a command as one line, exit 70, with its traceback in a crash log (deploy/crash.py)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from deploy.crash import signals_stop, threads_reported, unexpected
+        from deploy.crash import signals_stop, threads_reported
 
-        LAST_STEP[0] = ""  # this command's own steps only (tests run many in one process)
+        reporter = begin(ctx.invoked_subcommand or "")  # this command's own lines only (tests run many in one process)
         with signals_stop(), threads_reported(lambda: ctx.invoked_subcommand or ""):
             try:
                 return super().invoke(ctx)
             except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-                raise
+                raise  # usage errors: click says them (exit 2)
+            except DeployError as exc:
+                reporter.failed(exc)
             except KeyboardInterrupt:
                 click.echo("interrupted", err=True)
                 sys.exit(ExitCode.INTERRUPTED)
             except Exception as exc:  # noqa: BLE001 - the one place a bug is caught
-                error = unexpected(exc, ctx.invoked_subcommand or "", LAST_STEP[0])
-                click.echo(f"error: {error}", err=True)
-                sys.exit(error.exit_code)
+                reporter.unexpected(exc)
 
 
-LAST_STEP = [""]  # the last progress line said (say), named when a command ends unexpectedly
+@dataclass
+class Reporter:
+    """One command's messages and its end. Each line it says goes to stderr (stdout carries only data), and the
+    last is named if the command ends unexpectedly; its failure is one line on stderr (with its details) and its
+    exit code, and with `--output json` also one document on stdout."""
+
+    command: str = ""  # its path below `k8sdeploy` (`user add`)
+    name: str = ""  # its own name, as the JSON document says it
+    json: bool = False
+    last: str = ""
+
+    def say(self, line: str) -> None:
+        self.last = line
+        click.echo(line, err=True)
+
+    def failed(self, exc: DeployError) -> NoReturn:
+        click.echo(f"error: {exc}", err=True)
+        if exc.details:
+            click.echo(exc.details, err=True)
+        if self.json:
+            from deploy import output as report
+
+            print_document(report.failed(self.name, exc))
+        sys.exit(exc.exit_code)
+
+    def unexpected(self, exc: Exception) -> NoReturn:
+        from deploy.crash import unexpected
+
+        self.failed(unexpected(exc, self.command, self.last))
+
+
+_reporting = [Reporter()]  # the command running in this process (its stages' threads say through it too)
+
+
+def begin(command: str) -> Reporter:
+    _reporting[0] = Reporter(command=command, name=command)
+    return _reporting[0]
 
 
 def say(line: str) -> None:
-    """Progress goes to stderr; stdout carries only data."""
-    LAST_STEP[0] = line
-    click.echo(line, err=True)
+    """A line of the running command (its Reporter's)."""
+    _reporting[0].say(line)
 
 
 def print_document(document: Mapping) -> None:
@@ -79,42 +116,18 @@ def print_document(document: Mapping) -> None:
 
 
 def reports_errors(command: Callable) -> Callable:
-    """Turn a DeployError into one line on stderr and its exit code; an exception the code did not expect
-    into one too (exit 70, its traceback in a crash log).
-
-    With `--output json` the failure is also one JSON document on stdout. Put it above every other
-    decorator but the click command's, so option handling is covered too.
-    """
+    """Tell the command's Reporter which command fails, if it does, and whether as a JSON document (`--output
+    json`): Entry.invoke reports it. Put it above every other decorator but the click command's, so option
+    handling is covered too."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except DeployError as exc:
-            report_failure(exc, kwargs.get("output") == "json")
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(ExitCode.INTERRUPTED)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # usage errors: click says them (exit 2)
-        except Exception as exc:  # noqa: BLE001 - a bug: one line, its traceback in a crash log
-            from deploy.crash import unexpected
-
-            name = click.get_current_context().command_path.partition(" ")[2]
-            report_failure(unexpected(exc, name, LAST_STEP[0]), kwargs.get("output") == "json")
+        ctx, reporter = click.get_current_context(), _reporting[0]
+        reporter.command, reporter.name = ctx.command_path.partition(" ")[2], ctx.info_name or ""
+        reporter.json = kwargs.get("output") == "json"
+        return command(*args, **kwargs)
 
     return wrapper
-
-
-def report_failure(exc: DeployError, json: bool) -> None:
-    click.echo(f"error: {exc}", err=True)
-    if exc.details:
-        click.echo(exc.details, err=True)
-    if json:
-        from deploy import output as report
-
-        print_document(report.failed(click.get_current_context().info_name or "", exc))
-    sys.exit(exc.exit_code)
 
 
 config_option = click.option(
