@@ -43,13 +43,20 @@ if TYPE_CHECKING:
 
 
 def run_context(say: Say) -> RunContext:
-    """The run context of the command being run: made once, its clients closed when the command ends (click
-    closes it; a caller outside a command may call close())."""
-    context = RunContext(say, Clients())
+    """The run context of the command being run: made at its first call here and kept for the rest of it (in the
+    click context), its clients closed when the command ends. Outside a command (a library call), a new one each
+    time, which its caller may close()."""
     command = click.get_current_context(silent=True)
-    if command is not None:
-        command.call_on_close(context.close)
-    return context
+    if command is None:
+        return RunContext(say, Clients())
+    meta = command.find_root().meta
+    if RUN_CONTEXT not in meta:
+        meta[RUN_CONTEXT] = RunContext(say, Clients())
+        command.find_root().call_on_close(meta[RUN_CONTEXT].close)
+    return meta[RUN_CONTEXT]
+
+
+RUN_CONTEXT = "k8sdeploy.run_context"
 
 
 def build(

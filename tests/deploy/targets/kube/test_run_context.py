@@ -1,4 +1,4 @@
-"""One run context per command (deploy/context.py): `up` and `promote` make their clients once, and parse each
+"""One run context per command (deploy/context.py): `up`, `promote` and `down` make their clients once, and parse each
 environment's registry and look up its repository once, however many stages use them (before, one `up` made
 `Clients` three times and parsed its registry four times; `dev` is counted in test_dev_kube.py). Counted on the
 real API server, with registries on loopback."""
@@ -50,6 +50,11 @@ def test_up_and_promote_make_their_clients_and_facts_once(
             assert counts.clients == 1
             assert (counts.parsed[source], counts.parsed[target]) == (1, 1)
             assert (counts.lookups[source], counts.lookups[target]) == (1, 1)
+
+            counts.reset()  # a chore too: the target's objects removed, then what stays (the images) said
+            removed = k8sdeploy("down", "--yes", "--volumes", env=TARGET, config=config)
+            assert removed.exit_code == 0 and f"left the images in {target}" in removed.stderr, removed.stderr
+            assert (counts.clients, counts.parsed[target], counts.lookups[target]) == (1, 1, 1)
     finally:
         k8sdeploy("down", "--yes", "--volumes", env=TARGET, config=config)
         k8sdeploy("down", "--yes", "--volumes", env=SOURCE, config=config)
