@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, overload
 
@@ -30,7 +29,7 @@ from deploy.publish.release import Moved, registry_of
 from deploy.publish.stage import BuildOptions
 from deploy.registry.client import RegistryAddress
 from deploy.render.credentials import mysql_secret
-from deploy.runner import BuildingRunner, Runner, UpResult
+from deploy.runner import BuildingRunner, Gates, Runner, UpResult
 from deploy.smoke import smoke_stage
 from deploy.targets.kit import KitOptions, TargetKit
 
@@ -176,16 +175,15 @@ def promote_release(
     no_smoke: bool = False,
     wait_timeout: float = 180,
 ) -> tuple[Promotion, UpResult | None]:
-    """`promote`: the target's policy first, then the source's release through its gates, then the Runner."""
-    from deploy.model.promotion import gate, route
-
+    """`promote`: the Runner of `target` takes the release of `source` through its gates and deploys it."""
     context = run_context(say)
     runner = make_runner(target, say, no_smoke=no_smoke, wait_timeout=wait_timeout, context=context)
-    runner.admit("promote")  # before either environment is asked anything
-    route(source, target, approved_by)
-    releases = history(source, say, context).releases()
-    promotion = gate(source, releases, target, datetime.now(UTC), say, version, force, approved_by)
-    return promotion, runner.promote(promotion, stages.PromotedCopy(source, target, key, context))
+    return runner.promote_from(
+        source,
+        lambda: history(source, say, context),
+        lambda: stages.PromotedCopy(source, target, key, context),
+        Gates(version, force, approved_by),
+    )
 
 
 def make_dev(

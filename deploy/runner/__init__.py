@@ -4,6 +4,16 @@ doctor), and the Runner with a build stage (building.py: up, dev, diff). Each de
 UpResult holding the Release it recorded (result.py)."""
 
 from deploy.runner.building import BuildingRunner, Runner
+from deploy.runner.deploys import Gates
 from deploy.runner.result import NoEarlierRelease, RollbackFailed, RolledBack, Stopwatch, UpResult
 
-__all__ = ["BuildingRunner", "NoEarlierRelease", "RollbackFailed", "RolledBack", "Runner", "Stopwatch", "UpResult"]
+__all__ = [
+    "BuildingRunner",
+    "Gates",
+    "NoEarlierRelease",
+    "RollbackFailed",
+    "RolledBack",
+    "Runner",
+    "Stopwatch",
+    "UpResult",
+]

@@ -1,17 +1,19 @@
-"""The verbs that change what runs and need no build: `promote` (a release copied in by digest) and `rollback`
-(a recorded release put back), and the deploy both end in: verify, render, apply, wait, smoke, record, each stage
-timed. `up` and `dev`, which build first, are deploy/runner/building.py's."""
+"""The verbs that change what runs and need no build: `promote` (a release of another environment through its
+gates, copied in by digest) and `rollback` (a recorded release put back), and the deploy both end in: verify,
+render, apply, wait, smoke, record, each stage timed. `up` and `dev`, which build first, are in building.py."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from deploy.model.changes import ObjectChange, summary
+from deploy.model.environments import Environment
 from deploy.model.images import BuildRecord
-from deploy.model.promotion import Promotion
-from deploy.model.releases import Release, choose, now, objects_hash, who
+from deploy.model.promotion import Promotion, gate, route
+from deploy.model.releases import Release, ReleaseHistory, choose, now, objects_hash, who
 from deploy.model.status import ApplyResult
 from deploy.render.layout import Layout
 from deploy.render.objects import render
@@ -22,7 +24,35 @@ from deploy.schema_moves import take_back
 from deploy.users import Users
 
 
+@dataclass(frozen=True)
+class Gates:
+    """What `promote` was told of its gates: the version (the source's newest by default), --force past a failed
+    gate (recorded), who approved it."""
+
+    version: str | None = None
+    force: bool = False
+    approved_by: str = ""
+
+
 class Deploys(RunnerBase):
+    def promote_from(
+        self,
+        source: Environment,
+        history: Callable[[], ReleaseHistory],
+        copy: Callable[[], CopyStage],
+        gates: Gates,
+    ) -> tuple[Promotion, UpResult | None]:
+        """`promote`: this environment's policy first (before either environment is asked anything), then the
+        release of `source` (its `history`) through its gates, then deployed (`promote`) with the `copy` stage."""
+        self.admit("promote")
+        route(source, self.environment, gates.approved_by)
+        releases = history().releases()
+        when = datetime.now(UTC)
+        promotion = gate(
+            source, releases, self.environment, when, self.say, gates.version, gates.force, gates.approved_by
+        )
+        return promotion, self.promote(promotion, copy())
+
     def promote(self, promotion: Promotion, copy: CopyStage) -> UpResult | None:
         """Deploy `promotion`'s release by digest: copied into this environment's registry and signed there (`copy`),
         verified, rendered for this environment, applied, waited for, smoke-tested, recorded with where it came
