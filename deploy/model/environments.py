@@ -301,7 +301,7 @@ def old_form_notice(name: str, table: dict, path: Path) -> str:
     target = table["target"]
     return (
         f"deprecated: [environments.{name}] in {path} names its kind with target = {target!r}; write "
-        f"[environments.{name}.{target}] instead (docs/configuration.md), which the old form still loads as"
+        f"[environments.{name}.{target}] with that kind's keys instead (docs/configuration.md)"
     )
 
 

@@ -186,7 +186,7 @@ def test_the_old_form_loads_as_the_new_with_one_deprecation_line(tmp_path: Path,
     common = "[environments.x]\nlayout = 'split-pods'\nallow_plain_http = true\n"
     said: list[str] = []
     old_form = load_environment("x", write(tmp_path, common + old), said.append)
-    assert len(said) == 1 and f"target = '{kind}'; write [environments.x.{kind}] instead" in said[0]
+    assert len(said) == 1 and f"target = '{kind}'; write [environments.x.{kind}] with that kind's keys" in said[0]
     assert load_environment("x", write(tmp_path, common + new), said.append) == old_form
     assert len(said) == 1 and old_form.target == kind and old_form.layout == "split-pods"
 
