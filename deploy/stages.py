@@ -5,6 +5,7 @@ them to the Runner."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -28,27 +29,51 @@ if TYPE_CHECKING:
 
     from deploy.attest.keys import SigningKey
     from deploy.attest.verify import Verified
+    from deploy.builders.docker import EngineImage
+    from deploy.builders.oci import OciImage
     from deploy.model.promotion import Promotion
     from deploy.publish.engine import EnginePublisher
 
 
-def image_build(options: BuildOptions, context: RunContext, progress: Progress, facts: Facts) -> ImageBuild:
-    """The build stage: a builder and the publisher paired with it (both made before anything is built, so a
-    missing engine or registry is found first), publishing where `facts` say."""
-    source = SourceFacts.ask(options.source)  # git answers while the clients are made
-    clients = context.clients
-    store = BlobStore(options.store_dir or options.cache_dir)
-    bases = BaseResolver(store, options.cache_dir, clients.registry, step=progress.step)
-    signer = attester(options, context, progress, facts)
-    if options.builder == "docker":
-        from deploy.builders.docker import DockerBuilder
-        from deploy.publish.docker import DockerPublisher
+def image_build(
+    options: BuildOptions, context: RunContext, progress: Progress, facts: Facts
+) -> ImageBuild[OciImage] | ImageBuild[EngineImage]:
+    """The build stage: the builder the options name and a publisher that takes its image type (both made before
+    anything is built, so a missing engine or registry is found first), publishing where `facts` say."""
+    return docker_build(options, context, progress, facts) if options.builder == "docker" else (
+        oci_build(options, context, progress, facts)
+    )  # fmt: skip
 
-        publisher = DockerPublisher(clients.docker(), facts.address, clients.registry, step=progress.step)
-        builder = DockerBuilder(clients.docker(), bases, step=progress.step)
-        return ImageBuild(options, bases, builder, publisher, progress.step, signer, source, facts.address)
+
+def oci_build(options: BuildOptions, context: RunContext, progress: Progress, facts: Facts) -> ImageBuild[OciImage]:
+    """The OCI builder's images, for the registry of `facts` or the local Docker Engine."""
+    source, store, bases, signer = build_parts(options, context, progress, facts)
     oci, to = OciBuilder(store, bases, step=progress.step), oci_publisher(context, progress, facts)
     return ImageBuild(options, bases, oci, to, progress.step, signer, source, facts.address)
+
+
+def docker_build(
+    options: BuildOptions, context: RunContext, progress: Progress, facts: Facts
+) -> ImageBuild[EngineImage]:
+    """The Docker Engine's images (`--builder docker`), pushed with the Engine to the registry of `facts`."""
+    from deploy.builders.docker import DockerBuilder
+    from deploy.publish.docker import DockerPublisher
+
+    source, _store, bases, signer = build_parts(options, context, progress, facts)
+    clients = context.clients
+    publisher = DockerPublisher(clients.docker(), facts.address, clients.registry, step=progress.step)
+    builder = DockerBuilder(clients.docker(), bases, step=progress.step)
+    return ImageBuild(options, bases, builder, publisher, progress.step, signer, source, facts.address)
+
+
+def build_parts(
+    options: BuildOptions, context: RunContext, progress: Progress, facts: Facts
+) -> tuple[Future[SourceFacts], BlobStore, BaseResolver, Attester]:
+    """What either builder needs: git's answers (asked now, in a thread), the blob store, the bases, the signer."""
+    source = SourceFacts.ask(options.source)  # git answers while the clients are made
+    store = BlobStore(options.store_dir or options.cache_dir)
+    bases = BaseResolver(store, options.cache_dir, context.clients.registry, step=progress.step)
+    return source, store, bases, attester(options, context, progress, facts)
 
 
 def oci_publisher(context: RunContext, progress: Progress, facts: Facts) -> RegistryPublisher | EnginePublisher:
@@ -104,7 +129,7 @@ def preview_images(
     registry (or engine) which it lacks; nothing is pushed or loaded."""
     facts = context.facts(environment, options.registry)
     with context.progress() as progress:
-        images = image_build(replace(options, builder="oci"), context, progress, facts)
+        images = oci_build(replace(options, builder="oci"), context, progress, facts)
         return images.plan(oci_publisher(context, progress, facts))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from deploy.builders import Built
 from deploy.model.images import BuildRecord
@@ -12,7 +12,7 @@ PASSWORD_VARIABLE = "K8SDEPLOY_SIGNING_PASSWORD"  # the passphrase of an encrypt
 
 
 class Attester(Protocol):
-    def attest(self, built: Built, record: BuildRecord) -> BuildRecord:
+    def attest(self, built: Built[Any], record: BuildRecord) -> BuildRecord:
         """After publishing: sign the record's images and attach their attestations; the record says where."""
 
 
@@ -24,5 +24,5 @@ def same(repository: str) -> str:
 class Unsigned:
     """No signing key: the images are published as they are."""
 
-    def attest(self, built: Built, record: BuildRecord) -> BuildRecord:
+    def attest(self, built: Built[Any], record: BuildRecord) -> BuildRecord:
         return record

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import cached_property
 from types import MappingProxyType
+from typing import Any
 
 from deploy.attest import same
 from deploy.attest.contents import LayerContents, locked_hashes
@@ -28,7 +29,7 @@ from deploy.registry.client import RegistryClient
 class _Build:
     """One build's statements, made only when an image lacks them."""
 
-    def __init__(self, built: Built, record: BuildRecord, environ: Mapping[str, str]):
+    def __init__(self, built: Built[Any], record: BuildRecord, environ: Mapping[str, str]):
         self.built, self.record, self.environ = built, record, environ
         self.contents = LayerContents()
 
@@ -72,7 +73,7 @@ class Signer:
         self.environ = os.environ if environ is None else environ
         self.home = home  # where an image repository's signatures go (deploy/registry/artifact_registry.py)
 
-    def attest(self, built: Built, record: BuildRecord) -> BuildRecord:
+    def attest(self, built: Built[Any], record: BuildRecord) -> BuildRecord:
         build = _Build(built, record, self.environ)
         attached = {name: self._attach(name, image, build) for name, image in record.images.items()}
         return replace(record, attached=MappingProxyType(attached))

@@ -1,5 +1,5 @@
 """The build stage of `build` and `up`: the source's version, its six images built by a builder and published
-by the publisher paired with it. The builder, the publisher and their clients come from deploy/stages.py."""
+by a publisher that takes their image type. The builder, the publisher and their clients come from deploy/stages.py."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Generic, Literal
 
 from deploy.attest import Attester, Unsigned
-from deploy.builders import Builder, Built
+from deploy.builders import Builder, Built, Image
 from deploy.builders.bases import BaseResolver
 from deploy.builders.deps import install_dependencies
 from deploy.builders.spec import LOCK, layer_times, suite_specs
@@ -79,17 +79,19 @@ class SourceFacts:
 
 
 @dataclass(frozen=True)
-class ImageBuild:
+class ImageBuild(Generic[Image]):
+    """The build stage: a builder and a publisher of one image type (deploy/builders/__init__.py Image)."""
+
     options: BuildOptions
     bases: BaseResolver
-    builder: Builder
-    publisher: Publisher
+    builder: Builder[Image]
+    publisher: Publisher[Image]
     step: Step
     attester: Attester = field(default_factory=Unsigned)  # signs what was published, or does nothing
     facts: Future[SourceFacts] | None = None  # what git says of the source, when already asked (SourceFacts.ask)
     address: RegistryAddress | None = None  # the options' registry, parsed (run context's Facts)
 
-    def built(self) -> Built:
+    def built(self) -> Built[Image]:
         """The version of the source and its six images, built (nothing published yet)."""
         facts = self.facts.result() if self.facts is not None else SourceFacts.of(self.options.source)
         version = facts.version
@@ -103,11 +105,11 @@ class ImageBuild:
         images = [self.builder.build(spec) for spec in specs]
         return Built(version, images, bases, self.options.source / LOCK, self.options.builder)
 
-    def images(self) -> tuple[Version, Sequence[object]]:
+    def images(self) -> tuple[Version, Sequence[Image]]:
         built = self.built()
         return built.version, built.images
 
-    def plan(self, planner: Planner) -> tuple[Version, tuple[ImagePlan, ...]]:
+    def plan(self, planner: Planner[Image]) -> tuple[Version, tuple[ImagePlan, ...]]:
         """Build the six images and ask `planner` what publishing them would do; nothing is published."""
         version, images = self.images()
         return version, planner.plan(images, version.version)
