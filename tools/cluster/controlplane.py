@@ -223,9 +223,8 @@ class ControlPlane:
         self.install_kwok(bin_dir)
         self.launch("kube-controller-manager", bin_dir, self.controller_manager_args())
         self.launch("kube-scheduler", bin_dir, self.scheduler_args())
-        self.launch("kwok", bin_dir, self.kwok_args())
         self.add_nodes()
-        self.wait_nodes_ready()
+        self.start_kwok(bin_dir)
         self.wait_default_service_account()
         if self.with_registry:
             self.start_registry()
@@ -559,6 +558,21 @@ class ControlPlane:
                     },
                 }
             )
+
+    def start_kwok(self, bin_dir: Path, attempts: int = 3, timeout: float = 40) -> None:
+        """KWOK, until it has made the nodes ready. A KWOK that has not started its stage controllers by then is
+        started again (at most `attempts` in all): on a machine starting several control planes at once, one
+        KWOK's first list of the Stages once hung past 60 s (its log ended at "Starting HTTPS server", where
+        others go on to "Start stage controller" within 0.1 s), and a new process lists them afresh."""
+        for attempt in range(1, attempts + 1):
+            self.launch("kwok", bin_dir, self.kwok_args())
+            try:
+                return self.wait_nodes_ready(timeout)
+            except ControlPlaneError:
+                if attempt == attempts or "Start stage controller" in self.log_tail("kwok", 10_000):
+                    raise  # it started and still makes no node ready: not a hung start
+                self.say(f"KWOK started no stage controller within {timeout:g} s; starting it again")
+                self.end("kwok")
 
     def wait_nodes_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
