@@ -87,7 +87,7 @@ def release(environment: Environment, version: str, say: Say) -> tuple[Moved, ..
     """`release`: move `latest` of the environment's registry to `version`."""
     context = run_context(say)
     facts = context.facts(environment)
-    address = facts.address or registry_of(environment.registry, environment.name)  # none: says what to set
+    address = registry_of(facts.address, environment.name)
     return latest.release(address, context.clients.registry(address.host), version, say, facts.repository)
 
 

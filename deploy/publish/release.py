@@ -29,13 +29,14 @@ class Moved:
     previous: str | None  # what it named before (None: it did not exist)
 
 
-def registry_of(environment_registry: str, env_name: str) -> RegistryAddress:
-    if not environment_registry:
+def registry_of(address: RegistryAddress | None, env_name: str) -> RegistryAddress:
+    """The environment's registry (as its run context parsed it), where `latest` moves; none is an error."""
+    if address is None:
         raise ConfigError(
             f"environment {env_name} has no registry; `latest` is a tag in a registry",
             "release from an environment with `registry` set in k8sdeploy.toml",
         )
-    return RegistryAddress.parse(environment_registry)
+    return address
 
 
 def release(
