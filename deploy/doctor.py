@@ -125,9 +125,11 @@ def base_findings(environment: Environment, purpose: str) -> list[Finding]:
             )
         ]
     from deploy.builders.bases import DEBIAN_PACKAGES, base_reference  # what the build loads anyway
+    from deploy.publish.bases import SERVER
 
-    bases = environment.bases
-    built = [name for name in DEBIAN_PACKAGES if base_reference(name, name, bases).startswith("debootstrap:")]
+    bases, own_server = environment.bases, environment.database == "mysql" and not environment.mysql_image
+    used = [name for name in DEBIAN_PACKAGES if name != SERVER or own_server]  # mariadb: k8sdeploy's MySQL server
+    built = [name for name in used if base_reference(name, name, bases).startswith("debootstrap:")]
     if built:
         return [passed("bases", f"{', '.join(built)} built from Debian here (debootstrap, as root; cached once built)")]
     return [passed("bases", "pinned by digest")]

@@ -4,7 +4,8 @@ A base reference is one of
   HOST/REPO@sha256:...            an image in a registry (e.g. a python or openresty image you trust)
   debootstrap:NAME[@sha256:...]   built by k8sdeploy from Debian bookworm packages, cached on disk
 `Environment.bases` maps an image name (`person`) or a base name (`python`, `nginx`) to a reference;
-without one, an image uses `debootstrap:<its base name>`.
+without one, an image uses `debootstrap:<its base name>`. The `mariadb` base is an image to run as it is (the MySQL
+server of database = "mysql" without a mysql_image; deploy/builders/mariadb.py), not one to build upon.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from deploy.builders import mariadb
 from deploy.builders.layers import FileEntry, LayerSpec, build_layer
 from deploy.builders.store import (
     DOCKER_LIST,
@@ -47,6 +49,7 @@ ARCHIVE_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 DEBIAN_PACKAGES = {
     "python": ("python3",),  # bookworm's Python 3.11: what requirements/app.lock is resolved for
     "nginx": ("nginx-light", "libnginx-mod-http-lua"),  # modules in /usr/lib/nginx/modules
+    "mariadb": (mariadb.PACKAGE,),  # MariaDB 10.11's server, and its start script (RUNNABLE)
 }
 TRIMMED = (
     "usr/share/doc",
@@ -62,6 +65,19 @@ TRIMMED = (
 DEFAULT_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
 APP_USER = ("app:x:10001:10001:k8sdeploy:/nonexistent:/usr/sbin/nologin\n", "app:x:10001:\n")
 LAYER_TYPES = {"application/vnd.docker.image.rootfs.diff.tar.gzip": OCI_LAYER}
+
+
+@dataclass(frozen=True)
+class Runnable:
+    """What a base that runs as it is adds: files baked into its root file system before its layer is made, and
+    its config's Entrypoint, ExposedPorts and StopSignal."""
+
+    finish: Callable[[Path], None]  # called with the trimmed root file system
+    runtime: Mapping[str, object]  # merged into the config's "config"
+    recipe: Callable[[], str]  # changes when what `finish` adds changes: the cached base is built again
+
+
+RUNNABLE = {"mariadb": Runnable(mariadb.finish_rootfs, mariadb.RUNTIME, mariadb.recipe)}
 
 
 @dataclass(frozen=True)
@@ -115,11 +131,13 @@ class BaseResolver:
         bases = BlobStore(self.cache_dir / "bases")
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
+        runnable = RUNNABLE.get(name)
+        key = f"{name}-{runnable.recipe()}" if runnable else name  # python, nginx: as ever
         with lock, _process_lock(self.cache_dir / f".base-{name}.lock"):
-            note = bases.note("built", name)
+            note = bases.note("built", key)
             if note is None or not bases.has(note["manifest"]):
                 note = {"manifest": self._debootstrap(name, bases)}
-                bases.note("built", name, note)
+                bases.note("built", key, note)
         if pinned and note["manifest"] != pinned:
             raise BuildError(
                 f"base {reference} is pinned, but the one built here is {note['manifest']}",
@@ -155,48 +173,40 @@ class BaseResolver:
                 f"cannot check the Debian archive's signatures: {ARCHIVE_KEYRING} is missing",
                 "install the debian-archive-keyring package (`make system-deps`)",
             )
-        packages = DEBIAN_PACKAGES[name]
+        packages, runnable = DEBIAN_PACKAGES[name], RUNNABLE.get(name)
         self.step("bases", f"building base {name} from Debian {SUITE} ({', '.join(packages)}); once, about a minute")
         with tempfile.TemporaryDirectory(dir=self.cache_dir, prefix=".rootfs-") as work:
             rootfs = Path(work) / "rootfs"
-            command = [
-                "debootstrap",
-                f"--keyring={ARCHIVE_KEYRING}",
-                "--force-check-gpg",
-                "--variant=minbase",
-                f"--include={','.join(packages)}",
-                SUITE,
-                str(rootfs),
-                self.mirror,
-            ]
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode != 0:
-                tail = "\n".join(result.stdout.strip().splitlines()[-5:])
-                raise BuildError(
-                    f"debootstrap of base {name!r} failed:\n{tail}",
-                    f"check that {self.mirror} is reachable (K8SDEPLOY_DEBIAN_MIRROR)",
-                )
+            command = self._run_debootstrap(name, packages, rootfs)
             _trim(rootfs)
+            if runnable:
+                runnable.finish(rootfs)
             layer = build_layer(LayerSpec(f"debian-{name}", tuple(rootfs_entries(rootfs)), int(time.time())), bases)
-        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        config = {
-            "architecture": "amd64",
-            "os": "linux",
-            "created": created,
-            "config": {"Env": list(DEFAULT_ENV)},
-            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
-            "history": [{"created": created, "created_by": " ".join(command[:-2])}],
-        }
-        config_blob = Blob(bases.put(canonical_json(config)), len(canonical_json(config)), OCI_CONFIG)
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": config_blob.descriptor(),
-            "layers": [layer.descriptor()],
-        }
-        digest = bases.put(canonical_json(manifest))
+        runtime = dict(runnable.runtime) if runnable else {}
+        digest = _store_image(bases, layer, {**runtime, "Env": list(DEFAULT_ENV)}, " ".join(command[:-2]))
         self.step("bases", f"base {name} is debootstrap:{name}@{digest}")
         return digest
+
+    def _run_debootstrap(self, name: str, packages: tuple[str, ...], rootfs: Path) -> list[str]:
+        """The root file system of `packages` (checked against the archive's keys); returns the command run."""
+        command = [
+            "debootstrap",
+            f"--keyring={ARCHIVE_KEYRING}",
+            "--force-check-gpg",
+            "--variant=minbase",
+            f"--include={','.join(packages)}",
+            SUITE,
+            str(rootfs),
+            self.mirror,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = "\n".join(result.stdout.strip().splitlines()[-5:])
+            raise BuildError(
+                f"debootstrap of base {name!r} failed:\n{tail}",
+                f"check that {self.mirror} is reachable (K8SDEPLOY_DEBIAN_MIRROR)",
+            )
+        return command
 
     def _pull(self, name: str, digest: str, reference: str) -> BaseImage:
         host, _, repository = name.partition("/")
@@ -230,6 +240,27 @@ class BaseResolver:
     @staticmethod
     def _blobs(manifest: dict) -> list[str]:
         return [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+
+
+def _store_image(bases: BlobStore, layer: Layer, runtime: dict, created_by: str) -> str:
+    """The config and manifest of a one-layer base, put in `bases`; returns the manifest's digest."""
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": created,
+        "config": runtime,
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        "history": [{"created": created, "created_by": created_by}],
+    }
+    config_blob = Blob(bases.put(canonical_json(config)), len(canonical_json(config)), OCI_CONFIG)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config_blob.descriptor(),
+        "layers": [layer.descriptor()],
+    }
+    return bases.put(canonical_json(manifest))
 
 
 @contextmanager

@@ -60,7 +60,9 @@ class Environment(_Frozen):
     # five after it (kinds.py Local.port_base): two local environments side by side need blocks that do not overlap
     gateway_port: int = Field(8080, ge=1, le=65535)
     database: Literal["sqlite", "mysql"] = "sqlite"
-    mysql_image: str = ""  # database = "mysql": the server's image, pinned by digest
+    # database = "mysql": the server's image, pinned by digest; "" (the default) is k8sdeploy's own MariaDB image,
+    # built from Debian's packages and published beside the suite's images (deploy/builders/mariadb.py)
+    mysql_image: str = ""
     replicas: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)  # split-pods only
     # the services' SQLite files on emptyDir volumes, gone with their pod at every up (a demo); default: on claims
     ephemeral_data: bool = False
@@ -242,14 +244,6 @@ class Environment(_Frozen):
     def _ephemeral_data_is_sqlite(self) -> Environment:
         if self.ephemeral_data and self.database == "mysql":
             raise ValueError("ephemeral_data applies to SQLite files; the MySQL server keeps its data on a claim")
-        return self
-
-    @model_validator(mode="after")
-    def _mysql_needs_an_image(self) -> Environment:
-        if self.database == "mysql" and not self.mysql_image:
-            raise ValueError(
-                'database = "mysql" needs mysql_image, a reference pinned by digest such as mysql:8.4@sha256:<digest>'
-            )
         return self
 
 

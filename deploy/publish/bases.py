@@ -1,5 +1,7 @@
 """Publish the Debian bases k8sdeploy builds (debootstrap, once per machine) to a registry, pinned by digest, so
-that an environment's `bases` can name them and its `build` and `up` need neither root nor debootstrap (CI)."""
+that an environment's `bases` can name them and its `build` and `up` need neither root nor debootstrap (CI); and
+the `mariadb` base alone, the MySQL server of an environment with database = "mysql" and no mysql_image
+(publish_server)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from deploy.model.images import PublishedImage
 from deploy.model.progress import Step, silent_step
 from deploy.publish.push import RegistryPublisher
 
-BASE_NAMES = tuple(DEBIAN_PACKAGES)  # python (the five services), nginx (the gateway)
+BASE_NAMES = tuple(DEBIAN_PACKAGES)  # python (the five services), nginx (the gateway), mariadb (the MySQL server)
+SERVER = "mariadb"  # the base that is an image to run as it is (deploy/builders/mariadb.py)
 
 
 @dataclass(frozen=True)
@@ -119,3 +122,11 @@ class BasePublisher:
                 "immutable, nothing was pushed",
                 f"pin the bases already there ({found}), or publish these to another --registry PATH",
             )
+
+
+def publish_server(resolver: BaseResolver, publisher: RegistryPublisher, step: Step = silent_step) -> PublishedImage:
+    """The MariaDB server image (`debootstrap:mariadb`, built once and cached like every Debian base) in the
+    publisher's registry as PATH/mariadb under the bases' immutable tag (base_tag: bookworm-YYYYMMDD of its build);
+    returns where it is: its `.repository` and `.digest` (pin `.repository@.digest`). Pushed again, it is a no-op;
+    a tag already holding other content is never moved (PublishError, nothing pushed)."""
+    return BasePublisher(resolver, publisher, step).publish((SERVER,)).images[SERVER]

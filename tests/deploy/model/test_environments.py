@@ -55,10 +55,6 @@ def test_shipped_environments_load() -> None:
         ),
         ("[environments.x\n", "is not valid TOML"),
         (
-            "[environments.x]\ntarget='local'\ndatabase='mysql'\n",
-            "environment 'x': database = \"mysql\" needs mysql_image",
-        ),
-        (
             "[environments.x]\ntarget='local'\nmysql_image='mysql:8.4'\n",
             "mysql_image: 'mysql:8.4': it is not pinned by digest",
         ),
@@ -144,6 +140,12 @@ def test_a_gke_environment_whose_firewall_rule_name_would_be_too_long_is_refused
 def test_a_mysql_environment_with_a_pinned_image_loads(tmp_path: Path) -> None:
     text = f"[environments.x]\ntarget='local'\ndatabase='mysql'\nmysql_image='mariadb:11.4@{PIN}'\n"
     assert load_environment("x", write(tmp_path, text)).mysql_image == f"mariadb:11.4@{PIN}"
+
+
+def test_a_mysql_environment_without_an_image_loads_and_gets_the_built_one(tmp_path: Path) -> None:
+    """No mysql_image: the server is k8sdeploy's MariaDB image (the mariadb base, built from Debian's packages)."""
+    environment = load_environment("x", write(tmp_path, "[environments.x]\ntarget='local'\ndatabase='mysql'\n"))
+    assert (environment.database, environment.mysql_image) == ("mysql", "")
 
 
 def test_a_file_that_is_not_utf8_is_named_with_the_byte(tmp_path: Path) -> None:

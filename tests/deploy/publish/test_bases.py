@@ -1,6 +1,7 @@
 """`k8sdeploy bases`: the Debian bases pushed to a registry on loopback as images, pinned by digest; again a no-op;
 a tag that holds other bases is refused before anything is pushed. The bases come from the machine's k8sdeploy
-cache (debootstrap only the first time on a machine, as root)."""
+cache (debootstrap only the first time on a machine, as root). The MariaDB server alone (publish_server): pushed
+under the bases' tag scheme, again a no-op, never moving a tag that holds other content."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ import httpx
 import pytest
 from click.testing import Result
 
+from deploy.builders.bases import BaseResolver
+from deploy.builders.store import BlobStore, default_cache_dir
+from deploy.clients import Clients
 from deploy.model.environments import Environment
-from deploy.registry.client import MANIFEST_TYPES, RegistryClient
+from deploy.model.errors import PublishError
+from deploy.publish.bases import BASE_NAMES, SERVER, base_image, publish_server
+from deploy.publish.push import RegistryPublisher
+from deploy.registry.client import MANIFEST_TYPES, RegistryAddress, RegistryClient
+from tests.deploy.conftest import FAST_RETRY
 from tests.helpers import k8sdeploy, valid
 from tests.registries import Registry
 
@@ -29,7 +37,7 @@ def test_bases_are_pushed_by_digest_and_printed_as_the_table_to_paste(config: Pa
     first = bases(config, f"{registry.host}/first/bases")
     assert first.exit_code == 0, first.stderr
     table = tomllib.loads(first.stdout)["environments"][ENV]["bases"]
-    assert sorted(table) == ["nginx", "python"]
+    assert sorted(table) == ["mariadb", "nginx", "python"] == sorted(BASE_NAMES)
     Environment(name=ENV, target="local", bases=table)  # what the configuration accepts
     for name, reference in table.items():
         repository, _, digest = reference.removeprefix(f"{registry.host}/").partition("@")
@@ -44,7 +52,7 @@ def test_bases_are_pushed_by_digest_and_printed_as_the_table_to_paste(config: Pa
 
     again = bases(config, f"{registry.host}/first/bases", "--output", "json")
     assert again.exit_code == 0, again.stderr
-    assert again.stderr.count("already published with this digest; nothing to push") == 2
+    assert again.stderr.count("already published with this digest; nothing to push") == len(BASE_NAMES)
     document = valid(again.stdout)
     assert (document["command"], document["result"], document["environment"]) == ("bases", "ok", ENV)
     assert document["pins"] == table and document["toml"] == first.stdout
@@ -72,3 +80,29 @@ def test_a_tag_holding_other_bases_is_refused_and_nothing_is_pushed(config: Path
     assert f"pin the bases already there ({registry.host}/other/bases/python@{nginx})" in refused.stderr
     assert refused.stdout == ""
     assert registry.tags("other/bases/nginx") == [] and registry.digest("other/bases/python", tag) == nginx
+
+
+@pytest.mark.timeout(900)
+def test_the_server_is_published_alone_by_digest_and_never_moves_a_tag(tmp_path: Path, registry: Registry) -> None:
+    clients = Clients(retry=FAST_RETRY)
+    resolver = BaseResolver(BlobStore(tmp_path / "store"), default_cache_dir(), clients.registry)
+
+    def publisher(path: str) -> RegistryPublisher:
+        address = RegistryAddress.parse(f"{registry.host}/{path}")
+        return RegistryPublisher(address, clients.registry(address.host))
+
+    server = publish_server(resolver, publisher("server/one"))
+    built = resolver.resolve("debootstrap:mariadb")
+    assert (server.repository, server.digest) == (f"{registry.host}/server/one/mariadb", built.digest)
+    assert server.tag == f"bookworm-{built.config_json['created'][:10].replace('-', '')}"
+    assert registry.tags("server/one/mariadb") == [server.tag]
+    assert registry.digest("server/one/mariadb", server.tag) == server.digest
+    assert publish_server(resolver, publisher("server/one")) == server  # again: nothing to push
+
+    # server/two/mariadb:TAG holds other content already (the nginx base, pushed under that name): it stays
+    other = base_image(SERVER, resolver.resolve("debootstrap:nginx"), resolver.store)
+    publisher("server/two").publish([other], server.tag)
+    with pytest.raises(PublishError, match="already exist in .* with other content") as refused:
+        publish_server(resolver, publisher("server/two"))
+    assert f"mariadb is {other.digest} there, {server.digest} here" in str(refused.value)
+    assert registry.digest("server/two/mariadb", server.tag) == other.digest
