@@ -46,6 +46,7 @@ def dockerfile(spec: ImageSpec, base_tag: str, layer_files: Sequence[str]) -> st
         "ENTRYPOINT []",
         f"CMD {json.dumps(list(spec.cmd))}",
     ]
+    lines += [f"STOPSIGNAL {spec.stop_signal}"] if spec.stop_signal else []
     return "\n".join(lines) + "\n"
 
 

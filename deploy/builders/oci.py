@@ -55,6 +55,8 @@ def image_config(base: BaseImage, spec: ImageSpec, layers: list[Layer], created:
             "Labels": {**(runtime.get("Labels") or {}), **dict(spec.labels)},
         }
     )
+    if spec.stop_signal:  # what the runtime sends to stop a container (containerd's CRI and Docker read it)
+        runtime["StopSignal"] = spec.stop_signal
     history = list(config.get("history") or [])
     history += [{"created": created, "created_by": f"k8sdeploy: {layer.name} layer"} for layer in spec.layers]
     config.update(

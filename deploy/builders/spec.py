@@ -19,6 +19,7 @@ from deploy.model.suite import (
     GATEWAY_LUA_DIR,
     GATEWAY_PORT,
     GATEWAY_RUNTIME_DIR,
+    GATEWAY_STOP_SIGNAL,
     SCRATCH_DIR,
     SERVICES,
     Service,
@@ -46,6 +47,7 @@ class ImageSpec:
     labels: tuple[tuple[str, str], ...]
     user: str = USER
     workdir: str = "/"
+    stop_signal: str = ""  # "" keeps the runtime's SIGTERM
 
 
 def _labels(name: str, version: Version) -> tuple[tuple[str, str], ...]:
@@ -136,7 +138,16 @@ def gateway_spec(root: Path, version: Version, base: str, epoch: int) -> ImageSp
     and k8sdeploy's code, which renders the nginx.conf): nothing is rendered while they are unchanged."""
     sealed = made_from((root / "nginx-lua", *CODE))
     layer = LayerSpec("gateway", partial(gateway_entries, root), epoch, sealed=f"gateway {sealed}")
-    return ImageSpec(GATEWAY, base, (layer,), GATEWAY_COMMAND, (), (GATEWAY_PORT,), _labels(GATEWAY, version))
+    return ImageSpec(
+        GATEWAY,
+        base,
+        (layer,),
+        GATEWAY_COMMAND,
+        (),
+        (GATEWAY_PORT,),
+        _labels(GATEWAY, version),
+        stop_signal=GATEWAY_STOP_SIGNAL,
+    )
 
 
 def layer_times(root: Path) -> dict[str, int]:

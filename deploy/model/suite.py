@@ -39,6 +39,15 @@ GATEWAY_RUNTIME_DIR = "/tmp/nginx"  # pid, temp files
 GATEWAY_TLS_PORT = 8443  # HTTPS, when the environment names a certificate (tls_secret)
 GATEWAY_TLS_DIR = "/etc/k8sdeploy/tls"  # tls.crt and tls.key of that Secret
 GATEWAY_COMMAND = ("nginx", "-p", GATEWAY_RUNTIME_DIR, "-e", "stderr", "-c", GATEWAY_CONF)
+GATEWAY_STOP_SIGNAL = "SIGQUIT"  # nginx's graceful quit (SIGTERM is its fast one): the image's StopSignal
+
+# Stopping without dropping a request: a pod told to stop first keeps serving PRE_STOP_SECONDS while it leaves its
+# Service's endpoints (kube-proxy's rules, a load balancer's backends), then each part finishes its in-flight
+# requests within DRAIN_SECONDS of its stop signal (uvicorn's graceful shutdown, nginx's worker_shutdown_timeout);
+# the pod's terminationGracePeriodSeconds covers both.
+PRE_STOP_SECONDS = 5
+DRAIN_SECONDS = 20
+GRACE_SECONDS = PRE_STOP_SECONDS + DRAIN_SECONDS + 5
 
 # Each service container's memory limit (render: resources.limits; authentication reads it as MEMORY_LIMIT and
 # bounds its concurrent password hashes by it, and the gateway's per-client login burst follows from that).

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.model.suite import GATEWAY_CALLS, IDENTITY_DIR, IDENTITY_FILE, SERVICE_MEMORY_LIMIT
+from deploy.model.suite import DRAIN_SECONDS, GATEWAY_CALLS, IDENTITY_DIR, IDENTITY_FILE, SERVICE_MEMORY_LIMIT
 from deploy.render.assets import asset_dir
 from deploy.render.templating import strict_environment
 from suitekit.passwords import login_burst, parse_memory
@@ -92,4 +92,5 @@ def render_nginx_conf(config: GatewayConfig, template_dir: Path = NGINX_LUA_DIR)
         hosts=tuple(host.lower() for host in config.hosts),
         trusted_proxies=config.trusted_proxies,
         worker_user=config.worker_user,
+        drain_seconds=DRAIN_SECONDS,
     )

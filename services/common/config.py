@@ -19,6 +19,7 @@ class ServiceConfig:
     database_url: str
     db_wait_seconds: float
     log_level: str
+    drain_seconds: int = 20  # after SIGTERM: in-flight requests finish within it, then the process ends
 
     @property
     def database_display(self) -> str:
@@ -61,4 +62,5 @@ def load(name: str, default_port: int, *, database: bool = True, env: dict[str, 
         database_url=database_url(name, env) if database else "",
         db_wait_seconds=float(env_int("DB_WAIT_SECONDS", 60, env)),
         log_level=(env.get("LOG_LEVEL") or "info").lower(),
+        drain_seconds=env_int("DRAIN_SECONDS", 20, env),
     )

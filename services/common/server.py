@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from . import config as config_module
 from .app import configure_logging
+from .draining import KEEP_ALIVE_SECONDS, DrainingServer
 
 if TYPE_CHECKING:
     from .db import Database
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 
 # Exit codes of a service process, documented in docs/configuration.md.
 EXIT_CONFIG = 2
-EXIT_DATABASE_UNREACHABLE = 4  # 3 is uvicorn's own: it could not bind its port
+EXIT_PORT = 3  # uvicorn's own: it could not bind its port
+EXIT_DATABASE_UNREACHABLE = 4
 EXIT_MIGRATION = 5  # another process kept the migration lock too long, or a migration has no compatibility mark
 
 
@@ -73,7 +75,20 @@ def main(
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
     log.info("serving on %s:%d", config.host, config.port)
-    # server_header=False: no "Server: uvicorn" (what runs, for anyone who reaches a service port)
-    uvicorn.run(
-        app, host=config.host, port=config.port, log_level=config.log_level, access_log=False, server_header=False
+    # server_header=False: no "Server: uvicorn" (what runs, for anyone who reaches a service port). On SIGTERM it
+    # drains for at most DRAIN_SECONDS (draining.py).
+    server = DrainingServer(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=config.drain_seconds,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
     )
+    server.run()
+    if not server.started:
+        sys.exit(EXIT_PORT)
