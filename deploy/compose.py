@@ -74,6 +74,11 @@ def verify_images(environment: Environment, images: Mapping[str, PublishedImage]
     return stages.verify_images(environment, images, run_context(say))
 
 
+def database_image(environment: Environment, layout: str, say: Say, publish: bool = True) -> str:
+    """The MySQL server's image of `layout` for `environment` ("" for none; deploy/stages.py database_image)."""
+    return stages.database_image(environment, layout, run_context(say), publish)
+
+
 def publish_bases(registry: str, say: Say) -> PublishedBases:
     """`bases`: build the Debian bases (debootstrap, once; cached) and push them to `registry` by digest."""
     address, cache, context = RegistryAddress.parse(registry), default_cache_dir(), run_context(say)
@@ -153,6 +158,7 @@ def make_runner(
         verify=lambda images: stages.verified(environment, images, context),
         wait_timeout=wait_timeout,
         mysql_secret=mysql_secret(),
+        database_image=lambda layout, publish: stages.database_image(environment, layout, context, publish),
     )
     if options is None:
         return common

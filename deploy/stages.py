@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from deploy.attest import Attester, Unsigned
 from deploy.builders.bases import BaseResolver
 from deploy.builders.oci import OciBuilder
-from deploy.builders.store import BlobStore
+from deploy.builders.store import BlobStore, default_cache_dir
 from deploy.context import Facts, RunContext
 from deploy.model.changes import ImagePlan
 from deploy.model.environments import Environment
@@ -21,6 +21,7 @@ from deploy.model.images import BuildRecord, PublishedImage, build_record_path
 from deploy.model.progress import Progress
 from deploy.model.releases import ReleaseHistory
 from deploy.model.version import Version
+from deploy.publish.bases import SERVER, base_image, base_tag, publish_server
 from deploy.publish.push import RegistryPublisher
 from deploy.publish.stage import BuildOptions, ImageBuild, SourceFacts
 
@@ -196,3 +197,33 @@ class PromotedCopy:
                 endorser = Endorser(self.key, context.clients.registry, to.signatures, trusted, progress.step)
                 endorser.endorse(copied.images, statement)
         return BuildRecord(release.version, release.commit, copied.images, schemas=release.schemas)
+
+
+def database_image(environment: Environment, layout: str, context: RunContext, publish: bool = True) -> str:
+    """The MySQL server's image of `layout` for an environment with database = "mysql" ("" where there is no
+    server): the `mysql_image` it names, else a `mariadb` base it pins in `bases` (e.g. one `k8sdeploy bases`
+    published), else k8sdeploy's own MariaDB image (deploy/builders/mariadb.py: built here once, cached), pushed
+    to the environment's registry under the bases' immutable tag. `publish=False` (diff, render) pushes nothing:
+    the reference it would have."""
+    if environment.database != "mysql" or layout != "split-pods":
+        return ""
+    if environment.mysql_image:
+        return environment.mysql_image
+    pinned = environment.bases.get(SERVER, "")
+    if "@sha256:" in pinned and not pinned.startswith("debootstrap:"):
+        return pinned
+    facts = context.facts(environment)
+    if facts.address is None:
+        raise ConfigError(
+            f'environment {environment.name!r}: database = "mysql" needs a registry for its server\'s image',
+            'set registry, or mysql_image = "HOST/REPO:TAG@sha256:..."',
+        )
+    cache = default_cache_dir()
+    with context.progress() as progress:
+        resolver = BaseResolver(BlobStore(cache), cache, context.clients.registry, step=progress.step)
+        publisher = RegistryPublisher(facts.address, context.clients.registry(facts.address.host), step=progress.step)
+        if not publish:
+            base = resolver.resolve(pinned or f"debootstrap:{SERVER}")
+            image = base_image(SERVER, base, resolver.store)
+            return f"{facts.address.host}/{facts.address.repository(SERVER)}:{base_tag([base])}@{image.digest}"
+        return publish_server(resolver, publisher, progress.step).ref

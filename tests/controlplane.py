@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from tools.cluster.controlplane import Cluster, audit_mutations
+from tests.infra import free_port_block
+from tools.cluster.controlplane import Cluster, ControlPlane, audit_mutations
 
 # bearer token -> (user, groups) that the API server knows from its token file
 TOKENS = {
@@ -38,6 +42,7 @@ PATHS = {
     "deployments": "/apis/apps/v1",
     "statefulsets": "/apis/apps/v1",
     "networkpolicies": "/apis/networking.k8s.io/v1",
+    "poddisruptionbudgets": "/apis/policy/v1",
     "leases": "/apis/coordination.k8s.io/v1",
     "events": "/api/v1",
 }
@@ -308,3 +313,36 @@ def kubeconfig_for(cluster: Cluster, path: Path, token: str = "kubeconfig-token"
         )
     )
     return path
+
+
+@contextmanager
+def real_node_plane(directory: Path) -> Iterator[ControlPlane]:
+    """A control plane of its own with a registry and a real node (tools/cluster/node.py), stopped after; its
+    state is kept under `directory` for a failure's logs."""
+    plane = ControlPlane(
+        directory,
+        base_port=free_port_block(5),
+        registry=True,
+        real_node=True,
+        die_with_parent=True,
+        say=lambda _line: None,
+    )
+    try:
+        plane.start()
+        yield plane
+    finally:
+        plane.stop(remove_state=False)
+
+
+@contextmanager
+def state_home(directory: Path) -> Iterator[None]:
+    """The deploy state (release history, users) in `directory` ($XDG_STATE_HOME), not the machine's."""
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(directory)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = previous

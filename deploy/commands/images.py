@@ -131,10 +131,14 @@ def render_command(
     if output_format == "mermaid":
         click.echo(mermaid(layout, environment.service_type, environment.gateway_port), nl=False)
         return
+    from deploy.compose import database_image
     from deploy.render.credentials import mysql_secret
 
     record = BuildRecord.load(record_path or build_record_path(environment.name))
-    rendered = render(environment, layout.name, record.images, record.version, mysql_secret=mysql_secret())
+    server = database_image(environment, layout.name, say, publish=False)
+    rendered = render(
+        environment, layout.name, record.images, record.version, mysql_secret=mysql_secret(), database_image=server
+    )
     for note in rendered.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(rendered.yaml if output_format == "yaml" else rendered.to_json(), nl=False)

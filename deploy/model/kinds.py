@@ -94,6 +94,11 @@ class KindTable(_Frozen):
     # apply to this kind only
     OLD_KEYS: ClassVar[dict[str, str]] = {}
     MISPLACED: ClassVar[str] = ""
+    # each part that keeps no data of its own (with database = "mysql": all but the server) runs this many
+    # replicas unless `replicas` says otherwise: enough to roll, and to lose a node, without a gap
+    STATELESS_REPLICAS: ClassVar[int] = 2
+    # why every changed part of this kind is replaced in place, with a gap ("" where parts can roll)
+    IN_PLACE: ClassVar[str] = ""
 
     @property
     def service_address(self) -> str:
@@ -143,6 +148,8 @@ class Local(KindTable):
     MODULE: ClassVar[str] = "deploy.targets.local.kind"
     OLD_KEYS: ClassVar[dict[str, str]] = {"gateway_address": "gateway_address"}
     MISPLACED: ClassVar[str] = "in a cluster the gateway's Service decides who reaches it"
+    STATELESS_REPLICAS: ClassVar[int] = 1
+    IN_PLACE: ClassVar[str] = "the local target runs one container of each part on its own host port"
 
     # the address the gateway listens on (default 127.0.0.1; "0.0.0.0" opens it to the network)
     gateway_address: str = ""

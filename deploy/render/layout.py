@@ -12,6 +12,7 @@ from deploy.model.environments import LAYOUTS
 from deploy.model.errors import ConfigError, RenderError
 from deploy.model.suite import (
     DATA_DIR,
+    DRAIN_SECONDS,
     GATEWAY,
     GATEWAY_CALLS,
     GATEWAY_COMMAND,
@@ -60,10 +61,15 @@ def database_url_key(service: str) -> str:
 
 @dataclass(frozen=True)
 class Resources:
+    """Requests and limits of one container. Ephemeral storage holds its logs, its writable layer (none: the root
+    is read-only) and its share of the pod's emptyDir volumes (scratch, and SQLite files with ephemeral_data)."""
+
     cpu: str
     memory: str
     cpu_limit: str
     memory_limit: str
+    ephemeral: str = "64Mi"
+    ephemeral_limit: str = "1Gi"
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ GATEWAY_PART = Part(
     GATEWAY_COMMAND,
     GATEWAY_CALLS,
     scratch_dir=GATEWAY_RUNTIME_DIR,
-    resources=Resources("50m", "32Mi", "500m", "128Mi"),
+    resources=Resources("50m", "32Mi", "500m", "128Mi", "32Mi", "256Mi"),
     mounts=(Mount("nginx-conf", GATEWAY_CONF, sub_path="nginx.conf", read_only=True),),
     volumes=(Volume("nginx-conf", "configMap", GATEWAY_CONFIG_MAP, "nginx.conf"),),
 )
@@ -153,7 +159,7 @@ MYSQL_PART = Part(
     MYSQL_PORT,
     probe="tcp",
     start_seconds=120,
-    resources=Resources("100m", "256Mi", "1", "1Gi"),
+    resources=Resources("100m", "256Mi", "1", "1Gi", "64Mi", "512Mi"),
     env=(EnvVar("MYSQL_ROOT_PASSWORD", secret_key=ROOT_PASSWORD_KEY),),
     mounts=(
         Mount("mysql-data", "/var/lib/mysql"),
@@ -242,11 +248,19 @@ class Layout:
 
     def strategy(self, pod: Pod) -> Literal["Recreate", "RollingUpdate"]:
         """Recreate where two pods must not overlap: one pod by definition, or a ReadWriteOnce volume (two pods
-        writing one SQLite file, or a new pod waiting for a claim the old one holds, must never happen)."""
-        volumes = self.volumes(pod)
-        if self.name == "single-pod" or any(volume.source == "persistentVolumeClaim" for volume in volumes):
-            return "Recreate"
-        return "RollingUpdate"
+        writing one SQLite file, or a new pod waiting for a claim the old one holds, must never happen). A
+        RollingUpdate starts the new pod and waits for its readiness before an old one stops (maxUnavailable 0)."""
+        return "Recreate" if self.recreated(pod) else "RollingUpdate"
+
+    def recreated(self, pod: Pod) -> tuple[str, ...]:
+        """Why `pod` must stop before its replacement starts, as words; () when it can roll."""
+        if self.name == "single-pod":
+            return ("single-pod runs the suite in one pod",)
+        return tuple(
+            f"{volume.reference} is a ReadWriteOnce claim"
+            for volume in self.volumes(pod)
+            if volume.source == "persistentVolumeClaim"
+        )
 
     def ephemeral_data(self, pod: Pod) -> tuple[str, ...]:
         """The services of `pod` whose data is on an emptyDir volume: it goes when the pod is replaced."""
@@ -268,6 +282,7 @@ class Layout:
             found.append(EnvVar("DATABASE_URL", secret_key=database_url_key(part.name)))
         if part.database:
             found.append(EnvVar("DB_WAIT_SECONDS", str(DB_WAIT_SECONDS)))
+        found.append(EnvVar("DRAIN_SECONDS", str(DRAIN_SECONDS)))
         found += [EnvVar(url_variable(peer), f"http://{self.address(part.name, peer)}") for peer in part.calls]
         found.append(EnvVar("IDENTITY_KEYS", f"{IDENTITY_DIR}/{IDENTITY_FILE}"))  # deploy/identity.py
         if part.name == HASHING:  # bounds its concurrent hashes by it (services/common/passwords.py)

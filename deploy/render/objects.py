@@ -20,6 +20,8 @@ from deploy.model.suite import (
     GATEWAY_RUNTIME_DIR,
     GATEWAY_TLS_DIR,
     GATEWAY_TLS_PORT,
+    GRACE_SECONDS,
+    PRE_STOP_SECONDS,
 )
 from deploy.render import kept
 from deploy.render.assets import asset_dir
@@ -52,11 +54,13 @@ def render(
     *,
     mysql_secret: str = "",
     keep: bool = False,
+    database_image: str = "",
 ) -> Rendered:
     """The objects of `layout_name` for `environment`, running `images` (by name) of `version`.
 
-    `mysql_secret` is needed with database = "mysql": the users' passwords are derived from it. `keep`: taken from,
-    and kept in, the cache of renders (deploy/render/kept.py; `up`, which renders what it rendered before).
+    `mysql_secret` is needed with database = "mysql": the users' passwords are derived from it, and
+    `database_image` (deploy/stages.py database_image) is its server's image. `keep`: taken from, and kept in, the
+    cache of renders (deploy/render/kept.py; `up`, which renders what it rendered before).
     """
     layout = build_layout(
         layout_name,
@@ -87,9 +91,11 @@ def render(
         "instance": environment.name,
         "namespace": environment.namespace,
         "version": version,
-        "images": image_refs(layout, environment, images),
+        "images": image_refs(layout, environment, images, database_image),
         "replicas": replicas,
         "app_user_id": APP_USER_ID,
+        "pre_stop_seconds": PRE_STOP_SECONDS,
+        "grace_seconds": GRACE_SECONDS,
         "secret_name": MYSQL,
         "secret_data": secret_data(layout, environment.name, mysql_secret),
     }
@@ -127,12 +133,19 @@ def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
     }
 
 
-def image_refs(layout: Layout, environment: Environment, images: Mapping[str, PublishedImage]) -> dict[str, str]:
+def image_refs(
+    layout: Layout, environment: Environment, images: Mapping[str, PublishedImage], database_image: str = ""
+) -> dict[str, str]:
     """repository:tag@digest for each part; templates see nothing else of an image."""
     refs = {}
     for part in layout.parts:
         if part.name == MYSQL:
-            refs[MYSQL] = environment.mysql_image
+            refs[MYSQL] = environment.mysql_image or database_image
+            if not refs[MYSQL]:
+                raise ConfigError(
+                    f"environment {environment.name!r}: no image for the MySQL server was given to render",
+                    'set mysql_image = "HOST/REPO:TAG@sha256:...", or deploy with `k8sdeploy up`, which makes one',
+                )
         elif part.name in images:
             refs[part.name] = images[part.name].ref
         else:
@@ -143,14 +156,19 @@ def image_refs(layout: Layout, environment: Environment, images: Mapping[str, Pu
 
 
 def replica_counts(layout: Layout, environment: Environment) -> tuple[dict[str, int], tuple[str, ...]]:
-    """Replicas of each pod, from the environment; an SQLite service on a PVC runs exactly one."""
+    """Replicas of each pod, from the environment; an SQLite service on a PVC runs exactly one, the database
+    server one, and a part that keeps no data of its own the kind's STATELESS_REPLICAS by default."""
     if layout.name == "single-pod":
         scaled = sorted(name for name, count in environment.replicas.items() if count > 1)
         notes = (f"single-pod runs one of each part; replicas of {', '.join(scaled)} apply to split-pods",)
         return {pod.name: 1 for pod in layout.pods}, notes if scaled else ()
+    stateless = environment.kind_table.STATELESS_REPLICAS if layout.storage == "mysql" else 1
     counts = {}
     for pod in layout.pods:
-        counts[pod.name] = max(environment.replicas.get(part.name, 1) for part in pod.parts)
+        if pod.kind == "StatefulSet":
+            counts[pod.name] = 1
+            continue
+        counts[pod.name] = max(environment.replicas.get(part.name, stateless) for part in pod.parts)
         on_sqlite = [part.name for part in pod.parts if layout.keeps_sqlite(part)]
         if counts[pod.name] > 1 and on_sqlite:
             raise ConfigError(

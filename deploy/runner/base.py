@@ -19,9 +19,11 @@ from deploy.model import policy
 from deploy.model.doctor import failures
 from deploy.model.environments import Environment
 from deploy.model.errors import ConfigError, ForbiddenError
+from deploy.model.images import PublishedImage
 from deploy.model.progress import Say
 from deploy.model.releases import who
-from deploy.runner.stages import SmokeStage, VerifyStage, no_verify
+from deploy.render.objects import Rendered, render
+from deploy.runner.stages import DatabaseImageStage, SmokeStage, VerifyStage, no_database_image, no_verify
 from deploy.targets.kit import TargetKit
 from deploy.tls import TlsMaterial
 from deploy.users import Users, labels, wanted
@@ -49,12 +51,29 @@ class RunnerBase:
     verify: VerifyStage = no_verify
     wait_timeout: float = 180
     mysql_secret: str = ""  # $K8SDEPLOY_MYSQL_SECRET, read by compose.py
+    database_image: DatabaseImageStage = no_database_image  # the MySQL server's (deploy/stages.py)
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)  # the TLS certificate, the signing key
 
     @cached_property
     def kit(self) -> TargetKit:
         """The environment's target and its records."""
         return self.make_kit()
+
+    def render(
+        self, layout: str, images: Mapping[str, PublishedImage], version: str, keep: bool = False, publish: bool = True
+    ) -> Rendered:
+        """The objects of `layout` for this environment, running `images` of `version`; with database = "mysql" in
+        split-pods, its server's image made ready first (`publish=False`: only named, nothing pushed)."""
+        server = self.database_image(layout, publish)
+        return render(
+            self.environment,
+            layout,
+            images,
+            version,
+            mysql_secret=self.mysql_secret,
+            keep=keep,
+            database_image=server,
+        )
 
     def admit(self, action: str, build_in_place: bool = False) -> None:
         """Refuse a deploy the environment's policy does not allow, before anything is asked or changed."""

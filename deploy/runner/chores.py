@@ -75,18 +75,14 @@ class Chores(RunnerBase):
             rotated = current.rotated(int(time.time()), store.propagation_seconds)
             store.save(rotated)
             release = releases[-1]
-            rendered = render(
-                self.environment, release.layout, release.images, release.version, mysql_secret=self.mysql_secret
-            )
+            rendered = self.render(release.layout, release.images, release.version)
             users = wanted(self.environment, self.kit.users.read())
             self.say(describe(self.kit.target.apply(self.applied(rendered.objects, users, rotated))))
             return rotated
 
     def objects_of(self, result: UpResult) -> tuple[dict, ...]:
         """The objects of a deployed result, rendered again (a template of the gateway changed under `dev`)."""
-        rendered = render(
-            self.environment, result.layout, result.images, result.version, mysql_secret=self.mysql_secret
-        )
+        rendered = self.render(result.layout, result.images, result.version)
         return self.applied(rendered.objects, wanted(self.environment, self.kit.users.read()))
 
     def doctor(self, layout: str, purpose: str) -> tuple[Finding, ...]:
@@ -95,7 +91,10 @@ class Chores(RunnerBase):
         cannot ask what it needs (no credentials, say) is a failed finding too."""
         env, stand_in = self.environment, "sha256:" + "0" * 64
         images = {name: PublishedImage(f"{env.registry}/{name}", "doctor", stand_in) for name in IMAGE_NAMES}
-        rendered = render(env, layout, MappingProxyType(images), "doctor", mysql_secret=self.mysql_secret)
+        server = f"{env.registry}/mariadb:doctor@{stand_in}"  # the MySQL server's, when it is k8sdeploy's
+        rendered = render(
+            env, layout, MappingProxyType(images), "doctor", mysql_secret=self.mysql_secret, database_image=server
+        )
         found = [passed("config", f"{env.target} environment, {layout} layout, {len(rendered.objects)} objects")]
         try:
             kit = self.kit

@@ -58,3 +58,15 @@ class SmokeStage(Protocol):
 def no_verify(images: Mapping[str, PublishedImage]) -> object:
     """An environment without `verify`: nothing is checked."""
     return None
+
+
+class DatabaseImageStage(Protocol):
+    """The MySQL server's image reference for a layout, "" for none (deploy/stages.py database_image);
+    `publish`: pushed where it must be, else only named (diff)."""
+
+    def __call__(self, layout: str, publish: bool, /) -> str: ...
+
+
+def no_database_image(layout: str, publish: bool) -> str:
+    """A Runner that is given no database stage renders with the environment's own mysql_image only."""
+    return ""

@@ -553,8 +553,8 @@ class ControlPlane:
                     # have it: https://kwok.sigs.k8s.io/docs/user/kwok-in-cluster/)
                     "spec": {"taints": [KWOK_TAINT] if self.node else []},
                     "status": {
-                        "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
-                        "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                        "allocatable": {"cpu": "4", "memory": "16Gi", "ephemeral-storage": "100Gi", "pods": "110"},
+                        "capacity": {"cpu": "4", "memory": "16Gi", "ephemeral-storage": "100Gi", "pods": "110"},
                     },
                 }
             )

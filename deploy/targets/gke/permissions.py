@@ -101,6 +101,7 @@ RESOURCES = {
     "Secret": "secrets",
     "PersistentVolumeClaim": "persistentVolumeClaims",
     "Service": "services",
+    "PodDisruptionBudget": "podDisruptionBudgets",
     "Deployment": "deployments",
     "StatefulSet": "statefulSets",
     "Pod": "pods",

@@ -47,6 +47,7 @@ KINDS: tuple[Resource, ...] = (
     SECRET,
     PVC,
     SERVICE,
+    Resource("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets"),
     DEPLOYMENT,
     STATEFULSET,
     POD,

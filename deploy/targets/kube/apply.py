@@ -52,6 +52,7 @@ WAVES = {
     "Secret": 1,
     "PersistentVolumeClaim": 1,
     "Service": 1,
+    "PodDisruptionBudget": 1,
     "Deployment": 2,
     "StatefulSet": 2,
     "Pod": 2,

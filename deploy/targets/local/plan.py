@@ -39,6 +39,7 @@ POD_FIELDS = {
     "enableServiceLinks",
     "terminationGracePeriodSeconds",
     "hostAliases",
+    "topologySpreadConstraints",  # one host: nothing to spread over
 }
 CONTAINER_FIELDS = {
     "name",
@@ -57,6 +58,9 @@ CONTAINER_FIELDS = {
     "imagePullPolicy",
     "workingDir",
     "terminationMessagePolicy",
+    # a pre-stop pause waits for a pod to leave its Service's endpoints; locally a part is reached at its host
+    # port, with no endpoints to leave
+    "lifecycle",
 }
 PROBE_FIELDS = {
     "httpGet",

@@ -27,6 +27,7 @@ mysql_image = "{MYSQL_IMAGE}"
 
 [environments.broken]
 local = {{}}
+layout = "split-pods"
 database = "mysql"
 """
 NO_MYSQL_SECRET = {"K8SDEPLOY_MYSQL_SECRET": ""}  # what render reads the secret from: empty unless a test sets it
@@ -72,7 +73,9 @@ def test_a_missing_build_record_says_how_to_make_one(render_config: Path, tmp_pa
     assert "no build record at" in one_error_line(result) and "run `k8sdeploy build`" in result.stderr
 
 
-def test_an_environment_missing_a_required_value_names_it(render_config: Path, tmp_path: Path) -> None:
+def test_mysql_with_neither_a_registry_nor_an_image_names_both(render_config: Path, tmp_path: Path) -> None:
+    """The server's image is k8sdeploy's own, pushed to the environment's registry, unless mysql_image names one;
+    the local Docker Engine has no registry to push it to."""
     result = k8sdeploy(
         "render",
         "--build-record",
@@ -81,7 +84,9 @@ def test_an_environment_missing_a_required_value_names_it(render_config: Path, t
         config=render_config,
         environ=NO_MYSQL_SECRET,
     )
-    assert "environment 'broken': database = \"mysql\" needs mysql_image" in one_error_line(result)
+    line = one_error_line(result)
+    assert "environment 'broken': database = \"mysql\" needs a registry for its server's image" in line, line
+    assert "or mysql_image = " in line
 
 
 def test_mysql_without_its_secret_names_the_variable(render_config: Path, tmp_path: Path) -> None:

@@ -89,10 +89,15 @@ def test_diff_names_what_up_would_change_and_writes_nothing(
     assert "update Deployment/frontend (spec.replicas)" in scaled.stdout.splitlines()
     assert "    spec.replicas: 1 → 2" in scaled.stdout.splitlines()
     document = valid(k8sdeploy("diff", "--source", checkout, "--output", "json", env=ENV, config=config).stdout)
-    assert list(changed(document)) == ["Deployment/frontend"]
+    # its replicas, and the budget of a part of two (its pods stay: their template does not change)
+    assert list(changed(document)) == ["PodDisruptionBudget/frontend", "Deployment/frontend"]
     assert changed(document)["Deployment/frontend"]["fields"] == [{"path": "spec.replicas", "old": 1, "new": 2}]
+    assert changed(document)["PodDisruptionBudget/frontend"]["action"] == "create"
     assert kube.mutations(mark) == []
-    assert set(kube.mutations(mark, dry_runs=True)) == {"patch deployments/frontend"}
+    assert set(kube.mutations(mark, dry_runs=True)) == {
+        "patch deployments/frontend",
+        "patch poddisruptionbudgets/frontend",
+    }
     applied = k8sdeploy("up", "--source", checkout, "--wait-timeout", "120", env=ENV, config=config)
     assert applied.exit_code == 0, applied.stderr
     assert "update Deployment/frontend (spec.replicas)" in applied.stderr.splitlines()

@@ -192,7 +192,8 @@ def test_diff_as_the_read_only_preview_compares_client_side_and_names_what_it_ca
     write_config(config, preview.kubeconfig, fresh_registry, kube.namespace, replicas="{ frontend = 2 }")
     code, scaled = diff()
     changed = {ref: obj for ref, obj in objects_of(scaled).items() if obj["action"] != "unknown"}
-    assert code == 1 and list(changed) == ["Deployment/frontend"]
+    assert code == 1 and list(changed) == ["PodDisruptionBudget/frontend", "Deployment/frontend"]
+    assert changed["PodDisruptionBudget/frontend"]["action"] == "create"  # a part of two replicas has one
     assert changed["Deployment/frontend"]["action"] == "update" and changed["Deployment/frontend"]["note"] == LOCALLY
     assert changed["Deployment/frontend"]["fields"] == [{"path": "spec.replicas", "old": 1, "new": 2}]
 
@@ -207,6 +208,7 @@ def test_diff_as_the_read_only_preview_compares_client_side_and_names_what_it_ca
     assert kube.mutations(mark, user=preview.user) == []
     assert set(kube.mutations(mark, user=preview.user, dry_runs=True)) == {
         "patch deployments/frontend",
+        "patch poddisruptionbudgets/frontend",
         "patch deployments/authentication",
     }
     assert k8sdeploy("down", "--yes", "--volumes", env=ENV, config=admin).exit_code == 0
@@ -251,6 +253,7 @@ def iam_name(group: str, resource: str, verb: str) -> str:
         "persistentvolumeclaims": "persistentVolumeClaims",
         "statefulsets": "statefulSets",
         "networkpolicies": "networkPolicies",
+        "poddisruptionbudgets": "podDisruptionBudgets",
     }
     return f"container.{camel.get(resource, resource)}.{verb}"
 

@@ -13,7 +13,6 @@ sysctls as they were. A node whose starter was killed (SIGKILL: no clean-up ran)
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import httpx
 import pytest
 
 from deploy.model.environments import load_environment
+from tests.controlplane import real_node_plane, state_home
 from tests.deploy.conftest import clone, git
 from tests.deploy.targets.kube.conftest import dev_running
 from tests.helpers import k8sdeploy, valid
@@ -55,19 +55,8 @@ def kernel_before() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory, kernel_before: dict[str, str]) -> Iterator[ControlPlane]:
-    plane = ControlPlane(
-        tmp_path_factory.mktemp("real-node"),
-        base_port=free_port_block(5),
-        registry=True,
-        real_node=True,
-        die_with_parent=True,
-        say=lambda _line: None,
-    )
-    try:
-        plane.start()
+    with real_node_plane(tmp_path_factory.mktemp("real-node")) as plane:
         yield plane
-    finally:
-        plane.stop(remove_state=False)
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +89,8 @@ def checkout(source_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The deploy state (release history, users) of this module, not the machine's."""
-    previous = os.environ.get("XDG_STATE_HOME")
-    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("real-node-state"))
-    yield
-    if previous is None:
-        os.environ.pop("XDG_STATE_HOME", None)
-    else:
-        os.environ["XDG_STATE_HOME"] = previous
+    with state_home(tmp_path_factory.mktemp("real-state")):
+        yield
 
 
 def up(config: Path, checkout: Path, *options: str) -> str:
