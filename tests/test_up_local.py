@@ -21,6 +21,7 @@ from tests.deploy.conftest import git, make_source_repo
 from tests.gateway.test_login_burst import at_once, log_in
 from tests.helpers import k8sdeploy
 from tests.infra import LocalEnvironment
+from tests.load import loaded
 
 LOCAL = LocalEnvironment.new("uptest")  # its own name and ports: it runs beside `make demo`'s environment
 ENV, OWNED, GATEWAY = LOCAL.name, LOCAL.owned, LOCAL.gateway
@@ -159,6 +160,24 @@ class TestUpOnTheLocalEngine:
             page.click("text=People")
             expect(page.locator("table")).to_contain_text("Hopper")
             browser.close()
+
+    def test_a_new_version_costs_what_the_docs_say(self, single_pod_config: Path, tmp_path: Path) -> None:
+        """docs/layouts.md, "Deploys without a gap": on the local target every changed container is replaced in
+        place, `up` says so first, logged-in users stay logged in, and requests fail only while `up` runs."""
+        source = make_source_repo(tmp_path / "next")
+        with loaded(GATEWAY) as load:
+            result = k8sdeploy(
+                "up", "--source", str(source), "--wait-timeout", "120", env=ENV, config=single_pod_config
+            )
+            returned = time.monotonic()
+        assert result.exit_code == 0, result.stderr
+        [said] = [line for line in result.stderr.splitlines() if line.startswith("gap: ")]
+        assert said.startswith("gap: the local target runs one container of each part on its own host port"), said
+        assert said.index("gap: ") < result.stderr.index("smoke: ")  # said before, not after
+        assert load.logged_out == 0, load.report()  # the session outlived the containers
+        assert load.failed, load.report()  # a gap, as said
+        assert all(when < returned for when, _ in load.failed), load.report()  # and only while `up` ran
+        assert load.served > 0
 
     def test_switching_layout_removes_the_single_pod(
         self, single_pod_config: Path, suite_engine: docker.DockerClient

@@ -15,11 +15,11 @@ from deploy.model.changes import Changes
 from deploy.model.errors import DeployError, ForbiddenError, NotReadyError, SmokeError
 from deploy.model.images import PublishedImage
 from deploy.model.schemas import pending
-from deploy.render.objects import render
 from deploy.runner.base import readable
 from deploy.runner.chores import Chores
 from deploy.runner.deploys import Deploys
 from deploy.runner.result import NoEarlierRelease, RollbackFailed, RolledBack, Stopwatch, UpResult
+from deploy.runner.rollout import rollout_line
 from deploy.runner.stages import BuildStage, PreviewStage, SchemasStage
 from deploy.users import Stored, Users, wanted
 
@@ -67,13 +67,15 @@ class BuildingRunner(Runner):
         compared by the target with what runs. Nothing is written, and the lease is not taken."""
         version, plans = self.preview()
         images = MappingProxyType({plan.name: plan.image for plan in plans})
-        rendered = render(self.environment, layout, images, version.version, mysql_secret=self.mysql_secret)
+        rendered = self.render(layout, images, version.version, publish=False)
         # as `up` would keep them, not written; an identity that may not read Secrets (the preview's) makes them
         # anew, and the target names those Secrets as not compared
         users = wanted(self.environment, readable(self.kit.users.read, Stored()))
         identity = keys.wanted(self.environment.name, readable(self.kit.identity.read, None), int(time.time()))
-        objects = self.kit.target.diff(self.applied(rendered.objects, users, identity))
-        notes = rendered.notes + self.migrations_of_next_up()
+        applied = self.applied(rendered.objects, users, identity)
+        objects = self.kit.target.diff(applied)
+        cost = rollout_line(rendered.layout, applied, self.environment.kind_table.IN_PLACE, objects)
+        notes = rendered.notes + self.migrations_of_next_up() + ((cost,) if cost else ())
         return Changes(self.environment.name, layout, version.version, plans, objects, notes)
 
     def migrations_of_next_up(self) -> tuple[str, ...]:

@@ -16,9 +16,9 @@ from deploy.model.promotion import Promotion, gate, route
 from deploy.model.releases import Release, ReleaseHistory, choose, now, objects_hash, who
 from deploy.model.status import ApplyResult
 from deploy.render.layout import Layout
-from deploy.render.objects import render
 from deploy.runner.base import RunnerBase
 from deploy.runner.result import Stopwatch, UpResult, describe, record_release, smoke_tested
+from deploy.runner.rollout import rollout_line
 from deploy.runner.stages import CopyStage
 from deploy.schema_moves import take_back
 from deploy.users import Users
@@ -106,9 +106,7 @@ class Deploys(RunnerBase):
         target = self.kit.target
         self.verify(record.images)  # refuses (exit 10) before anything is applied
         with watch.stage("render"):
-            rendered = render(
-                self.environment, layout, record.images, record.version, mysql_secret=self.mysql_secret, keep=True
-            )
+            rendered = self.render(layout, record.images, record.version, keep=True)
         for note in rendered.notes:
             self.say(f"note: {note}")
         identity = self.identity(save=True)
@@ -156,6 +154,9 @@ class Deploys(RunnerBase):
             self.say(line)
         for line in data_going(layout, changes):
             self.say(f"note: {line}")
+        cost = rollout_line(layout, objects, self.environment.kind_table.IN_PLACE, changes)
+        if cost:
+            self.say(cost)
         applied = self.kit.target.apply(objects)
         self.say(describe(applied))
         return applied
