@@ -205,7 +205,7 @@ def database_image(environment: Environment, layout: str, context: RunContext, p
     published), else k8sdeploy's own MariaDB image (deploy/builders/mariadb.py: built here once, cached), pushed
     to the environment's registry under the bases' immutable tag. `publish=False` (diff, render) pushes nothing:
     the reference it would have."""
-    if environment.database != "mysql" or layout != "split-pods":
+    if environment.database != "mysql" or layout != "split-pods" or environment.mysql_server is not None:
         return ""
     if environment.mysql_image:
         return environment.mysql_image

@@ -26,7 +26,7 @@ from deploy.model.images import IMAGE_NAMES, BuildRecord, build_record_path
 from deploy.model.version import CHANNELS
 from deploy.render.diagram import mermaid
 from deploy.render.layout import build_layout
-from deploy.render.objects import render
+from deploy.render.objects import external_server, render
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -127,6 +127,7 @@ def render_command(
         environment.database,
         ephemeral=environment.ephemeral_data,
         port_base=environment.kind_table.port_base(environment.gateway_port),
+        server=external_server(environment),
     )
     if output_format == "mermaid":
         click.echo(mermaid(layout, environment.service_type, environment.gateway_port), nl=False)

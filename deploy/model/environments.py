@@ -46,6 +46,37 @@ class Verify(_Frozen):
     attestations: bool = True
 
 
+class MysqlServer(_Frozen):
+    """A MySQL server k8sdeploy does not run (Cloud SQL through its private address, say): where it is, and the
+    Secret of the namespace (made by you) whose key SERVICE-database-url is each service's DATABASE_URL."""
+
+    address: str  # IP:PORT ([IPv6]:PORT); the pods' NetworkPolicy admits that address and port only
+    secret: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+    @field_validator("address")
+    @classmethod
+    def _an_ip_and_a_port(cls, address: str) -> str:
+        import ipaddress
+
+        host, _, port = address.rpartition(":")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            raise ValueError(f"{address!r} is not IP:PORT (a NetworkPolicy admits an address, not a name)") from None
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{address!r} has no port (IP:PORT, e.g. 10.20.0.5:3306)")
+        return address
+
+    @property
+    def cidr(self) -> str:
+        host = self.address.rpartition(":")[0].strip("[]")
+        return f"{host}/{128 if ':' in host else 32}"
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
+
 # Each target kind and the module holding its `KIND` (deploy/targets/kit.py), from its table's model.
 TARGET_KINDS = {table.KIND: table.MODULE for table in KIND_TABLES}
 
@@ -63,6 +94,8 @@ class Environment(_Frozen):
     # database = "mysql": the server's image, pinned by digest; "" (the default) is k8sdeploy's own MariaDB image,
     # built from Debian's packages and published beside the suite's images (deploy/builders/mariadb.py)
     mysql_image: str = ""
+    # database = "mysql" on a server of your own instead ({ address = "IP:PORT", secret = "NAME" }): none is run
+    mysql_server: MysqlServer | None = None
     replicas: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)  # split-pods only
     # the services' SQLite files on emptyDir volumes, gone with their pod at every up (a demo); default: on claims
     ephemeral_data: bool = False
@@ -239,6 +272,14 @@ class Environment(_Frozen):
         if self.verify is not None:
             update["verify"] = self.verify.model_copy(update={"key": resolved(self.verify.key)})
         return self.model_copy(update=update)
+
+    @model_validator(mode="after")
+    def _one_mysql_server(self) -> Environment:
+        if self.mysql_server is not None and self.database != "mysql":
+            raise ValueError('mysql_server applies to database = "mysql"')
+        if self.mysql_server is not None and self.mysql_image:
+            raise ValueError("mysql_server is a server k8sdeploy does not run; mysql_image names one it runs: give one")
+        return self
 
     @model_validator(mode="after")
     def _ephemeral_data_is_sqlite(self) -> Environment:

@@ -61,8 +61,8 @@ def init_sql(passwords: dict[str, str]) -> str:
 
 def secret_data(layout: Layout, env_name: str, secret: str) -> dict[str, str]:
     """The Secret MYSQL's data (base64): root password, init.sql, and each service's DATABASE_URL."""
-    if layout.storage != "mysql":
-        return {}
+    if layout.storage != "mysql" or layout.external_server is not None:
+        return {}  # no server of ours; the URLs are in the environment's own Secret
     bits = secret_bits(secret)
     if bits < MIN_SECRET_BITS:
         state = (

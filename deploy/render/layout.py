@@ -181,6 +181,9 @@ class Layout:
     # on the local target (its containers share the host's network: nothing else should reach them)
     bind: str = "0.0.0.0"
     tls_secret: str = ""  # the kubernetes.io/tls Secret the gateway serves HTTPS with; "" for none
+    # storage "mysql" on a server k8sdeploy does not run: its (CIDR, port), and the Secret holding the URLs
+    external_server: tuple[str, int] | None = None
+    database_secret: str = MYSQL  # the Secret with each service's DATABASE_URL (database_url_key)
 
     def __post_init__(self) -> None:
         names = {part.name for part in self.parts}
@@ -199,7 +202,11 @@ class Layout:
     def calls(self) -> tuple[tuple[str, str], ...]:
         """(caller, callee) for every HTTP call, and for every service to its MySQL database."""
         http = [(part.name, callee) for part in self.parts for callee in part.calls]
-        database = [(part.name, MYSQL) for part in self.parts if part.database and self.storage == "mysql"]
+        database = [
+            (part.name, MYSQL)
+            for part in self.parts
+            if part.database and self.storage == "mysql" and self.external_server is None
+        ]
         return tuple(http + database)
 
     def part(self, name: str) -> Part:
@@ -240,6 +247,12 @@ class Layout:
                     found.append(entry)
         return tuple(found)
 
+    def external_egress(self, pod: Pod) -> tuple[tuple[str, int], ...]:
+        """The (CIDR, port) of the server k8sdeploy does not run, for a pod whose services keep data there."""
+        if self.external_server is None or not any(part.database for part in pod.parts):
+            return ()
+        return (self.external_server,)
+
     def claims(self) -> tuple[Claim, ...]:
         """The PersistentVolumeClaims that are objects of their own: one per service's SQLite file."""
         if self.storage != "persistentVolumeClaim":
@@ -279,7 +292,7 @@ class Layout:
         if self.keeps_sqlite(part):
             found.append(EnvVar("DATABASE_PATH", f"{DATA_DIR}/{part.name}.db"))
         elif part.database:
-            found.append(EnvVar("DATABASE_URL", secret_key=database_url_key(part.name)))
+            found.append(EnvVar("DATABASE_URL", secret_key=database_url_key(part.name), secret=self.database_secret))
         if part.database:
             found.append(EnvVar("DB_WAIT_SECONDS", str(DB_WAIT_SECONDS)))
         found.append(EnvVar("DRAIN_SECONDS", str(DRAIN_SECONDS)))
@@ -332,10 +345,12 @@ def build_layout(
     tls_secret: str = "",
     ephemeral: bool = False,
     port_base: int = GATEWAY_PORT,
+    server: tuple[str, int, str] | None = None,
 ) -> Layout:
     """The layout `name` with the services' data in SQLite (on claims, or on emptyDir volumes when `ephemeral`) or
-    MySQL, the services listening on `bind`, the gateway serving HTTPS when `tls_secret` names its certificate, the
-    gateway on `port_base` and the services on the ports after it (suite_ports); a ConfigError for what cannot be."""
+    MySQL (on `server` = (CIDR, port, Secret) when k8sdeploy runs none), the services listening on `bind`, the
+    gateway serving HTTPS when `tls_secret` names its certificate, the gateway on `port_base` and the services on
+    the ports after it (suite_ports); a ConfigError for what cannot be."""
     if name not in LAYOUTS:
         raise ConfigError(f"unknown layout {name!r}", f"choose one of: {', '.join(LAYOUTS)}")
     ports = suite_ports(port_base)
@@ -352,9 +367,12 @@ def build_layout(
             )
         return Layout(name, (Pod(SINGLE_POD, parts),), storage=sqlite, bind=bind, tls_secret=tls_secret)
     pods = tuple(Pod(part.name, (part,)) for part in parts)
+    if database == "mysql" and server is not None:
+        cidr, port, secret = server
+        return Layout(name, pods, "mysql", bind, tls_secret, external_server=(cidr, port), database_secret=secret)
     if database == "mysql":
-        server = Pod(
+        own = Pod(
             MYSQL, (MYSQL_PART,), kind="StatefulSet", claim_templates=(Claim("mysql-data", MYSQL, MYSQL_VOLUME_SIZE),)
         )
-        return Layout(name, (*pods, server), storage="mysql", bind=bind, tls_secret=tls_secret)
+        return Layout(name, (*pods, own), storage="mysql", bind=bind, tls_secret=tls_secret)
     return Layout(name, pods, storage=sqlite, bind=bind, tls_secret=tls_secret)

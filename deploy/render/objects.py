@@ -69,6 +69,7 @@ def render(
         environment.tls_secret,
         ephemeral=environment.ephemeral_data,
         port_base=environment.kind_table.port_base(environment.gateway_port),
+        server=external_server(environment),
     )
     if not re.match(LABEL_VALUE, version):
         raise RenderError(
@@ -131,6 +132,12 @@ def gateway_context(layout: Layout, environment: Environment) -> dict[str, Any]:
         "https_port": environment.https_port,
         "source_ranges": environment.gke.source_ranges if environment.gke else (),
     }
+
+
+def external_server(environment: Environment) -> tuple[str, int, str] | None:
+    """The environment's own MySQL server as build_layout takes it: (CIDR, port, Secret); None where there is none."""
+    server = environment.mysql_server
+    return (server.cidr, server.port, server.secret) if server is not None else None
 
 
 def image_refs(

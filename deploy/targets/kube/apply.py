@@ -77,6 +77,19 @@ def mounted_secrets(objects: Sequence[dict]) -> dict[str, tuple[str, ...]]:
     return found
 
 
+def read_secrets(objects: Sequence[dict]) -> dict[str, tuple[str, ...]]:
+    """Secret name -> keys the workloads' containers must read into their environment (an optional one aside)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for obj in objects:
+        spec = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for container in (*spec.get("initContainers", []), *spec.get("containers", [])):
+            for variable in container.get("env", []):
+                ref = (variable.get("valueFrom") or {}).get("secretKeyRef")
+                if ref and not ref.get("optional"):
+                    found[ref["name"]] = tuple(sorted({*found.get(ref["name"], ()), ref["key"]}))
+    return found
+
+
 def kept(desired: Sequence[dict]) -> set[tuple[Resource, str]]:
     """What a prune leaves: the objects rendered, and the Secrets their pods mount. The gateway's certificate is
     applied only when given ($K8SDEPLOY_TLS_CERT, deploy/tls.py): an up without it keeps the one it applied before,
@@ -217,7 +230,8 @@ class Applier(Scoped):
         """Secrets the pods mount but k8sdeploy does not make (the gateway's certificate) must be there, with the
         keys they need, before anything changes: a pod waiting for a missing Secret is a slow way to find out."""
         ours = {obj["metadata"]["name"] for obj in desired if kind_of(obj) == SECRET}
-        for name, keys in sorted(mounted_secrets(desired).items()):
+        read = read_secrets(desired)
+        for name, keys in sorted({**mounted_secrets(desired), **read}.items()):
             if name in ours:
                 continue
             live = self.api.get(SECRET, self.namespace, name)
@@ -228,6 +242,12 @@ class Applier(Scoped):
                     raise ConfigError(
                         f"Secret {name} in namespace {self.namespace}, which the pods mount, {state}",
                         "it is k8sdeploy's own: deploy with `k8sdeploy up`, which applies it with the objects",
+                    )
+                if name in read:  # the environment's own MySQL server (mysql_server)
+                    raise ConfigError(
+                        f"Secret {name} in namespace {self.namespace}, which holds the services' DATABASE_URL, {state}",
+                        f"create it with a key per service, e.g. kubectl -n {self.namespace} create secret generic "
+                        f"{name} --from-literal={keys[0]}=mysql://USER:PASSWORD@ADDRESS:3306/DB ...; then run again",
                     )
                 raise ConfigError(
                     f"Secret {name} in namespace {self.namespace}, which the gateway serves HTTPS with, {state}",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from deploy.model.environments import load_environment
+from deploy.model.environments import Environment, load_environment
 from deploy.model.errors import ConfigError, ExitCode
 
 PIN = "sha256:" + "0" * 64
@@ -198,3 +199,23 @@ def test_the_old_form_warns_on_stderr_once_per_load(tmp_path: Path, capsys: pyte
     assert capsys.readouterr().err.count("deprecated: [environments.x]") == 1
     load_environment("x", write(tmp_path, "[environments.x.local]\n"))
     assert capsys.readouterr().err == ""
+
+
+def test_an_external_mysql_server_is_an_address_and_a_secret_and_excludes_an_image() -> None:
+    def loaded(**changes: object) -> Environment:
+        keys = {"name": "prod", "kubeconfig": {"context": "c"}, "layout": "split-pods", "database": "mysql", **changes}
+        return Environment.model_validate(keys)
+
+    server = loaded(mysql_server={"address": "[fd00::5]:3306", "secret": "cloud-sql"}).mysql_server
+    assert server is not None and (server.cidr, server.port) == ("fd00::5/128", 3306)
+    for bad, said in (
+        ({"address": "db.internal:3306", "secret": "s"}, "is not IP:PORT"),
+        ({"address": "10.0.0.5", "secret": "s"}, "is not IP:PORT"),
+        ({"address": "10.0.0.5:", "secret": "s"}, "has no port"),
+    ):
+        with pytest.raises(ValidationError, match=said):
+            loaded(mysql_server=bad)
+    with pytest.raises(ValidationError, match="give one"):
+        loaded(mysql_server={"address": "10.0.0.5:3306", "secret": "s"}, mysql_image="m@sha256:" + "a" * 64)
+    with pytest.raises(ValidationError, match='applies to database = "mysql"'):
+        loaded(mysql_server={"address": "10.0.0.5:3306", "secret": "s"}, database="sqlite")

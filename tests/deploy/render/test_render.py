@@ -267,6 +267,31 @@ def test_split_pods_on_mysql_use_a_stateful_server_and_secret_urls() -> None:
     assert of_kind(rendered.objects, "Service")["nginx-lua"]["spec"]["type"] == "LoadBalancer"
 
 
+def test_mysql_on_a_server_of_its_own_runs_none_and_admits_only_that_address() -> None:
+    """mysql_server (Cloud SQL by its private address, say): no server pod, no MySQL Secret (no secret needed to
+    render), each service's DATABASE_URL from the environment's Secret, and egress to that address and port only
+    from the pods whose services keep data there."""
+    environment, _ = VARIANTS["split-pods-mysql"]
+    server = {"address": "10.20.0.5:3307", "secret": "cloud-sql"}
+    environment = Environment.model_validate({**environment.model_dump(), "mysql_image": "", "mysql_server": server})
+    rendered = render(environment, "split-pods", fake_images(), VERSION)  # no mysql_secret
+    assert not of_kind(rendered.objects, "StatefulSet") and "mysql" not in of_kind(rendered.objects, "Secret")
+    assert "mysql" not in of_kind(rendered.objects, "Service")
+    urls = {
+        workload["metadata"]["name"]: variable["valueFrom"]["secretKeyRef"]
+        for workload, template in pod_templates(rendered.objects)
+        for variable in template["spec"]["containers"][0].get("env", [])
+        if variable["name"] == "DATABASE_URL"
+    }
+    assert sorted(urls) == sorted(service.name for service in SERVICES if service.database)
+    assert all(ref == {"name": "cloud-sql", "key": f"{name}-database-url"} for name, ref in urls.items())
+    policies = of_kind(rendered.objects, "NetworkPolicy")
+    for name in ("nginx-lua", *(service.name for service in SERVICES)):
+        blocks = [rule for rule in policies[f"{name}-egress"]["spec"]["egress"] if "ipBlock" in rule["to"][0]]
+        expected = [{"to": [{"ipBlock": {"cidr": "10.20.0.5/32"}}], "ports": [{"protocol": "TCP", "port": 3307}]}]
+        assert blocks == (expected if name in urls else []), name
+
+
 def test_render_does_not_compute_tags() -> None:
     # The references come from the build record as they are, whatever the registry or tag.
     environment, layout = VARIANTS["single-pod"]

@@ -236,3 +236,44 @@ def test_each_services_claim_keeps_its_uid_through_up_of_the_next_version(
             assert workload["spec"]["strategy"]["type"] == "Recreate"  # never two pods on one claim
     target.down(volumes=True)
     assert kube.owned() == []
+
+
+def test_an_external_mysql_server_needs_its_secret_before_anything_is_applied(
+    target: KubeTarget, kube: KubeCluster
+) -> None:
+    """mysql_server: k8sdeploy runs no server and makes no MySQL Secret; the services read their DATABASE_URL from
+    the environment's own Secret, which must hold every service's key before the first object is applied."""
+    from deploy.model.environments import Environment
+    from deploy.model.errors import ConfigError
+    from deploy.render.objects import render
+    from tests.deploy.inputs import VERSION, fake_images
+
+    environment = Environment(
+        name=ENV,
+        target="kubeconfig",
+        namespace=kube.namespace,
+        layout="split-pods",
+        database="mysql",
+        mysql_server={"address": "10.20.0.5:3306", "secret": "cloud-sql"},
+    )
+    objects = (*render(environment, "split-pods", fake_images(), VERSION).objects, *identity_secrets(kube.namespace))
+    assert not [obj for obj in objects if obj["kind"] == "StatefulSet"]
+    with pytest.raises(ConfigError) as refused:
+        target.apply(objects)
+    assert "Secret cloud-sql in namespace" in refused.value.message and "DATABASE_URL" in refused.value.message
+    # nothing applied but the namespace, where the Secret is to be made
+    assert kube.owned() == [("namespaces", kube.namespace)]
+    url = "mysql://{0}:pw@10.20.0.5:3306/{0}"
+    urls = {f"{name}-database-url": url.format(name) for name in ("session", "person")}
+    kube.create("secrets", {"metadata": {"name": "cloud-sql"}, "stringData": urls})
+    with pytest.raises(ConfigError) as lacking:
+        target.apply(objects)
+    assert "lacks authentication-database-url, authorisation-database-url" in lacking.value.message
+    assert kube.owned() == [("namespaces", kube.namespace)]
+    urls.update({f"{name}-database-url": url.format(name) for name in ("authentication", "authorisation")})
+    kube.session().delete(f"{kube.server}/api/v1/namespaces/{kube.namespace}/secrets/cloud-sql", timeout=10)
+    kube.wait_gone("secrets", "cloud-sql")
+    kube.create("secrets", {"metadata": {"name": "cloud-sql"}, "stringData": urls})
+    assert target.apply(objects).changed
+    target.wait(timeout=90)
+    target.down(volumes=True)
