@@ -41,7 +41,12 @@ def rollout_line(layout: Layout, objects: Sequence[dict], in_place: str, changes
         return ""
     names = ", ".join(pod.name for pod in replaced)
     if in_place:
-        return f"gap: {in_place}, so {names} are replaced in place; requests fail until they are back"
+        replaced_in_place = (
+            "is replaced in place; requests fail until it is"
+            if len(replaced) == 1
+            else ("are replaced in place; requests fail until they are")
+        )
+        return f"gap: {in_place}, so {names} {replaced_in_place} back"
     stopped = []
     for pod in replaced:
         reasons = layout.recreated(pod)
