@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from deploy.builders import mariadb
 from deploy.builders.layers import FileEntry, LayerSpec, build_layer
+from deploy.builders.mariadb import PACKAGE as MARIADB_PACKAGE
+from deploy.builders.mariadb import RUNTIME as MARIADB_RUNTIME
+from deploy.builders.mariadb import finish_rootfs, recipe
 from deploy.builders.store import (
     DOCKER_LIST,
     OCI_CONFIG,
@@ -49,7 +51,7 @@ ARCHIVE_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 DEBIAN_PACKAGES = {
     "python": ("python3",),  # bookworm's Python 3.11: what requirements/app.lock is resolved for
     "nginx": ("nginx-light", "libnginx-mod-http-lua"),  # modules in /usr/lib/nginx/modules
-    "mariadb": (mariadb.PACKAGE,),  # MariaDB 10.11's server, and its start script (RUNNABLE)
+    "mariadb": (MARIADB_PACKAGE,),  # MariaDB 10.11's server, and its start script (RUNNABLE)
 }
 TRIMMED = (
     "usr/share/doc",
@@ -77,7 +79,7 @@ class Runnable:
     recipe: Callable[[], str]  # changes when what `finish` adds changes: the cached base is built again
 
 
-RUNNABLE = {"mariadb": Runnable(mariadb.finish_rootfs, mariadb.RUNTIME, mariadb.recipe)}
+RUNNABLE = {"mariadb": Runnable(finish_rootfs, MARIADB_RUNTIME, recipe)}
 
 
 @dataclass(frozen=True)
